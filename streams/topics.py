@@ -1,0 +1,100 @@
+"""The one registry of Kafka topics: name, key, value schema, cleanup and single writer.
+
+No topic name is written as a string anywhere else in the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Writer(str, Enum):
+    """The one component allowed to produce to a topic."""
+
+    CONNECTORS = "connectors"  # inbound connectors and the worker's HTTP intake
+    LEDGER = "ledger"
+    ANY = "any"  # the dead-letter topic takes records from every component
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    key: str
+    value_schema: str
+    cleanup_policy: str
+    writer: Writer
+    doc: str
+
+
+STOCK_EVENTS = TopicSpec(
+    name="stock.events.v1",
+    key="sku",
+    value_schema="stockflow.v1.StockEvent",
+    cleanup_policy="delete",
+    writer=Writer.CONNECTORS,
+    doc="Normalised inbound stock events from every channel and system.",
+)
+STOCK_LEVELS = TopicSpec(
+    name="stock.levels.v1",
+    key="sku",
+    value_schema="stockflow.v1.StockLevel",
+    cleanup_policy="compact",
+    writer=Writer.LEDGER,
+    doc="Sellable quantity per channel, one record per SKU and change.",
+)
+STOCK_MOVEMENTS = TopicSpec(
+    name="stock.movements.v1",
+    key="sku",
+    value_schema="stockflow.v1.StockMovement",
+    cleanup_policy="delete",
+    writer=Writer.LEDGER,
+    doc="One record per applied movement of a quantity at a location.",
+)
+STOCK_DECISIONS = TopicSpec(
+    name="stock.decisions.v1",
+    key="sku",
+    value_schema="stockflow.v1.Decision",
+    cleanup_policy="delete",
+    writer=Writer.LEDGER,
+    doc="Accepted, rejected or backordered order lines and holds.",
+)
+STOCK_ALERTS = TopicSpec(
+    name="stock.alerts.v1",
+    key="sku",
+    value_schema="stockflow.v1.Alert",
+    cleanup_policy="delete",
+    writer=Writer.LEDGER,
+    doc="Low stock, out of stock, back in stock, discrepancy, oversell attempt, drift.",
+)
+STOCK_DEADLETTER = TopicSpec(
+    name="stock.deadletter.v1",
+    key="source topic",
+    value_schema="stockflow.v1.DeadLetter",
+    cleanup_policy="delete",
+    writer=Writer.ANY,
+    doc="Records no component could process: the original bytes plus the error.",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    STOCK_EVENTS,
+    STOCK_LEVELS,
+    STOCK_MOVEMENTS,
+    STOCK_DECISIONS,
+    STOCK_ALERTS,
+    STOCK_DEADLETTER,
+)
+
+OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
+    STOCK_LEVELS,
+    STOCK_MOVEMENTS,
+    STOCK_DECISIONS,
+    STOCK_ALERTS,
+)
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in ALL_TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown topic {name!r}; known: {', '.join(t.name for t in ALL_TOPICS)}")
