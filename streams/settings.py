@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class Secret:
         return hash(self._value)
 
 
-class ProcessingGuarantee(str, Enum):
+class ProcessingGuarantee(StrEnum):
     """What the ledger promises when a worker crashes.
 
     ``at_least_once`` (the default and the only one we run): Kafka may hand an event to the
@@ -123,7 +123,8 @@ class Settings:
             raise SettingsError("STOCKFLOW_PARTITIONS must be at least 1")
         if not self.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError(
-                f"STOCKFLOW_STORE={self.store!r}: use memory:// (tests) or rocksdb:// (big catalogues)"
+                f"STOCKFLOW_STORE={self.store!r}: "
+                "use memory:// (tests) or rocksdb:// (big catalogues)"
             )
 
     @property

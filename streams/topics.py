@@ -6,10 +6,10 @@ No topic name is written as a string anywhere else in the project.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Writer(str, Enum):
+class Writer(StrEnum):
     """The one component allowed to produce to a topic."""
 
     CONNECTORS = "connectors"  # inbound connectors and the worker's HTTP intake

@@ -1,0 +1,108 @@
+"""Apicurio Registry (optional): a schema registry with a Confluent-compatible API.
+
+No Confluent registry is published where this project installs from; Apicurio is, on Maven
+Central, as a runnable Quarkus distribution. It keeps schemas in memory: restart = empty.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import urllib.request
+
+from deploy.local.process import (
+    ManagedProcess,
+    StackError,
+    require_free_port,
+    run_checked,
+    wait_until,
+)
+from deploy.local.tools import require_java, require_maven, say
+from streams.settings import Settings
+
+CCOMPAT_PATH = "/apis/ccompat/v7"
+
+
+class Registry:
+    name = "registry"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.state_dir / "registry"
+        self.dist = self.home / f"apicurio-{settings.registry_version}"
+        self.process = ManagedProcess("registry", settings.state_dir)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the Confluent-compatible API, as STOCKFLOW_SCHEMA_REGISTRY_URL wants it."""
+        return f"http://127.0.0.1:{self.settings.registry_port}{CCOMPAT_PATH}"
+
+    def where(self) -> str:
+        return f"{self.url} (Apicurio {self.settings.registry_version}, in-memory)"
+
+    def install(self) -> None:
+        require_java()
+        if any(self.dist.glob("**/quarkus-run.jar")):
+            return
+        mvn = require_maven()
+        version = self.settings.registry_version
+        say(f"fetching Apicurio Registry {version} from Maven Central (about 160 MB, once)")
+        download = self.home / "download"
+        download.mkdir(parents=True, exist_ok=True)
+        run_checked(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy",
+                f"-Dartifact=io.apicurio:apicurio-registry-app:{version}:tar.gz:all",
+                f"-DoutputDirectory={download}",
+            ],
+            what="fetching Apicurio Registry with Maven",
+        )
+        archives = list(download.glob("*.tar.gz"))
+        if not archives:
+            raise StackError(f"Maven reported success but left no archive in {download}")
+        partial = self.home / "unpack.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        with tarfile.open(archives[0]) as tar:
+            tar.extractall(partial, filter="data")
+        partial.rename(self.dist)
+        for archive in archives:
+            archive.unlink()
+
+    def is_ready(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/subjects", timeout=2) as answer:  # noqa: S310
+            return bool(answer.status == 200)
+
+    def start(self) -> None:
+        if self.process.pid() is not None:
+            return
+        require_free_port(
+            self.settings.registry_port, "the schema registry", "STOCKFLOW_REGISTRY_PORT"
+        )
+        self.install()
+        jars = sorted(self.dist.glob("**/quarkus-run.jar"))
+        if not jars:
+            raise StackError(f"no quarkus-run.jar under {self.dist}; delete it and run up again")
+        jar = jars[0]
+        say(f"starting the schema registry on {self.url}")
+        self.process.start(
+            [
+                require_java(),
+                "-Xms128m",
+                "-Xmx384m",
+                "-XX:+UseSerialGC",
+                "-Dquarkus.http.host=127.0.0.1",
+                f"-Dquarkus.http.port={self.settings.registry_port}",
+                "-Dquarkus.log.level=WARN",
+                "-jar",
+                str(jar),
+            ],
+            marker=str(jar),
+            cwd=jar.parent,
+        )
+        wait_until(self.is_ready, what="the schema registry", timeout=180, process=self.process)
+
+    def stop(self) -> bool:
+        return self.process.stop(timeout=30)

@@ -1,0 +1,80 @@
+"""The `stockflow` command: one entry point for the stack, the worker and the tools."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from streams.settings import SettingsError, load
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from deploy.local import stack
+    from deploy.local.process import StackError
+
+    settings = load()
+    try:
+        if args.action == "up":
+            stack.up(settings, with_registry=args.with_registry)
+            if args.topics:
+                from streams.kafka_admin import ensure_topics
+
+                created = ensure_topics(settings)
+                if created:
+                    print(f"created topics: {', '.join(created)}", file=sys.stderr)
+            stack.print_status(settings)
+            return 0
+        if args.action == "down":
+            stack.down(settings)
+            return 0
+        return 0 if stack.print_status(settings) else 3
+    except StackError as exc:
+        print(f"stockflow stack {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        print(f"stockflow {name}: not yet available in this version", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stockflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser(
+        "stack", help="start, stop or show the local Kafka/ClickHouse/Prometheus"
+    )
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument(
+        "--with-registry", action="store_true", help="also start the Apicurio schema registry"
+    )
+    stack.add_argument(
+        "--no-topics", dest="topics", action="store_false", help="do not declare the topics"
+    )
+    stack.set_defaults(func=_stack)
+
+    demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
+    demo.set_defaults(func=_not_yet("demo"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except SettingsError as exc:
+        print(f"stockflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
