@@ -33,7 +33,8 @@ STOCK_EVENTS = TopicSpec(
     value_schema="stockflow.v1.StockEvent",
     cleanup_policy="delete",
     writer=Writer.CONNECTORS,
-    doc="Normalised inbound stock events from every channel and system.",
+    doc="Normalised inbound stock events from every channel and system (plus the hold-expiry"
+    " events of the ledger's own timer, which must be ordered with the SKU's other events).",
 )
 STOCK_LEVELS = TopicSpec(
     name="stock.levels.v1",

@@ -1,0 +1,294 @@
+"""Ledger configuration: locations, channels and their rules, bounds of the per-SKU state.
+
+The configuration is a YAML file (``STOCKFLOW_CONFIG`` names it; see
+``deploy/local/channels.example.yaml``). It is read and validated once at start: every
+problem raises :class:`ConfigError` naming the key path and the fix. No file means
+:data:`DEFAULT_CONFIG`: one default location, and every channel sells the full pool.
+
+Format (every key optional)::
+
+    default_location: paris-wh         # location of events that name none (sale, receipt...)
+    low_stock_threshold: 5             # global; a location may override it; absent = no alert
+    discrepancy_alert_threshold: 0     # alert when |count - expected| is above this
+    applied_ids_limit: 10000           # recent event ids kept per SKU for dedupe
+    journal_limit: 1000                # recent on_hand movements kept per SKU for count rebase
+    journal_max_age_seconds: 604800    # ... and no older than this
+    hold_ttl_seconds: 900              # expiry of a hold that carries no expires_at
+    locations:
+      - name: paris-wh
+        safety_stock: 2                # kept back from every channel
+        low_stock_threshold: 3
+    channels:
+      - name: amazon
+        locations: [paris-wh]          # default: every location
+        on_insufficient: reject        # or backorder
+        rule: {buffer: 2, percentage: 80, max_shown: 50, zero_at_or_below: 1}
+
+Channel rules apply in this fixed order to the channel's pool (sum of ``available`` over
+its locations): ``zero_at_or_below`` (pool <= N sends 0), then ``buffer`` (minus N),
+then ``percentage`` (floor of P %), then ``max_shown`` (at most N); never below 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ChannelConfig",
+    "ChannelRule",
+    "ConfigError",
+    "LedgerConfig",
+    "LocationConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(ValueError):
+    """The ledger configuration cannot be used; the message names the key path and the fix."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRule:
+    """What a channel is shown of its pool; ``None`` means the step is off."""
+
+    zero_at_or_below: int | None = None
+    buffer: int = 0
+    percentage: int | None = None
+    max_shown: int | None = None
+
+    def apply(self, pool: int) -> int:
+        """Quantity shown for a pool of ``pool`` available units (see the module doc)."""
+        if pool <= 0 or (self.zero_at_or_below is not None and pool <= self.zero_at_or_below):
+            return 0
+        qty = pool - self.buffer
+        if self.percentage is not None:
+            qty = qty * self.percentage // 100
+        if self.max_shown is not None and qty > self.max_shown:
+            qty = self.max_shown
+        return qty if qty > 0 else 0
+
+
+NO_RULE = ChannelRule()
+
+
+@dataclass(frozen=True, slots=True)
+class LocationConfig:
+    name: str
+    safety_stock: int = 0
+    low_stock_threshold: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    name: str
+    locations: frozenset[str] | None = None  # None: every location
+    rule: ChannelRule = NO_RULE
+    on_insufficient: str = "reject"  # reject | backorder
+
+    def serves(self, location: str) -> bool:
+        return self.locations is None or location in self.locations
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    locations: Mapping[str, LocationConfig] = field(default_factory=dict)
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    default_location: str = "default"
+    low_stock_threshold: int | None = None
+    discrepancy_alert_threshold: int = 0
+    applied_ids_limit: int = 10_000
+    journal_limit: int = 1_000
+    journal_max_age_ms: int = 7 * 24 * 3600 * 1000
+    hold_ttl_ms: int = 15 * 60 * 1000
+
+    def safety_stock(self, location: str) -> int:
+        loc = self.locations.get(location)
+        return loc.safety_stock if loc is not None else 0
+
+    def low_stock(self, location: str) -> int | None:
+        loc = self.locations.get(location)
+        if loc is not None and loc.low_stock_threshold is not None:
+            return loc.low_stock_threshold
+        return self.low_stock_threshold
+
+    def on_insufficient(self, channel: str | None) -> str:
+        ch = self.channels.get(channel) if channel is not None else None
+        return ch.on_insufficient if ch is not None else "reject"
+
+
+DEFAULT_CONFIG = LedgerConfig()
+
+_TOP_KEYS = {
+    "default_location",
+    "low_stock_threshold",
+    "discrepancy_alert_threshold",
+    "applied_ids_limit",
+    "journal_limit",
+    "journal_max_age_seconds",
+    "hold_ttl_seconds",
+    "locations",
+    "channels",
+}
+_LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
+_CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient"}
+_RULE_KEYS = {"zero_at_or_below", "buffer", "percentage", "max_shown"}
+_POLICIES = ("reject", "backorder")
+
+
+def load_config(path: str | Path | None) -> LedgerConfig:
+    """Read and validate the YAML file at ``path``; empty or ``None`` gives the default."""
+    if not path:
+        return DEFAULT_CONFIG
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            str(p), f"cannot read the file ({exc.strerror}); fix STOCKFLOW_CONFIG"
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(p), f"not valid YAML: {exc}") from None
+    return parse_config({} if raw is None else raw)
+
+
+def parse_config(raw: Any) -> LedgerConfig:
+    """Validate an already-parsed mapping (the YAML document) into a :class:`LedgerConfig`."""
+    _mapping(raw, "<config>", _TOP_KEYS)
+    locations = _locations(raw.get("locations", []))
+    channels = _channels(raw.get("channels", []), locations)
+    default_location = raw.get("default_location", "default")
+    _name(default_location, "default_location")
+    if locations and default_location != "default" and default_location not in locations:
+        raise ConfigError(
+            "default_location",
+            f"{default_location!r} is not one of locations[].name; add it under locations "
+            "or correct the name",
+        )
+    return LedgerConfig(
+        locations=locations,
+        channels=channels,
+        default_location=default_location,
+        low_stock_threshold=_int(raw.get("low_stock_threshold"), "low_stock_threshold", None),
+        discrepancy_alert_threshold=_int(
+            raw.get("discrepancy_alert_threshold"), "discrepancy_alert_threshold", 0
+        ),
+        applied_ids_limit=_int(raw.get("applied_ids_limit"), "applied_ids_limit", 10_000, 1),
+        journal_limit=_int(raw.get("journal_limit"), "journal_limit", 1_000, 1),
+        journal_max_age_ms=1000
+        * _int(raw.get("journal_max_age_seconds"), "journal_max_age_seconds", 7 * 24 * 3600, 1),
+        hold_ttl_ms=1000 * _int(raw.get("hold_ttl_seconds"), "hold_ttl_seconds", 900, 1),
+    )
+
+
+def _locations(raw: Any) -> dict[str, LocationConfig]:
+    if not isinstance(raw, list):
+        raise ConfigError("locations", "must be a list of {name: ..., safety_stock: ...} items")
+    out: dict[str, LocationConfig] = {}
+    for i, item in enumerate(raw):
+        path = f"locations[{i}]"
+        _mapping(item, path, _LOCATION_KEYS)
+        name = _name(item.get("name"), f"{path}.name")
+        if name in out:
+            raise ConfigError(f"{path}.name", f"{name!r} is listed twice; keep one entry")
+        out[name] = LocationConfig(
+            name=name,
+            safety_stock=_int(item.get("safety_stock"), f"{path}.safety_stock", 0),
+            low_stock_threshold=_int(
+                item.get("low_stock_threshold"), f"{path}.low_stock_threshold", None
+            ),
+        )
+    return out
+
+
+def _channels(raw: Any, locations: Mapping[str, LocationConfig]) -> dict[str, ChannelConfig]:
+    if not isinstance(raw, list):
+        raise ConfigError("channels", "must be a list of {name: ..., rule: ...} items")
+    out: dict[str, ChannelConfig] = {}
+    for i, item in enumerate(raw):
+        path = f"channels[{i}]"
+        _mapping(item, path, _CHANNEL_KEYS)
+        name = _name(item.get("name"), f"{path}.name")
+        if name == "*":
+            raise ConfigError(f"{path}.name", "'*' is reserved for the default quantity")
+        if name in out:
+            raise ConfigError(f"{path}.name", f"{name!r} is listed twice; keep one entry")
+        serving: frozenset[str] | None = None
+        if item.get("locations") is not None:
+            locs = item["locations"]
+            if not isinstance(locs, list) or not locs:
+                raise ConfigError(
+                    f"{path}.locations", "must be a non-empty list of location names, or absent"
+                )
+            for j, loc in enumerate(locs):
+                _name(loc, f"{path}.locations[{j}]")
+                if locations and loc not in locations:
+                    raise ConfigError(
+                        f"{path}.locations[{j}]",
+                        f"{loc!r} is not one of locations[].name; declare it or fix the name",
+                    )
+            serving = frozenset(locs)
+        policy = item.get("on_insufficient", "reject")
+        if policy not in _POLICIES:
+            raise ConfigError(f"{path}.on_insufficient", f"{policy!r}: use reject or backorder")
+        out[name] = ChannelConfig(
+            name=name,
+            locations=serving,
+            rule=_rule(item.get("rule"), f"{path}.rule"),
+            on_insufficient=policy,
+        )
+    return out
+
+
+def _rule(raw: Any, path: str) -> ChannelRule:
+    if raw is None:
+        return NO_RULE
+    _mapping(raw, path, _RULE_KEYS)
+    percentage = _int(raw.get("percentage"), f"{path}.percentage", None)
+    if percentage is not None and percentage > 100:
+        raise ConfigError(f"{path}.percentage", f"{percentage} is above 100; use 0..100")
+    return ChannelRule(
+        zero_at_or_below=_int(raw.get("zero_at_or_below"), f"{path}.zero_at_or_below", None),
+        buffer=_int(raw.get("buffer"), f"{path}.buffer", 0),
+        percentage=percentage,
+        max_shown=_int(raw.get("max_shown"), f"{path}.max_shown", None),
+    )
+
+
+def _mapping(raw: Any, path: str, allowed: set[str]) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, f"must be a mapping, got {type(raw).__name__}")
+    for key in raw:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed))
+            where = key if path == "<config>" else f"{path}.{key}"
+            raise ConfigError(where, f"unknown key; expected one of {known}")
+
+
+def _name(raw: Any, path: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConfigError(path, "must be a non-empty string")
+    return raw
+
+
+def _int(raw: Any, path: str, default: Any, minimum: int = 0) -> Any:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        key = path.rsplit(".", 1)[-1]
+        raise ConfigError(path, f"{raw!r} is not a whole number; write e.g. {key}: 5")
+    if raw < minimum:
+        raise ConfigError(path, f"{raw} is below {minimum}; use {minimum} or more")
+    return raw

@@ -1,0 +1,254 @@
+"""Reservations: order lines, checkout holds and backorders.
+
+An order line or a hold is accepted only if one location serving its channel has
+``available`` for the whole quantity (all or nothing per line): the event's location if it
+names one, else the serving location with the most available (first in the SKU's location
+order on a tie). A live hold with the same order_id counts as available at its location,
+and is converted (released, then the order reserves) when the order is accepted; a second
+hold with the same id replaces the first the same way.
+
+A backorder (channel policy ``on_insufficient: backorder``) reserves nothing when placed:
+it waits in a FIFO queue and takes units as they become available (``backorder_allocated``
+movements), so ``reserved`` never exceeds what was available and the no-oversell invariant
+holds for backorders too.
+"""
+
+from __future__ import annotations
+
+from streams.ledger.availability import channel_quantity
+from streams.ledger.outcome import Step
+from streams.ledger.state import Backorder, Hold, LocationStock
+
+__all__ = [
+    "allocate_backorders",
+    "hold",
+    "hold_released",
+    "order_cancelled",
+    "order_placed",
+    "order_shipped",
+]
+
+
+def _free(step: Step, name: str, loc: LocationStock) -> int:
+    """on_hand - reserved - unsellable - safety_stock, not floored (may be negative)."""
+    safety = loc.safety_stock if loc.safety_stock is not None else step.config.safety_stock(name)
+    return loc.on_hand - loc.reserved - loc.unsellable - safety
+
+
+def _choose(step: Step, channel: str | None, hold: Hold | None) -> tuple[str | None, int]:
+    """Location to reserve at and the units it can give (a held order counts its hold)."""
+    locations = step.state.locations
+    wanted = step.event.get("location")
+    if wanted is not None:
+        names: list[str] = [wanted] if wanted in locations else []
+    else:
+        ch = step.config.channels.get(channel) if channel is not None else None
+        names = [n for n in locations if ch is None or ch.serves(n)]
+    best, best_units = None, -1
+    for name in names:
+        units = _free(step, name, locations[name])
+        if hold is not None and hold.location == name:
+            units += hold.qty
+        units = max(units, 0)
+        if units > best_units:
+            best, best_units = name, units
+    return best, max(best_units, 0)
+
+
+def _release_hold(step: Step, order_id: str, hold: Hold, reason: str) -> None:
+    step.move(
+        hold.location, "hold_released", reserved=-hold.qty, reason=reason, channel=hold.channel
+    )
+    del step.state.holds[order_id]
+
+
+def order_placed(step: Step) -> None:
+    ev, state = step.event, step.state
+    qty, channel, order_id = ev["qty"], ev.get("channel"), ev["order_id"]
+    before = channel_quantity(state, step.config, channel)
+    if not state.locations:
+        step.decide("rejected", qty, before, reason="unknown_sku")
+        return
+    held = state.holds.get(order_id)
+    name, units = _choose(step, channel, held)
+    if name is not None and units >= qty:
+        if held is not None:
+            _release_hold(step, order_id, held, "converted to order")
+        step.move(name, "order_placed", reserved=qty)
+        lines = state.orders.setdefault(order_id, {})
+        lines[name] = lines.get(name, 0) + qty
+        step.decide("accepted", qty, before, location=name)
+    elif step.config.on_insufficient(channel) == "backorder":
+        waiting = state.backorders.get(order_id)
+        if waiting is None:
+            state.backorders[order_id] = Backorder(qty, channel)
+        else:
+            waiting.qty += qty
+        step.decide("backordered", qty, before, reason="insufficient_stock")
+    else:
+        step.decide("rejected", qty, before, reason="insufficient_stock")
+        step.alert(
+            "oversell_attempt",
+            f"{state.sku}: order {order_id} asked {qty} on "
+            f"{channel or 'an unnamed channel'}, {units} available; rejected",
+            value=qty,
+            threshold=units,
+            channel=channel,
+        )
+
+
+def order_cancelled(step: Step) -> None:
+    """Release up to qty (0: all) of the order: its backorder first, then its reservations."""
+    ev, state = step.event, step.state
+    order_id = ev["order_id"]
+    lines, waiting = state.orders.get(order_id), state.backorders.get(order_id)
+    if not lines and waiting is None:
+        step.out.skipped = "unknown_order"
+        return
+    left = ev["qty"] or 2**62
+    if waiting is not None:
+        take = min(waiting.qty, left)
+        waiting.qty -= take
+        left -= take
+        if not waiting.qty:
+            del state.backorders[order_id]
+    if lines:
+        for name in list(lines):
+            take = min(lines[name], left)
+            if take:
+                step.move(name, "order_cancelled", reserved=-take)
+                lines[name] -= take
+                left -= take
+            if not lines[name]:
+                del lines[name]
+        if not lines:
+            del state.orders[order_id]
+
+
+def order_shipped(step: Step) -> None:
+    """Consume the order's reservation (qty 0: all of it). Units shipped beyond it are a
+    physical fact: they leave on_hand anyway (reason ``unreserved``), never dropped."""
+    ev, state = step.event, step.state
+    order_id, qty = ev["order_id"], ev["qty"]
+    lines = state.orders.get(order_id) or {}
+    if qty == 0 and not lines:
+        step.out.skipped = "unknown_order"
+        return
+    left = qty or sum(lines.values())
+    wanted = ev.get("location")
+    names = sorted(lines, key=lambda n: n != wanted)  # the named location first
+    last = wanted
+    for name in names:
+        take = min(lines[name], left)
+        if take:
+            step.move(name, "order_shipped", on_hand=-take, reserved=-take)
+            lines[name] -= take
+            left -= take
+            last = last or name
+        if not lines[name]:
+            del lines[name]
+    if order_id in state.orders and not lines:
+        del state.orders[order_id]
+    if left > 0:
+        waiting = state.backorders.get(order_id)
+        if waiting is not None:
+            waiting.qty -= min(waiting.qty, left)
+            if not waiting.qty:
+                del state.backorders[order_id]
+        name = last or step.config.default_location
+        step.move(name, "order_shipped", on_hand=-left, reason="unreserved")
+
+
+def hold(step: Step) -> None:
+    ev, state, config = step.event, step.state, step.config
+    qty, channel, order_id = ev["qty"], ev.get("channel"), ev["order_id"]
+    before = channel_quantity(state, config, channel)
+    if not state.locations:
+        step.decide("rejected", qty, before, reason="unknown_sku")
+        return
+    held = state.holds.get(order_id)
+    name, units = _choose(step, channel, held)
+    if name is None or units < qty:
+        step.decide("rejected", qty, before, reason="insufficient_stock")
+        return
+    if held is not None:
+        _release_hold(step, order_id, held, "hold replaced")
+    step.move(name, "hold", reserved=qty)
+    expires = ev.get("expires_at")
+    if expires is None:
+        expires = ev["occurred_at"] + config.hold_ttl_ms
+    state.holds[order_id] = Hold(ev["event_id"], name, qty, channel, expires)
+    step.decide("accepted", qty, before, location=name)
+
+
+def hold_released(step: Step) -> None:
+    """Release up to qty (0: all) of a hold. ``reason: expired`` is the ledger timer's
+    release published to the SKU's partition: it releases the whole hold as
+    ``hold_expired``, and only if the hold is still due at the event's occurred_at."""
+    ev, state = step.event, step.state
+    order_id = ev["order_id"]
+    held = state.holds.get(order_id)
+    if held is None:
+        step.out.skipped = "unknown_hold"
+        return
+    if ev.get("reason") == "expired":  # the timer's release, sent through the log
+        if held.expires_at > ev["occurred_at"]:  # refreshed since the timer looked
+            step.out.skipped = "hold_not_expired"
+            return
+        step.move(
+            held.location,
+            "hold_expired",
+            reserved=-held.qty,
+            reason="hold expired",
+            channel=held.channel,
+        )
+        del state.holds[order_id]
+        return
+    take = held.qty if ev["qty"] == 0 else min(ev["qty"], held.qty)
+    step.move(held.location, "hold_released", reserved=-take, channel=held.channel)
+    held.qty -= take
+    if not held.qty:
+        del state.holds[order_id]
+
+
+def expire_due(step: Step) -> None:
+    """Release every hold whose expiry is at or before ``step.now`` (``hold_expired``)."""
+    state = step.state
+    for order_id, held in [(k, h) for k, h in state.holds.items() if h.expires_at <= step.now]:
+        step.move(
+            held.location,
+            "hold_expired",
+            reserved=-held.qty,
+            reason="hold expired",
+            channel=held.channel,
+            event_id=held.event_id,
+            movement_id=f"{held.event_id}:expired",
+            occurred_at=held.expires_at,
+        )
+        del state.holds[order_id]
+
+
+def allocate_backorders(step: Step) -> None:
+    """Give available units to waiting backorders, oldest first (partial allocations)."""
+    state, config = step.state, step.config
+    for order_id, waiting in list(state.backorders.items()):
+        ch = config.channels.get(waiting.channel) if waiting.channel is not None else None
+        for name, loc in state.locations.items():
+            if ch is not None and not ch.serves(name):
+                continue
+            take = min(waiting.qty, _free(step, name, loc))
+            if take > 0:
+                step.move(
+                    name,
+                    "backorder_allocated",
+                    reserved=take,
+                    reason="backorder",
+                    channel=waiting.channel,
+                )
+                lines = state.orders.setdefault(order_id, {})
+                lines[name] = lines.get(name, 0) + take
+                waiting.qty -= take
+            if not waiting.qty:
+                break
+        if not waiting.qty:  # older backorders took what they could use first (FIFO)
+            del state.backorders[order_id]

@@ -1,0 +1,240 @@
+"""What applying one event produced, and the one place where quantities change.
+
+:class:`Step` is the working context of one ``apply``: every quantity change goes through
+:meth:`Step.move`, which mutates the location and records the matching StockMovement and
+journal entry, so the movements add up to the state by construction (conservation).
+:meth:`Step.finish` then emits a StockLevel if some channel quantity changed, and the
+alerts of thresholds crossed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
+from streams.ledger.config import LedgerConfig
+from streams.ledger.state import SkuState
+
+__all__ = ["Emitted", "InvalidEvent", "Step"]
+
+Record = dict[str, Any]
+
+
+class InvalidEvent(ValueError):  # noqa: N818 - the name the brief and callers use
+    """An event the ledger cannot apply (malformed for its type). State is untouched;
+    the caller dead-letters the original bytes with ``reason`` and the message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class Emitted:
+    """Records produced by one apply / expire_holds call, shaped like the Avro records.
+
+    ``duplicate``: the event id was applied before; nothing changed, nothing is emitted.
+    ``skipped``: applied (its id is recorded) but without effect, and why
+    (``stale_count``, ``count_before_journal``, ``unknown_order``, ``unknown_hold``).
+    """
+
+    movements: list[Record] = field(default_factory=list)
+    decision: Record | None = None
+    alerts: list[Record] = field(default_factory=list)
+    level: Record | None = None
+    duplicate: bool = False
+    skipped: str | None = None
+
+
+class Step:
+    __slots__ = ("config", "event", "now", "out", "short", "state", "touched")
+
+    def __init__(self, state: SkuState, event: Record, config: LedgerConfig, now: int) -> None:
+        self.state = state
+        self.event = event
+        self.config = config
+        self.now = now
+        self.out = Emitted()
+        self.touched: set[str] = set()
+        self.short: set[str] = set()  # locations physically reduced below their reservations
+
+    def move(
+        self,
+        location: str,
+        kind: str,
+        *,
+        on_hand: int = 0,
+        reserved: int = 0,
+        unsellable: int = 0,
+        incoming: int = 0,
+        reason: str | None = None,
+        channel: str | None = None,
+        event_id: str | None = None,
+        movement_id: str | None = None,
+        occurred_at: int | None = None,
+        journal_at: int | None = None,
+    ) -> None:
+        """Change one location's quantities and record the StockMovement saying so.
+
+        ``journal_at`` is the time the on_hand change is true at, for count rebase
+        (a count's own correction is true at its ``as_of``); default ``occurred_at``.
+        """
+        ev = self.event
+        state = self.state
+        loc = state.location(location)
+        loc.on_hand += on_hand
+        loc.reserved += reserved
+        loc.unsellable += unsellable
+        loc.incoming += incoming
+        cause = event_id if event_id is not None else ev["event_id"]
+        when = occurred_at if occurred_at is not None else ev["occurred_at"]
+        movements = self.out.movements
+        movements.append(
+            {
+                "movement_id": movement_id or f"{cause}:{len(movements)}",
+                "event_id": cause,
+                "sku": state.sku,
+                "location": location,
+                "channel": channel if channel is not None else ev.get("channel"),
+                "type": kind,
+                "reason": reason if reason is not None else ev.get("reason"),
+                "delta_on_hand": on_hand,
+                "delta_reserved": reserved,
+                "delta_unsellable": unsellable,
+                "delta_incoming": incoming,
+                "on_hand_after": loc.on_hand,
+                "reserved_after": loc.reserved,
+                "unsellable_after": loc.unsellable,
+                "occurred_at": when,
+                "applied_at": self.now,
+                "source_ref": ev.get("source_ref"),
+            }
+        )
+        if on_hand:
+            state.journal_add(when if journal_at is None else journal_at, loc, on_hand)
+        if (
+            reserved <= 0
+            and (on_hand < 0 or unsellable > 0)
+            and (loc.reserved > loc.on_hand - loc.unsellable)
+        ):
+            self.short.add(location)
+        self.touched.add(location)
+
+    def decide(
+        self,
+        outcome: str,
+        qty: int,
+        available_before: int,
+        location: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        ev = self.event
+        self.out.decision = {
+            "decision_id": ev["event_id"],
+            "event_id": ev["event_id"],
+            "sku": self.state.sku,
+            "order_id": ev.get("order_id"),
+            "channel": ev.get("channel"),
+            "location": location,
+            "qty": qty,
+            "outcome": outcome,
+            "reason": reason,
+            "available_before": available_before,
+            "occurred_at": ev["occurred_at"],
+            "at": self.now,
+        }
+
+    def alert(
+        self,
+        kind: str,
+        message: str,
+        *,
+        value: int,
+        threshold: int = 0,
+        location: str | None = None,
+        channel: str | None = None,
+    ) -> None:
+        eid = self.event["event_id"]
+        place = location or channel or DEFAULT_CHANNEL
+        self.out.alerts.append(
+            {
+                "alert_id": f"{eid}:{kind}:{place}",
+                "kind": kind,
+                "sku": self.state.sku,
+                "location": location,
+                "channel": channel,
+                "value": value,
+                "threshold": threshold,
+                "message": message,
+                "event_id": eid,
+                "at": self.now,
+            }
+        )
+
+    def finish(self) -> Emitted:
+        """Emit the level and crossing alerts; bound the journal. Returns the outcome."""
+        state, config = self.state, self.config
+        if not self.touched:
+            return self.out
+        state.journal_trim(config.journal_limit, self.now - config.journal_max_age_ms)
+        sku = state.sku
+        for name in sorted(self.touched):
+            avail = location_available(state.locations[name], name, config)
+            before = state.last_available.get(name, 0)
+            state.last_available[name] = avail
+            threshold = config.low_stock(name)
+            if threshold is not None and before > threshold >= avail:
+                self.alert(
+                    "low_stock",
+                    f"{sku} at {name}: {avail} available, at or below {threshold}",
+                    value=avail,
+                    threshold=threshold,
+                    location=name,
+                )
+        for name in sorted(self.short):
+            loc = state.locations[name]
+            over = loc.reserved - (loc.on_hand - loc.unsellable)
+            if over > 0:
+                self.alert(
+                    "oversell_attempt",
+                    f"{sku} at {name}: {over} reserved units are no "
+                    "longer on hand; orders cannot all ship",
+                    value=over,
+                    location=name,
+                )
+        qty = channel_quantities(state, config)
+        last = state.last_qty
+        changed = [c for c, q in qty.items() if last.get(c, 0) != q]
+        if not changed:
+            return self.out
+        known = state.version > 0
+        for c in changed:
+            before, after = last.get(c, 0), qty[c]
+            ch = None if c == DEFAULT_CHANNEL else c
+            if after == 0 and before > 0:
+                self.alert(
+                    "out_of_stock", f"{sku} sells 0 on {ch or 'every channel'}", value=0, channel=ch
+                )
+            elif before == 0 and after > 0 and known:
+                self.alert(
+                    "back_in_stock",
+                    f"{sku} back in stock on {ch or 'every channel'}: {after}",
+                    value=after,
+                    channel=ch,
+                )
+        state.last_qty = qty
+        state.version += 1
+        default = qty[DEFAULT_CHANNEL]
+        self.out.level = {
+            "sku": sku,
+            "version": state.version,
+            "channels": {c: q for c, q in qty.items() if c != DEFAULT_CHANNEL},
+            "changed_channels": changed,
+            "default_quantity": default,
+            "cause_event_id": self.event["event_id"],
+            "occurred_at": self.event["occurred_at"],
+            "at": self.now,
+        }
+        return self.out

@@ -1,0 +1,215 @@
+"""The ledger rules: ``apply(state, event, config, now_ms)`` and ``expire_holds``.
+
+Pure functions over plain data (no Faust, no I/O, no clock: the caller passes ``now_ms``).
+
+Contract:
+
+* ``state`` is mutated **in place** and returned (``None`` creates it). Nothing is
+  deep-copied per event; the agent stores the returned object.
+* A malformed event raises :class:`InvalidEvent` *before* anything changes: the caller
+  dead-letters it, and it is not recorded as applied.
+* A business refusal (insufficient stock, unknown SKU) is not an error: it is a
+  ``rejected`` Decision in the returned :class:`Emitted`.
+* An ``event_id`` already applied returns ``Emitted(duplicate=True)`` and changes nothing.
+* A ``stock_count`` older than the newest count of its (source, location) by
+  ``source_seq``, or older than the location's last count by ``as_of``, is recorded as
+  applied but has no effect (``Emitted.skipped = "stale_count"``): conflict rule 4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.ledger import orders
+from streams.ledger.config import LedgerConfig
+from streams.ledger.outcome import Emitted, InvalidEvent, Step
+from streams.ledger.state import SkuState, event_key
+
+__all__ = ["Emitted", "InvalidEvent", "apply", "expire_holds"]
+
+_DISPOSITIONS = (None, "resellable", "damaged", "quarantine")
+
+
+def apply(
+    state: SkuState | None, event: dict[str, Any], config: LedgerConfig, now_ms: int
+) -> tuple[SkuState, Emitted]:
+    """Apply one StockEvent (as the Avro decoder gives it) to the SKU's state."""
+    kind = _validate(event, config)
+    sku = event["sku"]
+    if state is None:
+        state = SkuState(sku=sku)
+    elif state.sku != sku:
+        raise InvalidEvent("wrong_sku", f"event for {sku!r} routed to the state of {state.sku!r}")
+    key = event_key(event["event_id"])
+    if state.seen(key):
+        return state, Emitted(duplicate=True)
+    step = Step(state, event, config, now_ms)
+    _HANDLERS[kind](step)
+    if state.backorders:
+        orders.allocate_backorders(step)
+    state.remember(key, config.applied_ids_limit)
+    return state, step.finish()
+
+
+def expire_holds(state: SkuState, config: LedgerConfig, now_ms: int) -> tuple[SkuState, Emitted]:
+    """Release every hold expired at ``now_ms`` (``hold_expired`` movements); timer entry.
+
+    Ids are deterministic (movement ``{hold event id}:expired``), so a timer run repeated
+    after a crash produces records that dedupe downstream.
+    """
+    due = [h for h in state.holds.values() if h.expires_at <= now_ms]
+    if not due:
+        return state, Emitted()
+    first = min(due, key=lambda h: (h.expires_at, h.event_id))
+    cause = {"event_id": f"{first.event_id}:expired", "occurred_at": first.expires_at}
+    step = Step(state, cause, config, now_ms)
+    orders.expire_due(step)
+    if state.backorders:
+        orders.allocate_backorders(step)
+    return state, step.finish()
+
+
+# -- validation -------------------------------------------------------------------------
+
+
+def _validate(ev: dict[str, Any], config: LedgerConfig) -> str:
+    """Type of a well-formed event; raise InvalidEvent naming what is wrong otherwise."""
+    for name in ("event_id", "sku"):
+        value = ev.get(name)
+        if not isinstance(value, str) or not value:
+            raise InvalidEvent(f"missing_{name}", f"{name} must be a non-empty string")
+    kind = ev.get("type")
+    if kind not in _HANDLERS:
+        raise InvalidEvent("unknown_type", f"type {kind!r} is not one the ledger applies")
+    qty = ev.get("qty")
+    if not isinstance(qty, int) or isinstance(qty, bool):
+        raise InvalidEvent("bad_qty", f"qty {qty!r} is not an integer")
+    if not isinstance(ev.get("occurred_at"), int):
+        raise InvalidEvent("bad_occurred_at", "occurred_at must be epoch milliseconds (int)")
+    if kind == "adjustment":
+        if qty == 0:
+            raise InvalidEvent("zero_qty", "an adjustment of 0 changes nothing; send the change")
+        if not ev.get("reason"):
+            raise InvalidEvent("missing_reason", "adjustment needs a reason (damage, ...)")
+        return kind
+    if qty < 0:
+        raise InvalidEvent("negative_qty", f"{kind} qty must not be negative, got {qty}")
+    if qty == 0 and kind in _POSITIVE:
+        raise InvalidEvent("zero_qty", f"{kind} needs qty of at least 1")
+    if kind in _NEEDS_ORDER and not ev.get("order_id"):
+        raise InvalidEvent("missing_order_id", f"{kind} needs order_id")
+    if kind == "transfer":
+        to = ev.get("to_location")
+        if not to:
+            raise InvalidEvent("missing_to_location", "transfer needs to_location")
+        if to == (ev.get("location") or config.default_location):
+            raise InvalidEvent("same_location", f"transfer from {to!r} to itself")
+    elif kind == "return_received" and ev.get("disposition") not in _DISPOSITIONS:
+        raise InvalidEvent("bad_disposition", f"disposition {ev.get('disposition')!r}")
+    elif kind == "stock_count":
+        for name in ("as_of", "source_seq"):
+            if ev.get(name) is not None and not isinstance(ev[name], int):
+                raise InvalidEvent(f"bad_{name}", f"{name} must be an integer or null")
+    elif kind == "hold" and not isinstance(ev.get("expires_at") or 0, int):
+        raise InvalidEvent("bad_expires_at", "expires_at must be epoch milliseconds (int)")
+    return kind
+
+
+# -- stock handlers ---------------------------------------------------------------------
+
+
+def _where(step: Step) -> str:
+    return step.event.get("location") or step.config.default_location
+
+
+def _sale(step: Step) -> None:
+    step.move(_where(step), "sale", on_hand=-step.event["qty"])
+
+
+def _return(step: Step) -> None:
+    qty = step.event["qty"]
+    bad = step.event.get("disposition") in ("damaged", "quarantine")
+    step.move(_where(step), "return_received", on_hand=qty, unsellable=qty if bad else 0)
+
+
+def _receipt(step: Step) -> None:
+    name, qty = _where(step), step.event["qty"]
+    loc = step.state.locations.get(name)
+    incoming = loc.incoming if loc is not None else 0
+    step.move(name, "receipt", on_hand=qty, incoming=-min(qty, incoming))
+
+
+def _adjustment(step: Step) -> None:
+    step.move(_where(step), "adjustment", on_hand=step.event["qty"])
+
+
+def _transfer(step: Step) -> None:
+    qty = step.event["qty"]
+    step.move(_where(step), "transfer", on_hand=-qty, reason="transfer out")
+    step.move(step.event["to_location"], "transfer", on_hand=qty, reason="transfer in")
+
+
+def _stock_count(step: Step) -> None:
+    """Rebase on_hand on an absolute count (conflict rules 4 and 5)."""
+    ev, state, config = step.event, step.state, step.config
+    name, count = _where(step), ev["qty"]
+    as_of = ev["as_of"] if ev.get("as_of") is not None else ev["occurred_at"]
+    seq_key, seq = f"{ev.get('source', 'unknown')}|{name}", ev.get("source_seq")
+    loc = state.locations.get(name)
+    high = state.seq_high.get(seq_key)
+    if (seq is not None and high is not None and seq <= high) or (
+        loc is not None and loc.last_count_as_of is not None and as_of < loc.last_count_as_of
+    ):
+        step.out.skipped = "stale_count"
+        return
+    if loc is not None and as_of < state.journal_floor:
+        step.out.skipped = "count_before_journal"
+        step.alert(
+            "other",
+            f"{state.sku} at {name}: count as of {as_of} is older than the "
+            "journal kept; raise journal_limit / journal_max_age_seconds or send a "
+            "fresher count",
+            value=count,
+            location=name,
+        )
+        return
+    if seq is not None:
+        state.seq_high[seq_key] = seq
+    if loc is None:
+        step.move(name, "stock_count", on_hand=count, reason="first count", journal_at=as_of)
+    else:
+        diff = count + state.on_hand_moved_after(loc, as_of) - loc.on_hand
+        if diff:
+            step.move(
+                name, "discrepancy", on_hand=diff, reason="count discrepancy", journal_at=as_of
+            )
+        limit = config.discrepancy_alert_threshold
+        if abs(diff) > limit:
+            step.alert(
+                "discrepancy",
+                f"{state.sku} at {name}: count {count} as of {as_of} "
+                f"differs from the ledger by {diff:+d}",
+                value=diff,
+                threshold=limit,
+                location=name,
+            )
+    state.location(name).last_count_as_of = as_of
+
+
+_HANDLERS = {
+    "order_placed": orders.order_placed,
+    "order_cancelled": orders.order_cancelled,
+    "order_shipped": orders.order_shipped,
+    "sale": _sale,
+    "return_received": _return,
+    "receipt": _receipt,
+    "adjustment": _adjustment,
+    "stock_count": _stock_count,
+    "transfer": _transfer,
+    "hold": orders.hold,
+    "hold_released": orders.hold_released,
+}
+_POSITIVE = frozenset({"order_placed", "sale", "return_received", "receipt", "transfer", "hold"})
+_NEEDS_ORDER = frozenset(
+    {"order_placed", "order_cancelled", "order_shipped", "hold", "hold_released"}
+)

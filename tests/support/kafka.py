@@ -1,0 +1,126 @@
+"""Produce stock events and read output topics of the real broker, for tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from schemas.codec import Codec
+
+from streams.kafka_config import consumer_config, producer_config
+from streams.ledger.events import stock_event as build_event
+from streams.settings import Settings
+from streams.topics import STOCK_EVENTS, TopicSpec
+
+
+def stock_event(event_id: str, kind: str, sku: str, qty: int = 0, **fields: Any) -> dict[str, Any]:
+    """A complete StockEvent record, occurring now unless ``occurred_at`` is given."""
+    occurred_at = fields.pop("occurred_at", int(time.time() * 1000))
+    fields.setdefault("source", "test")
+    return build_event(kind, sku, event_id, occurred_at, qty=qty, **fields)
+
+
+def producer(settings: Settings) -> Producer:
+    return Producer(producer_config(settings))
+
+
+def produce_events(
+    settings: Settings, codec: Codec, events: Iterable[dict[str, Any]], p: Producer | None = None
+) -> int:
+    p = p or producer(settings)
+    n = 0
+    for event in events:
+        value = codec.encode(STOCK_EVENTS.value_schema, event)
+        _produce(p, STOCK_EVENTS.name, event["sku"].encode(), value)
+        n += 1
+    assert p.flush(60) == 0
+    return n
+
+
+def produce_raw(settings: Settings, items: Iterable[tuple[bytes | None, bytes]]) -> None:
+    p = producer(settings)
+    for key, value in items:
+        _produce(p, STOCK_EVENTS.name, key, value)
+    assert p.flush(60) == 0
+
+
+def _produce(p: Producer, topic: str, key: bytes | None, value: bytes) -> None:
+    while True:
+        try:
+            p.produce(topic, key=key, value=value)
+            return
+        except BufferError:
+            p.poll(0.1)
+
+
+def read_topic(
+    settings: Settings,
+    codec: Codec,
+    spec: TopicSpec,
+    keep: Callable[[dict[str, Any]], bool],
+    *,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 60,
+) -> list[dict[str, Any]]:
+    """Records of ``spec`` (from the beginning) that ``keep`` selects, until ``until`` holds."""
+    consumer = Consumer(consumer_config(settings, f"test-reader-{time.time_ns()}"))
+    meta = consumer.list_topics(spec.name, timeout=10)
+    parts = [TopicPartition(spec.name, p, 0) for p in meta.topics[spec.name].partitions]
+    consumer.assign(parts)
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(num_messages=5000, timeout=0.3):
+                if msg.error() is not None or msg.value() is None:
+                    continue
+                _, record = codec.decode(msg.value())
+                if keep(record):
+                    found.append(record)
+            if until(found):
+                return found
+    finally:
+        consumer.close()
+    return found
+
+
+def wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def group_lag(settings: Settings, group: str, topic: str) -> int:
+    """Messages of ``topic`` the consumer ``group`` has not committed yet."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in parts])
+    committed = admin.list_consumer_group_offsets([request])[group].result()
+    probe = Consumer(consumer_config(settings, f"lag-probe-{time.time_ns()}"))
+    try:
+        lag = 0
+        for tp in committed.topic_partitions:
+            _, high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+            lag += high - max(tp.offset, 0)
+        return lag
+    finally:
+        probe.close()
+
+
+def rewind_group(settings: Settings, group: str, topic: str) -> None:
+    """Set ``group``'s committed offsets of ``topic`` back to the start (group must be idle)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, 0) for p in parts])
+    admin.alter_consumer_group_offsets([request])[group].result()

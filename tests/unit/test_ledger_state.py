@@ -1,0 +1,79 @@
+"""The per-SKU state: byte form and bounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.ledger import SkuState, StateFormatError, apply, parse_config
+from streams.ledger.events import stock_event
+
+T0 = 1_700_000_000_000
+
+
+def _busy_state() -> SkuState:
+    config = parse_config({"channels": [{"name": "b2b", "on_insufficient": "backorder"}]})
+    state, _ = apply(
+        None,
+        stock_event("stock_count", "s", "c", T0, qty=5, source_seq=1, source="wms"),
+        config,
+        T0,
+    )
+    events = [
+        stock_event("order_placed", "s", "o1", T0 + 1, qty=2, order_id="o1", channel="web"),
+        stock_event("hold", "s", "h1", T0 + 2, qty=1, order_id="cart", expires_at=T0 + 60),
+        stock_event("order_placed", "s", "o2", T0 + 3, qty=9, order_id="o2", channel="b2b"),
+        stock_event(
+            "return_received", "s", "r", T0 + 4, qty=1, location="b", disposition="damaged"
+        ),
+    ]
+    for ev in events:
+        state, _ = apply(state, ev, config, ev["occurred_at"])
+    return state
+
+
+def test_a_state_round_trips_through_bytes_exactly() -> None:
+    """Given a state with locations, an order, a hold, a backorder, counts and a journal,
+    When it is written to bytes and read back, Then it is equal and encodes the same."""
+    state = _busy_state()
+    assert state.holds and state.orders and state.backorders and len(state.journal)
+    back = SkuState.from_bytes(state.to_bytes())
+    assert back == state and back.ids == state.ids
+    assert back.to_bytes() == state.to_bytes()
+
+
+def test_foreign_bytes_are_refused_with_a_named_error() -> None:
+    """Given bytes that are not a SKU state, When read, Then StateFormatError says so."""
+    with pytest.raises(StateFormatError):
+        SkuState.from_bytes(b'{"sku": "x"}')
+    with pytest.raises(StateFormatError):
+        SkuState.from_bytes(b"SF")
+
+
+def test_the_applied_id_window_forgets_the_oldest_beyond_its_limit() -> None:
+    """Given applied_ids_limit 3, When 5 events are applied,
+    Then only the last 3 ids are remembered: the first is no longer a duplicate."""
+    config = parse_config({"applied_ids_limit": 3})
+    state = None
+    for i in range(5):
+        state, _ = apply(state, stock_event("receipt", "s", f"e{i}", T0, qty=1), config, T0)
+    assert state is not None and len(state.ids_ring) == 3 and len(state.ids) == 3
+    assert apply(state, stock_event("receipt", "s", "e4", T0, qty=1), config, T0)[1].duplicate
+    assert not apply(state, stock_event("receipt", "s", "e0", T0, qty=1), config, T0)[1].duplicate
+    smaller = parse_config({"applied_ids_limit": 2})
+    state, _ = apply(state, stock_event("receipt", "s", "e9", T0, qty=1), smaller, T0)
+    assert len(state.ids_ring) == 2 and len(state.ids) == 2
+
+
+def test_the_journal_is_bounded_by_count_and_age() -> None:
+    """Given journal_limit 4 and an age of 1 s, When 10 movements arrive,
+    Then at most 4 are kept, none older than 1 s before now, and the floor moves."""
+    config = parse_config({"journal_limit": 4, "journal_max_age_seconds": 1})
+    state = None
+    for i in range(10):
+        state, _ = apply(
+            state, stock_event("receipt", "s", f"e{i}", T0 + i * 300, qty=1), config, T0 + i * 300
+        )
+    assert state is not None
+    times = list(state.journal[0::3])
+    assert len(times) <= 4 and min(times) >= T0 + 9 * 300 - 1000
+    assert state.journal_floor == max(t for t in range(T0, T0 + 3000, 300) if t not in times)
