@@ -34,6 +34,24 @@ def _stack(args: argparse.Namespace) -> int:
         return 2
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker
+
+    return run_worker(load(), loglevel=args.loglevel)
+
+
+def _sink(_: argparse.Namespace) -> int:
+    from streams.sink import run_sink
+
+    return run_sink(load())
+
+
+def _report(args: argparse.Namespace) -> int:
+    from streams.reports import run_report
+
+    return run_report(load(), args.name, args.format, args)
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         print(f"stockflow {name}: not yet available in this version", file=sys.stderr)
@@ -57,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-topics", dest="topics", action="store_false", help="do not declare the topics"
     )
     stack.set_defaults(func=_stack)
+
+    worker = sub.add_parser("worker", help="run a ledger worker (Faust) with its HTTP API")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warn", "error"])
+    worker.set_defaults(func=_worker)
+
+    sink = sub.add_parser("sink", help="write levels, movements, decisions, alerts to ClickHouse")
+    sink.set_defaults(func=_sink)
+
+    report = sub.add_parser("report", help="print an analysis report from ClickHouse")
+    report.add_argument(
+        "name",
+        help="turnover, days-of-cover, sales-trend, best-sellers, discrepancies, availability",
+    )
+    report.add_argument("--format", default="table", help="table (default), csv or json")
+    report.add_argument("--since", help="start of the period (ISO date or time, UTC)")
+    report.add_argument("--until", help="end of the period (ISO date or time, UTC)")
+    report.add_argument("--sku", help="only this SKU")
+    report.add_argument("--channel", help="only this channel")
+    report.add_argument("--limit", type=int, help="at most this many rows")
+    report.set_defaults(func=_report)
 
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.set_defaults(func=_not_yet("demo"))

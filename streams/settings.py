@@ -116,12 +116,17 @@ class Settings:
     processing_guarantee: ProcessingGuarantee = field(
         default_factory=lambda: _guarantee(_env("PROCESSING_GUARANTEE", "at_least_once"))
     )
+    offset_reset: str = field(default_factory=lambda: _env("OFFSET_RESET", "earliest"))
     store: str = field(default_factory=lambda: _env("STORE", "memory://"))
     config_path: str = field(default_factory=lambda: _env("CONFIG", ""))
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
             raise SettingsError("STOCKFLOW_PARTITIONS must be at least 1")
+        if self.offset_reset not in ("earliest", "latest"):
+            raise SettingsError(
+                f"STOCKFLOW_OFFSET_RESET={self.offset_reset!r}: use earliest or latest"
+            )
         if not self.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError(
                 f"STOCKFLOW_STORE={self.store!r}: "

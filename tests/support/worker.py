@@ -25,6 +25,8 @@ class WorkerProcess:
             **os.environ,
             "STOCKFLOW_APP_ID": app_id,
             "STOCKFLOW_WORKER_WEB_PORT": str(web_port),
+            # A new test worker ignores what earlier tests left in the shared input topic.
+            "STOCKFLOW_OFFSET_RESET": "latest",
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,30 @@
+"""The connector framework: what every channel shares, and how the parts fit.
+
+Inbound (channel → ``stock.events.v1``)::
+
+    POST /webhooks/{channel}  (connectors.server.create_app)
+        → <channel>.inbound.*Inbound.handle(headers, raw)   verify HMAC on raw bytes (two
+                                                             secrets for rotation), normalise
+        → framework.intake.Intake.accept(delivery)           drop duplicate deliveries, stale
+                                                             payloads, already-published ids
+        → publisher(events)                                  framework.kafka.KafkaPublisher
+    framework.polling.Poller → *Inbound.changed_since(ms) → the same Intake
+
+Event ids are made of the channel's own ids (``shopify/<shop>/order/<id>/line/<id>/placed``),
+so a webhook retry, a duplicate and a poll of the same fact all carry one id: the intake
+publishes it once, and the ledger's applied-id set is the final guard.
+
+Outbound (``stock.levels.v1`` → channel)::
+
+    framework.kafka.levels_from_kafka → framework.engine.OutboundEngine.consume(levels)
+        one Lane per channel: newest version per SKU only, coalescing window or every N s,
+        batches of the channel's size, Retry-After / jittered backoff, dead-letter sink
+        → <channel>.outbound.*Pusher.push(items)    (Shopify CAS + idempotency key; Woo batch)
+        → <channel>.limits                          (the channel's bucket and throttle signals)
+    framework.drift.DriftDetector: echoes of our writes ignored, drift alerted and corrected;
+    ``reconcile(channel)`` compares every pushed SKU with the channel.
+
+Each channel folder has the same parts: ``mapping`` (ids ↔ SKU, location), ``inbound``
+(verify, normalise, poll), ``client`` (HTTP under ``limits``), ``limits``, ``outbound``.
+Metrics (``framework.metrics``) are named ``stockflow_connector_*`` with a ``channel`` label.
+"""

@@ -1,0 +1,284 @@
+"""The outbound engine: stock levels in, channel pushes out, one lane per channel.
+
+Order of work for one channel (a *lane*):
+
+1. ``offer`` keeps, per SKU, only the newest level version: an older or equal version is
+   dropped on arrival, a newer one replaces what is still waiting (coalescing).
+2. The lane's single worker waits the coalescing window (real-time mode) or the next tick
+   (every-N-seconds mode), then pushes what is waiting in batches of the channel's size.
+3. Each result: ``ok`` records the lag; ``retry`` puts the item back unless a newer version
+   is already waiting, and pauses the lane for the channel's ``Retry-After`` or a jittered
+   backoff; after ``max_attempts`` the item goes to the dead-letter sink; ``refused`` is a
+   drift alert (no retry until the next change or reconciliation).
+
+Because each lane has exactly one worker and a waiting item is always newer than anything
+pushed before it, a channel never receives an older version after a newer one. A throttled
+channel pauses only its own lane; the others keep syncing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import AsyncIterable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any
+
+from connectors.framework import metrics
+from connectors.framework.events import now_ms
+from connectors.framework.ratelimit import backoff_delay
+from connectors.framework.types import (
+    ChannelPusher,
+    DeadLetterSink,
+    Outcome,
+    PushItem,
+    PushResult,
+    RefusalSink,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LanePolicy:
+    """How one channel is synced. ``interval_s=None`` is real time (the default)."""
+
+    interval_s: float | None = None
+    coalesce_s: float = 0.05
+    max_attempts: int = 8
+    backoff_base_s: float = 0.5
+    backoff_cap_s: float = 60.0
+
+
+async def _no_sink(item: PushItem, error: str) -> None:
+    return None
+
+
+class Lane:
+    """Pending quantities and the single pushing worker of one channel."""
+
+    def __init__(
+        self,
+        pusher: ChannelPusher,
+        policy: LanePolicy,
+        *,
+        dead_letter: DeadLetterSink,
+        refused: RefusalSink,
+        rng: random.Random,
+    ) -> None:
+        self.pusher = pusher
+        self.channel = pusher.channel
+        self.policy = policy
+        self.pending: dict[str, PushItem] = {}
+        self.latest: dict[str, PushItem] = {}
+        self.acked: dict[str, PushItem] = {}
+        self.recent: dict[str, deque[int]] = {}  # last quantities the channel acknowledged
+        self._dead_letter = dead_letter
+        self._refused = refused
+        self._rng = rng
+        self._wake = asyncio.Event()
+        self._not_before = 0.0
+        self.busy = False
+
+    def offer(self, item: PushItem) -> bool:
+        current = self.latest.get(item.sku)
+        if current is not None and item.version <= current.version:
+            metrics.PUSHES.labels(self.channel, "superseded").inc()
+            return False
+        if item.sku in self.pending:
+            metrics.PUSHES.labels(self.channel, "superseded").inc()
+        self.latest[item.sku] = item
+        self.pending[item.sku] = item
+        self._wake.set()
+        return True
+
+    def force(self, sku: str) -> bool:
+        """Push the newest known quantity of ``sku`` again (drift correction)."""
+        item = self.latest.get(sku)
+        if item is None or sku in self.pending:
+            return False
+        self.pending[sku] = replace(item, attempt=0)
+        self._wake.set()
+        return True
+
+    @property
+    def idle(self) -> bool:
+        return not self.pending and not self.busy
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            if self.policy.interval_s is not None:
+                await asyncio.sleep(self.policy.interval_s)
+            else:
+                await asyncio.sleep(self.policy.coalesce_s)
+            self._wake.clear()
+            while self.pending:
+                pause = self._not_before - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                batch = self._take()
+                self.busy = True
+                try:
+                    results = await self._push(batch)
+                    await self._settle(results, loop.time())
+                finally:
+                    self.busy = False
+
+    def _take(self) -> list[PushItem]:
+        batch: list[PushItem] = []
+        for sku in list(self.pending)[: max(1, self.pusher.max_batch)]:
+            batch.append(self.pending.pop(sku))
+        return batch
+
+    async def _push(self, batch: list[PushItem]) -> list[PushResult]:
+        try:
+            results = await self.pusher.push(batch)
+        except Exception as exc:  # a bug or network failure must not kill the lane
+            return [PushResult(item, Outcome.RETRY, error=repr(exc)) for item in batch]
+        answered = {r.item.sku for r in results}
+        missing = [
+            PushResult(item, Outcome.RETRY, error="no result from pusher")
+            for item in batch
+            if item.sku not in answered
+        ]
+        return [*results, *missing]
+
+    async def _settle(self, results: list[PushResult], now: float) -> None:
+        for result in results:
+            item = result.item
+            if result.outcome is Outcome.OK:
+                self.acked[item.sku] = item
+                self.recent.setdefault(item.sku, deque(maxlen=4)).append(item.quantity)
+                metrics.PUSHES.labels(self.channel, "ok").inc()
+                metrics.SYNC_LAG.labels(self.channel).observe(
+                    max(0.0, (now_ms() - item.occurred_at) / 1000)
+                )
+            elif result.outcome is Outcome.REFUSED:
+                metrics.PUSHES.labels(self.channel, "refused").inc()
+                metrics.DRIFT.labels(self.channel, "refused").inc()
+                await self._refused(item, result.error)
+            elif result.outcome is Outcome.FAILED or item.attempt + 1 >= self.policy.max_attempts:
+                metrics.PUSHES.labels(self.channel, "dead_lettered").inc()
+                await self._dead_letter(item, result.error)
+            elif item.sku in self.pending:
+                metrics.PUSHES.labels(self.channel, "superseded").inc()
+            else:
+                metrics.PUSHES.labels(self.channel, "retry").inc()
+                metrics.RETRIES.labels(self.channel).inc()
+                self.pending[item.sku] = replace(item, attempt=item.attempt + 1)
+                delay = result.retry_after
+                if delay is None:
+                    delay = backoff_delay(
+                        item.attempt,
+                        base=self.policy.backoff_base_s,
+                        cap=self.policy.backoff_cap_s,
+                        rng=self._rng,
+                    )
+                self._not_before = max(self._not_before, now + delay)
+
+
+def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[PushItem]:
+    """One push item per served channel named in the level's ``changed_channels`` (all served
+    channels when the list is empty); a channel missing from ``channels`` gets
+    ``default_quantity``."""
+    changed = set(level.get("changed_channels") or ())
+    quantities: Mapping[str, int] = level.get("channels") or {}
+    items = []
+    for channel in channels:
+        if changed and channel not in changed:
+            continue
+        quantity = quantities.get(channel, level.get("default_quantity", 0))
+        items.append(
+            PushItem(
+                channel=channel,
+                sku=level["sku"],
+                quantity=max(0, int(quantity)),
+                version=int(level["version"]),
+                occurred_at=int(level["occurred_at"]),
+            )
+        )
+    return items
+
+
+class OutboundEngine:
+    """Consumes level dicts, pushes them through each channel's pusher.
+
+    Use as ``async with OutboundEngine(pushers) as engine: await engine.consume(levels)``.
+    """
+
+    def __init__(
+        self,
+        pushers: Iterable[ChannelPusher],
+        *,
+        policies: Mapping[str, LanePolicy] | None = None,
+        dead_letter: DeadLetterSink = _no_sink,
+        refused: RefusalSink = _no_sink,
+        seed: int | None = None,
+    ) -> None:
+        rng = random.Random(seed)
+        policies = policies or {}
+        self.lanes: dict[str, Lane] = {
+            p.channel: Lane(
+                p,
+                policies.get(p.channel, LanePolicy()),
+                dead_letter=dead_letter,
+                refused=refused,
+                rng=rng,
+            )
+            for p in pushers
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> OutboundEngine:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(lane.run(), name=f"lane-{name}")
+            for name, lane in self.lanes.items()
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def offer(self, level: Mapping[str, Any]) -> int:
+        """Queue a level; returns how many channel pushes it queued (newer than known)."""
+        return sum(
+            self.lanes[item.channel].offer(item) for item in items_from_level(level, self.lanes)
+        )
+
+    async def consume(self, levels: AsyncIterable[Mapping[str, Any]]) -> None:
+        async for level in levels:
+            self.offer(level)
+
+    def force(self, channel: str, sku: str) -> bool:
+        return self.lanes[channel].force(sku)
+
+    def latest(self, channel: str) -> dict[str, PushItem]:
+        return dict(self.lanes[channel].latest)
+
+    async def drained(self, within_s: float = 10.0) -> None:
+        """Wait until every lane has pushed (or given up on) everything offered."""
+        async with asyncio.timeout(within_s):
+            while not all(lane.idle for lane in self.lanes.values()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            for task in self._tasks:
+                if task.done():
+                    task.result()

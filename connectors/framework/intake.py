@@ -1,0 +1,67 @@
+"""The one door inbound events go through, from webhooks and from polling alike.
+
+It drops a delivery seen before (same delivery key), a payload older than one already
+processed for the same order, and any event whose deterministic ``event_id`` was already
+published, so webhooks and polling together hand each fact to Kafka once. Keys are
+remembered only after the publisher succeeded: a failed publish is retried by the channel
+(or the next poll) and then gets through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
+
+from connectors.framework import metrics
+from connectors.framework.dedupe import DedupeStore, HighWater
+from connectors.framework.types import Delivery, Publisher, StockObservation
+
+ObservationSink = Callable[[Sequence[StockObservation]], Awaitable[None]]
+
+
+class IntakeResult(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    PING = "ping"
+
+
+class Intake:
+    def __init__(
+        self,
+        publish: Publisher,
+        *,
+        observe: ObservationSink | None = None,
+        dedupe: DedupeStore | None = None,
+        high_water: HighWater | None = None,
+    ) -> None:
+        self._publish = publish
+        self._observe = observe
+        self.dedupe = dedupe or DedupeStore()
+        self.high_water = high_water or HighWater()
+
+    async def accept(self, delivery: Delivery) -> IntakeResult:
+        """Publish what is new in ``delivery``; raises if the publisher fails."""
+        channel = delivery.channel
+        if delivery.ping:
+            return IntakeResult.PING
+        if any(self.dedupe.seen(f"delivery:{k}") for k in delivery.delivery_keys):
+            return IntakeResult.DUPLICATE
+        if (
+            delivery.order_key is not None
+            and delivery.order_version is not None
+            and self.high_water.is_stale(delivery.order_key, delivery.order_version)
+        ):
+            return IntakeResult.STALE
+        fresh = [e for e in delivery.events if not self.dedupe.seen(f"event:{e['event_id']}")]
+        metrics.EVENTS_DEDUPLICATED.labels(channel).inc(len(delivery.events) - len(fresh))
+        if fresh:
+            await self._publish(fresh)
+            for event in fresh:
+                self.dedupe.add(f"event:{event['event_id']}")
+                metrics.EVENTS_PUBLISHED.labels(channel, event["type"]).inc()
+        if delivery.observations and self._observe is not None:
+            await self._observe(delivery.observations)
+        for key in delivery.delivery_keys:
+            self.dedupe.add(f"delivery:{key}")
+        return IntakeResult.ACCEPTED

@@ -1,0 +1,63 @@
+"""Prometheus metrics of the connectors (prefix ``stockflow_connector_``), label ``channel``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+WEBHOOKS = Counter(
+    "stockflow_connector_webhooks_total",
+    "Webhook deliveries received, by outcome "
+    "(accepted, duplicate, stale, bad_signature, ping, invalid, publish_failed).",
+    ["channel", "outcome"],
+)
+EVENTS_PUBLISHED = Counter(
+    "stockflow_connector_events_published_total",
+    "Normalised stock events handed to the publisher, by type.",
+    ["channel", "type"],
+)
+EVENTS_DEDUPLICATED = Counter(
+    "stockflow_connector_events_deduplicated_total",
+    "Events dropped because their event_id was already published (webhook + poll overlap).",
+    ["channel"],
+)
+POLLED_ORDERS = Counter(
+    "stockflow_connector_polled_orders_total",
+    "Orders read by the polling backup.",
+    ["channel"],
+)
+PUSHES = Counter(
+    "stockflow_connector_pushes_total",
+    "Quantity pushes by result (ok, retry, refused, dead_lettered, superseded).",
+    ["channel", "result"],
+)
+RETRIES = Counter(
+    "stockflow_connector_push_retries_total",
+    "Pushes scheduled again after a throttle, 5xx, network error or lost compare-and-set.",
+    ["channel"],
+)
+THROTTLES = Counter(
+    "stockflow_connector_throttles_total",
+    "Throttle signals received from a channel (429, Retry-After, THROTTLED in the body).",
+    ["channel"],
+)
+CAS_CONFLICTS = Counter(
+    "stockflow_connector_cas_conflicts_total",
+    "Compare-and-set writes refused because the channel's quantity had changed.",
+    ["channel"],
+)
+ECHOES = Counter(
+    "stockflow_connector_echoes_total",
+    "Channel stock notifications recognised as the echo of our own write.",
+    ["channel"],
+)
+DRIFT = Counter(
+    "stockflow_connector_drift_total",
+    "Channel quantities differing from ours, by source (webhook, reconciliation, refused).",
+    ["channel", "source"],
+)
+SYNC_LAG = Histogram(
+    "stockflow_connector_sync_lag_seconds",
+    "Source event time to channel acknowledgement of the resulting quantity.",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)

@@ -1,0 +1,1 @@
+"""Shopify: webhooks and REST order polling in, GraphQL ``inventorySetQuantities`` out."""

@@ -1,0 +1,84 @@
+"""HTTP transport to one Shopify store: GraphQL and REST calls under ``ShopifyLimits``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from connectors.framework.ratelimit import parse_retry_after
+from connectors.framework.types import RejectedError, UnavailableError
+from connectors.shopify.limits import ShopifyLimits
+
+
+class ShopifyClient:
+    """``base_url`` is ``https://{shop}.myshopify.com`` (or a fake's URL in tests)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        *,
+        api_version: str = "2026-01",
+        limits: ShopifyLimits | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self._session = session
+        self._api = f"{base_url.rstrip('/')}/admin/api/{api_version}"
+        self._headers = {"X-Shopify-Access-Token": token, "Content-Type": "application/json"}
+        self.limits = limits or ShopifyLimits()
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def graphql(self, query: str, variables: dict[str, Any], cost: float) -> dict[str, Any]:
+        """The ``data`` of a GraphQL answer; raises on throttle, 5xx and top-level errors."""
+        await self.limits.before_graphql(cost)
+        body = await self._call(
+            "POST", "/graphql.json", json={"query": query, "variables": variables}
+        )
+        self.limits.after_graphql(body)
+        if body.get("errors"):
+            raise RejectedError(f"Shopify GraphQL errors: {body['errors']}")
+        data: dict[str, Any] = body.get("data") or {}
+        return data
+
+    async def orders_updated_since(
+        self, updated_at_min: str, limit: int = 250
+    ) -> list[dict[str, Any]]:
+        """Orders (any status) updated at or after ``updated_at_min``, oldest first."""
+        await self.limits.before_rest()
+        params = {
+            "updated_at_min": updated_at_min,
+            "status": "any",
+            "limit": str(limit),
+            "order": "updated_at asc",
+        }
+        body = await self._call("GET", "/orders.json", params=params, rest=True)
+        orders: list[dict[str, Any]] = body.get("orders", [])
+        return orders
+
+    async def _call(
+        self, method: str, path: str, *, rest: bool = False, **kwargs: Any
+    ) -> dict[str, Any]:
+        try:
+            async with self._session.request(
+                method, self._api + path, headers=self._headers, timeout=self._timeout, **kwargs
+            ) as response:
+                if rest:
+                    self.limits.after_rest(response.status, response.headers)
+                payload = await response.json(content_type=None)
+                if response.status >= 500:
+                    raise UnavailableError(
+                        f"Shopify {response.status}",
+                        parse_retry_after(response.headers.get("Retry-After")),
+                    )
+                if response.status == 429:  # GraphQL throttle with a 429 status: body says more
+                    if isinstance(payload, dict):
+                        self.limits.after_graphql(payload)
+                    self.limits.throttled(response.headers)
+                if response.status >= 400:
+                    raise RejectedError(f"Shopify {response.status}: {payload}")
+                result: dict[str, Any] = payload
+                return result
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UnavailableError(f"Shopify unreachable: {exc!r}") from exc

@@ -1,0 +1,203 @@
+"""Shopify in: verify the webhook signature, normalise orders, refunds and stock echoes.
+
+Normalisation is by *facts*, each with an id made of Shopify's own ids, so that
+``orders/create``, ``orders/updated``, ``orders/cancelled`` and a polled order all yield
+the same events for the same facts (and the intake publishes each once):
+
+- every line of an order not cancelled → ``order_placed`` (qty = line quantity)
+- a cancelled order (``cancelled_at`` set) → ``order_cancelled`` per line, qty 0 = whole rest
+- a refund line with ``restock_type`` ``cancel`` → ``order_cancelled`` of that qty (units that
+  never left); ``return``/``legacy_restock`` → ``return_received`` at the refund's location;
+  ``no_restock`` → nothing
+- ``inventory_levels/update`` → a stock observation (echo or drift), not an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from connectors.framework.events import event_id, iso_to_ms, ms_to_iso, now_ms, stock_event
+from connectors.framework.signing import verify
+from connectors.framework.types import (
+    Delivery,
+    InvalidPayloadError,
+    StockEventDict,
+    StockObservation,
+)
+from connectors.shopify.client import ShopifyClient
+from connectors.shopify.mapping import ShopifyMapping
+
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled", "orders/paid"})
+RELEASE_RESTOCK = frozenset({"cancel"})
+RETURN_RESTOCK = frozenset({"return", "legacy_restock"})
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Headers are case-insensitive; the unstable Events product drops the ``X-``."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return lowered.get(name.lower()) or lowered.get(name.lower().removeprefix("x-"))
+
+
+def order_events(order: Mapping[str, Any], m: ShopifyMapping) -> list[StockEventDict]:
+    oid = order["id"]
+    order_id = f"{m.channel}:{oid}"
+    location = m.location(order.get("location_id"))
+    events: list[StockEventDict] = []
+    cancelled_at = order.get("cancelled_at")
+    for line in order.get("line_items") or []:
+        sku = m.sku_for_line(line)
+        if sku is None or line.get("gift_card"):
+            continue
+        if not cancelled_at:
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel, m.shop, "order", oid, "line", line["id"], "placed"
+                    ),
+                    type="order_placed",
+                    sku=sku,
+                    qty=int(line["quantity"]),
+                    channel=m.channel,
+                    occurred_at=iso_to_ms(order["created_at"]),
+                    order_id=order_id,
+                    location=location,
+                    source_ref=str(oid),
+                )
+            )
+        else:
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel, m.shop, "order", oid, "line", line["id"], "cancelled"
+                    ),
+                    type="order_cancelled",
+                    sku=sku,
+                    qty=0,
+                    channel=m.channel,
+                    occurred_at=iso_to_ms(cancelled_at),
+                    order_id=order_id,
+                    location=location,
+                    source_ref=str(oid),
+                    reason=order.get("cancel_reason"),
+                )
+            )
+    for refund in order.get("refunds") or []:
+        events.extend(refund_events(refund, m))
+    return events
+
+
+def refund_events(refund: Mapping[str, Any], m: ShopifyMapping) -> list[StockEventDict]:
+    events: list[StockEventDict] = []
+    order_id = f"{m.channel}:{refund['order_id']}"
+    for rli in refund.get("refund_line_items") or []:
+        restock = rli.get("restock_type")
+        sku = m.sku_for_line(rli.get("line_item") or {})
+        if sku is None or (restock not in RELEASE_RESTOCK and restock not in RETURN_RESTOCK):
+            continue
+        common: dict[str, Any] = {
+            "sku": sku,
+            "qty": int(rli["quantity"]),
+            "channel": m.channel,
+            "occurred_at": iso_to_ms(refund["created_at"]),
+            "order_id": order_id,
+            "location": m.location(rli.get("location_id")),
+            "source_ref": str(refund["id"]),
+        }
+        if restock in RELEASE_RESTOCK:
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel, m.shop, "refund", refund["id"], "line", rli["id"], "released"
+                    ),
+                    type="order_cancelled",
+                    reason="refund_cancel",
+                    **common,
+                )
+            )
+        else:
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel, m.shop, "refund", refund["id"], "line", rli["id"], "returned"
+                    ),
+                    type="return_received",
+                    disposition="resellable",
+                    reason="refund_return",
+                    **common,
+                )
+            )
+    return events
+
+
+def level_observations(payload: Mapping[str, Any], m: ShopifyMapping) -> list[StockObservation]:
+    """``inventory_levels/update`` at the location we push to, for a mapped item."""
+    if int(payload.get("location_id") or 0) != m.push_location_id:
+        return []
+    sku = m.sku_for_item(int(payload["inventory_item_id"]))
+    if sku is None or payload.get("available") is None:
+        return []
+    at = payload.get("updated_at")
+    return [
+        StockObservation(
+            m.channel, sku, int(payload["available"]), iso_to_ms(at) if at else now_ms()
+        )
+    ]
+
+
+class ShopifyInbound:
+    """Verifies and normalises Shopify deliveries; with a client, also polls orders."""
+
+    def __init__(
+        self, mapping: ShopifyMapping, secrets: Sequence[str], client: ShopifyClient | None = None
+    ) -> None:
+        self.mapping = mapping
+        self.channel = mapping.channel
+        self._secrets = tuple(secrets)
+        self._client = client
+
+    async def handle(self, headers: Mapping[str, str], raw: bytes) -> Delivery:
+        verify(self._secrets, raw, _header(headers, HMAC_HEADER))  # before parsing anything
+        topic = _header(headers, "X-Shopify-Topic") or ""
+        try:
+            payload = orjson.loads(raw)
+            keys = tuple(
+                f"{self.channel}:{name}:{value}"
+                for name in ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id")
+                if (value := _header(headers, name))
+            )
+            return self._normalise(topic, payload, keys)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
+
+    def _normalise(self, topic: str, payload: dict[str, Any], keys: tuple[str, ...]) -> Delivery:
+        m = self.mapping
+        if topic in ORDER_TOPICS:
+            return Delivery(
+                m.channel,
+                topic,
+                events=order_events(payload, m),
+                delivery_keys=keys,
+                order_key=event_id(m.channel, m.shop, "order", payload["id"]),
+                order_version=iso_to_ms(payload["updated_at"]),
+            )
+        if topic == "refunds/create":
+            return Delivery(m.channel, topic, events=refund_events(payload, m), delivery_keys=keys)
+        if topic == "inventory_levels/update":
+            return Delivery(
+                m.channel, topic, observations=level_observations(payload, m), delivery_keys=keys
+            )
+        return Delivery(m.channel, topic, delivery_keys=keys)  # subscribed but not stock-relevant
+
+    async def changed_since(self, checkpoint_ms: int) -> tuple[list[Delivery], int]:
+        """Polling backup: orders updated since the checkpoint, as deliveries, and the new
+        checkpoint (the newest ``updated_at`` seen)."""
+        if self._client is None:
+            raise RuntimeError("ShopifyInbound needs a ShopifyClient to poll")
+        orders = await self._client.orders_updated_since(ms_to_iso(checkpoint_ms))
+        deliveries = [self._normalise("orders/updated", o, ()) for o in orders]
+        newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
+        return deliveries, max(checkpoint_ms, newest)

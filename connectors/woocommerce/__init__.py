@@ -1,0 +1,1 @@
+"""WooCommerce: webhooks and REST order polling in, ``products/batch`` out."""

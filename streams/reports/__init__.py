@@ -1,0 +1,71 @@
+"""Reports over the ClickHouse tables: turnover, days of cover, sales trend, best sellers,
+discrepancies and per-channel availability."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from streams.settings import Settings
+
+USAGE_ERROR = 2
+UNAVAILABLE = 1
+
+
+def run_report(
+    settings: Settings,
+    name: str,
+    fmt: str,
+    args: Mapping[str, Any] | Any,
+    *,
+    out: TextIO | None = None,
+) -> int:
+    """``stockflow report <name> --format table|csv|json [--since] [--until] [--sku]
+    [--channel] [--limit]``. ``args`` is a mapping or an argparse namespace with those
+    options (missing ones take their defaults). Returns 0, 2 for a bad request, 1 when
+    ClickHouse cannot answer."""
+    from streams.reports.period import ReportError, period
+    from streams.reports.queries import REPORTS, Filters
+    from streams.reports.render import FORMATS, render
+    from streams.sink.clickhouse import connect, database_name, is_unavailable
+    from streams.sink.migrations import migrate
+
+    out = out or sys.stdout
+    options = dict(args) if isinstance(args, Mapping) else dict(vars(args))
+    if name not in REPORTS:
+        return _fail(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
+    if fmt not in FORMATS:
+        return _fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        span = period(options.get("since"), options.get("until"))
+        limit = int(options.get("limit") or 10)
+        if limit < 1:
+            raise ReportError("--limit must be at least 1")
+        db = database_name(settings)
+    except ValueError as exc:  # ReportError included
+        return _fail(str(exc))
+    filters = Filters(sku=options.get("sku"), channel=options.get("channel"), limit=limit)
+    client = connect(settings)
+    try:
+        migrate(client, db)  # a fresh install has no tables until the sink first ran
+        report = REPORTS[name](client, db, span, filters)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        where = f"{settings.clickhouse_host}:{settings.clickhouse_port}"
+        print(
+            f"stockflow report: ClickHouse at {where} is not answering ({exc}); start it"
+            " with `stockflow stack up` or set STOCKFLOW_CLICKHOUSE_HOST/_PORT",
+            file=sys.stderr,
+        )
+        return UNAVAILABLE
+    finally:
+        client.disconnect()
+    out.write(render(report, fmt))
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"stockflow report: {message}", file=sys.stderr)
+    return USAGE_ERROR

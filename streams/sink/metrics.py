@@ -1,0 +1,74 @@
+"""Prometheus metrics of the ClickHouse sink, on a registry of their own (one per sink)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class SinkMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.records = Counter(
+            "stockflow_sink_records_consumed_total",
+            "Records read from Kafka, by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.rows = Counter(
+            "stockflow_sink_rows_inserted_total",
+            "Rows ClickHouse acknowledged, by table (replays included: tables dedupe by id).",
+            ["table"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "stockflow_sink_batch_duration_seconds",
+            "Time to insert one batch into ClickHouse and commit its offsets.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "stockflow_sink_batch_rows",
+            "Rows per batch inserted.",
+            buckets=(1, 10, 100, 1000, 2500, 5000, 10_000, 25_000, 50_000),
+            registry=r,
+        )
+        self.failures = Counter(
+            "stockflow_sink_insert_failures_total",
+            "Failed inserts, by kind: unavailable (retried) or refused (rows dead-lettered).",
+            ["kind"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "stockflow_sink_insert_retries_total",
+            "Batches scheduled again after ClickHouse was unavailable.",
+            registry=r,
+        )
+        self.buffered = Gauge(
+            "stockflow_sink_buffered_rows",
+            "Rows consumed but not yet acknowledged by ClickHouse.",
+            registry=r,
+        )
+        self.paused = Gauge(
+            "stockflow_sink_consumer_paused",
+            "1 while the consumer is paused because the buffer is full.",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "stockflow_sink_consumer_lag_messages",
+            "Messages of each topic not yet committed by the sink (high watermark - committed).",
+            ["topic"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "stockflow_sink_dead_letters_total",
+            "Records the sink sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.commits = Counter(
+            "stockflow_sink_commits_total",
+            "Offset commits after a ClickHouse acknowledgement, by result (ok, failed).",
+            ["result"],
+            registry=r,
+        )

@@ -1,0 +1,209 @@
+"""The ClickHouse schema of database ``stockflow`` (contract), as numbered migrations.
+
+Every statement must run on Debian's ClickHouse 18.16 and on current releases
+(platform notes, section C): MergeTree family only, plain types, no DateTime64,
+LowCardinality, TTL, codecs, skipping indexes or ``CREATE OR REPLACE``.
+
+Conventions of every table:
+
+* Times are stored twice: ``x DateTime('UTC')`` for partitioning and date functions, and
+  ``x_ms UInt64`` with the exact epoch milliseconds the records carry (no DateTime64 on 18.16).
+* ``ReplacingMergeTree(ver)`` with the record's id in ``ORDER BY``: the sink delivers at least
+  once, so the same record may be inserted twice; a merge keeps one copy *eventually*, and
+  every query must dedupe itself (``FINAL`` or ``GROUP BY id``) rather than trust merges.
+  Duplicates of one record carry the same time, so they land in the same month partition,
+  where ReplacingMergeTree can see them.
+* ``ver`` is the ledger's own time for the record (``applied_at``/``at`` ms): copies of one
+  record are identical, so any copy is right; a later re-computation wins.
+* Optional text is ``Nullable(String)`` except where it is part of a sort key (Nullable is not
+  allowed there): the movement's channel is ``''`` when the cause event had none.
+
+Materialised views (decision for exact reports): ClickHouse runs an MV on each *inserted
+block*, before any merge, so an MV over a ReplacingMergeTree sees every duplicate. A
+SummingMergeTree target would count a replayed sale twice, forever. So each MV target is
+itself a ReplacingMergeTree keyed by ``movement_id``: it is a narrow, day-sorted copy of the
+rows a report needs, duplicates collapse exactly like in the base table, and reports read
+it with ``FINAL`` and sum per day at query time. Exact before and after merges, and a
+backfill (``INSERT ... SELECT``) may overlap the MV's own inserts without harm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Sales are units leaving on_hand to a customer: till sales and shipped orders
+# (spelled out again in the daily_sales view below).
+SALE_TYPES = ("sale", "order_shipped")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]  # ``{db}`` is replaced by the database name
+
+
+_MOVEMENTS = """
+CREATE TABLE IF NOT EXISTS {db}.stock_movements (
+    movement_id String,
+    event_id String,
+    sku String,
+    location String,
+    channel String,
+    type String,
+    reason Nullable(String),
+    delta_on_hand Int64,
+    delta_reserved Int64,
+    delta_unsellable Int64,
+    delta_incoming Int64,
+    on_hand_after Int64,
+    reserved_after Int64,
+    unsellable_after Int64,
+    occurred_at DateTime('UTC'),
+    occurred_at_ms UInt64,
+    applied_at DateTime('UTC'),
+    applied_at_ms UInt64,
+    source_ref Nullable(String),
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (sku, movement_id)
+"""
+
+_LEVELS = """
+CREATE TABLE IF NOT EXISTS {db}.stock_levels (
+    sku String,
+    channel String,
+    quantity Int64,
+    version UInt64,
+    changed UInt8,
+    cause_event_id String,
+    occurred_at DateTime('UTC'),
+    occurred_at_ms UInt64,
+    at DateTime('UTC'),
+    at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(at)
+ORDER BY (sku, channel, version)
+"""
+
+_DECISIONS = """
+CREATE TABLE IF NOT EXISTS {db}.decisions (
+    decision_id String,
+    event_id String,
+    sku String,
+    order_id Nullable(String),
+    channel Nullable(String),
+    location Nullable(String),
+    qty Int64,
+    outcome String,
+    reason Nullable(String),
+    available_before Int64,
+    occurred_at DateTime('UTC'),
+    occurred_at_ms UInt64,
+    at DateTime('UTC'),
+    at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(at)
+ORDER BY (sku, decision_id)
+"""
+
+_ALERTS = """
+CREATE TABLE IF NOT EXISTS {db}.alerts (
+    alert_id String,
+    kind String,
+    sku String,
+    location Nullable(String),
+    channel Nullable(String),
+    value Int64,
+    threshold Int64,
+    message String,
+    event_id Nullable(String),
+    at DateTime('UTC'),
+    at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(at)
+ORDER BY (sku, alert_id)
+"""
+
+_SALES_TARGET = """
+CREATE TABLE IF NOT EXISTS {db}.daily_sales (
+    day Date,
+    sku String,
+    channel String,
+    movement_id String,
+    units Int64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(day)
+ORDER BY (sku, channel, day, movement_id)
+"""
+
+_SALES_SELECT = """
+SELECT toDate(occurred_at) AS day, sku, channel, movement_id,
+       -delta_on_hand AS units, ver
+FROM {db}.stock_movements
+WHERE type IN ('sale', 'order_shipped')
+"""
+
+_LOCATION_TARGET = """
+CREATE TABLE IF NOT EXISTS {db}.daily_location_movements (
+    day Date,
+    location String,
+    type String,
+    sku String,
+    movement_id String,
+    delta_on_hand Int64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(day)
+ORDER BY (location, day, type, movement_id)
+"""
+
+_LOCATION_SELECT = """
+SELECT toDate(occurred_at) AS day, location, type, sku, movement_id, delta_on_hand, ver
+FROM {db}.stock_movements
+"""
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree(applied_at)
+ORDER BY version
+"""
+
+MIGRATIONS_TABLE = _MIGRATIONS_TABLE
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "base tables", (_MOVEMENTS, _LEVELS, _DECISIONS, _ALERTS)),
+    Migration(
+        2,
+        "daily sales and daily location movements",
+        (
+            _SALES_TARGET,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.daily_sales_mv TO {db}.daily_sales AS"
+            + _SALES_SELECT,
+            # Backfill rows inserted before the view existed; overlap is deduped by id.
+            "INSERT INTO {db}.daily_sales (day, sku, channel, movement_id, units, ver)"
+            + _SALES_SELECT,
+            _LOCATION_TARGET,
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.daily_location_movements_mv"
+            " TO {db}.daily_location_movements AS" + _LOCATION_SELECT,
+            "INSERT INTO {db}.daily_location_movements"
+            " (day, location, type, sku, movement_id, delta_on_hand, ver)" + _LOCATION_SELECT,
+        ),
+    ),
+)

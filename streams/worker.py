@@ -1,0 +1,30 @@
+"""`stockflow worker`: run one ledger worker against the configured Kafka."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import faust
+from schemas.codec import codec_for
+
+from streams.kafka_admin import ensure_topics
+from streams.ledger.config import load_config
+from streams.settings import Settings
+
+log = logging.getLogger("stockflow.worker")
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
+    """Declare the topics, then run the ledger until stopped (SIGINT/SIGTERM)."""
+    from streams.app import Ledger
+
+    config = load_config(settings.config_path or None)
+    codec = codec_for(settings)
+    created = ensure_topics(settings)
+    if created:
+        print(f"[worker] declared topics: {', '.join(created)}", file=sys.stderr)
+    ledger = Ledger(settings, config, codec)
+    worker = faust.Worker(ledger.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0

@@ -1,0 +1,167 @@
+"""The 100 chairs on three channels, through a real ledger worker on the real broker."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from schemas.codec import Codec, single_object_codec
+
+from streams.settings import Settings
+from streams.topics import STOCK_DECISIONS, STOCK_EVENTS
+from tests.support.kafka import (
+    group_lag,
+    produce_events,
+    read_topic,
+    rewind_group,
+    stock_event,
+    wait_for,
+)
+from tests.support.worker import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+CHANNELS = ("shopify", "amazon", "store")
+CONFIG = """
+default_location: main
+locations:
+  - name: main
+channels:
+  - name: shopify
+  - name: amazon
+  - name: store
+"""
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return single_object_codec()
+
+
+@pytest.fixture(scope="module")
+def worker(
+    local_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    folder = tmp_path_factory.mktemp("chairs")
+    config = folder / "channels.yaml"
+    config.write_text(CONFIG)
+    process = WorkerProcess(
+        f"chairs-{uuid.uuid4().hex[:8]}",
+        16071,
+        local_stack.state_dir / "logs",
+        STOCKFLOW_CONFIG=str(config),
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def _decisions(settings: Settings, codec: Codec, sku: str, n: int) -> list[dict[str, Any]]:
+    return read_topic(
+        settings,
+        codec,
+        STOCK_DECISIONS,
+        lambda r: r["sku"] == sku,
+        until=lambda found: len({d["decision_id"] for d in found}) >= n,
+        timeout=90,
+    )
+
+
+def test_one_hundred_chairs_sold_on_three_channels_at_once_never_oversell(
+    local_stack: Settings, worker: WorkerProcess, codec: Codec, tmp_path: Path
+) -> None:
+    """Given a count of 100 chairs listed in full on three channels,
+    when 150 orders of 1 arrive concurrently from three producers,
+    then exactly 100 are accepted and 50 rejected, and every channel shows 0;
+    when 10 accepted orders are cancelled, then every channel shows 10;
+    when the whole input topic is replayed into the ledger, then nothing changes."""
+    sku = f"chair-{uuid.uuid4().hex[:8]}"
+    produce_events(
+        local_stack, codec, [stock_event(f"{sku}-count", "stock_count", sku, 100, location="main")]
+    )
+    wait_for(
+        lambda: (
+            (worker.stock(sku) or {}).get("locations", {}).get("main", {}).get("on_hand") == 100
+        ),
+        timeout=60,
+        what="the count to be applied",
+    )
+
+    def orders(channel: str) -> None:
+        produce_events(
+            local_stack,
+            codec,
+            [
+                stock_event(
+                    f"{sku}-{channel}-{i}",
+                    "order_placed",
+                    sku,
+                    1,
+                    channel=channel,
+                    order_id=f"{channel}-{i}",
+                )
+                for i in range(50)
+            ],
+        )
+
+    threads = [threading.Thread(target=orders, args=(c,)) for c in CHANNELS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    decisions = {d["decision_id"]: d for d in _decisions(local_stack, codec, sku, 150)}
+    outcomes = [d["outcome"] for d in decisions.values()]
+    assert len(decisions) == 150
+    assert outcomes.count("accepted") == 100
+    assert outcomes.count("rejected") == 50
+    wait_for(
+        lambda: worker.stock(sku)["channels"] == dict.fromkeys(CHANNELS, 0),
+        timeout=30,
+        what="channels at 0",
+    )
+    assert worker.stock(sku)["locations"]["main"]["reserved"] == 100
+
+    accepted = sorted(d["order_id"] for d in decisions.values() if d["outcome"] == "accepted")[:10]
+    produce_events(
+        local_stack,
+        codec,
+        [
+            stock_event(
+                f"{sku}-cancel-{o}", "order_cancelled", sku, 0, order_id=o, channel=o.split("-")[0]
+            )
+            for o in accepted
+        ],
+    )
+    wait_for(
+        lambda: worker.stock(sku)["channels"] == dict.fromkeys(CHANNELS, 10),
+        timeout=30,
+        what="channels at 10",
+    )
+    before = worker.stock(sku)
+
+    # Replay: the ledger's group goes back to offset 0 of the input topic.
+    worker.stop()
+    rewind_group(local_stack, worker.app_id, STOCK_EVENTS.name)
+    assert group_lag(local_stack, worker.app_id, STOCK_EVENTS.name) >= 161
+    worker.start()
+    wait_for(
+        lambda: group_lag(local_stack, worker.app_id, STOCK_EVENTS.name) == 0,
+        timeout=120,
+        what="the replay",
+    )
+    assert worker.stock(sku) == before
+    again = read_topic(
+        local_stack,
+        codec,
+        STOCK_DECISIONS,
+        lambda r: r["sku"] == sku,
+        until=lambda _: False,
+        timeout=8,
+    )
+    assert len(again) == 150, "a replayed order must not be decided twice"
+    assert 'outcome="duplicate"' in worker.metrics()
