@@ -17,7 +17,7 @@ from deploy.local.process import (
     run_checked,
     wait_until,
 )
-from deploy.local.tools import require_java, require_maven, say
+from deploy.local.tools import require_java, require_java_at_least, require_maven, say
 from streams.settings import Settings
 
 CCOMPAT_PATH = "/apis/ccompat/v7"
@@ -87,15 +87,20 @@ class Registry:
             raise StackError(f"no quarkus-run.jar under {self.dist}; delete it and run up again")
         jar = jars[0]
         say(f"starting the schema registry on {self.url}")
+        # Apicurio 3.x is built for Java 21 (class file 65); the broker is fine on 17.
+        java = require_java_at_least(21, "Apicurio Registry 3")
         self.process.start(
             [
-                require_java(),
+                java,
                 "-Xms128m",
                 "-Xmx384m",
                 "-XX:+UseSerialGC",
                 "-Dquarkus.http.host=127.0.0.1",
                 f"-Dquarkus.http.port={self.settings.registry_port}",
                 "-Dquarkus.log.level=WARN",
+                # its management interface would take 0.0.0.0:9000, ClickHouse's port
+                "-Dquarkus.management.host=127.0.0.1",
+                f"-Dquarkus.management.port={self.settings.registry_port + 1}",
                 "-jar",
                 str(jar),
             ],

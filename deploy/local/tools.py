@@ -53,6 +53,27 @@ def require_maven() -> str:
     return mvn
 
 
+def java_version(java: str) -> int:
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    try:
+        return int(out.splitlines()[0].split('"')[1].split(".")[0])
+    except (IndexError, ValueError):
+        return 0
+
+
+def require_java_at_least(major: int, what: str) -> str:
+    """A java binary of version ``major`` or later: PATH first, then /usr/lib/jvm."""
+    candidates = [shutil.which("java") or ""]
+    candidates += [str(p) for p in sorted(Path("/usr/lib/jvm").glob("*/bin/java"), reverse=True)]
+    for java in candidates:
+        if java and Path(java).exists() and java_version(java) >= major:
+            return java
+    raise StackError(
+        f"{what} needs Java {major} or later and none was found on PATH or in /usr/lib/jvm; "
+        f"install a JDK {major}+ (for example Temurin) there"
+    )
+
+
 _apt_updated = False
 
 
