@@ -6,7 +6,7 @@ STAMP   := .venv/.installed
 .PHONY: demo test lint unit integration faults bench stack-up stack-down clean
 
 demo: $(STAMP)
-	.venv/bin/stockflow demo
+	$(PY) -m streams.cli demo
 
 test: $(STAMP) lint
 	$(PY) -m pytest tests/unit tests/integration tests/faults

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from streams.settings import SettingsError, load
 
@@ -46,18 +46,31 @@ def _sink(_: argparse.Namespace) -> int:
     return run_sink(load())
 
 
+def _connectors(_: argparse.Namespace) -> int:
+    from connectors.runtime import run_connectors
+
+    return run_connectors(load())
+
+
 def _report(args: argparse.Namespace) -> int:
     from streams.reports import run_report
 
     return run_report(load(), args.name, args.format, args)
 
 
-def _not_yet(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        print(f"stockflow {name}: not yet available in this version", file=sys.stderr)
-        return 2
+def _bench(args: argparse.Namespace) -> int:
+    from streams.bench import run_bench
 
-    return run
+    only = [part.strip() for part in args.only.split(",") if part.strip()] if args.only else None
+    if only is None:
+        return run_bench(load(), quick=args.quick, as_json=args.json)
+    return run_bench(load(), quick=args.quick, as_json=args.json, only=only)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from deploy.demo.run import run_demo
+
+    return run_demo(load(), keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     sink = sub.add_parser("sink", help="write levels, movements, decisions, alerts to ClickHouse")
     sink.set_defaults(func=_sink)
 
+    connectors = sub.add_parser("connectors", help="run the channel connectors")
+    connectors.add_argument("action", choices=["serve"], help="serve: webhooks, polls, pushes")
+    connectors.set_defaults(func=_connectors)
+
     report = sub.add_parser("report", help="print an analysis report from ClickHouse")
     report.add_argument(
         "name",
@@ -96,8 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--limit", type=int, help="at most this many rows")
     report.set_defaults(func=_report)
 
+    bench = sub.add_parser("bench", help="measure raw Kafka, ledger, latency, sink, recovery")
+    bench.add_argument("--quick", action="store_true", help="short smoke run (under a minute)")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument(
+        "--only", help="comma-separated parts: raw, ledger, latency, sink, recovery (default all)"
+    )
+    bench.set_defaults(func=_bench)
+
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
-    demo.set_defaults(func=_not_yet("demo"))
+    demo.add_argument("--keep", action="store_true", help="leave the local stack running")
+    demo.set_defaults(func=_demo)
     return parser
 
 

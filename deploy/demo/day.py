@@ -1,0 +1,212 @@
+"""The scripted day: a count, a rush on three channels, cancellations, a return into
+quarantine, a supplier receipt, and a cycle count that finds a discrepancy."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from deploy.demo.counters import OutcomeCounter
+from deploy.demo.setup import SHOPIFY_ITEM, SHOPIFY_LOCATION, SHOPIFY_VARIANT, WOO_PRODUCT
+from deploy.demo.view import Board
+
+Shops = Any  # (FakeShopify, FakeWooCommerce); kept loose: the fakes live with the tests
+
+
+class Day:
+    def __init__(
+        self,
+        worker_url: str,
+        sku: str,
+        shopify: Any,
+        woo: Any,
+        board: Board,
+        counter: OutcomeCounter,
+        seed: int = 7,
+    ) -> None:
+        self.counter = counter
+        self.worker_url = worker_url
+        self.sku = sku
+        self.shopify = shopify
+        self.woo = woo
+        self.board = board
+        self.rng = random.Random(seed)
+        self.http: aiohttp.ClientSession | None = None
+        self.shopify_orders: list[int] = []
+        self._n = 0
+
+    # ---- plumbing ------------------------------------------------------------------
+    def _id(self, what: str) -> str:
+        self._n += 1
+        return f"demo-{self.sku}-{what}-{self._n}"
+
+    async def post_events(self, events: list[dict[str, Any]]) -> None:
+        assert self.http is not None
+        async with self.http.post(f"{self.worker_url}/v1/events", json=events) as answer:
+            body = await answer.json()
+            if answer.status != 202:
+                raise RuntimeError(f"the ledger refused demo events: {body}")
+
+    async def stock(self) -> dict[str, Any] | None:
+        assert self.http is not None
+        async with self.http.get(f"{self.worker_url}/v1/stock/{self.sku}") as answer:
+            return await answer.json() if answer.status == 200 else None
+
+    def shop_quantities(self) -> dict[str, int | None]:
+        return {
+            "shopify": self.shopify.stock.get((SHOPIFY_ITEM, SHOPIFY_LOCATION)),
+            "woocommerce": self.woo.products.get(WOO_PRODUCT, {}).get("stock_quantity"),
+        }
+
+    async def refresh(self) -> None:
+        state = await self.stock()
+        if state is not None:
+            self.board.ledger = dict(state["channels"])
+        self.board.shops = self.shop_quantities()
+        self.board.decisions = dict(self.counter.decisions)
+        self.board.alerts = dict(self.counter.alerts)
+
+    async def until(self, check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            await self.refresh()
+            if await check():
+                return
+            await asyncio.sleep(0.3)
+        raise RuntimeError(f"timed out after {within:.0f} s waiting for {what}")
+
+    async def shops_match_ledger(self) -> bool:
+        ledger = self.board.ledger
+        shops = self.board.shops
+        return bool(ledger) and all(shops.get(c) == ledger.get(c) for c in shops)
+
+    # ---- the day ---------------------------------------------------------------------
+    async def play(self) -> None:
+        async with aiohttp.ClientSession() as self.http:
+            await self.count()
+            await self.rush()
+            await self.cancellations()
+            await self.quarantine_return()
+            await self.supplier_receipt()
+            await self.cycle_count()
+            self.board.step = "end of day: shops in sync"
+            await self.until(self.shops_match_ledger, 60, "the shops to match the ledger")
+
+    async def count(self) -> None:
+        self.board.step = "08:00 opening count: 100 chairs"
+        await self.post_events(
+            [{"event_id": self._id("count"), "type": "stock_count", "sku": self.sku, "qty": 100}]
+        )
+
+        async def listed() -> bool:
+            return self.board.ledger.get("store") == 100 and await self.shops_match_ledger()
+
+        await self.until(listed, 60, "100 chairs listed on every channel")
+
+    async def rush(self) -> None:
+        self.board.step = "10:00 rush on three channels"
+        orders = {"shopify": 0, "woocommerce": 0, "store": 0}
+
+        async def shopify() -> None:
+            for _ in range(45):
+                order = self.shopify.place_order([(SHOPIFY_VARIANT, self.rng.randint(1, 2))])
+                self.shopify_orders.append(order["id"])
+                await self.shopify.deliver("orders/create", order)
+                orders["shopify"] += 1
+                await asyncio.sleep(self.rng.uniform(0.01, 0.06))
+
+        async def woo() -> None:
+            for _ in range(45):
+                order = self.woo.place_order([(WOO_PRODUCT, self.rng.randint(1, 2))])
+                await self.woo.deliver("order.created", order)
+                orders["woocommerce"] += 1
+                await asyncio.sleep(self.rng.uniform(0.01, 0.06))
+
+        async def till() -> None:
+            for i in range(45):
+                await self.post_events(
+                    [
+                        {
+                            "event_id": self._id("till"),
+                            "type": "order_placed",
+                            "sku": self.sku,
+                            "qty": self.rng.randint(1, 2),
+                            "channel": "store",
+                            "order_id": f"till-{self.sku}-{i}",
+                        }
+                    ]
+                )
+                orders["store"] += 1
+                await asyncio.sleep(self.rng.uniform(0.01, 0.06))
+
+        async def watch() -> None:
+            while sum(orders.values()) < 135:
+                await self.refresh()
+                self.board.show()
+                await asyncio.sleep(0.5)
+
+        await asyncio.gather(shopify(), woo(), till(), watch())
+
+        async def decided() -> bool:
+            return sum(self.board.decisions.values()) >= 135
+
+        await self.until(decided, 60, "a decision for every order")
+        self.board.show()
+
+    async def cancellations(self) -> None:
+        self.board.step = "12:00 five Shopify orders cancelled"
+        for order_id in self.shopify_orders[:5]:
+            await self.shopify.deliver("orders/cancelled", self.shopify.cancel_order(order_id))
+        await self.until(self.shops_match_ledger, 30, "cancellations to reach the shops")
+        self.board.show()
+
+    async def quarantine_return(self) -> None:
+        self.board.step = "14:00 a damaged return, quarantined"
+        await self.post_events(
+            [
+                {
+                    "event_id": self._id("return"),
+                    "type": "return_received",
+                    "sku": self.sku,
+                    "qty": 1,
+                    "channel": "store",
+                    "disposition": "quarantine",
+                }
+            ]
+        )
+        await asyncio.sleep(1)
+        await self.refresh()
+        self.board.show()
+
+    async def supplier_receipt(self) -> None:
+        self.board.step = "15:00 supplier delivers 40 chairs"
+        await self.post_events(
+            [{"event_id": self._id("receipt"), "type": "receipt", "sku": self.sku, "qty": 40}]
+        )
+        await self.until(self.shops_match_ledger, 30, "the receipt to reach the shops")
+        self.board.show()
+
+    async def cycle_count(self) -> None:
+        self.board.step = "18:00 cycle count: 3 chairs missing"
+        state = await self.stock()
+        assert state is not None
+        on_hand = sum(loc["on_hand"] for loc in state["locations"].values())
+        await self.post_events(
+            [
+                {
+                    "event_id": self._id("cycle-count"),
+                    "type": "stock_count",
+                    "sku": self.sku,
+                    "qty": max(0, on_hand - 3),
+                    "reason": "cycle count",
+                }
+            ]
+        )
+        await asyncio.sleep(1)
+        await self.refresh()
+        self.board.show()

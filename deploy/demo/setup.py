@@ -1,0 +1,83 @@
+"""The demo's configuration files: one warehouse, three channels, two fake shops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SHOPIFY_PORT = 8701
+WOO_PORT = 8702
+SHOPIFY_ITEM, SHOPIFY_VARIANT, SHOPIFY_LOCATION = 5001, 5002, 1
+WOO_PRODUCT = 301
+WAREHOUSE = "paris-wh"
+CHANNELS = ("shopify", "woocommerce", "store")
+
+
+def write_configs(folder: Path, sku: str, connectors_port: int, run: str) -> tuple[Path, Path]:
+    """(ledger config, connectors config) for this run's SKU."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = folder / "channels.yaml"
+    ledger.write_text(
+        yaml.safe_dump(
+            {
+                "default_location": WAREHOUSE,
+                "low_stock_threshold": 10,
+                "discrepancy_alert_threshold": 0,
+                "locations": [{"name": WAREHOUSE}],
+                "channels": [{"name": name} for name in CHANNELS],
+            },
+            sort_keys=False,
+        )
+    )
+    connectors = folder / "connectors.yaml"
+    connectors.write_text(
+        yaml.safe_dump(
+            {
+                "consumer_group": f"demo-connectors-{run}",
+                "reconcile_interval_s": 30,
+                "channels": [
+                    {
+                        "name": "shopify",
+                        "kind": "shopify",
+                        "base_url": f"http://127.0.0.1:{SHOPIFY_PORT}",
+                        "api_version": "2026-01",
+                        "credentials": {
+                            "token": "shpat_test",
+                            "webhook_secrets": ["shopify-secret"],
+                        },
+                        "mapping": {
+                            "shop": "demo.myshopify.com",
+                            "push_location_id": SHOPIFY_LOCATION,
+                            "locations": {SHOPIFY_LOCATION: WAREHOUSE},
+                            "items": [
+                                {
+                                    "sku": sku,
+                                    "inventory_item_id": SHOPIFY_ITEM,
+                                    "variant_id": SHOPIFY_VARIANT,
+                                }
+                            ],
+                        },
+                        "poll_interval_s": 0,
+                    },
+                    {
+                        "name": "woocommerce",
+                        "kind": "woocommerce",
+                        "base_url": f"http://127.0.0.1:{WOO_PORT}",
+                        "credentials": {
+                            "consumer_key": "ck_test",
+                            "consumer_secret": "cs_test",
+                            "webhook_secrets": ["woo-secret"],
+                        },
+                        "mapping": {
+                            "site": "https://shop.example/",
+                            "products": [{"sku": sku, "product_id": WOO_PRODUCT}],
+                        },
+                        "poll_interval_s": 0,
+                    },
+                ],
+            },
+            sort_keys=False,
+        )
+    )
+    return ledger, connectors

@@ -1,0 +1,80 @@
+"""The end-of-day summary: decisions, quantities, ClickHouse rows, availability report."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clickhouse_driver import Client
+
+from deploy.demo.view import Board
+from streams.reports import run_report
+from streams.settings import PROJECT_ROOT, Settings
+
+TABLES = ("stock_movements", "stock_levels", "decisions", "alerts")
+
+
+def summarise(settings: Settings, sku: str, board: Board, started: float) -> int:
+    rows = _clickhouse_rows(settings, sku)
+    print()
+    print("=" * 72)
+    print(f"Summary for {sku}")
+    print("=" * 72)
+    print(
+        f"orders: accepted {board.decisions.get('accepted', 0)}, "
+        f"rejected {board.decisions.get('rejected', 0)} "
+        f"(never more accepted than there were chairs)"
+    )
+    print("final sellable quantity per channel (ledger -> what the shop shows):")
+    for channel, quantity in sorted(board.ledger.items()):
+        shown = board.shops.get(channel, "(till: reads the ledger)")
+        print(f"  {channel:<12} {quantity:>4}  ->  {shown}")
+    print("alerts: " + (", ".join(f"{k} {v}" for k, v in sorted(board.alerts.items())) or "none"))
+    print("rows in ClickHouse (distinct ids): " + ", ".join(f"{t} {n}" for t, n in rows.items()))
+    print()
+    print("per-channel availability today (from stock_levels):")
+    since = datetime.fromtimestamp(started - 60, tz=UTC).isoformat()
+    run_report(settings, "availability", "table", {"sku": sku, "since": since})
+    dashboards = Path(PROJECT_ROOT) / "deploy" / "grafana" / "dashboards"
+    print()
+    print(f"Prometheus: http://127.0.0.1:{settings.prometheus_port}  dashboards: {dashboards}")
+    return 0
+
+
+def _clickhouse_rows(settings: Settings, sku: str, timeout: float = 30) -> dict[str, int]:
+    """Distinct rows per table, once the sink has caught up (movements stop growing)."""
+    client = Client(
+        host=settings.clickhouse_host,
+        port=settings.clickhouse_port,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password.reveal(),
+        database=settings.clickhouse_database,
+    )
+    ids = {
+        "stock_movements": "movement_id",
+        "stock_levels": "concat(channel, ':', toString(version))",
+        "decisions": "decision_id",
+        "alerts": "alert_id",
+    }
+    counts: dict[str, int] = {}
+    last = -1
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            counts = {
+                table: int(
+                    client.execute(
+                        f"SELECT uniqExact({ids[table]}) FROM {table} WHERE sku = %(sku)s",  # noqa: S608
+                        {"sku": sku},
+                    )[0][0]
+                )
+                for table in TABLES
+            }
+            if counts["stock_movements"] and counts["stock_movements"] == last:
+                break
+            last = counts["stock_movements"]
+            time.sleep(2)
+    finally:
+        client.disconnect()
+    return counts
