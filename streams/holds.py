@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from schemas.codec import Codec
-
 from streams.ledger.events import stock_event
 from streams.ledger.state import SkuState
 from streams.times import now_ms

@@ -6,8 +6,8 @@ import logging
 import sys
 
 import faust
-from schemas.codec import codec_for
 
+from schemas.codec import codec_for
 from streams.kafka_admin import ensure_topics
 from streams.ledger.config import load_config
 from streams.settings import Settings

@@ -16,7 +16,7 @@ publishes it once, and the ledger's applied-id set is the final guard.
 
 Outbound (``stock.levels.v1`` → channel)::
 
-    framework.kafka.levels_from_kafka → framework.engine.OutboundEngine.consume(levels)
+    framework.kafka.LevelsSource.levels() → framework.engine.OutboundEngine (newest per SKU)
         one Lane per channel: newest version per SKU only, coalescing window or every N s,
         batches of the channel's size, Retry-After / jittered backoff, dead-letter sink
         → <channel>.outbound.*Pusher.push(items)    (Shopify CAS + idempotency key; Woo batch)
@@ -27,4 +27,6 @@ Outbound (``stock.levels.v1`` → channel)::
 Each channel folder has the same parts: ``mapping`` (ids ↔ SKU, location), ``inbound``
 (verify, normalise, poll), ``client`` (HTTP under ``limits``), ``limits``, ``outbound``.
 Metrics (``framework.metrics``) are named ``stockflow_connector_*`` with a ``channel`` label.
+``connectors.runtime`` runs all of it in one process (``stockflow connectors serve``), with
+the channel instances of ``connectors.config``.
 """

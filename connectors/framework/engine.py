@@ -8,8 +8,9 @@ Order of work for one channel (a *lane*):
    (every-N-seconds mode), then pushes what is waiting in batches of the channel's size.
 3. Each result: ``ok`` records the lag; ``retry`` puts the item back unless a newer version
    is already waiting, and pauses the lane for the channel's ``Retry-After`` or a jittered
-   backoff; after ``max_attempts`` the item goes to the dead-letter sink; ``refused`` is a
-   drift alert (no retry until the next change or reconciliation).
+   backoff; after ``max_attempts`` failures (throttles do not count) the item goes to the
+   dead-letter sink; ``refused`` is a drift alert (no retry until the next change or
+   reconciliation).
 
 Because each lane has exactly one worker and a waiting item is always newer than anything
 pushed before it, a channel never receives an older version after a newer one. A throttled
@@ -160,7 +161,11 @@ class Lane:
                 metrics.PUSHES.labels(self.channel, "refused").inc()
                 metrics.DRIFT.labels(self.channel, "refused").inc()
                 await self._refused(item, result.error)
-            elif result.outcome is Outcome.FAILED or item.attempt + 1 >= self.policy.max_attempts:
+            elif result.outcome is Outcome.FAILED or (
+                # A throttle (the channel said when to come back) is not a failed attempt: a
+                # 30 s 429 storm must delay the newest quantity, never dead-letter it.
+                result.retry_after is None and item.attempt + 1 >= self.policy.max_attempts
+            ):
                 metrics.PUSHES.labels(self.channel, "dead_lettered").inc()
                 await self._dead_letter(item, result.error)
             elif item.sku in self.pending:
@@ -168,7 +173,8 @@ class Lane:
             else:
                 metrics.PUSHES.labels(self.channel, "retry").inc()
                 metrics.RETRIES.labels(self.channel).inc()
-                self.pending[item.sku] = replace(item, attempt=item.attempt + 1)
+                attempt = item.attempt + (1 if result.retry_after is None else 0)
+                self.pending[item.sku] = replace(item, attempt=attempt)
                 delay = result.retry_after
                 if delay is None:
                     delay = backoff_delay(

@@ -6,13 +6,12 @@ Everything here is I/O glue; the logic it feeds (intake, engine) is tested witho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from connectors.framework.engine import OutboundEngine
 from connectors.framework.types import PushItem, StockEventDict
@@ -87,51 +86,178 @@ class KafkaDeadLetters:
         await self._publisher.produce(topics.STOCK_DEADLETTER.name, [(item.sku.encode(), value)])
 
 
-async def levels_from_kafka(
-    settings: Settings,
-    codec: Codec,
-    engine: OutboundEngine,
-    *,
-    group_id: str = "stockflow-outbound",
-    commit_every_s: float = 5.0,
-) -> AsyncIterator[dict[str, Any]]:
-    """Decoded ``stock.levels.v1`` records, for ``engine.consume``. Offsets are committed
-    only while every lane is idle, i.e. after everything offered was pushed or given up on;
-    after a crash the levels since the last commit are read again (pushes are absolute and
-    ordered by version, so that is harmless)."""
-    consumer = Consumer(consumer_config(settings, group_id))
-    consumer.subscribe([topics.STOCK_LEVELS.name])
-    loop = asyncio.get_running_loop()
-    last_commit = loop.time()
-    dirty = False
-    try:
-        while True:
-            msg = await asyncio.to_thread(consumer.poll, 0.5)
-            if (
-                dirty
-                and loop.time() - last_commit > commit_every_s
-                and all(lane.idle for lane in engine.lanes.values())
-            ):
-                with contextlib.suppress(Exception):
-                    consumer.commit(asynchronous=False)
-                last_commit, dirty = loop.time(), False
-            if msg is None:
+class LevelsSource:
+    """Decoded ``stock.levels.v1`` records for the engine, never older than what was pushed.
+
+    Ordering across a restart: offsets are committed only while every lane is idle, so after
+    a crash the levels since the last commit are read again, and among them may be versions
+    older than one already pushed. So, after each partition assignment, the source reads up
+    to the high watermark it saw at assignment (the *catch-up*) keeping only the newest level
+    per SKU, and hands those out only then. Anything pushed before the restart came from an
+    offset below that watermark, so the newest level of its SKU up to the watermark is at
+    least as new; everything after the watermark is newer still (one SKU, one partition,
+    versions only increase). Nothing is committed before the catch-up is handed out.
+
+    A group with no committed offset starts at ``offset_reset`` (``earliest``: the compacted
+    topic gives the current quantity of every SKU; ``latest``: only new changes).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec,
+        engine: OutboundEngine,
+        *,
+        group_id: str,
+        offset_reset: str = "earliest",
+        commit_every_s: float = 5.0,
+        dead_letters: KafkaPublisher | None = None,
+    ) -> None:
+        # Static membership: a restarted process (even after kill -9) takes its partitions
+        # back at once instead of waiting out the dead member's session. One connectors
+        # process per group; a second one with the same group fences the first.
+        self._consumer = Consumer(
+            consumer_config(settings, group_id, **{"group.instance.id": f"{group_id}-1"})
+        )
+        self._codec = codec
+        self._engine = engine
+        self._reset = offset_reset
+        self._commit_every = commit_every_s
+        self._dead_letters = dead_letters
+        self._targets: dict[int, int] = {}  # partition -> high watermark at assignment
+        self.positions: dict[int, int] = {}  # partition -> next offset to read
+        self._buffer: dict[str, dict[str, Any]] = {}
+        self.caught_up = False
+        self.assigned = False
+        self.consumed = 0
+        self._dirty = False
+        self._stopping = False
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        committed = consumer.committed(partitions, timeout=10)
+        for tp, done in zip(partitions, committed, strict=True):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            if done.offset >= 0:
+                tp.offset = done.offset
+            else:
+                tp.offset = high if self._reset == "latest" else low
+            self._targets[tp.partition] = high
+            self.positions[tp.partition] = tp.offset
+        consumer.assign(partitions)  # start exactly where decided above
+        self.caught_up = False
+        self.assigned = True
+        log.info(
+            "%s assigned: %s",
+            topics.STOCK_LEVELS.name,
+            " ".join(
+                f"[{tp.partition}] from={tp.offset} catch_up_to={self._targets[tp.partition]}"
+                for tp in partitions
+            ),
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._targets.pop(tp.partition, None)
+            self.positions.pop(tp.partition, None)
+
+    def stop(self) -> None:
+        """Ask the iteration to end after the current poll (at most 0.5 s)."""
+        self._stopping = True
+
+    def commit_if_idle(self) -> bool:
+        """Commit what was read, if everything handed out has been pushed or given up on."""
+        if not (self._dirty and self.caught_up):
+            return False
+        if not all(lane.idle for lane in self._engine.lanes.values()):
+            return False
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            log.warning("%s commit failed (retried later): %s", topics.STOCK_LEVELS.name, exc)
+            return False
+        self._dirty = False
+        return True
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    async def levels(self) -> AsyncIterator[dict[str, Any]]:
+        self._consumer.subscribe(
+            [topics.STOCK_LEVELS.name], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        loop = asyncio.get_running_loop()
+        last_commit = loop.time()
+        while not self._stopping:
+            msg = await asyncio.to_thread(self._consumer.poll, 0.5)
+            if loop.time() - last_commit > self._commit_every and self.commit_if_idle():
+                last_commit = loop.time()
+            if msg is None or msg.error() is not None:
+                if msg is not None:
+                    log.warning("%s consumer error: %s", topics.STOCK_LEVELS.name, msg.error())
+                if self.assigned and not self.caught_up and self._reached_targets(True):
+                    for newest in self._end_catch_up():
+                        yield newest
                 continue
-            if msg.error() is not None:
-                log.warning("%s consumer error: %s", topics.STOCK_LEVELS.name, msg.error())
+            level = await self._decode(msg)
+            partition = msg.partition() or 0
+            self.positions[partition] = (msg.offset() or 0) + 1
+            self.consumed += 1
+            self._dirty = True
+            if level is None:
                 continue
-            try:
-                _, level = codec.decode(msg.value() or b"")
-            except CodecError as exc:
-                log.warning(
-                    "%s[%s] offset=%s undecodable level: %s",
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    exc,
+            if self.caught_up:
+                yield level
+                continue
+            kept = self._buffer.get(level["sku"])
+            if kept is None or int(level["version"]) > int(kept["version"]):
+                self._buffer[level["sku"]] = level
+            if self._reached_targets(False):
+                for newest in self._end_catch_up():
+                    yield newest
+
+    def _reached_targets(self, ask_broker: bool) -> bool:
+        """True once every assigned partition was read up to its catch-up watermark. When
+        idle, ask the client for its positions too: they move past records we never see
+        (transaction markers), which message offsets alone would not show."""
+        if ask_broker:
+            for tp in self._consumer.position(self._consumer.assignment()):
+                if tp.offset >= 0:
+                    self.positions[tp.partition] = max(
+                        self.positions.get(tp.partition, 0), tp.offset
+                    )
+        return all(self.positions.get(p, 0) >= t for p, t in self._targets.items())
+
+    def _end_catch_up(self) -> list[dict[str, Any]]:
+        newest = list(self._buffer.values())
+        self._buffer.clear()
+        self.caught_up = True
+        log.info(
+            "%s caught up: newest level of %d SKUs handed out; positions %s",
+            topics.STOCK_LEVELS.name,
+            len(newest),
+            self.positions,
+        )
+        return newest
+
+    async def _decode(self, msg: Message) -> dict[str, Any] | None:
+        raw = msg.value() or b""
+        try:
+            _, level = self._codec.decode(raw)
+        except CodecError as exc:
+            record = dead_letter(
+                component="connectors",
+                reason=exc.reason,
+                error=str(exc),
+                original=raw,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                key=msg.key(),
+            )
+            if self._dead_letters is not None:
+                value = self._codec.encode(topics.STOCK_DEADLETTER.value_schema, record)
+                await self._dead_letters.produce(
+                    topics.STOCK_DEADLETTER.name, [(msg.key() or b"", value)]
                 )
-                continue
-            dirty = True
-            yield level
-    finally:
-        consumer.close()
+            return None
+        return level

@@ -39,9 +39,7 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     say("starting the local stack (Kafka, ClickHouse, Prometheus)")
     stack.up(settings)
     ensure_topics(settings)
-    ledger_config, connectors_config = write_configs(
-        settings.state_dir / "demo", sku, settings.connectors_port, run
-    )
+    ledger_config, connectors_config = write_configs(settings.state_dir / "demo", sku, run)
     logs = settings.state_dir / "logs"
     env = {
         "STOCKFLOW_CONFIG": str(ledger_config),

@@ -14,8 +14,10 @@ WAREHOUSE = "paris-wh"
 CHANNELS = ("shopify", "woocommerce", "store")
 
 
-def write_configs(folder: Path, sku: str, connectors_port: int, run: str) -> tuple[Path, Path]:
-    """(ledger config, connectors config) for this run's SKU."""
+def write_configs(
+    folder: Path, sku: str, run: str, shopify_port: int = SHOPIFY_PORT, woo_port: int = WOO_PORT
+) -> tuple[Path, Path]:
+    """(ledger config, connectors config) for this run's SKU and shops."""
     folder.mkdir(parents=True, exist_ok=True)
     ledger = folder / "channels.yaml"
     ledger.write_text(
@@ -40,7 +42,7 @@ def write_configs(folder: Path, sku: str, connectors_port: int, run: str) -> tup
                     {
                         "name": "shopify",
                         "kind": "shopify",
-                        "base_url": f"http://127.0.0.1:{SHOPIFY_PORT}",
+                        "base_url": f"http://127.0.0.1:{shopify_port}",
                         "api_version": "2026-01",
                         "credentials": {
                             "token": "shpat_test",
@@ -63,7 +65,7 @@ def write_configs(folder: Path, sku: str, connectors_port: int, run: str) -> tup
                     {
                         "name": "woocommerce",
                         "kind": "woocommerce",
-                        "base_url": f"http://127.0.0.1:{WOO_PORT}",
+                        "base_url": f"http://127.0.0.1:{woo_port}",
                         "credentials": {
                             "consumer_key": "ck_test",
                             "consumer_secret": "cs_test",

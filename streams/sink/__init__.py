@@ -15,8 +15,8 @@ log = logging.getLogger("stockflow.sink")
 def run_sink(settings: Settings) -> int:
     """``stockflow sink``: run until SIGTERM/SIGINT, then flush, commit and return 0."""
     from prometheus_client import start_http_server
-    from schemas.codec import codec_for
 
+    from schemas.codec import codec_for
     from streams.sink.metrics import SinkMetrics
     from streams.sink.sink import Sink
 

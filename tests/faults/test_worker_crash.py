@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from schemas.codec import single_object_codec
 
+from schemas.codec import single_object_codec
 from streams.ledger.config import DEFAULT_CONFIG
 from streams.ledger.rules import apply
 from streams.ledger.state import SkuState

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from schemas.codec import Codec, single_object_codec
 
+from schemas.codec import Codec, single_object_codec
 from streams.settings import Settings
 from streams.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_LEVELS
 from tests.support.kafka import produce_raw, read_topic, stock_event, wait_for

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schemas.codec import Codec, single_object_codec
 
+from schemas.codec import Codec, single_object_codec
 from streams.settings import Settings
 from streams.topics import STOCK_DECISIONS, STOCK_EVENTS
 from tests.support.kafka import (

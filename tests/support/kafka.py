@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from schemas.codec import Codec
 
+from schemas.codec import Codec
 from streams.kafka_config import consumer_config, producer_config
 from streams.ledger.events import stock_event as build_event
 from streams.settings import Settings

@@ -1,0 +1,278 @@
+"""Connector configuration: which channel instances ``stockflow connectors serve`` runs.
+
+The file is YAML, named by ``STOCKFLOW_CONNECTORS_CONFIG`` (see
+``deploy/local/connectors.example.yaml``). It is read and validated once at start: every
+problem raises :class:`ConnectorConfigError` naming the key path and the fix. Secrets are
+kept as :class:`streams.settings.Secret` (they never print); a secret written as
+``env:NAME`` is read from the environment variable ``NAME``.
+
+Format::
+
+    consumer_group: stockflow-connectors   # Kafka group of the levels consumer
+    reconcile_interval_s: 300              # drift reconciliation of every channel
+    drift_grace_s: 10                      # wait before a differing observation is drift
+    channels:
+      - name: shopify                      # the ledger's channel name; webhooks at /webhooks/<name>
+        kind: shopify                      # shopify | woocommerce
+        base_url: https://demo.myshopify.com
+        api_version: 2026-01               # shopify only
+        credentials:
+          token: env:SHOPIFY_TOKEN         # shopify: access token
+          webhook_secrets: [old, new]      # one or two (rotation)
+        mapping: {shop: ..., push_location_id: 1, locations: {1: paris}, items: [...]}
+        sync: realtime                     # or {every_minutes: 5}; optional coalesce_ms
+        poll_interval_s: 60                # polling backup for lost webhooks (0 = off)
+        limits: {gql_capacity: 1000, gql_restore: 50}   # shopify; woo: {per_s: 5, burst: 10}
+        max_batch: 100
+
+WooCommerce credentials are ``consumer_key`` and ``consumer_secret``; its mapping is
+``{site: ..., refunds_restock: false, products: [{sku, product_id, variation_id}]}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from connectors.shopify.mapping import ShopifyMapping
+from connectors.woocommerce.mapping import WooMapping
+from streams.settings import Secret
+
+CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
+KINDS = ("shopify", "woocommerce")
+_TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels"}
+_CHANNEL_KEYS = {
+    "name",
+    "kind",
+    "base_url",
+    "api_version",
+    "credentials",
+    "mapping",
+    "sync",
+    "poll_interval_s",
+    "limits",
+    "max_batch",
+}
+_CREDENTIALS = {
+    "shopify": {"token", "webhook_secrets"},
+    "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
+}
+_LIMITS = {
+    "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
+    "woocommerce": {"per_s", "burst"},
+}
+
+
+class ConnectorConfigError(ValueError):
+    """The connector configuration cannot be used; the message names the key path and fix."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class SyncMode:
+    """``interval_s=None`` is real time (coalesced over ``coalesce_s``)."""
+
+    interval_s: float | None = None
+    coalesce_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class ChannelInstance:
+    name: str
+    kind: str
+    base_url: str
+    credentials: Mapping[str, Secret]
+    webhook_secrets: tuple[Secret, ...]
+    mapping: ShopifyMapping | WooMapping
+    sync: SyncMode
+    poll_interval_s: float
+    limits: Mapping[str, float]
+    max_batch: int
+    api_version: str = "2026-01"
+
+    def secret(self, name: str) -> str:
+        return self.credentials[name].reveal()
+
+    @property
+    def skus(self) -> frozenset[str]:
+        m = self.mapping
+        if isinstance(m, ShopifyMapping):
+            return frozenset(i.sku for i in m.items)
+        return frozenset(p.sku for p in m.products)
+
+
+@dataclass(frozen=True)
+class ConnectorsConfig:
+    channels: tuple[ChannelInstance, ...]
+    consumer_group: str = "stockflow-connectors"
+    reconcile_interval_s: float = 300.0
+    drift_grace_s: float = 10.0
+
+
+def config_path() -> str:
+    return os.environ.get(CONFIG_ENV, "")
+
+
+def load_connectors_config(path: str | Path | None = None) -> ConnectorsConfig:
+    """Read and validate the file at ``path`` (default: ``$STOCKFLOW_CONNECTORS_CONFIG``)."""
+    where = str(path) if path else config_path()
+    if not where:
+        raise ConnectorConfigError(
+            CONFIG_ENV, "not set; point it at a YAML file like deploy/local/connectors.example.yaml"
+        )
+    p = Path(where)
+    if not p.is_file():
+        raise ConnectorConfigError(str(p), f"no such file; check {CONFIG_ENV}")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConnectorConfigError(str(p), f"not valid YAML: {exc}") from None
+    return parse_connectors_config(raw)
+
+
+def parse_connectors_config(raw: Any) -> ConnectorsConfig:
+    _keys(raw, "<config>", _TOP_KEYS)
+    channels_raw = raw.get("channels")
+    if not isinstance(channels_raw, list) or not channels_raw:
+        raise ConnectorConfigError("channels", "must be a non-empty list of channel instances")
+    channels: list[ChannelInstance] = []
+    for i, entry in enumerate(channels_raw):
+        channel = _channel(entry, f"channels[{i}]")
+        if any(c.name == channel.name for c in channels):
+            raise ConnectorConfigError(
+                f"channels[{i}].name", f"{channel.name!r} is listed twice; keep one entry"
+            )
+        channels.append(channel)
+    return ConnectorsConfig(
+        channels=tuple(channels),
+        consumer_group=_str(raw.get("consumer_group", "stockflow-connectors"), "consumer_group"),
+        reconcile_interval_s=_number(
+            raw.get("reconcile_interval_s", 300), "reconcile_interval_s", minimum=1
+        ),
+        drift_grace_s=_number(raw.get("drift_grace_s", 10), "drift_grace_s"),
+    )
+
+
+def _channel(raw: Any, path: str) -> ChannelInstance:
+    _keys(raw, path, _CHANNEL_KEYS)
+    name = _str(raw.get("name"), f"{path}.name")
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise ConnectorConfigError(f"{path}.kind", f"{kind!r}: use one of {', '.join(KINDS)}")
+    base_url = _str(raw.get("base_url"), f"{path}.base_url")
+    if not base_url.startswith(("http://", "https://")):
+        raise ConnectorConfigError(f"{path}.base_url", f"{base_url!r} must start with https://")
+    credentials, secrets = _credentials(raw.get("credentials"), f"{path}.credentials", kind)
+    limits_raw = raw.get("limits") or {}
+    _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
+    limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
+    return ChannelInstance(
+        name=name,
+        kind=kind,
+        base_url=base_url,
+        credentials=credentials,
+        webhook_secrets=secrets,
+        mapping=_channel_mapping(raw.get("mapping"), f"{path}.mapping", kind, name),
+        sync=_sync(raw.get("sync", "realtime"), f"{path}.sync"),
+        poll_interval_s=_number(raw.get("poll_interval_s", 60), f"{path}.poll_interval_s"),
+        limits=limits,
+        max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
+        api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
+    )
+
+
+def _credentials(raw: Any, path: str, kind: str) -> tuple[dict[str, Secret], tuple[Secret, ...]]:
+    _keys(raw, path, _CREDENTIALS[kind])
+    values = {
+        key: _secret(raw.get(key), f"{path}.{key}")
+        for key in sorted(_CREDENTIALS[kind] - {"webhook_secrets"})
+    }
+    listed = raw.get("webhook_secrets")
+    if isinstance(listed, str):
+        listed = [listed]
+    if not isinstance(listed, list) or not 1 <= len(listed) <= 2:
+        raise ConnectorConfigError(
+            f"{path}.webhook_secrets", "list one secret, or two (old and new) during a rotation"
+        )
+    secrets = tuple(_secret(s, f"{path}.webhook_secrets[{i}]") for i, s in enumerate(listed))
+    return values, secrets
+
+
+def _secret(raw: Any, path: str) -> Secret:
+    if not isinstance(raw, str) or not raw:
+        raise ConnectorConfigError(path, "must be a non-empty string (or env:VARIABLE)")
+    if raw.startswith("env:"):
+        name = raw.removeprefix("env:")
+        value = os.environ.get(name, "")
+        if not value:
+            raise ConnectorConfigError(path, f"environment variable {name} is not set or empty")
+        return Secret(value)
+    return Secret(raw)
+
+
+def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ShopifyMapping | WooMapping:
+    if not isinstance(raw, dict):
+        raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
+    data = {**raw, "channel": name}
+    try:
+        if kind == "shopify":
+            shopify = ShopifyMapping.from_config(data)
+            mapping: ShopifyMapping | WooMapping = shopify
+            skus = [i.sku for i in shopify.items]
+        else:
+            woo = WooMapping.from_config(data)
+            mapping, skus = woo, [p.sku for p in woo.products]
+    except KeyError as exc:
+        raise ConnectorConfigError(f"{path}.{exc.args[0]}", "missing; see the example") from None
+    except (TypeError, ValueError) as exc:
+        raise ConnectorConfigError(path, f"unreadable ({exc}); ids must be integers") from None
+    duplicated = sorted({s for s in skus if skus.count(s) > 1})
+    if duplicated:
+        raise ConnectorConfigError(path, f"SKUs mapped twice: {', '.join(duplicated)}")
+    return mapping
+
+
+def _sync(raw: Any, path: str) -> SyncMode:
+    if raw == "realtime":
+        return SyncMode()
+    if not isinstance(raw, dict):
+        raise ConnectorConfigError(path, f"{raw!r}: write realtime or {{every_minutes: N}}")
+    _keys(raw, path, {"every_minutes", "coalesce_ms"})
+    coalesce = _number(raw.get("coalesce_ms", 50), f"{path}.coalesce_ms") / 1000
+    if "every_minutes" not in raw:
+        return SyncMode(None, coalesce)
+    minutes = _number(raw["every_minutes"], f"{path}.every_minutes", minimum=1e-9)
+    return SyncMode(minutes * 60, coalesce)
+
+
+def _keys(raw: Any, path: str, allowed: set[str]) -> None:
+    if not isinstance(raw, dict):
+        raise ConnectorConfigError(path, f"must be a mapping, got {type(raw).__name__}")
+    for key in raw:
+        if key not in allowed:
+            where = key if path == "<config>" else f"{path}.{key}"
+            raise ConnectorConfigError(
+                where, f"unknown key; expected one of {', '.join(sorted(allowed))}"
+            )
+
+
+def _str(raw: Any, path: str) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ConnectorConfigError(path, "must be a non-empty string")
+    return raw
+
+
+def _number(raw: Any, path: str, minimum: float = 0) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ConnectorConfigError(path, f"{raw!r} is not a number")
+    if raw < minimum:
+        raise ConnectorConfigError(path, f"{raw} is below {minimum:g}")
+    return float(raw)

@@ -1,0 +1,322 @@
+"""``stockflow connectors serve``: every configured channel in one asyncio process.
+
+Parts (see ``connectors.framework`` for how each works):
+
+- the webhook receiver on ``127.0.0.1:$STOCKFLOW_CONNECTORS_PORT`` (``/webhooks/<channel>``,
+  ``/metrics``, ``/health``), publishing through the intake to ``stock.events.v1``;
+- one poller per channel (backup for lost webhooks), through the same intake;
+- the levels consumer feeding the outbound engine, which pushes to every channel that maps
+  the SKU; dead letters go to ``stock.deadletter.v1``;
+- drift: Shopify's stock notifications are checked against our writes, and every channel is
+  reconciled on an interval.
+
+Shutdown order on SIGTERM/SIGINT: stop taking webhooks (in-flight ones finish and are
+published), stop polling, stop reading levels, let the lanes push what they hold (bounded),
+commit the levels offsets if every lane is idle, flush the producer, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.framework.drift import DriftDetector
+from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
+from connectors.framework.events import now_ms
+from connectors.framework.intake import Intake
+from connectors.framework.kafka import KafkaDeadLetters, KafkaPublisher, LevelsSource
+from connectors.framework.polling import Poller
+from connectors.framework.types import ChannelPusher, PushItem
+from connectors.server import InboundChannel, create_app
+from connectors.shopify.client import ShopifyClient
+from connectors.shopify.inbound import ShopifyInbound
+from connectors.shopify.limits import ShopifyLimits
+from connectors.shopify.mapping import ShopifyMapping
+from connectors.shopify.outbound import ShopifyPusher
+from connectors.woocommerce.client import WooClient
+from connectors.woocommerce.inbound import WooInbound
+from connectors.woocommerce.limits import WooLimits
+from connectors.woocommerce.mapping import WooMapping
+from connectors.woocommerce.outbound import WooPusher
+from streams.settings import Settings
+
+log = logging.getLogger("stockflow.connectors")
+
+POLL_LOOKBACK_S = 15 * 60  # first poll after a start looks back this far (downtime)
+DRAIN_TIMEOUT_S = 10.0
+PROGRESS_EVERY_S = 30.0
+
+
+@dataclass
+class Channel:
+    """One configured channel instance, wired: its inbound side and its pusher."""
+
+    instance: ChannelInstance
+    inbound: ShopifyInbound | WooInbound
+    pusher: ChannelPusher
+
+
+def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Channel:
+    secrets = [s.reveal() for s in inst.webhook_secrets]
+    mapping = inst.mapping
+    if isinstance(mapping, ShopifyMapping):
+        client = ShopifyClient(
+            session,
+            inst.base_url,
+            inst.secret("token"),
+            api_version=inst.api_version,
+            limits=ShopifyLimits(inst.name, **dict(inst.limits)),
+        )
+        return Channel(
+            inst,
+            ShopifyInbound(mapping, secrets, client),
+            ShopifyPusher(client, mapping, max_batch=inst.max_batch),
+        )
+    assert isinstance(mapping, WooMapping)
+    woo = WooClient(
+        session,
+        inst.base_url,
+        inst.secret("consumer_key"),
+        inst.secret("consumer_secret"),
+        limits=WooLimits(inst.name, **dict(inst.limits)),
+    )
+    return Channel(
+        inst, WooInbound(mapping, secrets, woo), WooPusher(woo, mapping, max_batch=inst.max_batch)
+    )
+
+
+def offer_level(
+    engine: OutboundEngine, skus: Mapping[str, frozenset[str]], level: Mapping[str, Any]
+) -> int:
+    """Queue ``level`` on the lanes of the channels that map its SKU. The levels topic holds
+    every SKU of the ledger; a channel that does not list one is not asked to hold it."""
+    queued = 0
+    for item in items_from_level(level, engine.lanes):
+        if item.sku in skus[item.channel]:
+            queued += engine.lanes[item.channel].offer(item)
+    return queued
+
+
+async def _log_refused(item: PushItem, error: str) -> None:
+    log.warning(
+        "push refused channel=%s sku=%s version=%d quantity=%d (drift; retried on the next "
+        "change or reconciliation): %s",
+        item.channel,
+        item.sku,
+        item.version,
+        item.quantity,
+        error,
+    )
+
+
+async def _log_drift(channel: str, sku: str, ours: int, theirs: int, source: str) -> None:
+    log.warning(
+        "drift channel=%s sku=%s ours=%d theirs=%d source=%s: pushing ours again",
+        channel,
+        sku,
+        ours,
+        theirs,
+        source,
+    )
+
+
+async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[Any]]) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await step()
+        except Exception as exc:  # a channel outage must not stop the loop
+            log.warning("%s failed, next in %.0fs: %r", what, interval_s, exc)
+
+
+class Runtime:
+    """The running process; ``run()`` returns the exit code."""
+
+    def __init__(self, settings: Settings, config: ConnectorsConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self._stop = asyncio.Event()
+
+    def request_stop(self, reason: str) -> None:
+        log.info("connectors: %s received; draining and committing", reason)
+        self._stop.set()
+
+    async def run(self) -> int:
+        from schemas.codec import codec_for
+
+        codec = codec_for(self.settings)
+        publisher = KafkaPublisher(self.settings, codec)
+        async with aiohttp.ClientSession() as session:
+            channels = [build_channel(session, inst) for inst in self.config.channels]
+            engine = OutboundEngine(
+                [c.pusher for c in channels],
+                policies={
+                    c.instance.name: LanePolicy(
+                        interval_s=c.instance.sync.interval_s,
+                        coalesce_s=c.instance.sync.coalesce_s,
+                    )
+                    for c in channels
+                },
+                dead_letter=KafkaDeadLetters(publisher, codec),
+                refused=_log_refused,
+            )
+            drift = DriftDetector(engine, alert=_log_drift, grace_s=self.config.drift_grace_s)
+            intake = Intake(publisher, observe=drift.observe)
+            inbounds: list[InboundChannel] = [c.inbound for c in channels]
+            runner = web.AppRunner(create_app(intake, *inbounds), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", self.settings.connectors_port)
+            try:
+                await site.start()
+            except OSError as exc:
+                await runner.cleanup()
+                log.error(
+                    "connectors: cannot listen on 127.0.0.1:%d (%s); free the port or set "
+                    "STOCKFLOW_CONNECTORS_PORT",
+                    self.settings.connectors_port,
+                    exc,
+                )
+                return 2
+            levels = LevelsSource(
+                self.settings,
+                codec,
+                engine,
+                group_id=self.config.consumer_group,
+                offset_reset=self.settings.offset_reset,
+                dead_letters=publisher,
+            )
+            skus = {c.instance.name: c.instance.skus for c in channels}
+            engine.start()
+            consume = asyncio.create_task(self._consume(levels, engine, skus), name="levels")
+            background = [
+                *self._pollers(channels, intake),
+                asyncio.create_task(
+                    _every(
+                        self.config.reconcile_interval_s,
+                        "reconciliation",
+                        lambda: self._reconcile(drift, channels),
+                    ),
+                    name="reconcile",
+                ),
+                asyncio.create_task(self._progress(levels, engine), name="progress"),
+            ]
+            log.info(
+                "connectors: receiving webhooks at http://127.0.0.1:%d/webhooks/{%s}; levels "
+                "group=%s; channels %s",
+                self.settings.connectors_port,
+                ",".join(c.instance.name for c in channels),
+                self.config.consumer_group,
+                ", ".join(
+                    f"{c.instance.name}({c.instance.kind} {c.instance.base_url}, "
+                    f"{len(c.instance.skus)} SKUs)"
+                    for c in channels
+                ),
+            )
+            stop_wait = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stop_wait, consume], return_when=asyncio.FIRST_COMPLETED)
+            failed = consume.done() and consume.exception() is not None
+            if failed:
+                log.error("connectors: levels consumer failed", exc_info=consume.exception())
+            # Shutdown, in the order of the module docstring.
+            await runner.cleanup()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            levels.stop()
+            with contextlib.suppress(Exception):
+                await consume
+            try:
+                await engine.drained(DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                log.warning(
+                    "connectors: lanes not drained in %.0fs; not committing", DRAIN_TIMEOUT_S
+                )
+            committed = levels.commit_if_idle()
+            levels.close()
+            await drift.close()
+            await engine.stop()
+            publisher.close()
+            stop_wait.cancel()
+            log.info(
+                "connectors: stopped; levels positions %s committed=%s", levels.positions, committed
+            )
+            return 1 if failed else 0
+
+    async def _consume(
+        self, levels: LevelsSource, engine: OutboundEngine, skus: Mapping[str, frozenset[str]]
+    ) -> None:
+        async for level in levels.levels():
+            offer_level(engine, skus, level)
+
+    def _pollers(self, channels: list[Channel], intake: Intake) -> list[asyncio.Task[None]]:
+        tasks = []
+        for c in channels:
+            if c.instance.poll_interval_s <= 0:
+                continue
+            poller = Poller(
+                c.inbound,
+                intake,
+                checkpoint_ms=now_ms() - POLL_LOOKBACK_S * 1000,
+                interval_s=c.instance.poll_interval_s,
+            )
+            tasks.append(asyncio.create_task(self._poll(poller), name=f"poll-{c.instance.name}"))
+        return tasks
+
+    async def _poll(self, poller: Poller) -> None:
+        while True:
+            try:
+                await poller.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # rejected credentials, bad payload: say so, keep trying
+                log.warning("poll %s failed: %r", poller.feed.channel, exc)
+                await asyncio.sleep(poller.interval_s)
+
+    async def _reconcile(self, drift: DriftDetector, channels: list[Channel]) -> None:
+        for c in channels:
+            drifting = await drift.reconcile(c.instance.name)
+            log.info("reconciliation channel=%s drifting=%d", c.instance.name, drifting)
+
+    async def _progress(self, levels: LevelsSource, engine: OutboundEngine) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            log.info(
+                "progress levels_read=%d positions=%s %s",
+                levels.consumed,
+                levels.positions,
+                " ".join(
+                    f"{name}: pending={len(lane.pending)} acked={len(lane.acked)}"
+                    for name, lane in engine.lanes.items()
+                ),
+            )
+
+
+def run_connectors(settings: Settings) -> int:
+    """``stockflow connectors serve``: run until SIGTERM/SIGINT; 2 on a bad configuration."""
+    from connectors.config import ConnectorConfigError, load_connectors_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = load_connectors_config()
+    except ConnectorConfigError as exc:
+        print(f"stockflow connectors: bad configuration: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        runtime = Runtime(settings, config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, runtime.request_stop, sig.name)
+        return await runtime.run()
+
+    return asyncio.run(main())
