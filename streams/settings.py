@@ -109,6 +109,7 @@ class Settings:
     schema_registry_url: str = field(default_factory=lambda: _env("SCHEMA_REGISTRY_URL", ""))
     app_id: str = field(default_factory=lambda: _env("APP_ID", "stockflow-ledger"))
     worker_web_port: int = field(default_factory=lambda: _env_int("WORKER_WEB_PORT", 6066))
+    sink_group: str = field(default_factory=lambda: _env("SINK_GROUP", "stockflow-sink"))
     sink_metrics_port: int = field(default_factory=lambda: _env_int("SINK_METRICS_PORT", 9464))
     connectors_port: int = field(default_factory=lambda: _env_int("CONNECTORS_PORT", 8088))
     partitions: int = field(default_factory=lambda: _env_int("PARTITIONS", 8))

@@ -35,7 +35,8 @@ def run_sink(settings: Settings) -> int:
     )
     log.info("sink: metrics at http://127.0.0.1:%d/metrics", settings.sink_metrics_port)
     try:
-        return Sink(settings, codec_for(settings), metrics=metrics).run(stop)
+        sink = Sink(settings, codec_for(settings), metrics=metrics, group_id=settings.sink_group)
+        return sink.run(stop)
     finally:
         server.shutdown()
         thread.join(timeout=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
@@ -12,18 +13,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from deploy.demo.children import Child, wait_http
+from deploy.demo.counters import OutcomeCounter
+from deploy.demo.day import Day
+from deploy.demo.setup import (
+    SHOPIFY_ITEM,
+    SHOPIFY_LOCATION,
+    SHOPIFY_VARIANT,
+    WOO_PRODUCT,
+    write_configs,
+)
+from deploy.demo.view import Board
 from deploy.local.prometheus import Prometheus
-from schemas.codec import single_object_codec
 from streams.settings import Settings
-from tests.support.kafka import produce_events, produce_raw, stock_event
-from tests.support.worker import WorkerProcess
+from tests.support.kafka import produce_raw
 
 pytestmark = pytest.mark.integration
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
-WORKER_PORT = 16074
+PORTS = {"worker": 16074, "sink": 19464, "connectors": 18088, "shopify": 18701, "woo": 18702}
 
 
 def expressions() -> list[tuple[str, str, str]]:
@@ -44,60 +55,79 @@ def test_the_dashboards_have_expressions_to_check() -> None:
 
 @pytest.fixture(scope="module")
 def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A worker that processed a realistic mix, scraped by a Prometheus of its own."""
-    state = tmp_path_factory.mktemp("prom")
+    """Worker, sink and connectors through a scripted day, scraped by a Prometheus of its own."""
+    state = tmp_path_factory.mktemp("dash")
     settings = dataclasses.replace(
-        local_stack, state_dir=state, prometheus_port=19490, worker_web_port=WORKER_PORT
+        local_stack,
+        state_dir=state,
+        prometheus_port=19490,
+        worker_web_port=PORTS["worker"],
+        sink_metrics_port=PORTS["sink"],
+        connectors_port=PORTS["connectors"],
     )
+    run = uuid.uuid4().hex[:8]
+    sku = f"dash-chair-{run}"
+    ledger_config, connectors_config = write_configs(
+        state, sku, run, shopify_port=PORTS["shopify"], woo_port=PORTS["woo"]
+    )
+    env = {
+        "STOCKFLOW_CONFIG": str(ledger_config),
+        "STOCKFLOW_CONNECTORS_CONFIG": str(connectors_config),
+        "STOCKFLOW_APP_ID": f"dash-{run}",
+        "STOCKFLOW_OFFSET_RESET": "latest",
+        "STOCKFLOW_WORKER_WEB_PORT": str(PORTS["worker"]),
+        "STOCKFLOW_SINK_METRICS_PORT": str(PORTS["sink"]),
+        "STOCKFLOW_SINK_GROUP": f"dash-sink-{run}",
+        "STOCKFLOW_CONNECTORS_PORT": str(PORTS["connectors"]),
+        "STOCKFLOW_CLICKHOUSE_DATABASE": f"dash_{run}",
+    }
+    children = [
+        Child(name, args, state, env)
+        for name, args in (
+            ("worker", ["worker"]),
+            ("sink", ["sink"]),
+            ("connectors", ["connectors", "serve"]),
+        )
+    ]
     prometheus = Prometheus(settings, scrape_interval="1s")
     prometheus.start()
-    worker = WorkerProcess(f"dash-{uuid.uuid4().hex[:8]}", WORKER_PORT, state)
-    worker.start()
     try:
-        _drive(local_stack, worker)
+        for child in children:
+            child.start()
+        wait_http(f"http://127.0.0.1:{PORTS['worker']}/health", children[0], 120, "Worker ready")
+        wait_http(f"http://127.0.0.1:{PORTS['connectors']}/health", children[2], 60)
+        asyncio.run(_day(local_stack, sku))
+        time.sleep(4)  # a few more scrapes after the last change
         yield prometheus.url
     finally:
-        worker.stop()
+        for child in reversed(children):
+            child.stop()
         prometheus.stop()
 
 
-def _drive(settings: Settings, worker: WorkerProcess) -> None:
-    """Counts, orders beyond stock, cancels, a discrepancy, a hold that expires, bad records,
-    spread over several scrapes so rates and histograms have data."""
-    codec = single_object_codec()
-    sku = f"dash-{uuid.uuid4().hex[:6]}"
-    now = int(time.time() * 1000)
-    produce_events(
-        settings, codec, [stock_event(f"{sku}-c0", "stock_count", sku, 5, location="default")]
-    )
-    status, _ = worker.post("/v1/holds", {"sku": sku, "qty": 1, "channel": "web", "ttl_seconds": 1})
-    assert status == 202
-    for round_ in range(8):
-        events = [
-            stock_event(
-                f"{sku}-o{round_}-{i}",
-                "order_placed",
-                sku,
-                1,
-                channel="web",
-                order_id=f"o{round_}-{i}",
-            )
-            for i in range(4)
-        ]
-        events.append(
-            stock_event(f"{sku}-x{round_}", "order_cancelled", sku, 0, order_id=f"o{round_}-0")
-        )
-        events.append(stock_event(f"{sku}-r{round_}", "receipt", sku, 2, location="default"))
-        produce_events(settings, codec, events)
-        produce_events(settings, codec, events[:1])  # a redelivery
-        produce_raw(settings, [(sku.encode(), b"\x00garbage")])
-        time.sleep(1.5)
-    produce_events(
-        settings,
-        codec,
-        [stock_event(f"{sku}-c1", "stock_count", sku, 1, location="default", as_of=now + 60_000)],
-    )
-    time.sleep(4)
+async def _day(settings: Settings, sku: str) -> None:
+    """The demo's day, plus a checkout hold that expires and a few undecodable records."""
+    from tests.fakes.shopify import FakeShopify
+    from tests.fakes.woocommerce import FakeWooCommerce
+
+    receiver = f"http://127.0.0.1:{PORTS['connectors']}"
+    shopify = FakeShopify(port=PORTS["shopify"], webhook_target=f"{receiver}/webhooks/shopify")
+    woo = FakeWooCommerce(port=PORTS["woo"], webhook_target=f"{receiver}/webhooks/woocommerce")
+    shopify.add_item(SHOPIFY_ITEM, SHOPIFY_VARIANT, sku, SHOPIFY_LOCATION, 0)
+    woo.add_product(WOO_PRODUCT, sku, 0)
+    worker = f"http://127.0.0.1:{PORTS['worker']}"
+    counter = OutcomeCounter(settings, sku)
+    try:
+        async with shopify, woo:
+            day = Day(worker, sku, shopify, woo, Board(), counter)
+            async with aiohttp.ClientSession() as http:
+                hold = {"sku": sku, "qty": 1, "channel": "store", "ttl_seconds": 1}
+                async with http.post(f"{worker}/v1/holds", json=hold) as answer:
+                    assert answer.status == 202
+            produce_raw(settings, [(sku.encode(), b"\x00garbage")] * 3)
+            await day.play()
+    finally:
+        counter.stop()
 
 
 def _query(url: str, expr: str) -> dict[str, Any]:
