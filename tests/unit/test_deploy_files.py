@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,13 @@ def test_every_file_the_compose_file_mounts_or_builds_exists() -> None:
     assert missing == []
 
 
-def test_ports_agree_with_the_settings_and_the_prometheus_targets() -> None:
+def test_ports_agree_with_the_settings_and_the_prometheus_targets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Given the default settings, when compared with compose and Prometheus, then the worker,
     sink and connectors ports are the same everywhere, and so are Kafka's and ClickHouse's."""
+    for key in [k for k in os.environ if k.startswith("STOCKFLOW_")]:
+        monkeypatch.delenv(key)
     defaults = Settings()
     assert _env("worker")["STOCKFLOW_WORKER_WEB_PORT"] == str(defaults.worker_web_port)
     assert _env("sink")["STOCKFLOW_SINK_METRICS_PORT"] == str(defaults.sink_metrics_port)
