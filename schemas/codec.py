@@ -5,10 +5,13 @@
   Fingerprints of the current schemas and of every version under ``schemas/history/`` are
   known, so a record written by an older producer is read with the current schema.
 - With ``STOCKFLOW_SCHEMA_REGISTRY_URL``: the Confluent wire format, ``00`` + 4-byte
-  big-endian schema id + the body; ids come from the registry (subject = record full name).
+  big-endian schema id + the body; ids come from the registry (subject = record full name,
+  so one schema is one subject whatever topic carries it). This codec also reads
+  single-object records, so topics written before the registry was switched on stay readable.
 
 Every failure to read or write raises :class:`CodecError` with a machine ``reason``, so the
-pipeline can dead-letter the record and go on. Times are epoch milliseconds (ints).
+pipeline can dead-letter the record and go on. Times are epoch milliseconds (ints), enums
+are ``str``.
 """
 
 from __future__ import annotations
@@ -16,203 +19,273 @@ from __future__ import annotations
 import io
 import json
 import struct
-from typing import Any
+import time
+from typing import Any, Literal, NamedTuple
 
 import fastavro
 from fastavro.read import SchemaResolutionError
-from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from schemas.loader import (
     Schema,
     current_schemas,
     full_name,
     historical_schemas,
-    strip_logical_types,
+    schema_from_json,
 )
 from schemas.registry import RegistryClient, RegistryError
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _ID = struct.Struct(">I")
+_BYTES = (bytes, bytearray, memoryview)
+
+Reason = Literal[
+    "truncated",
+    "bad_magic",
+    "unknown_fingerprint",
+    "unknown_schema_id",
+    "invalid_record",
+    "unknown_schema",
+    "registry_unavailable",
+]
 
 
 class CodecError(ValueError):
     """A record that cannot be encoded or decoded; ``reason`` is the dead-letter reason."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason: Reason = reason
+
+
+class Reading(NamedTuple):
+    """How to read one writer schema: with the current schema of its name as reader."""
+
+    name: str
+    writer: Any  # fastavro-parsed writer schema
+    reader: Any  # fastavro-parsed current schema, or None when the writer is the current one
 
 
 class Codec:
-    """Shared encode/decode; framing is the subclass's."""
+    """Shared encode/decode; the framing (header and header lookup) is the subclass's."""
 
     def __init__(self) -> None:
         self._current = current_schemas()
+        self._headers: dict[str, bytes] = {}  # full name -> header, filled on first encode
 
     def schema(self, name: str) -> Schema:
-        try:
-            return self._current[full_name(name)]
-        except KeyError:
+        """The current schema of a full or short name; CodecError("unknown_schema") if none."""
+        schema = self._current.get(name) or self._current.get(full_name(name))
+        if schema is None:
             known = ", ".join(sorted(self._current))
             raise CodecError(
-                "unknown_schema", f"no schema named {name!r}; known: {known}"
-            ) from None
+                "unknown_schema",
+                f"no schema named {name!r}; known: {known}. Use one of them, or add the "
+                ".avsc file to schemas/",
+            )
+        return schema
+
+    def preload(self) -> None:
+        """Compute every header now (registering schemas), so a bad registry shows at start."""
+        for schema in self._current.values():
+            self._header_of(schema)
 
     def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
         schema = self.schema(schema_name)
         buf = io.BytesIO()
-        buf.write(self._header(schema))
+        buf.write(self._headers.get(schema.name) or self._header_of(schema))
         try:
-            fastavro.schemaless_writer(buf, schema.parsed, record)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            # strict_allow_default: an unknown key (a typo) is an error, not silently dropped.
+            fastavro.schemaless_writer(buf, schema.parsed, record, strict_allow_default=True)
+        except Exception as exc:  # fastavro raises many types for a record that does not fit
             raise CodecError(
-                "invalid_record", f"record does not fit {schema.name}: {exc}"
+                "invalid_record",
+                f"record does not fit {schema.name}: {exc}; fix the producer so the record "
+                f"matches schemas/{schema.name.rsplit('.', 1)[-1]}.avsc (times as epoch-ms ints)",
             ) from None
         return buf.getvalue()
 
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """(full schema name, record), read with the current schema of that name."""
-        writer, offset = self._writer(bytes(data))
-        reader = self._current.get(writer.name)
+        if not data:
+            raise CodecError(
+                "truncated",
+                "empty value: nothing to decode (a tombstone, or a producer that sent no "
+                "bytes); skip tombstones before decoding",
+            )
+        if not isinstance(data, _BYTES):
+            raise CodecError("invalid_record", f"expected bytes, got {type(data).__name__}")
+        reading, offset = self._reading(data)
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
-            record = fastavro.schemaless_reader(
-                buf,
-                writer.parsed,
-                reader.parsed if reader is not None and reader is not writer else None,
-            )
-        except SchemaResolutionError as exc:
-            raise CodecError("incompatible_schema", f"{writer.name}: {exc}") from None
-        except (
-            EOFError,
-            ValueError,
-            TypeError,
-            IndexError,
-            KeyError,
-            UnicodeDecodeError,
-            OverflowError,
-            MemoryError,
-        ) as exc:
-            raise CodecError("truncated", f"{writer.name} body unreadable: {exc!r}") from None
+            record = fastavro.schemaless_reader(buf, reading.writer, reading.reader)
+        except Exception as exc:  # garbage makes fastavro raise almost anything
+            if isinstance(exc, SchemaResolutionError):
+                raise CodecError(
+                    "invalid_record",
+                    f"{reading.name} was written with a version the current schema cannot "
+                    f"read: {exc}; keep schema changes compatible (tests/unit/"
+                    "test_schema_evolution.py checks the versions in schemas/history/)",
+                ) from None
+            if isinstance(exc, EOFError) or buf.tell() >= len(data):
+                raise CodecError(
+                    "truncated",
+                    f"{reading.name} body ends early ({len(data)} bytes): the record was cut "
+                    "in transit or by the producer; dead-letter it",
+                ) from None
+            raise CodecError(
+                "invalid_record",
+                f"{reading.name} body unreadable at byte {buf.tell()}: {exc!r}; the bytes are "
+                "not what their header says (corrupt, or framed by another tool)",
+            ) from None
         if buf.tell() != len(data):
             raise CodecError(
                 "invalid_record",
-                f"{writer.name}: {len(data) - buf.tell()} bytes left after the record",
+                f"{reading.name}: {len(data) - buf.tell()} bytes left after the record; the "
+                "bytes are not what their header says (corrupt, or framed by another tool)",
             )
         if not isinstance(record, dict):
-            raise CodecError("invalid_record", f"{writer.name}: not a record")
-        return writer.name, record
+            raise CodecError("invalid_record", f"{reading.name}: not a record")
+        return reading.name, record
 
     def decode_as(self, schema_name: str, data: bytes) -> dict[str, Any]:
-        """The record, which must be of ``schema_name`` (any version)."""
+        """The record, which must be of ``schema_name`` (any version of it)."""
+        wanted = self.schema(schema_name).name
         name, record = self.decode(data)
-        wanted = full_name(schema_name)
         if name != wanted:
-            raise CodecError("wrong_schema", f"expected a {wanted} record, got a {name}")
+            raise CodecError(
+                "invalid_record",
+                f"expected a {wanted} record, got a {name}: a producer wrote to the wrong "
+                "topic; fix that producer",
+            )
         return record
+
+    def _header_of(self, schema: Schema) -> bytes:
+        header = self._header(schema)
+        self._headers[schema.name] = header
+        return header
 
     def _header(self, schema: Schema) -> bytes:
         raise NotImplementedError
 
-    def _writer(self, data: bytes) -> tuple[Schema, int]:
+    def _reading(self, data: bytes) -> tuple[Reading, int]:
+        """How to read ``data`` and where its body starts; CodecError on a bad header."""
         raise NotImplementedError
 
 
 class SingleObjectCodec(Codec):
     def __init__(self) -> None:
         super().__init__()
-        known = [*historical_schemas(), *self._current.values()]  # current wins on a tie
-        self._by_fingerprint = {s.fingerprint: s for s in known}
+        self._by_fingerprint: dict[bytes, Reading] = {}
+        for old in historical_schemas():
+            new = self._current.get(old.name)
+            if new is not None:
+                self._by_fingerprint[old.fingerprint] = Reading(old.name, old.parsed, new.parsed)
+        for schema in self._current.values():  # current wins on a tie
+            self._by_fingerprint[schema.fingerprint] = Reading(schema.name, schema.parsed, None)
 
     def _header(self, schema: Schema) -> bytes:
         return SINGLE_OBJECT_MAGIC + schema.fingerprint
 
-    def _writer(self, data: bytes) -> tuple[Schema, int]:
-        if len(data) >= 2 and data[:2] != SINGLE_OBJECT_MAGIC:
+    def _reading(self, data: bytes) -> tuple[Reading, int]:
+        if data[:2] != SINGLE_OBJECT_MAGIC[: len(data)]:
+            hint = (
+                " (a Confluent-framed record? set STOCKFLOW_SCHEMA_REGISTRY_URL)"
+                if data[:1] == CONFLUENT_MAGIC
+                else ""
+            )
             raise CodecError(
                 "bad_magic",
-                f"starts with {data[:2].hex()}, not c301: not Avro single-object encoding "
-                "(a Confluent-framed record? set STOCKFLOW_SCHEMA_REGISTRY_URL)",
+                f"starts with {bytes(data[:2]).hex()}, not c301: not Avro single-object "
+                f"encoding{hint}",
             )
         if len(data) < 10:
             raise CodecError("truncated", f"{len(data)} bytes: shorter than a single-object header")
-        schema = self._by_fingerprint.get(data[2:10])
-        if schema is None:
+        fp = bytes(data[2:10])
+        reading = self._by_fingerprint.get(fp)
+        if reading is None:
             raise CodecError(
                 "unknown_fingerprint",
-                f"schema fingerprint {data[2:10].hex()} is not in schemas/ or schemas/history/",
+                f"schema fingerprint {fp.hex()} is neither a schema in schemas/ nor in "
+                "schemas/history/: a newer producer? deploy its schema, or keep the old "
+                "version in schemas/history/",
             )
-        return schema, 10
+        return reading, 10
 
 
 class RegistryCodec(Codec):
     """Confluent wire format; schema ids from a registry, cached for the process."""
 
+    MISSING_TTL = 30.0  # seconds an unknown id is not asked again: a poison burst is one call
+
     def __init__(self, client: RegistryClient) -> None:
         super().__init__()
         self.client = client
-        self._ids: dict[str, int] = {}
-        self._by_id: dict[int, Schema] = {}
+        self._by_id: dict[int, Reading] = {}
+        self._missing: dict[int, float] = {}  # unknown id -> monotonic time to ask again
+        self._single_object = SingleObjectCodec()
 
     def _header(self, schema: Schema) -> bytes:
-        schema_id = self._ids.get(schema.name)
-        if schema_id is None:
-            try:
-                schema_id = self.client.register(schema.name, schema.json)
-            except RegistryError as exc:
-                raise CodecError("registry_unavailable", str(exc)) from None
-            self._ids[schema.name] = schema_id
-            self._by_id[schema_id] = schema
+        try:
+            schema_id = self.client.register(schema.name, schema.json)
+        except RegistryError as exc:
+            raise CodecError("registry_unavailable", str(exc)) from None
+        self._by_id[schema_id] = Reading(schema.name, schema.parsed, None)
         return CONFLUENT_MAGIC + _ID.pack(schema_id)
 
-    def _writer(self, data: bytes) -> tuple[Schema, int]:
-        if len(data) < 5:
-            raise CodecError("truncated", f"{len(data)} bytes: shorter than a Confluent header")
+    def _reading(self, data: bytes) -> tuple[Reading, int]:
+        if data[:1] == SINGLE_OBJECT_MAGIC[:1]:
+            return self._single_object._reading(data)
         if data[:1] != CONFLUENT_MAGIC:
             raise CodecError(
-                "bad_magic", f"starts with {data[:1].hex()}, not 00: not the Confluent wire format"
+                "bad_magic",
+                f"starts with {bytes(data[:1]).hex()}, not 00 (Confluent) nor c301 "
+                "(single-object): not a stockflow Avro record",
             )
+        if len(data) < 5:
+            raise CodecError("truncated", f"{len(data)} bytes: shorter than a Confluent header")
         (schema_id,) = _ID.unpack_from(data, 1)
-        schema = self._by_id.get(schema_id)
-        if schema is None:
-            schema = self._fetch(schema_id)
-        return schema, 5
+        reading = self._by_id.get(schema_id)
+        return (reading or self._fetch(schema_id)), 5
 
-    def _fetch(self, schema_id: int) -> Schema:
+    def _fetch(self, schema_id: int) -> Reading:
+        if self._missing.get(schema_id, 0.0) > time.monotonic():
+            raise self._unknown_id(schema_id)
         try:
             text = self.client.schema_by_id(schema_id)
         except RegistryError as exc:
             if exc.status == 404:
-                raise CodecError(
-                    "unknown_schema_id", f"schema id {schema_id} unknown to the registry"
-                ) from None
+                self._missing[schema_id] = time.monotonic() + self.MISSING_TTL
+                raise self._unknown_id(schema_id) from None
             raise CodecError("registry_unavailable", str(exc)) from None
-        raw = json.loads(text)
-        name = full_name(f"{raw.get('namespace', 'stockflow.v1')}.{raw['name']}")
-        current = self._current.get(name)
-        if current is not None and _same(raw, current):
-            self._by_id[schema_id] = current  # read without resolution: the common case
-            return current
-        schema = Schema(
-            name=name,
-            source=self.current_source(name),
-            raw=raw,
-            parsed=fastavro.parse_schema(strip_logical_types(raw), _write_hint=False),
-            fingerprint=b"",
+        try:
+            writer = schema_from_json(json.loads(text), f"registry id {schema_id}")
+        except ValueError as exc:
+            raise CodecError(
+                "unknown_schema",
+                f"registry id {schema_id} holds a schema this codec cannot use: {exc}",
+            ) from None
+        current = self._current.get(writer.name)
+        if current is None:
+            raise CodecError(
+                "unknown_schema",
+                f"registry id {schema_id} is {writer.name}, which schemas/ does not have: "
+                "a record of another application, or a schema this version has dropped",
+            )
+        if writer.fingerprint == current.fingerprint:  # the common case: no resolution
+            reading = Reading(current.name, current.parsed, None)
+        else:
+            reading = Reading(current.name, writer.parsed, current.parsed)
+        self._by_id[schema_id] = reading
+        return reading
+
+    def _unknown_id(self, schema_id: int) -> CodecError:
+        return CodecError(
+            "unknown_schema_id",
+            f"schema id {schema_id} is unknown to the registry at {self.client.url}: written "
+            "against another registry, or the registry lost its data (in-memory storage?)",
         )
-        self._by_id[schema_id] = schema
-        return schema
-
-    def current_source(self, name: str) -> Any:
-        current = self._current.get(name)
-        return current.source if current is not None else None
-
-
-def _same(raw: dict[str, Any], schema: Schema) -> bool:
-    canonical = to_parsing_canonical_form(fastavro.parse_schema(raw, _write_hint=False))
-    return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")) == schema.fingerprint
 
 
 def single_object_codec() -> Codec:
@@ -220,7 +293,10 @@ def single_object_codec() -> Codec:
 
 
 def registry_codec(url: str) -> Codec:
-    return RegistryCodec(RegistryClient(url))
+    try:
+        return RegistryCodec(RegistryClient(url))
+    except RegistryError as exc:
+        raise CodecError("registry_unavailable", str(exc)) from None
 
 
 def codec_for(settings: Any) -> Codec:

@@ -21,10 +21,14 @@ SCHEMAS_DIR = Path(__file__).resolve().parent
 HISTORY_DIR = SCHEMAS_DIR / "history"
 
 
+class SchemaFileError(ValueError):
+    """A schema that cannot be used; the message names where it came from and why."""
+
+
 @dataclass(frozen=True)
 class Schema:
     name: str  # full name, e.g. stockflow.v1.StockEvent
-    source: Path
+    source: str  # the file it came from, or "registry id N"
     raw: dict[str, Any]  # the JSON as written
     parsed: Any  # fastavro-parsed, logical types stripped
     fingerprint: bytes  # 8 bytes, CRC-64-AVRO of the canonical form, little-endian
@@ -42,17 +46,37 @@ def strip_logical_types(node: Any) -> Any:
     return node
 
 
-def load_schema(path: Path) -> Schema:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    name = f"{raw['namespace']}.{raw['name']}"
-    canonical = to_parsing_canonical_form(fastavro.parse_schema(raw, _write_hint=False))
+def schema_from_json(raw: Any, source: str) -> Schema:
+    """A :class:`Schema` from decoded JSON; SchemaFileError if it is no usable Avro record."""
+    if not isinstance(raw, dict) or raw.get("type") != "record" or not raw.get("name"):
+        raise SchemaFileError(f"{source}: the top level must be a named Avro record")
+    name = str(raw["name"])
+    if "." not in name and raw.get("namespace"):
+        name = f"{raw['namespace']}.{name}"
+    try:
+        # named_schemas={}: each version gets its own names (old and new share type names)
+        canonical = to_parsing_canonical_form(
+            fastavro.parse_schema(raw, named_schemas={}, _write_hint=False)
+        )
+        # Keep fastavro's "already parsed" hint: without it every read parses again (4x slower).
+        parsed = fastavro.parse_schema(strip_logical_types(raw), named_schemas={})
+    except Exception as exc:  # fastavro raises several types for a bad schema
+        raise SchemaFileError(f"{source}: not a valid Avro schema: {exc}") from None
     return Schema(
         name=name,
-        source=path,
+        source=source,
         raw=raw,
-        parsed=fastavro.parse_schema(strip_logical_types(raw), _write_hint=False),
+        parsed=parsed,
         fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
     )
+
+
+def load_schema(path: Path) -> Schema:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SchemaFileError(f"{path}: cannot be read as JSON: {exc}") from None
+    return schema_from_json(raw, str(path))
 
 
 @cache

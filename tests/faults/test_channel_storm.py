@@ -13,6 +13,7 @@ import pytest
 from streams.settings import Settings
 from tests.fakes.e2e import Stack, e2e_stack
 from tests.support.kafka import wait_for
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -24,7 +25,9 @@ CONVERGE_S = 10.0
 @pytest.fixture(scope="module")
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("connectors-storm")
-    with e2e_stack(local_stack, folder, worker_port=16082, connectors_port=16182, n_skus=6) as s:
+    with e2e_stack(
+        local_stack, folder, worker_port=free_port(), connectors_port=free_port(), n_skus=6
+    ) as s:
         s.count(dict.fromkeys(s.skus, START))
         yield s
 

@@ -19,6 +19,7 @@ from streams.ledger.state import SkuState
 from streams.settings import Settings
 from streams.topics import STOCK_EVENTS, STOCK_MOVEMENTS
 from tests.support.kafka import group_lag, produce_events, read_topic, stock_event, wait_for
+from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -118,7 +119,9 @@ def _expected(events: list[dict[str, Any]]) -> dict[str, SkuState]:
 
 @pytest.fixture
 def worker(local_stack: Settings) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(f"crash-{uuid.uuid4().hex[:8]}", 16073, local_stack.state_dir / "logs")
+    process = WorkerProcess(
+        f"crash-{uuid.uuid4().hex[:8]}", free_port(), local_stack.state_dir / "logs"
+    )
     process.start()
     yield process
     process.stop()

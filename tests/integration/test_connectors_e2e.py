@@ -16,6 +16,7 @@ from streams.settings import Settings
 from tests.fakes.base import SentWebhook
 from tests.fakes.e2e import Stack, e2e_stack
 from tests.support.kafka import wait_for
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ START = 1000  # counted stock of every SKU
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("connectors-e2e")
     with e2e_stack(
-        local_stack, folder, worker_port=16081, connectors_port=16181, n_skus=23
+        local_stack, folder, worker_port=free_port(), connectors_port=free_port(), n_skus=23
     ) as stack:
         stack.count(dict.fromkeys(stack.skus, START))
         yield stack

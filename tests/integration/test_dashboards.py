@@ -30,11 +30,12 @@ from deploy.demo.view import Board
 from deploy.local.prometheus import Prometheus
 from streams.settings import Settings
 from tests.support.kafka import produce_raw
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
-PORTS = {"worker": 16074, "sink": 19464, "connectors": 18088, "shopify": 18701, "woo": 18702}
+PORTS = {name: free_port() for name in ("worker", "sink", "connectors", "shopify", "woo", "prom")}
 
 
 def expressions() -> list[tuple[str, str, str]]:
@@ -60,7 +61,7 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = dataclasses.replace(
         local_stack,
         state_dir=state,
-        prometheus_port=19490,
+        prometheus_port=PORTS["prom"],
         worker_web_port=PORTS["worker"],
         sink_metrics_port=PORTS["sink"],
         connectors_port=PORTS["connectors"],

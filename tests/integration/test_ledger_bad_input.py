@@ -12,6 +12,7 @@ from schemas.codec import Codec, single_object_codec
 from streams.settings import Settings
 from streams.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_LEVELS
 from tests.support.kafka import produce_raw, read_topic, stock_event, wait_for
+from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def worker(local_stack: Settings) -> Iterator[WorkerProcess]:
-    process = WorkerProcess(f"bad-{uuid.uuid4().hex[:8]}", 16072, local_stack.state_dir / "logs")
+    process = WorkerProcess(
+        f"bad-{uuid.uuid4().hex[:8]}", free_port(), local_stack.state_dir / "logs"
+    )
     process.start()
     yield process
     process.stop()

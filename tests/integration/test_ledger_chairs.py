@@ -21,6 +21,7 @@ from tests.support.kafka import (
     stock_event,
     wait_for,
 )
+from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def worker(
     config.write_text(CONFIG)
     process = WorkerProcess(
         f"chairs-{uuid.uuid4().hex[:8]}",
-        16071,
+        free_port(),
         local_stack.state_dir / "logs",
         STOCKFLOW_CONFIG=str(config),
     )
