@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schemas.codec import Codec, CodecError
-
 from streams import metrics
 from streams.deadletter import dead_letter
 from streams.ledger import InvalidEvent, LedgerConfig, SkuState, apply
