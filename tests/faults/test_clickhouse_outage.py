@@ -81,10 +81,11 @@ def test_a_clickhouse_outage_loses_no_row_and_counts_none_twice(
     config = SinkConfig(max_age=0.5, capacity=2_000, batch_rows=1_000, backoff_max=2.0)
     try:
         with running_sink(settings, codec, group, config) as sink:
-            wait_rows(settings, "stock_movements", "1", {}, 1)  # schema made, sink flowing
             producer = threading.Thread(target=stream, daemon=True)
             producer.start()
-            time.sleep(3)
+            # the stream's first rows: schema made, sink flowing (nothing else may be writing)
+            wait_rows(settings, "stock_movements", "startsWith(sku, %(p)s)", {"p": sku}, 1)
+            time.sleep(2)
             assert clickhouse.stop(), "ClickHouse did not stop"
             down_at = time.monotonic()
             time.sleep(OUTAGE_SECONDS)
