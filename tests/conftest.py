@@ -22,6 +22,16 @@ def settings() -> Settings:
     return load()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """At the end of the session, no subprocess a test started is still running."""
+    from tests.support.processes import stop_all
+
+    yield
+    leaked = stop_all()
+    assert not leaked, f"test processes left running (killed now): {leaked}"
+
+
 @pytest.fixture(scope="session")
 def local_stack(settings: Settings) -> Iterator[Settings]:
     """Kafka, ClickHouse and Prometheus of the local stack, up for the whole session."""

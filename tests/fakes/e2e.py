@@ -29,6 +29,7 @@ from streams.settings import Settings
 from tests.fakes.shopify import FakeShopify
 from tests.fakes.woocommerce import FakeWooCommerce
 from tests.support.kafka import produce_events, stock_event, wait_for
+from tests.support.processes import track
 from tests.support.worker import WorkerProcess
 
 T = TypeVar("T")
@@ -111,12 +112,14 @@ class ConnectorsProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         seen = len(self.log())  # a restart appends: look only at what this run logs
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "connectors", "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+            self.proc = track(
+                subprocess.Popen(
+                    [sys.executable, "-m", "streams.cli", "connectors", "serve"],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

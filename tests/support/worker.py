@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import track
+
 
 class WorkerProcess:
     """`stockflow worker` in a subprocess, with its own app id and web port."""
@@ -38,12 +40,16 @@ class WorkerProcess:
     def start(self, timeout: float = 120) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+        self.proc = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "info"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         )
         log.close()
         deadline = time.monotonic() + timeout

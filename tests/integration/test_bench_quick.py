@@ -1,0 +1,57 @@
+"""`stockflow bench --quick` runs every measurement and prints a number for each."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from streams.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+EXPECTED = (
+    "raw loop",
+    "ledger, ",
+    "ledger / raw loop",
+    "worker RSS",
+    "recovery of",
+    "latency produce→level p99 @ 500/s",
+    "latency produce→level p99 @ 2,000/s",
+    "sink Kafka→ClickHouse",
+)
+
+
+def test_the_quick_bench_prints_a_number_in_every_row(local_stack: Settings) -> None:
+    """Given the local stack,
+    when `stockflow bench --quick --json` runs,
+    then it exits 0 and every expected row is there with a numeric value."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout)["rows"]
+    for prefix in EXPECTED:
+        found = [r for r in rows if r["measure"].startswith(prefix)]
+        assert found, f"no row {prefix!r} in {[r['measure'] for r in rows]}"
+        for row in found:
+            assert isinstance(row["value"], int | float), row
+
+
+def test_an_unknown_part_is_refused_with_exit_code_2() -> None:
+    """Given a typo in --only, when the bench starts, then it says so and exits 2."""
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--only", "ledgr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "unknown part" in done.stderr
