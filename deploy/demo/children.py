@@ -20,9 +20,11 @@ class Child:
         self.log = log_dir / f"demo-{name}.log"
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_start = 0
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", *self.args],
@@ -46,6 +48,15 @@ class Child:
             self.proc.kill()
             self.proc.wait(10)
 
+    def logged(self) -> str:
+        """What this run of the process has logged (the file is appended across runs)."""
+        try:
+            with self.log.open("rb") as fh:
+                fh.seek(self.log_start)
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -61,7 +72,7 @@ def wait_http(url: str, child: Child, timeout: float, ready: str | None = None) 
             raise RuntimeError(f"{child.name} exited; last lines of {child.log}:\n{child.tail()}")
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
-                if answer.status == 200 and (ready is None or ready in child.log.read_text()):
+                if answer.status == 200 and (ready is None or ready in child.logged()):
                     return
         except OSError:
             pass

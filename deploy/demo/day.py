@@ -80,6 +80,20 @@ class Day:
             await asyncio.sleep(0.3)
         raise RuntimeError(f"timed out after {within:.0f} s waiting for {what}")
 
+    async def totals(self) -> dict[str, int]:
+        state = await self.stock()
+        assert state is not None
+        locations = state["locations"].values()
+        return {k: sum(loc[k] for loc in locations) for k in ("on_hand", "unsellable")}
+
+    async def until_total(self, key: str, expected: int, what: str) -> None:
+        """Until the ledger has applied the event just sent (its total ``key`` moved)."""
+
+        async def applied() -> bool:
+            return (await self.totals())[key] == expected
+
+        await self.until(applied, 30, what)
+
     async def shops_match_ledger(self) -> bool:
         ledger = self.board.ledger
         shops = self.board.shops
@@ -167,6 +181,7 @@ class Day:
 
     async def quarantine_return(self) -> None:
         self.board.step = "14:00 a damaged return, quarantined"
+        before = await self.totals()
         await self.post_events(
             [
                 {
@@ -179,23 +194,22 @@ class Day:
                 }
             ]
         )
-        await asyncio.sleep(1)
-        await self.refresh()
+        await self.until_total("unsellable", before["unsellable"] + 1, "the quarantined return")
         self.board.show()
 
     async def supplier_receipt(self) -> None:
         self.board.step = "15:00 supplier delivers 40 chairs"
+        before = await self.totals()
         await self.post_events(
             [{"event_id": self._id("receipt"), "type": "receipt", "sku": self.sku, "qty": 40}]
         )
+        await self.until_total("on_hand", before["on_hand"] + 40, "the receipt")
         await self.until(self.shops_match_ledger, 30, "the receipt to reach the shops")
         self.board.show()
 
     async def cycle_count(self) -> None:
         self.board.step = "18:00 cycle count: 3 chairs missing"
-        state = await self.stock()
-        assert state is not None
-        on_hand = sum(loc["on_hand"] for loc in state["locations"].values())
+        on_hand = (await self.totals())["on_hand"]
         await self.post_events(
             [
                 {
@@ -207,6 +221,5 @@ class Day:
                 }
             ]
         )
-        await asyncio.sleep(1)
-        await self.refresh()
+        await self.until_total("on_hand", max(0, on_hand - 3), "the cycle count")
         self.board.show()

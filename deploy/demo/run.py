@@ -86,7 +86,7 @@ async def _play(settings: Settings, children: list[Child], sku: str, started: fl
             say(f"starting the {child.name} (log: {child.log})")
             child.start()
         await asyncio.to_thread(wait_http, f"{worker_url}/health", children[0], 120, "Worker ready")
-        await asyncio.to_thread(wait_http, f"{receiver}/health", children[2], 60)
+        await asyncio.to_thread(wait_http, f"{receiver}/health", children[2], 60, "caught up")
         say(f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, store")
         board = Board()
         counter = OutcomeCounter(settings, sku)

@@ -96,7 +96,7 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         for child in children:
             child.start()
         wait_http(f"http://127.0.0.1:{PORTS['worker']}/health", children[0], 120, "Worker ready")
-        wait_http(f"http://127.0.0.1:{PORTS['connectors']}/health", children[2], 60)
+        wait_http(f"http://127.0.0.1:{PORTS['connectors']}/health", children[2], 60, "caught up")
         asyncio.run(_day(local_stack, sku))
         time.sleep(4)  # a few more scrapes after the last change
         yield prometheus.url
