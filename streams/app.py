@@ -55,6 +55,9 @@ class Ledger:
             producer_linger_ms=5,
             stream_buffer_maxsize=8192,
             broker_commit_interval=1.0,
+            # kill -9 leaves a ghost member: the group waits this long before a restarted
+            # worker gets its partitions back (Faust's default of 60 s was all of recovery)
+            broker_session_timeout=10.0,
             autodiscover=False,
             web_enabled=True,
         )

@@ -118,12 +118,30 @@ def group_lag(settings: Settings, group: str, topic: str) -> int:
         probe.close()
 
 
-def rewind_group(settings: Settings, group: str, topic: str) -> None:
-    """Set ``group``'s committed offsets of ``topic`` back to the start (group must be idle)."""
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The high watermark of every partition of ``topic``."""
+    probe = Consumer(consumer_config(settings, f"offsets-probe-{time.time_ns()}"))
+    try:
+        parts = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        return {
+            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts
+        }
+    finally:
+        probe.close()
+
+
+def rewind_group(
+    settings: Settings, group: str, topic: str, to: dict[int, int] | None = None
+) -> None:
+    """Set ``group``'s committed offsets of ``topic`` back to ``to`` (default: the start of
+    every partition). The group must be idle."""
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, 0) for p in parts])
+    starts = to or {}
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(topic, p, starts.get(p, 0)) for p in parts]
+    )
     admin.alter_consumer_group_offsets([request])[group].result()

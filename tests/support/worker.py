@@ -32,6 +32,7 @@ class WorkerProcess:
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.first_offsets: dict[int, int] = {}  # input offsets before its first start
 
     @property
     def url(self) -> str:
