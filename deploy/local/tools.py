@@ -32,14 +32,9 @@ def require_java() -> str:
             "Java is missing: Kafka and the schema registry need Java 17 or later "
             "(apt-get install openjdk-17-jre-headless)"
         )
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
-    first = out.splitlines()[0] if out else ""
-    try:
-        major = int(first.split('"')[1].split(".")[0])
-    except (IndexError, ValueError):
-        major = 0
+    major = java_version(java)
     if major and major < 17:
-        raise StackError(f"Java 17 or later is needed, found: {first}")
+        raise StackError(f"Java 17 or later is needed, found Java {major} at {java}")
     return java
 
 
