@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import faust
@@ -13,6 +14,17 @@ from streams.ledger.config import load_config
 from streams.settings import Settings
 
 log = logging.getLogger("stockflow.worker")
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every asyncio task of the worker waits (for a stalled worker)."""
+    import asyncio
+    import io
+
+    for task in asyncio.all_tasks(asyncio.get_event_loop()):
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
@@ -26,5 +38,6 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
         print(f"[worker] declared topics: {', '.join(created)}", file=sys.stderr)
     ledger = Ledger(settings, config, codec)
     worker = faust.Worker(ledger.app, loglevel=loglevel, quiet=True)
+    signal.signal(signal.SIGUSR1, lambda *_: _dump_tasks())
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0

@@ -96,7 +96,10 @@ class ManagedProcess:
             _wait_gone(pid, 10)
         child = _children.pop(pid, None)
         if child is not None:
-            child.poll()  # reap: a dead child of ours must not linger as a zombie
+            try:
+                child.wait(timeout=15)  # reap: a dead child of ours must not linger as a zombie
+            except subprocess.TimeoutExpired:
+                _children[pid] = child
         self.pid_file.unlink(missing_ok=True)
         return True
 
