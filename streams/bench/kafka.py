@@ -7,7 +7,13 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 
 from streams.kafka_config import consumer_config, producer_config
@@ -22,14 +28,23 @@ def admin(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
 
 
-def end_offsets(settings: Settings, topic: str) -> Offsets:
+def end_offsets(settings: Settings, topic: str, attempts: int = 50) -> Offsets:
     probe = Consumer(consumer_config(settings, f"bench-probe-{time.time_ns()}"))
     try:
-        meta = probe.list_topics(topic, timeout=10).topics[topic]
-        return {
-            p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in meta.partitions
-        }
+        for attempt in range(attempts):
+            try:
+                meta = probe.list_topics(topic, timeout=10).topics[topic]
+                return {
+                    p: probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in meta.partitions
+                }
+            except KafkaException:
+                # a topic created a moment ago answers NOT_LEADER until the client's
+                # metadata catches up with the election
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
     finally:
         probe.close()
 
