@@ -3,7 +3,7 @@
 The file is YAML, named by ``STOCKFLOW_CONNECTORS_CONFIG`` (see
 ``deploy/local/connectors.example.yaml``). It is read and validated once at start: every
 problem raises :class:`ConnectorConfigError` naming the key path and the fix. Secrets are
-kept as :class:`streams.settings.Secret` (they never print); a secret written as
+kept as :class:`streams.kernel.settings.Secret` (they never print); a secret written as
 ``env:NAME`` is read from the environment variable ``NAME``.
 
 Format::
@@ -41,7 +41,7 @@ import yaml
 
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
-from streams.settings import Secret
+from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
 KINDS = ("shopify", "woocommerce")

@@ -32,7 +32,6 @@ from aiohttp import web
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
-from connectors.framework.events import now_ms
 from connectors.framework.intake import Intake
 from connectors.framework.kafka import KafkaDeadLetters, KafkaPublisher, LevelsSource
 from connectors.framework.polling import Poller
@@ -48,7 +47,8 @@ from connectors.woocommerce.inbound import WooInbound
 from connectors.woocommerce.limits import WooLimits
 from connectors.woocommerce.mapping import WooMapping
 from connectors.woocommerce.outbound import WooPusher
-from streams.settings import Settings
+from schemas.times import now_ms
+from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
 

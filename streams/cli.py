@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from streams.settings import SettingsError, load
+from streams.kernel.settings import SettingsError, load
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def _stack(args: argparse.Namespace) -> int:
         if args.action == "up":
             stack.up(settings, with_registry=args.with_registry)
             if args.topics:
-                from streams.kafka_admin import ensure_topics
+                from streams.kernel.kafka_admin import ensure_topics
 
                 created = ensure_topics(settings)
                 if created:
@@ -35,7 +35,7 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from streams.worker import run_worker
+    from streams.worker.run import run_worker
 
     return run_worker(load(), loglevel=args.loglevel)
 
@@ -59,7 +59,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from streams.bench import run_bench
+    from deploy.bench import run_bench
 
     only = [part.strip() for part in args.only.split(",") if part.strip()] if args.only else None
     if only is None:

@@ -14,7 +14,7 @@ import pytest
 
 from deploy.local import stack
 from deploy.local.registry import Registry
-from streams.settings import Settings, load
+from streams.kernel.settings import Settings, load
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ from types import TracebackType
 from typing import Any
 
 from connectors.framework import metrics
-from connectors.framework.events import now_ms
 from connectors.framework.ratelimit import backoff_delay
 from connectors.framework.types import (
     ChannelPusher,
@@ -39,6 +38,7 @@ from connectors.framework.types import (
     PushResult,
     RefusalSink,
 )
+from schemas.times import now_ms
 
 
 @dataclass(frozen=True, slots=True)

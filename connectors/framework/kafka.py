@@ -13,13 +13,14 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from connectors.framework import metrics
 from connectors.framework.engine import OutboundEngine
 from connectors.framework.types import PushItem, StockEventDict
 from schemas.codec import Codec, CodecError
-from streams import topics
-from streams.deadletter import dead_letter
-from streams.kafka_config import consumer_config, producer_config
-from streams.settings import Settings
+from streams.kernel import topics
+from streams.kernel.deadletter import dead_letter
+from streams.kernel.kafka_config import consumer_config, producer_config
+from streams.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class KafkaDeadLetters:
 
     async def __call__(self, item: PushItem, error: str) -> None:
         record = dead_letter(
+            metrics.DEAD_LETTERS,
             component=f"connector:{item.channel}",
             reason="push_failed",
             error=error,
@@ -245,6 +247,7 @@ class LevelsSource:
             _, level = self._codec.decode(raw)
         except CodecError as exc:
             record = dead_letter(
+                metrics.DEAD_LETTERS,
                 component="connectors",
                 reason=exc.reason,
                 error=str(exc),

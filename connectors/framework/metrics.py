@@ -1,8 +1,14 @@
-"""Prometheus metrics of the connectors (prefix ``stockflow_connector_``), label ``channel``."""
+"""Prometheus metrics of the connectors (prefix ``stockflow_connector_``), label ``channel``,
+on the default registry that ``connectors.server`` serves at ``/metrics``; plus the
+dead-letter counter every component shares (``streams.kernel.metrics``)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+
+from streams.kernel.metrics import dead_letter_counter
+
+DEAD_LETTERS = dead_letter_counter(REGISTRY)
 
 WEBHOOKS = Counter(
     "stockflow_connector_webhooks_total",

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from connectors.framework.events import event_id, iso_to_ms, ms_to_iso, now_ms, stock_event
+from connectors.framework.events import event_id, stock_event
 from connectors.framework.signing import verify
 from connectors.framework.types import (
     Delivery,
@@ -29,6 +29,7 @@ from connectors.framework.types import (
 )
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.mapping import ShopifyMapping
+from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled", "orders/paid"})

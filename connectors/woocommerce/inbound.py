@@ -20,11 +20,12 @@ from typing import Any
 
 import orjson
 
-from connectors.framework.events import event_id, iso_to_ms, ms_to_iso, stock_event
+from connectors.framework.events import event_id, stock_event
 from connectors.framework.signing import verify
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.mapping import WooMapping
+from schemas.times import iso_to_ms, ms_to_iso
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 PLACED = frozenset({"pending", "processing", "on-hold", "completed"})

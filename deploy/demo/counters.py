@@ -9,9 +9,9 @@ from collections import Counter
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from schemas.codec import CodecError, codec_for
-from streams.kafka_config import consumer_config
-from streams.settings import Settings
-from streams.topics import STOCK_ALERTS, STOCK_DECISIONS
+from streams.kernel.kafka_config import consumer_config
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_ALERTS, STOCK_DECISIONS
 
 
 class OutcomeCounter:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from datetime import UTC, datetime
 
-from deploy.demo.children import Child, wait_http
+from connectors.testing.shopify import FakeShopify
+from connectors.testing.woocommerce import FakeWooCommerce
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
 from deploy.demo.setup import (
@@ -22,8 +22,9 @@ from deploy.demo.setup import (
 from deploy.demo.summary import summarise
 from deploy.demo.view import Board
 from deploy.local import stack
-from streams.kafka_admin import ensure_topics
-from streams.settings import PROJECT_ROOT, Settings
+from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
+from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.settings import Settings
 
 
 def say(message: str) -> None:
@@ -31,8 +32,6 @@ def say(message: str) -> None:
 
 
 def run_demo(settings: Settings, *, keep: bool) -> int:
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))  # the fake shops live with the tests
     run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     sku = f"office-chair-{run}"
     was_running = {name for name, state, _ in stack.status(settings) if state.startswith("running")}
@@ -48,9 +47,9 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
         "STOCKFLOW_OFFSET_RESET": "latest",
     }
     children = [
-        Child("worker", ["worker"], logs, env),
-        Child("sink", ["sink"], logs, env),
-        Child("connectors", ["connectors", "serve"], logs, env),
+        ChildProcess("worker", ["worker"], logs / "demo-worker.log", env),
+        ChildProcess("sink", ["sink"], logs / "demo-sink.log", env),
+        ChildProcess("connectors", ["connectors", "serve"], logs / "demo-connectors.log", env),
     ]
     started = time.time()
     try:
@@ -70,10 +69,7 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
             say("local stack stopped (what this demo started)")
 
 
-async def _play(settings: Settings, children: list[Child], sku: str, started: float) -> int:
-    from tests.fakes.shopify import FakeShopify
-    from tests.fakes.woocommerce import FakeWooCommerce
-
+async def _play(settings: Settings, children: list[ChildProcess], sku: str, started: float) -> int:
     worker_url = f"http://127.0.0.1:{settings.worker_web_port}"
     receiver = f"http://127.0.0.1:{settings.connectors_port}"
     shopify = FakeShopify(port=SHOPIFY_PORT, webhook_target=f"{receiver}/webhooks/shopify")
@@ -83,10 +79,12 @@ async def _play(settings: Settings, children: list[Child], sku: str, started: fl
     async with shopify, woo:
         say(f"fake Shopify on {shopify.url}, fake WooCommerce on {woo.url}")
         for child in children:
-            say(f"starting the {child.name} (log: {child.log})")
+            say(f"starting the {child.name} (log: {child.log_path})")
             child.start()
-        await asyncio.to_thread(wait_http, f"{worker_url}/health", children[0], 120, "Worker ready")
-        await asyncio.to_thread(wait_http, f"{receiver}/health", children[2], 60, "caught up")
+        await asyncio.to_thread(children[0].wait_serving, f"{worker_url}/health", 120, WORKER_READY)
+        await asyncio.to_thread(
+            children[2].wait_serving, f"{receiver}/health", 60, CONNECTORS_READY
+        )
         say(f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, store")
         board = Board()
         counter = OutcomeCounter(settings, sku)

@@ -9,8 +9,8 @@ from pathlib import Path
 from clickhouse_driver import Client
 
 from deploy.demo.view import Board
+from streams.kernel.settings import Settings
 from streams.reports import run_report
-from streams.settings import PROJECT_ROOT, Settings
 
 TABLES = ("stock_movements", "stock_levels", "decisions", "alerts")
 
@@ -36,7 +36,7 @@ def summarise(settings: Settings, sku: str, board: Board, started: float) -> int
     print("per-channel availability today (from stock_levels):")
     since = datetime.fromtimestamp(started - 60, tz=UTC).isoformat()
     run_report(settings, "availability", "table", {"sku": sku, "since": since})
-    dashboards = Path(PROJECT_ROOT) / "deploy" / "grafana" / "dashboards"
+    dashboards = Path(__file__).resolve().parents[1] / "grafana" / "dashboards"
     print()
     print(f"Prometheus: http://127.0.0.1:{settings.prometheus_port}  dashboards: {dashboards}")
     return 0

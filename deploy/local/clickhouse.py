@@ -6,7 +6,7 @@ from clickhouse_driver import Client
 
 from deploy.local.process import ManagedProcess, port_in_use, require_free_port, wait_until
 from deploy.local.tools import ensure_debian_package, render, say
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 
 class ClickHouse:

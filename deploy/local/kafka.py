@@ -16,7 +16,7 @@ from deploy.local.process import (
     wait_until,
 )
 from deploy.local.tools import render, require_java, require_maven, say
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 # Kafka 3.x logs through slf4j 1.7 with no backend in its POM; 4.x moved to log4j2.
 _LOGGING_3 = """    <dependency>

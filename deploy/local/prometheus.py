@@ -6,7 +6,7 @@ import urllib.request
 
 from deploy.local.process import ManagedProcess, require_free_port, wait_until
 from deploy.local.tools import ensure_debian_package, render, say
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 
 class Prometheus:

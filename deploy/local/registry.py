@@ -18,7 +18,7 @@ from deploy.local.process import (
     wait_until,
 )
 from deploy.local.tools import require_java, require_java_at_least, require_maven, say
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 CCOMPAT_PATH = "/apis/ccompat/v7"
 

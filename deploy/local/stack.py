@@ -11,7 +11,7 @@ from deploy.local.process import ManagedProcess, port_in_use
 from deploy.local.prometheus import Prometheus
 from deploy.local.registry import Registry
 from deploy.local.tools import say
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 
 class Service(Protocol):

@@ -20,8 +20,9 @@ from streams.ledger.config import (
     load_config,
     parse_config,
 )
+from streams.ledger.expiry import expiry_events
 from streams.ledger.outcome import Emitted, InvalidEvent
-from streams.ledger.rules import apply, expire_holds
+from streams.ledger.rules import apply
 from streams.ledger.state import Backorder, Hold, LocationStock, SkuState, StateFormatError
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
     "apply",
     "channel_quantities",
     "channel_quantity",
-    "expire_holds",
+    "expiry_events",
     "load_config",
     "location_available",
     "parse_config",

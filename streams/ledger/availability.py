@@ -24,9 +24,7 @@ DEFAULT_CHANNEL = "*"  # key of the default quantity (a channel the config does 
 
 
 def location_available(stock: LocationStock, name: str, config: LedgerConfig) -> int:
-    safety = stock.safety_stock if stock.safety_stock is not None else config.safety_stock(name)
-    free = stock.on_hand - stock.reserved - stock.unsellable - safety
-    return free if free > 0 else 0
+    return stock.available(config.safety_stock(name))
 
 
 def locations_available(state: SkuState, config: LedgerConfig) -> dict[str, int]:

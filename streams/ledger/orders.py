@@ -30,9 +30,7 @@ __all__ = [
 
 
 def _free(step: Step, name: str, loc: LocationStock) -> int:
-    """on_hand - reserved - unsellable - safety_stock, not floored (may be negative)."""
-    safety = loc.safety_stock if loc.safety_stock is not None else step.config.safety_stock(name)
-    return loc.on_hand - loc.reserved - loc.unsellable - safety
+    return loc.free(step.config.safety_stock(name))
 
 
 def _choose(step: Step, channel: str | None, hold: Hold | None) -> tuple[str | None, int]:
@@ -208,23 +206,6 @@ def hold_released(step: Step) -> None:
     step.move(held.location, "hold_released", reserved=-take, channel=held.channel)
     held.qty -= take
     if not held.qty:
-        del state.holds[order_id]
-
-
-def expire_due(step: Step) -> None:
-    """Release every hold whose expiry is at or before ``step.now`` (``hold_expired``)."""
-    state = step.state
-    for order_id, held in [(k, h) for k, h in state.holds.items() if h.expires_at <= step.now]:
-        step.move(
-            held.location,
-            "hold_expired",
-            reserved=-held.qty,
-            reason="hold expired",
-            channel=held.channel,
-            event_id=held.event_id,
-            movement_id=f"{held.event_id}:expired",
-            occurred_at=held.expires_at,
-        )
         del state.holds[order_id]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.events import InvalidEvent
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
 from streams.ledger.state import SkuState
@@ -19,16 +20,6 @@ from streams.ledger.state import SkuState
 __all__ = ["Emitted", "InvalidEvent", "Step"]
 
 Record = dict[str, Any]
-
-
-class InvalidEvent(ValueError):  # noqa: N818 - the name the brief and callers use
-    """An event the ledger cannot apply (malformed for its type). State is untouched;
-    the caller dead-letters the original bytes with ``reason`` and the message."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -114,11 +105,7 @@ class Step:
         )
         if on_hand:
             state.journal_add(when if journal_at is None else journal_at, loc, on_hand)
-        if (
-            reserved <= 0
-            and (on_hand < 0 or unsellable > 0)
-            and (loc.reserved > loc.on_hand - loc.unsellable)
-        ):
+        if reserved <= 0 and (on_hand < 0 or unsellable > 0) and loc.uncovered():
             self.short.add(location)
         self.touched.add(location)
 
@@ -195,8 +182,8 @@ class Step:
                 )
         for name in sorted(self.short):
             loc = state.locations[name]
-            over = loc.reserved - (loc.on_hand - loc.unsellable)
-            if over > 0:
+            over = loc.uncovered()
+            if over:
                 self.alert(
                     "oversell_attempt",
                     f"{sku} at {name}: {over} reserved units are no "

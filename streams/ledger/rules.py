@@ -1,4 +1,4 @@
-"""The ledger rules: ``apply(state, event, config, now_ms)`` and ``expire_holds``.
+"""The ledger rules: ``apply(state, event, config, now_ms)``.
 
 Pure functions over plain data (no Faust, no I/O, no clock: the caller passes ``now_ms``).
 
@@ -20,21 +20,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.events import check
 from streams.ledger import orders
 from streams.ledger.config import LedgerConfig
 from streams.ledger.outcome import Emitted, InvalidEvent, Step
 from streams.ledger.state import SkuState, event_key
 
-__all__ = ["Emitted", "InvalidEvent", "apply", "expire_holds"]
-
-_DISPOSITIONS = (None, "resellable", "damaged", "quarantine")
+__all__ = ["Emitted", "InvalidEvent", "apply"]
 
 
 def apply(
     state: SkuState | None, event: dict[str, Any], config: LedgerConfig, now_ms: int
 ) -> tuple[SkuState, Emitted]:
     """Apply one StockEvent (as the Avro decoder gives it) to the SKU's state."""
-    kind = _validate(event, config)
+    kind = check(event, default_location=config.default_location)
     sku = event["sku"]
     if state is None:
         state = SkuState(sku=sku)
@@ -49,70 +48,6 @@ def apply(
         orders.allocate_backorders(step)
     state.remember(key, config.applied_ids_limit)
     return state, step.finish()
-
-
-def expire_holds(state: SkuState, config: LedgerConfig, now_ms: int) -> tuple[SkuState, Emitted]:
-    """Release every hold expired at ``now_ms`` (``hold_expired`` movements); timer entry.
-
-    Ids are deterministic (movement ``{hold event id}:expired``), so a timer run repeated
-    after a crash produces records that dedupe downstream.
-    """
-    due = [h for h in state.holds.values() if h.expires_at <= now_ms]
-    if not due:
-        return state, Emitted()
-    first = min(due, key=lambda h: (h.expires_at, h.event_id))
-    cause = {"event_id": f"{first.event_id}:expired", "occurred_at": first.expires_at}
-    step = Step(state, cause, config, now_ms)
-    orders.expire_due(step)
-    if state.backorders:
-        orders.allocate_backorders(step)
-    return state, step.finish()
-
-
-# -- validation -------------------------------------------------------------------------
-
-
-def _validate(ev: dict[str, Any], config: LedgerConfig) -> str:
-    """Type of a well-formed event; raise InvalidEvent naming what is wrong otherwise."""
-    for name in ("event_id", "sku"):
-        value = ev.get(name)
-        if not isinstance(value, str) or not value:
-            raise InvalidEvent(f"missing_{name}", f"{name} must be a non-empty string")
-    kind = ev.get("type")
-    if kind not in _HANDLERS:
-        raise InvalidEvent("unknown_type", f"type {kind!r} is not one the ledger applies")
-    qty = ev.get("qty")
-    if not isinstance(qty, int) or isinstance(qty, bool):
-        raise InvalidEvent("bad_qty", f"qty {qty!r} is not an integer")
-    if not isinstance(ev.get("occurred_at"), int):
-        raise InvalidEvent("bad_occurred_at", "occurred_at must be epoch milliseconds (int)")
-    if kind == "adjustment":
-        if qty == 0:
-            raise InvalidEvent("zero_qty", "an adjustment of 0 changes nothing; send the change")
-        if not ev.get("reason"):
-            raise InvalidEvent("missing_reason", "adjustment needs a reason (damage, ...)")
-        return kind
-    if qty < 0:
-        raise InvalidEvent("negative_qty", f"{kind} qty must not be negative, got {qty}")
-    if qty == 0 and kind in _POSITIVE:
-        raise InvalidEvent("zero_qty", f"{kind} needs qty of at least 1")
-    if kind in _NEEDS_ORDER and not ev.get("order_id"):
-        raise InvalidEvent("missing_order_id", f"{kind} needs order_id")
-    if kind == "transfer":
-        to = ev.get("to_location")
-        if not to:
-            raise InvalidEvent("missing_to_location", "transfer needs to_location")
-        if to == (ev.get("location") or config.default_location):
-            raise InvalidEvent("same_location", f"transfer from {to!r} to itself")
-    elif kind == "return_received" and ev.get("disposition") not in _DISPOSITIONS:
-        raise InvalidEvent("bad_disposition", f"disposition {ev.get('disposition')!r}")
-    elif kind == "stock_count":
-        for name in ("as_of", "source_seq"):
-            if ev.get(name) is not None and not isinstance(ev[name], int):
-                raise InvalidEvent(f"bad_{name}", f"{name} must be an integer or null")
-    elif kind == "hold" and not isinstance(ev.get("expires_at") or 0, int):
-        raise InvalidEvent("bad_expires_at", "expires_at must be epoch milliseconds (int)")
-    return kind
 
 
 # -- stock handlers ---------------------------------------------------------------------
@@ -209,7 +144,3 @@ _HANDLERS = {
     "hold": orders.hold,
     "hold_released": orders.hold_released,
 }
-_POSITIVE = frozenset({"order_placed", "sale", "return_received", "receipt", "transfer", "hold"})
-_NEEDS_ORDER = frozenset(
-    {"order_placed", "order_cancelled", "order_shipped", "hold", "hold_released"}
-)

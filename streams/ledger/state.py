@@ -58,6 +58,21 @@ class LocationStock:
     safety_stock: int | None = None  # per-SKU override; None: the location's configured value
     last_count_as_of: int | None = None  # as_of of the last count applied here
 
+    def free(self, default_safety: int) -> int:
+        """Units not reserved, not unsellable, not kept as safety stock; negative when
+        reservations are no longer covered. ``default_safety``: the location's configured
+        safety stock, used unless this SKU overrides it."""
+        safety = self.safety_stock if self.safety_stock is not None else default_safety
+        return self.on_hand - self.reserved - self.unsellable - safety
+
+    def available(self, default_safety: int) -> int:
+        """What may still be sold here (the stock model's ``available``)."""
+        return max(0, self.free(default_safety))
+
+    def uncovered(self) -> int:
+        """Reserved units that the sellable units on hand no longer cover (0 when all are)."""
+        return max(0, self.reserved - (self.on_hand - self.unsellable))
+
 
 @dataclass(slots=True)
 class Hold:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 USAGE_ERROR = 2
 UNAVAILABLE = 1
@@ -28,8 +28,8 @@ def run_report(
     from streams.reports.period import ReportError, period
     from streams.reports.queries import REPORTS, Filters
     from streams.reports.render import FORMATS, render
-    from streams.sink.clickhouse import connect, database_name, is_unavailable
-    from streams.sink.migrations import migrate
+    from streams.warehouse.clickhouse import connect, database_name, is_unavailable
+    from streams.warehouse.migrations import migrate
 
     out = out or sys.stdout
     options = dict(args) if isinstance(args, Mapping) else dict(vars(args))

@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.sink")
 

@@ -7,11 +7,12 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.deadletter import dead_letter
-from streams.kafka_config import producer_config
-from streams.settings import Settings
+from streams.kernel.deadletter import dead_letter
+from streams.kernel.kafka_config import producer_config
+from streams.kernel.produce import produce
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_DEADLETTER
 from streams.sink.metrics import SinkMetrics
-from streams.topics import STOCK_DEADLETTER
 
 log = logging.getLogger("stockflow.sink")
 
@@ -43,6 +44,7 @@ class DeadLetters:
         event_id: str | None,
     ) -> None:
         record = dead_letter(
+            self.metrics.dead_letters,
             component=COMPONENT,
             reason=reason,
             error=error,
@@ -53,7 +55,6 @@ class DeadLetters:
             key=key,
             event_id=event_id,
         )
-        self.metrics.dead_letters.labels(reason=reason).inc()
         payload = self.codec.encode(STOCK_DEADLETTER.value_schema, record)
         self._produce(topic.encode(), payload)
 
@@ -63,14 +64,7 @@ class DeadLetters:
                 log.error("dead letter not delivered (will retry): %s", err)
                 self._failed.append((key, value))
 
-        while True:
-            try:
-                self.producer.produce(
-                    STOCK_DEADLETTER.name, key=key, value=value, on_delivery=delivered
-                )
-                return
-            except BufferError:
-                self.producer.poll(0.1)
+        produce(self.producer, STOCK_DEADLETTER.name, key, value, on_delivery=delivered)
 
     def confirm(self, timeout: float) -> bool:
         """True once every dead letter sent so far is acknowledged by Kafka; failed ones are

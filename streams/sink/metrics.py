@@ -1,8 +1,14 @@
-"""Prometheus metrics of the ClickHouse sink, on a registry of their own (one per sink)."""
+"""Prometheus metrics of the ClickHouse sink, on a registry of their own (one per sink).
+
+Names start with ``stockflow_sink_``, except the dead-letter counter every component shares
+(``stockflow_dead_letters_total{component="sink", reason}``, from ``streams.kernel.metrics``).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from streams.kernel.metrics import dead_letter_counter
 
 
 class SinkMetrics:
@@ -60,12 +66,7 @@ class SinkMetrics:
             ["topic"],
             registry=r,
         )
-        self.dead_letters = Counter(
-            "stockflow_sink_dead_letters_total",
-            "Records the sink sent to the dead-letter topic, by reason.",
-            ["reason"],
-            registry=r,
-        )
+        self.dead_letters = dead_letter_counter(r)
         self.commits = Counter(
             "stockflow_sink_commits_total",
             "Offset commits after a ClickHouse acknowledgement, by result (ok, failed).",

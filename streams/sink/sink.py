@@ -33,16 +33,16 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams.kafka_config import consumer_config
-from streams.settings import Settings
+from streams.kernel.kafka_config import consumer_config
+from streams.kernel.settings import Settings
+from streams.kernel.topics import OUTPUT_TOPICS
 from streams.sink.buffer import Batch, Buffer, Entry
-from streams.sink.clickhouse import connect, database_name, is_unavailable
 from streams.sink.deadletters import Codec, DeadLetters
 from streams.sink.metrics import SinkMetrics
-from streams.sink.migrations import migrate
 from streams.sink.rows import Row, RowError, Table, event_id_of, to_rows
 from streams.sink.writer import Insert, write_batch
-from streams.topics import OUTPUT_TOPICS
+from streams.warehouse.clickhouse import connect, database_name, is_unavailable
+from streams.warehouse.migrations import migrate
 
 log = logging.getLogger("stockflow.sink")
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.sink.buffer import Batch, Entry
-from streams.sink.clickhouse import is_unavailable
 from streams.sink.rows import Row, Table
+from streams.warehouse.clickhouse import is_unavailable
 
 Insert = Callable[[Table, list[Row]], None]
 

@@ -9,13 +9,7 @@ the fakes' loop, so their state is only touched from one thread) and reads the f
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -24,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from connectors.testing.shopify import FakeShopify
+from connectors.testing.woocommerce import FakeWooCommerce
+from deploy.local.children import CONNECTORS_READY, ChildProcess
 from schemas.codec import single_object_codec
-from streams.settings import Settings
-from tests.fakes.shopify import FakeShopify
-from tests.fakes.woocommerce import FakeWooCommerce
+from streams.kernel.settings import Settings
 from tests.support.kafka import produce_events, stock_event, wait_for
 from tests.support.processes import track
 from tests.support.worker import WorkerProcess
@@ -88,82 +83,35 @@ class FakesThread:
         return self.woo.products[pid]["stock_quantity"]
 
 
-class ConnectorsProcess:
+class ConnectorsProcess(ChildProcess):
     """``stockflow connectors serve`` in a subprocess, logging to a file."""
 
     def __init__(self, config: Path, port: int, log_dir: Path, **env: str) -> None:
+        super().__init__(
+            "connectors",
+            ["connectors", "serve"],
+            log_dir / f"connectors-{port}-{uuid.uuid4().hex[:6]}.log",
+            {
+                "STOCKFLOW_CONNECTORS_CONFIG": str(config),
+                "STOCKFLOW_CONNECTORS_PORT": str(port),
+                # a new test group starts at the end of the shared levels topic
+                "STOCKFLOW_OFFSET_RESET": "latest",
+                **env,
+            },
+            on_spawn=track,
+        )
         self.port = port
-        self.log_path = log_dir / f"connectors-{port}-{uuid.uuid4().hex[:6]}.log"
-        self.env = {
-            **os.environ,
-            "STOCKFLOW_CONNECTORS_CONFIG": str(config),
-            "STOCKFLOW_CONNECTORS_PORT": str(port),
-            # a new test group starts at the end of the shared levels topic
-            "STOCKFLOW_OFFSET_RESET": "latest",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        seen = len(self.log())  # a restart appends: look only at what this run logs
-        with self.log_path.open("ab") as log:
-            self.proc = track(
-                subprocess.Popen(
-                    [sys.executable, "-m", "streams.cli", "connectors", "serve"],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"connectors exited {self.proc.returncode}:\n{self.log_tail()}")
-            if "caught up" in self.log()[seen:] and self._healthy():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"connectors not ready after {timeout} s:\n{self.log_tail()}")
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as answer:
-                return bool(answer.status == 200)
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        """kill -9: no drain, no commit."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+    def start(self, timeout: float = 60) -> None:  # type: ignore[override]
+        super().start()
+        self.wait_serving(self.url + "/health", timeout, CONNECTORS_READY)
 
     def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM, then SIGKILL if it does not stop in ``timeout``; returns the exit code."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
+        return super().stop(timeout)
 
 
 @dataclass

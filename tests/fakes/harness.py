@@ -17,10 +17,10 @@ from connectors.server import InboundChannel, create_app
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.limits import ShopifyLimits
 from connectors.shopify.mapping import ShopifyItem, ShopifyMapping
+from connectors.testing.shopify import FakeShopify
+from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.mapping import WooMapping, WooProduct
-from tests.fakes.shopify import FakeShopify
-from tests.fakes.woocommerce import FakeWooCommerce
 
 SKUS = ("chair", "table", "lamp", "desk", "sofa")
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 from tests.fakes.e2e import Stack, e2e_stack
 from tests.support.kafka import wait_for
 from tests.support.ports import free_port

@@ -15,9 +15,9 @@ import pytest
 
 from deploy.local.clickhouse import ClickHouse
 from schemas.codec import codec_for
-from streams.settings import Settings
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_MOVEMENTS
 from streams.sink.sink import SinkConfig
-from streams.topics import STOCK_MOVEMENTS
 from tests.integration.sink_support import (
     drop_database,
     end_offsets,

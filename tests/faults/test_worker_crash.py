@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from schemas.codec import single_object_codec
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_EVENTS, STOCK_MOVEMENTS
 from streams.ledger.config import DEFAULT_CONFIG
 from streams.ledger.rules import apply
 from streams.ledger.state import SkuState
-from streams.settings import Settings
-from streams.topics import STOCK_EVENTS, STOCK_MOVEMENTS
 from tests.support.kafka import group_lag, produce_events, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess

@@ -13,13 +13,14 @@ from typing import Any
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.kafka_admin import ensure_topics
-from streams.kafka_config import consumer_config, producer_config
-from streams.settings import Settings
-from streams.sink.clickhouse import connect
+from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.kafka_config import consumer_config, producer_config
+from streams.kernel.produce import produce as send
+from streams.kernel.settings import Settings
+from streams.kernel.topics import OUTPUT_TOPICS, TopicSpec
 from streams.sink.deadletters import Codec
 from streams.sink.sink import Sink, SinkConfig
-from streams.topics import OUTPUT_TOPICS, TopicSpec
+from streams.warehouse.clickhouse import connect
 
 Offsets = dict[tuple[str, int], int]
 
@@ -63,22 +64,13 @@ def produce(
     p = Producer(producer_config(settings, **{"linger.ms": 20}))
     n = 0
     for spec, record in items:
-        _send(p, spec.name, record["sku"].encode(), codec.encode(spec.value_schema, record))
+        send(p, spec.name, record["sku"].encode(), codec.encode(spec.value_schema, record))
         n += 1
     for spec, key, value in raw:
-        _send(p, spec.name, key, value)
+        send(p, spec.name, key, value)
         n += 1
     assert p.flush(60) == 0
     return n
-
-
-def _send(p: Producer, topic: str, key: bytes, value: bytes) -> None:
-    while True:
-        try:
-            p.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            p.poll(0.05)
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 pytestmark = pytest.mark.integration
 

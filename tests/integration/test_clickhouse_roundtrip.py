@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from deploy.local.clickhouse import ClickHouse
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 
 pytestmark = pytest.mark.integration
 

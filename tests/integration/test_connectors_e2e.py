@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from streams.settings import Settings
-from tests.fakes.base import SentWebhook
+from connectors.testing.base import SentWebhook
+from streams.kernel.settings import Settings
 from tests.fakes.e2e import Stack, e2e_stack
 from tests.support.kafka import wait_for
 from tests.support.ports import free_port

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from deploy.demo.children import Child, wait_http
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
 from deploy.demo.setup import (
@@ -27,15 +26,22 @@ from deploy.demo.setup import (
     write_configs,
 )
 from deploy.demo.view import Board
+from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
 from deploy.local.prometheus import Prometheus
-from streams.settings import Settings
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_LEVELS
 from tests.support.kafka import produce_raw
 from tests.support.ports import free_port
+from tests.support.processes import track
 
 pytestmark = pytest.mark.integration
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
 PORTS = {name: free_port() for name in ("worker", "sink", "connectors", "shopify", "woo", "prom")}
+DEAD_LETTERS_PANEL = "Dead letters by component and reason"
+# What dead-letters the poison records of the day: the ledger reads stock.events.v1; the sink
+# reads every output topic, stock.levels.v1 among them; the connectors read stock.levels.v1.
+DEAD_LETTERING = ("ledger", "sink", "connectors")
 
 
 def expressions() -> list[tuple[str, str, str]]:
@@ -83,7 +89,7 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         "STOCKFLOW_CLICKHOUSE_DATABASE": f"dash_{run}",
     }
     children = [
-        Child(name, args, state, env)
+        ChildProcess(name, args, state / f"demo-{name}.log", env, on_spawn=track)
         for name, args in (
             ("worker", ["worker"]),
             ("sink", ["sink"]),
@@ -95,10 +101,13 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     try:
         for child in children:
             child.start()
-        wait_http(f"http://127.0.0.1:{PORTS['worker']}/health", children[0], 120, "Worker ready")
-        wait_http(f"http://127.0.0.1:{PORTS['connectors']}/health", children[2], 60, "caught up")
+        children[0].wait_serving(f"http://127.0.0.1:{PORTS['worker']}/health", 120, WORKER_READY)
+        children[2].wait_serving(
+            f"http://127.0.0.1:{PORTS['connectors']}/health", 60, CONNECTORS_READY
+        )
         asyncio.run(_day(local_stack, sku))
         time.sleep(4)  # a few more scrapes after the last change
+        _wait_for_dead_letters(prometheus.url, timeout=60)
         yield prometheus.url
     finally:
         for child in reversed(children):
@@ -107,9 +116,11 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 async def _day(settings: Settings, sku: str) -> None:
-    """The demo's day, plus a checkout hold that expires and a few undecodable records."""
-    from tests.fakes.shopify import FakeShopify
-    from tests.fakes.woocommerce import FakeWooCommerce
+    """The demo's day, plus a checkout hold that expires and a few undecodable records: on
+    the events topic (the ledger dead-letters them) and on the levels topic (the sink and the
+    connectors, caught up by now, each dead-letter it)."""
+    from connectors.testing.shopify import FakeShopify
+    from connectors.testing.woocommerce import FakeWooCommerce
 
     receiver = f"http://127.0.0.1:{PORTS['connectors']}"
     shopify = FakeShopify(port=PORTS["shopify"], webhook_target=f"{receiver}/webhooks/shopify")
@@ -126,9 +137,30 @@ async def _day(settings: Settings, sku: str) -> None:
                 async with http.post(f"{worker}/v1/holds", json=hold) as answer:
                     assert answer.status == 202
             produce_raw(settings, [(sku.encode(), b"\x00garbage")] * 3)
+            produce_raw(settings, [(sku.encode(), b"\x00garbage")], STOCK_LEVELS)
             await day.play()
     finally:
         counter.stop()
+
+
+def _panel_expr(title: str) -> str:
+    [expr] = [e for _, t, e in expressions() if t == title]
+    return expr
+
+
+def _dead_lettering(url: str) -> set[str]:
+    """Components with a series in the dead-letter panel (a connector that dead-letters a
+    push is labelled ``connector:<channel>``, a levels record it cannot read ``connectors``)."""
+    result = _query(url, _panel_expr(DEAD_LETTERS_PANEL))["data"]["result"]
+    return {series["metric"].get("component", "") for series in result}
+
+
+def _wait_for_dead_letters(url: str, timeout: float) -> None:
+    """Until the panel shows every component that dead-lettered (``increase`` needs two
+    scrapes of a series); on timeout the test of the panel says which one is missing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not set(DEAD_LETTERING) <= _dead_lettering(url):
+        time.sleep(1)
 
 
 def _query(url: str, expr: str) -> dict[str, Any]:
@@ -147,3 +179,15 @@ def test_every_dashboard_query_returns_series_from_a_real_scrape(
     answer = _query(scraped, expr)
     assert answer["status"] == "success", answer
     assert answer["data"]["result"], f"{board} / {title}: no series for {expr}"
+
+
+@pytest.mark.parametrize("component", DEAD_LETTERING)
+def test_the_dead_letter_panel_shows_the_dead_letters_of_each_component(
+    scraped: str, component: str
+) -> None:
+    """Given undecodable records that the ledger, the sink and the connectors each
+    dead-lettered, each process serving its own /metrics to Prometheus,
+    when the PromQL of the panel "Dead letters by component and reason" runs,
+    then it returns a series labelled with that component."""
+    found = _dead_lettering(scraped)
+    assert component in found, f"{DEAD_LETTERS_PANEL}: no series of {component}; got {found}"

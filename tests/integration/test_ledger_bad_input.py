@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from schemas.codec import Codec, single_object_codec
-from streams.settings import Settings
-from streams.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_LEVELS
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_LEVELS
 from tests.support.kafka import produce_raw, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
@@ -109,7 +109,52 @@ def test_a_thousand_malformed_records_are_dead_lettered_and_the_good_ones_applie
     reasons = {r["reason"] for r in letters}
     assert len(reasons) >= 3, reasons
     assert worker.stock(sku)["locations"]["main"]["on_hand"] == 500
-    assert (worker.stock(sku) or {}) and worker._get("/health") == {
+    assert (worker.stock(sku) or {}) and worker.get("/health")[1] == {
         "status": "ok",
         "app": worker.app_id,
     }
+
+
+def test_the_api_refuses_what_the_ledger_would_dead_letter_and_counts_it_as_refused(
+    local_stack: Settings, worker: WorkerProcess
+) -> None:
+    """Given a receipt and three items the ledger cannot apply (a return of 0, an adjustment
+    of 0, a transfer to its own location), when they are posted together to /v1/events,
+    then the three are refused with their reasons, the receipt is applied, the refusals are
+    counted as API refusals and not as dead letters, and nothing reaches the dead-letter
+    topic for them."""
+    sku = f"api-{uuid.uuid4().hex[:8]}"
+    items = [
+        {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 4, "location": "main"},
+        {"event_id": f"{sku}-1", "type": "return_received", "sku": sku, "qty": 0},
+        {"event_id": f"{sku}-2", "type": "adjustment", "sku": sku, "qty": 0, "reason": "x"},
+        {
+            "event_id": f"{sku}-3",
+            "type": "transfer",
+            "sku": sku,
+            "qty": 1,
+            "location": "main",
+            "to_location": "main",
+        },
+    ]
+    status, body = worker.post("/v1/events", items)
+    assert status == 400
+    assert [r["status"] for r in body["results"]] == ["accepted", *["rejected"] * 3]
+    assert any("to_location" in e for e in body["results"][3]["errors"])
+    wait_for(
+        lambda: (worker.stock(sku) or {}).get("locations", {}).get("main", {}).get("on_hand") == 4,
+        timeout=60,
+        what="the receipt",
+    )
+    metrics = worker.metrics()
+    assert 'stockflow_api_items_rejected_total{route="/v1/events"} 3.0' in metrics
+    assert 'component="api"' not in metrics
+    letters = read_topic(
+        local_stack,
+        single_object_codec(),
+        STOCK_DEADLETTER,
+        lambda r: (r["event_id"] or "").startswith(sku),
+        until=bool,
+        timeout=5,
+    )
+    assert letters == []

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from schemas.codec import Codec, single_object_codec
-from streams.settings import Settings
-from streams.topics import STOCK_DECISIONS, STOCK_EVENTS
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_DECISIONS, STOCK_EVENTS
 from tests.support.kafka import (
     end_offsets,
     group_lag,

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from deploy.demo.children import Child
+from deploy.local.children import ChildProcess
 from schemas.codec import single_object_codec
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 from tests.integration.sink_support import drop_database, end_offsets, scalar, set_group_offsets
 from tests.support.kafka import produce_events, stock_event, wait_for
 from tests.support.ports import free_port
+from tests.support.processes import track
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -24,22 +25,25 @@ SKUS = 20
 
 
 @pytest.fixture
-def pipeline(local_stack: Settings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, Child, str]]:
+def pipeline(
+    local_stack: Settings, tmp_path: Path
+) -> Iterator[tuple[WorkerProcess, ChildProcess, str]]:
     run = uuid.uuid4().hex[:8]
     worker = WorkerProcess(f"conserve-{run}", free_port(), tmp_path)
     database = f"conserve_{run}"
     group = f"conserve-sink-{run}"
     in_database = dataclasses.replace(local_stack, clickhouse_database=database)
     set_group_offsets(local_stack, group, end_offsets(local_stack))  # only this test's records
-    sink = Child(
+    sink = ChildProcess(
         "sink",
         ["sink"],
-        tmp_path,
+        tmp_path / "sink.log",
         {
             "STOCKFLOW_CLICKHOUSE_DATABASE": database,
             "STOCKFLOW_SINK_GROUP": group,
             "STOCKFLOW_SINK_METRICS_PORT": str(free_port()),
         },
+        on_spawn=track,
     )
     worker.start()
     sink.start()
@@ -52,7 +56,7 @@ def pipeline(local_stack: Settings, tmp_path: Path) -> Iterator[tuple[WorkerProc
 
 
 def test_clickhouse_movements_add_up_to_the_ledger_after_redeliveries_and_a_sink_restart(
-    local_stack: Settings, pipeline: tuple[WorkerProcess, Child, str]
+    local_stack: Settings, pipeline: tuple[WorkerProcess, ChildProcess, str]
 ) -> None:
     """Given a ledger worker and a sink writing to a fresh ClickHouse database,
     when 2,000 mixed events (10 % of them delivered twice) flow through and the sink is

@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 
 from schemas.codec import codec_for
-from streams.reports.period import Period
-from streams.reports.queries import Filters, best_sellers, channel_availability, turnover
-from streams.settings import Settings
-from streams.sink.clickhouse import connect
-from streams.sink.deadletters import Codec
-from streams.sink.migrations import migrate
-from streams.sink.sink import SinkConfig
-from streams.topics import (
+from streams.kernel.settings import Settings
+from streams.kernel.topics import (
     STOCK_ALERTS,
     STOCK_DEADLETTER,
     STOCK_DECISIONS,
@@ -24,6 +18,12 @@ from streams.topics import (
     STOCK_MOVEMENTS,
     TopicSpec,
 )
+from streams.reports.period import Period
+from streams.reports.queries import Filters, best_sellers, channel_availability, turnover
+from streams.sink.deadletters import Codec
+from streams.sink.sink import SinkConfig
+from streams.warehouse.clickhouse import connect
+from streams.warehouse.migrations import migrate
 from tests.integration.sink_support import (
     drop_database,
     end_offsets,

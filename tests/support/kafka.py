@@ -9,10 +9,11 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.codec import Codec, CodecError
-from streams.kafka_config import consumer_config, producer_config
-from streams.ledger.events import stock_event as build_event
-from streams.settings import Settings
-from streams.topics import STOCK_EVENTS, TopicSpec
+from schemas.events import stock_event as build_event
+from streams.kernel.kafka_config import consumer_config, producer_config
+from streams.kernel.produce import produce
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_EVENTS, TopicSpec
 
 
 def stock_event(event_id: str, kind: str, sku: str, qty: int = 0, **fields: Any) -> dict[str, Any]:
@@ -33,26 +34,22 @@ def produce_events(
     n = 0
     for event in events:
         value = codec.encode(STOCK_EVENTS.value_schema, event)
-        _produce(p, STOCK_EVENTS.name, event["sku"].encode(), value)
+        produce(p, STOCK_EVENTS.name, event["sku"].encode(), value)
         n += 1
     assert p.flush(60) == 0
     return n
 
 
-def produce_raw(settings: Settings, items: Iterable[tuple[bytes | None, bytes]]) -> None:
+def produce_raw(
+    settings: Settings,
+    items: Iterable[tuple[bytes | None, bytes]],
+    spec: TopicSpec = STOCK_EVENTS,
+) -> None:
+    """Bytes as they are (poison records too) to ``spec``'s topic, acknowledged on return."""
     p = producer(settings)
     for key, value in items:
-        _produce(p, STOCK_EVENTS.name, key, value)
+        produce(p, spec.name, key, value)
     assert p.flush(60) == 0
-
-
-def _produce(p: Producer, topic: str, key: bytes | None, value: bytes) -> None:
-    while True:
-        try:
-            p.produce(topic, key=key, value=value)
-            return
-        except BufferError:
-            p.poll(0.1)
 
 
 def read_topic(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.ledger.events import stock_event
+from schemas.events import stock_event
 
 T = 1_795_420_800_000
 

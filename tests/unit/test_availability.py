@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.events import stock_event
 from streams.ledger import (
     DEFAULT_CONFIG,
     ChannelRule,
@@ -14,7 +15,6 @@ from streams.ledger import (
     channel_quantity,
     parse_config,
 )
-from streams.ledger.events import stock_event
 
 T0 = 1_700_000_000_000
 

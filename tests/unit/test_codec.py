@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.codec import CodecError, codec_for, single_object_codec
 from schemas.loader import current_schemas
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 from tests.unit.schema_samples import SAMPLES
 
 CODEC = single_object_codec()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.codec import CodecError, codec_for, registry_codec, single_object_codec
 from schemas.loader import current_schemas
-from streams.settings import Settings
+from streams.kernel.settings import Settings
 from tests.unit.fake_registry import FakeRegistry, fake_registry
 from tests.unit.schema_samples import SAMPLES
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from connectors.framework.events import iso_to_ms
 from connectors.shopify.inbound import order_events
+from connectors.testing.shopify import FakeShopify
 from schemas.codec import single_object_codec
-from streams import topics
+from schemas.times import iso_to_ms
+from streams.kernel import topics
 from tests.fakes.harness import seed_shopify, shopify_mapping
-from tests.fakes.shopify import FakeShopify
 
 
 def test_a_normalised_shopify_event_round_trips_through_the_avro_codec() -> None:

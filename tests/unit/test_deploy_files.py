@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from streams.kernel.settings import Settings
 from streams.ledger.config import load_config
-from streams.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())

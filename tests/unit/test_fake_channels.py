@@ -7,9 +7,9 @@ import base64
 
 import aiohttp
 
+from connectors.testing.shopify import FakeShopify
+from connectors.testing.woocommerce import FakeWooCommerce
 from tests.fakes.harness import seed_shopify, seed_woo
-from tests.fakes.shopify import FakeShopify
-from tests.fakes.woocommerce import FakeWooCommerce
 
 SET = (
     "mutation($input: InventorySetQuantitiesInput!) {"

@@ -6,8 +6,15 @@ from typing import Any
 
 import pytest
 
-from streams.ledger import DEFAULT_CONFIG, InvalidEvent, SkuState, apply, expire_holds, parse_config
-from streams.ledger.events import stock_event
+from schemas.events import stock_event
+from streams.ledger import (
+    DEFAULT_CONFIG,
+    InvalidEvent,
+    SkuState,
+    apply,
+    expiry_events,
+    parse_config,
+)
 
 SKU = "chair"
 T0 = 1_700_000_000_000
@@ -233,17 +240,18 @@ def test_a_count_older_than_the_journal_is_skipped_with_an_alert() -> None:
 
 def test_a_hold_reserves_until_released_or_expired() -> None:
     """Given 3 on hand, When a hold of 2 expiring at T+100 is placed, Then 2 are reserved;
-    expire_holds before T+100 does nothing, at T+100 releases it with hold_expired."""
+    the timer finds nothing to release before T+100, and at T+100 its release frees the
+    hold with hold_expired."""
     ledger = Ledger()
     ledger("receipt", 3)
     out = ledger("hold", 2, order_id="cart1", expires_at=T0 + 100)
     assert out.decision["outcome"] == "accepted" and ledger.loc().reserved == 2
     assert ledger.state is not None and ledger.state.next_hold_expiry == T0 + 100
-    state, out = expire_holds(ledger.state, ledger.config, T0 + 99)
-    assert not out.movements and state.holds
-    state, out = expire_holds(state, ledger.config, T0 + 100)
+    assert expiry_events(ledger.state, T0 + 99) == [] and ledger.state.holds
+    [release] = expiry_events(ledger.state, T0 + 100)
+    state, out = apply(ledger.state, release, ledger.config, T0 + 100)
     assert [(m["type"], m["delta_reserved"]) for m in out.movements] == [("hold_expired", -2)]
-    assert out.movements[0]["movement_id"].endswith(":expired") and not state.holds
+    assert out.movements[0]["movement_id"].startswith("e2:expired") and not state.holds
     assert state.locations["default"].reserved == 0
 
 

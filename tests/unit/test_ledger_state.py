@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.events import stock_event
 from streams.ledger import SkuState, StateFormatError, apply, parse_config
-from streams.ledger.events import stock_event
 
 T0 = 1_700_000_000_000
 

@@ -17,9 +17,11 @@ from prometheus_client import REGISTRY
 from connectors.framework.engine import LanePolicy, OutboundEngine
 from connectors.framework.types import PushItem
 from connectors.shopify.outbound import ShopifyPusher
+from connectors.testing.base import Write
+from connectors.testing.shopify import FakeShopify
+from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.mapping import WooMapping, WooProduct
 from connectors.woocommerce.outbound import WooPusher
-from tests.fakes.base import Write
 from tests.fakes.harness import (
     seed_shopify,
     seed_woo,
@@ -28,8 +30,6 @@ from tests.fakes.harness import (
     woo_client,
     woo_mapping,
 )
-from tests.fakes.shopify import FakeShopify
-from tests.fakes.woocommerce import FakeWooCommerce
 
 FAST = LanePolicy(coalesce_s=0.02, backoff_base_s=0.05, backoff_cap_s=0.2, max_attempts=20)
 

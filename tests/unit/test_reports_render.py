@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from streams.kernel.settings import Settings
 from streams.reports import run_report
 from streams.reports.period import ReportError, period
 from streams.reports.queries import Report
 from streams.reports.render import render
-from streams.settings import Settings
 
 REPORT = Report(
     "Best sellers",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.settings import ProcessingGuarantee, Secret, Settings, SettingsError
+from streams.kernel.settings import ProcessingGuarantee, Secret, Settings, SettingsError
 
 
 def test_defaults_point_at_the_local_stack_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,12 +8,12 @@ import aiohttp
 import pytest
 
 from connectors.framework.dedupe import DedupeStore
-from connectors.framework.events import iso_to_ms
 from connectors.framework.intake import Intake
 from connectors.framework.polling import Poller
 from connectors.shopify.inbound import ShopifyInbound, order_events, refund_events
+from connectors.testing.shopify import FakeShopify
+from schemas.times import iso_to_ms
 from tests.fakes.harness import receiver, seed_shopify, shopify_client, shopify_mapping
-from tests.fakes.shopify import FakeShopify
 
 SECRETS = ("shopify-secret",)
 

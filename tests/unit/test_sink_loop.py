@@ -8,11 +8,11 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from streams.settings import Settings
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_MOVEMENTS
 from streams.sink.buffer import Entry
 from streams.sink.rows import MOVEMENT, MOVEMENTS, Row, Table
 from streams.sink.sink import Sink, SinkConfig
-from streams.topics import STOCK_MOVEMENTS
 
 TOPIC = STOCK_MOVEMENTS.name
 

@@ -7,9 +7,9 @@ import asyncio
 import aiohttp
 
 from connectors.framework.polling import Poller
+from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.inbound import WooInbound, order_events
 from tests.fakes.harness import receiver, seed_woo, woo_client, woo_mapping
-from tests.fakes.woocommerce import FakeWooCommerce
 
 SECRETS = ("woo-secret",)
 

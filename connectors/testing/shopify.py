@@ -1,0 +1,497 @@
+"""A fake Shopify Admin API and webhook sender, faithful to docs/reference channel-contracts §1.
+
+- ``POST /admin/api/{version}/graphql.json``: ``inventorySetQuantities`` (absolute, with
+  ``changeFromQuantity`` compare-and-set and the ``@idempotent(key:)`` cache) and a
+  ``nodes(ids:)`` read of ``InventoryItem.inventoryLevel(locationId:)``; a cost bucket with
+  ``extensions.cost.throttleStatus`` on every answer and ``THROTTLED`` errors.
+- ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
+  leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``.
+- Webhooks signed with ``X-Shopify-Hmac-Sha256``; retries keep the ``X-Shopify-Webhook-Id``;
+  ``inventory_levels/update`` echoes every write.
+
+Run alone: ``python -m connectors.testing.shopify --port 8701``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connectors.framework.signing import sign
+from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, serve_forever
+
+ITEM_GID = "gid://shopify/InventoryItem/"
+LOCATION_GID = "gid://shopify/Location/"
+_IDEMPOTENT = re.compile(r'@idempotent\(\s*key:\s*(?:"([^"]+)"|\$(\w+))\s*\)')
+
+
+def gid_id(gid: str, prefix: str) -> int:
+    if not gid.startswith(prefix):
+        raise ValueError(gid)
+    return int(gid[len(prefix) :])
+
+
+class FakeShopify(FakeChannel):
+    def __init__(
+        self,
+        *,
+        shop: str = "demo.myshopify.com",
+        token: str = "shpat_test",  # noqa: S107
+        api_version: str = "2026-01",
+        webhook_secret: str = "shopify-secret",  # noqa: S107
+        webhook_target: str | None = None,
+        gql_capacity: float = 1000.0,
+        gql_restore: float = 50.0,
+        rest_capacity: int = 40,
+        rest_leak: float = 2.0,
+        throttle_status: int = 200,
+        webhook_retries: int = 8,
+        webhook_retry_delay: float = 0.05,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        self.shop = shop
+        self.token = token
+        self.api_version = api_version
+        self.webhook_secret = webhook_secret
+        self.webhook_target = webhook_target
+        self.gql_capacity = gql_capacity
+        self.gql_restore = gql_restore
+        self._gql_available = gql_capacity
+        self._gql_at = time.monotonic()
+        self.rest_capacity = rest_capacity
+        self.rest_leak = rest_leak
+        self._rest_level = 0.0
+        self._rest_at = time.monotonic()
+        self.throttle_status = throttle_status
+        self.webhook_retries = webhook_retries
+        self.webhook_retry_delay = webhook_retry_delay
+        self.stock: dict[tuple[int, int], int] = {}
+        self.skus: dict[int, str] = {}  # inventory item id -> sku
+        self.variants: dict[int, int] = {}  # variant id -> inventory item id
+        self.non_mutable: set[int] = set()  # e.g. bundle parents: writes refused
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self.replays = 0
+        self._sent: dict[str, SentWebhook] = {}
+        self._ids = 1000
+        super().__init__(host=host, port=port, seed=seed)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/admin/api/{version}/graphql.json", self._graphql),
+            web.get("/admin/api/{version}/orders.json", self._orders),
+        ]
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    # ---- catalogue and orders (test set-up) ------------------------------------------
+    def add_item(self, item_id: int, variant_id: int, sku: str, location_id: int, qty: int) -> None:
+        self.skus[item_id] = sku
+        self.variants[variant_id] = item_id
+        self.stock[(item_id, location_id)] = qty
+
+    def set_available(self, item_id: int, location_id: int, qty: int) -> None:
+        """A change made on Shopify's side (a sale, a merchant edit), not by our connector."""
+        self.stock[(item_id, location_id)] = qty
+
+    def place_order(
+        self, lines: list[tuple[int, int]], *, location_id: int | None = None
+    ) -> dict[str, Any]:
+        """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed."""
+        order_id = self._next_id()
+        now = iso_now()
+        items = []
+        for variant_id, qty in lines:
+            item_id = self.variants[variant_id]
+            items.append(
+                {
+                    "id": self._next_id(),
+                    "variant_id": variant_id,
+                    "product_id": variant_id // 10,
+                    "sku": self.skus[item_id],
+                    "quantity": qty,
+                    "current_quantity": qty,
+                    "fulfillable_quantity": qty,
+                    "fulfillment_service": "manual",
+                    "fulfillment_status": None,
+                    "requires_shipping": True,
+                    "gift_card": False,
+                }
+            )
+        order = {
+            "id": order_id,
+            "admin_graphql_api_id": f"gid://shopify/Order/{order_id}",
+            "name": f"#{order_id}",
+            "order_number": order_id,
+            "created_at": now,
+            "updated_at": now,
+            "cancelled_at": None,
+            "cancel_reason": None,
+            "financial_status": "paid",
+            "fulfillment_status": None,
+            "location_id": location_id,
+            "source_name": "pos" if location_id else "web",
+            "line_items": items,
+            "refunds": [],
+        }
+        self.orders[order_id] = order
+        return order
+
+    def cancel_order(self, order_id: int, *, later_s: float = 1.0) -> dict[str, Any]:
+        order = self.orders[order_id]
+        order["cancelled_at"] = order["updated_at"] = iso_now(later_s)
+        order["cancel_reason"] = "customer"
+        return order
+
+    def refund(
+        self, order_id: int, lines: list[tuple[int, int]], *, restock_type: str, location_id: int
+    ) -> dict[str, Any]:
+        """A refund of ``(line_item_id, qty)`` lines; returns the ``refunds/create`` payload."""
+        order = self.orders[order_id]
+        by_id = {li["id"]: li for li in order["line_items"]}
+        refund = {
+            "id": self._next_id(),
+            "order_id": order_id,
+            "created_at": iso_now(2.0),
+            "restock": restock_type != "no_restock",
+            "refund_line_items": [
+                {
+                    "id": self._next_id(),
+                    "line_item_id": line_id,
+                    "quantity": qty,
+                    "location_id": location_id,
+                    "restock_type": restock_type,
+                    "subtotal": "10.00",
+                    "total_tax": "0.00",
+                    "line_item": by_id[line_id],
+                }
+                for line_id, qty in lines
+            ],
+        }
+        order["refunds"].append(refund)
+        order["updated_at"] = refund["created_at"]
+        return refund
+
+    # ---- webhooks --------------------------------------------------------------------
+    async def deliver(
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        target: str | None = None,
+        secret: str | None = None,
+        event_id: str | None = None,
+        retry: bool = True,
+    ) -> SentWebhook:
+        """Deliver like Shopify: retried on non-2xx with the same webhook id and body."""
+        body = orjson.dumps(payload)
+        webhook_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": sign(secret or self.webhook_secret, body),
+            "X-Shopify-Shop-Domain": self.shop,
+            "X-Shopify-API-Version": self.api_version,
+            "X-Shopify-Webhook-Id": webhook_id,
+            "X-Shopify-Event-Id": event_id or str(uuid.UUID(int=self.rng.getrandbits(128))),
+            "X-Shopify-Triggered-At": iso_now(),
+        }
+        sent = SentWebhook(topic, body, headers)
+        self._sent[webhook_id] = sent
+        self.webhooks.append(sent)
+        await self._send(sent, target, attempts=1 + (self.webhook_retries if retry else 0))
+        return sent
+
+    async def redeliver(self, sent: SentWebhook, *, target: str | None = None) -> int:
+        """Send an earlier delivery again unchanged: a duplicate, or a stale retry hours later."""
+        return await self._send(sent, target, attempts=1)
+
+    async def _send(self, sent: SentWebhook, target: str | None, *, attempts: int) -> int:
+        url = target or self.webhook_target
+        assert url, "no webhook target configured"
+        status = 0
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(self.webhook_retry_delay * 2 ** (attempt - 1))
+            status = await self.post(url, sent.body, sent.headers)
+            sent.statuses.append(status)
+            if 200 <= status < 300:
+                break
+        return status
+
+    # ---- REST --------------------------------------------------------------------------
+    def _rest_admit(self) -> tuple[bool, str]:
+        now = time.monotonic()
+        self._rest_level = max(0.0, self._rest_level - (now - self._rest_at) * self.rest_leak)
+        self._rest_at = now
+        if self._rest_level + 1 > self.rest_capacity:
+            return False, f"{int(self._rest_level)}/{self.rest_capacity}"
+        self._rest_level += 1
+        return True, f"{int(self._rest_level + 0.999)}/{self.rest_capacity}"
+
+    def throttled(self, retry_after: float) -> web.Response:
+        return web.json_response(
+            {
+                "errors": "Exceeded 2 calls per second for api client. Reduce request rates to "
+                "resume uninterrupted service."
+            },
+            status=429,
+            headers={
+                "Retry-After": f"{retry_after:.1f}",
+                "X-Shopify-Shop-Api-Call-Limit": f"{self.rest_capacity}/{self.rest_capacity}",
+            },
+        )
+
+    def failure(self, status: int, retry_after: float | None) -> web.Response:
+        if status == 429:
+            return self.throttled(2.0 if retry_after is None else retry_after)
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:.1f}"}
+        return web.json_response(
+            {"errors": "Internal Server Error"}, status=status, headers=headers
+        )
+
+    def _unauthorised(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("X-Shopify-Access-Token") == self.token:
+            return None
+        return web.json_response(
+            {
+                "errors": "[API] Invalid API key or access token (unrecognized login or wrong "
+                "password)"
+            },
+            status=401,
+        )
+
+    async def _orders(self, request: web.Request) -> web.Response:
+        if (denied := self._unauthorised(request)) is not None:
+            return denied
+        admitted, call_limit = self._rest_admit()
+        if not admitted:
+            return self.throttled(1 / self.rest_leak)
+        since = request.query.get("updated_at_min")
+        limit = min(250, int(request.query.get("limit", "50")))
+        from schemas.times import iso_to_ms
+
+        rows = sorted(self.orders.values(), key=lambda o: iso_to_ms(o["updated_at"]))
+        if since:
+            rows = [o for o in rows if iso_to_ms(o["updated_at"]) >= iso_to_ms(since)]
+        return web.json_response(
+            {"orders": rows[:limit]}, headers={"X-Shopify-Shop-Api-Call-Limit": call_limit}
+        )
+
+    # ---- GraphQL -----------------------------------------------------------------------
+    def _cost(self, requested: float, actual: float | None) -> dict[str, Any]:
+        return {
+            "requestedQueryCost": requested,
+            "actualQueryCost": actual,
+            "throttleStatus": {
+                "maximumAvailable": self.gql_capacity,
+                "currentlyAvailable": int(self._gql_available),
+                "restoreRate": self.gql_restore,
+            },
+        }
+
+    async def _graphql(self, request: web.Request) -> web.Response:
+        if (denied := self._unauthorised(request)) is not None:
+            return denied
+        body = await request.json()
+        query: str = body.get("query", "")
+        variables: dict[str, Any] = body.get("variables") or {}
+        if "inventorySetQuantities" in query:
+            requested = 10.0
+        elif "nodes(" in query:
+            requested = 1.0 + len(variables.get("ids", []))
+        else:
+            return web.json_response({"errors": [{"message": "fake: unsupported query"}]})
+        now = time.monotonic()
+        self._gql_available = min(
+            self.gql_capacity, self._gql_available + (now - self._gql_at) * self.gql_restore
+        )
+        self._gql_at = now
+        if self._gql_available < requested:
+            doc = "https://shopify.dev/api/usage/rate-limits"
+            throttled = {
+                "errors": [
+                    {
+                        "message": "Throttled",
+                        "extensions": {"code": "THROTTLED", "documentation": doc},
+                    }
+                ],
+                "extensions": {"cost": self._cost(requested, None)},
+            }
+            return web.json_response(throttled, status=self.throttle_status)
+        self._gql_available -= requested
+        if "nodes(" in query:
+            data = self._read_levels(variables)
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
+        result = self._set_quantities(query, variables)
+        result.setdefault("extensions", {"cost": self._cost(requested, requested)})
+        return web.json_response(result)
+
+    def _read_levels(self, variables: dict[str, Any]) -> dict[str, Any]:
+        location = gid_id(variables["locationId"], LOCATION_GID)
+        nodes: list[dict[str, Any] | None] = []
+        for gid in variables["ids"]:
+            item = gid_id(gid, ITEM_GID)
+            if item not in self.skus:
+                nodes.append(None)
+                continue
+            qty = self.stock.get((item, location))
+            level = (
+                None if qty is None else {"quantities": [{"name": "available", "quantity": qty}]}
+            )
+            nodes.append({"id": gid, "inventoryLevel": level})
+        return {"nodes": nodes}
+
+    def _set_quantities(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        match = _IDEMPOTENT.search(query)
+        key = None if match is None else (match.group(1) or variables.get(match.group(2) or ""))
+        mandatory = self.api_version >= "2026-04"
+        if key is None and mandatory:
+            return {
+                "errors": [{"message": "The @idempotent directive is required for this mutation."}]
+            }
+        fingerprint = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+        if key is not None and key in self.idempotency:
+            seen_fingerprint, result = self.idempotency[key]
+            if seen_fingerprint != fingerprint:
+                return {
+                    "errors": [
+                        {
+                            "message": "Idempotency key already used with different parameters.",
+                            "extensions": {"code": "IDEMPOTENCY_CONFLICT"},
+                        }
+                    ]
+                }
+            self.replays += 1
+            return result
+        result = {
+            "data": {"inventorySetQuantities": self._apply(variables["input"], key, mandatory)}
+        }
+        if key is not None:
+            self.idempotency[key] = (fingerprint, result)
+        return result
+
+    def _apply(self, data: dict[str, Any], key: str | None, mandatory: bool) -> dict[str, Any]:
+        errors: list[dict[str, Any]] = []
+        if data.get("name") not in ("available", "on_hand"):
+            errors.append(
+                {
+                    "code": "INVALID_NAME",
+                    "field": ["input", "name"],
+                    "message": "The quantity name must be available or on_hand.",
+                }
+            )
+        planned: list[tuple[int, int, int, int]] = []
+        for i, q in enumerate(data.get("quantities", [])):
+            field = ["input", "quantities", str(i)]
+            item = gid_id(q["inventoryItemId"], ITEM_GID)
+            location = gid_id(q["locationId"], LOCATION_GID)
+            current = self.stock.get((item, location))
+            if "changeFromQuantity" not in q and mandatory:
+                errors.append(
+                    {
+                        "code": "INVALID",
+                        "field": [*field, "changeFromQuantity"],
+                        "message": "changeFromQuantity is required.",
+                    }
+                )
+            elif item not in self.skus:
+                errors.append(
+                    {
+                        "code": "INVALID_INVENTORY_ITEM",
+                        "field": [*field, "inventoryItemId"],
+                        "message": "The specified inventory item could not be found.",
+                    }
+                )
+            elif current is None:
+                errors.append(
+                    {
+                        "code": "ITEM_NOT_STOCKED_AT_LOCATION",
+                        "field": [*field, "locationId"],
+                        "message": "The item is not stocked at the location.",
+                    }
+                )
+            elif item in self.non_mutable:
+                errors.append(
+                    {
+                        "code": "NON_MUTABLE_INVENTORY_ITEM",
+                        "field": [*field, "inventoryItemId"],
+                        "message": "The quantity of a bundle cannot be set.",
+                    }
+                )
+            elif q.get("changeFromQuantity") is not None and q["changeFromQuantity"] != current:
+                errors.append(
+                    {
+                        "code": "CHANGE_FROM_QUANTITY_STALE",
+                        "field": [*field, "changeFromQuantity"],
+                        "message": "The compare quantity is stale.",
+                    }
+                )
+            elif q["quantity"] < 0:
+                errors.append(
+                    {
+                        "code": "INVALID_QUANTITY_NEGATIVE",
+                        "field": [*field, "quantity"],
+                        "message": "The quantity can't be negative.",
+                    }
+                )
+            else:
+                planned.append((item, location, current, q["quantity"]))
+        if errors:  # the mutation is all or nothing
+            return {"inventoryAdjustmentGroup": None, "userErrors": errors}
+        changes = []
+        for item, location, before, after in planned:
+            self.stock[(item, location)] = after
+            self.writes.append(
+                Write(time.monotonic(), f"{item}@{location}", self.skus[item], after, key)
+            )
+            changes.append(
+                {"name": data["name"], "delta": after - before, "quantityAfterChange": after}
+            )
+            if self.webhook_target:
+                self.in_background(
+                    self.deliver(
+                        "inventory_levels/update",
+                        {
+                            "inventory_item_id": item,
+                            "location_id": location,
+                            "available": after,
+                            "updated_at": iso_now(),
+                            "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{item}?inventory_item_id={item}",
+                        },
+                    )
+                )
+        group = {
+            "id": f"gid://shopify/InventoryAdjustmentGroup/{self._next_id()}",
+            "reason": data.get("reason"),
+            "changes": changes,
+        }
+        return {"inventoryAdjustmentGroup": group, "userErrors": []}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake Shopify Admin API for demos")
+    parser.add_argument("--port", type=int, default=8701)
+    parser.add_argument("--webhook-target", default=None)
+    args = parser.parse_args()
+    fake = FakeShopify(port=args.port, webhook_target=args.webhook_target)
+    for n, sku in enumerate(("chair", "table", "lamp"), start=1):
+        fake.add_item(100 + n, 10 * n, sku, 1, 100)
+    asyncio.run(serve_forever(fake, f"fake Shopify {fake.shop} (token {fake.token})"))
+
+
+if __name__ == "__main__":
+    main()

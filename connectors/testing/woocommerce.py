@@ -1,0 +1,354 @@
+"""A fake WooCommerce REST API v3 and webhook sender, faithful to channel-contracts §2.
+
+- ``/wp-json/wc/v3/products`` (``GET ?include=``, ``PUT /{id}``, ``POST /batch``) and
+  ``/products/{pid}/variations/batch``: batches of at most 100 items (else 413
+  ``woocommerce_rest_request_entity_too_large``), per-item errors inside a 200.
+- ``GET /orders?modified_after=&dates_are_gmt=true`` and ``GET /orders/{id}/refunds/{rid}``
+  for polling; HTTP Basic auth with the ``ck_``/``cs_`` keys.
+- No rate limit by default (core has none); ``rate_limit(per_s, burst)`` imitates a host/WAF.
+- Webhooks signed with ``X-WC-Webhook-Signature``, a fresh ``X-WC-Webhook-Delivery-ID`` per
+  delivery, never retried; ``ping`` posts ``webhook_id=<n>`` unsigned.
+
+Run alone: ``python -m connectors.testing.woocommerce --port 8702``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from connectors.framework.signing import sign
+from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, serve_forever
+from schemas.times import iso_to_ms
+
+API = "/wp-json/wc/v3"
+
+
+def woo_error(code: str, message: str, status: int, **headers: str) -> web.Response:
+    return web.json_response(
+        {"code": code, "message": message, "data": {"status": status}},
+        status=status,
+        headers=headers,
+    )
+
+
+class FakeWooCommerce(FakeChannel):
+    def __init__(
+        self,
+        *,
+        site: str = "https://shop.example/",
+        consumer_key: str = "ck_test",
+        consumer_secret: str = "cs_test",  # noqa: S107
+        webhook_secret: str = "woo-secret",  # noqa: S107
+        webhook_target: str | None = None,
+        batch_limit: int = 100,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+    ) -> None:
+        self.site = site
+        self.auth = (
+            "Basic " + base64.b64encode(f"{consumer_key}:{consumer_secret}".encode()).decode()
+        )
+        self.webhook_secret = webhook_secret
+        self.webhook_target = webhook_target
+        self.batch_limit = batch_limit
+        self.products: dict[int, dict[str, Any]] = {}
+        self.orders: dict[int, dict[str, Any]] = {}
+        self.refund_details: dict[int, dict[str, Any]] = {}
+        self.item_errors: dict[int, list[tuple[str, str, int]]] = {}
+        self._rate: tuple[float, float] | None = None
+        self._tokens = 0.0
+        self._tokens_at = time.monotonic()
+        self._ids = 500
+        self._clock_s = 0
+        super().__init__(host=host, port=port, seed=seed)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get(f"{API}/products", self._list_products),
+            web.put(f"{API}/products/{{pid:\\d+}}", self._put_product),
+            web.post(f"{API}/products/batch", self._batch),
+            web.post(f"{API}/products/{{pid:\\d+}}/variations/batch", self._batch),
+            web.get(f"{API}/orders", self._list_orders),
+            web.get(f"{API}/orders/{{oid:\\d+}}/refunds/{{rid:\\d+}}", self._get_refund),
+        ]
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _modified(self) -> str:
+        """GMT time without offset, one second later each call (Woo has second resolution)."""
+        self._clock_s += 1
+        return iso_now(self._clock_s, gmt_naive=True)
+
+    # ---- set-up and switches ---------------------------------------------------------
+    def add_product(self, pid: int, sku: str, qty: int, *, parent_id: int = 0) -> None:
+        self.products[pid] = {
+            "id": pid,
+            "parent_id": parent_id,
+            "sku": sku,
+            "type": "variation" if parent_id else "simple",
+            "manage_stock": True,
+            "stock_quantity": qty,
+            "stock_status": "instock" if qty > 0 else "outofstock",
+        }
+
+    def set_stock(self, pid: int, qty: int) -> None:
+        self.products[pid]["stock_quantity"] = qty
+
+    def item_error(self, pid: int, code: str, message: str, status: int, times: int = 1) -> None:
+        """The next ``times`` batch updates of ``pid`` fail with this per-item error."""
+        self.item_errors.setdefault(pid, []).extend([(code, message, status)] * times)
+
+    def rate_limit(self, per_s: float, burst: float) -> None:
+        self._rate = (per_s, burst)
+        self._tokens = burst
+
+    def place_order(
+        self, lines: list[tuple[int, int]], *, status: str = "processing"
+    ) -> dict[str, Any]:
+        """An order of ``(product id, qty)`` lines (variation ids resolve to their parent)."""
+        oid = self._next_id()
+        modified = self._modified()
+        items = []
+        for pid, qty in lines:
+            product = self.products[pid]
+            parent = product["parent_id"]
+            items.append(
+                {
+                    "id": self._next_id(),
+                    "name": product["sku"],
+                    "product_id": parent or pid,
+                    "variation_id": pid if parent else 0,
+                    "quantity": qty,
+                    "sku": product["sku"],
+                    "price": 10.0,
+                    "subtotal": f"{10 * qty:.2f}",
+                    "total": f"{10 * qty:.2f}",
+                    "meta_data": [],
+                }
+            )
+        order = {
+            "id": oid,
+            "number": str(oid),
+            "status": status,
+            "date_created_gmt": modified,
+            "date_modified_gmt": modified,
+            "line_items": items,
+            "refunds": [],
+        }
+        self.orders[oid] = order
+        return order
+
+    def set_status(self, oid: int, status: str) -> dict[str, Any]:
+        order = self.orders[oid]
+        order["status"] = status
+        order["date_modified_gmt"] = self._modified()
+        return order
+
+    def refund(self, oid: int, lines: list[tuple[int, int]]) -> dict[str, Any]:
+        """Refund ``(line item id, qty)``; the order gains a ``refunds[]`` entry (the webhook
+        says only that) and the detail is served at ``/orders/{id}/refunds/{rid}``."""
+        order = self.orders[oid]
+        rid = self._next_id()
+        by_id = {li["id"]: li for li in order["line_items"]}
+        modified = self._modified()
+        self.refund_details[rid] = {
+            "id": rid,
+            "date_created_gmt": modified,
+            "reason": "",
+            "amount": "10.00",
+            "line_items": [
+                {
+                    "id": self._next_id(),
+                    "product_id": by_id[line]["product_id"],
+                    "variation_id": by_id[line]["variation_id"],
+                    "sku": by_id[line]["sku"],
+                    "quantity": -qty,
+                    "meta_data": [{"key": "_refunded_item_id", "value": str(line)}],
+                }
+                for line, qty in lines
+            ],
+        }
+        order["refunds"].append({"id": rid, "reason": "", "total": "-10.00"})
+        order["date_modified_gmt"] = modified
+        return order
+
+    # ---- webhooks (never retried) ------------------------------------------------------
+    async def deliver(
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        target: str | None = None,
+        secret: str | None = None,
+    ) -> SentWebhook:
+        body = orjson.dumps(payload)
+        resource, event = topic.split(".", 1)
+        delivery = hashlib.sha256(
+            f"{topic}{time.time_ns()}{self.rng.random()}".encode()
+        ).hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "WooCommerce/9.0.0 Hookshot (WordPress/6.6)",
+            "X-WC-Webhook-Source": self.site,
+            "X-WC-Webhook-Topic": topic,
+            "X-WC-Webhook-Resource": resource,
+            "X-WC-Webhook-Event": event,
+            "X-WC-Webhook-Signature": sign(secret or self.webhook_secret, body),
+            "X-WC-Webhook-ID": "7",
+            "X-WC-Webhook-Delivery-ID": delivery,
+        }
+        sent = SentWebhook(topic, body, headers)
+        self.webhooks.append(sent)
+        sent.statuses.append(await self.post(self._target(target), body, headers))
+        return sent
+
+    async def ping(self, *, target: str | None = None) -> int:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return await self.post(self._target(target), b"webhook_id=7", headers)
+
+    def _target(self, target: str | None) -> str:
+        url = target or self.webhook_target
+        assert url, "no webhook target configured"
+        return url
+
+    # ---- HTTP ------------------------------------------------------------------------
+    def throttled(self, retry_after: float) -> web.Response:
+        return woo_error(
+            "rest_too_many_requests",
+            "Too many requests.",
+            429,
+            **{"Retry-After": str(max(1, round(retry_after)))},
+        )
+
+    def failure(self, status: int, retry_after: float | None) -> web.Response:
+        if status == 429:
+            return self.throttled(1.0 if retry_after is None else retry_after)
+        headers = {} if retry_after is None else {"Retry-After": str(max(1, round(retry_after)))}
+        return woo_error(
+            "internal_server_error",
+            "There has been a critical error on this website.",
+            status,
+            **headers,
+        )
+
+    def _guard(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") != self.auth:
+            return woo_error(
+                "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.", 401
+            )
+        if self._rate is not None:
+            per_s, burst = self._rate
+            now = time.monotonic()
+            self._tokens = min(burst, self._tokens + (now - self._tokens_at) * per_s)
+            self._tokens_at = now
+            if self._tokens < 1:
+                return self.throttled((1 - self._tokens) / per_s)
+            self._tokens -= 1
+        return None
+
+    async def _list_products(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        wanted = {int(x) for x in request.query.get("include", "").split(",") if x}
+        rows = [p for pid, p in sorted(self.products.items()) if not wanted or pid in wanted]
+        return web.json_response(rows)
+
+    def _update(self, pid: int, change: dict[str, Any]) -> dict[str, Any]:
+        product = self.products.get(pid)
+        if product is None:
+            return {
+                "id": pid,
+                "error": {
+                    "code": "woocommerce_rest_product_invalid_id",
+                    "message": "Invalid ID.",
+                    "data": {"status": 400},
+                },
+            }
+        queued = self.item_errors.get(pid)
+        if queued:
+            code, message, status = queued.pop(0)
+            return {
+                "id": pid,
+                "error": {"code": code, "message": message, "data": {"status": status}},
+            }
+        if "stock_quantity" in change:
+            qty = int(change["stock_quantity"])
+            product["manage_stock"] = change.get("manage_stock", product["manage_stock"])
+            product["stock_quantity"] = qty
+            product["stock_status"] = "instock" if qty > 0 else "outofstock"
+            self.writes.append(Write(time.monotonic(), str(pid), product["sku"], qty))
+        return dict(product)
+
+    async def _put_product(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        result = self._update(int(request.match_info["pid"]), await request.json())
+        if "error" in result:
+            err = result["error"]
+            return woo_error(err["code"], err["message"], err["data"]["status"])
+        return web.json_response(result)
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        body = await request.json()
+        count = sum(len(body.get(k, [])) for k in ("create", "update", "delete"))
+        if count > self.batch_limit:
+            return woo_error(
+                "woocommerce_rest_request_entity_too_large",
+                f"Unable to accept more than {self.batch_limit} items for this request.",
+                413,
+            )
+        return web.json_response(
+            {"update": [self._update(int(c["id"]), c) for c in body.get("update", [])]}
+        )
+
+    async def _list_orders(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        since = request.query.get("modified_after")
+        per_page = min(100, int(request.query.get("per_page", "10")))
+        page = int(request.query.get("page", "1"))
+        rows = sorted(self.orders.values(), key=lambda o: (o["date_modified_gmt"], o["id"]))
+        if since:
+            floor = iso_to_ms(since, naive_is_utc=True)
+            rows = [o for o in rows if iso_to_ms(o["date_modified_gmt"], naive_is_utc=True) > floor]
+        pages = max(1, -(-len(rows) // per_page))
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        return web.json_response(
+            chunk, headers={"X-WP-Total": str(len(rows)), "X-WP-TotalPages": str(pages)}
+        )
+
+    async def _get_refund(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        detail = self.refund_details.get(int(request.match_info["rid"]))
+        if detail is None:
+            return woo_error("woocommerce_rest_invalid_id", "Invalid ID.", 404)
+        return web.json_response(detail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Fake WooCommerce REST API for demos")
+    parser.add_argument("--port", type=int, default=8702)
+    parser.add_argument("--webhook-target", default=None)
+    args = parser.parse_args()
+    fake = FakeWooCommerce(port=args.port, webhook_target=args.webhook_target)
+    for n, sku in enumerate(("chair", "table", "lamp"), start=1):
+        fake.add_product(n, sku, 100)
+    asyncio.run(serve_forever(fake, "fake WooCommerce (ck_test / cs_test)"))
+
+
+if __name__ == "__main__":
+    main()

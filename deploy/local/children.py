@@ -1,0 +1,200 @@
+"""`stockflow` commands run as child processes (worker, sink, connectors) by the demo, the
+bench and the tests: started with their own environment and log file, waited for, stopped.
+
+A log file is appended across restarts, so readiness is looked for only in what the current
+run has logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+WORKER_READY = "Worker ready"  # Faust logs it once partitions are assigned and tables recovered
+CONNECTORS_READY = "caught up"
+
+Popen = subprocess.Popen[bytes]
+
+
+class ChildError(RuntimeError):
+    """A child process exited early or was not ready in time; the message holds its log tail."""
+
+
+class ChildProcess:
+    """One `stockflow ARGS...` subprocess writing to ``log_path``."""
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        *,
+        on_spawn: Callable[[Popen], Popen] | None = None,
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.on_spawn = on_spawn
+        self.proc: Popen | None = None
+        self._log_from = 0
+
+    def start(self) -> None:
+        """Launch the process (stopping a previous run first); does not wait."""
+        if self.alive():
+            self.stop()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.proc = self.on_spawn(proc) if self.on_spawn else proc
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise ChildError(f"{self.name} not started")
+        return self.proc.pid
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> float:
+        """Seconds until ``ready()`` holds; ChildError if the process exits or time runs out."""
+        began = time.monotonic()
+        while time.monotonic() - began < timeout:
+            if not self.alive():
+                code = self.proc.returncode if self.proc is not None else None
+                raise ChildError(
+                    f"{self.name} exited ({code}); last lines of {self.log_path}:\n{self.tail()}"
+                )
+            if ready():
+                return time.monotonic() - began
+            time.sleep(0.1)
+        raise ChildError(f"{self.name} not ready after {timeout:.0f} s; see {self.log_path}")
+
+    def wait_serving(self, url: str, timeout: float, marker: str | None = None) -> float:
+        """Seconds until ``url`` answers 200 and, if given, ``marker`` is in this run's log."""
+        return self.wait_until(
+            lambda: (
+                (marker is None or marker in self.logged()) and http_json(url, timeout=2)[0] == 200
+            ),
+            timeout,
+        )
+
+    def logged(self) -> str:
+        """What the current run has logged."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_from)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def rss_mb(self) -> float:
+        """Resident set size, from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise ChildError(f"no VmRSS in /proc/{self.pid}/status")
+
+    def kill(self) -> None:
+        """kill -9: no flush, no commit, no goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self, timeout: float = 60) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+
+def http_json(
+    url: str, method: str = "GET", body: Any = None, timeout: float = 30
+) -> tuple[int, Any]:
+    """(status, decoded JSON body) of one loopback request; (0, None) when nothing answered."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - loopback
+            return answer.status, _json(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, _json(exc.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw or b"null")
+    except json.JSONDecodeError:
+        return None
+
+
+class WorkerProcess(ChildProcess):
+    """`stockflow worker` with its own app id (consumer group, changelog) and web port."""
+
+    def __init__(
+        self,
+        app_id: str,
+        web_port: int,
+        log_dir: Path,
+        *,
+        log_name: str | None = None,
+        on_spawn: Callable[[Popen], Popen] | None = None,
+        **env: str,
+    ) -> None:
+        super().__init__(
+            f"worker {app_id}",
+            ["worker", "--loglevel", "info"],
+            log_dir / (log_name or f"worker-{app_id}-{web_port}.log"),
+            {"STOCKFLOW_APP_ID": app_id, "STOCKFLOW_WORKER_WEB_PORT": str(web_port), **env},
+            on_spawn=on_spawn,
+        )
+        self.app_id = app_id
+        self.web_port = web_port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        """Seconds until the worker answers /health and has logged "Worker ready"."""
+        return self.wait_serving(self.url + "/health", timeout, WORKER_READY)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return http_json(self.url + path, timeout=5)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_json(self.url + path, method, body)

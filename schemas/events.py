@@ -1,0 +1,195 @@
+"""The StockEvent contract: building, defaulting and checking a stock event, in one place.
+
+The HTTP intake, the connectors and the ledger's rules all use this module, so an event the
+intake answers "accepted" is one the ledger applies or decides on, never one it dead-letters
+as malformed. Event types and dispositions are read from ``StockEvent.avsc`` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from schemas.loader import current_schemas
+
+__all__ = [
+    "DISPOSITIONS",
+    "EVENT_TYPES",
+    "FIELDS",
+    "MAX_QTY",
+    "MAX_TEXT",
+    "InvalidEvent",
+    "check",
+    "problems",
+    "stock_event",
+]
+
+SCHEMA_NAME = "stockflow.v1.StockEvent"
+
+
+def _fields() -> dict[str, dict[str, Any]]:
+    return {f["name"]: f for f in current_schemas()[SCHEMA_NAME].raw["fields"]}
+
+
+def _enum_symbols(field: dict[str, Any]) -> tuple[str, ...]:
+    kinds = field["type"] if isinstance(field["type"], list) else [field["type"]]
+    for kind in kinds:
+        if isinstance(kind, dict) and kind.get("type") == "enum":
+            return tuple(kind["symbols"])
+    raise TypeError(f"{field['name']} is not an enum field")  # the .avsc changed shape
+
+
+_FIELDS = _fields()
+FIELDS = tuple(_FIELDS)
+# 'unknown' is what an older reader sees for a type added after it: never applied.
+EVENT_TYPES = frozenset(_enum_symbols(_FIELDS["type"])) - {"unknown"}
+DISPOSITIONS = frozenset(_enum_symbols(_FIELDS["disposition"]))
+_DEFAULTS = {name: f["default"] for name, f in _FIELDS.items() if "default" in f and name != "type"}
+_TEXT_FIELDS = tuple(
+    name
+    for name, f in _FIELDS.items()
+    if f["type"] == "string" or (isinstance(f["type"], list) and "string" in f["type"])
+)
+_REQUIRED_TEXT = frozenset(("event_id", "sku", "source"))
+_TIME_FIELDS = ("occurred_at", "ingested_at", "as_of", "expires_at")
+
+MAX_QTY = 10**9  # units in one event; more is a unit error at the source, not a stock movement
+MAX_TEXT = 256  # characters of any string field
+MAX_TIME_MS = 2**53  # epoch milliseconds a JSON number and an Avro long both carry exactly
+
+POSITIVE = frozenset({"order_placed", "sale", "return_received", "receipt", "transfer", "hold"})
+NEEDS_ORDER = frozenset(
+    {"order_placed", "order_cancelled", "order_shipped", "hold", "hold_released"}
+)
+
+
+class InvalidEvent(ValueError):  # noqa: N818 - the name the ledger and its callers use
+    """An event that is malformed for its type. ``reason`` is a stable code (dead-letter
+    reason, metric label); ``message`` starts with the field at fault."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def stock_event(
+    type: str,  # the Avro field name
+    sku: str,
+    event_id: str,
+    occurred_at: int,
+    *,
+    ingested_at: int | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A complete StockEvent record with the schema's defaults; unknown names raise TypeError."""
+    unknown = set(fields) - set(_DEFAULTS)
+    if unknown:
+        raise TypeError(f"not StockEvent fields: {sorted(unknown)}")
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "type": type,
+        "sku": sku,
+        "occurred_at": occurred_at,
+        "ingested_at": occurred_at if ingested_at is None else ingested_at,
+    }
+    event.update(_DEFAULTS)
+    event.update(fields)
+    return event
+
+
+def check(event: Mapping[str, Any], *, default_location: str | None = None) -> str:
+    """The event's type when the ledger can apply it; InvalidEvent naming the first problem.
+
+    ``default_location`` is where an event without ``location`` happens (the ledger's
+    configuration), so a transfer to it from "nowhere" is known to go nowhere.
+    """
+    found = problems(event, default_location=default_location)
+    if found:
+        raise found[0]
+    return str(event["type"])
+
+
+def problems(
+    event: Mapping[str, Any], *, default_location: str | None = None
+) -> list[InvalidEvent]:
+    """Every problem of ``event`` (a StockEvent as the codec gives it), most basic first."""
+    out: list[InvalidEvent] = []
+    for name in _TEXT_FIELDS:
+        value = event.get(name)
+        if value is None:
+            if name in _REQUIRED_TEXT:
+                out.append(InvalidEvent(f"missing_{name}", f"{name}: required"))
+        elif not isinstance(value, str) or not value.strip():
+            out.append(InvalidEvent("bad_text", f"{name}: must be a non-empty string"))
+        elif len(value) > MAX_TEXT:
+            out.append(InvalidEvent("too_long", f"{name}: longer than {MAX_TEXT} characters"))
+    kind = event.get("type")
+    if kind not in EVENT_TYPES:
+        out.append(
+            InvalidEvent(
+                "unknown_type",
+                f"type: {kind!r} is not one of {', '.join(sorted(EVENT_TYPES))}",
+            )
+        )
+    for name in _TIME_FIELDS:
+        value = event.get(name)
+        required = name == "occurred_at"
+        if value is None and not required:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TIME_MS:
+            out.append(InvalidEvent(f"bad_{name}", f"{name}: epoch milliseconds are required"))
+    seq = event.get("source_seq")
+    if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+        out.append(InvalidEvent("bad_source_seq", "source_seq: an integer or null"))
+    elif seq is not None and not -(2**63) <= seq < 2**63:
+        out.append(InvalidEvent("bad_source_seq", "source_seq: outside a 64-bit integer"))
+    if event.get("disposition") not in (None, *DISPOSITIONS):
+        out.append(
+            InvalidEvent(
+                "bad_disposition",
+                f"disposition: {event.get('disposition')!r}; "
+                f"choose one of {', '.join(sorted(DISPOSITIONS))}",
+            )
+        )
+    qty = event.get("qty")
+    if isinstance(qty, bool) or not isinstance(qty, int):
+        out.append(InvalidEvent("bad_qty", f"qty: {qty!r} is not an integer number of units"))
+        return out
+    if abs(qty) > MAX_QTY:
+        out.append(InvalidEvent("qty_out_of_range", f"qty: more than {MAX_QTY:,} units"))
+    if kind in EVENT_TYPES:
+        out.extend(_type_problems(str(kind), qty, event, default_location))
+    return out
+
+
+def _type_problems(
+    kind: str, qty: int, event: Mapping[str, Any], default_location: str | None
+) -> list[InvalidEvent]:
+    out: list[InvalidEvent] = []
+    if kind == "adjustment":
+        if qty == 0:
+            out.append(InvalidEvent("zero_qty", "qty: an adjustment of 0 changes nothing"))
+        if not event.get("reason"):
+            out.append(
+                InvalidEvent(
+                    "missing_reason",
+                    "reason: required for an adjustment (damage, shrinkage, correction...)",
+                )
+            )
+        return out
+    if qty < 0:
+        out.append(
+            InvalidEvent("negative_qty", f"qty: must not be negative for {kind} (got {qty})")
+        )
+    elif qty == 0 and kind in POSITIVE:
+        out.append(InvalidEvent("zero_qty", f"qty: {kind} needs at least one unit"))
+    if kind in NEEDS_ORDER and not event.get("order_id"):
+        out.append(InvalidEvent("missing_order_id", f"order_id: required for {kind}"))
+    if kind == "transfer":
+        to = event.get("to_location")
+        if not to:
+            out.append(InvalidEvent("missing_to_location", "to_location: required for a transfer"))
+        elif to == (event.get("location") or default_location):
+            out.append(InvalidEvent("same_location", f"to_location: {to!r} is the source"))
+    return out

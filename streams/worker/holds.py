@@ -1,0 +1,74 @@
+"""Expired checkout holds are released by the ledger itself.
+
+The timer does not touch the table: it publishes the releases of
+:func:`streams.ledger.expiry.expiry_events` to each SKU's own partition, so they are applied
+in order with the SKU's other events by the single writer.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from schemas.codec import Codec
+from schemas.times import now_ms
+from streams.kernel.topics import STOCK_EVENTS
+from streams.ledger.expiry import expiry_events
+from streams.ledger.state import SkuState
+
+log = logging.getLogger("stockflow.holds")
+
+RESEND_AFTER_MS = 10_000
+
+
+class HoldIndex:
+    """When each SKU of this worker next has a hold to expire (a lazy min-heap)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, bytes]] = []
+        self._next: dict[bytes, int] = {}
+
+    def track(self, key: bytes, state: SkuState) -> None:
+        expiry = state.next_hold_expiry
+        if expiry is None:
+            self._next.pop(key, None)
+        elif self._next.get(key) != expiry:
+            self._next[key] = expiry
+            heapq.heappush(self._heap, (expiry, key))
+
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Index every SKU of the table (after recovery or a rebalance)."""
+        self._heap.clear()
+        self._next.clear()
+        for key, stored in items:
+            if stored is not None:
+                self.track(key, SkuState.from_bytes(stored))
+
+    def due(self, now: int) -> list[bytes]:
+        keys = []
+        while self._heap and self._heap[0][0] <= now:
+            expiry, key = heapq.heappop(self._heap)
+            if self._next.get(key) == expiry:  # else a newer entry superseded this one
+                del self._next[key]
+                keys.append(key)
+        return keys
+
+    async def release_due(self, table: Any, producer: Any, codec: Codec) -> int:
+        """Publish a release for every hold past its expiry; returns how many were sent."""
+        now = now_ms()
+        sent = 0
+        for key in self.due(now):
+            stored = table.get(key)
+            if stored is None:
+                continue  # the partition moved to another worker
+            expired = expiry_events(SkuState.from_bytes(stored), now)
+            for event in expired:
+                value = codec.encode(STOCK_EVENTS.value_schema, event)
+                await producer.send(STOCK_EVENTS.name, key, value, None, None, None)
+            sent += len(expired)
+            if expired:  # look again later, in case the release was lost on the way
+                self._next[key] = now + RESEND_AFTER_MS
+                heapq.heappush(self._heap, (now + RESEND_AFTER_MS, key))
+        return sent

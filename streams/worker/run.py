@@ -1,0 +1,43 @@
+"""`stockflow worker`: run one ledger worker against the configured Kafka."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import faust
+
+from schemas.codec import codec_for
+from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.settings import Settings
+from streams.ledger.config import load_config
+
+log = logging.getLogger("stockflow.worker")
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every asyncio task of the worker waits (for a stalled worker)."""
+    import asyncio
+    import io
+
+    for task in asyncio.all_tasks(asyncio.get_event_loop()):
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
+    """Declare the topics, then run the ledger until stopped (SIGINT/SIGTERM)."""
+    from streams.worker.app import Ledger
+
+    config = load_config(settings.config_path or None)
+    codec = codec_for(settings)
+    created = ensure_topics(settings)
+    if created:
+        print(f"[worker] declared topics: {', '.join(created)}", file=sys.stderr)
+    ledger = Ledger(settings, config, codec)
+    worker = faust.Worker(ledger.app, loglevel=loglevel, quiet=True)
+    signal.signal(signal.SIGUSR1, lambda *_: _dump_tasks())
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0
