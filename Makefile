@@ -15,6 +15,7 @@ lint: $(STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check streams connectors schemas deploy
 	.venv/bin/mypy
+	.venv/bin/lint-imports --no-logo --no-cache
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
