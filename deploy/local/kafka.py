@@ -18,22 +18,25 @@ from deploy.local.process import (
 from deploy.local.tools import render, require_java, require_maven, say
 from streams.kernel.settings import Settings
 
-# Kafka 3.x logs through slf4j 1.7 with no backend in its POM; 4.x moved to log4j2.
+# Kafka 3.x logs through slf4j 1.7 with no backend in its POM: reload4j binds it.
 _LOGGING_3 = """    <dependency>
       <groupId>org.slf4j</groupId>
       <artifactId>slf4j-reload4j</artifactId>
       <version>1.7.36</version>
     </dependency>"""
-_LOGGING_4 = """    <dependency>
+# Kafka 4.x logs through log4j2, but its POM still brings slf4j-api 1.7.36 and no binding:
+# the binding must be log4j-slf4j-impl (slf4j 1.x). log4j-slf4j2-impl is for slf4j 2 and
+# leaves slf4j 1.7 on its silent NOP logger. log4j-api and -core at the version kafka-server
+# 4.4.0 asks for, so Maven does not mix two log4j2 versions.
+LOG4J2_VERSION = "2.25.5"
+_LOGGING_4 = "\n".join(
+    f"""    <dependency>
       <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-core</artifactId>
-      <version>2.25.2</version>
-    </dependency>
-    <dependency>
-      <groupId>org.apache.logging.log4j</groupId>
-      <artifactId>log4j-slf4j2-impl</artifactId>
-      <version>2.25.2</version>
+      <artifactId>{artifact}</artifactId>
+      <version>{LOG4J2_VERSION}</version>
     </dependency>"""
+    for artifact in ("log4j-api", "log4j-core", "log4j-slf4j-impl")
+)
 
 
 class Kafka:
@@ -55,19 +58,21 @@ class Kafka:
 
     def install(self) -> None:
         require_java()
-        if self.lib.is_dir() and any(self.lib.glob("kafka_2.13-*.jar")):
+        pom = render(
+            "kafka-pom.xml",
+            kafka_version=self.settings.kafka_version,
+            logging_dependencies=_LOGGING_3 if self.major < 4 else _LOGGING_4,
+        )
+        # The lib folder keeps the POM it was resolved from: jars resolved from another one
+        # (say, with an older logging backend) are fetched again.
+        stamp = self.lib / "pom.xml"
+        if stamp.exists() and stamp.read_text() == pom and any(self.lib.glob("kafka_2.13-*.jar")):
             return
         mvn = require_maven()
         say(f"fetching Kafka {self.settings.kafka_version} jars from Maven Central")
         build = self.home / "build"
         build.mkdir(parents=True, exist_ok=True)
-        (build / "pom.xml").write_text(
-            render(
-                "kafka-pom.xml",
-                kafka_version=self.settings.kafka_version,
-                logging_dependencies=_LOGGING_3 if self.major < 4 else _LOGGING_4,
-            )
-        )
+        (build / "pom.xml").write_text(pom)
         partial = self.home / f"lib-{self.settings.kafka_version}.partial"
         shutil.rmtree(partial, ignore_errors=True)
         run_checked(
@@ -81,6 +86,8 @@ class Kafka:
             what=f"fetching Kafka {self.settings.kafka_version} with Maven",
             cwd=build,
         )
+        (partial / "pom.xml").write_text(pom)
+        shutil.rmtree(self.lib, ignore_errors=True)
         partial.rename(self.lib)  # only a complete download counts as installed
 
     def _java_args(self) -> list[str]:
