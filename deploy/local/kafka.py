@@ -126,7 +126,18 @@ class Kafka:
         return props
 
     def _format(self, props: Path) -> None:
+        stamp = self.home / "data.version"  # the Kafka that formatted the data folder
         if (self.data / "meta.properties").exists():
+            formatted = stamp.read_text().strip() if stamp.exists() else ""
+            if formatted and _line(formatted) > _line(self.settings.kafka_version):
+                # A newer Kafka formats at its own metadata.version, unreadable to an older one
+                # (3.9 on data of 4.x dies with "Can't read version 4 of BrokerEndpoint").
+                raise StackError(
+                    f"{self.data} was formatted by Kafka {formatted}; Kafka "
+                    f"{self.settings.kafka_version} cannot read it. Select Kafka {formatted} or "
+                    f"later, use another STOCKFLOW_STATE_DIR, or stop the stack and remove "
+                    f"{self.data} (its topics are lost)"
+                )
             return
         cluster_id = run_checked(
             [*self._java_args(), "kafka.tools.StorageTool", "random-uuid"],
@@ -145,6 +156,7 @@ class Kafka:
             ],
             what="formatting the Kafka storage directory",
         )
+        stamp.write_text(self.settings.kafka_version + "\n")
 
     def is_ready(self) -> bool:
         if not port_in_use(self.settings.kafka_port):
@@ -178,3 +190,9 @@ class Kafka:
         if self.process.pid() is not None:
             raise StackError("stop Kafka before wiping its data")
         shutil.rmtree(self.data, ignore_errors=True)
+        (self.home / "data.version").unlink(missing_ok=True)
+
+
+def _line(version: str) -> tuple[int, ...]:
+    """(major, minor) of a Kafka version: the release line that sets the metadata format."""
+    return tuple(int(part) for part in version.split(".")[:2])
