@@ -92,7 +92,7 @@ class Settings:
     """Ports, paths and choices of one stockflow installation."""
 
     state_dir: Path = field(default_factory=_state_dir)
-    kafka_version: str = field(default_factory=lambda: _env("KAFKA_VERSION", "3.9.2"))
+    kafka_version: str = field(default_factory=lambda: _env("KAFKA_VERSION", "4.4.0"))
     kafka_port: int = field(default_factory=lambda: _env_int("KAFKA_PORT", 9092))
     kafka_controller_port: int = field(
         default_factory=lambda: _env_int("KAFKA_CONTROLLER_PORT", 9093)
