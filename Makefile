@@ -3,13 +3,13 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed
 
-.PHONY: demo test lint unit integration faults bench stack-up stack-down clean
+.PHONY: demo test lint unit integration faults compat bench stack-up stack-down clean
 
 demo: $(STAMP)
 	$(PY) -m streams.cli demo
 
 test: $(STAMP) lint
-	$(PY) -m pytest tests/unit tests/integration tests/faults
+	$(PY) -m pytest tests/unit tests/integration tests/faults tests/compat
 
 lint: $(STAMP)
 	.venv/bin/ruff check .
@@ -25,6 +25,9 @@ integration: $(STAMP)
 
 faults: $(STAMP)
 	$(PY) -m pytest tests/faults
+
+compat: $(STAMP)
+	$(PY) -m pytest tests/compat
 
 bench: $(STAMP)
 	.venv/bin/stockflow bench
