@@ -21,8 +21,8 @@ import pytest
 from deploy.local.kafka import Kafka
 from deploy.local.process import StackError
 from schemas.codec import codec_for
-from streams.kafka_admin import ensure_topics
-from streams.settings import Settings
+from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.settings import Settings
 from tests.fakes.e2e import Stack, e2e_stack
 from tests.integration import test_kafka_clients as clients
 from tests.integration.sink_support import drop_database, running_sink, scalar, sink_settings

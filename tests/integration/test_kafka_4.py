@@ -11,8 +11,8 @@ from confluent_kafka import Consumer, ConsumerGroupType
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from deploy.local.kafka import Kafka
-from streams.kafka_config import consumer_config
-from streams.settings import Settings
+from streams.kernel.kafka_config import consumer_config
+from streams.kernel.settings import Settings
 
 pytestmark = pytest.mark.integration
 
