@@ -26,12 +26,18 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:
-    """A consumer that commits only when told to: offsets follow acknowledged work."""
+    """A consumer that commits only when told to: offsets follow acknowledged work.
+
+    The classic group protocol is named, not left to librdkafka's default: the connectors'
+    levels source assigns start offsets with ``assign()`` in its rebalance callback, which
+    KIP-848's ``consumer`` protocol refuses.
+    """
     return {
         "bootstrap.servers": settings.bootstrap,
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
+        "group.protocol": "classic",
         **overrides,
     }
