@@ -8,7 +8,7 @@ as malformed. Event types and dispositions are read from ``StockEvent.avsc`` its
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from schemas.loader import current_schemas
 
@@ -16,6 +16,7 @@ __all__ = [
     "DISPOSITIONS",
     "EVENT_TYPES",
     "FIELDS",
+    "MAX_HOLD_TTL_SECONDS",
     "MAX_QTY",
     "MAX_TEXT",
     "InvalidEvent",
@@ -57,10 +58,31 @@ MAX_QTY = 10**9  # units in one event; more is a unit error at the source, not a
 MAX_TEXT = 256  # characters of any string field
 MAX_TIME_MS = 2**53  # epoch milliseconds a JSON number and an Avro long both carry exactly
 
-POSITIVE = frozenset({"order_placed", "sale", "return_received", "receipt", "transfer", "hold"})
+POSITIVE = frozenset(
+    {
+        "order_placed",
+        "sale",
+        "return_received",
+        "receipt",
+        "transfer",
+        "hold",
+        "quarantine_released",
+        "purchase_ordered",
+        "purchase_cancelled",
+    }
+)
 NEEDS_ORDER = frozenset(
     {"order_placed", "order_cancelled", "order_shipped", "hold", "hold_released"}
 )
+NEEDS_REASON = {
+    "adjustment": "damage, shrinkage, correction...",
+    "quarantine_released": "inspection passed, scrapped...",
+}
+NEEDS_PO = frozenset({"purchase_ordered", "purchase_cancelled"})  # source_ref: the PO number
+# Where released quarantined units go; "quarantine" would release them into quarantine.
+RELEASE_DISPOSITIONS = ("resellable", "damaged")
+MAX_HOLD_TTL_SECONDS = 7 * 24 * 3600  # longest a checkout hold may last, on every route
+_MAX_HOLD_TTL_MS = MAX_HOLD_TTL_SECONDS * 1000
 
 
 class InvalidEvent(ValueError):  # noqa: N818 - the name the ledger and its callers use
@@ -167,16 +189,13 @@ def _type_problems(
     kind: str, qty: int, event: Mapping[str, Any], default_location: str | None
 ) -> list[InvalidEvent]:
     out: list[InvalidEvent] = []
+    if kind in NEEDS_REASON and not event.get("reason"):
+        out.append(
+            InvalidEvent("missing_reason", f"reason: required for {kind} ({NEEDS_REASON[kind]})")
+        )
     if kind == "adjustment":
         if qty == 0:
             out.append(InvalidEvent("zero_qty", "qty: an adjustment of 0 changes nothing"))
-        if not event.get("reason"):
-            out.append(
-                InvalidEvent(
-                    "missing_reason",
-                    "reason: required for an adjustment (damage, shrinkage, correction...)",
-                )
-            )
         return out
     if qty < 0:
         out.append(
@@ -186,6 +205,20 @@ def _type_problems(
         out.append(InvalidEvent("zero_qty", f"qty: {kind} needs at least one unit"))
     if kind in NEEDS_ORDER and not event.get("order_id"):
         out.append(InvalidEvent("missing_order_id", f"order_id: required for {kind}"))
+    if kind in NEEDS_PO and not event.get("source_ref"):
+        out.append(
+            InvalidEvent("missing_source_ref", f"source_ref: the purchase order number, for {kind}")
+        )
+    if kind == "quarantine_released" and event.get("disposition") not in RELEASE_DISPOSITIONS:
+        out.append(
+            InvalidEvent(
+                "bad_disposition",
+                "disposition: resellable (back to sellable stock) or damaged (written off) "
+                "for quarantine_released",
+            )
+        )
+    if kind == "hold":
+        out.extend(_hold_problems(event))
     if kind == "transfer":
         to = event.get("to_location")
         if not to:
@@ -193,3 +226,26 @@ def _type_problems(
         elif to == (event.get("location") or default_location):
             out.append(InvalidEvent("same_location", f"to_location: {to!r} is the source"))
     return out
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _hold_problems(event: Mapping[str, Any]) -> list[InvalidEvent]:
+    """A hold's expiry: after it is placed, and no later than the maximum TTL, whichever
+    route it came by (``POST /v1/holds``, ``POST /v1/events``, a producer)."""
+    expires, placed = event.get("expires_at"), event.get("occurred_at")
+    if not _is_int(expires) or not _is_int(placed):
+        return []  # absent (the configured TTL applies) or already reported as malformed
+    if expires <= placed:
+        return [InvalidEvent("bad_expires_at", "expires_at: must be after occurred_at")]
+    if expires - placed > _MAX_HOLD_TTL_MS:
+        return [
+            InvalidEvent(
+                "hold_ttl_too_long",
+                f"expires_at: at most {MAX_HOLD_TTL_SECONDS} s ({MAX_HOLD_TTL_SECONDS // 86400} "
+                "days) after occurred_at",
+            )
+        ]
+    return []

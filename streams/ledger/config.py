@@ -38,6 +38,8 @@ from typing import Any
 
 import yaml
 
+from schemas.events import MAX_HOLD_TTL_SECONDS
+
 __all__ = [
     "DEFAULT_CONFIG",
     "ChannelConfig",
@@ -189,8 +191,19 @@ def parse_config(raw: Any) -> LedgerConfig:
         journal_limit=_int(raw.get("journal_limit"), "journal_limit", 1_000, 1),
         journal_max_age_ms=1000
         * _int(raw.get("journal_max_age_seconds"), "journal_max_age_seconds", 7 * 24 * 3600, 1),
-        hold_ttl_ms=1000 * _int(raw.get("hold_ttl_seconds"), "hold_ttl_seconds", 900, 1),
+        hold_ttl_ms=1000 * _hold_ttl(raw.get("hold_ttl_seconds")),
     )
+
+
+def _hold_ttl(raw: Any) -> int:
+    """The default hold TTL, within the maximum every hold obeys (schemas.events)."""
+    ttl: int = _int(raw, "hold_ttl_seconds", 900, 1)
+    if ttl > MAX_HOLD_TTL_SECONDS:
+        raise ConfigError(
+            "hold_ttl_seconds",
+            f"{ttl} is above the maximum hold TTL of {MAX_HOLD_TTL_SECONDS}; use less",
+        )
+    return ttl
 
 
 def _locations(raw: Any) -> dict[str, LocationConfig]:

@@ -8,8 +8,10 @@ Contract:
   deep-copied per event; the agent stores the returned object.
 * A malformed event raises :class:`InvalidEvent` *before* anything changes: the caller
   dead-letters it, and it is not recorded as applied.
-* A business refusal (insufficient stock, unknown SKU) is not an error: it is a
-  ``rejected`` Decision in the returned :class:`Emitted`.
+* A business refusal (insufficient stock, unknown SKU, a transfer beyond what the source
+  holds, a quarantine release beyond what is quarantined) is not an error: it is a
+  ``rejected`` Decision in the returned :class:`Emitted`, and nothing moves. Transfers and
+  quarantine releases get a Decision only when refused; their movements say they happened.
 * An ``event_id`` already applied returns ``Emitted(duplicate=True)`` and changes nothing.
 * A ``stock_count`` older than the newest count of its (source, location) by
   ``source_seq``, or older than the location's last count by ``as_of``, is recorded as
@@ -21,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.events import check
-from streams.ledger import orders
+from streams.ledger import orders, stock
 from streams.ledger.config import LedgerConfig
 from streams.ledger.outcome import Emitted, InvalidEvent, Step
 from streams.ledger.state import SkuState, event_key
@@ -76,12 +78,6 @@ def _receipt(step: Step) -> None:
 
 def _adjustment(step: Step) -> None:
     step.move(_where(step), "adjustment", on_hand=step.event["qty"])
-
-
-def _transfer(step: Step) -> None:
-    qty = step.event["qty"]
-    step.move(_where(step), "transfer", on_hand=-qty, reason="transfer out")
-    step.move(step.event["to_location"], "transfer", on_hand=qty, reason="transfer in")
 
 
 def _stock_count(step: Step) -> None:
@@ -140,7 +136,10 @@ _HANDLERS = {
     "receipt": _receipt,
     "adjustment": _adjustment,
     "stock_count": _stock_count,
-    "transfer": _transfer,
+    "transfer": stock.transfer,
+    "quarantine_released": stock.quarantine_released,
+    "purchase_ordered": stock.purchase_ordered,
+    "purchase_cancelled": stock.purchase_cancelled,
     "hold": orders.hold,
     "hold_released": orders.hold_released,
 }

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from schemas.codec import CodecError, single_object_codec
 from schemas.events import DISPOSITIONS, EVENT_TYPES, FIELDS, InvalidEvent, check, stock_event
-from schemas.times import parse_time_ms
+from schemas.times import now_ms, parse_time_ms
 from streams.ledger import DEFAULT_CONFIG, apply
 from streams.worker.intake import parse_items
 
@@ -89,7 +89,7 @@ def as_record(item: dict[str, Any]) -> dict[str, Any] | None:
         fields.pop("type", None),
         fields.pop("sku", None),
         fields.pop("event_id", None),
-        fields.pop("occurred_at", NOW),
+        fields.pop("occurred_at", now_ms()),  # what the intake stamps on an item without one
         ingested_at=NOW,
         **fields,
     )
@@ -123,6 +123,42 @@ def test_intake_accepts_an_item_exactly_when_the_ledger_applies_it(item: dict[st
         assert ledger_applies(result.event)
 
 
+_LIMITED = ("quarantine_released", "purchase_ordered", "purchase_cancelled", "hold", "transfer")
+_THEIR_FIELDS = ("reason", "disposition", "source_ref", "occurred_at", "expires_at", "to_location")
+
+
+@st.composite
+def limited_items(draw: st.DrawFn) -> dict[str, Any]:
+    """Items of the types with type-specific rules, their own fields often present."""
+    item = draw(json_items())
+    item["type"] = draw(st.sampled_from(_LIMITED))
+    for name in _THEIR_FIELDS:
+        roll = draw(st.integers(0, 5))
+        if roll < 3:
+            good, bad = _VALUES[name]
+            item[name] = draw(bad if roll == 0 else good)
+    if draw(st.booleans()) and isinstance(item.get("occurred_at"), int):
+        item["expires_at"] = item["occurred_at"] + draw(
+            st.sampled_from([-1, 0, 1, 7 * 86_400_000, 7 * 86_400_000 + 1])
+        )
+    return item
+
+
+@settings(max_examples=1000)
+@given(limited_items())
+def test_intake_and_ledger_agree_on_releases_purchase_orders_holds_and_transfers(
+    item: dict[str, Any],
+) -> None:
+    """Given JSON items of quarantine_released, purchase_ordered, purchase_cancelled, hold
+    and transfer, their own fields (reason, disposition, PO number, expiry near the maximum
+    TTL) present, absent or malformed, when posted and when sent straight to the ledger,
+    then the intake accepts exactly what the ledger applies or decides on."""
+    [result] = parse_items(item, source="api", default_location=LOCATION)
+    record = as_record(item)
+    ledger_ok = record is not None and ledger_applies(record)
+    assert result.ok == ledger_ok, (result.errors, record)
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
@@ -131,14 +167,27 @@ def test_intake_accepts_an_item_exactly_when_the_ledger_applies_it(item: dict[st
         ({"type": "transfer", "qty": 1, "to_location": LOCATION}, "same_location"),
         ({"type": "sale", "qty": 10**9 + 1}, "qty_out_of_range"),
         ({"type": "sale", "qty": 1, "channel": ""}, "bad_text"),
+        ({"type": "quarantine_released", "qty": 1, "disposition": "damaged"}, "missing_reason"),
+        ({"type": "purchase_ordered", "qty": 4}, "missing_source_ref"),
+        (
+            {
+                "type": "hold",
+                "qty": 1,
+                "order_id": "cart",
+                "occurred_at": "2026-11-23T08:00:00Z",
+                "expires_at": "2026-12-01T08:00:01Z",
+            },
+            "hold_ttl_too_long",
+        ),
     ],
 )
 def test_events_the_ledger_once_dead_lettered_are_refused_at_intake_with_its_reason(
     fields: dict[str, Any], reason: str
 ) -> None:
     """Given a return of 0, an adjustment of 0, a transfer to its own location, a quantity
-    out of range and an empty channel, when posted, then the intake refuses each, and the
-    ledger's check names the same reason."""
+    out of range, an empty channel, a quarantine release without reason, a purchase order
+    without its number and a hold of 7 days and 1 second, when posted, then the intake
+    refuses each, and the ledger's check names the same reason."""
     item = {"event_id": "e", "sku": "chair", **fields}
     [result] = parse_items(item, default_location=LOCATION)
     assert not result.ok

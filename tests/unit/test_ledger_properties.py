@@ -8,8 +8,8 @@ The no-oversell invariant, stated exactly (DESIGN.md rule 3, reliability.md I1):
 * Only a physical reduction may leave reservations uncovered: the uncovered amount
   ``max(0, reserved(L) - (on_hand(L) - unsellable(L)))`` grows only in a step that has a
   movement at L lowering ``on_hand`` without touching ``reserved`` (till sale, negative
-  adjustment, count, transfer out, unreserved shipment) - and that step raises an
-  ``oversell_attempt`` alert for L.
+  adjustment, count, unreserved shipment) - and that step raises an ``oversell_attempt``
+  alert for L. Never a transfer: it moves only units neither reserved nor unsellable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.events import stock_event
+from schemas.events import POSITIVE, stock_event
 from streams.ledger import (
     SkuState,
     apply,
@@ -63,6 +63,9 @@ TYPES = [
     "transfer",
     "hold",
     "hold_released",
+    "quarantine_released",
+    "purchase_ordered",
+    "purchase_cancelled",
 ]
 
 event_ops = st.tuples(
@@ -112,7 +115,12 @@ def _event(op: tuple[Any, ...], n: int, now: int) -> dict[str, Any]:
         fields["expires_at"] = now + 1 + back
     if kind == "return_received":
         fields["disposition"] = disposition
-    if kind in ("order_placed", "sale", "return_received", "receipt", "transfer", "hold"):
+    if kind == "quarantine_released":
+        fields["disposition"] = disposition or "damaged"
+        fields["reason"] = "inspected"
+    if kind in ("purchase_ordered", "purchase_cancelled"):
+        fields["source_ref"] = f"PO-{order}"
+    if kind in POSITIVE:
         qty = max(qty, 1)
     return stock_event(kind, SKU, f"e{n}", now, qty=qty, **fields)
 
@@ -127,6 +135,7 @@ def _check_step(
     old = SkuState.from_bytes(before) if before else SkuState(sku=SKU)
     raised: set[str] = set()
     physical: set[str] = set()
+    transferred: set[str] = set()
     for m in out.movements:
         t = totals[m["location"]]
         t[0] += m["delta_on_hand"]
@@ -137,6 +146,8 @@ def _check_step(
             raised.add(m["location"])
         if m["delta_reserved"] == 0 and m["delta_on_hand"] < 0:
             physical.add(m["location"])
+        if m["type"] == "transfer" and m["delta_on_hand"] < 0:
+            transferred.add(m["location"])
     # conservation: movements add up to the state
     for name, loc in state.locations.items():
         assert totals[name] == [loc.on_hand, loc.reserved, loc.unsellable, loc.incoming]
@@ -156,6 +167,7 @@ def _check_step(
         gap_before = max(0, prev.reserved - (prev.on_hand - prev.unsellable)) if prev else 0
         if gap > gap_before:
             assert name in physical and name in alerted
+            assert name not in transferred
     # levels: only on change, version +1, never negative
     now_qty = channel_quantities(state, CONFIG)
     assert all(q >= 0 for q in now_qty.values())
