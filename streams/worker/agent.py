@@ -89,12 +89,14 @@ class LedgerStep:
         table: Table,
         send: Send,
         on_state: Callable[[bytes, SkuState], None] | None = None,
+        on_decision: Callable[[dict[str, Any]], None] | None = None,  # before on_state
     ) -> None:
         self.codec = codec
         self.config = config
         self.table = table
         self.send = send
         self.on_state = on_state
+        self.on_decision = on_decision
 
     async def run(
         self,
@@ -182,6 +184,8 @@ class LedgerStep:
                 (STOCK_DECISIONS.name, key, encode(STOCK_DECISIONS.value_schema, emitted.decision))
             )
             _decisions(emitted.decision["outcome"]).inc()
+            if self.on_decision is not None:
+                self.on_decision(emitted.decision)
         for alert in emitted.alerts:
             outbox.append((STOCK_ALERTS.name, key, encode(STOCK_ALERTS.value_schema, alert)))
             _alerts(alert["kind"]).inc()

@@ -17,6 +17,7 @@ from streams.ledger.config import LedgerConfig
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
 from streams.worker.holds import HoldIndex
+from streams.worker.pending import PendingHolds
 from streams.worker.web import register_views
 
 log = logging.getLogger("stockflow.ledger")
@@ -78,8 +79,15 @@ class Ledger:
             partitions=settings.partitions,
         )
         self.holds = HoldIndex()
-        self.step = LedgerStep(codec, config, self.table, self._send, self.holds.track)
+        self.pending = PendingHolds()  # holds a request waits for; settled once stored
+        self.step = LedgerStep(
+            codec, config, self.table, self._send, self._stored, self.pending.decided
+        )
         self._register()
+
+    def _stored(self, key: bytes, state: Any) -> None:
+        self.holds.track(key, state)
+        self.pending.settle(key, state)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         return await self.app.producer.send(topic, key, value, None, None, None)
@@ -113,7 +121,7 @@ class Ledger:
 
         app.on_rebalance_complete.connect(index_holds)
 
-        register_views(app, self.table, self.codec, self.config)
+        register_views(app, self.table, self.codec, self.config, self.pending)
 
 
 @contextmanager

@@ -1,29 +1,41 @@
-"""HTTP API of the ledger worker (Faust web): stock look-ups, event intake, holds, health."""
+"""HTTP API of the ledger worker (Faust web): stock look-ups, event intake, holds, health.
+
+``POST /v1/holds`` is served by the worker owning the SKU's partition (a request reaching
+another worker is forwarded there, body and headers included): that worker's batch step
+decides the hold, so it can answer ``?wait=1`` within the request and read the SKU's
+state to answer a retried ``Idempotency-Key``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
 import orjson
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from schemas.codec import Codec
-from schemas.events import stock_event
+from schemas.events import MAX_HOLD_TTL_SECONDS, stock_event
 from schemas.times import now_ms
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
-from streams.ledger.state import SkuState
+from streams.ledger.state import SkuState, event_key
 from streams.worker import metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
+from streams.worker.pending import HoldOutcome, PendingHolds
 
 MAX_BATCH = 10_000
 # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition.
 _EXPOSITION = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
-MAX_TTL_SECONDS = 7 * 24 * 3600
+MAX_TTL_SECONDS = MAX_HOLD_TTL_SECONDS  # the contract's, so /v1/events holds obey it too
+WAIT_SECONDS = 5.0  # longest a ``?wait=1`` request waits for the ledger's decision
+MAX_IDEMPOTENCY_KEY = 256
+FORWARDED = "X-Stockflow-Forwarded"  # set on a request forwarded to the SKU's owner
 
 
 def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any]:
@@ -51,8 +63,16 @@ def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any
     }
 
 
-def register_views(app: faust.App, table: Any, codec: Codec, config: LedgerConfig) -> None:
-    """The worker's routes on ``app``: ``table`` is the SKU table, ``config`` the ledger's."""
+def register_views(
+    app: faust.App,
+    table: Any,
+    codec: Codec,
+    config: LedgerConfig,
+    pending: PendingHolds | None = None,
+) -> None:
+    """The worker's routes on ``app``: ``table`` is the SKU table, ``config`` the ledger's,
+    ``pending`` the holds requests wait for (resolved by the worker's batch step)."""
+    holds = pending if pending is not None else PendingHolds()
 
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []
@@ -99,22 +119,74 @@ def register_views(app: faust.App, table: Any, codec: Codec, config: LedgerConfi
             }
             return self.json(answer, status=202 if len(valid) == len(results) else 400)
 
+    def known_hold(hold_id: str, sku: str) -> HoldOutcome | int | None:
+        """What the ledger or this worker knows of ``hold_id``: its outcome, the expiry
+        still awaiting a decision (an int), or None when it was never asked for."""
+        stored = table.get(sku.encode())
+        state = SkuState.from_bytes(stored) if stored is not None else None
+        held = state.holds.get(hold_id) if state is not None else None
+        if held is not None and held.event_id == hold_id:
+            return HoldOutcome(hold_id, True, held.location, held.qty, held.expires_at)
+        recent = holds.recent(hold_id)
+        if recent is not None and not recent.granted:
+            return recent
+        waiting = holds.requested(hold_id)
+        if waiting is not None:
+            return waiting.expires_at
+        if recent is not None or (state is not None and state.seen(event_key(hold_id))):
+            return HoldOutcome(hold_id, False, reason="hold_not_live")
+        return None
+
     @app.page("/v1/holds")
     class Holds(web.View):
         async def post(self, request: web.Request) -> web.Response:
-            body = await _json_body(self, request)
+            raw = await request.read()
+            body = _json(self, raw)
             if isinstance(body, web.Response):
                 return body
             errors = _hold_errors(body)
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+                errors.append(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
             if errors:
                 return self.json({"errors": errors}, status=400)
-            now = now_ms()
-            hold_id = hold_id_for(body["sku"])
-            expires_at = now + int(body["ttl_seconds"]) * 1000
-            await publish([_hold_event(body, hold_id, now, expires_at)])
-            return self.json(
-                {"hold_id": hold_id, "sku": body["sku"], "expires_at": expires_at}, status=202
-            )
+            sku = body["sku"]
+            if FORWARDED not in request.headers:
+                routed = await _to_owner(self, app, table, sku, request, raw)
+                if routed is not None:
+                    return routed
+            wait = request.query.get("wait", "0") not in ("0", "", "false")
+            hold_id = hold_id_for(sku, key)
+            known = known_hold(hold_id, sku) if key is not None else None
+            if isinstance(known, HoldOutcome):
+                return _hold_answer(self, sku, known, wait)
+            if isinstance(known, int):  # a retry while the first attempt awaits its decision
+                expires_at = known
+            else:
+                now = now_ms()
+                expires_at = now + int(body["ttl_seconds"]) * 1000
+                holds.expect(hold_id, sku.encode(), expires_at)
+                await publish([_hold_event(body, hold_id, now, expires_at)])
+            if not wait:
+                answer = {"hold_id": hold_id, "sku": sku, "status": "pending"}
+                return self.json({**answer, "expires_at": expires_at}, status=202)
+            future = holds.expect(hold_id, sku.encode(), expires_at)
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(future), WAIT_SECONDS)
+            except TimeoutError:
+                return self.json(
+                    {
+                        "hold_id": hold_id,
+                        "sku": sku,
+                        "status": "undecided",
+                        "error": f"the ledger did not decide within {WAIT_SECONDS:g} s (busy, "
+                        "or the SKU's partition is moving); the hold may still be granted: "
+                        "retry with the same Idempotency-Key to learn its outcome, or release "
+                        f"it with DELETE /v1/holds/{hold_id}",
+                    },
+                    status=504,
+                )
+            return _hold_answer(self, sku, outcome, wait)
 
     @app.page("/v1/holds/{hold_id}")
     class Hold(web.View):
@@ -139,10 +211,56 @@ def register_views(app: faust.App, table: Any, codec: Codec, config: LedgerConfi
 
 
 async def _json_body(view: web.View, request: web.Request) -> Any:
+    return _json(view, await request.read())
+
+
+def _json(view: web.View, raw: bytes) -> Any:
     try:
-        return orjson.loads(await request.read())
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return view.json({"error": f"body is not JSON: {exc}"}, status=400)
+
+
+def _hold_answer(view: web.View, sku: str, outcome: HoldOutcome, wait: bool) -> web.Response:
+    """201 granted (200 without ``wait``: a retry learning its hold) or 409 refused."""
+    if not outcome.granted:
+        answer = {"hold_id": outcome.hold_id, "sku": sku, "status": "refused"}
+        return view.json({**answer, "reason": outcome.reason}, status=409)
+    return view.json(
+        {
+            "hold_id": outcome.hold_id,
+            "sku": sku,
+            "status": "granted",
+            "location": outcome.location,
+            "qty": outcome.qty,
+            "expires_at": outcome.expires_at,
+        },
+        status=201 if wait else 200,
+    )
+
+
+async def _to_owner(
+    view: web.View, app: faust.App, table: Any, sku: str, request: web.Request, raw: bytes
+) -> web.Response | None:
+    """The owner's answer when another worker owns ``sku``; None when this one does.
+
+    Faust's own table routing forwards neither the body nor a POST's headers, hence this.
+    """
+    try:
+        owner: URL = app.router.key_store(table.name, sku.encode())
+    except KeyError:
+        return view.json({"error": "partitions are being assigned; retry in a moment"}, status=503)
+    here = URL(str(app.conf.canonical_url))
+    if (owner.host, owner.port) == (here.host, here.port):
+        return None
+    headers = {"Content-Type": "application/json", FORWARDED: "1"}
+    if "Idempotency-Key" in request.headers:
+        headers["Idempotency-Key"] = request.headers["Idempotency-Key"]
+    url = owner.with_path(request.url.path).with_query(request.query)
+    async with app.http_client.post(url, data=raw, headers=headers) as answer:
+        return view.bytes(
+            await answer.read(), content_type=answer.content_type, status=answer.status
+        )
 
 
 def _hold_errors(body: Any) -> list[str]:
