@@ -22,7 +22,7 @@ from typing import Any
 
 from streams.ledger.state import SkuState
 
-__all__ = ["HoldOutcome", "PendingHolds"]
+__all__ = ["HoldOutcome", "PendingHolds", "Waiting"]
 
 FORGET_AFTER_S = 120.0  # a request nobody answered (owner moved, event dead-lettered)
 
@@ -40,9 +40,11 @@ class HoldOutcome:
 
 
 @dataclass(slots=True)
-class _Waiting:
+class Waiting:
+    """A hold published and not decided yet: a retry re-publishes the very same event."""
+
     key: bytes
-    expires_at: int  # as requested; the stored state's value wins once decided
+    event: dict[str, Any]  # expires_at as requested; the stored state's value wins
     future: asyncio.Future[HoldOutcome]
     since: float
 
@@ -51,21 +53,22 @@ class PendingHolds:
     """Hold ids requests wait for, the decisions not yet stored, and recent answers."""
 
     def __init__(self, remember: int = 10_000) -> None:
-        self._waiting: dict[str, _Waiting] = {}
+        self._waiting: dict[str, Waiting] = {}
         self._decided: dict[str, dict[str, Any]] = {}
         self._recent: OrderedDict[str, HoldOutcome] = OrderedDict()
         self._remember = remember
 
-    def expect(self, hold_id: str, key: bytes, expires_at: int) -> asyncio.Future[HoldOutcome]:
-        """The future answer of ``hold_id`` (one per id: retries share it)."""
+    def expect(self, key: bytes, event: dict[str, Any]) -> Waiting:
+        """Wait for the hold ``event`` (its id is the hold id; retries share one entry)."""
         self._forget_stale()
+        hold_id = event["event_id"]
         waiting = self._waiting.get(hold_id)
         if waiting is None:
             future = asyncio.get_running_loop().create_future()
-            waiting = self._waiting[hold_id] = _Waiting(key, expires_at, future, time.monotonic())
-        return waiting.future
+            waiting = self._waiting[hold_id] = Waiting(key, event, future, time.monotonic())
+        return waiting
 
-    def requested(self, hold_id: str) -> _Waiting | None:
+    def requested(self, hold_id: str) -> Waiting | None:
         """The request still waiting for ``hold_id``, if any."""
         return self._waiting.get(hold_id)
 
@@ -94,7 +97,7 @@ class PendingHolds:
                     True,
                     decision["location"],
                     decision["qty"],
-                    held.expires_at if held is not None else waiting.expires_at,
+                    held.expires_at if held is not None else waiting.event["expires_at"],
                 )
             else:
                 outcome = HoldOutcome(hold_id, False, reason=decision["reason"])

@@ -27,7 +27,7 @@ from streams.ledger.state import SkuState, event_key
 from streams.worker import metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
-from streams.worker.pending import HoldOutcome, PendingHolds
+from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
 
 MAX_BATCH = 10_000
 # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition.
@@ -119,9 +119,9 @@ def register_views(
             }
             return self.json(answer, status=202 if len(valid) == len(results) else 400)
 
-    def known_hold(hold_id: str, sku: str) -> HoldOutcome | int | None:
-        """What the ledger or this worker knows of ``hold_id``: its outcome, the expiry
-        still awaiting a decision (an int), or None when it was never asked for."""
+    def known_hold(hold_id: str, sku: str) -> HoldOutcome | Waiting | None:
+        """What the ledger or this worker knows of ``hold_id``: its outcome, the request
+        still awaiting a decision, or None when it was never asked for."""
         stored = table.get(sku.encode())
         state = SkuState.from_bytes(stored) if stored is not None else None
         held = state.holds.get(hold_id) if state is not None else None
@@ -132,7 +132,7 @@ def register_views(
             return recent
         waiting = holds.requested(hold_id)
         if waiting is not None:
-            return waiting.expires_at
+            return waiting
         if recent is not None or (state is not None and state.seen(event_key(hold_id))):
             return HoldOutcome(hold_id, False, reason="hold_not_live")
         return None
@@ -160,19 +160,19 @@ def register_views(
             known = known_hold(hold_id, sku) if key is not None else None
             if isinstance(known, HoldOutcome):
                 return _hold_answer(self, sku, known, wait)
-            if isinstance(known, int):  # a retry while the first attempt awaits its decision
-                expires_at = known
+            if isinstance(known, Waiting):  # a retry while the first awaits its decision
+                waiting = known  # the same event again: the ledger applies it once
             else:
                 now = now_ms()
-                expires_at = now + int(body["ttl_seconds"]) * 1000
-                holds.expect(hold_id, sku.encode(), expires_at)
-                await publish([_hold_event(body, hold_id, now, expires_at)])
+                event = _hold_event(body, hold_id, now, now + int(body["ttl_seconds"]) * 1000)
+                waiting = holds.expect(sku.encode(), event)
+            await publish([waiting.event])
+            expires_at = waiting.event["expires_at"]
             if not wait:
                 answer = {"hold_id": hold_id, "sku": sku, "status": "pending"}
                 return self.json({**answer, "expires_at": expires_at}, status=202)
-            future = holds.expect(hold_id, sku.encode(), expires_at)
             try:
-                outcome = await asyncio.wait_for(asyncio.shield(future), WAIT_SECONDS)
+                outcome = await asyncio.wait_for(asyncio.shield(waiting.future), WAIT_SECONDS)
             except TimeoutError:
                 return self.json(
                     {

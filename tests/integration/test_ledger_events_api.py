@@ -63,7 +63,7 @@ def where(worker: WorkerProcess, sku: str, name: str, **expected: int) -> dict[s
         seen.update((stock or {}).get("locations", {}).get(name, {}))
         return all(seen.get(k) == v for k, v in expected.items())
 
-    wait_for(reached, timeout=30, what=f"{sku} at {name}: {expected}, last {seen}")
+    wait_for(reached, timeout=30, what=f"{sku} at {name}: {expected}")
     return seen
 
 
@@ -242,3 +242,62 @@ def test_quarantined_returns_are_released_to_stock_or_written_off(
     )
     assert decision["reason"] == "insufficient_unsellable"
     where(worker, sku, "default", on_hand=8, unsellable=1, available=7)
+
+
+def _skus_held(worker: WorkerProcess) -> float:
+    for line in worker.metrics().splitlines():
+        if line.startswith("stockflow_ledger_skus "):
+            return float(line.split()[1])
+    raise AssertionError("no stockflow_ledger_skus in /metrics")
+
+
+def _hold_until_decided(
+    worker: WorkerProcess, hold: dict[str, Any], key: str
+) -> tuple[int, dict[str, Any]]:
+    """POST ?wait=1, retried with the same key while partitions are being assigned."""
+    answer: tuple[int, Any] = (0, None)
+
+    def decided() -> bool:
+        nonlocal answer
+        answer = call(worker, "POST", "/v1/holds?wait=1", hold, key=key)
+        return answer[0] in (201, 409)
+
+    wait_for(decided, timeout=60, what=f"a decision on {hold['sku']}")
+    return answer
+
+
+def test_holds_posted_to_any_worker_are_decided_by_the_skus_owner(local_stack: Settings) -> None:
+    """Given two workers of one app sharing the partitions and 12 SKUs of 1 unit each, when
+    a checkout posts a hold of 1 with ?wait=1 for every SKU to the first worker, then each
+    is granted (those the second worker owns are forwarded there with their key); retried
+    through the second worker with the same keys, each answers the same hold; a further
+    hold through the second worker is refused; and both workers hold some of the SKUs."""
+    app = f"pair-{uuid.uuid4().hex[:8]}"
+    logs = local_stack.state_dir / "logs"
+    first, second = WorkerProcess(app, free_port(), logs), WorkerProcess(app, free_port(), logs)
+    first.start()
+    second.start()
+    try:
+        skus = [new_sku() for _ in range(12)]
+        receipts = [{"event_id": f"{s}-r", "type": "receipt", "sku": s, "qty": 1} for s in skus]
+
+        def stocked() -> bool:  # posted again while partitions settle: applied once by id
+            post_events(first, *receipts)
+            return all((first.stock(s) or {}).get("default_channel_quantity") == 1 for s in skus)
+
+        wait_for(stocked, timeout=60, what="one unit of every SKU")
+        granted = {}
+        for sku in skus:
+            hold = {"sku": sku, "qty": 1, "channel": "web", "ttl_seconds": 600}
+            status, body = _hold_until_decided(first, hold, f"k-{sku}")
+            assert status == 201, body
+            granted[sku] = body
+        for sku in skus:
+            hold = {"sku": sku, "qty": 1, "channel": "web", "ttl_seconds": 600}
+            assert _hold_until_decided(second, hold, f"k-{sku}") == (201, granted[sku])
+            status, body = _hold_until_decided(second, hold, f"other-{sku}")
+            assert (status, body["reason"]) == (409, "insufficient_stock")
+        assert _skus_held(first) > 0 and _skus_held(second) > 0
+    finally:
+        second.stop()
+        first.stop()

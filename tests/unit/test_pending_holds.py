@@ -27,7 +27,7 @@ def test_a_waiting_hold_is_answered_after_its_state_is_stored_with_the_stored_ex
 
     async def scenario() -> None:
         pending = PendingHolds()
-        future = pending.expect("h", b"chair", 1_000)
+        future = pending.expect(b"chair", {"event_id": "h", "expires_at": 1_000}).future
         pending.decided(_decision("h", "accepted"))
         assert not future.done()
         state = SkuState(sku="chair", holds={"h": Hold("h", "wh", 2, "web", 900)})
@@ -49,7 +49,7 @@ def test_a_refused_hold_carries_the_reason_and_decisions_nobody_waits_for_are_dr
 
     async def scenario() -> None:
         pending = PendingHolds()
-        future = pending.expect("h", b"chair", 1_000)
+        future = pending.expect(b"chair", {"event_id": "h", "expires_at": 1_000}).future
         pending.decided(_decision("x", "accepted"))
         pending.decided(_decision("h", "rejected", "insufficient_stock"))
         pending.settle(b"chair", SkuState(sku="chair"))
