@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from schemas.codec import Codec
-from schemas.events import MAX_HOLD_TTL_SECONDS, stock_event
+from schemas.events import MAX_HOLD_TTL_SECONDS, problems, stock_event
 from schemas.times import now_ms
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
@@ -165,6 +165,9 @@ def register_views(
             else:
                 now = now_ms()
                 event = _hold_event(body, hold_id, now, now + int(body["ttl_seconds"]) * 1000)
+                found = problems(event, default_location=config.default_location)
+                if found:  # what the ledger would dead-letter, undecided
+                    return self.json({"errors": [p.message for p in found]}, status=400)
                 waiting = holds.expect(sku.encode(), event)
             await publish([waiting.event])
             expires_at = waiting.event["expires_at"]

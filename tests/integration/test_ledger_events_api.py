@@ -77,8 +77,8 @@ def test_a_retried_hold_with_the_same_idempotency_key_is_the_same_hold_after_a_r
     """Given 5 units, when a checkout posts a hold of 2 with an Idempotency-Key and retries
     it at once, then both answers name the same hold id and expiry and 2 units are
     reserved, not 4; when the worker restarts and the checkout retries again, the answer
-    is the same hold (granted, same expiry) and still 2 are reserved; another key is
-    another hold."""
+    is the same hold (granted, same expiry) and still 2 are reserved, and a refused hold
+    retried is refused again (not placed anew); another key is another hold."""
     sku = new_sku()
     post_events(worker, {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 5})
     where(worker, sku, "default", on_hand=5)
@@ -90,8 +90,13 @@ def test_a_retried_hold_with_the_same_idempotency_key_is_the_same_hold_after_a_r
     assert again[1]["hold_id"] == first[1]["hold_id"]
     assert again[1]["expires_at"] == first[1]["expires_at"]
     where(worker, sku, "default", reserved=2)
+    too_many = {**hold, "qty": 4}
+    refused = call(worker, "POST", "/v1/holds?wait=1", too_many, key="cart-9")
+    assert (refused[0], refused[1]["reason"]) == (409, "insufficient_stock")
     worker.stop()
     worker.start()
+    forgotten = call(worker, "POST", "/v1/holds?wait=1", too_many, key="cart-9")
+    assert (forgotten[0], forgotten[1]["reason"]) == (409, "hold_not_live")
     after = call(worker, "POST", "/v1/holds", hold, key="cart-1")
     assert after[0] == 200, after
     assert (after[1]["hold_id"], after[1]["expires_at"]) == (
@@ -134,7 +139,8 @@ def test_a_hold_with_wait_is_granted_or_refused_within_the_request(
 def test_a_hold_through_the_events_intake_obeys_the_maximum_ttl(worker: WorkerProcess) -> None:
     """Given a hold posted to /v1/events expiring 7 days and 1 second after it was placed,
     when posted, then it is refused with the TTL named and nothing reaches the ledger; the
-    same hold at exactly 7 days is accepted, and /v1/holds refuses a ttl_seconds above it."""
+    same hold at exactly 7 days is accepted, and /v1/holds refuses a ttl_seconds above it,
+    and a hold the contract refuses (a location too long) at once rather than undecided."""
     sku = new_sku()
     post_events(worker, {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 3})
     placed = "2026-11-23T08:00:00Z"
@@ -158,6 +164,9 @@ def test_a_hold_through_the_events_intake_obeys_the_maximum_ttl(worker: WorkerPr
     hold = {"sku": sku, "qty": 1, "channel": "web", "ttl_seconds": MAX_HOLD_TTL_SECONDS + 1}
     status, body = call(worker, "POST", "/v1/holds", hold)
     assert status == 400 and "ttl_seconds" in body["errors"][0]
+    unfit = {**hold, "ttl_seconds": 60, "location": "x" * 300}
+    status, body = call(worker, "POST", "/v1/holds?wait=1", unfit)
+    assert status == 400 and body["errors"] == ["location: longer than 256 characters"]
 
 
 def test_a_transfer_over_the_source_stock_is_refused_with_a_decision(
