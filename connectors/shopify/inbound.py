@@ -5,6 +5,8 @@ Normalisation is by *facts*, each with an id made of Shopify's own ids, so that
 the same events for the same facts (and the intake publishes each once):
 
 - every line of an order not cancelled → ``order_placed`` (qty = line quantity)
+- every line of a successful fulfilment (``fulfillments/*`` or an order's ``fulfillments``)
+  → ``order_shipped`` of the shipped quantity at its location (``shopify.fulfilment``)
 - a cancelled order (``cancelled_at`` set) → ``order_cancelled`` per line, qty 0 = whole rest
 - a refund line with ``restock_type`` ``cancel`` → ``order_cancelled`` of that qty (units that
   never left); ``return``/``legacy_restock`` → ``return_received`` at the refund's location;
@@ -28,11 +30,25 @@ from connectors.framework.types import (
     StockObservation,
 )
 from connectors.shopify.client import ShopifyClient
+from connectors.shopify.fulfilment import (
+    FULFILMENT_TOPICS,
+    fulfilment_events,
+    order_fulfilment_events,
+)
 from connectors.shopify.mapping import ShopifyMapping
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
-ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled", "orders/paid"})
+ORDER_TOPICS = frozenset(
+    {
+        "orders/create",
+        "orders/updated",
+        "orders/cancelled",
+        "orders/paid",
+        "orders/fulfilled",
+        "orders/partially_fulfilled",
+    }
+)
 RELEASE_RESTOCK = frozenset({"cancel"})
 RETURN_RESTOCK = frozenset({"return", "legacy_restock"})
 
@@ -44,16 +60,20 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def order_events(order: Mapping[str, Any], m: ShopifyMapping) -> list[StockEventDict]:
+    """Placed lines, then shipped units (fulfilments), then the cancellation, then refunds:
+    the order in which they apply (a cancellation releases what was not shipped)."""
     oid = order["id"]
     order_id = f"{m.channel}:{oid}"
     location = m.location(order.get("location_id"))
-    events: list[StockEventDict] = []
     cancelled_at = order.get("cancelled_at")
-    for line in order.get("line_items") or []:
-        sku = m.sku_for_line(line)
-        if sku is None or line.get("gift_card"):
-            continue
-        if not cancelled_at:
+    lines = [
+        (line, sku)
+        for line in order.get("line_items") or []
+        if (sku := m.sku_for_line(line)) is not None and not line.get("gift_card")
+    ]
+    events: list[StockEventDict] = []
+    if not cancelled_at:
+        for line, sku in lines:
             events.append(
                 stock_event(
                     event_id=event_id(
@@ -69,7 +89,9 @@ def order_events(order: Mapping[str, Any], m: ShopifyMapping) -> list[StockEvent
                     source_ref=str(oid),
                 )
             )
-        else:
+    events.extend(order_fulfilment_events(order, m))
+    if cancelled_at:
+        for line, sku in lines:
             events.append(
                 stock_event(
                     event_id=event_id(
@@ -183,6 +205,15 @@ class ShopifyInbound:
                 events=order_events(payload, m),
                 delivery_keys=keys,
                 order_key=event_id(m.channel, m.shop, "order", payload["id"]),
+                order_version=iso_to_ms(payload["updated_at"]),
+            )
+        if topic in FULFILMENT_TOPICS:
+            return Delivery(
+                m.channel,
+                topic,
+                events=fulfilment_events(payload, m),
+                delivery_keys=keys,
+                order_key=event_id(m.channel, m.shop, "fulfillment", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),
             )
         if topic == "refunds/create":

@@ -6,6 +6,10 @@
   ``extensions.cost.throttleStatus`` on every answer and ``THROTTLED`` errors.
 - ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
   leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``.
+- ``orderCancel`` (reason, ``restock``, ``staffNote``; an order already cancelled is a user
+  error, and cancelling sends ``orders/cancelled``) and ``tagsAdd`` on orders.
+- Orders carry ``fulfillments[]``; ``fulfil()`` ships lines (partially or not) from a
+  location and returns the ``fulfillments/create`` payload.
 - Webhooks signed with ``X-Shopify-Hmac-Sha256``; retries keep the ``X-Shopify-Webhook-Id``;
   ``inventory_levels/update`` echoes every write.
 
@@ -30,6 +34,13 @@ from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, se
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
 _IDEMPOTENT = re.compile(r'@idempotent\(\s*key:\s*(?:"([^"]+)"|\$(\w+))\s*\)')
+
+
+ORDER_GID = "gid://shopify/Order/"
+
+
+def _gid_int(gid: str, prefix: str) -> int:
+    return int(gid[len(prefix) :]) if gid.startswith(prefix) and gid[len(prefix) :].isdigit() else 0
 
 
 def gid_id(gid: str, prefix: str) -> int:
@@ -81,6 +92,7 @@ class FakeShopify(FakeChannel):
         self.orders: dict[int, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.replays = 0
+        self.cancellations: list[dict[str, Any]] = []  # orderCancel calls applied
         self._sent: dict[str, SentWebhook] = {}
         self._ids = 1000
         super().__init__(host=host, port=port, seed=seed)
@@ -143,10 +155,73 @@ class FakeShopify(FakeChannel):
             "location_id": location_id,
             "source_name": "pos" if location_id else "web",
             "line_items": items,
+            "fulfillments": [],
             "refunds": [],
+            "tags": "",
         }
         self.orders[order_id] = order
         return order
+
+    def fulfil(
+        self,
+        order_id: int,
+        lines: list[tuple[int, int]] | None = None,
+        *,
+        location_id: int = 1,
+        status: str = "success",
+    ) -> dict[str, Any]:
+        """Ship ``(line_item_id, qty)`` lines (default: everything still fulfillable) from
+        ``location_id``; returns the ``fulfillments/create`` payload. The order gains the
+        fulfilment, its lines' ``fulfillable_quantity`` drop and its ``fulfillment_status``
+        becomes ``partial`` or ``fulfilled``, as on Shopify."""
+        order = self.orders[order_id]
+        by_id = {li["id"]: li for li in order["line_items"]}
+        if lines is None:
+            lines = [(li["id"], li["fulfillable_quantity"]) for li in order["line_items"]]
+        now = iso_now(1.0)
+        shipped = []
+        for line_id, qty in lines:
+            line = by_id[line_id]
+            if not 0 < qty <= line["fulfillable_quantity"]:
+                raise ValueError(f"line {line_id}: cannot fulfil {qty}")
+            line["fulfillable_quantity"] -= qty
+            line["fulfillment_status"] = (
+                "fulfilled" if not line["fulfillable_quantity"] else "partial"
+            )
+            shipped.append({**line, "quantity": qty})
+        fid = self._next_id()
+        fulfilment = {
+            "id": fid,
+            "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fid}",
+            "order_id": order_id,
+            "name": f"{order['name']}.{len(order['fulfillments']) + 1}",
+            "status": status,
+            "service": "manual",
+            "location_id": location_id,
+            "shipment_status": None,
+            "tracking_company": None,
+            "tracking_number": None,
+            "created_at": now,
+            "updated_at": now,
+            "line_items": shipped,
+        }
+        order["fulfillments"].append({k: v for k, v in fulfilment.items() if k != "order_id"})
+        left = sum(li["fulfillable_quantity"] for li in order["line_items"])
+        order["fulfillment_status"] = "fulfilled" if not left else "partial"
+        order["updated_at"] = now
+        return fulfilment
+
+    def fulfilment_status(self, order_id: int, fid: int, status: str) -> dict[str, Any]:
+        """A fulfilment changes status (``open`` → ``success``, or ``cancelled``); returns the
+        ``fulfillments/update`` payload."""
+        order = self.orders[order_id]
+        stored = next(f for f in order["fulfillments"] if f["id"] == fid)
+        stored["status"] = status
+        stored["updated_at"] = order["updated_at"] = iso_now(2.0)
+        return {**stored, "order_id": order_id}
+
+    def tags(self, order_id: int) -> list[str]:
+        return [t for t in self.orders[order_id]["tags"].split(", ") if t]
 
     def cancel_order(self, order_id: int, *, later_s: float = 1.0) -> dict[str, Any]:
         order = self.orders[order_id]
@@ -307,7 +382,7 @@ class FakeShopify(FakeChannel):
         body = await request.json()
         query: str = body.get("query", "")
         variables: dict[str, Any] = body.get("variables") or {}
-        if "inventorySetQuantities" in query:
+        if "inventorySetQuantities" in query or "orderCancel" in query or "tagsAdd" in query:
             requested = 10.0
         elif "nodes(" in query:
             requested = 1.0 + len(variables.get("ids", []))
@@ -336,9 +411,65 @@ class FakeShopify(FakeChannel):
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
+        if "orderCancel" in query or "tagsAdd" in query:
+            data = self._order_mutation(query, variables)
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
         result = self._set_quantities(query, variables)
         result.setdefault("extensions", {"cost": self._cost(requested, requested)})
         return web.json_response(result)
+
+    def _order_mutation(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """``orderCancel`` (asynchronous on Shopify: a job; applied at once here) and
+        ``tagsAdd`` (a set: adding a tag twice keeps one)."""
+        if "orderCancel" in query:
+            gid = str(variables.get("orderId", ""))
+            order = self.orders.get(_gid_int(gid, ORDER_GID))
+            if order is None:
+                error = {
+                    "field": ["orderId"],
+                    "message": "Order does not exist",
+                    "code": "NOT_FOUND",
+                }
+                return {"orderCancel": {"job": None, "orderCancelUserErrors": [error]}}
+            if order["cancelled_at"]:
+                error = {
+                    "field": ["orderId"],
+                    "message": "Cannot cancel an order that has already been cancelled",
+                    "code": "INVALID",
+                }
+                return {"orderCancel": {"job": None, "orderCancelUserErrors": [error]}}
+            order["cancelled_at"] = order["updated_at"] = iso_now(1.0)
+            order["cancel_reason"] = str(variables.get("reason", "OTHER")).lower()
+            self.cancellations.append(
+                {
+                    "order_id": order["id"],
+                    "reason": variables.get("reason"),
+                    "restock": variables.get("restock"),
+                    "staff_note": variables.get("staffNote"),
+                }
+            )
+            if self.webhook_target:
+                self.in_background(self.deliver("orders/cancelled", dict(order)))
+            job = {"id": f"gid://shopify/Job/{uuid.UUID(int=self.rng.getrandbits(128))}"}
+            return {"orderCancel": {"job": {**job, "done": False}, "orderCancelUserErrors": []}}
+        gid = str(variables.get("id", ""))
+        order = self.orders.get(_gid_int(gid, ORDER_GID))
+        if order is None:
+            return {
+                "tagsAdd": {
+                    "node": None,
+                    "userErrors": [{"field": ["id"], "message": "Order not found"}],
+                }
+            }
+        tags = [t for t in order["tags"].split(", ") if t]
+        for tag in variables.get("tags") or []:
+            if tag not in tags:
+                tags.append(tag)
+        order["tags"] = ", ".join(tags)
+        order["updated_at"] = iso_now(1.0)
+        return {"tagsAdd": {"node": {"id": gid}, "userErrors": []}}
 
     def _read_levels(self, variables: dict[str, Any]) -> dict[str, Any]:
         location = gid_id(variables["locationId"], LOCATION_GID)

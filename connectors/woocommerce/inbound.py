@@ -5,7 +5,10 @@ is the order's (id, ``date_modified_gmt``) plus a digest of the body (two change
 one second share the timestamp). Facts, with ids made of Woo's own ids:
 
 - every line of an order in pending / processing / on-hold / completed → ``order_placed``
-- an order ``cancelled`` or ``failed`` → ``order_cancelled`` per line (qty 0 = whole rest)
+- every line of an order ``completed`` (Woo's "shipped"; it has no partial shipments) →
+  ``order_shipped`` with qty 0: the whole reservation the line still holds
+- an order ``cancelled``, ``refunded`` or ``failed`` → ``order_cancelled`` per line (qty 0 =
+  whole rest; nothing once the order was shipped)
 - each refund in ``refunds[]`` (details fetched from ``/orders/{id}/refunds/{rid}``): lines
   of an order not yet completed → ``order_cancelled`` of that qty (never left); lines of a
   completed order → ``return_received`` when ``refunds_restock`` is configured
@@ -29,7 +32,8 @@ from schemas.times import iso_to_ms, ms_to_iso
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 PLACED = frozenset({"pending", "processing", "on-hold", "completed"})
-CANCELLED = frozenset({"cancelled", "failed"})
+SHIPPED = frozenset({"completed"})
+CANCELLED = frozenset({"cancelled", "refunded", "failed"})
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -69,7 +73,19 @@ def order_events(order: Mapping[str, Any], m: WooMapping) -> list[StockEventDict
                     **common,
                 )
             )
-        elif status in CANCELLED:
+        if status in SHIPPED:
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel, m.site, "order", oid, "line", line["id"], "shipped"
+                    ),
+                    type="order_shipped",
+                    qty=0,
+                    occurred_at=_gmt(order["date_modified_gmt"]),
+                    **common,
+                )
+            )
+        if status in CANCELLED:
             events.append(
                 stock_event(
                     event_id=event_id(
