@@ -412,7 +412,10 @@ class FakeShopify(FakeChannel):
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
         if "orderCancel" in query or "tagsAdd" in query:
-            data = self._order_mutation(query, variables)
+            try:
+                data = self._order_mutation(query, variables)
+            except ValueError as exc:
+                return web.json_response({"errors": [{"message": str(exc)}]})
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
@@ -424,6 +427,9 @@ class FakeShopify(FakeChannel):
         """``orderCancel`` (asynchronous on Shopify: a job; applied at once here) and
         ``tagsAdd`` (a set: adding a tag twice keeps one)."""
         if "orderCancel" in query:
+            missing = [k for k in ("orderId", "reason", "refund", "restock") if k not in variables]
+            if missing:  # non-null arguments (this fake reads them from the variables)
+                raise ValueError(f"orderCancel: missing {missing}")
             gid = str(variables.get("orderId", ""))
             order = self.orders.get(_gid_int(gid, ORDER_GID))
             if order is None:
