@@ -153,6 +153,7 @@ class FakeWooCommerce(FakeChannel):
             "status": status,
             "date_created_gmt": modified,
             "date_modified_gmt": modified,
+            "date_completed_gmt": modified if status == "completed" else None,
             "line_items": items,
             "refunds": [],
             "meta_data": [],
@@ -164,12 +165,29 @@ class FakeWooCommerce(FakeChannel):
         order = self.orders[oid]
         order["status"] = status
         order["date_modified_gmt"] = self._modified()
+        if status == "completed":
+            order["date_completed_gmt"] = order["date_modified_gmt"]
         return order
 
-    def refund(self, oid: int, lines: list[tuple[int, int]]) -> dict[str, Any]:
+    def refund(
+        self, oid: int, lines: list[tuple[int, int]], *, restock: bool = True
+    ) -> dict[str, Any]:
         """Refund ``(line item id, qty)``; the order gains a ``refunds[]`` entry (the webhook
-        says only that) and the detail is served at ``/orders/{id}/refunds/{rid}``."""
+        says only that; newest first) and the detail is served at
+        ``/orders/{id}/refunds/{rid}``. ``restock`` (``api_restock``, true by default) adds
+        the units to the order line's ``_restock_refunded_items`` meta, as
+        ``wc_restock_refunded_items`` does; the refund itself does not say."""
         order = self.orders[oid]
+        if restock:
+            for line_id, qty in lines:
+                line = next(li for li in order["line_items"] if li["id"] == line_id)
+                meta = next(
+                    (m for m in line["meta_data"] if m["key"] == "_restock_refunded_items"), None
+                )
+                if meta is None:
+                    meta = {"id": self._next_id(), "key": "_restock_refunded_items", "value": "0"}
+                    line["meta_data"].append(meta)
+                meta["value"] = str(int(meta["value"]) + qty)
         rid = self._next_id()
         by_id = {li["id"]: li for li in order["line_items"]}
         modified = self._modified()
@@ -190,7 +208,7 @@ class FakeWooCommerce(FakeChannel):
                 for line, qty in lines
             ],
         }
-        order["refunds"].append({"id": rid, "reason": "", "total": "-10.00"})
+        order["refunds"].insert(0, {"id": rid, "reason": "", "total": "-10.00"})
         order["date_modified_gmt"] = modified
         return order
 
@@ -364,6 +382,8 @@ class FakeWooCommerce(FakeChannel):
             if status not in ORDER_STATUSES:
                 return woo_error("rest_invalid_param", "Invalid parameter(s): status", 400)
             order["status"] = status
+            if status == "completed":
+                order["date_completed_gmt"] = iso_now(self._clock_s + 1, gmt_naive=True)
         for meta in change.get("meta_data") or []:
             kept = next((m for m in order["meta_data"] if m["key"] == meta["key"]), None)
             if kept is None:

@@ -10,8 +10,10 @@ one second share the timestamp). Facts, with ids made of Woo's own ids:
 - an order ``cancelled``, ``refunded`` or ``failed`` → ``order_cancelled`` per line (qty 0 =
   whole rest; nothing once the order was shipped)
 - each refund in ``refunds[]`` (details fetched from ``/orders/{id}/refunds/{rid}``): lines
-  of an order not yet completed → ``order_cancelled`` of that qty (never left); lines of a
-  completed order → ``return_received`` when ``refunds_restock`` is configured
+  of an order never completed → ``order_cancelled`` of that qty (never left); lines of a
+  completed order → ``return_received`` resellable for the units WooCommerce restocked
+  (the order line's ``_restock_refunded_items``), nothing for units refunded without a
+  restock (``refunds_restock: true`` counts every refunded unit as restocked)
 - the unsigned ping (form body ``webhook_id=<n>``) sent when a webhook is saved → 200.
 """
 
@@ -31,6 +33,7 @@ from connectors.woocommerce.mapping import WooMapping
 from schemas.times import iso_to_ms, ms_to_iso
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+RESTOCKED_META = "_restock_refunded_items"  # order line meta set by wc_restock_refunded_items
 PLACED = frozenset({"pending", "processing", "on-hold", "completed"})
 SHIPPED = frozenset({"completed"})
 CANCELLED = frozenset({"cancelled", "refunded", "failed"})
@@ -101,17 +104,53 @@ def order_events(order: Mapping[str, Any], m: WooMapping) -> list[StockEventDict
     return events
 
 
+def shipped(order: Mapping[str, Any]) -> bool:
+    """The order was completed at some point (``date_completed_gmt`` stays set when it later
+    turns ``refunded``): its units left."""
+    return order.get("status") == "completed" or bool(order.get("date_completed_gmt"))
+
+
+def restocked_units(order: Mapping[str, Any]) -> dict[int, int]:
+    """Per order line, the units WooCommerce put back in stock when refunding: the line's
+    ``_restock_refunded_items`` meta (cumulative over the order's refunds)."""
+    units: dict[int, int] = {}
+    for line in order.get("line_items") or []:
+        for meta in line.get("meta_data") or []:
+            if meta.get("key") == RESTOCKED_META:
+                units[int(line["id"])] = int(str(meta.get("value") or 0))
+    return units
+
+
+def _refunded_line(line: Mapping[str, Any]) -> int | None:
+    for meta in line.get("meta_data") or []:
+        if meta.get("key") == "_refunded_item_id":
+            return int(str(meta["value"]))
+    return None
+
+
 def refund_events(
-    order: Mapping[str, Any], refund: Mapping[str, Any], m: WooMapping
+    order: Mapping[str, Any],
+    refund: Mapping[str, Any],
+    m: WooMapping,
+    restocked: dict[int, int] | None = None,
 ) -> list[StockEventDict]:
+    """A refund of an order not shipped releases its lines. A refund of a shipped order is
+    a return of the units WooCommerce restocked (``restocked``: per order line, units not
+    yet given to an earlier refund; consumed here), resellable; units refunded without a
+    restock did not come back to stock and give nothing, unless ``refunds_restock`` is set
+    (every refunded unit counts as returned resellable)."""
     oid = order["id"]
-    completed = order.get("status") in ("completed", "refunded")
-    if completed and not m.refunds_restock:
-        return []
+    completed = shipped(order)
     events: list[StockEventDict] = []
     for line in refund.get("line_items") or []:
         sku = m.sku_for_line(line)
         qty = abs(int(line.get("quantity") or 0))  # Woo reports refunded quantities negative
+        if completed and not m.refunds_restock:
+            original = _refunded_line(line)
+            budget = (restocked or {}).get(original or -1, 0)
+            qty, left = min(qty, budget), budget - min(qty, budget)
+            if original is not None and restocked is not None:
+                restocked[original] = left
         if sku is None or qty == 0:
             continue
         kind = "returned" if completed else "released"
@@ -163,9 +202,11 @@ class WooInbound:
         m = self.mapping
         events = order_events(order, m)
         if order.get("refunds") and self._client is not None:
-            for ref in order["refunds"]:
+            restocked = restocked_units(order)
+            # oldest refund first: the restocked units are given out in refund order
+            for ref in sorted(order["refunds"], key=lambda r: int(r["id"])):
                 detail = await self._client.refund(int(order["id"]), int(ref["id"]))
-                events.extend(refund_events(order, detail, m))
+                events.extend(refund_events(order, detail, m, restocked))
         modified = order["date_modified_gmt"]
         digest = hashlib.sha256(raw).hexdigest()[:16]
         return Delivery(
