@@ -11,6 +11,9 @@ the same events for the same facts (and the intake publishes each once):
 - a refund line with ``restock_type`` ``cancel`` → ``order_cancelled`` of that qty (units that
   never left); ``return``/``legacy_restock`` → ``return_received`` at the refund's location;
   ``no_restock`` → nothing
+- ``reverse_fulfillment_orders/dispose`` → ``return_received`` with the disposition Shopify
+  gives (restocked → resellable, processing required → quarantine, not restocked →
+  damaged; ``shopify.returns``)
 - ``inventory_levels/update`` → a stock observation (echo or drift), not an event.
 """
 
@@ -36,6 +39,7 @@ from connectors.shopify.fulfilment import (
     order_fulfilment_events,
 )
 from connectors.shopify.mapping import ShopifyMapping
+from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
@@ -192,6 +196,8 @@ class ShopifyInbound:
                 for name in ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id")
                 if (value := _header(headers, name))
             )
+            if topic == DISPOSE_TOPIC:
+                return await self._disposed(payload, headers, keys)
             return self._normalise(topic, payload, keys)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
@@ -223,6 +229,15 @@ class ShopifyInbound:
                 m.channel, topic, observations=level_observations(payload, m), delivery_keys=keys
             )
         return Delivery(m.channel, topic, delivery_keys=keys)  # subscribed but not stock-relevant
+
+    async def _disposed(
+        self, payload: dict[str, Any], headers: Mapping[str, str], keys: tuple[str, ...]
+    ) -> Delivery:
+        if self._client is None:
+            raise RuntimeError("ShopifyInbound needs a ShopifyClient to read returns")
+        key = _header(headers, "X-Shopify-Event-Id") or _header(headers, "X-Shopify-Webhook-Id")
+        events = await disposition_events(self._client, payload, self.mapping, key or "none")
+        return Delivery(self.channel, DISPOSE_TOPIC, events=events, delivery_keys=keys)
 
     async def changed_since(self, checkpoint_ms: int) -> tuple[list[Delivery], int]:
         """Polling backup: orders updated since the checkpoint, as deliveries, and the new

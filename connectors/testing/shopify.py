@@ -8,6 +8,8 @@
   leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``.
 - ``orderCancel`` (reason, ``restock``, ``staffNote``; an order already cancelled is a user
   error, and cancelling sends ``orders/cancelled``) and ``tagsAdd`` on orders.
+- Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
+  read of its order and lines (``reverse_fulfillment_orders/dispose`` names only those).
 - Orders carry ``fulfillments[]``; ``fulfil()`` ships lines (partially or not) from a
   location and returns the ``fulfillments/create`` payload.
 - Webhooks signed with ``X-Shopify-Hmac-Sha256``; retries keep the ``X-Shopify-Webhook-Id``;
@@ -37,6 +39,7 @@ _IDEMPOTENT = re.compile(r'@idempotent\(\s*key:\s*(?:"([^"]+)"|\$(\w+))\s*\)')
 
 
 ORDER_GID = "gid://shopify/Order/"
+RFO_GID = "gid://shopify/ReverseFulfillmentOrder/"
 
 
 def _gid_int(gid: str, prefix: str) -> int:
@@ -93,6 +96,7 @@ class FakeShopify(FakeChannel):
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.replays = 0
         self.cancellations: list[dict[str, Any]] = []  # orderCancel calls applied
+        self.returns: dict[int, dict[str, Any]] = {}  # reverse fulfilment orders
         self._sent: dict[str, SentWebhook] = {}
         self._ids = 1000
         super().__init__(host=host, port=port, seed=seed)
@@ -219,6 +223,43 @@ class FakeShopify(FakeChannel):
         stored["status"] = status
         stored["updated_at"] = order["updated_at"] = iso_now(2.0)
         return {**stored, "order_id": order_id}
+
+    def create_return(self, order_id: int, lines: list[int]) -> int:
+        """A return of these order lines (approved): its reverse fulfilment order's id; the
+        reverse line ids are in ``returns[id]["lines"]`` (reverse line id -> order line)."""
+        rfo = self._next_id()
+        self.returns[rfo] = {
+            "order_id": order_id,
+            "lines": {self._next_id(): line_id for line_id in lines},
+        }
+        return rfo
+
+    def dispose(
+        self, rfo: int, dispositions: list[tuple[int, int, str, int | None]]
+    ) -> dict[str, Any]:
+        """``(reverse line id, qty, type, location id)`` disposed (type ``restocked``,
+        ``processing_required``, ``not_restocked`` or ``missing``); returns the
+        ``reverse_fulfillment_orders/dispose`` payload."""
+        return {
+            "id": rfo,
+            "admin_graphql_api_id": f"{RFO_GID}{rfo}",
+            "dispositions": [
+                {
+                    "location": None
+                    if location is None
+                    else {"id": location, "admin_graphql_api_id": f"{LOCATION_GID}{location}"},
+                    "quantity": qty,
+                    "reverse_delivery_line_item": None,
+                    "reverse_fulfillment_order_line_item": {
+                        "id": line,
+                        "admin_graphql_api_id": f"gid://shopify/ReverseFulfillmentOrderLineItem/{line}",
+                    },
+                    "type": kind,
+                }
+                for line, qty, kind, location in dispositions
+            ],
+            "total_dispositions": len(dispositions),
+        }
 
     def tags(self, order_id: int) -> list[str]:
         return [t for t in self.orders[order_id]["tags"].split(", ") if t]
@@ -384,6 +425,8 @@ class FakeShopify(FakeChannel):
         variables: dict[str, Any] = body.get("variables") or {}
         if "inventorySetQuantities" in query or "orderCancel" in query or "tagsAdd" in query:
             requested = 10.0
+        elif "reverseFulfillmentOrder(" in query:
+            requested = 5.0
         elif "nodes(" in query:
             requested = 1.0 + len(variables.get("ids", []))
         else:
@@ -411,6 +454,11 @@ class FakeShopify(FakeChannel):
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
+        if "reverseFulfillmentOrder(" in query:
+            data = {"reverseFulfillmentOrder": self._reverse_order(str(variables.get("id", "")))}
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
         if "orderCancel" in query or "tagsAdd" in query:
             try:
                 data = self._order_mutation(query, variables)
@@ -422,6 +470,33 @@ class FakeShopify(FakeChannel):
         result = self._set_quantities(query, variables)
         result.setdefault("extensions", {"cost": self._cost(requested, requested)})
         return web.json_response(result)
+
+    def _reverse_order(self, gid: str) -> dict[str, Any] | None:
+        rfo = self.returns.get(_gid_int(gid, RFO_GID))
+        if rfo is None:
+            return None
+        order = self.orders[rfo["order_id"]]
+        by_id = {li["id"]: li for li in order["line_items"]}
+        nodes = []
+        for rfo_line, line_id in rfo["lines"].items():
+            line = by_id[line_id]
+            nodes.append(
+                {
+                    "id": f"gid://shopify/ReverseFulfillmentOrderLineItem/{rfo_line}",
+                    "fulfillmentLineItem": {
+                        "lineItem": {
+                            "id": f"gid://shopify/LineItem/{line_id}",
+                            "sku": line["sku"],
+                            "variant": {"id": f"gid://shopify/ProductVariant/{line['variant_id']}"},
+                        }
+                    },
+                }
+            )
+        return {
+            "id": gid,
+            "order": {"id": f"gid://shopify/Order/{order['id']}"},
+            "lineItems": {"nodes": nodes},
+        }
 
     def _order_mutation(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """``orderCancel`` (asynchronous on Shopify: a job; applied at once here) and

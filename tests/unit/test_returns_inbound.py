@@ -6,9 +6,19 @@ import asyncio
 
 import aiohttp
 
+from connectors.shopify.inbound import ShopifyInbound
+from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.inbound import WooInbound
-from tests.fakes.harness import receiver, seed_woo, woo_client, woo_mapping
+from tests.fakes.harness import (
+    receiver,
+    seed_shopify,
+    seed_woo,
+    shopify_client,
+    shopify_mapping,
+    woo_client,
+    woo_mapping,
+)
 
 
 def test_woocommerce_returns_count_only_the_units_woocommerce_restocked() -> None:
@@ -43,6 +53,55 @@ def test_woocommerce_returns_count_only_the_units_woocommerce_restocked() -> Non
                     ("return_received", "chair", 1, "resellable"),
                     ("order_cancelled", "table", 0, None),
                     ("order_cancelled", "table", 2, None),
+                ]
+
+    asyncio.run(scenario())
+
+
+def test_shopify_return_dispositions_become_returns_with_their_disposition_once() -> None:
+    """Given an order of 4 chairs and 1 table, returned, when Shopify disposes 1 chair
+    restocked at location 2, 1 chair processing required, 1 chair not restocked, 1 chair
+    missing and the table restocked, and the webhook is redelivered, then the receiver
+    publishes resellable 1 chair at lyon, quarantine 1, damaged 1, resellable 1 table,
+    nothing for the missing unit, each once, for the order."""
+
+    async def scenario() -> None:
+        async with FakeShopify() as fake, aiohttp.ClientSession() as session:
+            seed_shopify(fake)
+            inbound = ShopifyInbound(
+                shopify_mapping(), ("shopify-secret",), shopify_client(session, fake)
+            )
+            async with receiver(inbound) as rx:
+                target = rx.url("shopify")
+                order = fake.place_order([(10, 4), (20, 1)])
+                chair, table = (li["id"] for li in order["line_items"])
+                rfo = fake.create_return(order["id"], [chair, table])
+                back = {line: rline for rline, line in fake.returns[rfo]["lines"].items()}
+                payload = fake.dispose(
+                    rfo,
+                    [
+                        (back[chair], 1, "restocked", 2),
+                        (back[chair], 1, "processing_required", 1),
+                        (back[chair], 1, "not_restocked", 1),
+                        (back[chair], 1, "missing", None),
+                        (back[table], 1, "restocked", 1),
+                    ],
+                )
+                sent = await fake.deliver(
+                    "reverse_fulfillment_orders/dispose", payload, target=target
+                )
+                assert sent.statuses == [200]
+                assert await fake.redeliver(sent, target=target) == 200
+                got = [
+                    (e["type"], e["sku"], e["qty"], e["disposition"], e["location"], e["order_id"])
+                    for e in rx.published.events
+                ]
+                oid = f"shopify:{order['id']}"
+                assert got == [
+                    ("return_received", "chair", 1, "resellable", "lyon", oid),
+                    ("return_received", "chair", 1, "quarantine", "paris", oid),
+                    ("return_received", "chair", 1, "damaged", "paris", oid),
+                    ("return_received", "table", 1, "resellable", "paris", oid),
                 ]
 
     asyncio.run(scenario())
