@@ -24,6 +24,7 @@ Format::
         poll_interval_s: 60                # polling backup for lost webhooks (0 = off)
         limits: {gql_capacity: 1000, gql_restore: 50}   # shopify; woo: {per_s: 5, burst: 10}
         max_batch: 100
+        on_refusal: flag                   # a line the ledger rejected: cancel | backorder | flag
 
 WooCommerce credentials are ``consumer_key`` and ``consumer_secret``; its mapping is
 ``{site: ..., refunds_restock: false, products: [{sku, product_id, variation_id}]}``.
@@ -57,7 +58,9 @@ _CHANNEL_KEYS = {
     "poll_interval_s",
     "limits",
     "max_batch",
+    "on_refusal",
 }
+REFUSAL_POLICIES = ("cancel", "backorder", "flag")
 _CREDENTIALS = {
     "shopify": {"token", "webhook_secrets"},
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
@@ -97,6 +100,7 @@ class ChannelInstance:
     limits: Mapping[str, float]
     max_batch: int
     api_version: str = "2026-01"
+    on_refusal: str = "flag"  # what a line the ledger rejected does on the channel
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -186,7 +190,14 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         limits=limits,
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
+        on_refusal=_refusal(raw.get("on_refusal", "flag"), f"{path}.on_refusal"),
     )
+
+
+def _refusal(raw: Any, path: str) -> str:
+    if raw not in REFUSAL_POLICIES:
+        raise ConnectorConfigError(path, f"{raw!r}: use one of {', '.join(REFUSAL_POLICIES)}")
+    return str(raw)
 
 
 def _credentials(raw: Any, path: str, kind: str) -> tuple[dict[str, Secret], tuple[Secret, ...]]:

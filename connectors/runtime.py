@@ -7,6 +7,8 @@ Parts (see ``connectors.framework`` for how each works):
 - one poller per channel (backup for lost webhooks), through the same intake;
 - the levels consumer feeding the outbound engine, which pushes to every channel that maps
   the SKU; dead letters go to ``stock.deadletter.v1``;
+- the decisions consumer: a line the ledger rejected is cancelled, marked backordered or
+  flagged on its channel (``on_refusal``) and flagged lines listed at ``GET /v1/exceptions``;
 - drift: Shopify's stock notifications are checked against our writes, and every channel is
   reconciled on an interval.
 
@@ -30,11 +32,14 @@ import aiohttp
 from aiohttp import web
 
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
+from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
 from connectors.framework.kafka import KafkaDeadLetters, KafkaPublisher, LevelsSource
 from connectors.framework.polling import Poller
+from connectors.framework.refusals import ExceptionsView, RefusalActions, RefusalHandler
 from connectors.framework.types import ChannelPusher, PushItem
 from connectors.server import InboundChannel, create_app
 from connectors.shopify.client import ShopifyClient
@@ -42,11 +47,13 @@ from connectors.shopify.inbound import ShopifyInbound
 from connectors.shopify.limits import ShopifyLimits
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.shopify.outbound import ShopifyPusher
+from connectors.shopify.refusals import ShopifyRefusals
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.inbound import WooInbound
 from connectors.woocommerce.limits import WooLimits
 from connectors.woocommerce.mapping import WooMapping
 from connectors.woocommerce.outbound import WooPusher
+from connectors.woocommerce.refusals import WooRefusals
 from schemas.times import now_ms
 from streams.kernel.settings import Settings
 
@@ -59,11 +66,13 @@ PROGRESS_EVERY_S = 30.0
 
 @dataclass
 class Channel:
-    """One configured channel instance, wired: its inbound side and its pusher."""
+    """One configured channel instance, wired: its inbound side, its pusher and what it
+    does with the ledger's refusals."""
 
     instance: ChannelInstance
     inbound: ShopifyInbound | WooInbound
     pusher: ChannelPusher
+    refusals: RefusalActions
 
 
 def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Channel:
@@ -81,6 +90,7 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
             inst,
             ShopifyInbound(mapping, secrets, client),
             ShopifyPusher(client, mapping, max_batch=inst.max_batch),
+            ShopifyRefusals(client, mapping),
         )
     assert isinstance(mapping, WooMapping)
     woo = WooClient(
@@ -91,7 +101,10 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
         limits=WooLimits(inst.name, **dict(inst.limits)),
     )
     return Channel(
-        inst, WooInbound(mapping, secrets, woo), WooPusher(woo, mapping, max_batch=inst.max_batch)
+        inst,
+        WooInbound(mapping, secrets, woo),
+        WooPusher(woo, mapping, max_batch=inst.max_batch),
+        WooRefusals(woo, mapping),
     )
 
 
@@ -173,7 +186,15 @@ class Runtime:
             drift = DriftDetector(engine, alert=_log_drift, grace_s=self.config.drift_grace_s)
             intake = Intake(publisher, observe=drift.observe)
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
-            runner = web.AppRunner(create_app(intake, *inbounds), access_log=None)
+            exceptions = ExceptionsView()
+            refusals = RefusalHandler(
+                {c.instance.name: c.refusals for c in channels},
+                {c.instance.name: c.instance.on_refusal for c in channels},
+                exceptions,
+            )
+            app = create_app(intake, *inbounds)
+            app.add_routes(exceptions_routes(exceptions))
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.settings.connectors_port)
             try:
@@ -195,6 +216,13 @@ class Runtime:
                 offset_reset=self.settings.offset_reset,
                 dead_letters=publisher,
             )
+            decisions = DecisionsSource(
+                self.settings,
+                codec,
+                refusals,
+                group_id=f"{self.config.consumer_group}-decisions",
+                dead_letters=publisher,
+            )
             skus = {c.instance.name: c.instance.skus for c in channels}
             engine.start()
             consume = asyncio.create_task(self._consume(levels, engine, skus), name="levels")
@@ -210,6 +238,7 @@ class Runtime:
                 ),
                 asyncio.create_task(self._progress(levels, engine), name="progress"),
             ]
+            decide = asyncio.create_task(decisions.run(), name="decisions")
             log.info(
                 "connectors: receiving webhooks at http://127.0.0.1:%d/webhooks/{%s}; levels "
                 "group=%s; channels %s",
@@ -229,9 +258,14 @@ class Runtime:
                 log.error("connectors: levels consumer failed", exc_info=consume.exception())
             # Shutdown, in the order of the module docstring.
             await runner.cleanup()
+            decisions.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(decide, DRAIN_TIMEOUT_S)  # ends after its poll
+            if decide.done():
+                decisions.close()  # commits what was acted on
             levels.stop()
             with contextlib.suppress(Exception):
                 await consume

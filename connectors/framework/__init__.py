@@ -24,8 +24,18 @@ Outbound (``stock.levels.v1`` → channel)::
     framework.drift.DriftDetector: echoes of our writes ignored, drift alerted and corrected;
     ``reconcile(channel)`` compares every pushed SKU with the channel.
 
+Order lifecycle and refusals::
+
+    <channel>.inbound / shopify.fulfilment / shopify.returns   placed, shipped, cancelled,
+                                                                returned (with disposition)
+    framework.decisions.DecisionsSource (stock.decisions.v1)
+        → framework.refusals.RefusalHandler   rejected lines of our orders, once each
+        → <channel>.refusals.*Refusals         cancel / backorder / flag on the channel
+        → framework.exceptions_view            ``GET /v1/exceptions`` (flagged lines)
+
 Each channel folder has the same parts: ``mapping`` (ids ↔ SKU, location), ``inbound``
-(verify, normalise, poll), ``client`` (HTTP under ``limits``), ``limits``, ``outbound``.
+(verify, normalise, poll), ``client`` (HTTP under ``limits``), ``limits``, ``outbound``,
+``refusals``.
 Metrics (``framework.metrics``) are named ``stockflow_connector_*`` with a ``channel`` label.
 ``connectors.runtime`` runs all of it in one process (``stockflow connectors serve``), with
 the channel instances of ``connectors.config``.

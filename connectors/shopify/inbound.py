@@ -5,10 +5,15 @@ Normalisation is by *facts*, each with an id made of Shopify's own ids, so that
 the same events for the same facts (and the intake publishes each once):
 
 - every line of an order not cancelled → ``order_placed`` (qty = line quantity)
+- every line of a successful fulfilment (``fulfillments/*`` or an order's ``fulfillments``)
+  → ``order_shipped`` of the shipped quantity at its location (``shopify.fulfilment``)
 - a cancelled order (``cancelled_at`` set) → ``order_cancelled`` per line, qty 0 = whole rest
 - a refund line with ``restock_type`` ``cancel`` → ``order_cancelled`` of that qty (units that
   never left); ``return``/``legacy_restock`` → ``return_received`` at the refund's location;
   ``no_restock`` → nothing
+- ``reverse_fulfillment_orders/dispose`` → ``return_received`` with the disposition Shopify
+  gives (restocked → resellable, processing required → quarantine, not restocked →
+  damaged; ``shopify.returns``)
 - ``inventory_levels/update`` → a stock observation (echo or drift), not an event.
 """
 
@@ -28,11 +33,26 @@ from connectors.framework.types import (
     StockObservation,
 )
 from connectors.shopify.client import ShopifyClient
+from connectors.shopify.fulfilment import (
+    FULFILMENT_TOPICS,
+    fulfilment_events,
+    order_fulfilment_events,
+)
 from connectors.shopify.mapping import ShopifyMapping
+from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
-ORDER_TOPICS = frozenset({"orders/create", "orders/updated", "orders/cancelled", "orders/paid"})
+ORDER_TOPICS = frozenset(
+    {
+        "orders/create",
+        "orders/updated",
+        "orders/cancelled",
+        "orders/paid",
+        "orders/fulfilled",
+        "orders/partially_fulfilled",
+    }
+)
 RELEASE_RESTOCK = frozenset({"cancel"})
 RETURN_RESTOCK = frozenset({"return", "legacy_restock"})
 
@@ -44,16 +64,20 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def order_events(order: Mapping[str, Any], m: ShopifyMapping) -> list[StockEventDict]:
+    """Placed lines, then shipped units (fulfilments), then the cancellation, then refunds:
+    the order in which they apply (a cancellation releases what was not shipped)."""
     oid = order["id"]
     order_id = f"{m.channel}:{oid}"
     location = m.location(order.get("location_id"))
-    events: list[StockEventDict] = []
     cancelled_at = order.get("cancelled_at")
-    for line in order.get("line_items") or []:
-        sku = m.sku_for_line(line)
-        if sku is None or line.get("gift_card"):
-            continue
-        if not cancelled_at:
+    lines = [
+        (line, sku)
+        for line in order.get("line_items") or []
+        if (sku := m.sku_for_line(line)) is not None and not line.get("gift_card")
+    ]
+    events: list[StockEventDict] = []
+    if not cancelled_at:
+        for line, sku in lines:
             events.append(
                 stock_event(
                     event_id=event_id(
@@ -69,7 +93,9 @@ def order_events(order: Mapping[str, Any], m: ShopifyMapping) -> list[StockEvent
                     source_ref=str(oid),
                 )
             )
-        else:
+    events.extend(order_fulfilment_events(order, m))
+    if cancelled_at:
+        for line, sku in lines:
             events.append(
                 stock_event(
                     event_id=event_id(
@@ -170,6 +196,8 @@ class ShopifyInbound:
                 for name in ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id")
                 if (value := _header(headers, name))
             )
+            if topic == DISPOSE_TOPIC:
+                return await self._disposed(payload, headers, keys)
             return self._normalise(topic, payload, keys)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
@@ -185,6 +213,15 @@ class ShopifyInbound:
                 order_key=event_id(m.channel, m.shop, "order", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),
             )
+        if topic in FULFILMENT_TOPICS:
+            return Delivery(
+                m.channel,
+                topic,
+                events=fulfilment_events(payload, m),
+                delivery_keys=keys,
+                order_key=event_id(m.channel, m.shop, "fulfillment", payload["id"]),
+                order_version=iso_to_ms(payload["updated_at"]),
+            )
         if topic == "refunds/create":
             return Delivery(m.channel, topic, events=refund_events(payload, m), delivery_keys=keys)
         if topic == "inventory_levels/update":
@@ -192,6 +229,15 @@ class ShopifyInbound:
                 m.channel, topic, observations=level_observations(payload, m), delivery_keys=keys
             )
         return Delivery(m.channel, topic, delivery_keys=keys)  # subscribed but not stock-relevant
+
+    async def _disposed(
+        self, payload: dict[str, Any], headers: Mapping[str, str], keys: tuple[str, ...]
+    ) -> Delivery:
+        if self._client is None:
+            raise RuntimeError("ShopifyInbound needs a ShopifyClient to read returns")
+        key = _header(headers, "X-Shopify-Event-Id") or _header(headers, "X-Shopify-Webhook-Id")
+        events = await disposition_events(self._client, payload, self.mapping, key or "none")
+        return Delivery(self.channel, DISPOSE_TOPIC, events=events, delivery_keys=keys)
 
     async def changed_since(self, checkpoint_ms: int) -> tuple[list[Delivery], int]:
         """Polling backup: orders updated since the checkpoint, as deliveries, and the new

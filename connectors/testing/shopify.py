@@ -6,6 +6,12 @@
   ``extensions.cost.throttleStatus`` on every answer and ``THROTTLED`` errors.
 - ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
   leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``.
+- ``orderCancel`` (reason, ``restock``, ``staffNote``; an order already cancelled is a user
+  error, and cancelling sends ``orders/cancelled``) and ``tagsAdd`` on orders.
+- Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
+  read of its order and lines (``reverse_fulfillment_orders/dispose`` names only those).
+- Orders carry ``fulfillments[]``; ``fulfil()`` ships lines (partially or not) from a
+  location and returns the ``fulfillments/create`` payload.
 - Webhooks signed with ``X-Shopify-Hmac-Sha256``; retries keep the ``X-Shopify-Webhook-Id``;
   ``inventory_levels/update`` echoes every write.
 
@@ -30,6 +36,14 @@ from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, se
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
 _IDEMPOTENT = re.compile(r'@idempotent\(\s*key:\s*(?:"([^"]+)"|\$(\w+))\s*\)')
+
+
+ORDER_GID = "gid://shopify/Order/"
+RFO_GID = "gid://shopify/ReverseFulfillmentOrder/"
+
+
+def _gid_int(gid: str, prefix: str) -> int:
+    return int(gid[len(prefix) :]) if gid.startswith(prefix) and gid[len(prefix) :].isdigit() else 0
 
 
 def gid_id(gid: str, prefix: str) -> int:
@@ -81,6 +95,8 @@ class FakeShopify(FakeChannel):
         self.orders: dict[int, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.replays = 0
+        self.cancellations: list[dict[str, Any]] = []  # orderCancel calls applied
+        self.returns: dict[int, dict[str, Any]] = {}  # reverse fulfilment orders
         self._sent: dict[str, SentWebhook] = {}
         self._ids = 1000
         super().__init__(host=host, port=port, seed=seed)
@@ -143,10 +159,110 @@ class FakeShopify(FakeChannel):
             "location_id": location_id,
             "source_name": "pos" if location_id else "web",
             "line_items": items,
+            "fulfillments": [],
             "refunds": [],
+            "tags": "",
         }
         self.orders[order_id] = order
         return order
+
+    def fulfil(
+        self,
+        order_id: int,
+        lines: list[tuple[int, int]] | None = None,
+        *,
+        location_id: int = 1,
+        status: str = "success",
+    ) -> dict[str, Any]:
+        """Ship ``(line_item_id, qty)`` lines (default: everything still fulfillable) from
+        ``location_id``; returns the ``fulfillments/create`` payload. The order gains the
+        fulfilment, its lines' ``fulfillable_quantity`` drop and its ``fulfillment_status``
+        becomes ``partial`` or ``fulfilled``, as on Shopify."""
+        order = self.orders[order_id]
+        by_id = {li["id"]: li for li in order["line_items"]}
+        if lines is None:
+            lines = [(li["id"], li["fulfillable_quantity"]) for li in order["line_items"]]
+        now = iso_now(1.0)
+        shipped = []
+        for line_id, qty in lines:
+            line = by_id[line_id]
+            if not 0 < qty <= line["fulfillable_quantity"]:
+                raise ValueError(f"line {line_id}: cannot fulfil {qty}")
+            line["fulfillable_quantity"] -= qty
+            line["fulfillment_status"] = (
+                "fulfilled" if not line["fulfillable_quantity"] else "partial"
+            )
+            shipped.append({**line, "quantity": qty})
+        fid = self._next_id()
+        fulfilment = {
+            "id": fid,
+            "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fid}",
+            "order_id": order_id,
+            "name": f"{order['name']}.{len(order['fulfillments']) + 1}",
+            "status": status,
+            "service": "manual",
+            "location_id": location_id,
+            "shipment_status": None,
+            "tracking_company": None,
+            "tracking_number": None,
+            "created_at": now,
+            "updated_at": now,
+            "line_items": shipped,
+        }
+        order["fulfillments"].append({k: v for k, v in fulfilment.items() if k != "order_id"})
+        left = sum(li["fulfillable_quantity"] for li in order["line_items"])
+        order["fulfillment_status"] = "fulfilled" if not left else "partial"
+        order["updated_at"] = now
+        return fulfilment
+
+    def fulfilment_status(self, order_id: int, fid: int, status: str) -> dict[str, Any]:
+        """A fulfilment changes status (``open`` → ``success``, or ``cancelled``); returns the
+        ``fulfillments/update`` payload."""
+        order = self.orders[order_id]
+        stored = next(f for f in order["fulfillments"] if f["id"] == fid)
+        stored["status"] = status
+        stored["updated_at"] = order["updated_at"] = iso_now(2.0)
+        return {**stored, "order_id": order_id}
+
+    def create_return(self, order_id: int, lines: list[int]) -> int:
+        """A return of these order lines (approved): its reverse fulfilment order's id; the
+        reverse line ids are in ``returns[id]["lines"]`` (reverse line id -> order line)."""
+        rfo = self._next_id()
+        self.returns[rfo] = {
+            "order_id": order_id,
+            "lines": {self._next_id(): line_id for line_id in lines},
+        }
+        return rfo
+
+    def dispose(
+        self, rfo: int, dispositions: list[tuple[int, int, str, int | None]]
+    ) -> dict[str, Any]:
+        """``(reverse line id, qty, type, location id)`` disposed (type ``restocked``,
+        ``processing_required``, ``not_restocked`` or ``missing``); returns the
+        ``reverse_fulfillment_orders/dispose`` payload."""
+        return {
+            "id": rfo,
+            "admin_graphql_api_id": f"{RFO_GID}{rfo}",
+            "dispositions": [
+                {
+                    "location": None
+                    if location is None
+                    else {"id": location, "admin_graphql_api_id": f"{LOCATION_GID}{location}"},
+                    "quantity": qty,
+                    "reverse_delivery_line_item": None,
+                    "reverse_fulfillment_order_line_item": {
+                        "id": line,
+                        "admin_graphql_api_id": f"gid://shopify/ReverseFulfillmentOrderLineItem/{line}",
+                    },
+                    "type": kind,
+                }
+                for line, qty, kind, location in dispositions
+            ],
+            "total_dispositions": len(dispositions),
+        }
+
+    def tags(self, order_id: int) -> list[str]:
+        return [t for t in self.orders[order_id]["tags"].split(", ") if t]
 
     def cancel_order(self, order_id: int, *, later_s: float = 1.0) -> dict[str, Any]:
         order = self.orders[order_id]
@@ -307,8 +423,10 @@ class FakeShopify(FakeChannel):
         body = await request.json()
         query: str = body.get("query", "")
         variables: dict[str, Any] = body.get("variables") or {}
-        if "inventorySetQuantities" in query:
+        if "inventorySetQuantities" in query or "orderCancel" in query or "tagsAdd" in query:
             requested = 10.0
+        elif "reverseFulfillmentOrder(" in query:
+            requested = 5.0
         elif "nodes(" in query:
             requested = 1.0 + len(variables.get("ids", []))
         else:
@@ -336,9 +454,103 @@ class FakeShopify(FakeChannel):
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
+        if "reverseFulfillmentOrder(" in query:
+            data = {"reverseFulfillmentOrder": self._reverse_order(str(variables.get("id", "")))}
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
+        if "orderCancel" in query or "tagsAdd" in query:
+            try:
+                data = self._order_mutation(query, variables)
+            except ValueError as exc:
+                return web.json_response({"errors": [{"message": str(exc)}]})
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
         result = self._set_quantities(query, variables)
         result.setdefault("extensions", {"cost": self._cost(requested, requested)})
         return web.json_response(result)
+
+    def _reverse_order(self, gid: str) -> dict[str, Any] | None:
+        rfo = self.returns.get(_gid_int(gid, RFO_GID))
+        if rfo is None:
+            return None
+        order = self.orders[rfo["order_id"]]
+        by_id = {li["id"]: li for li in order["line_items"]}
+        nodes = []
+        for rfo_line, line_id in rfo["lines"].items():
+            line = by_id[line_id]
+            nodes.append(
+                {
+                    "id": f"gid://shopify/ReverseFulfillmentOrderLineItem/{rfo_line}",
+                    "fulfillmentLineItem": {
+                        "lineItem": {
+                            "id": f"gid://shopify/LineItem/{line_id}",
+                            "sku": line["sku"],
+                            "variant": {"id": f"gid://shopify/ProductVariant/{line['variant_id']}"},
+                        }
+                    },
+                }
+            )
+        return {
+            "id": gid,
+            "order": {"id": f"gid://shopify/Order/{order['id']}"},
+            "lineItems": {"nodes": nodes},
+        }
+
+    def _order_mutation(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """``orderCancel`` (asynchronous on Shopify: a job; applied at once here) and
+        ``tagsAdd`` (a set: adding a tag twice keeps one)."""
+        if "orderCancel" in query:
+            missing = [k for k in ("orderId", "reason", "refund", "restock") if k not in variables]
+            if missing:  # non-null arguments (this fake reads them from the variables)
+                raise ValueError(f"orderCancel: missing {missing}")
+            gid = str(variables.get("orderId", ""))
+            order = self.orders.get(_gid_int(gid, ORDER_GID))
+            if order is None:
+                error = {
+                    "field": ["orderId"],
+                    "message": "Order does not exist",
+                    "code": "NOT_FOUND",
+                }
+                return {"orderCancel": {"job": None, "orderCancelUserErrors": [error]}}
+            if order["cancelled_at"]:
+                error = {
+                    "field": ["orderId"],
+                    "message": "Cannot cancel an order that has already been cancelled",
+                    "code": "INVALID",
+                }
+                return {"orderCancel": {"job": None, "orderCancelUserErrors": [error]}}
+            order["cancelled_at"] = order["updated_at"] = iso_now(1.0)
+            order["cancel_reason"] = str(variables.get("reason", "OTHER")).lower()
+            self.cancellations.append(
+                {
+                    "order_id": order["id"],
+                    "reason": variables.get("reason"),
+                    "restock": variables.get("restock"),
+                    "staff_note": variables.get("staffNote"),
+                }
+            )
+            if self.webhook_target:
+                self.in_background(self.deliver("orders/cancelled", dict(order)))
+            job = {"id": f"gid://shopify/Job/{uuid.UUID(int=self.rng.getrandbits(128))}"}
+            return {"orderCancel": {"job": {**job, "done": False}, "orderCancelUserErrors": []}}
+        gid = str(variables.get("id", ""))
+        order = self.orders.get(_gid_int(gid, ORDER_GID))
+        if order is None:
+            return {
+                "tagsAdd": {
+                    "node": None,
+                    "userErrors": [{"field": ["id"], "message": "Order not found"}],
+                }
+            }
+        tags = [t for t in order["tags"].split(", ") if t]
+        for tag in variables.get("tags") or []:
+            if tag not in tags:
+                tags.append(tag)
+        order["tags"] = ", ".join(tags)
+        order["updated_at"] = iso_now(1.0)
+        return {"tagsAdd": {"node": {"id": gid}, "userErrors": []}}
 
     def _read_levels(self, variables: dict[str, Any]) -> dict[str, Any]:
         location = gid_id(variables["locationId"], LOCATION_GID)

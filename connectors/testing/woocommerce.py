@@ -5,6 +5,8 @@
   ``woocommerce_rest_request_entity_too_large``), per-item errors inside a 200.
 - ``GET /orders?modified_after=&dates_are_gmt=true`` and ``GET /orders/{id}/refunds/{rid}``
   for polling; HTTP Basic auth with the ``ck_``/``cs_`` keys.
+- ``GET``/``PUT /orders/{id}`` (``status``, ``meta_data`` by key; a change sends
+  ``order.updated``) and ``GET``/``POST /orders/{id}/notes`` (private or customer notes).
 - No rate limit by default (core has none); ``rate_limit(per_s, burst)`` imitates a host/WAF.
 - Webhooks signed with ``X-WC-Webhook-Signature``, a fresh ``X-WC-Webhook-Delivery-ID`` per
   delivery, never retried; ``ping`` posts ``webhook_id=<n>`` unsigned.
@@ -29,6 +31,9 @@ from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, se
 from schemas.times import iso_to_ms
 
 API = "/wp-json/wc/v3"
+ORDER_STATUSES = frozenset(
+    {"pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"}
+)
 
 
 def woo_error(code: str, message: str, status: int, **headers: str) -> web.Response:
@@ -69,6 +74,7 @@ class FakeWooCommerce(FakeChannel):
         self._tokens_at = time.monotonic()
         self._ids = 500
         self._clock_s = 0
+        self.notes: dict[int, list[dict[str, Any]]] = {}  # order id -> order notes
         super().__init__(host=host, port=port, seed=seed)
 
     def routes(self) -> list[web.RouteDef]:
@@ -79,6 +85,10 @@ class FakeWooCommerce(FakeChannel):
             web.post(f"{API}/products/{{pid:\\d+}}/variations/batch", self._batch),
             web.get(f"{API}/orders", self._list_orders),
             web.get(f"{API}/orders/{{oid:\\d+}}/refunds/{{rid:\\d+}}", self._get_refund),
+            web.get(f"{API}/orders/{{oid:\\d+}}", self._get_order),
+            web.put(f"{API}/orders/{{oid:\\d+}}", self._put_order),
+            web.get(f"{API}/orders/{{oid:\\d+}}/notes", self._list_notes),
+            web.post(f"{API}/orders/{{oid:\\d+}}/notes", self._add_note),
         ]
 
     def _next_id(self) -> int:
@@ -143,8 +153,10 @@ class FakeWooCommerce(FakeChannel):
             "status": status,
             "date_created_gmt": modified,
             "date_modified_gmt": modified,
+            "date_completed_gmt": modified if status == "completed" else None,
             "line_items": items,
             "refunds": [],
+            "meta_data": [],
         }
         self.orders[oid] = order
         return order
@@ -153,12 +165,29 @@ class FakeWooCommerce(FakeChannel):
         order = self.orders[oid]
         order["status"] = status
         order["date_modified_gmt"] = self._modified()
+        if status == "completed":
+            order["date_completed_gmt"] = order["date_modified_gmt"]
         return order
 
-    def refund(self, oid: int, lines: list[tuple[int, int]]) -> dict[str, Any]:
+    def refund(
+        self, oid: int, lines: list[tuple[int, int]], *, restock: bool = True
+    ) -> dict[str, Any]:
         """Refund ``(line item id, qty)``; the order gains a ``refunds[]`` entry (the webhook
-        says only that) and the detail is served at ``/orders/{id}/refunds/{rid}``."""
+        says only that; newest first) and the detail is served at
+        ``/orders/{id}/refunds/{rid}``. ``restock`` (``api_restock``, true by default) adds
+        the units to the order line's ``_restock_refunded_items`` meta, as
+        ``wc_restock_refunded_items`` does; the refund itself does not say."""
         order = self.orders[oid]
+        if restock:
+            for line_id, qty in lines:
+                line = next(li for li in order["line_items"] if li["id"] == line_id)
+                meta = next(
+                    (m for m in line["meta_data"] if m["key"] == "_restock_refunded_items"), None
+                )
+                if meta is None:
+                    meta = {"id": self._next_id(), "key": "_restock_refunded_items", "value": "0"}
+                    line["meta_data"].append(meta)
+                meta["value"] = str(int(meta["value"]) + qty)
         rid = self._next_id()
         by_id = {li["id"]: li for li in order["line_items"]}
         modified = self._modified()
@@ -179,7 +208,7 @@ class FakeWooCommerce(FakeChannel):
                 for line, qty in lines
             ],
         }
-        order["refunds"].append({"id": rid, "reason": "", "total": "-10.00"})
+        order["refunds"].insert(0, {"id": rid, "reason": "", "total": "-10.00"})
         order["date_modified_gmt"] = modified
         return order
 
@@ -329,6 +358,68 @@ class FakeWooCommerce(FakeChannel):
         return web.json_response(
             chunk, headers={"X-WP-Total": str(len(rows)), "X-WP-TotalPages": str(pages)}
         )
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        order = self.orders.get(int(request.match_info["oid"]))
+        if order is None:
+            return woo_error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404)
+        return web.json_response(order)
+
+    async def _put_order(self, request: web.Request) -> web.Response:
+        """``status`` and ``meta_data`` (updated by key, as ``update_meta_data`` does);
+        a change fires ``order.updated`` like ``woocommerce_update_order``."""
+        if (denied := self._guard(request)) is not None:
+            return denied
+        oid = int(request.match_info["oid"])
+        order = self.orders.get(oid)
+        if order is None:
+            return woo_error("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404)
+        change = await request.json()
+        status = change.get("status")
+        if status is not None:
+            if status not in ORDER_STATUSES:
+                return woo_error("rest_invalid_param", "Invalid parameter(s): status", 400)
+            order["status"] = status
+            if status == "completed":
+                order["date_completed_gmt"] = iso_now(self._clock_s + 1, gmt_naive=True)
+        for meta in change.get("meta_data") or []:
+            kept = next((m for m in order["meta_data"] if m["key"] == meta["key"]), None)
+            if kept is None:
+                order["meta_data"].append(
+                    {"id": self._next_id(), "key": meta["key"], "value": meta["value"]}
+                )
+            else:
+                kept["value"] = meta["value"]
+        order["date_modified_gmt"] = self._modified()
+        if self.webhook_target:
+            self.in_background(self.deliver("order.updated", dict(order)))
+        return web.json_response(order)
+
+    async def _list_notes(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        return web.json_response(self.notes.get(int(request.match_info["oid"]), []))
+
+    async def _add_note(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        oid = int(request.match_info["oid"])
+        if oid not in self.orders:
+            return woo_error("woocommerce_rest_order_invalid_id", "Invalid order ID.", 404)
+        body = await request.json()
+        if not body.get("note"):
+            return woo_error("rest_missing_callback_param", "Missing parameter(s): note", 400)
+        note = {
+            "id": self._next_id(),
+            "author": "WooCommerce",
+            "date_created_gmt": iso_now(gmt_naive=True),
+            "note": str(body["note"]),
+            "customer_note": bool(body.get("customer_note", False)),
+        }
+        self.notes.setdefault(oid, []).append(note)
+        return web.json_response(note, status=201)
 
     async def _get_refund(self, request: web.Request) -> web.Response:
         if (denied := self._guard(request)) is not None:

@@ -5,10 +5,15 @@ is the order's (id, ``date_modified_gmt``) plus a digest of the body (two change
 one second share the timestamp). Facts, with ids made of Woo's own ids:
 
 - every line of an order in pending / processing / on-hold / completed → ``order_placed``
-- an order ``cancelled`` or ``failed`` → ``order_cancelled`` per line (qty 0 = whole rest)
+- every line of an order ``completed`` (Woo's "shipped"; it has no partial shipments) →
+  ``order_shipped`` with qty 0: the whole reservation the line still holds
+- an order ``cancelled``, ``refunded`` or ``failed`` → ``order_cancelled`` per line (qty 0 =
+  whole rest; nothing once the order was shipped)
 - each refund in ``refunds[]`` (details fetched from ``/orders/{id}/refunds/{rid}``): lines
-  of an order not yet completed → ``order_cancelled`` of that qty (never left); lines of a
-  completed order → ``return_received`` when ``refunds_restock`` is configured
+  of an order never completed → ``order_cancelled`` of that qty (never left); lines of a
+  completed order → ``return_received`` resellable for the units WooCommerce restocked
+  (the order line's ``_restock_refunded_items``), nothing for units refunded without a
+  restock (``refunds_restock: true`` counts every refunded unit as restocked)
 - the unsigned ping (form body ``webhook_id=<n>``) sent when a webhook is saved → 200.
 """
 
@@ -28,8 +33,10 @@ from connectors.woocommerce.mapping import WooMapping
 from schemas.times import iso_to_ms, ms_to_iso
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+RESTOCKED_META = "_restock_refunded_items"  # order line meta set by wc_restock_refunded_items
 PLACED = frozenset({"pending", "processing", "on-hold", "completed"})
-CANCELLED = frozenset({"cancelled", "failed"})
+SHIPPED = frozenset({"completed"})
+CANCELLED = frozenset({"cancelled", "refunded", "failed"})
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -69,7 +76,19 @@ def order_events(order: Mapping[str, Any], m: WooMapping) -> list[StockEventDict
                     **common,
                 )
             )
-        elif status in CANCELLED:
+        if status in SHIPPED:
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel, m.site, "order", oid, "line", line["id"], "shipped"
+                    ),
+                    type="order_shipped",
+                    qty=0,
+                    occurred_at=_gmt(order["date_modified_gmt"]),
+                    **common,
+                )
+            )
+        if status in CANCELLED:
             events.append(
                 stock_event(
                     event_id=event_id(
@@ -85,17 +104,53 @@ def order_events(order: Mapping[str, Any], m: WooMapping) -> list[StockEventDict
     return events
 
 
+def shipped(order: Mapping[str, Any]) -> bool:
+    """The order was completed at some point (``date_completed_gmt`` stays set when it later
+    turns ``refunded``): its units left."""
+    return order.get("status") == "completed" or bool(order.get("date_completed_gmt"))
+
+
+def restocked_units(order: Mapping[str, Any]) -> dict[int, int]:
+    """Per order line, the units WooCommerce put back in stock when refunding: the line's
+    ``_restock_refunded_items`` meta (cumulative over the order's refunds)."""
+    units: dict[int, int] = {}
+    for line in order.get("line_items") or []:
+        for meta in line.get("meta_data") or []:
+            if meta.get("key") == RESTOCKED_META:
+                units[int(line["id"])] = int(str(meta.get("value") or 0))
+    return units
+
+
+def _refunded_line(line: Mapping[str, Any]) -> int | None:
+    for meta in line.get("meta_data") or []:
+        if meta.get("key") == "_refunded_item_id":
+            return int(str(meta["value"]))
+    return None
+
+
 def refund_events(
-    order: Mapping[str, Any], refund: Mapping[str, Any], m: WooMapping
+    order: Mapping[str, Any],
+    refund: Mapping[str, Any],
+    m: WooMapping,
+    restocked: dict[int, int] | None = None,
 ) -> list[StockEventDict]:
+    """A refund of an order not shipped releases its lines. A refund of a shipped order is
+    a return of the units WooCommerce restocked (``restocked``: per order line, units not
+    yet given to an earlier refund; consumed here), resellable; units refunded without a
+    restock did not come back to stock and give nothing, unless ``refunds_restock`` is set
+    (every refunded unit counts as returned resellable)."""
     oid = order["id"]
-    completed = order.get("status") in ("completed", "refunded")
-    if completed and not m.refunds_restock:
-        return []
+    completed = shipped(order)
     events: list[StockEventDict] = []
     for line in refund.get("line_items") or []:
         sku = m.sku_for_line(line)
         qty = abs(int(line.get("quantity") or 0))  # Woo reports refunded quantities negative
+        if completed and not m.refunds_restock:
+            original = _refunded_line(line)
+            budget = (restocked or {}).get(original or -1, 0)
+            qty, left = min(qty, budget), budget - min(qty, budget)
+            if original is not None and restocked is not None:
+                restocked[original] = left
         if sku is None or qty == 0:
             continue
         kind = "returned" if completed else "released"
@@ -147,9 +202,11 @@ class WooInbound:
         m = self.mapping
         events = order_events(order, m)
         if order.get("refunds") and self._client is not None:
-            for ref in order["refunds"]:
+            restocked = restocked_units(order)
+            # oldest refund first: the restocked units are given out in refund order
+            for ref in sorted(order["refunds"], key=lambda r: int(r["id"])):
                 detail = await self._client.refund(int(order["id"]), int(ref["id"]))
-                events.extend(refund_events(order, detail, m))
+                events.extend(refund_events(order, detail, m, restocked))
         modified = order["date_modified_gmt"]
         digest = hashlib.sha256(raw).hexdigest()[:16]
         return Delivery(

@@ -7,8 +7,9 @@ Configuration shape::
                   {"sku": "chair-red", "product_id": 2, "variation_id": 21}]}
 
 WooCommerce has no locations: every event is for the channel's pool (location null).
-``refunds_restock`` says whether refunded lines of a completed order came back sellable
-(the REST refund object does not tell).
+``refunds_restock: true`` counts every refunded unit of a completed order as restocked;
+by default only the units WooCommerce says it restocked (the order line's
+``_restock_refunded_items``) come back sellable.
 """
 
 from __future__ import annotations

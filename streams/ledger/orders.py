@@ -125,7 +125,9 @@ def order_cancelled(step: Step) -> None:
 
 def order_shipped(step: Step) -> None:
     """Consume the order's reservation (qty 0: all of it). Units shipped beyond it are a
-    physical fact: they leave on_hand anyway (reason ``unreserved``), never dropped."""
+    physical fact: they leave on_hand anyway (reason ``unreserved``), never dropped. Shipped
+    from a known location other than the reserved one, the units leave that location's
+    on_hand and the reservation is released where it was."""
     ev, state = step.event, step.state
     order_id, qty = ev["order_id"], ev["qty"]
     lines = state.orders.get(order_id) or {}
@@ -138,7 +140,14 @@ def order_shipped(step: Step) -> None:
     last = wanted
     for name in names:
         take = min(lines[name], left)
-        if take:
+        if take and wanted is not None and wanted != name and wanted in state.locations:
+            # shipped from another location than the one reserved: the reservation ends
+            # where it was, the units leave where they physically were
+            step.move(name, "order_shipped", reserved=-take, reason="shipped elsewhere")
+            step.move(wanted, "order_shipped", on_hand=-take)
+            lines[name] -= take
+            left -= take
+        elif take:
             step.move(name, "order_shipped", on_hand=-take, reserved=-take)
             lines[name] -= take
             left -= take
