@@ -37,7 +37,8 @@ from tests.support.processes import track
 pytestmark = pytest.mark.integration
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
-PORTS = {name: free_port() for name in ("worker", "sink", "connectors", "shopify", "woo", "prom")}
+# Chosen when the day starts, not at collection: a port free minutes earlier may be taken.
+PORTS: dict[str, int] = {}
 DEAD_LETTERS_PANEL = "Dead letters by component and reason"
 # What dead-letters the poison records of the day: the ledger reads stock.events.v1; the sink
 # reads every output topic, stock.levels.v1 among them; the connectors read stock.levels.v1.
@@ -64,6 +65,9 @@ def test_the_dashboards_have_expressions_to_check() -> None:
 def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Worker, sink and connectors through a scripted day, scraped by a Prometheus of its own."""
     state = tmp_path_factory.mktemp("dash")
+    PORTS.update(
+        {name: free_port() for name in ("worker", "sink", "connectors", "shopify", "woo", "prom")}
+    )
     settings = dataclasses.replace(
         local_stack,
         state_dir=state,
