@@ -22,6 +22,9 @@ Format::
         mapping: {shop: ..., push_location_id: 1, locations: {1: paris}, items: [...]}
         sync: realtime                     # or {every_minutes: 5}; optional coalesce_ms
         poll_interval_s: 60                # polling backup for lost webhooks (0 = off)
+        poll_lookback_s: 900               # first start only: poll this far back (later
+                                           # starts resume from the saved checkpoint)
+        webhook_max_age_s: 21600           # shopify: refuse deliveries triggered longer ago
         limits: {gql_capacity: 1000, gql_restore: 50}   # shopify; woo: {per_s: 5, burst: 10}
         max_batch: 100
 
@@ -55,6 +58,8 @@ _CHANNEL_KEYS = {
     "mapping",
     "sync",
     "poll_interval_s",
+    "poll_lookback_s",
+    "webhook_max_age_s",
     "limits",
     "max_batch",
 }
@@ -97,6 +102,8 @@ class ChannelInstance:
     limits: Mapping[str, float]
     max_batch: int
     api_version: str = "2026-01"
+    poll_lookback_s: float = 900.0
+    webhook_max_age_s: float = 21600.0
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -167,9 +174,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     kind = raw.get("kind")
     if kind not in KINDS:
         raise ConnectorConfigError(f"{path}.kind", f"{kind!r}: use one of {', '.join(KINDS)}")
-    base_url = _str(raw.get("base_url"), f"{path}.base_url")
-    if not base_url.startswith(("http://", "https://")):
-        raise ConnectorConfigError(f"{path}.base_url", f"{base_url!r} must start with https://")
+    base_url = _base_url(raw.get("base_url"), f"{path}.base_url")
     credentials, secrets = _credentials(raw.get("credentials"), f"{path}.credentials", kind)
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
@@ -186,6 +191,35 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         limits=limits,
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
+        poll_lookback_s=_number(raw.get("poll_lookback_s", 900), f"{path}.poll_lookback_s"),
+        webhook_max_age_s=_number(
+            raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
+        ),
+    )
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _base_url(raw: Any, path: str) -> str:
+    """https, or plain http to this machine only: the credentials travel in every request."""
+    from urllib.parse import urlsplit
+
+    base_url = _str(raw, path)
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ConnectorConfigError(path, f"{base_url!r} is not a URL") from None
+    if parts.scheme == "https" and host:
+        return base_url
+    if parts.scheme == "http" and (host in _LOOPBACK or host.startswith("127.")):
+        return base_url
+    raise ConnectorConfigError(
+        path,
+        f"{base_url!r}: use https:// (plain http:// is accepted only for a loopback address "
+        "such as 127.0.0.1 or localhost, i.e. a local fake): the API credentials are sent "
+        "with every request",
     )
 
 

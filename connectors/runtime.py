@@ -30,13 +30,21 @@ import aiohttp
 from aiohttp import web
 
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.framework import redact
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
 from connectors.framework.intake import Intake
-from connectors.framework.kafka import KafkaDeadLetters, KafkaPublisher, LevelsSource
+from connectors.framework.kafka import (
+    KafkaDeadLetters,
+    KafkaDriftAlerts,
+    KafkaPublisher,
+    LevelsSource,
+)
 from connectors.framework.polling import Poller
+from connectors.framework.state import ConnectorState
 from connectors.framework.types import ChannelPusher, PushItem
 from connectors.server import InboundChannel, create_app
+from connectors.server import runner as receiver_runner
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.inbound import ShopifyInbound
 from connectors.shopify.limits import ShopifyLimits
@@ -52,7 +60,6 @@ from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
 
-POLL_LOOKBACK_S = 15 * 60  # first poll after a start looks back this far (downtime)
 DRAIN_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 30.0
 
@@ -79,7 +86,7 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
         )
         return Channel(
             inst,
-            ShopifyInbound(mapping, secrets, client),
+            ShopifyInbound(mapping, secrets, client, max_age_s=inst.webhook_max_age_s),
             ShopifyPusher(client, mapping, max_batch=inst.max_batch),
         )
     assert isinstance(mapping, WooMapping)
@@ -119,24 +126,13 @@ async def _log_refused(item: PushItem, error: str) -> None:
     )
 
 
-async def _log_drift(channel: str, sku: str, ours: int, theirs: int, source: str) -> None:
-    log.warning(
-        "drift channel=%s sku=%s ours=%d theirs=%d source=%s: pushing ours again",
-        channel,
-        sku,
-        ours,
-        theirs,
-        source,
-    )
-
-
 async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[Any]]) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
             await step()
         except Exception as exc:  # a channel outage must not stop the loop
-            log.warning("%s failed, next in %.0fs: %r", what, interval_s, exc)
+            log.warning("%s failed, next in %.0fs: %s", what, interval_s, redact.describe(exc))
 
 
 class Runtime:
@@ -156,6 +152,7 @@ class Runtime:
 
         codec = codec_for(self.settings)
         publisher = KafkaPublisher(self.settings, codec)
+        state = ConnectorState.for_group(self.settings.state_dir, self.config.consumer_group)
         async with aiohttp.ClientSession() as session:
             channels = [build_channel(session, inst) for inst in self.config.channels]
             engine = OutboundEngine(
@@ -169,11 +166,16 @@ class Runtime:
                 },
                 dead_letter=KafkaDeadLetters(publisher, codec),
                 refused=_log_refused,
+                store=state,
             )
-            drift = DriftDetector(engine, alert=_log_drift, grace_s=self.config.drift_grace_s)
+            drift = DriftDetector(
+                engine,
+                alert=KafkaDriftAlerts(publisher, codec),
+                grace_s=self.config.drift_grace_s,
+            )
             intake = Intake(publisher, observe=drift.observe)
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
-            runner = web.AppRunner(create_app(intake, *inbounds), access_log=None)
+            runner = receiver_runner(create_app(intake, *inbounds))
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.settings.connectors_port)
             try:
@@ -199,7 +201,7 @@ class Runtime:
             engine.start()
             consume = asyncio.create_task(self._consume(levels, engine, skus), name="levels")
             background = [
-                *self._pollers(channels, intake),
+                *self._pollers(channels, intake, state),
                 asyncio.create_task(
                     _every(
                         self.config.reconcile_interval_s,
@@ -258,16 +260,26 @@ class Runtime:
         async for level in levels.levels():
             offer_level(engine, skus, level)
 
-    def _pollers(self, channels: list[Channel], intake: Intake) -> list[asyncio.Task[None]]:
+    def _pollers(
+        self, channels: list[Channel], intake: Intake, state: ConnectorState
+    ) -> list[asyncio.Task[None]]:
         tasks = []
         for c in channels:
+            name = c.instance.name
             if c.instance.poll_interval_s <= 0:
                 continue
+            saved = state.checkpoint(name)
+            # resume where the last poll ended, however long we were down; a first start
+            # looks back poll_lookback_s
+            lookback_ms = int(c.instance.poll_lookback_s * 1000)
+            start = saved if saved is not None else now_ms() - lookback_ms
+            log.info("poll %s from %s (%s)", name, start, "saved" if saved else "lookback")
             poller = Poller(
                 c.inbound,
                 intake,
-                checkpoint_ms=now_ms() - POLL_LOOKBACK_S * 1000,
+                checkpoint_ms=start,
                 interval_s=c.instance.poll_interval_s,
+                save=lambda ms, name=name: state.save_checkpoint(name, ms),  # type: ignore[misc]
             )
             tasks.append(asyncio.create_task(self._poll(poller), name=f"poll-{c.instance.name}"))
         return tasks
@@ -279,7 +291,7 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # rejected credentials, bad payload: say so, keep trying
-                log.warning("poll %s failed: %r", poller.feed.channel, exc)
+                log.warning("poll %s failed: %s", poller.feed.channel, redact.describe(exc))
                 await asyncio.sleep(poller.interval_s)
 
     async def _reconcile(self, drift: DriftDetector, channels: list[Channel]) -> None:
@@ -306,6 +318,7 @@ def run_connectors(settings: Settings) -> int:
     from connectors.config import ConnectorConfigError, load_connectors_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact.install_log_filter()  # no credential in any line, whatever printed it
     try:
         config = load_connectors_config()
     except ConnectorConfigError as exc:
