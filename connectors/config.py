@@ -25,6 +25,8 @@ Format::
         poll_lookback_s: 900               # first start only: poll this far back (later
                                            # starts resume from the saved checkpoint)
         webhook_max_age_s: 21600           # shopify: refuse deliveries triggered longer ago
+        retry: {max_attempts: 8, dirty_retry_s: 30}   # pushes: attempts before the dead
+                                           # letter; probe of a channel with dirty SKUs
         limits: {gql_capacity: 1000, gql_restore: 50}   # shopify; woo: {per_s: 5, burst: 10}
         max_batch: 100
 
@@ -60,6 +62,7 @@ _CHANNEL_KEYS = {
     "poll_interval_s",
     "poll_lookback_s",
     "webhook_max_age_s",
+    "retry",
     "limits",
     "max_batch",
 }
@@ -104,6 +107,8 @@ class ChannelInstance:
     api_version: str = "2026-01"
     poll_lookback_s: float = 900.0
     webhook_max_age_s: float = 21600.0
+    max_attempts: int = 8
+    dirty_retry_s: float = 30.0
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -195,7 +200,18 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         webhook_max_age_s=_number(
             raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
         ),
+        **_retry(raw.get("retry") or {}, f"{path}.retry"),
     )
+
+
+def _retry(raw: Any, path: str) -> dict[str, Any]:
+    _keys(raw, path, {"max_attempts", "dirty_retry_s"})
+    return {
+        "max_attempts": int(_number(raw.get("max_attempts", 8), f"{path}.max_attempts", minimum=1)),
+        "dirty_retry_s": _number(
+            raw.get("dirty_retry_s", 30), f"{path}.dirty_retry_s", minimum=0.1
+        ),
+    }
 
 
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")

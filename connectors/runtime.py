@@ -161,6 +161,8 @@ class Runtime:
                     c.instance.name: LanePolicy(
                         interval_s=c.instance.sync.interval_s,
                         coalesce_s=c.instance.sync.coalesce_s,
+                        max_attempts=c.instance.max_attempts,
+                        dirty_retry_s=c.instance.dirty_retry_s,
                     )
                     for c in channels
                 },

@@ -75,6 +75,7 @@ class FakeChannel:
         self._down_until = 0.0
         self._down_status = 500
         self.clock_offset_s = 0.0
+        self.failed_requests = 0  # answered with the down() status
         self._storm_retry_after = 1.0
         self._slow_ms = 0
         self._jitter_ms = 0
@@ -173,6 +174,7 @@ class FakeChannel:
         if time.monotonic() < self._storm_until:
             return self.throttled(self._storm_retry_after)
         if time.monotonic() < self._down_until:
+            self.failed_requests += 1
             return self.failure(self._down_status, None)
         failure = self._failures.popleft() if self._failures else None
         if failure is not None and 300 <= failure.status < 400:

@@ -161,7 +161,11 @@ class Stack:
         )
 
 
-def connectors_yaml(stack_skus: list[str], shopify_url: str, woo_url: str, group: str) -> str:
+def connectors_yaml(
+    stack_skus: list[str], shopify_url: str, woo_url: str, group: str, channel_extra: str = ""
+) -> str:
+    """``channel_extra``: YAML lines (no indent) added to both channel entries."""
+    extra = "".join(f"    {line}\n" for line in channel_extra.splitlines() if line.strip())
     shopify_items = "\n".join(
         f"        - {{sku: {s}, inventory_item_id: {100 + n}, variant_id: {10 * n}}}"
         for n, s in enumerate(stack_skus, start=1)
@@ -186,7 +190,7 @@ channels:
 {shopify_items}
     sync: realtime
     poll_interval_s: 30
-  - name: woocommerce
+{extra}  - name: woocommerce
     kind: woocommerce
     base_url: {woo_url}
     credentials: {{consumer_key: ck_test, consumer_secret: cs_test, webhook_secrets: [woo-secret]}}
@@ -196,14 +200,21 @@ channels:
 {woo_products}
     sync: {{coalesce_ms: 0}}  # no coalescing: every level is its own push (ordering tests)
     poll_interval_s: 30
-"""
+{extra}"""
 
 
 @contextmanager
 def e2e_stack(
-    settings: Settings, folder: Path, *, worker_port: int, connectors_port: int, n_skus: int
+    settings: Settings,
+    folder: Path,
+    *,
+    worker_port: int,
+    connectors_port: int,
+    n_skus: int,
+    channel_extra: str = "",
 ) -> Iterator[Stack]:
-    """A worker, the fakes (``n_skus`` fresh SKUs at 0 on both) and the connectors."""
+    """A worker, the fakes (``n_skus`` fresh SKUs at 0 on both) and the connectors
+    (``channel_extra``: YAML lines added to both channel entries of their configuration)."""
     tag = uuid.uuid4().hex[:8]
     skus = [f"e2e-{tag}-{n}" for n in range(1, n_skus + 1)]
     ledger = folder / "ledger.yaml"
@@ -220,7 +231,9 @@ def e2e_stack(
         worker.start()
         config = folder / "connectors.yaml"
         config.write_text(
-            connectors_yaml(skus, fakes.shopify.url, fakes.woo.url, f"e2e-connectors-{tag}")
+            connectors_yaml(
+                skus, fakes.shopify.url, fakes.woo.url, f"e2e-connectors-{tag}", channel_extra
+            )
         )
         connectors = ConnectorsProcess(config, connectors_port, logs)
         connectors.start()

@@ -245,9 +245,7 @@ def test_a_shopify_delivery_triggered_longer_ago_than_the_window_is_refused_with
     async def scenario() -> None:
         async with (
             FakeShopify(seed=1, webhook_retries=0) as shop,
-            receiver(
-                ShopifyInbound(shopify_mapping(), ("shopify-secret",), max_age_s=3600)
-            ) as rx,
+            receiver(ShopifyInbound(shopify_mapping(), ("shopify-secret",), max_age_s=3600)) as rx,
         ):
             seed_shopify(shop)
             shop.clock_offset_s = -2 * 3600
