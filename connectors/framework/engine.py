@@ -11,11 +11,13 @@ Order of work for one channel (a *lane*):
    backoff; after ``max_attempts`` failures (throttles do not count) the item goes to the
    dead-letter sink and its SKU becomes *dirty*; ``refused`` is a drift alert (no retry
    until the next change or reconciliation).
-4. Dirty SKUs heal without anyone: as soon as the channel acknowledges any push, every dirty
-   SKU is queued again; while nothing else is pushed, an idle lane probes the channel every
-   ``dirty_retry_s`` by pushing its dirty SKUs again. A dirty SKU that fails again is not
-   dead-lettered a second time (it stays dirty). The dirty items and the acknowledged ones
-   are kept in a :class:`LaneStore` (the state folder) so a restart forgets neither.
+4. Dirty SKUs heal without anyone: as soon as the channel acknowledges any push, every SKU
+   made dirty by a transient failure (5xx, network) is queued again; every
+   ``dirty_retry_s`` an idle lane probes the channel by pushing all its dirty SKUs again
+   (those the channel refused as a request, e.g. bad credentials, only this way). A dirty
+   SKU that fails again is not dead-lettered a second time (it stays dirty). The dirty
+   items and the acknowledged ones are kept in a :class:`LaneStore` (the state folder) so
+   a restart forgets neither.
 
 Because each lane has exactly one worker and a waiting item is always newer than anything
 pushed before it, a channel never receives an older version after a newer one. A throttled
@@ -95,6 +97,7 @@ class Lane:
         self.acked: dict[str, PushItem] = {}
         self.recent: dict[str, deque[int]] = {}  # last quantities the channel acknowledged
         self.dirty: dict[str, PushItem] = {}  # finally failed; pushed again when it answers
+        self._transient: set[str] = set()  # dirty after retries ran out (not a refusal)
         self._store = store
         if store is not None:
             acked, dirty = store.load(self.channel)
@@ -104,6 +107,7 @@ class Lane:
                 if sku not in self.latest or item.version > self.latest[sku].version:
                     self.latest[sku] = item
                 self.dirty[sku] = item
+                self._transient.add(sku)
             metrics.DIRTY.labels(self.channel).set(len(self.dirty))
         self._dead_letter = dead_letter
         self._refused = refused
@@ -133,22 +137,29 @@ class Lane:
         self._wake.set()
         return True
 
-    def heal(self) -> int:
-        """Queue every dirty SKU again; returns how many were queued."""
-        return sum(self.force(sku) for sku in list(self.dirty))
+    def heal(self, *, transient_only: bool = False) -> int:
+        """Queue the dirty SKUs again (only those of transient failures if asked); returns
+        how many were queued."""
+        skus = self._transient if transient_only else self.dirty
+        return sum(self.force(sku) for sku in list(skus))
 
     def save(self) -> None:
         """Keep the acknowledged quantities (called when the levels offsets are committed)."""
         if self._store is not None:
             self._store.save_acked(self.channel, self.acked)
 
-    def _mark_dirty(self, item: PushItem) -> None:
+    def _mark_dirty(self, item: PushItem, *, transient: bool) -> None:
         self.dirty[item.sku] = item
+        if transient:
+            self._transient.add(item.sku)
+        else:
+            self._transient.discard(item.sku)
         metrics.DIRTY.labels(self.channel).set(len(self.dirty))
         if self._store is not None:
             self._store.save_dirty(self.channel, self.dirty)
 
     def _mark_clean(self, sku: str) -> None:
+        self._transient.discard(sku)
         if self.dirty.pop(sku, None) is not None:
             metrics.DIRTY.labels(self.channel).set(len(self.dirty))
             if self._store is not None:
@@ -227,14 +238,15 @@ class Lane:
                 # 30 s 429 storm must delay the newest quantity, never dead-letter it.
                 result.retry_after is None and item.attempt + 1 >= self.policy.max_attempts
             ):
+                transient = result.outcome is not Outcome.FAILED
                 known = self.dirty.get(item.sku)
                 if known is not None and known.version == item.version:
                     # a heal attempt failed: the SKU stays dirty, its record already exists
                     metrics.PUSHES.labels(self.channel, "still_dirty").inc()
-                    self._mark_dirty(item)
+                    self._mark_dirty(item, transient=transient)
                     continue
                 metrics.PUSHES.labels(self.channel, "dead_lettered").inc()
-                self._mark_dirty(item)
+                self._mark_dirty(item, transient=transient)
                 await self._dead_letter(item, result.error)
             elif item.sku in self.pending:
                 metrics.PUSHES.labels(self.channel, "superseded").inc()
@@ -252,8 +264,8 @@ class Lane:
                         rng=self._rng,
                     )
                 self._not_before = max(self._not_before, now + delay)
-        if answered and self.dirty:
-            self.heal()  # the channel answers again: push what it missed
+        if answered and self._transient:
+            self.heal(transient_only=True)  # the channel answers again: push what it missed
 
 
 def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[PushItem]:

@@ -226,3 +226,34 @@ def test_the_shopify_poll_pages_through_more_than_250_changed_orders() -> None:
             assert len(set(published.ids)) == 600
 
     asyncio.run(scenario())
+
+
+def test_a_sku_the_channel_refused_as_a_request_waits_for_the_probe_not_every_push() -> None:
+    """Given chair dirty because WooCommerce refused its request (401: a 4xx is not
+    transient) and a long probe interval, when table is then pushed successfully, then chair
+    is not pushed again with it (no retry loop on every push), and it stays dirty until the
+    probe; a reconciliation, which reads the channel, queues it again."""
+
+    async def scenario() -> None:
+        policy = LanePolicy(coalesce_s=0.01, max_attempts=3, dirty_retry_s=3600)
+        async with FakeWooCommerce(seed=2) as woo:
+            seed_woo(woo)
+            dead: list[tuple[PushItem, str]] = []
+            async with woo_engine(woo, dead, policy=policy) as engine:
+                woo.fail_next(1, status=401)
+                engine.offer(level("chair", 4, 2, "woocommerce"))
+                await engine.drained()
+                lane = engine.lanes["woocommerce"]
+                assert set(lane.dirty) == {"chair"} and len(dead) == 1
+                batches = woo.requests.count(("POST", "/wp-json/wc/v3/products/batch"))
+                engine.offer(level("table", 9, 7, "woocommerce"))
+                await engine.drained()
+                assert woo.products[2]["stock_quantity"] == 7
+                after = woo.requests.count(("POST", "/wp-json/wc/v3/products/batch"))
+                assert after == batches + 1
+                assert set(lane.dirty) == {"chair"}
+                await DriftDetector(engine).reconcile("woocommerce")
+                await engine.drained()
+                assert woo.products[1]["stock_quantity"] == 2 and not lane.dirty
+
+    asyncio.run(scenario())
