@@ -8,7 +8,9 @@ Parts (see ``connectors.framework`` for how each works):
 - the levels consumer feeding the outbound engine, which pushes to every channel that maps
   the SKU; dead letters go to ``stock.deadletter.v1``;
 - drift: Shopify's stock notifications are checked against our writes, and every channel is
-  reconciled on an interval.
+  reconciled on an interval; drift is an alert on ``stock.alerts.v1``;
+- the state folder (``connectors.framework.state``): polling checkpoints, dirty SKUs and the
+  quantities each channel acknowledged, so a restart resumes where the process stopped.
 
 Shutdown order on SIGTERM/SIGINT: stop taking webhooks (in-flight ones finish and are
 published), stop polling, stop reading levels, let the lanes push what they hold (bounded),
