@@ -22,6 +22,11 @@ Format::
         mapping: {shop: ..., push_location_id: 1, locations: {1: paris}, items: [...]}
         sync: realtime                     # or {every_minutes: 5}; optional coalesce_ms
         poll_interval_s: 60                # polling backup for lost webhooks (0 = off)
+        poll_lookback_s: 900               # first start only: poll this far back (later
+                                           # starts resume from the saved checkpoint)
+        webhook_max_age_s: 21600           # shopify: refuse deliveries triggered longer ago
+        retry: {max_attempts: 8, dirty_retry_s: 30}   # pushes: attempts before the dead
+                                           # letter; probe of a channel with dirty SKUs
         limits: {gql_capacity: 1000, gql_restore: 50}   # shopify; woo: {per_s: 5, burst: 10}
         max_batch: 100
         on_refusal: flag                   # a line the ledger rejected: cancel | backorder | flag
@@ -56,6 +61,9 @@ _CHANNEL_KEYS = {
     "mapping",
     "sync",
     "poll_interval_s",
+    "poll_lookback_s",
+    "webhook_max_age_s",
+    "retry",
     "limits",
     "max_batch",
     "on_refusal",
@@ -101,6 +109,10 @@ class ChannelInstance:
     max_batch: int
     api_version: str = "2026-01"
     on_refusal: str = "flag"  # what a line the ledger rejected does on the channel
+    poll_lookback_s: float = 900.0
+    webhook_max_age_s: float = 21600.0
+    max_attempts: int = 8
+    dirty_retry_s: float = 30.0
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -171,9 +183,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     kind = raw.get("kind")
     if kind not in KINDS:
         raise ConnectorConfigError(f"{path}.kind", f"{kind!r}: use one of {', '.join(KINDS)}")
-    base_url = _str(raw.get("base_url"), f"{path}.base_url")
-    if not base_url.startswith(("http://", "https://")):
-        raise ConnectorConfigError(f"{path}.base_url", f"{base_url!r} must start with https://")
+    base_url = _base_url(raw.get("base_url"), f"{path}.base_url")
     credentials, secrets = _credentials(raw.get("credentials"), f"{path}.credentials", kind)
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
@@ -191,6 +201,46 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
         on_refusal=_refusal(raw.get("on_refusal", "flag"), f"{path}.on_refusal"),
+        poll_lookback_s=_number(raw.get("poll_lookback_s", 900), f"{path}.poll_lookback_s"),
+        webhook_max_age_s=_number(
+            raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
+        ),
+        **_retry(raw.get("retry") or {}, f"{path}.retry"),
+    )
+
+
+def _retry(raw: Any, path: str) -> dict[str, Any]:
+    _keys(raw, path, {"max_attempts", "dirty_retry_s"})
+    return {
+        "max_attempts": int(_number(raw.get("max_attempts", 8), f"{path}.max_attempts", minimum=1)),
+        "dirty_retry_s": _number(
+            raw.get("dirty_retry_s", 30), f"{path}.dirty_retry_s", minimum=0.1
+        ),
+    }
+
+
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _base_url(raw: Any, path: str) -> str:
+    """https, or plain http to this machine only: the credentials travel in every request."""
+    from urllib.parse import urlsplit
+
+    base_url = _str(raw, path)
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ConnectorConfigError(path, f"{base_url!r} is not a URL") from None
+    if parts.scheme == "https" and host:
+        return base_url
+    if parts.scheme == "http" and (host in _LOOPBACK or host.startswith("127.")):
+        return base_url
+    raise ConnectorConfigError(
+        path,
+        f"{base_url!r}: use https:// (plain http:// is accepted only for a loopback address "
+        "such as 127.0.0.1 or localhost, i.e. a local fake): the API credentials are sent "
+        "with every request",
     )
 
 

@@ -10,7 +10,9 @@ Parts (see ``connectors.framework`` for how each works):
 - the decisions consumer: a line the ledger rejected is cancelled, marked backordered or
   flagged on its channel (``on_refusal``) and flagged lines listed at ``GET /v1/exceptions``;
 - drift: Shopify's stock notifications are checked against our writes, and every channel is
-  reconciled on an interval.
+  reconciled on an interval; drift is an alert on ``stock.alerts.v1``;
+- the state folder (``connectors.framework.state``): polling checkpoints, dirty SKUs and the
+  quantities each channel acknowledged, so a restart resumes where the process stopped.
 
 Shutdown order on SIGTERM/SIGINT: stop taking webhooks (in-flight ones finish and are
 published), stop polling, stop reading levels, let the lanes push what they hold (bounded),
@@ -32,16 +34,24 @@ import aiohttp
 from aiohttp import web
 
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.framework import redact
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
 from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
-from connectors.framework.kafka import KafkaDeadLetters, KafkaPublisher, LevelsSource
+from connectors.framework.kafka import (
+    KafkaDeadLetters,
+    KafkaDriftAlerts,
+    KafkaPublisher,
+    LevelsSource,
+)
 from connectors.framework.polling import Poller
 from connectors.framework.refusals import ExceptionsView, RefusalActions, RefusalHandler
+from connectors.framework.state import ConnectorState
 from connectors.framework.types import ChannelPusher, PushItem
 from connectors.server import InboundChannel, create_app
+from connectors.server import runner as receiver_runner
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.inbound import ShopifyInbound
 from connectors.shopify.limits import ShopifyLimits
@@ -59,7 +69,6 @@ from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
 
-POLL_LOOKBACK_S = 15 * 60  # first poll after a start looks back this far (downtime)
 DRAIN_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 30.0
 
@@ -88,7 +97,7 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
         )
         return Channel(
             inst,
-            ShopifyInbound(mapping, secrets, client),
+            ShopifyInbound(mapping, secrets, client, max_age_s=inst.webhook_max_age_s),
             ShopifyPusher(client, mapping, max_batch=inst.max_batch),
             ShopifyRefusals(client, mapping),
         )
@@ -132,24 +141,13 @@ async def _log_refused(item: PushItem, error: str) -> None:
     )
 
 
-async def _log_drift(channel: str, sku: str, ours: int, theirs: int, source: str) -> None:
-    log.warning(
-        "drift channel=%s sku=%s ours=%d theirs=%d source=%s: pushing ours again",
-        channel,
-        sku,
-        ours,
-        theirs,
-        source,
-    )
-
-
 async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[Any]]) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
             await step()
         except Exception as exc:  # a channel outage must not stop the loop
-            log.warning("%s failed, next in %.0fs: %r", what, interval_s, exc)
+            log.warning("%s failed, next in %.0fs: %s", what, interval_s, redact.describe(exc))
 
 
 class Runtime:
@@ -169,6 +167,7 @@ class Runtime:
 
         codec = codec_for(self.settings)
         publisher = KafkaPublisher(self.settings, codec)
+        state = ConnectorState.for_group(self.settings.state_dir, self.config.consumer_group)
         async with aiohttp.ClientSession() as session:
             channels = [build_channel(session, inst) for inst in self.config.channels]
             engine = OutboundEngine(
@@ -177,13 +176,20 @@ class Runtime:
                     c.instance.name: LanePolicy(
                         interval_s=c.instance.sync.interval_s,
                         coalesce_s=c.instance.sync.coalesce_s,
+                        max_attempts=c.instance.max_attempts,
+                        dirty_retry_s=c.instance.dirty_retry_s,
                     )
                     for c in channels
                 },
                 dead_letter=KafkaDeadLetters(publisher, codec),
                 refused=_log_refused,
+                store=state,
             )
-            drift = DriftDetector(engine, alert=_log_drift, grace_s=self.config.drift_grace_s)
+            drift = DriftDetector(
+                engine,
+                alert=KafkaDriftAlerts(publisher, codec),
+                grace_s=self.config.drift_grace_s,
+            )
             intake = Intake(publisher, observe=drift.observe)
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
             exceptions = ExceptionsView()
@@ -194,7 +200,7 @@ class Runtime:
             )
             app = create_app(intake, *inbounds)
             app.add_routes(exceptions_routes(exceptions))
-            runner = web.AppRunner(app, access_log=None)
+            runner = receiver_runner(app)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.settings.connectors_port)
             try:
@@ -227,7 +233,7 @@ class Runtime:
             engine.start()
             consume = asyncio.create_task(self._consume(levels, engine, skus), name="levels")
             background = [
-                *self._pollers(channels, intake),
+                *self._pollers(channels, intake, state),
                 asyncio.create_task(
                     _every(
                         self.config.reconcile_interval_s,
@@ -292,16 +298,26 @@ class Runtime:
         async for level in levels.levels():
             offer_level(engine, skus, level)
 
-    def _pollers(self, channels: list[Channel], intake: Intake) -> list[asyncio.Task[None]]:
+    def _pollers(
+        self, channels: list[Channel], intake: Intake, state: ConnectorState
+    ) -> list[asyncio.Task[None]]:
         tasks = []
         for c in channels:
+            name = c.instance.name
             if c.instance.poll_interval_s <= 0:
                 continue
+            saved = state.checkpoint(name)
+            # resume where the last poll ended, however long we were down; a first start
+            # looks back poll_lookback_s
+            lookback_ms = int(c.instance.poll_lookback_s * 1000)
+            start = saved if saved is not None else now_ms() - lookback_ms
+            log.info("poll %s from %s (%s)", name, start, "saved" if saved else "lookback")
             poller = Poller(
                 c.inbound,
                 intake,
-                checkpoint_ms=now_ms() - POLL_LOOKBACK_S * 1000,
+                checkpoint_ms=start,
                 interval_s=c.instance.poll_interval_s,
+                save=lambda ms, name=name: state.save_checkpoint(name, ms),  # type: ignore[misc]
             )
             tasks.append(asyncio.create_task(self._poll(poller), name=f"poll-{c.instance.name}"))
         return tasks
@@ -313,7 +329,7 @@ class Runtime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # rejected credentials, bad payload: say so, keep trying
-                log.warning("poll %s failed: %r", poller.feed.channel, exc)
+                log.warning("poll %s failed: %s", poller.feed.channel, redact.describe(exc))
                 await asyncio.sleep(poller.interval_s)
 
     async def _reconcile(self, drift: DriftDetector, channels: list[Channel]) -> None:
@@ -340,6 +356,7 @@ def run_connectors(settings: Settings) -> int:
     from connectors.config import ConnectorConfigError, load_connectors_config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact.install_log_filter()  # no credential in any line, whatever printed it
     try:
         config = load_connectors_config()
     except ConnectorConfigError as exc:

@@ -1,10 +1,14 @@
 """The webhook receiver: ``POST /webhooks/shopify`` and ``POST /webhooks/woocommerce``.
 
 For each delivery: read the raw bytes, let the channel verify the signature on them (401
-and no event when it fails), normalise, then hand the result to the ``Intake`` (dedupe,
-publish). Answers: 200 accepted / duplicate / stale / Woo ping; 400 unreadable body; 401
-bad signature; 503 when publishing failed, so Shopify retries (WooCommerce does not, the
-poller catches up). ``GET /metrics`` serves Prometheus, ``GET /health`` says alive.
+and no event when it fails), check the shop it names and its age, normalise, then hand the
+result to the ``Intake`` (dedupe, publish). Answers: 200 accepted / duplicate / stale / Woo
+ping; 400 unreadable body; 401 bad signature; 403 another shop than the configured one; 410
+a delivery older than ``webhook_max_age_s``; 413 a body over 1 MiB (refused on its
+``Content-Length``, or as soon as the bytes read pass the limit, never read to the end:
+serve the app with :func:`runner`, which does not drain unread bodies); 503 when publishing
+failed, so Shopify retries (WooCommerce does not, the poller catches up). ``GET /metrics``
+serves Prometheus, ``GET /health`` says alive.
 """
 
 from __future__ import annotations
@@ -18,9 +22,37 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.framework import metrics
 from connectors.framework.intake import Intake
+from connectors.framework.signing import ExpiredDeliveryError, ForeignSourceError
 from connectors.framework.types import Delivery, InvalidPayloadError, SignatureError
 
 log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # 1 MiB: an order with hundreds of lines is a few hundred KB
+
+
+class BodyTooLargeError(ValueError):
+    """The delivery is larger than :data:`MAX_BODY`."""
+
+
+async def read_limited(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The body, or :class:`BodyTooLargeError` as soon as it is known to pass ``limit``: at
+    once from ``Content-Length``, else after at most ``limit`` + one chunk read."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLargeError(f"Content-Length {request.content_length} > {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError(f"body passes {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> web.Response:
+    response = web.json_response({"error": f"body over {MAX_BODY} bytes"}, status=413)
+    response.force_close()  # the rest of the body is never read: end the connection
+    return response
 
 
 class InboundChannel(Protocol):
@@ -33,13 +65,26 @@ def _route(intake: Intake, inbound: InboundChannel) -> web.RouteDef:
     channel = inbound.channel
 
     async def receive(request: web.Request) -> web.Response:
-        raw = await request.read()
+        try:
+            raw = await read_limited(request)
+        except BodyTooLargeError as exc:
+            metrics.WEBHOOKS.labels(channel, "too_large").inc()
+            log.warning("webhook %s refused: %s", channel, exc)
+            return _too_large()
         try:
             delivery = await inbound.handle(request.headers, raw)
         except SignatureError as exc:
             metrics.WEBHOOKS.labels(channel, "bad_signature").inc()
             log.warning("webhook %s rejected: %s", channel, exc)
             return web.json_response({"error": "invalid signature"}, status=401)
+        except ForeignSourceError as exc:
+            metrics.WEBHOOKS.labels(channel, "foreign_shop").inc()
+            log.warning("webhook %s refused: %s", channel, exc)
+            return web.json_response({"error": str(exc)}, status=403)
+        except ExpiredDeliveryError as exc:
+            metrics.WEBHOOKS.labels(channel, "expired").inc()
+            log.warning("webhook %s refused: %s", channel, exc)
+            return web.json_response({"error": str(exc)}, status=410)
         except InvalidPayloadError as exc:
             metrics.WEBHOOKS.labels(channel, "invalid").inc()
             log.warning("webhook %s unreadable: %s", channel, exc)
@@ -66,7 +111,13 @@ async def _health(request: web.Request) -> web.Response:
 
 def create_app(intake: Intake, *channels: InboundChannel) -> web.Application:
     """The receiver app for these channels; each is served at ``/webhooks/{channel}``."""
-    app = web.Application(client_max_size=5 * 1024 * 1024)
+    app = web.Application(client_max_size=MAX_BODY)
     app.add_routes([_route(intake, c) for c in channels])
     app.add_routes([web.get("/metrics", _metrics), web.get("/health", _health)])
     return app
+
+
+def runner(app: web.Application) -> web.AppRunner:
+    """A runner for the receiver that closes a connection whose body was left unread (a
+    refused oversized delivery) instead of reading and discarding it."""
+    return web.AppRunner(app, access_log=None, lingering_time=0)

@@ -21,8 +21,11 @@ Outbound (``stock.levels.v1`` → channel)::
         batches of the channel's size, Retry-After / jittered backoff, dead-letter sink
         → <channel>.outbound.*Pusher.push(items)    (Shopify CAS + idempotency key; Woo batch)
         → <channel>.limits                          (the channel's bucket and throttle signals)
-    framework.drift.DriftDetector: echoes of our writes ignored, drift alerted and corrected;
-    ``reconcile(channel)`` compares every pushed SKU with the channel.
+    framework.drift.DriftDetector: echoes of our writes ignored, drift alerted (an alert on
+    ``stock.alerts.v1``) and corrected; ``reconcile(channel)`` compares every acknowledged
+    SKU with the channel. A push that fails for good leaves its SKU dirty, pushed again once
+    the channel answers; ``framework.state`` keeps checkpoints, dirty and acknowledged SKUs
+    in the state folder. ``framework.redact`` keeps credentials out of errors and logs.
 
 Order lifecycle and refusals::
 

@@ -61,11 +61,13 @@ class DriftDetector:
             await self._drift(obs.channel, obs.sku, acked.quantity, obs.quantity, "webhook")
 
     async def reconcile(self, channel: str) -> int:
-        """Compare every SKU we have pushed to ``channel`` with what it shows; returns the
-        number of drifting SKUs (each alerted and pushed again)."""
+        """Compare every SKU ``channel`` acknowledged (since the process started or, through
+        the lane store, before) with what it shows; returns the number of drifting SKUs (each
+        alerted and pushed again). Dirty SKUs are queued again too."""
         lane = self.engine.lanes[channel]
         settled = {sku: item for sku, item in lane.acked.items() if sku not in lane.pending}
         theirs = await lane.pusher.read(list(settled))
+        lane.heal()  # the channel answered: push the SKUs it missed while it did not
         drifting = 0
         for sku, quantity in theirs.items():
             ours = settled[sku]

@@ -9,8 +9,15 @@ Order of work for one channel (a *lane*):
 3. Each result: ``ok`` records the lag; ``retry`` puts the item back unless a newer version
    is already waiting, and pauses the lane for the channel's ``Retry-After`` or a jittered
    backoff; after ``max_attempts`` failures (throttles do not count) the item goes to the
-   dead-letter sink; ``refused`` is a drift alert (no retry until the next change or
-   reconciliation).
+   dead-letter sink and its SKU becomes *dirty*; ``refused`` is a drift alert (no retry
+   until the next change or reconciliation).
+4. Dirty SKUs heal without anyone: as soon as the channel acknowledges any push, every SKU
+   made dirty by a transient failure (5xx, network) is queued again; every
+   ``dirty_retry_s`` an idle lane probes the channel by pushing all its dirty SKUs again
+   (those the channel refused as a request, e.g. bad credentials, only this way). A dirty
+   SKU that fails again is not dead-lettered a second time (it stays dirty). The dirty
+   items and the acknowledged ones are kept in a :class:`LaneStore` (the state folder) so
+   a restart forgets neither.
 
 Because each lane has exactly one worker and a waiting item is always newer than anything
 pushed before it, a channel never receives an older version after a newer one. A throttled
@@ -26,9 +33,9 @@ from collections import deque
 from collections.abc import AsyncIterable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
-from connectors.framework import metrics
+from connectors.framework import metrics, redact
 from connectors.framework.ratelimit import backoff_delay
 from connectors.framework.types import (
     ChannelPusher,
@@ -50,6 +57,19 @@ class LanePolicy:
     max_attempts: int = 8
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 60.0
+    dirty_retry_s: float = 30.0
+
+
+class LaneStore(Protocol):
+    """Where a lane keeps what must survive a restart (see ``connectors.framework.state``)."""
+
+    def load(self, channel: str) -> tuple[dict[str, PushItem], dict[str, PushItem]]:
+        """The (acknowledged, dirty) items saved for ``channel``."""
+        ...
+
+    def save_dirty(self, channel: str, dirty: Mapping[str, PushItem]) -> None: ...
+
+    def save_acked(self, channel: str, acked: Mapping[str, PushItem]) -> None: ...
 
 
 async def _no_sink(item: PushItem, error: str) -> None:
@@ -67,6 +87,7 @@ class Lane:
         dead_letter: DeadLetterSink,
         refused: RefusalSink,
         rng: random.Random,
+        store: LaneStore | None = None,
     ) -> None:
         self.pusher = pusher
         self.channel = pusher.channel
@@ -75,6 +96,19 @@ class Lane:
         self.latest: dict[str, PushItem] = {}
         self.acked: dict[str, PushItem] = {}
         self.recent: dict[str, deque[int]] = {}  # last quantities the channel acknowledged
+        self.dirty: dict[str, PushItem] = {}  # finally failed; pushed again when it answers
+        self._transient: set[str] = set()  # dirty after retries ran out (not a refusal)
+        self._store = store
+        if store is not None:
+            acked, dirty = store.load(self.channel)
+            for sku, item in acked.items():
+                self.acked[sku] = self.latest[sku] = item
+            for sku, item in dirty.items():
+                if sku not in self.latest or item.version > self.latest[sku].version:
+                    self.latest[sku] = item
+                self.dirty[sku] = item
+                self._transient.add(sku)
+            metrics.DIRTY.labels(self.channel).set(len(self.dirty))
         self._dead_letter = dead_letter
         self._refused = refused
         self._rng = rng
@@ -103,14 +137,48 @@ class Lane:
         self._wake.set()
         return True
 
+    def heal(self, *, transient_only: bool = False) -> int:
+        """Queue the dirty SKUs again (only those of transient failures if asked); returns
+        how many were queued."""
+        skus = self._transient if transient_only else self.dirty
+        return sum(self.force(sku) for sku in list(skus))
+
+    def save(self) -> None:
+        """Keep the acknowledged quantities (called when the levels offsets are committed)."""
+        if self._store is not None:
+            self._store.save_acked(self.channel, self.acked)
+
+    def _mark_dirty(self, item: PushItem, *, transient: bool) -> None:
+        self.dirty[item.sku] = item
+        if transient:
+            self._transient.add(item.sku)
+        else:
+            self._transient.discard(item.sku)
+        metrics.DIRTY.labels(self.channel).set(len(self.dirty))
+        if self._store is not None:
+            self._store.save_dirty(self.channel, self.dirty)
+
+    def _mark_clean(self, sku: str) -> None:
+        self._transient.discard(sku)
+        if self.dirty.pop(sku, None) is not None:
+            metrics.DIRTY.labels(self.channel).set(len(self.dirty))
+            if self._store is not None:
+                self._store.save_dirty(self.channel, self.dirty)
+
     @property
     def idle(self) -> bool:
         return not self.pending and not self.busy
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.dirty:
+            self.heal()  # restored from the store: try them once at start
         while True:
-            await self._wake.wait()
+            try:
+                async with asyncio.timeout(self.policy.dirty_retry_s if self.dirty else None):
+                    await self._wake.wait()
+            except TimeoutError:
+                self.heal()  # idle with dirty SKUs: probe the channel with them
             if self.policy.interval_s is not None:
                 await asyncio.sleep(self.policy.interval_s)
             else:
@@ -138,7 +206,8 @@ class Lane:
         try:
             results = await self.pusher.push(batch)
         except Exception as exc:  # a bug or network failure must not kill the lane
-            return [PushResult(item, Outcome.RETRY, error=repr(exc)) for item in batch]
+            error = redact.describe(exc)
+            return [PushResult(item, Outcome.RETRY, error=error) for item in batch]
         answered = {r.item.sku for r in results}
         missing = [
             PushResult(item, Outcome.RETRY, error="no result from pusher")
@@ -148,9 +217,12 @@ class Lane:
         return [*results, *missing]
 
     async def _settle(self, results: list[PushResult], now: float) -> None:
+        answered = False
         for result in results:
             item = result.item
             if result.outcome is Outcome.OK:
+                answered = True
+                self._mark_clean(item.sku)
                 self.acked[item.sku] = item
                 self.recent.setdefault(item.sku, deque(maxlen=4)).append(item.quantity)
                 metrics.PUSHES.labels(self.channel, "ok").inc()
@@ -166,7 +238,15 @@ class Lane:
                 # 30 s 429 storm must delay the newest quantity, never dead-letter it.
                 result.retry_after is None and item.attempt + 1 >= self.policy.max_attempts
             ):
+                transient = result.outcome is not Outcome.FAILED
+                known = self.dirty.get(item.sku)
+                if known is not None and known.version == item.version:
+                    # a heal attempt failed: the SKU stays dirty, its record already exists
+                    metrics.PUSHES.labels(self.channel, "still_dirty").inc()
+                    self._mark_dirty(item, transient=transient)
+                    continue
                 metrics.PUSHES.labels(self.channel, "dead_lettered").inc()
+                self._mark_dirty(item, transient=transient)
                 await self._dead_letter(item, result.error)
             elif item.sku in self.pending:
                 metrics.PUSHES.labels(self.channel, "superseded").inc()
@@ -184,6 +264,8 @@ class Lane:
                         rng=self._rng,
                     )
                 self._not_before = max(self._not_before, now + delay)
+        if answered and self._transient:
+            self.heal(transient_only=True)  # the channel answers again: push what it missed
 
 
 def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[PushItem]:
@@ -223,6 +305,7 @@ class OutboundEngine:
         dead_letter: DeadLetterSink = _no_sink,
         refused: RefusalSink = _no_sink,
         seed: int | None = None,
+        store: LaneStore | None = None,
     ) -> None:
         rng = random.Random(seed)
         policies = policies or {}
@@ -233,6 +316,7 @@ class OutboundEngine:
                 dead_letter=dead_letter,
                 refused=refused,
                 rng=rng,
+                store=store,
             )
             for p in pushers
         }

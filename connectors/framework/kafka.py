@@ -1,4 +1,5 @@
-"""Thin Kafka adapters: the event publisher, the dead-letter sink and the levels source.
+"""Thin Kafka adapters: the event publisher, the dead-letter and alert sinks and the levels
+source.
 
 Everything here is I/O glue; the logic it feeds (intake, engine) is tested without Kafka.
 """
@@ -13,10 +14,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from connectors.framework import metrics
+from connectors.framework import metrics, redact
 from connectors.framework.engine import OutboundEngine
 from connectors.framework.types import PushItem, StockEventDict
 from schemas.codec import Codec, CodecError
+from schemas.times import now_ms
 from streams.kernel import topics
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.kafka_config import consumer_config, producer_config
@@ -80,12 +82,55 @@ class KafkaDeadLetters:
             metrics.DEAD_LETTERS,
             component=f"connector:{item.channel}",
             reason="push_failed",
-            error=error,
+            error=redact.scrub(error),
             original=orjson.dumps(item),
             key=item.sku.encode(),
         )
         value = self._codec.encode(topics.STOCK_DEADLETTER.value_schema, record)
         await self._publisher.produce(topics.STOCK_DEADLETTER.name, [(item.sku.encode(), value)])
+
+
+class KafkaDriftAlerts:
+    """Drift as ``stock.alerts.v1`` records of kind ``drift`` (the connectors write only this
+    kind; see the topic registry): the channel showed ``theirs`` where the ledger's figure,
+    last acknowledged by the channel, is ``ours``. ``value`` is the difference (theirs - ours)
+    and ``threshold`` our figure. A failure to publish is logged, never raised: the quantity
+    is pushed again whatever becomes of the alert."""
+
+    def __init__(self, publisher: KafkaPublisher, codec: Codec) -> None:
+        self._publisher = publisher
+        self._codec = codec
+
+    async def __call__(self, channel: str, sku: str, ours: int, theirs: int, source: str) -> None:
+        log.warning(
+            "drift channel=%s sku=%s ours=%d theirs=%d source=%s: pushing ours again",
+            channel,
+            sku,
+            ours,
+            theirs,
+            source,
+        )
+        at = now_ms()
+        record = {
+            "alert_id": f"drift:{channel}:{sku}:{source}:{at}",
+            "kind": "drift",
+            "sku": sku,
+            "location": None,
+            "channel": channel,
+            "value": theirs - ours,
+            "threshold": ours,
+            "message": f"{channel} shows {theirs} for {sku} where the ledger's figure is {ours} "
+            f"(found by {source}); {ours} is pushed again",
+            "event_id": None,
+            "at": at,
+        }
+        try:
+            value = self._codec.encode(topics.STOCK_ALERTS.value_schema, record)
+            await self._publisher.produce(topics.STOCK_ALERTS.name, [(sku.encode(), value)])
+        except Exception as exc:  # the correction goes ahead without the alert
+            log.warning("drift alert channel=%s sku=%s not published: %s", channel, sku, exc)
+            return
+        metrics.ALERTS.labels(channel, "drift").inc()
 
 
 class LevelsSource:
@@ -172,6 +217,8 @@ class LevelsSource:
             return False
         if not all(lane.idle for lane in self._engine.lanes.values()):
             return False
+        for lane in self._engine.lanes.values():
+            lane.save()  # the acknowledged quantities first: reconciliation after a restart
         try:
             self._consumer.commit(asynchronous=False)
         except KafkaException as exc:

@@ -4,7 +4,7 @@ dead-letter counter every component shares (``streams.kernel.metrics``)."""
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from streams.kernel.metrics import dead_letter_counter
 
@@ -60,6 +60,16 @@ DRIFT = Counter(
     "stockflow_connector_drift_total",
     "Channel quantities differing from ours, by source (webhook, reconciliation, refused).",
     ["channel", "source"],
+)
+DIRTY = Gauge(
+    "stockflow_connector_dirty_skus",
+    "SKUs whose last push failed for good; pushed again as soon as the channel answers.",
+    ["channel"],
+)
+ALERTS = Counter(
+    "stockflow_connector_alerts_total",
+    "Alerts the connectors wrote to stock.alerts.v1, by kind.",
+    ["channel", "kind"],
 )
 SYNC_LAG = Histogram(
     "stockflow_connector_sync_lag_seconds",

@@ -4,15 +4,20 @@ Webhooks are not guaranteed (WooCommerce never retries, both channels disable a 
 subscription), so each channel is also polled. The checkpoint is the newest order version
 seen; each poll asks again from ``overlap_s`` before it (clock skew, second-resolution
 times), and the intake's dedupe makes the overlap harmless.
+
+The checkpoint is handed to ``save`` after every poll that moved it (the runtime keeps it in
+the state folder), so a restart resumes where the last poll ended, however long the process
+was down; only a first start, with nothing saved, looks back a fixed time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
-from connectors.framework import metrics
+from connectors.framework import metrics, redact
 from connectors.framework.intake import Intake
 from connectors.framework.types import Delivery, ThrottledError, UnavailableError
 
@@ -34,12 +39,14 @@ class Poller:
         checkpoint_ms: int,
         interval_s: float = 60.0,
         overlap_s: float = 60.0,
+        save: Callable[[int], None] | None = None,
     ) -> None:
         self.feed = feed
         self.intake = intake
         self.checkpoint_ms = checkpoint_ms
         self.interval_s = interval_s
         self.overlap_ms = int(overlap_s * 1000)
+        self._save = save
 
     async def poll_once(self) -> int:
         """One poll; returns how many orders were read. The checkpoint moves only after every
@@ -50,7 +57,10 @@ class Poller:
         for delivery in deliveries:
             await self.intake.accept(delivery)
         metrics.POLLED_ORDERS.labels(self.feed.channel).inc(len(deliveries))
-        self.checkpoint_ms = max(self.checkpoint_ms, newest)
+        if newest > self.checkpoint_ms:
+            self.checkpoint_ms = newest
+            if self._save is not None:
+                self._save(newest)
         return len(deliveries)
 
     async def run(self) -> None:
@@ -59,6 +69,9 @@ class Poller:
                 await self.poll_once()
             except (ThrottledError, UnavailableError) as exc:
                 log.warning(
-                    "poll %s failed, next in %.0fs: %s", self.feed.channel, self.interval_s, exc
+                    "poll %s failed, next in %.0fs: %s",
+                    self.feed.channel,
+                    self.interval_s,
+                    redact.describe(exc),
                 )
             await asyncio.sleep(self.interval_s)

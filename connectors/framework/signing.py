@@ -28,3 +28,33 @@ def verify(secrets: Sequence[str], raw_body: bytes, header: str | None) -> None:
         matched |= hmac.compare_digest(sign(secret, raw_body).encode(), header.encode())
     if not matched:
         raise SignatureError("signature matches no configured secret")
+
+
+class ForeignSourceError(ValueError):
+    """A correctly signed delivery that names another shop than the configured one (two shops
+    sharing an app secret, or a misdirected subscription): answered 403, nothing published.
+    Point the shop's webhook at its own channel entry, or fix ``mapping.shop``/``site``."""
+
+
+class ExpiredDeliveryError(ValueError):
+    """A delivery triggered longer ago than the channel's ``webhook_max_age_s``: a replay of
+    an old, captured delivery. Answered 410; the poller reads the order's current state."""
+
+
+def _site(value: str) -> str:
+    return value.strip().lower().rstrip("/")
+
+
+def check_source(expected: str, header: str | None, name: str) -> None:
+    """The delivery's shop header (``name``) must name the configured shop or site."""
+    if header is None or _site(header) != _site(expected):
+        raise ForeignSourceError(f"{name} is {header!r}, this channel serves {expected!r}")
+
+
+def check_age(triggered_at_ms: int, now_ms: int, max_age_s: float) -> None:
+    """Refuse a delivery triggered more than ``max_age_s`` before ``now_ms``."""
+    age_s = (now_ms - triggered_at_ms) / 1000
+    if age_s > max_age_s:
+        raise ExpiredDeliveryError(
+            f"delivery triggered {age_s:.0f}s ago, more than webhook_max_age_s={max_age_s:g}"
+        )

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
+from connectors.framework import redact
 from connectors.framework.ratelimit import parse_retry_after
 from connectors.framework.types import RejectedError, UnavailableError
 from connectors.shopify.limits import ShopifyLimits
+
+_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+def next_page_info(link: str | None) -> str | None:
+    """The ``page_info`` of the ``rel="next"`` URL of a ``Link`` header, if there is one."""
+    if not link:
+        return None
+    match = _NEXT.search(link)
+    if match is None:
+        return None
+    values = parse_qs(urlsplit(match.group(1)).query).get("page_info")
+    return values[0] if values else None
 
 
 class ShopifyClient:
@@ -27,6 +43,7 @@ class ShopifyClient:
         self._session = session
         self._api = f"{base_url.rstrip('/')}/admin/api/{api_version}"
         self._headers = {"X-Shopify-Access-Token": token, "Content-Type": "application/json"}
+        redact.register(token)
         self.limits = limits or ShopifyLimits()
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
@@ -45,21 +62,36 @@ class ShopifyClient:
     async def orders_updated_since(
         self, updated_at_min: str, limit: int = 250
     ) -> list[dict[str, Any]]:
-        """Orders (any status) updated at or after ``updated_at_min``, oldest first."""
-        await self.limits.before_rest()
-        params = {
+        """Every order (any status) updated at or after ``updated_at_min``, oldest first,
+        following the ``Link: <…page_info=…>; rel="next"`` cursor page after page (Shopify
+        allows only ``limit`` beside ``page_info``: the cursor carries the filters)."""
+        params: dict[str, str] = {
             "updated_at_min": updated_at_min,
             "status": "any",
             "limit": str(limit),
             "order": "updated_at asc",
         }
-        body = await self._call("GET", "/orders.json", params=params, rest=True)
-        orders: list[dict[str, Any]] = body.get("orders", [])
-        return orders
+        orders: list[dict[str, Any]] = []
+        while True:
+            await self.limits.before_rest()
+            body, headers = await self._call_with_headers(
+                "GET", "/orders.json", params=params, rest=True
+            )
+            orders.extend(body.get("orders", []))
+            cursor = next_page_info(headers.get("Link"))
+            if cursor is None:
+                return orders
+            params = {"limit": str(limit), "page_info": cursor}
 
     async def _call(
         self, method: str, path: str, *, rest: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
+        body, _ = await self._call_with_headers(method, path, rest=rest, **kwargs)
+        return body
+
+    async def _call_with_headers(
+        self, method: str, path: str, *, rest: bool = False, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         try:
             async with self._session.request(
                 method, self._api + path, headers=self._headers, timeout=self._timeout, **kwargs
@@ -79,6 +111,7 @@ class ShopifyClient:
                 if response.status >= 400:
                     raise RejectedError(f"Shopify {response.status}: {payload}")
                 result: dict[str, Any] = payload
-                return result
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UnavailableError(f"Shopify unreachable: {exc!r}") from exc
+                return result, dict(response.headers)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # never {exc!r}: aiohttp's response errors print the request headers (the token)
+            raise UnavailableError(f"Shopify unreachable: {redact.describe(exc)}") from None

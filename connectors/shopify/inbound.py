@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from connectors.framework.events import event_id, stock_event
-from connectors.framework.signing import verify
+from connectors.framework.signing import check_age, check_source, verify
 from connectors.framework.types import (
     Delivery,
     InvalidPayloadError,
@@ -43,6 +43,8 @@ from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+SHOP_HEADER = "X-Shopify-Shop-Domain"
+TRIGGERED_HEADER = "X-Shopify-Triggered-At"
 ORDER_TOPICS = frozenset(
     {
         "orders/create",
@@ -179,15 +181,29 @@ class ShopifyInbound:
     """Verifies and normalises Shopify deliveries; with a client, also polls orders."""
 
     def __init__(
-        self, mapping: ShopifyMapping, secrets: Sequence[str], client: ShopifyClient | None = None
+        self,
+        mapping: ShopifyMapping,
+        secrets: Sequence[str],
+        client: ShopifyClient | None = None,
+        *,
+        max_age_s: float = 6 * 3600.0,
     ) -> None:
         self.mapping = mapping
         self.channel = mapping.channel
         self._secrets = tuple(secrets)
         self._client = client
+        self.max_age_s = max_age_s
 
     async def handle(self, headers: Mapping[str, str], raw: bytes) -> Delivery:
         verify(self._secrets, raw, _header(headers, HMAC_HEADER))  # before parsing anything
+        check_source(self.mapping.shop, _header(headers, SHOP_HEADER), SHOP_HEADER)
+        triggered = _header(headers, TRIGGERED_HEADER)
+        if triggered:
+            try:
+                triggered_ms = iso_to_ms(triggered)
+            except ValueError as exc:
+                raise InvalidPayloadError(f"{TRIGGERED_HEADER} unreadable: {exc}") from None
+            check_age(triggered_ms, now_ms(), self.max_age_s)
         topic = _header(headers, "X-Shopify-Topic") or ""
         try:
             payload = orjson.loads(raw)

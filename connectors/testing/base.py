@@ -8,6 +8,11 @@ Switches (all take effect on the next API request):
   response), which is what idempotency keys exist for.
 - ``storm(seconds, retry_after=1)``: every request is throttled for ``seconds``.
 - ``slow(ms, jitter_ms=0)``: every request waits ``ms`` plus a random 0..``jitter_ms``.
+- ``fail_next(n, status=302)``: a redirect to the same URL (``n`` ≥ 11 is a redirect loop,
+  which aiohttp reports as ``TooManyRedirects`` carrying the request's headers).
+- ``down(seconds, status=500)``: every request fails with ``status`` for ``seconds``.
+- ``clock_offset_s``: the fake's clock (order times, webhook times) runs this far from the
+  real one, so a test can simulate an outage of an hour without waiting for it.
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ class FakeChannel:
         self.webhooks: list[SentWebhook] = []
         self._failures: deque[Failure] = deque()
         self._storm_until = 0.0
+        self._down_until = 0.0
+        self._down_status = 500
+        self.clock_offset_s = 0.0
+        self.failed_requests = 0  # answered with the down() status
         self._storm_retry_after = 1.0
         self._slow_ms = 0
         self._jitter_ms = 0
@@ -131,6 +140,15 @@ class FakeChannel:
         self._storm_until = time.monotonic() + seconds
         self._storm_retry_after = retry_after
 
+    def down(self, seconds: float, status: int = 500) -> None:
+        """Every API request fails with ``status`` for the next ``seconds`` (an outage)."""
+        self._down_until = time.monotonic() + seconds
+        self._down_status = status
+
+    def now_iso(self, offset_s: float = 0.0, *, gmt_naive: bool = False) -> str:
+        """The fake's own now (shifted by ``clock_offset_s``), in the channel's style."""
+        return iso_now(self.clock_offset_s + offset_s, gmt_naive=gmt_naive)
+
     def slow(self, ms: int, jitter_ms: int = 0) -> None:
         self._slow_ms = ms
         self._jitter_ms = jitter_ms
@@ -155,7 +173,12 @@ class FakeChannel:
             await asyncio.sleep(delay / 1000)
         if time.monotonic() < self._storm_until:
             return self.throttled(self._storm_retry_after)
+        if time.monotonic() < self._down_until:
+            self.failed_requests += 1
+            return self.failure(self._down_status, None)
         failure = self._failures.popleft() if self._failures else None
+        if failure is not None and 300 <= failure.status < 400:
+            raise web.HTTPFound(request.path_qs)
         if failure is not None and not failure.after_apply:
             return self.failure(failure.status, failure.retry_after)
         response = await handler(request)

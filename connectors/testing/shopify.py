@@ -5,7 +5,8 @@
   ``nodes(ids:)`` read of ``InventoryItem.inventoryLevel(locationId:)``; a cost bucket with
   ``extensions.cost.throttleStatus`` on every answer and ``THROTTLED`` errors.
 - ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
-  leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``.
+  leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``; at most 250
+  per page, further pages through the ``Link: <…page_info=…>; rel="next"`` cursor.
 - ``orderCancel`` (reason, ``restock``, ``staffNote``; an order already cancelled is a user
   error, and cancelling sends ``orders/cancelled``) and ``tagsAdd`` on orders.
 - Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import re
 import time
 import uuid
@@ -31,7 +33,7 @@ import orjson
 from aiohttp import web
 
 from connectors.framework.signing import sign
-from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, serve_forever
+from connectors.testing.base import FakeChannel, SentWebhook, Write, serve_forever
 
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
@@ -97,6 +99,7 @@ class FakeShopify(FakeChannel):
         self.replays = 0
         self.cancellations: list[dict[str, Any]] = []  # orderCancel calls applied
         self.returns: dict[int, dict[str, Any]] = {}  # reverse fulfilment orders
+        self.pages_served = 0  # orders.json pages answered
         self._sent: dict[str, SentWebhook] = {}
         self._ids = 1000
         super().__init__(host=host, port=port, seed=seed)
@@ -126,7 +129,7 @@ class FakeShopify(FakeChannel):
     ) -> dict[str, Any]:
         """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed."""
         order_id = self._next_id()
-        now = iso_now()
+        now = self.now_iso()
         items = []
         for variant_id, qty in lines:
             item_id = self.variants[variant_id]
@@ -182,7 +185,7 @@ class FakeShopify(FakeChannel):
         by_id = {li["id"]: li for li in order["line_items"]}
         if lines is None:
             lines = [(li["id"], li["fulfillable_quantity"]) for li in order["line_items"]]
-        now = iso_now(1.0)
+        now = self.now_iso(1.0)
         shipped = []
         for line_id, qty in lines:
             line = by_id[line_id]
@@ -221,7 +224,7 @@ class FakeShopify(FakeChannel):
         order = self.orders[order_id]
         stored = next(f for f in order["fulfillments"] if f["id"] == fid)
         stored["status"] = status
-        stored["updated_at"] = order["updated_at"] = iso_now(2.0)
+        stored["updated_at"] = order["updated_at"] = self.now_iso(2.0)
         return {**stored, "order_id": order_id}
 
     def create_return(self, order_id: int, lines: list[int]) -> int:
@@ -266,7 +269,7 @@ class FakeShopify(FakeChannel):
 
     def cancel_order(self, order_id: int, *, later_s: float = 1.0) -> dict[str, Any]:
         order = self.orders[order_id]
-        order["cancelled_at"] = order["updated_at"] = iso_now(later_s)
+        order["cancelled_at"] = order["updated_at"] = self.now_iso(later_s)
         order["cancel_reason"] = "customer"
         return order
 
@@ -279,7 +282,7 @@ class FakeShopify(FakeChannel):
         refund = {
             "id": self._next_id(),
             "order_id": order_id,
-            "created_at": iso_now(2.0),
+            "created_at": self.now_iso(2.0),
             "restock": restock_type != "no_restock",
             "refund_line_items": [
                 {
@@ -309,11 +312,13 @@ class FakeShopify(FakeChannel):
         secret: str | None = None,
         event_id: str | None = None,
         retry: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> SentWebhook:
-        """Deliver like Shopify: retried on non-2xx with the same webhook id and body."""
+        """Deliver like Shopify: retried on non-2xx with the same webhook id and body.
+        ``headers`` override the ones Shopify would send (a test of a forged or old one)."""
         body = orjson.dumps(payload)
         webhook_id = str(uuid.UUID(int=self.rng.getrandbits(128)))
-        headers = {
+        sent_headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": topic,
             "X-Shopify-Hmac-Sha256": sign(secret or self.webhook_secret, body),
@@ -321,9 +326,10 @@ class FakeShopify(FakeChannel):
             "X-Shopify-API-Version": self.api_version,
             "X-Shopify-Webhook-Id": webhook_id,
             "X-Shopify-Event-Id": event_id or str(uuid.UUID(int=self.rng.getrandbits(128))),
-            "X-Shopify-Triggered-At": iso_now(),
+            "X-Shopify-Triggered-At": self.now_iso(),
+            **(headers or {}),
         }
-        sent = SentWebhook(topic, body, headers)
+        sent = SentWebhook(topic, body, sent_headers)
         self._sent[webhook_id] = sent
         self.webhooks.append(sent)
         await self._send(sent, target, attempts=1 + (self.webhook_retries if retry else 0))
@@ -394,16 +400,47 @@ class FakeShopify(FakeChannel):
         admitted, call_limit = self._rest_admit()
         if not admitted:
             return self.throttled(1 / self.rest_leak)
-        since = request.query.get("updated_at_min")
-        limit = min(250, int(request.query.get("limit", "50")))
+        # Cursor paging as Shopify's REST does it: at most 250 per page, a ``Link`` header
+        # with ``rel="next"`` whose ``page_info`` carries the filters; a request with
+        # ``page_info`` may not repeat them (400), and there is no page number.
         from schemas.times import iso_to_ms
 
-        rows = sorted(self.orders.values(), key=lambda o: iso_to_ms(o["updated_at"]))
-        if since:
-            rows = [o for o in rows if iso_to_ms(o["updated_at"]) >= iso_to_ms(since)]
-        return web.json_response(
-            {"orders": rows[:limit]}, headers={"X-Shopify-Shop-Api-Call-Limit": call_limit}
-        )
+        limit = min(250, int(request.query.get("limit", "50")))
+        page_info = request.query.get("page_info")
+        if page_info is not None:
+            if set(request.query) - {"page_info", "limit", "fields"}:
+                return web.json_response(
+                    {"errors": {"page_info": ["page_info cannot be combined with filters"]}},
+                    status=400,
+                )
+            try:
+                cursor = orjson.loads(base64.urlsafe_b64decode(page_info.encode()))
+                since_ms, after = int(cursor["since"]), (int(cursor["at"]), int(cursor["id"]))
+            except (ValueError, KeyError, TypeError):
+                return web.json_response({"errors": {"page_info": ["Invalid value."]}}, status=400)
+        else:
+            since = request.query.get("updated_at_min")
+            since_ms, after = (iso_to_ms(since) if since else 0), (-1, -1)
+        rows = sorted(self.orders.values(), key=lambda o: (iso_to_ms(o["updated_at"]), o["id"]))
+        rows = [
+            o
+            for o in rows
+            if iso_to_ms(o["updated_at"]) >= since_ms
+            and (iso_to_ms(o["updated_at"]), o["id"]) > after
+        ]
+        page, more = rows[:limit], len(rows) > limit
+        headers = {"X-Shopify-Shop-Api-Call-Limit": call_limit}
+        if more:
+            last = page[-1]
+            token = base64.urlsafe_b64encode(
+                orjson.dumps(
+                    {"since": since_ms, "at": iso_to_ms(last["updated_at"]), "id": last["id"]}
+                )
+            ).decode()
+            url = f"{self.url}{request.path}?limit={limit}&page_info={token}"
+            headers["Link"] = f'<{url}>; rel="next"'
+        self.pages_served += 1
+        return web.json_response({"orders": page}, headers=headers)
 
     # ---- GraphQL -----------------------------------------------------------------------
     def _cost(self, requested: float, actual: float | None) -> dict[str, Any]:
@@ -521,7 +558,7 @@ class FakeShopify(FakeChannel):
                     "code": "INVALID",
                 }
                 return {"orderCancel": {"job": None, "orderCancelUserErrors": [error]}}
-            order["cancelled_at"] = order["updated_at"] = iso_now(1.0)
+            order["cancelled_at"] = order["updated_at"] = self.now_iso(1.0)
             order["cancel_reason"] = str(variables.get("reason", "OTHER")).lower()
             self.cancellations.append(
                 {
@@ -549,7 +586,7 @@ class FakeShopify(FakeChannel):
             if tag not in tags:
                 tags.append(tag)
         order["tags"] = ", ".join(tags)
-        order["updated_at"] = iso_now(1.0)
+        order["updated_at"] = self.now_iso(1.0)
         return {"tagsAdd": {"node": {"id": gid}, "userErrors": []}}
 
     def _read_levels(self, variables: dict[str, Any]) -> dict[str, Any]:
@@ -681,7 +718,7 @@ class FakeShopify(FakeChannel):
                             "inventory_item_id": item,
                             "location_id": location,
                             "available": after,
-                            "updated_at": iso_now(),
+                            "updated_at": self.now_iso(),
                             "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{item}?inventory_item_id={item}",
                         },
                     )

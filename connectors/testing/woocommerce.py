@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from connectors.framework.signing import sign
-from connectors.testing.base import FakeChannel, SentWebhook, Write, iso_now, serve_forever
+from connectors.testing.base import FakeChannel, SentWebhook, Write, serve_forever
 from schemas.times import iso_to_ms
 
 API = "/wp-json/wc/v3"
@@ -98,7 +98,7 @@ class FakeWooCommerce(FakeChannel):
     def _modified(self) -> str:
         """GMT time without offset, one second later each call (Woo has second resolution)."""
         self._clock_s += 1
-        return iso_now(self._clock_s, gmt_naive=True)
+        return self.now_iso(self._clock_s, gmt_naive=True)
 
     # ---- set-up and switches ---------------------------------------------------------
     def add_product(self, pid: int, sku: str, qty: int, *, parent_id: int = 0) -> None:
@@ -220,13 +220,14 @@ class FakeWooCommerce(FakeChannel):
         *,
         target: str | None = None,
         secret: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> SentWebhook:
         body = orjson.dumps(payload)
         resource, event = topic.split(".", 1)
         delivery = hashlib.sha256(
             f"{topic}{time.time_ns()}{self.rng.random()}".encode()
         ).hexdigest()
-        headers = {
+        sent_headers = {
             "Content-Type": "application/json",
             "User-Agent": "WooCommerce/9.0.0 Hookshot (WordPress/6.6)",
             "X-WC-Webhook-Source": self.site,
@@ -236,10 +237,11 @@ class FakeWooCommerce(FakeChannel):
             "X-WC-Webhook-Signature": sign(secret or self.webhook_secret, body),
             "X-WC-Webhook-ID": "7",
             "X-WC-Webhook-Delivery-ID": delivery,
+            **(headers or {}),
         }
-        sent = SentWebhook(topic, body, headers)
+        sent = SentWebhook(topic, body, sent_headers)
         self.webhooks.append(sent)
-        sent.statuses.append(await self.post(self._target(target), body, headers))
+        sent.statuses.append(await self.post(self._target(target), body, sent_headers))
         return sent
 
     async def ping(self, *, target: str | None = None) -> int:
@@ -383,7 +385,7 @@ class FakeWooCommerce(FakeChannel):
                 return woo_error("rest_invalid_param", "Invalid parameter(s): status", 400)
             order["status"] = status
             if status == "completed":
-                order["date_completed_gmt"] = iso_now(self._clock_s + 1, gmt_naive=True)
+                order["date_completed_gmt"] = self.now_iso(self._clock_s + 1, gmt_naive=True)
         for meta in change.get("meta_data") or []:
             kept = next((m for m in order["meta_data"] if m["key"] == meta["key"]), None)
             if kept is None:
@@ -414,7 +416,7 @@ class FakeWooCommerce(FakeChannel):
         note = {
             "id": self._next_id(),
             "author": "WooCommerce",
-            "date_created_gmt": iso_now(gmt_naive=True),
+            "date_created_gmt": self.now_iso(gmt_naive=True),
             "note": str(body["note"]),
             "customer_note": bool(body.get("customer_note", False)),
         }

@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 
+from connectors.framework import redact
 from connectors.framework.ratelimit import parse_retry_after
 from connectors.framework.types import RejectedError, UnavailableError
 from connectors.woocommerce.limits import WooLimits
@@ -36,6 +37,7 @@ class WooClient:
         self._session = session
         self._api = f"{base_url.rstrip('/')}/wp-json/wc/v3"
         self._headers = {"Authorization": aiohttp.encode_basic_auth(consumer_key, consumer_secret)}
+        redact.register_basic_auth(consumer_key, consumer_secret)
         self.limits = limits or WooLimits()
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
@@ -59,8 +61,9 @@ class WooClient:
                     err = body if isinstance(body, dict) else {}
                     raise WooError(response.status, str(err.get("code")), str(err.get("message")))
                 return body, headers
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UnavailableError(f"WooCommerce unreachable: {exc!r}") from exc
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # never {exc!r}: aiohttp's response errors print the request headers (the keys)
+            raise UnavailableError(f"WooCommerce unreachable: {redact.describe(exc)}") from None
 
     async def orders_modified_after(
         self, modified_after: str, per_page: int = 100

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from connectors.framework.events import event_id, stock_event
-from connectors.framework.signing import verify
+from connectors.framework.signing import check_source, verify
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.mapping import WooMapping
@@ -34,6 +34,7 @@ from schemas.times import iso_to_ms, ms_to_iso
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 RESTOCKED_META = "_restock_refunded_items"  # order line meta set by wc_restock_refunded_items
+SOURCE_HEADER = "X-WC-Webhook-Source"
 PLACED = frozenset({"pending", "processing", "on-hold", "completed"})
 SHIPPED = frozenset({"completed"})
 CANCELLED = frozenset({"cancelled", "refunded", "failed"})
@@ -189,6 +190,7 @@ class WooInbound:
         if is_ping(headers, raw):
             return Delivery(self.channel, "ping", ping=True)
         verify(self._secrets, raw, _header(headers, SIGNATURE_HEADER))
+        check_source(self.mapping.site, _header(headers, SOURCE_HEADER), SOURCE_HEADER)
         topic = _header(headers, "X-WC-Webhook-Topic") or ""
         try:
             payload = orjson.loads(raw)

@@ -14,6 +14,7 @@ class Writer(StrEnum):
 
     CONNECTORS = "connectors"  # inbound connectors and the worker's HTTP intake
     LEDGER = "ledger"
+    LEDGER_AND_CONNECTORS = "ledger+connectors"  # each writes its own alert kinds, see below
     ANY = "any"  # the dead-letter topic takes records from every component
 
 
@@ -65,8 +66,10 @@ STOCK_ALERTS = TopicSpec(
     key="sku",
     value_schema="stockflow.v1.Alert",
     cleanup_policy="delete",
-    writer=Writer.LEDGER,
-    doc="Low stock, out of stock, back in stock, discrepancy, oversell attempt, drift.",
+    writer=Writer.LEDGER_AND_CONNECTORS,
+    doc="Low stock, out of stock, back in stock, discrepancy, oversell attempt (written by the"
+    " ledger, about stock figures); drift (written by the connectors, about a channel showing"
+    " another quantity than the ledger's). Two writers, disjoint kinds: no alert kind has two.",
 )
 STOCK_DEADLETTER = TopicSpec(
     name="stock.deadletter.v1",

@@ -167,8 +167,11 @@ def connectors_yaml(
     woo_url: str,
     group: str,
     on_refusal: dict[str, str] | None = None,
+    channel_extra: str = "",
 ) -> str:
+    """``channel_extra``: YAML lines (no indent) added to both channel entries."""
     policy = on_refusal or {}
+    extra = "".join(f"    {line}\n" for line in channel_extra.splitlines() if line.strip())
     shopify_items = "\n".join(
         f"        - {{sku: {s}, inventory_item_id: {100 + n}, variant_id: {10 * n}}}"
         for n, s in enumerate(stack_skus, start=1)
@@ -194,7 +197,7 @@ channels:
     sync: realtime
     poll_interval_s: 30
     on_refusal: {policy.get("shopify", "flag")}
-  - name: woocommerce
+{extra}  - name: woocommerce
     kind: woocommerce
     base_url: {woo_url}
     credentials: {{consumer_key: ck_test, consumer_secret: cs_test, webhook_secrets: [woo-secret]}}
@@ -205,7 +208,7 @@ channels:
     sync: {{coalesce_ms: 0}}  # no coalescing: every level is its own push (ordering tests)
     poll_interval_s: 30
     on_refusal: {policy.get("woocommerce", "flag")}
-"""
+{extra}"""
 
 
 @contextmanager
@@ -217,9 +220,11 @@ def e2e_stack(
     connectors_port: int,
     n_skus: int,
     on_refusal: dict[str, str] | None = None,
+    channel_extra: str = "",
 ) -> Iterator[Stack]:
     """A worker, the fakes (``n_skus`` fresh SKUs at 0 on both) and the connectors
-    (``on_refusal``: policy per channel name, default flag)."""
+    (``on_refusal``: policy per channel name, default flag; ``channel_extra``: YAML lines
+    added to both channel entries of their configuration)."""
     tag = uuid.uuid4().hex[:8]
     skus = [f"e2e-{tag}-{n}" for n in range(1, n_skus + 1)]
     ledger = folder / "ledger.yaml"
@@ -237,7 +242,12 @@ def e2e_stack(
         config = folder / "connectors.yaml"
         config.write_text(
             connectors_yaml(
-                skus, fakes.shopify.url, fakes.woo.url, f"e2e-connectors-{tag}", on_refusal
+                skus,
+                fakes.shopify.url,
+                fakes.woo.url,
+                f"e2e-connectors-{tag}",
+                on_refusal,
+                channel_extra,
             )
         )
         connectors = ConnectorsProcess(config, connectors_port, logs)

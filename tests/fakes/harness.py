@@ -14,6 +14,7 @@ from aiohttp import web
 from connectors.framework.intake import Intake, ObservationSink
 from connectors.framework.types import StockEventDict
 from connectors.server import InboundChannel, create_app
+from connectors.server import runner as make_runner
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.limits import ShopifyLimits
 from connectors.shopify.mapping import ShopifyItem, ShopifyMapping
@@ -59,7 +60,7 @@ async def receiver(
 ) -> AsyncIterator[Receiver]:
     published = Published()
     intake = Intake(published, observe=observe)
-    runner = web.AppRunner(create_app(intake, *channels), access_log=None)
+    runner = make_runner(create_app(intake, *channels))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

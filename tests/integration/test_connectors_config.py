@@ -31,14 +31,19 @@ def test_the_example_configuration_loads_and_never_prints_its_secrets() -> None:
         ("channels: []", "channels"),
         ("channels: [{name: s, kind: amazon}]", "channels[0].kind"),
         (
-            "channels: [{name: s, kind: shopify, base_url: http://x, credentials: {token: t,"
+            "channels: [{name: s, kind: shopify, base_url: https://x, credentials: {token: t,"
             " webhook_secrets: [a, b, c]}, mapping: {shop: x, push_location_id: 1}}]",
             "channels[0].credentials.webhook_secrets",
         ),
         (
-            "channels: [{name: s, kind: shopify, base_url: http://x, credentials: {token: t,"
+            "channels: [{name: s, kind: shopify, base_url: https://x, credentials: {token: t,"
             " webhook_secrets: [a]}, mapping: {shop: x}}]",
             "channels[0].mapping.push_location_id",
+        ),
+        (
+            "channels: [{name: s, kind: shopify, base_url: http://shop.example, credentials:"
+            " {token: t, webhook_secrets: [a]}, mapping: {shop: x, push_location_id: 1}}]",
+            "channels[0].base_url",
         ),
     ],
 )
