@@ -199,13 +199,16 @@ class Sink:
         while not stop.is_set():
             try:
                 preload()
-                self._set_outage(REGISTRY_UNAVAILABLE, False)
-                return True
             except Exception as exc:
                 if getattr(exc, "reason", None) != REGISTRY_UNAVAILABLE:
                     raise
                 self._set_outage(REGISTRY_UNAVAILABLE, True)
                 log.warning("sink: schema registry unavailable (%s); retry in %.1f s", exc, delay)
+            else:
+                if REGISTRY_UNAVAILABLE in self._causes:
+                    log.info("sink: schema registry answers again; starting")
+                self._set_outage(REGISTRY_UNAVAILABLE, False)
+                return True
             stop.wait(delay)
             delay = min(delay * 2, self.config.backoff_max)
         return False
@@ -379,7 +382,8 @@ class Sink:
         if cause is None:  # a programming error in the sink itself: do not loop
             raise exc
         cause = f"clickhouse_{cause}"
-        if cause != self._outage:
+        changed = cause != self._outage
+        if changed:
             if self._outage is not None:
                 self._set_outage(self._outage, False)
             self._outage = cause
@@ -393,7 +397,7 @@ class Sink:
         cap = min(self.config.backoff_max, self.config.backoff_initial * 2**self._failures)
         delay = random.uniform(self.config.backoff_initial, cap)  # full jitter, floored
         self._retry_at = now + delay
-        if self._failures == 1 or self._failures % 10 == 0:
+        if changed or self._failures % 10 == 0:
             log.warning(
                 "sink: ClickHouse cannot take rows now (cause %s, %s: %s); batch of %d rows"
                 " retried in %.1f s (attempt %d, %d rows buffered, nothing committed or"
