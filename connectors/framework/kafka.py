@@ -50,13 +50,17 @@ class KafkaPublisher:
         self._timeout = timeout_s
 
     async def __call__(self, events: Sequence[StockEventDict]) -> None:
-        await self.produce(
-            topics.STOCK_EVENTS.name,
-            [
+        try:
+            records = [
                 (e["sku"].encode(), self._codec.encode(topics.STOCK_EVENTS.value_schema, e))
                 for e in events
-            ],
-        )
+            ]
+        except CodecError as exc:
+            if exc.reason != "registry_unavailable":
+                raise
+            # Not the events' fault: the webhook answers 503 and the channel delivers again.
+            raise PublishError(f"{topics.STOCK_EVENTS.name}: {exc}") from None
+        await self.produce(topics.STOCK_EVENTS.name, records)
 
     async def produce(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         errors: list[str] = []
