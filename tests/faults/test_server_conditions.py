@@ -106,10 +106,9 @@ def test_a_registry_that_does_not_answer_dead_letters_no_good_event(
 ) -> None:
     """Given the ledger and events flowing in registry mode, when the schema registry stops
     answering (frozen: connections hang, like a registry under a long GC pause or a network
-    partition) and a sink is (re)started meanwhile, then the ledger goes on from the ids it
-    knows, the sink waits with its registry_unavailable alert raised, and once the registry
-    answers again every event is applied once and is in ClickHouse once; nothing is
-    dead-lettered."""
+    partition) and a sink and the ledger are (re)started meanwhile, then both wait (the sink
+    with its registry_unavailable alert raised), and once the registry answers again every
+    event is applied once and is in ClickHouse once; nothing is dead-lettered."""
     settings = dataclasses.replace(
         sink_settings(local_stack, unique_name), schema_registry_url=registry_url
     )
@@ -153,7 +152,13 @@ def test_a_registry_that_does_not_answer_dead_letters_no_good_event(
         frozen_at = time.monotonic()
         config = SinkConfig(max_age=0.5, backoff_max=2.0)
         with running_sink(settings, codec_for(settings), group, config) as sink:
-            time.sleep(max(0.0, REGISTRY_SECONDS - (time.monotonic() - frozen_at)))
+            # the ledger restarted meanwhile: it must ask the registry for the events' schema
+            ledger_dead = _ledger_dead_letters(worker)
+            worker.stop()
+            worker.start()
+            restarted_at = time.monotonic()
+            until = max(frozen_at + REGISTRY_SECONDS, restarted_at + 12)  # > one 10 s timeout
+            time.sleep(max(0.0, until - time.monotonic()))
             alerted = sample(sink.metrics, "stockflow_sink_paused", cause="registry_unavailable")
             os.kill(pid, signal.SIGCONT)
             thawed_at = time.monotonic()
@@ -161,25 +166,28 @@ def test_a_registry_that_does_not_answer_dead_letters_no_good_event(
             wait_for(lambda: _on_hand(worker, sku) == total, timeout=120, what="every receipt")
             wait_rows(settings, "stock_movements", "sku = %(s)s", {"s": sku}, total, timeout=120)
             caught_up = time.monotonic()
+            applied = _on_hand(worker, sku)
             outages = sample(
                 sink.metrics, "stockflow_sink_outages_total", cause="registry_unavailable"
             )
             cleared = sample(sink.metrics, "stockflow_sink_paused", cause="registry_unavailable")
             sink_dead = sink_dead_letters(sink.metrics)
-        ledger_dead = _ledger_dead_letters(worker)
+        ledger_dead += _ledger_dead_letters(worker)
+        ledger_waits = worker.logged().count("schema registry unavailable")
     finally:
         worker.stop()
     distinct, deltas, raw = distinct_and_raw(settings, sku)
     drop_database(settings)
     print(
         f"\n[registry] frozen {thawed_at - frozen_at:.1f} s: {total} events, 1 sink start"
-        f" waiting {outages:.0f} outage(s); applied {_applied(total)}; {distinct} movements"
+        f" waiting {outages:.0f} outage(s); applied {applied}/{total}; {distinct} movements"
         f" stored ({total - distinct} lost, {raw - distinct} replayed rows absorbed, 0 doubled:"
         f" sum of deltas {deltas}); dead letters: sink {sink_dead:.0f}, ledger"
-        f" {ledger_dead:.0f}; caught up {caught_up - thawed_at:.1f} s after"
+        f" {ledger_dead:.0f}; ledger restarted while frozen waited {ledger_waits} time(s);"
+        f" caught up {caught_up - thawed_at:.1f} s after"
     )
     assert alerted == 1 and outages >= 1 and cleared == 0
-    assert sink_dead == 0 and ledger_dead == 0
+    assert sink_dead == 0 and ledger_dead == 0 and ledger_waits >= 1
     assert distinct == total and deltas == total
 
 
@@ -187,10 +195,6 @@ def _on_hand(worker: WorkerProcess, sku: str) -> int | None:
     stock = worker.stock(sku) or {}
     value = stock.get("locations", {}).get("main", {}).get("on_hand")
     return int(value) if value is not None else None
-
-
-def _applied(total: int) -> str:
-    return f"{total}/{total}"
 
 
 def _ledger_dead_letters(worker: WorkerProcess) -> float:
