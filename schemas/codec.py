@@ -283,7 +283,7 @@ class RegistryCodec(Codec):
     def _unknown_id(self, schema_id: int) -> CodecError:
         return CodecError(
             "unknown_schema_id",
-            f"schema id {schema_id} is unknown to the registry at {self.client.url}: written "
+            f"schema id {schema_id} is unknown to the registry at {self.client.shown}: written "
             "against another registry, or the registry lost its data (in-memory storage?)",
         )
 

@@ -31,10 +31,11 @@ class RegistryClient:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         if not url.startswith(("http://", "https://")):
             raise RegistryError(
-                f"schema registry URL {url!r} must start with http:// or https://; "
-                "fix STOCKFLOW_SCHEMA_REGISTRY_URL"
+                f"schema registry URL {_without_credentials(url)!r} must start with http:// "
+                "or https://; fix STOCKFLOW_SCHEMA_REGISTRY_URL"
             )
         self.url = url.rstrip("/")
+        self.shown = _without_credentials(self.url)  # for messages: never the password
         self.timeout = timeout
 
     def register(self, subject: str, schema_json: str) -> int:
@@ -44,7 +45,7 @@ class RegistryClient:
         try:
             return int(answer["id"])
         except (KeyError, TypeError, ValueError):
-            raise RegistryError(f"POST {self.url}{path} answered {answer!r}, no id") from None
+            raise RegistryError(f"POST {self.shown}{path} answered {answer!r}, no id") from None
 
     def schema_by_id(self, schema_id: int) -> str:
         """The schema text registered under ``schema_id``; RegistryError(status=404) if none."""
@@ -53,7 +54,7 @@ class RegistryClient:
         try:
             return str(answer["schema"])
         except (KeyError, TypeError):
-            raise RegistryError(f"GET {self.url}{path} answered {answer!r}, no schema") from None
+            raise RegistryError(f"GET {self.shown}{path} answered {answer!r}, no schema") from None
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -63,7 +64,7 @@ class RegistryClient:
             method=method,
             headers={"Content-Type": CONTENT_TYPE, "Accept": CONTENT_TYPE},
         )
-        where = f"{method} {self.url}{path}"
+        where = f"{method} {self.shown}{path}"
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
                 text = answer.read()
@@ -74,10 +75,19 @@ class RegistryClient:
             raise RegistryError(f"{where}: HTTP {exc.code} {detail}{hint}", exc.code) from None
         except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSError
             raise RegistryError(
-                f"schema registry at {self.url} unreachable ({where}): {exc}; start it, or fix "
+                f"schema registry at {self.shown} unreachable ({where}): {exc}; start it, or fix "
                 "STOCKFLOW_SCHEMA_REGISTRY_URL"
             ) from None
         try:
             return json.loads(text)
         except ValueError:
             raise RegistryError(f"{where} answered non-JSON {text[:100]!r}; {_BASE_HINT}") from None
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@``: safe for logs and errors."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))

@@ -58,6 +58,12 @@ def _report(args: argparse.Namespace) -> int:
     return run_report(load(), args.name, args.format, args)
 
 
+def _deadletters(args: argparse.Namespace) -> int:
+    from streams.deadletters import run_deadletters
+
+    return run_deadletters(load(), args)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from deploy.bench import run_bench
 
@@ -112,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--channel", help="only this channel")
     report.add_argument("--limit", type=int, help="at most this many rows")
     report.set_defaults(func=_report)
+
+    dead = sub.add_parser("deadletters", help="list or replay dead letters")
+    dead.add_argument("action", choices=["list", "replay"])
+    dead.add_argument("--component", help="only those of this component (ledger, sink, ...)")
+    dead.add_argument("--reason", help="only those of this reason (undecodable, ...)")
+    dead.add_argument("--since", help="only those since: ISO date or time (UTC), or 30m, 6h, 7d")
+    dead.add_argument("--topic", help="only those read from this topic")
+    dead.add_argument("--limit", type=int, help="list: show at most the newest N")
+    dead.add_argument("--json", action="store_true", help="list: one JSON object per line")
+    dead.add_argument("--dry-run", action="store_true", help="replay: only count what would go")
+    dead.add_argument(
+        "--again", action="store_true", help="replay: also those replayed by an earlier run"
+    )
+    dead.set_defaults(func=_deadletters)
 
     bench = sub.add_parser("bench", help="measure raw Kafka, ledger, latency, sink, recovery")
     bench.add_argument("--quick", action="store_true", help="short smoke run (under a minute)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Gauge
 
 from connectors.framework import metrics, redact
 from connectors.framework.engine import OutboundEngine
@@ -25,6 +26,13 @@ from streams.kernel.kafka_config import consumer_config, producer_config
 from streams.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_STOPPED: dict[str, Any] = {}  # sentinel: the source stopped while waiting for the registry
+
+REGISTRY_WAITING = Gauge(
+    "stockflow_connector_registry_waiting",
+    "1 while the levels source waits for the schema registry (records are not dead-lettered).",
+)
 
 
 class PublishError(RuntimeError):
@@ -44,13 +52,17 @@ class KafkaPublisher:
         self._timeout = timeout_s
 
     async def __call__(self, events: Sequence[StockEventDict]) -> None:
-        await self.produce(
-            topics.STOCK_EVENTS.name,
-            [
+        try:
+            records = [
                 (e["sku"].encode(), self._codec.encode(topics.STOCK_EVENTS.value_schema, e))
                 for e in events
-            ],
-        )
+            ]
+        except CodecError as exc:
+            if exc.reason != "registry_unavailable":
+                raise
+            # Not the events' fault: the webhook answers 503 and the channel delivers again.
+            raise PublishError(f"{topics.STOCK_EVENTS.name}: {exc}") from None
+        await self.produce(topics.STOCK_EVENTS.name, records)
 
     async def produce(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         errors: list[str] = []
@@ -248,6 +260,8 @@ class LevelsSource:
                         yield newest
                 continue
             level = await self._decode(msg)
+            if level is _STOPPED:  # stopping during a registry outage: not read, not committed
+                break
             partition = msg.partition() or 0
             self.positions[partition] = (msg.offset() or 0) + 1
             self.consumed += 1
@@ -291,7 +305,7 @@ class LevelsSource:
     async def _decode(self, msg: Message) -> dict[str, Any] | None:
         raw = msg.value() or b""
         try:
-            _, level = self._codec.decode(raw)
+            _, level = await self._decode_waiting(raw, msg)
         except CodecError as exc:
             record = dead_letter(
                 metrics.DEAD_LETTERS,
@@ -311,3 +325,37 @@ class LevelsSource:
                 )
             return None
         return level
+
+    async def _decode_waiting(self, raw: bytes, msg: Message) -> tuple[str, dict[str, Any]]:
+        """Decode; while the schema registry does not answer, wait and try again (backoff up
+        to 30 s): a level is never dead-lettered because the registry is unwell."""
+        delay, since = 0.5, 0.0
+        while True:
+            try:
+                decoded = self._codec.decode(raw)
+            except CodecError as exc:
+                if exc.reason != "registry_unavailable":
+                    raise
+                if self._stopping:
+                    return "", _STOPPED
+                if not since:
+                    since = asyncio.get_running_loop().time()
+                    REGISTRY_WAITING.set(1)
+                    log.warning(
+                        "%s[%s] offset=%s: schema registry unavailable (%s); waiting, retried"
+                        " with backoff, nothing dead-lettered",
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        exc,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if since:
+                REGISTRY_WAITING.set(0)
+                log.info(
+                    "schema registry back after %.1f s; levels flow again",
+                    asyncio.get_running_loop().time() - since,
+                )
+            return decoded

@@ -60,6 +60,21 @@ class SinkMetrics:
             "1 while the consumer is paused because the buffer is full.",
             registry=r,
         )
+        self.outage = Gauge(
+            "stockflow_sink_paused",
+            "1 while the sink waits for a server that cannot take or serve data now, by cause"
+            " (clickhouse_read_only, clickhouse_disk_full, clickhouse_auth, clickhouse_restarting,"
+            " clickhouse_overloaded, clickhouse_unreachable, clickhouse_server_error,"
+            " registry_unavailable): it retries with backoff and dead-letters nothing meanwhile.",
+            ["cause"],
+            registry=r,
+        )
+        self.outages = Counter(
+            "stockflow_sink_outages_total",
+            "Outages the sink waited through (one per outage, not per retry), by cause.",
+            ["cause"],
+            registry=r,
+        )
         self.lag = Gauge(
             "stockflow_sink_consumer_lag_messages",
             "Messages of each topic not yet committed by the sink (high watermark - committed).",

@@ -17,7 +17,13 @@ record id and every report dedupes at query time, so a replay changes no figure.
 ClickHouse unavailable: step 2 is retried with exponential backoff (full jitter) while the
 consumer keeps filling the buffer; at ``capacity`` rows the assigned partitions are paused
 (and resumed once the buffer drains), so memory stays bounded and nothing is dropped or
-committed ahead. SIGTERM: stop consuming, flush and commit the buffer, exit 0.
+committed ahead. The same holds when ClickHouse is up but cannot take rows now (read-only,
+disk full, refusing the sink's credentials, restarting, overloaded): only a row ClickHouse
+refuses for its data is dead-lettered.
+Schema registry unavailable (a record whose schema id is not cached yet): the record is not
+dead-lettered; its partition is paused and sought back to it, and read again after a backoff.
+Every outage sets ``stockflow_sink_paused{cause}`` and logs its cause once, then every tenth
+retry, and once more when it ends. SIGTERM: stop consuming, flush and commit the buffer, exit 0.
 """
 
 from __future__ import annotations
@@ -41,10 +47,23 @@ from streams.sink.deadletters import Codec, DeadLetters
 from streams.sink.metrics import SinkMetrics
 from streams.sink.rows import Row, RowError, Table, event_id_of, to_rows
 from streams.sink.writer import Insert, write_batch
-from streams.warehouse.clickhouse import connect, database_name, is_unavailable
+from streams.warehouse.clickhouse import (
+    connect,
+    database_name,
+    first_line,
+    is_unavailable,
+    outage_cause,
+)
 from streams.warehouse.migrations import migrate
 
 log = logging.getLogger("stockflow.sink")
+
+REGISTRY_UNAVAILABLE = "registry_unavailable"
+
+
+class RegistryUnavailableError(Exception):
+    """The codec could not reach the schema registry for this record: read it again later."""
+
 
 SINK_GROUP = "stockflow-sink"
 
@@ -112,12 +131,18 @@ class Sink:
         self._inserted = Tally[str]()
         self._next_lag = 0.0
         self._next_progress = 0.0
+        self._outage: str | None = None  # cause of the ClickHouse outage under way
+        self._held: dict[tuple[str, int], int] = {}  # partition -> offset to read again
+        self._held_until = 0.0
+        self._registry_failures = 0
+        self._registry_down_since: float | None = None
+        self._causes: set[str] = set()  # outages under way
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> int:
         """Consume until ``stop`` is set, then flush and commit. 0 if everything got out."""
-        if not self._migrate(stop):
+        if not self._migrate(stop) or not self._preload(stop):
             return 1
         insert = self._insert or ClickHouseInsert(self.settings)
         self._insert = insert
@@ -165,6 +190,29 @@ class Sink:
             delay = min(delay * 2, self.config.backoff_max)
         return False
 
+    def _preload(self, stop: threading.Event) -> bool:
+        """Register the schemas now (registry mode), so a dead letter can always be encoded."""
+        preload = getattr(self.codec, "preload", None)
+        if preload is None:
+            return True
+        delay = self.config.backoff_initial
+        while not stop.is_set():
+            try:
+                preload()
+            except Exception as exc:
+                if getattr(exc, "reason", None) != REGISTRY_UNAVAILABLE:
+                    raise
+                self._set_outage(REGISTRY_UNAVAILABLE, True)
+                log.warning("sink: schema registry unavailable (%s); retry in %.1f s", exc, delay)
+            else:
+                if REGISTRY_UNAVAILABLE in self._causes:
+                    log.info("sink: schema registry answers again; starting")
+                self._set_outage(REGISTRY_UNAVAILABLE, False)
+                return True
+            stop.wait(delay)
+            delay = min(delay * 2, self.config.backoff_max)
+        return False
+
     def _shutdown(self) -> int:
         deadline = self.clock() + self.config.shutdown_seconds
         while len(self.buffer) and self.clock() < deadline:
@@ -196,8 +244,17 @@ class Sink:
             # Paused: poll anyway to stay in the group and serve rebalance callbacks.
             messages = consumer.consume(num_messages=1, timeout=self.config.poll_seconds)
         now = self.clock()
+        blocked: dict[tuple[str, int], int] = {}
         for message in messages:
-            self._take(message, now)
+            where = (message.topic() or "", message.partition() or 0)
+            if where in blocked:
+                continue  # read again from the blocked record, in order
+            try:
+                self._take(message, now)
+            except RegistryUnavailableError as exc:
+                blocked[where] = message.offset() or 0
+                self._registry_down(exc, blocked)
+        self._registry_check()
         if self.buffer.due(self.clock()) and self.clock() >= self._retry_at:
             self.flush()
         self.metrics.buffered.set(self.buffer.rows)
@@ -219,9 +276,16 @@ class Sink:
             return
         event_id: str | None = None
         try:
-            schema, record = self.codec.decode(value)
+            try:
+                schema, record = self.codec.decode(value)
+            except Exception as exc:
+                if getattr(exc, "reason", None) == REGISTRY_UNAVAILABLE:
+                    raise RegistryUnavailableError(str(exc)) from None
+                raise
             event_id = event_id_of(record)
             table, rows = to_rows(schema, record, partition, offset)
+        except RegistryUnavailableError:
+            raise
         except RowError as exc:
             reason, error = exc.reason, str(exc)
         except Exception as exc:  # the codec's CodecError, or anything a bad payload raises
@@ -231,6 +295,7 @@ class Sink:
             self.buffer.add(
                 Entry(topic, partition, offset, table, tuple(rows), key, value, event_id, now)
             )
+            self._registry_ok()
             return
         self._dead_letter(reason, error, topic, partition, offset, key, value, event_id)
         # Kept as an empty entry: its offset is committed in order, after its dead letter.
@@ -299,18 +364,30 @@ class Sink:
         self.metrics.buffered.set(self.buffer.rows)
         if self._down_since is not None:
             log.info(
-                "sink: ClickHouse back after %.1f s and %d failed attempts; catching up"
+                "sink: ClickHouse back after %.1f s and %d failed attempts (%s); catching up"
                 " (%d rows buffered)",
                 self.clock() - self._down_since,
                 self._failures,
+                self._outage,
                 self.buffer.rows,
             )
+        if self._outage is not None:
+            self._set_outage(self._outage, False)
         self._failures, self._down_since, self._retry_at = 0, None, 0.0
+        self._outage = None
         return True
 
     def _unavailable(self, exc: BaseException, batch: Batch) -> None:
-        if not is_unavailable(exc):  # a programming error in the sink itself: do not loop
+        cause = outage_cause(exc)
+        if cause is None:  # a programming error in the sink itself: do not loop
             raise exc
+        cause = f"clickhouse_{cause}"
+        changed = cause != self._outage
+        if changed:
+            if self._outage is not None:
+                self._set_outage(self._outage, False)
+            self._outage = cause
+            self._set_outage(cause, True)
         self.metrics.failures.labels(kind="unavailable").inc()
         self.metrics.retries.inc()
         self._failures += 1
@@ -320,12 +397,14 @@ class Sink:
         cap = min(self.config.backoff_max, self.config.backoff_initial * 2**self._failures)
         delay = random.uniform(self.config.backoff_initial, cap)  # full jitter, floored
         self._retry_at = now + delay
-        if self._failures == 1 or self._failures % 10 == 0:
+        if changed or self._failures % 10 == 0:
             log.warning(
-                "sink: ClickHouse unavailable (%s: %s); batch of %d rows retried in"
-                " %.1f s (attempt %d, %d rows buffered, nothing committed)",
+                "sink: ClickHouse cannot take rows now (cause %s, %s: %s); batch of %d rows"
+                " retried in %.1f s (attempt %d, %d rows buffered, nothing committed or"
+                " dead-lettered)",
+                cause,
                 type(exc).__name__,
-                exc,
+                first_line(exc),
                 batch.rows,
                 delay,
                 self._failures,
@@ -354,7 +433,9 @@ class Sink:
                 self.buffer.rows,
             )
         elif self._paused and self.buffer.rows <= self.buffer.capacity // 2:
-            consumer.resume(consumer.assignment())
+            consumer.resume(
+                [tp for tp in consumer.assignment() if (tp.topic, tp.partition) not in self._held]
+            )
             self._paused = False
             self.metrics.paused.set(0)
             log.info("sink: consumer resumed (%d rows buffered)", self.buffer.rows)
@@ -363,6 +444,8 @@ class Sink:
         log.info("sink: assigned %d partitions", len(partitions))
         if self._paused:
             consumer.pause(partitions)
+        for tp in partitions:
+            self._held.pop((tp.topic, tp.partition), None)  # read from the committed offset
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Hand over cleanly: write and commit what we hold while the partitions are ours.
@@ -374,12 +457,76 @@ class Sink:
         self._forget(partitions)
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._held.pop((tp.topic, tp.partition), None)
         dropped = self.buffer.drop((tp.topic, tp.partition) for tp in partitions)
         if dropped:
             log.warning(
                 "sink: %d uncommitted records of revoked partitions left for their next owner",
                 dropped,
             )
+
+    # -- outages of the schema registry -------------------------------------------------
+
+    def _registry_down(
+        self, exc: RegistryUnavailableError, blocked: dict[tuple[str, int], int]
+    ) -> None:
+        """Pause the blocked partitions at their undecoded record; try again after a backoff."""
+        consumer = self._consumer()
+        parts = [TopicPartition(t, p, o) for (t, p), o in blocked.items()]
+        fresh = [tp for tp in parts if (tp.topic, tp.partition) not in self._held]
+        if fresh:
+            consumer.pause(fresh)
+        for tp in parts:
+            self._held[(tp.topic, tp.partition)] = tp.offset
+            consumer.seek(tp)
+        self._registry_failures += 1
+        now = self.clock()
+        if self._registry_down_since is None:
+            self._registry_down_since = now
+            self._set_outage(REGISTRY_UNAVAILABLE, True)
+        self.metrics.retries.inc()
+        cap = min(self.config.backoff_max, self.config.backoff_initial * 2**self._registry_failures)
+        delay = random.uniform(self.config.backoff_initial, cap)
+        self._held_until = now + delay
+        if self._registry_failures == 1 or self._registry_failures % 10 == 0:
+            log.warning(
+                "sink: schema registry unavailable (%s); %s paused at the record, read again"
+                " in %.1f s (attempt %d, nothing dead-lettered)",
+                exc,
+                " ".join(f"{t}[{p}] offset={o}" for (t, p), o in blocked.items()),
+                delay,
+                self._registry_failures,
+            )
+
+    def _registry_check(self) -> None:
+        """Resume held partitions once their backoff is over."""
+        if self._held and self.clock() >= self._held_until:
+            consumer = self._consumer()
+            held = [TopicPartition(t, p, o) for (t, p), o in self._held.items()]
+            self._held.clear()
+            if not self._paused:
+                consumer.resume(held)
+
+    def _registry_ok(self) -> None:
+        """A record's schema was read: if the registry was down, the outage is over."""
+        if self._registry_down_since is not None and not self._held:
+            log.info(
+                "sink: schema registry back after %.1f s and %d failed attempts",
+                self.clock() - self._registry_down_since,
+                self._registry_failures,
+            )
+            self._set_outage(REGISTRY_UNAVAILABLE, False)
+            self._registry_down_since, self._registry_failures = None, 0
+
+    def _set_outage(self, cause: str, on: bool) -> None:
+        """Raise or clear the alert of one cause; each outage is counted once."""
+        if on and cause not in self._causes:
+            self.metrics.outages.labels(cause=cause).inc()
+            self._causes.add(cause)
+        elif not on:
+            self._causes.discard(cause)
+        self.metrics.outage.labels(cause=cause).set(1 if on else 0)
 
     def _consumer(self) -> Consumer:
         assert self.consumer is not None, "run() creates the consumer"

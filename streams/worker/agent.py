@@ -104,11 +104,7 @@ class LedgerStep:
         write_context: Callable[[Any], AbstractContextManager[Any]] | None = None,
     ) -> BatchResult:
         """Apply ``items`` (message, opaque event handle) and store the states."""
-        result = BatchResult()
-        outbox: list[tuple[str, bytes | None, bytes]] = []
-        now = now_ms()
-        for message, handle in items:
-            self._apply_one(message, handle, now, result, outbox)
+        result, outbox = await self._apply_all(items)
         metrics.BATCH.observe(len(items))
         pending = [await self.send(topic, key, value) for topic, key, value in outbox]
         if pending:
@@ -119,6 +115,34 @@ class LedgerStep:
             if self.on_state is not None:
                 self.on_state(key, state)
         return result
+
+    async def _apply_all(
+        self, items: Sequence[tuple[Message, Any]]
+    ) -> tuple[BatchResult, list[tuple[str, bytes | None, bytes]]]:
+        """Apply every item; while the schema registry does not answer, wait and apply the
+        whole batch again (nothing is sent or stored before this returns, so a retry is
+        clean): an event is never dead-lettered because the registry is unwell."""
+        delay = 0.5
+        while True:
+            result = BatchResult()
+            outbox: list[tuple[str, bytes | None, bytes]] = []
+            now = now_ms()
+            try:
+                for message, handle in items:
+                    self._apply_one(message, handle, now, result, outbox)
+                return result, outbox
+            except CodecError as exc:
+                if exc.reason != "registry_unavailable":
+                    raise
+                log.warning(
+                    "ledger: schema registry unavailable (%s); batch of %d events applied"
+                    " again in %.1f s, nothing dead-lettered",
+                    exc,
+                    len(items),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _apply_one(
         self,
@@ -149,6 +173,8 @@ class LedgerStep:
                 state = SkuState.from_bytes(stored) if stored is not None else None
             state, emitted = apply(state, event, self.config, now)
         except CodecError as exc:
+            if exc.reason == "registry_unavailable":
+                raise  # not the event's fault: the batch is applied again later
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
             _events("undecodable", "invalid").inc()
             return

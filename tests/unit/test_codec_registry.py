@@ -173,3 +173,17 @@ def test_random_confluent_framed_bytes_only_raise_codec_error(
     header = codec.encode("StockLevel", SAMPLES[LEVEL])[:5]
     with contextlib.suppress(CodecError):
         assert codec.decode(header + body)[0] == LEVEL
+
+
+def test_an_unreachable_registry_is_registry_unavailable_and_never_shows_its_password() -> None:
+    """Given a registry URL with credentials and nothing listening, when a record is decoded,
+    then the error is registry_unavailable (retried by its callers, not dead-lettered) and
+    neither its text nor its repr holds the password."""
+    from tests.support.ports import free_port
+
+    codec = registry_codec(f"http://stock:s3cr3t-pw@127.0.0.1:{free_port()}/apis/ccompat/v7")
+    with pytest.raises(CodecError) as raised:
+        codec.decode(b"\x00\x00\x00\x00\x07body")
+    assert raised.value.reason == "registry_unavailable"
+    assert "s3cr3t-pw" not in str(raised.value) and "s3cr3t-pw" not in repr(raised.value)
+    assert "***@127.0.0.1" in str(raised.value)

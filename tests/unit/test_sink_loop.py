@@ -8,6 +8,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from schemas.codec import CodecError
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_MOVEMENTS
 from streams.sink.buffer import Entry
@@ -26,6 +27,21 @@ class JsonCodec:
 
     def encode(self, schema: str, record: dict[str, Any]) -> bytes:
         return json.dumps({"schema": schema, "record": record}, default=str).encode()
+
+
+class RegistryDownCodec(JsonCodec):
+    """The JSON codec behind a schema registry that may not answer: while ``down``, every
+    decode fails as the registry codec does for a schema id it has not cached."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.refusals = 0
+
+    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        if self.down:
+            self.refusals += 1
+            raise CodecError("registry_unavailable", "schema registry at http://r unreachable")
+        return super().decode(data)
 
 
 @dataclass
@@ -60,18 +76,22 @@ class FakeConsumer:
 
     log: dict[int, list[bytes]]
     position: dict[int, int] = field(default_factory=dict)
-    paused: bool = False
+    paused_parts: set[int] = field(default_factory=set)
     pauses: int = 0
     commits: list[dict[int, int]] = field(default_factory=list)
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, p) for p in self.log]
 
+    @property
+    def paused(self) -> bool:
+        return bool(self.paused_parts)
+
     def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        if self.paused:
-            return []
         out: list[FakeMessage] = []
         for p, values in self.log.items():
+            if p in self.paused_parts:
+                continue
             while len(out) < num_messages and self.position.get(p, 0) < len(values):
                 o = self.position.get(p, 0)
                 out.append(FakeMessage(TOPIC, p, o, values[o]))
@@ -79,10 +99,14 @@ class FakeConsumer:
         return out
 
     def pause(self, parts: list[TopicPartition]) -> None:
-        self.paused, self.pauses = True, self.pauses + 1
+        self.paused_parts |= {tp.partition for tp in parts}
+        self.pauses += 1
 
     def resume(self, parts: list[TopicPartition]) -> None:
-        self.paused = False
+        self.paused_parts -= {tp.partition for tp in parts}
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.position[tp.partition] = tp.offset
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
         assert asynchronous is False
@@ -269,3 +293,69 @@ def test_an_empty_entry_still_commits_in_order() -> None:
     sink.buffer.add(Entry(TOPIC, 0, 0, None, (), added_at=0.0))
     assert sink.flush()
     assert consumer.commits == [{0: 1}] and ch.rows == []
+
+
+def test_a_registry_outage_pauses_the_partitions_and_dead_letters_nothing() -> None:
+    """Given 20 records on 2 partitions and a schema registry that does not answer, when the
+    sink runs, then it dead-letters nothing, inserts and commits nothing, raises the
+    registry_unavailable alert and retries; when the registry answers again, then every
+    record lands exactly once, commits reach the end and the alert is cleared."""
+    log = {0: [movement(i) for i in range(10)], 1: [movement(100 + i) for i in range(10)]}
+    sink, consumer, ch, dl, clock = make_sink(log, capacity=100)
+    codec = RegistryDownCodec()
+    sink.codec = codec
+    codec.down = True
+    sample = sink.metrics.registry.get_sample_value
+    for _ in range(40):
+        sink.step()
+        clock.now += 0.5
+    assert dl.sent == [] and ch.rows == [] and consumer.commits == []
+    assert codec.refusals > 2  # retried, with backoff (not once per step)
+    assert codec.refusals < 40
+    assert sample("stockflow_sink_paused", {"cause": "registry_unavailable"}) == 1
+    assert sample("stockflow_sink_outages_total", {"cause": "registry_unavailable"}) == 1
+
+    codec.down = False
+    for _ in range(40):
+        sink.step()
+        clock.now += 0.5
+    assert dl.sent == []
+    assert sorted(ch.coordinates()) == sorted((p, o) for p in (0, 1) for o in range(10))
+    assert len(ch.rows) == 20
+    final: dict[int, int] = {}
+    for c in consumer.commits:
+        final.update(c)
+    assert final == {0: 10, 1: 10}
+    assert sample("stockflow_sink_paused", {"cause": "registry_unavailable"}) == 0
+
+
+def test_clickhouse_read_only_raises_its_alert_and_clears_it_when_writable_again() -> None:
+    """Given ClickHouse answering READONLY (code 164) to inserts, when the sink runs, then
+    nothing is dead-lettered or committed and stockflow_sink_paused{cause=clickhouse_read_only}
+    is 1; when inserts are accepted again, every record lands and the alert is 0."""
+    from clickhouse_driver.errors import ServerException
+
+    log = {0: [movement(i) for i in range(6)]}
+    sink, consumer, ch, dl, clock = make_sink(log, capacity=100)
+    read_only = True
+    write = ch.__call__
+
+    def insert(table: Table, rows: list[Row]) -> None:
+        if read_only:
+            raise ServerException("Cannot insert into table in readonly mode.", code=164)
+        write(table, rows)
+
+    sink._insert = insert
+    sample = sink.metrics.registry.get_sample_value
+    for _ in range(10):
+        sink.step()
+        clock.now += 0.5
+    assert dl.sent == [] and consumer.commits == []
+    assert sample("stockflow_sink_paused", {"cause": "clickhouse_read_only"}) == 1
+    read_only = False
+    for _ in range(20):
+        sink.step()
+        clock.now += 0.5
+    assert dl.sent == [] and len(ch.rows) == 6 and consumer.commits[-1] == {0: 6}
+    assert sample("stockflow_sink_paused", {"cause": "clickhouse_read_only"}) == 0
+    assert sample("stockflow_sink_outages_total", {"cause": "clickhouse_read_only"}) == 1
