@@ -14,6 +14,7 @@ Format (every key optional)::
     journal_limit: 1000                # recent on_hand movements kept per SKU for count rebase
     journal_max_age_seconds: 604800    # ... and no older than this
     hold_ttl_seconds: 900              # expiry of a hold that carries no expires_at
+    max_qty: 1000000000                # bound of |qty| in one event (intake and ledger)
     locations:
       - name: paris-wh
         safety_stock: 2                # kept back from every channel
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from schemas.events import MAX_QTY
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -111,6 +114,7 @@ class LedgerConfig:
     journal_limit: int = 1_000
     journal_max_age_ms: int = 7 * 24 * 3600 * 1000
     hold_ttl_ms: int = 15 * 60 * 1000
+    max_qty: int = MAX_QTY
 
     def safety_stock(self, location: str) -> int:
         loc = self.locations.get(location)
@@ -137,6 +141,7 @@ _TOP_KEYS = {
     "journal_limit",
     "journal_max_age_seconds",
     "hold_ttl_seconds",
+    "max_qty",
     "locations",
     "channels",
 }
@@ -190,7 +195,21 @@ def parse_config(raw: Any) -> LedgerConfig:
         journal_max_age_ms=1000
         * _int(raw.get("journal_max_age_seconds"), "journal_max_age_seconds", 7 * 24 * 3600, 1),
         hold_ttl_ms=1000 * _int(raw.get("hold_ttl_seconds"), "hold_ttl_seconds", 900, 1),
+        max_qty=_max_qty(raw.get("max_qty")),
     )
+
+
+MAX_QTY_CEILING = 10**12  # keeps every sum of a SKU's movements far inside a 64-bit integer
+
+
+def _max_qty(raw: Any) -> int:
+    value: int = _int(raw, "max_qty", MAX_QTY, 1)
+    if value > MAX_QTY_CEILING:
+        raise ConfigError(
+            "max_qty",
+            f"{value} is above {MAX_QTY_CEILING:,}; quantities that large are unit errors",
+        )
+    return value
 
 
 def _locations(raw: Any) -> dict[str, LocationConfig]:

@@ -33,7 +33,7 @@ def apply(
     state: SkuState | None, event: dict[str, Any], config: LedgerConfig, now_ms: int
 ) -> tuple[SkuState, Emitted]:
     """Apply one StockEvent (as the Avro decoder gives it) to the SKU's state."""
-    kind = check(event, default_location=config.default_location)
+    kind = check(event, default_location=config.default_location, max_qty=config.max_qty)
     sku = event["sku"]
     if state is None:
         state = SkuState(sku=sku)

@@ -83,7 +83,12 @@ def register_views(app: faust.App, table: Any, codec: Codec, config: LedgerConfi
                 return body
             if isinstance(body, list) and len(body) > MAX_BATCH:
                 return self.json({"error": f"at most {MAX_BATCH} events per request"}, status=413)
-            results = parse_items(body, source="api", default_location=config.default_location)
+            results = parse_items(
+                body,
+                source="api",
+                default_location=config.default_location,
+                max_qty=config.max_qty,
+            )
             valid = [r.event for r in results if r.event is not None]
             await publish(valid)
             metrics.API_REJECTED.labels(route="/v1/events").inc(len(results) - len(valid))
