@@ -9,6 +9,13 @@ Commit order, per batch of events taken from ``stock.events.v1``:
 A crash before 3 replays the events onto the old state: outputs may repeat (downstream
 dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events whose
 ids are already in the state: they are skipped. So the state is exactly-once per event.
+
+One event never stops the ledger: any failure while applying or encoding it (a state that
+does not decode, a value too large for its Avro field, a defect in a rule) dead-letters it
+with reason ``internal_error`` and a traceback summary, puts its SKU back as it was before
+the event, and the batch goes on. The rules change state in place, so nothing is copied on
+the way: a rollback decodes the SKU's stored bytes again and re-applies the batch's earlier
+events of that SKU (the rules are deterministic for one ``now``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -71,12 +79,31 @@ class Table(Protocol):
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
 
 
+INTERNAL_ERROR = "internal_error"
+_SUMMARY_FRAMES = 4
+_SUMMARY_CHARS = 600
+
+
+def failure_summary(exc: BaseException) -> str:
+    """The exception's type, its message and the innermost frames (file:line in function),
+    without local values, bounded in size: what a dead letter may carry."""
+    message = " ".join(str(exc).split())[:200]
+    frames = traceback.extract_tb(exc.__traceback__)[-_SUMMARY_FRAMES:]
+    where = " < ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in reversed(frames)
+    )
+    return f"{type(exc).__name__}: {message} [at {where}]"[:_SUMMARY_CHARS]
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    internal_errors: int = 0
     touched: dict[bytes, tuple[SkuState, Any]] = field(default_factory=dict)
+    # per SKU touched: its stored bytes before the batch, and the events applied since
+    base: dict[bytes, tuple[bytes | None, list[dict[str, Any]]]] = field(default_factory=dict)
 
 
 class LedgerStep:
@@ -95,13 +122,20 @@ class LedgerStep:
         self.table = table
         self.send = send
         self.on_state = on_state
+        self._context: Callable[[Any], AbstractContextManager[Any]] | None = None
 
     async def run(
         self,
         items: Sequence[tuple[Message, Any]],
         write_context: Callable[[Any], AbstractContextManager[Any]] | None = None,
     ) -> BatchResult:
-        """Apply ``items`` (message, opaque event handle) and store the states."""
+        """Apply ``items`` (message, opaque event handle) and store the states.
+
+        ``write_context(handle)`` makes ``handle`` the framework's current event: each key is
+        read and written under its own event, because a partitioned store (Faust's RocksDB
+        store) serves a key from the partition of the current event.
+        """
+        self._context = write_context
         result = BatchResult()
         outbox: list[tuple[str, bytes | None, bytes]] = []
         now = now_ms()
@@ -129,6 +163,8 @@ class LedgerStep:
         raw = message.value or b""
         event_id: str | None = None
         event: dict[str, Any] = {}
+        key: bytes | None = None
+        mark = len(outbox)
         try:
             event = self.codec.decode_as(EVENT_SCHEMA, raw)
             event_id = event["event_id"]
@@ -139,29 +175,83 @@ class LedgerStep:
                     f"record key {message.key!r} is not the event's SKU {event['sku']!r}; "
                     "producers must key stock events by SKU",
                 )
-            touched = result.touched.get(key)
-            if touched is not None:
-                state: SkuState | None = touched[0]
-            else:
-                stored = self.table.get(key)
-                state = SkuState.from_bytes(stored) if stored is not None else None
+            state = self._state(key, handle, result)
             state, emitted = apply(state, event, self.config, now)
+            if emitted.duplicate:
+                result.duplicates += 1
+                _events(event["type"], "duplicate").inc()
+                return
+            self._emit(key, event, emitted, outbox, now)
         except CodecError as exc:
+            if key is not None:  # an output did not encode: the event changed state
+                self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
+                return
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
             _events("undecodable", "invalid").inc()
             return
-        except InvalidEvent as exc:
+        except InvalidEvent as exc:  # raised before the rules change anything
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
             _events(str(event.get("type")), "invalid").inc()
             return
-        if emitted.duplicate:
-            result.duplicates += 1
-            _events(event["type"], "duplicate").inc()
+        except Exception as exc:  # a defect or a limit hit: this event only, never the batch
+            self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
             return
         result.applied += 1
         result.touched[key] = (state, handle)
+        result.base[key][1].append(event)
         _events(event["type"], "applied").inc()
-        self._emit(key, event, emitted, outbox, now)
+
+    def _state(self, key: bytes, handle: Any, result: BatchResult) -> SkuState | None:
+        """The SKU's state as this batch left it, else as stored (remembering the bytes)."""
+        touched = result.touched.get(key)
+        if touched is not None:
+            return touched[0]
+        with self._context(handle) if self._context else nullcontext():
+            stored = self.table.get(key)
+        if key not in result.base:
+            result.base[key] = (stored, [])
+        return SkuState.from_bytes(stored) if stored is not None else None
+
+    def _fail(
+        self,
+        message: Message,
+        outbox: list[tuple[str, bytes | None, bytes]],
+        mark: int,
+        result: BatchResult,
+        key: bytes | None,
+        now: int,
+        exc: Exception,
+        event_id: str | None,
+        event: dict[str, Any],
+    ) -> None:
+        """Dead-letter the event as ``internal_error`` and put its SKU back as it was."""
+        del outbox[mark:]  # outputs of the failed event that did encode
+        kind = event.get("type") if isinstance(event.get("type"), str) else None
+        summary = failure_summary(exc)
+        log.error(
+            "%s[%s] offset=%s event_id=%s sku=%s: internal error, event dead-lettered and "
+            "its SKU rolled back: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            event_id,
+            key.decode(errors="replace") if key is not None else None,
+            summary,
+        )
+        if key is not None and key in result.touched:
+            result.touched[key] = (self._replayed(key, result, now), result.touched[key][1])
+        result.internal_errors += 1
+        self._dead(message, outbox, result, INTERNAL_ERROR, summary, event_id)
+        _events(kind or "unknown", "failed").inc()
+
+    def _replayed(self, key: bytes, result: BatchResult, now: int) -> SkuState:
+        """The SKU's state before the failed event: stored bytes + this batch's earlier events."""
+        stored, applied = result.base[key]
+        state = SkuState.from_bytes(stored) if stored is not None else None
+        for event in applied:
+            state, _ = apply(state, event, self.config, now)
+        assert state is not None  # at least one event was applied to be touched
+        return state
 
     def _emit(
         self,

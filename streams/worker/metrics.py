@@ -10,7 +10,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS = Counter(
     "stockflow_ledger_events_total",
-    "Stock events handled by the ledger, by event type and outcome (applied, duplicate, invalid).",
+    "Stock events handled by the ledger, by event type and outcome "
+    "(applied, duplicate, invalid, failed).",
     ["type", "outcome"],
     registry=REGISTRY,
 )
