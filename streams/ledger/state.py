@@ -231,6 +231,16 @@ class SkuState:
                 f"not a stockflow SKU state of format {_FORMAT} (magic={magic!r}, format={fmt}); "
                 "the changelog topic holds foreign data: point the app at its own topic"
             )
+        try:
+            return cls._from_parts(data, end_body, end_ids)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:  # orjson's error too
+            raise StateFormatError(
+                f"stockflow SKU state of format {_FORMAT} with an unreadable body ({exc}); "
+                "the changelog record is corrupt"
+            ) from None
+
+    @classmethod
+    def _from_parts(cls, data: bytes, end_body: int, end_ids: int) -> SkuState:
         doc: list[Any] = orjson.loads(data[_HEADER.size : end_body])
         ids: array[int] = array("Q")
         ids.frombytes(data[end_body:end_ids])
