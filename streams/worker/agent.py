@@ -4,7 +4,9 @@ Commit order, per batch of events taken from ``stock.events.v1``:
  1. decode and apply every event to its SKU's state (pure rules, in partition order);
  2. send every output record (levels, movements, decisions, alerts, dead letters) and wait
     until Kafka acknowledged all of them;
- 3. write each touched SKU's new state to the table (one changelog record per SKU);
+ 3. write each touched SKU's new state to the table's changelog (one record per SKU) and
+    wait until Kafka acknowledged all of them, then put them in the store
+    (:mod:`streams.worker.changelog`);
  4. Faust acknowledges the events, and commits their offsets later.
 A crash before 3 replays the events onto the old state: outputs may repeat (downstream
 dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events whose
@@ -64,6 +66,7 @@ def _alerts(kind: str) -> Any:
 
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+Write = Callable[[Sequence[tuple[bytes, bytes, Any]]], Awaitable[None]]
 
 
 class Message(Protocol):
@@ -116,12 +119,16 @@ class LedgerStep:
         table: Table,
         send: Send,
         on_state: Callable[[bytes, SkuState], None] | None = None,
+        write: Write | None = None,
     ) -> None:
+        """``write``: stores a batch's (key, state bytes, event handle) and returns once they
+        are durable; without it, ``table[key] = value`` under each event's context."""
         self.codec = codec
         self.config = config
         self.table = table
         self.send = send
         self.on_state = on_state
+        self.write = write
         self._context: Callable[[Any], AbstractContextManager[Any]] | None = None
 
     async def run(
@@ -145,10 +152,17 @@ class LedgerStep:
         pending = [await self.send(topic, key, value) for topic, key, value in outbox]
         if pending:
             await asyncio.gather(*pending)  # outputs acknowledged before the state moves on
-        for key, (state, handle) in result.touched.items():
-            with write_context(handle) if write_context else nullcontext():
-                self.table[key] = state.to_bytes()
-            if self.on_state is not None:
+        writes = [
+            (key, state.to_bytes(), handle) for key, (state, handle) in result.touched.items()
+        ]
+        if self.write is not None:
+            await self.write(writes)  # acknowledged by Kafka before the events are
+        else:
+            for key, value, handle in writes:
+                with write_context(handle) if write_context else nullcontext():
+                    self.table[key] = value
+        if self.on_state is not None:
+            for key, (state, _) in result.touched.items():
                 self.on_state(key, state)
         return result
 

@@ -16,6 +16,7 @@ from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.config import LedgerConfig
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
+from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.holds import HoldIndex
 from streams.worker.web import register_views
 
@@ -78,7 +79,10 @@ class Ledger:
             partitions=settings.partitions,
         )
         self.holds = HoldIndex()
-        self.step = LedgerStep(codec, config, self.table, self._send, self.holds.track)
+        self.writer = AckedTableWriter(self.table, lambda: self.app.producer, _writing_as)
+        self.step = LedgerStep(
+            codec, config, self.table, self._send, self.holds.track, self.writer.write
+        )
         self._register()
 
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> Any:
@@ -88,7 +92,13 @@ class Ledger:
         app = self.app
 
         async def process(events: Sequence[Any]) -> None:
-            await self.step.run([(event.message, event) for event in events], _writing_as)
+            try:
+                await self.step.run([(event.message, event) for event in events], _writing_as)
+            except ChangelogWriteError as exc:
+                # the batch's events stay unacknowledged: stop, so a restart replays them
+                log.critical("ledger stops: %s", exc)
+                await self.app.crash(exc)
+                raise
 
         batcher = EventBatcher(process, max_events=2000, max_delay=0.005)
 
