@@ -12,6 +12,10 @@ A crash before 3 replays the events onto the old state: outputs may repeat (down
 dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events whose
 ids are already in the state: they are skipped. So the state is exactly-once per event.
 
+A schema registry that does not answer (``CodecError`` reason ``registry_unavailable``, on
+decode or encode) is not the event's fault: the batch is applied again from the stored
+states after a backoff, until the registry answers; nothing is dead-lettered for it.
+
 One event never stops the ledger: any failure while applying or encoding it (a state that
 does not decode, a value too large for its Avro field, a defect in a rule) dead-letters it
 with reason ``internal_error`` and a traceback summary, puts its SKU back as it was before
@@ -83,6 +87,9 @@ class Table(Protocol):
 
 
 INTERNAL_ERROR = "internal_error"
+REGISTRY_UNAVAILABLE = "registry_unavailable"
+PAUSE_FIRST_S = 0.5
+PAUSE_MAX_S = 30.0
 _SUMMARY_FRAMES = 4
 _SUMMARY_CHARS = 600
 
@@ -143,11 +150,7 @@ class LedgerStep:
         store) serves a key from the partition of the current event.
         """
         self._context = write_context
-        result = BatchResult()
-        outbox: list[tuple[str, bytes | None, bytes]] = []
-        now = now_ms()
-        for message, handle in items:
-            self._apply_one(message, handle, now, result, outbox)
+        result, outbox = await self._apply_all(items)
         metrics.BATCH.observe(len(items))
         pending = [await self.send(topic, key, value) for topic, key, value in outbox]
         if pending:
@@ -165,6 +168,34 @@ class LedgerStep:
             for key, (state, _) in result.touched.items():
                 self.on_state(key, state)
         return result
+
+    async def _apply_all(
+        self, items: Sequence[tuple[Message, Any]]
+    ) -> tuple[BatchResult, list[tuple[str, bytes | None, bytes]]]:
+        """Apply the batch in memory; while the schema registry does not answer, wait and
+        apply it again from the stored states (nothing was sent or stored yet): a registry
+        outage pauses the ledger and never dead-letters good events."""
+        delay = PAUSE_FIRST_S
+        while True:
+            result = BatchResult()
+            outbox: list[tuple[str, bytes | None, bytes]] = []
+            now = now_ms()
+            try:
+                for message, handle in items:
+                    self._apply_one(message, handle, now, result, outbox)
+                return result, outbox
+            except CodecError as exc:
+                if exc.reason != REGISTRY_UNAVAILABLE:
+                    raise
+                metrics.PAUSES.labels(cause=REGISTRY_UNAVAILABLE).inc()
+                log.warning(
+                    "schema registry unavailable (%s): batch of %d events paused, retry in %.1f s",
+                    exc,
+                    len(items),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, PAUSE_MAX_S)
 
     def _apply_one(
         self,
@@ -197,6 +228,8 @@ class LedgerStep:
                 return
             self._emit(key, event, emitted, outbox, now)
         except CodecError as exc:
+            if exc.reason == REGISTRY_UNAVAILABLE:
+                raise  # a server is unwell, not the event: the batch pauses
             if key is not None:  # an output did not encode: the event changed state
                 self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
                 return

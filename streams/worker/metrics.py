@@ -66,3 +66,9 @@ API_REJECTED = Counter(
     ["route"],
     registry=REGISTRY,
 )
+PAUSES = Counter(
+    "stockflow_ledger_pauses_total",
+    "Batches the ledger paused and retried because a server was unavailable, by cause.",
+    ["cause"],
+    registry=REGISTRY,
+)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from schemas.codec import Codec, single_object_codec
+from schemas.codec import Codec, CodecError, single_object_codec
 from schemas.events import stock_event
 from streams.kernel.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_MOVEMENTS
 from streams.ledger import DEFAULT_CONFIG, SkuState, apply
@@ -219,3 +219,48 @@ def test_each_key_is_read_under_its_own_events_context() -> None:
         items.append((msg, msg))
     asyncio.run(step.run(items, as_current))
     assert seen == {b"a": 0, b"b": 1, b"c": 2}
+
+
+class FlakyRegistry(Codec):
+    """The single-object codec behind a registry that fails the first ``outages`` lookups."""
+
+    def __init__(self, outages: int) -> None:
+        self.inner = single_object_codec()
+        self.outages = outages
+        super().__init__()
+
+    def _lookup(self) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise CodecError("registry_unavailable", "registry at http://r did not answer")
+
+    def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
+        self._lookup()
+        return self.inner.encode(schema_name, record)
+
+    def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
+        self._lookup()
+        return self.inner.decode(data)
+
+
+@pytest.mark.parametrize("outages", [1, 4, 7])
+def test_a_registry_that_does_not_answer_pauses_the_batch_and_dead_letters_nothing(
+    monkeypatch: pytest.MonkeyPatch, outages: int
+) -> None:
+    """Given a schema registry that fails its next lookups (on decoding an event or encoding
+    an output), when a batch of good events runs, then it waits and retries until the
+    registry answers, every event is applied once, and nothing is dead-lettered."""
+    monkeypatch.setattr(agent, "PAUSE_FIRST_S", 0.0)
+    events = [_event(f"r{i}", "receipt", "a", 1) for i in range(3)]
+    items = [
+        (Msg(STOCK_EVENTS.name, 0, i, b"a", CODEC.encode(STOCK_EVENTS.value_schema, e)), e)
+        for i, e in enumerate(events)
+    ]
+    codec = FlakyRegistry(outages)
+    out = Outputs(CODEC)
+    table: dict[bytes, bytes] = {}
+    step = LedgerStep(codec, DEFAULT_CONFIG, table, out.send)  # type: ignore[arg-type]
+    result = asyncio.run(step.run(items))
+    assert (result.applied, result.dead_letters) == (3, 0)
+    assert out.of(STOCK_DEADLETTER.name) == []
+    assert _on_hand(table, "a") == 3 == _movement_sum(out, "a")
