@@ -10,7 +10,8 @@ Format (every key optional)::
     default_location: paris-wh         # location of events that name none (sale, receipt...)
     low_stock_threshold: 5             # global; a location may override it; absent = no alert
     discrepancy_alert_threshold: 0     # alert when |count - expected| is above this
-    applied_ids_limit: 10000           # recent event ids kept per SKU for dedupe
+    applied_ids_limit: 10000           # at most this many event ids kept per SKU for dedupe
+    applied_ids_window_seconds: 604800 # ... for producer retries within this time (7 days)
     journal_limit: 1000                # recent on_hand movements kept per SKU for count rebase
     journal_max_age_seconds: 604800    # ... and no older than this
     hold_ttl_seconds: 900              # expiry of a hold that carries no expires_at
@@ -111,6 +112,7 @@ class LedgerConfig:
     low_stock_threshold: int | None = None
     discrepancy_alert_threshold: int = 0
     applied_ids_limit: int = 10_000
+    applied_ids_window_ms: int = 7 * 24 * 3600 * 1000
     journal_limit: int = 1_000
     journal_max_age_ms: int = 7 * 24 * 3600 * 1000
     hold_ttl_ms: int = 15 * 60 * 1000
@@ -138,6 +140,7 @@ _TOP_KEYS = {
     "low_stock_threshold",
     "discrepancy_alert_threshold",
     "applied_ids_limit",
+    "applied_ids_window_seconds",
     "journal_limit",
     "journal_max_age_seconds",
     "hold_ttl_seconds",
@@ -191,6 +194,10 @@ def parse_config(raw: Any) -> LedgerConfig:
             raw.get("discrepancy_alert_threshold"), "discrepancy_alert_threshold", 0
         ),
         applied_ids_limit=_int(raw.get("applied_ids_limit"), "applied_ids_limit", 10_000, 1),
+        applied_ids_window_ms=1000
+        * _int(
+            raw.get("applied_ids_window_seconds"), "applied_ids_window_seconds", 7 * 24 * 3600, 1
+        ),
         journal_limit=_int(raw.get("journal_limit"), "journal_limit", 1_000, 1),
         journal_max_age_ms=1000
         * _int(raw.get("journal_max_age_seconds"), "journal_max_age_seconds", 7 * 24 * 3600, 1),

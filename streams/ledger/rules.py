@@ -46,7 +46,7 @@ def apply(
     _HANDLERS[kind](step)
     if state.backorders:
         orders.allocate_backorders(step)
-    state.remember(key, config.applied_ids_limit)
+    state.remember(key, config.applied_ids_limit, now_ms, config.applied_ids_window_ms)
     return state, step.finish()
 
 

@@ -9,8 +9,10 @@ Commit order, per batch of events taken from ``stock.events.v1``:
     (:mod:`streams.worker.changelog`);
  4. Faust acknowledges the events, and commits their offsets later.
 A crash before 3 replays the events onto the old state: outputs may repeat (downstream
-dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events whose
-ids are already in the state: they are skipped. So the state is exactly-once per event.
+dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events at
+input positions the state has passed (each SKU keeps the partition and offset of the last
+event applied to it): they are skipped. So the state is exactly-once per event. Event ids
+are remembered too, for a time window, against producers that send one event twice.
 
 A schema registry that does not answer (``CodecError`` reason ``registry_unavailable``, on
 decode or encode) is not the event's fault: the batch is applied again from the stored
@@ -113,7 +115,9 @@ class BatchResult:
     internal_errors: int = 0
     touched: dict[bytes, tuple[SkuState, Any]] = field(default_factory=dict)
     # per SKU touched: its stored bytes before the batch, and the events applied since
-    base: dict[bytes, tuple[bytes | None, list[dict[str, Any]]]] = field(default_factory=dict)
+    base: dict[bytes, tuple[bytes | None, list[tuple[dict[str, Any], int, int]]]] = field(
+        default_factory=dict
+    )
 
 
 class LedgerStep:
@@ -221,6 +225,10 @@ class LedgerStep:
                     "producers must key stock events by SKU",
                 )
             state = self._state(key, handle, result)
+            if state is not None and state.at_position(message.partition, message.offset):
+                result.duplicates += 1  # a Kafka redelivery of an event applied before
+                _events(event["type"], "duplicate").inc()
+                return
             state, emitted = apply(state, event, self.config, now)
             if emitted.duplicate:
                 result.duplicates += 1
@@ -243,9 +251,10 @@ class LedgerStep:
         except Exception as exc:  # a defect or a limit hit: this event only, never the batch
             self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
             return
+        state.in_partition, state.in_offset = message.partition, message.offset
         result.applied += 1
         result.touched[key] = (state, handle)
-        result.base[key][1].append(event)
+        result.base[key][1].append((event, message.partition, message.offset))
         _events(event["type"], "applied").inc()
 
     def _state(self, key: bytes, handle: Any, result: BatchResult) -> SkuState | None:
@@ -295,8 +304,9 @@ class LedgerStep:
         """The SKU's state before the failed event: stored bytes + this batch's earlier events."""
         stored, applied = result.base[key]
         state = SkuState.from_bytes(stored) if stored is not None else None
-        for event in applied:
+        for event, partition, offset in applied:
             state, _ = apply(state, event, self.config, now)
+            state.in_partition, state.in_offset = partition, offset
         assert state is not None  # at least one event was applied to be touched
         return state
 

@@ -13,7 +13,7 @@ import pytest
 from schemas.codec import Codec, CodecError, single_object_codec
 from schemas.events import stock_event
 from streams.kernel.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_MOVEMENTS
-from streams.ledger import DEFAULT_CONFIG, SkuState, apply
+from streams.ledger import DEFAULT_CONFIG, SkuState, apply, parse_config
 from streams.worker import agent
 from streams.worker.agent import LedgerStep
 
@@ -264,3 +264,25 @@ def test_a_registry_that_does_not_answer_pauses_the_batch_and_dead_letters_nothi
     assert (result.applied, result.dead_letters) == (3, 0)
     assert out.of(STOCK_DEADLETTER.name) == []
     assert _on_hand(table, "a") == 3 == _movement_sum(out, "a")
+
+
+def test_a_kafka_redelivery_is_recognised_by_its_position_when_its_id_is_forgotten() -> None:
+    """Given a ledger that remembers a single event id, when a batch of three receipts at
+    offsets 0..2 is applied and the same records are delivered again (a replay after a
+    crash), then the replay is recognised by input position and changes nothing; a new
+    record at offset 3 is applied."""
+    config = parse_config({"applied_ids_limit": 1})
+    table: dict[bytes, bytes] = {}
+    out = Outputs(CODEC)
+    step = LedgerStep(CODEC, config, table, out.send)  # type: ignore[arg-type]
+    events = [_event(f"r{i}", "receipt", "a", 1) for i in range(4)]
+    items = [
+        (Msg(STOCK_EVENTS.name, 5, i, b"a", CODEC.encode(STOCK_EVENTS.value_schema, e)), e)
+        for i, e in enumerate(events)
+    ]
+    asyncio.run(step.run(items[:3]))
+    replay = asyncio.run(step.run(items[:3]))
+    assert (replay.applied, replay.duplicates) == (0, 3)
+    assert _on_hand(table, "a") == 3
+    assert asyncio.run(step.run(items[1:])).applied == 1
+    assert _on_hand(table, "a") == 4
