@@ -16,6 +16,8 @@ Format (every key optional)::
     journal_max_age_seconds: 604800    # ... and no older than this
     hold_ttl_seconds: 900              # expiry of a hold that carries no expires_at
     max_qty: 1000000000                # bound of |qty| in one event (intake and ledger)
+    max_open_entries: 1000             # open orders + backorders + holds of one SKU; at
+                                       # the cap new backorders are refused (alert at 80 %)
     locations:
       - name: paris-wh
         safety_stock: 2                # kept back from every channel
@@ -117,6 +119,7 @@ class LedgerConfig:
     journal_max_age_ms: int = 7 * 24 * 3600 * 1000
     hold_ttl_ms: int = 15 * 60 * 1000
     max_qty: int = MAX_QTY
+    max_open_entries: int = 1_000
 
     def safety_stock(self, location: str) -> int:
         loc = self.locations.get(location)
@@ -145,6 +148,7 @@ _TOP_KEYS = {
     "journal_max_age_seconds",
     "hold_ttl_seconds",
     "max_qty",
+    "max_open_entries",
     "locations",
     "channels",
 }
@@ -203,6 +207,7 @@ def parse_config(raw: Any) -> LedgerConfig:
         * _int(raw.get("journal_max_age_seconds"), "journal_max_age_seconds", 7 * 24 * 3600, 1),
         hold_ttl_ms=1000 * _int(raw.get("hold_ttl_seconds"), "hold_ttl_seconds", 900, 1),
         max_qty=_max_qty(raw.get("max_qty")),
+        max_open_entries=_int(raw.get("max_open_entries"), "max_open_entries", 1_000, 10),
     )
 
 

@@ -214,6 +214,10 @@ class SkuState:
                 total += j[i + 2]
         return total
 
+    def open_entries(self) -> int:
+        """Open orders, backorders and holds: what makes a SKU's state grow."""
+        return len(self.orders) + len(self.backorders) + len(self.holds)
+
     @property
     def next_hold_expiry(self) -> int | None:
         """Earliest expires_at among live holds (for the agent's timer index)."""

@@ -139,3 +139,46 @@ def test_the_input_position_round_trips_and_recognises_redeliveries() -> None:
     back = SkuState.from_bytes(state.to_bytes())
     assert back.at_position(3, 41) and back.at_position(3, 0)
     assert not back.at_position(3, 42) and not back.at_position(2, 1)
+
+
+def test_a_sku_at_its_open_entries_cap_refuses_new_backorders_after_an_alert() -> None:
+    """Given max_open_entries 10 and a backorder channel with no stock, When 12 orders are
+    backordered, Then the 8th raises an alert (80 % of the cap), the 11th and 12th are
+    rejected with reason sku_state_full and not kept, and the state stays at 10 entries."""
+    config = parse_config(
+        {"max_open_entries": 10, "channels": [{"name": "b2b", "on_insufficient": "backorder"}]}
+    )
+    state, _ = apply(None, stock_event("stock_count", "s", "c", T0, qty=0), config, T0)
+    outcomes, alerts = [], []
+    for i in range(12):
+        ev = stock_event(
+            "order_placed", "s", f"o{i}", T0 + i, qty=1, order_id=f"o{i}", channel="b2b"
+        )
+        state, out = apply(state, ev, config, T0 + i)
+        assert out.decision is not None
+        outcomes.append((out.decision["outcome"], out.decision["reason"]))
+        alerts += [(i, a["kind"], a["threshold"]) for a in out.alerts if a["kind"] == "other"]
+    assert outcomes[:10] == [("backordered", "insufficient_stock")] * 10
+    assert outcomes[10:] == [("rejected", "sku_state_full")] * 2
+    assert alerts == [(7, "other", 10)]
+    assert state.open_entries() == 10 and "o11" not in state.backorders
+
+
+def test_a_sku_at_its_default_cap_with_the_longest_ids_stays_under_a_megabyte() -> None:
+    """Given the default configuration and a backorder channel without stock, When more
+    orders than the cap arrive, each with a 256-character order id (the longest the contract
+    allows), Then the ones past the cap are refused and the state stays under 1 MB (Kafka's
+    default record limit): 50,000 open backorders can never build up."""
+    config = parse_config({"channels": [{"name": "b" * 256, "on_insufficient": "backorder"}]})
+    cap = config.max_open_entries
+    state, _ = apply(None, stock_event("stock_count", "s", "c", T0, qty=0), config, T0)
+    refused = 0
+    for i in range(cap + 50):
+        order = f"{i:08d}".rjust(256, "o")
+        ev = stock_event(
+            "order_placed", "s", f"e{i}", T0 + i, qty=1, order_id=order, channel="b" * 256
+        )
+        state, out = apply(state, ev, config, T0 + i)
+        refused += out.decision is not None and out.decision["reason"] == "sku_state_full"
+    assert refused == 50 and state.open_entries() == cap
+    assert len(state.to_bytes()) < 1_000_000
