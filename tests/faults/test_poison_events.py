@@ -219,12 +219,12 @@ def test_poison_events_are_dead_lettered_with_a_reason_and_the_ledger_goes_on(
             applied += 1
     start = topic_ends(local_stack, STOCK_EVENTS.name)
     produce_raw(local_stack, items)
-    wait_for(
-        lambda: group_lag(local_stack, worker.app_id, STOCK_EVENTS.name) == 0,
-        timeout=300,
-        what="the worker to take every record",
-    )
-    assert worker.alive(), worker.log_tail()
+
+    def caught_up() -> bool:
+        assert worker.alive(), worker.log_tail()  # alive at every look, not only at the end
+        return group_lag(local_stack, worker.app_id, STOCK_EVENTS.name) == 0
+
+    wait_for(caught_up, timeout=300, what="the worker to take every record")
 
     mine = set(expect_dead)
     dead = read_topic(
