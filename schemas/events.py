@@ -19,6 +19,8 @@ __all__ = [
     "MAX_HOLD_TTL_SECONDS",
     "MAX_QTY",
     "MAX_TEXT",
+    "MAX_TIME_MS",
+    "MIN_TIME_MS",
     "InvalidEvent",
     "check",
     "problems",
@@ -54,9 +56,13 @@ _TEXT_FIELDS = tuple(
 _REQUIRED_TEXT = frozenset(("event_id", "sku", "source"))
 _TIME_FIELDS = ("occurred_at", "ingested_at", "as_of", "expires_at")
 
-MAX_QTY = 10**9  # units in one event; more is a unit error at the source, not a stock movement
+MAX_QTY = 10**9  # default bound of |qty| in one event; more is a unit error at the source
 MAX_TEXT = 256  # characters of any string field
-MAX_TIME_MS = 2**53  # epoch milliseconds a JSON number and an Avro long both carry exactly
+# Times are epoch milliseconds from 2000-01-01 (inclusive) to 2100-01-01 (exclusive): a time
+# outside is a unit or clock error at the source (seconds sent as ms, a zeroed field), and
+# every time inside fits ClickHouse's DateTime, so the sink never refuses what was applied.
+MIN_TIME_MS = 946_684_800_000
+MAX_TIME_MS = 4_102_444_800_000
 
 POSITIVE = frozenset(
     {
@@ -120,20 +126,23 @@ def stock_event(
     return event
 
 
-def check(event: Mapping[str, Any], *, default_location: str | None = None) -> str:
+def check(
+    event: Mapping[str, Any], *, default_location: str | None = None, max_qty: int = MAX_QTY
+) -> str:
     """The event's type when the ledger can apply it; InvalidEvent naming the first problem.
 
     ``default_location`` is where an event without ``location`` happens (the ledger's
-    configuration), so a transfer to it from "nowhere" is known to go nowhere.
+    configuration), so a transfer to it from "nowhere" is known to go nowhere; ``max_qty``
+    is the ledger's bound of ``|qty|`` (its configuration too).
     """
-    found = problems(event, default_location=default_location)
+    found = problems(event, default_location=default_location, max_qty=max_qty)
     if found:
         raise found[0]
     return str(event["type"])
 
 
 def problems(
-    event: Mapping[str, Any], *, default_location: str | None = None
+    event: Mapping[str, Any], *, default_location: str | None = None, max_qty: int = MAX_QTY
 ) -> list[InvalidEvent]:
     """Every problem of ``event`` (a StockEvent as the codec gives it), most basic first."""
     out: list[InvalidEvent] = []
@@ -159,8 +168,16 @@ def problems(
         required = name == "occurred_at"
         if value is None and not required:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TIME_MS:
+        if isinstance(value, bool) or not isinstance(value, int):
             out.append(InvalidEvent(f"bad_{name}", f"{name}: epoch milliseconds are required"))
+        elif not MIN_TIME_MS <= value < MAX_TIME_MS:
+            out.append(
+                InvalidEvent(
+                    f"bad_{name}",
+                    f"{name}: {value} ms is not between 2000-01-01 and 2100-01-01; "
+                    "send epoch milliseconds (not seconds) from a set clock",
+                )
+            )
     seq = event.get("source_seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
         out.append(InvalidEvent("bad_source_seq", "source_seq: an integer or null"))
@@ -178,8 +195,8 @@ def problems(
     if isinstance(qty, bool) or not isinstance(qty, int):
         out.append(InvalidEvent("bad_qty", f"qty: {qty!r} is not an integer number of units"))
         return out
-    if abs(qty) > MAX_QTY:
-        out.append(InvalidEvent("qty_out_of_range", f"qty: more than {MAX_QTY:,} units"))
+    if abs(qty) > max_qty:
+        out.append(InvalidEvent("qty_out_of_range", f"qty: more than {max_qty:,} units"))
     if kind in EVENT_TYPES:
         out.extend(_type_problems(str(kind), qty, event, default_location))
     return out

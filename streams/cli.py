@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="short smoke run (under a minute)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument(
-        "--only", help="comma-separated parts: raw, ledger, latency, sink, recovery (default all)"
+        "--only",
+        help="comma-separated parts: raw, ledger, latency, sink, recovery, state (default all)",
     )
     bench.set_defaults(func=_bench)
 

@@ -15,6 +15,7 @@ from deploy.bench.latency import run_latency
 from deploy.bench.ledger import memory_and_recovery, prepare, run_ledger
 from deploy.bench.raw import raw_loop
 from deploy.bench.sink_rate import run_sink_rate
+from deploy.bench.state_size import run_state_size
 from deploy.bench.table import Row, render, to_json
 from deploy.bench.topics import RAW_OUT
 from deploy.bench.workload import progress
@@ -24,7 +25,7 @@ from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ALL_TOPICS
 
-PARTS = ("raw", "ledger", "latency", "sink", "recovery")
+PARTS = ("raw", "ledger", "latency", "sink", "recovery", "state")
 
 
 def run_bench(
@@ -118,6 +119,8 @@ def _run(settings: Settings, codec: Codec, config: BenchConfig, parts: set[str])
             delete_app_topics(settings, worker.app_id)
     if "sink" in parts:
         rows.append(run_sink_rate(settings, codec, config.sink_rows, config.worker_timeout))
+    if "state" in parts:
+        rows.append(run_state_size())
     if parts & {"raw", "ledger", "recovery", "latency", "sink"}:
         names = [RAW_OUT.name, *(t.name for t in ALL_TOPICS if t.cleanup_policy == "delete")]
         trim(settings, names)

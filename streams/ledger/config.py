@@ -10,10 +10,14 @@ Format (every key optional)::
     default_location: paris-wh         # location of events that name none (sale, receipt...)
     low_stock_threshold: 5             # global; a location may override it; absent = no alert
     discrepancy_alert_threshold: 0     # alert when |count - expected| is above this
-    applied_ids_limit: 10000           # recent event ids kept per SKU for dedupe
+    applied_ids_limit: 10000           # at most this many event ids kept per SKU for dedupe
+    applied_ids_window_seconds: 604800 # ... for producer retries within this time (7 days)
     journal_limit: 1000                # recent on_hand movements kept per SKU for count rebase
     journal_max_age_seconds: 604800    # ... and no older than this
     hold_ttl_seconds: 900              # expiry of a hold that carries no expires_at
+    max_qty: 1000000000                # bound of |qty| in one event (intake and ledger)
+    max_open_entries: 1000             # open orders + backorders + holds of one SKU; at
+                                       # the cap new backorders are refused (alert at 80 %)
     locations:
       - name: paris-wh
         safety_stock: 2                # kept back from every channel
@@ -38,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from schemas.events import MAX_HOLD_TTL_SECONDS
+from schemas.events import MAX_HOLD_TTL_SECONDS, MAX_QTY
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -110,9 +114,12 @@ class LedgerConfig:
     low_stock_threshold: int | None = None
     discrepancy_alert_threshold: int = 0
     applied_ids_limit: int = 10_000
+    applied_ids_window_ms: int = 7 * 24 * 3600 * 1000
     journal_limit: int = 1_000
     journal_max_age_ms: int = 7 * 24 * 3600 * 1000
     hold_ttl_ms: int = 15 * 60 * 1000
+    max_qty: int = MAX_QTY
+    max_open_entries: int = 1_000
 
     def safety_stock(self, location: str) -> int:
         loc = self.locations.get(location)
@@ -136,9 +143,12 @@ _TOP_KEYS = {
     "low_stock_threshold",
     "discrepancy_alert_threshold",
     "applied_ids_limit",
+    "applied_ids_window_seconds",
     "journal_limit",
     "journal_max_age_seconds",
     "hold_ttl_seconds",
+    "max_qty",
+    "max_open_entries",
     "locations",
     "channels",
 }
@@ -188,10 +198,16 @@ def parse_config(raw: Any) -> LedgerConfig:
             raw.get("discrepancy_alert_threshold"), "discrepancy_alert_threshold", 0
         ),
         applied_ids_limit=_int(raw.get("applied_ids_limit"), "applied_ids_limit", 10_000, 1),
+        applied_ids_window_ms=1000
+        * _int(
+            raw.get("applied_ids_window_seconds"), "applied_ids_window_seconds", 7 * 24 * 3600, 1
+        ),
         journal_limit=_int(raw.get("journal_limit"), "journal_limit", 1_000, 1),
         journal_max_age_ms=1000
         * _int(raw.get("journal_max_age_seconds"), "journal_max_age_seconds", 7 * 24 * 3600, 1),
         hold_ttl_ms=1000 * _hold_ttl(raw.get("hold_ttl_seconds")),
+        max_qty=_max_qty(raw.get("max_qty")),
+        max_open_entries=_int(raw.get("max_open_entries"), "max_open_entries", 1_000, 10),
     )
 
 
@@ -204,6 +220,19 @@ def _hold_ttl(raw: Any) -> int:
             f"{ttl} is above the maximum hold TTL of {MAX_HOLD_TTL_SECONDS}; use less",
         )
     return ttl
+
+
+MAX_QTY_CEILING = 10**12  # keeps every sum of a SKU's movements far inside a 64-bit integer
+
+
+def _max_qty(raw: Any) -> int:
+    value: int = _int(raw, "max_qty", MAX_QTY, 1)
+    if value > MAX_QTY_CEILING:
+        raise ConfigError(
+            "max_qty",
+            f"{value} is above {MAX_QTY_CEILING:,}; quantities that large are unit errors",
+        )
+    return value
 
 
 def _locations(raw: Any) -> dict[str, LocationConfig]:

@@ -79,6 +79,9 @@ def order_placed(step: Step) -> None:
     elif step.config.on_insufficient(channel) == "backorder":
         waiting = state.backorders.get(order_id)
         if waiting is None:
+            if _state_full(step):
+                step.decide("rejected", qty, before, reason="sku_state_full")
+                return
             state.backorders[order_id] = Backorder(qty, channel)
         else:
             waiting.qty += qty
@@ -242,3 +245,21 @@ def allocate_backorders(step: Step) -> None:
                 break
         if not waiting.qty:  # older backorders took what they could use first (FIFO)
             del state.backorders[order_id]
+
+
+def _state_full(step: Step) -> bool:
+    """True when the SKU holds ``max_open_entries`` open orders, backorders and holds: a new
+    backorder is refused, so its state stays a record Kafka takes. Alerts once on the way,
+    at 80 % of the cap."""
+    state, cap = step.state, step.config.max_open_entries
+    entries = state.open_entries()
+    if entries + 1 == cap * 4 // 5:
+        step.alert(
+            "other",
+            f"{state.sku}: {entries + 1} open orders, backorders and holds, 80 % of the "
+            f"{cap} a SKU may hold; new backorders are refused at {cap}: ship, cancel or "
+            "raise max_open_entries",
+            value=entries + 1,
+            threshold=cap,
+        )
+    return entries >= cap

@@ -35,7 +35,7 @@ def apply(
     state: SkuState | None, event: dict[str, Any], config: LedgerConfig, now_ms: int
 ) -> tuple[SkuState, Emitted]:
     """Apply one StockEvent (as the Avro decoder gives it) to the SKU's state."""
-    kind = check(event, default_location=config.default_location)
+    kind = check(event, default_location=config.default_location, max_qty=config.max_qty)
     sku = event["sku"]
     if state is None:
         state = SkuState(sku=sku)
@@ -48,7 +48,7 @@ def apply(
     _HANDLERS[kind](step)
     if state.backorders:
         orders.allocate_backorders(step)
-    state.remember(key, config.applied_ids_limit)
+    state.remember(key, config.applied_ids_limit, now_ms, config.applied_ids_window_ms)
     return state, step.finish()
 
 

@@ -1,21 +1,29 @@
 """Per-SKU ledger state and its compact, deterministic byte form for the Faust changelog.
 
 One :class:`SkuState` value holds everything the rules need for one SKU, including the
-dedupe record (recent event ids and per-source count sequence high-waters), so that
-"applied" and "seen" land in the same changelog record (DESIGN.md, conflict rule 2).
+dedupe record, so that "applied" and "seen" land in the same changelog record (DESIGN.md,
+conflict rule 2). The dedupe record is bounded by time, not by the SKU's life:
+
+* Kafka redeliveries (a replay after a crash or a rebalance) are recognised by input
+  position: the partition and offset of ``stock.events.v1`` of the last event applied
+  (``in_partition``, ``in_offset``; set by the agent, which knows the position);
+* event ids, for producers that send one event twice (webhook redeliveries, polling,
+  retried HTTP posts, the hold timer's resend), are remembered for
+  ``applied_ids_window_seconds`` (7 days by default) and at most ``applied_ids_limit`` of
+  them: 8 bytes per id, their arrival times kept as run lengths per hour.
 
 State is **mutable**: :func:`streams.ledger.rules.apply` changes it in place and returns the
 same object, which the agent stores. Nothing is deep-copied per event.
 
-Byte form (``to_bytes``)::
+Byte form (``to_bytes``), format 2::
 
-    header  <2sBIII  magic b"SF", format 1, len(json), len(ids), len(journal)
+    header  <2sBIII  magic b"SF", format, len(json), len(ids), len(journal)
     json    orjson of the structured part (locations, holds, orders, ...)
-    ids     little-endian uint64 ring of applied event-id hashes (8 bytes per id)
+    ids     little-endian uint64 of applied event-id hashes, oldest first (8 bytes per id)
     journal little-endian int64 triples (occurred_at, location index, delta_on_hand)
 
-The two arrays are copied as raw memory, so a SKU with a full 10,000-id window costs
-80 KB and about a microsecond to encode; the JSON part is small.
+Format 1 (an id ring without times or position) is still read: its ids count as arrived
+at time 0, so the first event applied after an upgrade lets them go.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ __all__ = ["Backorder", "Hold", "LocationStock", "SkuState", "StateFormatError",
 
 _HEADER = struct.Struct("<2sBIII")
 _MAGIC = b"SF"
-_FORMAT = 1
+_FORMAT = 2
+_FORMATS = (1, 2)
+ID_BUCKET_MS = 3_600_000  # arrival times of remembered ids, to the hour
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -114,8 +124,10 @@ class SkuState:
     last_available: dict[str, int] = field(default_factory=dict)  # location -> available
     journal: array[int] = field(default_factory=_journal)  # (occurred_at, loc index, delta)*
     journal_floor: int = -(2**62)  # newest occurred_at dropped from the journal
-    ids_ring: array[int] = field(default_factory=_ring)  # applied event keys, ring buffer
-    ids_head: int = 0  # next slot to overwrite once the ring is full
+    ids_ring: array[int] = field(default_factory=_ring)  # applied event keys, oldest first
+    ids_marks: list[list[int]] = field(default_factory=list)  # [hour start ms, ids] runs
+    in_partition: int = -1  # input position of the last event applied (-1: none known)
+    in_offset: int = -1
     ids: set[int] = field(default_factory=set, compare=False, repr=False)  # == set(ids_ring)
 
     # -- locations -----------------------------------------------------------------------
@@ -132,22 +144,50 @@ class SkuState:
     def seen(self, key: int) -> bool:
         return key in self.ids
 
-    def remember(self, key: int, limit: int) -> None:
-        """Record an applied event key, forgetting the oldest beyond ``limit``."""
-        ring = self.ids_ring
-        if len(ring) > limit:  # the limit was lowered since the state was written
-            ordered = ring[self.ids_head :] + ring[: self.ids_head]
-            del ordered[: len(ordered) - limit]
-            self.ids_ring, self.ids_head = ordered, 0
-            self.ids = set(ordered)
-            ring = ordered
-        if len(ring) < limit:
-            ring.append(key)
-        else:
-            self.ids.discard(ring[self.ids_head])
-            ring[self.ids_head] = key
-            self.ids_head = (self.ids_head + 1) % limit
+    def remember(self, key: int, limit: int, now: int = 0, window_ms: int | None = None) -> None:
+        """Record an applied event key arriving at ``now``; forget ids that arrived more than
+        ``window_ms`` ago (whole hours) and the oldest beyond ``limit``."""
+        marks = self.ids_marks
+        if window_ms is not None:
+            expired = 0
+            while marks and marks[0][0] + ID_BUCKET_MS <= now - window_ms:
+                expired += marks.pop(0)[1]
+            if expired:
+                self._drop_ids(expired)
+        if len(self.ids_ring) >= limit + limit // 16:  # trimmed in steps: no copy per event
+            self._forget(len(self.ids_ring) + 1 - limit)
+        self.ids_ring.append(key)
         self.ids.add(key)
+        bucket = now - now % ID_BUCKET_MS
+        if marks and marks[-1][0] == bucket:
+            marks[-1][1] += 1
+        else:
+            marks.append([bucket, 1])
+
+    def _drop_ids(self, n: int) -> None:
+        ring = self.ids_ring
+        for old in ring[:n]:
+            self.ids.discard(old)
+        del ring[:n]
+        if len(self.ids) != len(ring):  # two events with one key hash: rebuild exactly
+            self.ids = set(ring)
+
+    def _forget(self, n: int) -> None:
+        """Drop the ``n`` oldest remembered ids and their arrival times."""
+        marks = self.ids_marks
+        n = min(n, len(self.ids_ring))
+        self._drop_ids(n)
+        left = n
+        while left and marks:
+            if marks[0][1] <= left:
+                left -= marks.pop(0)[1]
+            else:
+                marks[0][1] -= left
+                left = 0
+
+    def at_position(self, partition: int, offset: int) -> bool:
+        """True when the input record at ``partition``/``offset`` was applied already."""
+        return partition == self.in_partition and offset <= self.in_offset
 
     # -- journal -------------------------------------------------------------------------
 
@@ -174,6 +214,10 @@ class SkuState:
                 total += j[i + 2]
         return total
 
+    def open_entries(self) -> int:
+        """Open orders, backorders and holds: what makes a SKU's state grow."""
+        return len(self.orders) + len(self.backorders) + len(self.holds)
+
     @property
     def next_hold_expiry(self) -> int | None:
         """Earliest expires_at among live holds (for the agent's timer index)."""
@@ -186,7 +230,7 @@ class SkuState:
             self.sku,
             self.version,
             self.journal_floor,
-            self.ids_head,
+            [self.ids_marks, self.in_partition, self.in_offset],
             [
                 [
                     n,
@@ -226,11 +270,21 @@ class SkuState:
             raise StateFormatError("state bytes shorter than the header") from None
         end_body = _HEADER.size + n_body
         end_ids = end_body + 8 * n_ids
-        if magic != _MAGIC or fmt != _FORMAT or len(data) != end_ids + 8 * n_journal:
+        if magic != _MAGIC or fmt not in _FORMATS or len(data) != end_ids + 8 * n_journal:
             raise StateFormatError(
                 f"not a stockflow SKU state of format {_FORMAT} (magic={magic!r}, format={fmt}); "
                 "the changelog topic holds foreign data: point the app at its own topic"
             )
+        try:
+            return cls._from_parts(data, end_body, end_ids, fmt)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:  # orjson's error too
+            raise StateFormatError(
+                f"stockflow SKU state of format {_FORMAT} with an unreadable body ({exc}); "
+                "the changelog record is corrupt"
+            ) from None
+
+    @classmethod
+    def _from_parts(cls, data: bytes, end_body: int, end_ids: int, fmt: int) -> SkuState:
         doc: list[Any] = orjson.loads(data[_HEADER.size : end_body])
         ids: array[int] = array("Q")
         ids.frombytes(data[end_body:end_ids])
@@ -239,7 +293,12 @@ class SkuState:
         if _BIG_ENDIAN:  # pragma: no cover
             ids.byteswap()
             journal.byteswap()
-        sku, version, floor, head, locs, holds, orders, backs, seq_high, last_qty, last_av = doc
+        sku, version, floor, dedupe, locs, holds, orders, backs, seq_high, last_qty, last_av = doc
+        if fmt == 1:  # dedupe was the ring's head: oldest first from there, arrived "at 0"
+            ids = ids[dedupe:] + ids[:dedupe]
+            marks, in_partition, in_offset = ([[0, len(ids)]] if ids else []), -1, -1
+        else:
+            marks, in_partition, in_offset = dedupe
         return cls(
             sku=sku,
             locations={
@@ -256,6 +315,8 @@ class SkuState:
             journal=journal,
             journal_floor=floor,
             ids_ring=ids,
-            ids_head=head,
+            ids_marks=marks,
+            in_partition=in_partition,
+            in_offset=in_offset,
             ids=set(ids),
         )

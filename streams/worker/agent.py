@@ -4,11 +4,26 @@ Commit order, per batch of events taken from ``stock.events.v1``:
  1. decode and apply every event to its SKU's state (pure rules, in partition order);
  2. send every output record (levels, movements, decisions, alerts, dead letters) and wait
     until Kafka acknowledged all of them;
- 3. write each touched SKU's new state to the table (one changelog record per SKU);
+ 3. write each touched SKU's new state to the table's changelog (one record per SKU) and
+    wait until Kafka acknowledged all of them, then put them in the store
+    (:mod:`streams.worker.changelog`);
  4. Faust acknowledges the events, and commits their offsets later.
 A crash before 3 replays the events onto the old state: outputs may repeat (downstream
-dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events whose
-ids are already in the state: they are skipped. So the state is exactly-once per event.
+dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events at
+input positions the state has passed (each SKU keeps the partition and offset of the last
+event applied to it): they are skipped. So the state is exactly-once per event. Event ids
+are remembered too, for a time window, against producers that send one event twice.
+
+A schema registry that does not answer (``CodecError`` reason ``registry_unavailable``, on
+decode or encode) is not the event's fault: the batch is applied again from the stored
+states after a backoff, until the registry answers; nothing is dead-lettered for it.
+
+One event never stops the ledger: any failure while applying or encoding it (a state that
+does not decode, a value too large for its Avro field, a defect in a rule) dead-letters it
+with reason ``internal_error`` and a traceback summary, puts its SKU back as it was before
+the event, and the batch goes on. The rules change state in place, so nothing is copied on
+the way: a rollback decodes the SKU's stored bytes again and re-applies the batch's earlier
+events of that SKU (the rules are deterministic for one ``now``).
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -56,6 +72,7 @@ def _alerts(kind: str) -> Any:
 
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+Write = Callable[[Sequence[tuple[bytes, bytes, Any]]], Awaitable[None]]
 
 
 class Message(Protocol):
@@ -71,12 +88,36 @@ class Table(Protocol):
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
 
 
+INTERNAL_ERROR = "internal_error"
+REGISTRY_UNAVAILABLE = "registry_unavailable"
+PAUSE_FIRST_S = 0.5
+PAUSE_MAX_S = 30.0
+_SUMMARY_FRAMES = 4
+_SUMMARY_CHARS = 600
+
+
+def failure_summary(exc: BaseException) -> str:
+    """The exception's type, its message and the innermost frames (file:line in function),
+    without local values, bounded in size: what a dead letter may carry."""
+    message = " ".join(str(exc).split())[:200]
+    frames = traceback.extract_tb(exc.__traceback__)[-_SUMMARY_FRAMES:]
+    where = " < ".join(
+        f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in reversed(frames)
+    )
+    return f"{type(exc).__name__}: {message} [at {where}]"[:_SUMMARY_CHARS]
+
+
 @dataclass
 class BatchResult:
     applied: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    internal_errors: int = 0
     touched: dict[bytes, tuple[SkuState, Any]] = field(default_factory=dict)
+    # per SKU touched: its stored bytes before the batch, and the events applied since
+    base: dict[bytes, tuple[bytes | None, list[tuple[dict[str, Any], int, int]]]] = field(
+        default_factory=dict
+    )
 
 
 class LedgerStep:
@@ -90,39 +131,57 @@ class LedgerStep:
         send: Send,
         on_state: Callable[[bytes, SkuState], None] | None = None,
         on_decision: Callable[[dict[str, Any]], None] | None = None,  # before on_state
+        write: Write | None = None,
     ) -> None:
+        """``write``: stores a batch's (key, state bytes, event handle) and returns once they
+        are durable; without it, ``table[key] = value`` under each event's context."""
         self.codec = codec
         self.config = config
         self.table = table
         self.send = send
         self.on_state = on_state
         self.on_decision = on_decision
+        self.write = write
+        self._context: Callable[[Any], AbstractContextManager[Any]] | None = None
 
     async def run(
         self,
         items: Sequence[tuple[Message, Any]],
         write_context: Callable[[Any], AbstractContextManager[Any]] | None = None,
     ) -> BatchResult:
-        """Apply ``items`` (message, opaque event handle) and store the states."""
+        """Apply ``items`` (message, opaque event handle) and store the states.
+
+        ``write_context(handle)`` makes ``handle`` the framework's current event: each key is
+        read and written under its own event, because a partitioned store (Faust's RocksDB
+        store) serves a key from the partition of the current event.
+        """
+        self._context = write_context
         result, outbox = await self._apply_all(items)
         metrics.BATCH.observe(len(items))
         pending = [await self.send(topic, key, value) for topic, key, value in outbox]
         if pending:
             await asyncio.gather(*pending)  # outputs acknowledged before the state moves on
-        for key, (state, handle) in result.touched.items():
-            with write_context(handle) if write_context else nullcontext():
-                self.table[key] = state.to_bytes()
-            if self.on_state is not None:
+        writes = [
+            (key, state.to_bytes(), handle) for key, (state, handle) in result.touched.items()
+        ]
+        if self.write is not None:
+            await self.write(writes)  # acknowledged by Kafka before the events are
+        else:
+            for key, value, handle in writes:
+                with write_context(handle) if write_context else nullcontext():
+                    self.table[key] = value
+        if self.on_state is not None:
+            for key, (state, _) in result.touched.items():
                 self.on_state(key, state)
         return result
 
     async def _apply_all(
         self, items: Sequence[tuple[Message, Any]]
     ) -> tuple[BatchResult, list[tuple[str, bytes | None, bytes]]]:
-        """Apply every item; while the schema registry does not answer, wait and apply the
-        whole batch again (nothing is sent or stored before this returns, so a retry is
-        clean): an event is never dead-lettered because the registry is unwell."""
-        delay = 0.5
+        """Apply the batch in memory; while the schema registry does not answer, wait and
+        apply it again from the stored states (nothing was sent or stored yet): a registry
+        outage pauses the ledger and never dead-letters good events."""
+        delay = PAUSE_FIRST_S
         while True:
             result = BatchResult()
             outbox: list[tuple[str, bytes | None, bytes]] = []
@@ -132,17 +191,17 @@ class LedgerStep:
                     self._apply_one(message, handle, now, result, outbox)
                 return result, outbox
             except CodecError as exc:
-                if exc.reason != "registry_unavailable":
+                if exc.reason != REGISTRY_UNAVAILABLE:
                     raise
+                metrics.PAUSES.labels(cause=REGISTRY_UNAVAILABLE).inc()
                 log.warning(
-                    "ledger: schema registry unavailable (%s); batch of %d events applied"
-                    " again in %.1f s, nothing dead-lettered",
+                    "schema registry unavailable (%s): batch of %d events paused, retry in %.1f s",
                     exc,
                     len(items),
                     delay,
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, PAUSE_MAX_S)
 
     def _apply_one(
         self,
@@ -155,6 +214,8 @@ class LedgerStep:
         raw = message.value or b""
         event_id: str | None = None
         event: dict[str, Any] = {}
+        key: bytes | None = None
+        mark = len(outbox)
         try:
             event = self.codec.decode_as(EVENT_SCHEMA, raw)
             event_id = event["event_id"]
@@ -165,31 +226,91 @@ class LedgerStep:
                     f"record key {message.key!r} is not the event's SKU {event['sku']!r}; "
                     "producers must key stock events by SKU",
                 )
-            touched = result.touched.get(key)
-            if touched is not None:
-                state: SkuState | None = touched[0]
-            else:
-                stored = self.table.get(key)
-                state = SkuState.from_bytes(stored) if stored is not None else None
+            state = self._state(key, handle, result)
+            if state is not None and state.at_position(message.partition, message.offset):
+                result.duplicates += 1  # a Kafka redelivery of an event applied before
+                _events(event["type"], "duplicate").inc()
+                return
             state, emitted = apply(state, event, self.config, now)
+            if emitted.duplicate:
+                result.duplicates += 1
+                _events(event["type"], "duplicate").inc()
+                return
+            self._emit(key, event, emitted, outbox, now)
         except CodecError as exc:
-            if exc.reason == "registry_unavailable":
-                raise  # not the event's fault: the batch is applied again later
+            if exc.reason == REGISTRY_UNAVAILABLE:
+                raise  # a server is unwell, not the event: the batch pauses
+            if key is not None:  # an output did not encode: the event changed state
+                self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
+                return
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
             _events("undecodable", "invalid").inc()
             return
-        except InvalidEvent as exc:
+        except InvalidEvent as exc:  # raised before the rules change anything
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
             _events(str(event.get("type")), "invalid").inc()
             return
-        if emitted.duplicate:
-            result.duplicates += 1
-            _events(event["type"], "duplicate").inc()
+        except Exception as exc:  # a defect or a limit hit: this event only, never the batch
+            self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
             return
+        state.in_partition, state.in_offset = message.partition, message.offset
         result.applied += 1
         result.touched[key] = (state, handle)
+        result.base[key][1].append((event, message.partition, message.offset))
         _events(event["type"], "applied").inc()
-        self._emit(key, event, emitted, outbox, now)
+
+    def _state(self, key: bytes, handle: Any, result: BatchResult) -> SkuState | None:
+        """The SKU's state as this batch left it, else as stored (remembering the bytes)."""
+        touched = result.touched.get(key)
+        if touched is not None:
+            return touched[0]
+        with self._context(handle) if self._context else nullcontext():
+            stored = self.table.get(key)
+        if key not in result.base:
+            result.base[key] = (stored, [])
+        return SkuState.from_bytes(stored) if stored is not None else None
+
+    def _fail(
+        self,
+        message: Message,
+        outbox: list[tuple[str, bytes | None, bytes]],
+        mark: int,
+        result: BatchResult,
+        key: bytes | None,
+        now: int,
+        exc: Exception,
+        event_id: str | None,
+        event: dict[str, Any],
+    ) -> None:
+        """Dead-letter the event as ``internal_error`` and put its SKU back as it was."""
+        del outbox[mark:]  # outputs of the failed event that did encode
+        kind = event.get("type") if isinstance(event.get("type"), str) else None
+        summary = failure_summary(exc)
+        log.error(
+            "%s[%s] offset=%s event_id=%s sku=%s: internal error, event dead-lettered and "
+            "its SKU rolled back: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            event_id,
+            key.decode(errors="replace") if key is not None else None,
+            summary,
+        )
+        if key is not None and key in result.touched:
+            result.touched[key] = (self._replayed(key, result, now), result.touched[key][1])
+        result.internal_errors += 1
+        self._dead(message, outbox, result, INTERNAL_ERROR, summary, event_id)
+        _events(kind or "unknown", "failed").inc()
+
+    def _replayed(self, key: bytes, result: BatchResult, now: int) -> SkuState:
+        """The SKU's state before the failed event: stored bytes + this batch's earlier events."""
+        stored, applied = result.base[key]
+        state = SkuState.from_bytes(stored) if stored is not None else None
+        for event, partition, offset in applied:
+            state, _ = apply(state, event, self.config, now)
+            state.in_partition, state.in_offset = partition, offset
+        assert state is not None  # at least one event was applied to be touched
+        return state
 
     def _emit(
         self,

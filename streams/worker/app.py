@@ -16,6 +16,7 @@ from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.config import LedgerConfig
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
+from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.holds import HoldIndex
 from streams.worker.pending import PendingHolds
 from streams.worker.web import register_views
@@ -80,8 +81,15 @@ class Ledger:
         )
         self.holds = HoldIndex()
         self.pending = PendingHolds()  # holds a request waits for; settled once stored
+        self.writer = AckedTableWriter(self.table, lambda: self.app.producer, _writing_as)
         self.step = LedgerStep(
-            codec, config, self.table, self._send, self._stored, self.pending.decided
+            codec,
+            config,
+            self.table,
+            self._send,
+            on_state=self._stored,
+            on_decision=self.pending.decided,
+            write=self.writer.write,
         )
         self._register()
 
@@ -96,7 +104,13 @@ class Ledger:
         app = self.app
 
         async def process(events: Sequence[Any]) -> None:
-            await self.step.run([(event.message, event) for event in events], _writing_as)
+            try:
+                await self.step.run([(event.message, event) for event in events], _writing_as)
+            except ChangelogWriteError as exc:
+                # the batch's events stay unacknowledged: stop, so a restart replays them
+                log.critical("ledger stops: %s", exc)
+                await self.app.crash(exc)
+                raise
 
         batcher = EventBatcher(process, max_events=2000, max_delay=0.005)
 

@@ -16,7 +16,7 @@ from schemas.codec import Codec
 from schemas.times import now_ms
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.expiry import expiry_events
-from streams.ledger.state import SkuState
+from streams.ledger.state import SkuState, StateFormatError
 
 log = logging.getLogger("stockflow.holds")
 
@@ -43,8 +43,9 @@ class HoldIndex:
         self._heap.clear()
         self._next.clear()
         for key, stored in items:
-            if stored is not None:
-                self.track(key, SkuState.from_bytes(stored))
+            state = _decoded(key, stored)
+            if state is not None:
+                self.track(key, state)
 
     def due(self, now: int) -> list[bytes]:
         keys = []
@@ -60,10 +61,10 @@ class HoldIndex:
         now = now_ms()
         sent = 0
         for key in self.due(now):
-            stored = table.get(key)
-            if stored is None:
+            state = _decoded(key, table.get(key))
+            if state is None:
                 continue  # the partition moved to another worker
-            expired = expiry_events(SkuState.from_bytes(stored), now)
+            expired = expiry_events(state, now)
             for event in expired:
                 value = codec.encode(STOCK_EVENTS.value_schema, event)
                 await producer.send(STOCK_EVENTS.name, key, value, None, None, None)
@@ -72,3 +73,15 @@ class HoldIndex:
                 self._next[key] = now + RESEND_AFTER_MS
                 heapq.heappush(self._heap, (now + RESEND_AFTER_MS, key))
         return sent
+
+
+def _decoded(key: bytes, stored: bytes | None) -> SkuState | None:
+    """The stored state, or None when there is none or it does not decode (logged: the
+    ledger dead-letters that SKU's events as ``internal_error`` until it is repaired)."""
+    if stored is None:
+        return None
+    try:
+        return SkuState.from_bytes(stored)
+    except StateFormatError as exc:
+        log.error("sku=%s: stored state does not decode, holds not indexed: %s", key, exc)
+        return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.events import FIELDS, problems, stock_event
+from schemas.events import FIELDS, MAX_QTY, problems, stock_event
 from schemas.times import now_ms, parse_time_ms
 
 _TIME_FIELDS = ("occurred_at", "as_of", "expires_at")
@@ -32,17 +32,24 @@ class IntakeResult:
 
 
 def parse_items(
-    body: Any, *, source: str = "api", default_location: str | None = None
+    body: Any,
+    *,
+    source: str = "api",
+    default_location: str | None = None,
+    max_qty: int = MAX_QTY,
 ) -> list[IntakeResult]:
     """Every item of a JSON body (one object or an array) as a StockEvent or its errors.
 
-    ``default_location`` is the ledger's: where an event without ``location`` happens.
+    ``default_location`` is the ledger's: where an event without ``location`` happens;
+    ``max_qty`` is the ledger's bound of ``|qty|``.
     """
     items = body if isinstance(body, list) else [body]
-    return [_parse_one(i, item, source, default_location) for i, item in enumerate(items)]
+    return [_parse_one(i, item, source, default_location, max_qty) for i, item in enumerate(items)]
 
 
-def _parse_one(index: int, item: Any, source: str, default_location: str | None) -> IntakeResult:
+def _parse_one(
+    index: int, item: Any, source: str, default_location: str | None, max_qty: int
+) -> IntakeResult:
     if not isinstance(item, dict):
         return IntakeResult(index, None, ("item is not a JSON object",))
     errors: list[str] = []
@@ -67,7 +74,9 @@ def _parse_one(index: int, item: Any, source: str, default_location: str | None)
         ingested_at=received,
         **fields,
     )
-    errors.extend(p.message for p in problems(event, default_location=default_location))
+    errors.extend(
+        p.message for p in problems(event, default_location=default_location, max_qty=max_qty)
+    )
     if errors:
         return IntakeResult(index, None, tuple(errors))
     return IntakeResult(index, event, ())

@@ -10,7 +10,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS = Counter(
     "stockflow_ledger_events_total",
-    "Stock events handled by the ledger, by event type and outcome (applied, duplicate, invalid).",
+    "Stock events handled by the ledger, by event type and outcome "
+    "(applied, duplicate, invalid, failed).",
     ["type", "outcome"],
     registry=REGISTRY,
 )
@@ -63,5 +64,11 @@ API_REJECTED = Counter(
     "stockflow_api_items_rejected_total",
     "Items the HTTP intake refused with a 4xx and never published, by route.",
     ["route"],
+    registry=REGISTRY,
+)
+PAUSES = Counter(
+    "stockflow_ledger_pauses_total",
+    "Batches the ledger paused and retried because a server was unavailable, by cause.",
+    ["cause"],
     registry=REGISTRY,
 )

@@ -103,7 +103,12 @@ def register_views(
                 return body
             if isinstance(body, list) and len(body) > MAX_BATCH:
                 return self.json({"error": f"at most {MAX_BATCH} events per request"}, status=413)
-            results = parse_items(body, source="api", default_location=config.default_location)
+            results = parse_items(
+                body,
+                source="api",
+                default_location=config.default_location,
+                max_qty=config.max_qty,
+            )
             valid = [r.event for r in results if r.event is not None]
             await publish(valid)
             metrics.API_REJECTED.labels(route="/v1/events").inc(len(results) - len(valid))
@@ -165,7 +170,9 @@ def register_views(
             else:
                 now = now_ms()
                 event = _hold_event(body, hold_id, now, now + int(body["ttl_seconds"]) * 1000)
-                found = problems(event, default_location=config.default_location)
+                found = problems(
+                    event, default_location=config.default_location, max_qty=config.max_qty
+                )
                 if found:  # what the ledger would dead-letter, undecided
                     return self.json({"errors": [p.message for p in found]}, status=400)
                 waiting = holds.expect(sku.encode(), event)

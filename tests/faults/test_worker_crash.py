@@ -117,10 +117,14 @@ def _expected(events: list[dict[str, Any]]) -> dict[str, SkuState]:
     return states
 
 
-@pytest.fixture
-def worker(local_stack: Settings) -> Iterator[WorkerProcess]:
+@pytest.fixture(params=["memory://", "rocksdb://"])
+def worker(local_stack: Settings, request: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
+    """A worker on each table store: Faust's in-memory store, and RocksDB."""
     process = WorkerProcess(
-        f"crash-{uuid.uuid4().hex[:8]}", free_port(), local_stack.state_dir / "logs"
+        f"crash-{uuid.uuid4().hex[:8]}",
+        free_port(),
+        local_stack.state_dir / "logs",
+        STOCKFLOW_STORE=request.param,
     )
     process.start()
     yield process

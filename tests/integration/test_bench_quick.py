@@ -21,6 +21,7 @@ EXPECTED = (
     "latency produce→level p99 @ 500/s",
     "latency produce→level p99 @ 2,000/s",
     "sink Kafka→ClickHouse",
+    "changelog bytes per event",
 )
 
 

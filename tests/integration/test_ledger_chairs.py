@@ -44,10 +44,11 @@ def codec() -> Codec:
     return single_object_codec()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["memory://", "rocksdb://"])
 def worker(
-    local_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+    local_stack: Settings, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[WorkerProcess]:
+    """A worker on each table store: Faust's in-memory store, and RocksDB."""
     folder = tmp_path_factory.mktemp("chairs")
     config = folder / "channels.yaml"
     config.write_text(CONFIG)
@@ -56,6 +57,7 @@ def worker(
         free_port(),
         local_stack.state_dir / "logs",
         STOCKFLOW_CONFIG=str(config),
+        STOCKFLOW_STORE=request.param,
     )
     # Everything this ledger ever sees is after these offsets (it starts at "latest"): the
     # replay below goes back here, not to other tests' events on the shared topic.

@@ -9,9 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import CodecError, single_object_codec
-from schemas.events import DISPOSITIONS, EVENT_TYPES, FIELDS, InvalidEvent, check, stock_event
+from schemas.events import (
+    DISPOSITIONS,
+    EVENT_TYPES,
+    FIELDS,
+    MAX_TIME_MS,
+    MIN_TIME_MS,
+    InvalidEvent,
+    check,
+    stock_event,
+)
 from schemas.times import now_ms, parse_time_ms
-from streams.ledger import DEFAULT_CONFIG, apply
+from streams.ledger import DEFAULT_CONFIG, apply, parse_config
 from streams.worker.intake import parse_items
 
 SCHEMA = "stockflow.v1.StockEvent"
@@ -25,9 +34,26 @@ _BAD_TEXT = st.sampled_from(["", "  ", "x" * 257, 7])
 _PLACES = st.sampled_from(["a", "b", LOCATION, "x" * 256])
 _WORDS = st.sampled_from(["o-1", "web", "damage"])
 _TIME_GOOD = st.one_of(
-    st.integers(0, 2**53 - 1), st.sampled_from(["2026-11-23T08:00:00Z", "2026-11-23T09:00+01:00"])
+    st.integers(MIN_TIME_MS, MAX_TIME_MS - 1),
+    st.sampled_from(["2026-11-23T08:00:00Z", "2026-11-23T09:00+01:00", "2000-01-01T00:00:00Z"]),
 )
-_TIME_BAD = st.sampled_from([-1, 2**53, 2**70, "2026-11-23T08:00", "soon", True, 1.5])
+_TIME_BAD = st.sampled_from(
+    [
+        -1,
+        0,
+        1_795_000_000,  # seconds, not milliseconds
+        MIN_TIME_MS - 1,
+        MAX_TIME_MS,
+        2**53,
+        2**70,
+        "1999-12-31T23:59:59Z",
+        "2100-01-01T00:00:00Z",
+        "2026-11-23T08:00",
+        "soon",
+        True,
+        1.5,
+    ]
+)
 # (well-formed values, malformed values) of every field a caller may send
 _VALUES: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "event_id": (st.just("e-1"), _BAD_TEXT),
@@ -197,3 +223,41 @@ def test_events_the_ledger_once_dead_lettered_are_refused_at_intake_with_its_rea
         check(record, default_location=LOCATION)
     assert refused.value.reason == reason
     assert refused.value.message in result.errors
+
+
+@pytest.mark.parametrize(("qty", "ok"), [(500, True), (-500, True), (501, False), (-501, False)])
+def test_a_configured_quantity_bound_holds_at_intake_and_in_the_ledger_alike(
+    qty: int, ok: bool
+) -> None:
+    """Given a ledger configured with max_qty 500, when an adjustment of ``qty`` is posted
+    and the same event reaches the ledger, then both accept it or both refuse it with
+    ``qty_out_of_range``."""
+    config = parse_config({"max_qty": 500})
+    item = {"event_id": "e", "sku": "chair", "type": "adjustment", "qty": qty, "reason": "x"}
+    [result] = parse_items(item, default_location=LOCATION, max_qty=config.max_qty)
+    record = as_record(item)
+    assert record is not None
+    assert result.ok is ok
+    if ok:
+        apply(None, record, config, NOW)
+    else:
+        with pytest.raises(InvalidEvent) as refused:
+            apply(None, record, config, NOW)
+        assert refused.value.reason == "qty_out_of_range"
+        assert refused.value.message in result.errors
+
+
+@pytest.mark.parametrize("when", [0, MIN_TIME_MS - 1, MAX_TIME_MS, 1_795_000_000, 2**53 - 1])
+def test_times_outside_2000_to_2100_are_refused_by_intake_and_ledger(when: int) -> None:
+    """Given an event whose occurred_at is before 2000, from 2100 on, or seconds sent as
+    milliseconds, when posted and when it reaches the ledger, then both refuse it with
+    ``bad_occurred_at``."""
+    record = stock_event("sale", "chair", "e", when, qty=1, source="t")
+    with pytest.raises(InvalidEvent) as refused:
+        apply(None, record, DEFAULT_CONFIG, NOW)
+    assert refused.value.reason == "bad_occurred_at"
+    [result] = parse_items(
+        {"event_id": "e", "sku": "chair", "type": "sale", "qty": 1, "occurred_at": when},
+        default_location=LOCATION,
+    )
+    assert not result.ok

@@ -31,6 +31,8 @@ from streams.ledger import (
 )
 
 SKU = "chair"
+BASE = 1_700_000_000_000  # times are epoch ms from 2000 on; examples start here
+END = 4_000_000_000_000  # after every hold of an example expired, before 2100
 LOCATIONS = ["a", "b"]
 CHANNELS = ["web", "amazon", "pos", "ebay", None]
 CONFIG = parse_config(
@@ -94,8 +96,8 @@ ops = st.lists(
     max_size=80,
 )
 SEED = [
-    stock_event("receipt", SKU, "seed-a", 1_000_000, qty=8, location="a"),
-    stock_event("receipt", SKU, "seed-b", 1_000_000, qty=8, location="b"),
+    stock_event("receipt", SKU, "seed-a", BASE, qty=8, location="a"),
+    stock_event("receipt", SKU, "seed-b", BASE, qty=8, location="b"),
 ]
 
 
@@ -196,7 +198,7 @@ def test_random_event_sequences_keep_every_ledger_invariant(sequence: list[Any])
     applied: list[dict[str, Any]] = []
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     levels: dict[str, Any] = {"version": 0, "qty": {}}
-    now = 1_000_000
+    now = BASE
     for seed in SEED:
         before = state.to_bytes() if state is not None else b""
         state, out = apply(state, seed, CONFIG, now)
@@ -225,9 +227,9 @@ def test_random_event_sequences_keep_every_ledger_invariant(sequence: list[Any])
             applied.append(event)
         _check_step(state, before, out, totals, levels)
     if state is not None:
-        for release in expiry_events(state, 2**52):
+        for release in expiry_events(state, END):
             before = state.to_bytes()
-            state, out = apply(state, release, CONFIG, 2**52)
+            state, out = apply(state, release, CONFIG, END)
             _check_step(state, before, out, totals, levels)
         assert not state.holds
         for name, loc in state.locations.items():
@@ -261,24 +263,26 @@ def test_a_count_as_of_the_past_rebases_exactly_on_later_movements(
         at, kind, qty = spec
         signed = {"sale": -qty, "receipt": qty, "adjustment": qty}[kind]
         fields = {"reason": "correction"} if kind == "adjustment" else {}
-        return stock_event(kind, SKU, f"m{n}", at, qty=qty, **fields), signed
+        return stock_event(kind, SKU, f"m{n}", BASE + at, qty=qty, **fields), signed
 
     config = parse_config({"journal_limit": 100})  # covers every movement of the example
-    state, _ = apply(None, stock_event("stock_count", SKU, "open", 0, qty=50), config, 0)
+    state, _ = apply(None, stock_event("stock_count", SKU, "open", BASE, qty=50), config, BASE)
     after_t = 0
     for n, spec in enumerate(earlier):
         ev, signed = event(n, spec)
-        state, _ = apply(state, ev, config, 20_000)
+        state, _ = apply(state, ev, config, BASE + 20_000)
         after_t += signed if spec[0] > as_of else 0
     expected = state.locations["default"].on_hand
-    count_ev = stock_event("stock_count", SKU, "count", 20_000, qty=count, as_of=as_of)
-    state, out = apply(state, count_ev, config, 20_000)
+    count_ev = stock_event(
+        "stock_count", SKU, "count", BASE + 20_000, qty=count, as_of=BASE + as_of
+    )
+    state, out = apply(state, count_ev, config, BASE + 20_000)
     assert state.locations["default"].on_hand == count + after_t
     diff = count + after_t - expected
     assert sum(m["delta_on_hand"] for m in out.movements) == diff
     for n, spec in enumerate(later, start=len(earlier)):
         ev, signed = event(n, spec)
-        state, _ = apply(state, ev, config, 20_000)
+        state, _ = apply(state, ev, config, BASE + 20_000)
         after_t += signed
     assert state.locations["default"].on_hand == count + after_t
 
@@ -291,7 +295,7 @@ def test_reapplying_any_earlier_event_changes_nothing(sequence: list[Any], data:
     Then the state's bytes are unchanged and nothing is emitted."""
     state: SkuState | None = None
     applied: list[dict[str, Any]] = list(SEED)
-    now = 1_000_000
+    now = BASE
     for seed in SEED:
         state, _ = apply(state, seed, CONFIG, now)
     for n, op in enumerate(sequence):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+from array import array
+
+import orjson
 import pytest
 
 from schemas.events import stock_event
@@ -77,3 +81,104 @@ def test_the_journal_is_bounded_by_count_and_age() -> None:
     times = list(state.journal[0::3])
     assert len(times) <= 4 and min(times) >= T0 + 9 * 300 - 1000
     assert state.journal_floor == max(t for t in range(T0, T0 + 3000, 300) if t not in times)
+
+
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+def test_event_ids_are_remembered_for_the_window_and_no_longer() -> None:
+    """Given a 7-day id window, When an event is applied and its id comes again 6 days later
+    and then 8 days later, Then the first return is a duplicate and the second is not; the
+    ids a state keeps are only those of its last 7 days, whatever its life."""
+    config = parse_config({"applied_ids_window_seconds": 7 * 24 * 3600})
+    state, _ = apply(None, stock_event("receipt", "s", "e1", T0, qty=1), config, T0)
+    again = stock_event("receipt", "s", "e1", T0, qty=1)
+    assert apply(state, again, config, T0 + 6 * DAY)[1].duplicate
+    for day in range(1, 30):  # a SKU's life: one event a day
+        at = T0 + day * DAY
+        state, _ = apply(state, stock_event("receipt", "s", f"d{day}", at, qty=1), config, at)
+    assert len(state.ids_ring) <= 8
+    assert not apply(state, again, config, T0 + 30 * DAY)[1].duplicate
+
+
+def test_a_state_of_format_1_is_read_and_its_ids_go_at_the_next_event() -> None:
+    """Given a state written by the previous format (an id ring with its head, no times),
+    When it is read, Then its ids are known (a replay is still a duplicate) in oldest-first
+    order, and the first event applied after lets them go as older than any window."""
+    state = _busy_state()
+    data = state.to_bytes()
+    header = struct.Struct("<2sBIII")
+    body = orjson.loads(data[header.size : header.size + header.unpack_from(data)[2]])
+    ids = array("Q", state.ids_ring)  # oldest first
+    ring = ids[-2:] + ids[:-2]  # the same ids as a format-1 ring whose oldest is at head 2
+    body[3] = 2
+    doc = orjson.dumps(body)
+    old = b"".join(
+        (
+            header.pack(b"SF", 1, len(doc), len(ring), len(state.journal)),
+            doc,
+            ring.tobytes(),
+            state.journal.tobytes(),
+        )
+    )
+    back = SkuState.from_bytes(old)
+    assert list(back.ids_ring) == list(ids) and back.ids == set(ids)
+    assert (back.in_partition, back.in_offset) == (-1, -1)
+    later = T0 + 30 * DAY
+    back, _ = apply(back, stock_event("receipt", "s", "new", later, qty=1), parse_config({}), later)
+    assert len(back.ids_ring) == 1
+
+
+def test_the_input_position_round_trips_and_recognises_redeliveries() -> None:
+    """Given a state whose last applied input was partition 3 offset 41, When written and
+    read back, Then offsets up to 41 of partition 3 count as applied, 42 and other
+    partitions do not."""
+    state = _busy_state()
+    state.in_partition, state.in_offset = 3, 41
+    back = SkuState.from_bytes(state.to_bytes())
+    assert back.at_position(3, 41) and back.at_position(3, 0)
+    assert not back.at_position(3, 42) and not back.at_position(2, 1)
+
+
+def test_a_sku_at_its_open_entries_cap_refuses_new_backorders_after_an_alert() -> None:
+    """Given max_open_entries 10 and a backorder channel with no stock, When 12 orders are
+    backordered, Then the 8th raises an alert (80 % of the cap), the 11th and 12th are
+    rejected with reason sku_state_full and not kept, and the state stays at 10 entries."""
+    config = parse_config(
+        {"max_open_entries": 10, "channels": [{"name": "b2b", "on_insufficient": "backorder"}]}
+    )
+    state, _ = apply(None, stock_event("stock_count", "s", "c", T0, qty=0), config, T0)
+    outcomes, alerts = [], []
+    for i in range(12):
+        ev = stock_event(
+            "order_placed", "s", f"o{i}", T0 + i, qty=1, order_id=f"o{i}", channel="b2b"
+        )
+        state, out = apply(state, ev, config, T0 + i)
+        assert out.decision is not None
+        outcomes.append((out.decision["outcome"], out.decision["reason"]))
+        alerts += [(i, a["kind"], a["threshold"]) for a in out.alerts if a["kind"] == "other"]
+    assert outcomes[:10] == [("backordered", "insufficient_stock")] * 10
+    assert outcomes[10:] == [("rejected", "sku_state_full")] * 2
+    assert alerts == [(7, "other", 10)]
+    assert state.open_entries() == 10 and "o11" not in state.backorders
+
+
+def test_a_sku_at_its_default_cap_with_the_longest_ids_stays_under_a_megabyte() -> None:
+    """Given the default configuration and a backorder channel without stock, When more
+    orders than the cap arrive, each with a 256-character order id (the longest the contract
+    allows), Then the ones past the cap are refused and the state stays under 1 MB (Kafka's
+    default record limit): 50,000 open backorders can never build up."""
+    config = parse_config({"channels": [{"name": "b" * 256, "on_insufficient": "backorder"}]})
+    cap = config.max_open_entries
+    state, _ = apply(None, stock_event("stock_count", "s", "c", T0, qty=0), config, T0)
+    refused = 0
+    for i in range(cap + 50):
+        order = f"{i:08d}".rjust(256, "o")
+        ev = stock_event(
+            "order_placed", "s", f"e{i}", T0 + i, qty=1, order_id=order, channel="b" * 256
+        )
+        state, out = apply(state, ev, config, T0 + i)
+        refused += out.decision is not None and out.decision["reason"] == "sku_state_full"
+    assert refused == 50 and state.open_entries() == cap
+    assert len(state.to_bytes()) < 1_000_000

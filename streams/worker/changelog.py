@@ -1,0 +1,93 @@
+"""SKU states written to the table's changelog, acknowledged by Kafka, then to the store.
+
+The one place that touches Faust's table internals. It replaces what ``table[key] = value``
+does in faust-streaming 0.15.3: ``ManagedUserDict.__setitem__`` calls
+``Table.on_key_set``, which hands the changelog record to ``Topic.send_soon`` (a buffer the
+producer flushes later; a failed send is only logged by ``Collection._on_changelog_sent``'s
+future) and then puts the value in the store. A worker could so acknowledge events whose
+state never reached the changelog, and a restart would lose them.
+
+Here, for one batch: every changelog record is produced with the key and value Faust would
+send (raw bytes, to the partition of the event that changed the key), all acknowledgements
+are awaited, and only then are the values put in the store (without Faust sending them
+again) and the persisted changelog offsets recorded, as ``_on_changelog_sent`` does. Recovery
+reads these records like Faust's own: same topic, key, value and partition.
+
+``tests/unit/test_changelog_writes.py`` pins the Faust version and the source of the methods
+replaced: a Faust upgrade must re-read them before it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+log = logging.getLogger("stockflow.ledger")
+
+FAUST_VERSION = "0.15.3"
+ATTEMPTS = 5
+FIRST_BACKOFF_S = 0.5
+
+
+class ChangelogWriteError(RuntimeError):
+    """Kafka did not acknowledge a state's changelog record after every retry: the events
+    it covers are not acknowledged, and the worker stops so that a restart replays them."""
+
+
+class AckedTableWriter:
+    """``await writer.write([(key, value, event), ...])``: changelog first, acknowledged."""
+
+    def __init__(
+        self,
+        table: Any,
+        producer: Callable[[], Any],
+        as_current: Callable[[Any], AbstractContextManager[Any]],
+    ) -> None:
+        self.table = table  # a faust Table of raw bytes keys and values
+        self.producer = producer  # the app's producer, looked up when the batch is written
+        self.as_current = as_current  # makes an event Faust's current event
+
+    async def write(self, items: Sequence[tuple[bytes, bytes, Any]]) -> None:
+        if not items:
+            return
+        topic = self.table.changelog_topic.get_topic_name()
+        acks = await self._send_all(topic, items)
+        store = self.table.data
+        for key, value, event in items:
+            with self.as_current(event):  # a partitioned store writes to the event's partition
+                store[key] = value  # the store itself: Table.on_key_set is not called
+        for ack in acks:
+            store.set_persisted_offset(ack.topic_partition, ack.offset)
+
+    async def _send_all(self, topic: str, items: Sequence[tuple[bytes, bytes, Any]]) -> list[Any]:
+        delay = FIRST_BACKOFF_S
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                producer = self.producer()
+                pending = [
+                    await producer.send(topic, key, value, event.message.partition, None, None)
+                    for key, value, event in items
+                ]
+                return list(await asyncio.gather(*pending))
+            except Exception as exc:
+                if attempt == ATTEMPTS:
+                    raise ChangelogWriteError(
+                        f"{topic}: {len(items)} state records not acknowledged after "
+                        f"{ATTEMPTS} attempts ({type(exc).__name__}: {exc}); the events stay "
+                        "unacknowledged and are replayed after a restart"
+                    ) from exc
+                log.warning(
+                    "%s: state records not acknowledged (%s: %s); retry %d of %d in %.1f s",
+                    topic,
+                    type(exc).__name__,
+                    exc,
+                    attempt,
+                    ATTEMPTS - 1,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
