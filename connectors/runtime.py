@@ -65,6 +65,7 @@ from connectors.woocommerce.mapping import WooMapping
 from connectors.woocommerce.outbound import WooPusher
 from connectors.woocommerce.refusals import WooRefusals
 from schemas.times import now_ms
+from streams.kernel import topics
 from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
@@ -168,6 +169,14 @@ class Runtime:
         codec = codec_for(self.settings)
         publisher = KafkaPublisher(self.settings, codec)
         state = ConnectorState.for_group(self.settings.state_dir, self.config.consumer_group)
+        rebuild = not state.knows_lanes()
+        if rebuild:
+            log.info(
+                "connectors: no acknowledged quantities saved in %s; the levels are read from "
+                "the start of %s, so every SKU is pushed and reconciled again",
+                state.folder,
+                topics.STOCK_LEVELS.name,
+            )
         async with aiohttp.ClientSession() as session:
             channels = [build_channel(session, inst) for inst in self.config.channels]
             engine = OutboundEngine(
@@ -221,6 +230,7 @@ class Runtime:
                 group_id=self.config.consumer_group,
                 offset_reset=self.settings.offset_reset,
                 dead_letters=publisher,
+                rebuild=rebuild,
             )
             decisions = DecisionsSource(
                 self.settings,

@@ -158,7 +158,10 @@ class LevelsSource:
     versions only increase). Nothing is committed before the catch-up is handed out.
 
     A group with no committed offset starts at ``offset_reset`` (``earliest``: the compacted
-    topic gives the current quantity of every SKU; ``latest``: only new changes).
+    topic gives the current quantity of every SKU; ``latest``: only new changes). With
+    ``rebuild`` (the group's saved lane state is gone), the first assignment reads from the
+    start of the compacted topic whatever was committed, so every SKU's current quantity is
+    pushed and acknowledged again, and reconciliation covers every SKU once more.
     """
 
     def __init__(
@@ -171,6 +174,7 @@ class LevelsSource:
         offset_reset: str = "earliest",
         commit_every_s: float = 5.0,
         dead_letters: KafkaPublisher | None = None,
+        rebuild: bool = False,
     ) -> None:
         # Static membership: a restarted process (even after kill -9) takes its partitions
         # back at once instead of waiting out the dead member's session. One connectors
@@ -181,6 +185,7 @@ class LevelsSource:
         self._codec = codec
         self._engine = engine
         self._reset = offset_reset
+        self._rebuild = rebuild
         self._commit_every = commit_every_s
         self._dead_letters = dead_letters
         self._targets: dict[int, int] = {}  # partition -> high watermark at assignment
@@ -197,11 +202,12 @@ class LevelsSource:
         for tp, done in zip(partitions, committed, strict=True):
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
             if done.offset >= 0:
-                tp.offset = done.offset
+                tp.offset = low if self._rebuild else done.offset
             else:
                 tp.offset = high if self._reset == "latest" else low
             self._targets[tp.partition] = high
             self.positions[tp.partition] = tp.offset
+        self._rebuild = False  # once: later assignments resume from the commits
         consumer.assign(partitions)  # start exactly where decided above
         self.caught_up = False
         self.assigned = True

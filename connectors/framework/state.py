@@ -78,6 +78,11 @@ class ConnectorState:
     def for_group(cls, state_dir: Path, group: str) -> ConnectorState:
         return cls(state_dir / "connectors" / group)
 
+    def knows_lanes(self) -> bool:
+        """Whether this group has saved what its channels acknowledged (a new or lost state
+        folder has not: the channels' figures must then be read again from the levels)."""
+        return any(self.folder.glob("acked-*.json"))
+
     # ---- lanes (engine.LaneStore) ----------------------------------------------------
     def load(self, channel: str) -> tuple[dict[str, PushItem], dict[str, PushItem]]:
         acked = _items(channel, _read(self.folder / f"acked-{channel}.json"))

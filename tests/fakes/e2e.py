@@ -124,6 +124,7 @@ class Stack:
     connectors: ConnectorsProcess
     fakes: FakesThread
     skus: list[str]
+    group: str  # the connectors' consumer group (their state folder is named after it)
 
     def item(self, sku: str) -> int:
         return 100 + self.skus.index(sku) + 1
@@ -240,19 +241,20 @@ def e2e_stack(
             fakes.woo.add_product(n, sku, 0)
         worker.start()
         config = folder / "connectors.yaml"
+        group = f"e2e-connectors-{tag}"
         config.write_text(
             connectors_yaml(
                 skus,
                 fakes.shopify.url,
                 fakes.woo.url,
-                f"e2e-connectors-{tag}",
+                group,
                 on_refusal,
                 channel_extra,
             )
         )
         connectors = ConnectorsProcess(config, connectors_port, logs)
         connectors.start()
-        yield Stack(settings, worker, connectors, fakes, skus)
+        yield Stack(settings, worker, connectors, fakes, skus, group)
     finally:
         try:
             if connectors is not None:
