@@ -16,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from connectors.framework import metrics
-from connectors.framework.kafka import KafkaPublisher
+from connectors.framework.kafka import STOPPED, KafkaPublisher, RecordDecoder
 from connectors.framework.refusals import RefusalHandler
-from schemas.codec import Codec, CodecError
+from schemas.codec import Codec
 from streams.kernel import topics
-from streams.kernel.deadletter import dead_letter
 from streams.kernel.kafka_config import consumer_config
 from streams.kernel.settings import Settings
 
@@ -42,10 +40,9 @@ class DecisionsSource:
         dead_letters: KafkaPublisher | None = None,
     ) -> None:
         self._consumer = Consumer(consumer_config(settings, group_id))
-        self._codec = codec
+        self._decoder = RecordDecoder(codec, dead_letters, "decisions")
         self._handler = handler
         self._commit_every = commit_every_s
-        self._dead_letters = dead_letters
         self._stopping = False
         self._dirty = False
         self.assigned = False
@@ -72,6 +69,7 @@ class DecisionsSource:
 
     def stop(self) -> None:
         self._stopping = True
+        self._decoder.stopping = True
 
     def commit(self) -> None:
         if not self._dirty:
@@ -101,32 +99,9 @@ class DecisionsSource:
                 log.warning("%s consumer error: %s", topics.STOCK_DECISIONS.name, msg.error())
                 continue
             self.consumed += 1
-            decision = await self._decode(msg)
+            decision = await self._decoder.decode(msg)
+            if decision is STOPPED:  # stopping during a registry outage: not read
+                break
             if decision is not None and decision.get("outcome") == "rejected":
                 await self._handler.handle(decision)
             self._dirty = True
-
-    async def _decode(self, msg: Message) -> dict[str, object] | None:
-        raw = msg.value() or b""
-        try:
-            _, decision = self._codec.decode(raw)
-        except CodecError as exc:
-            record = dead_letter(
-                metrics.DEAD_LETTERS,
-                component="connectors",
-                reason=exc.reason,
-                error=str(exc),
-                original=raw,
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
-                key=msg.key(),
-            )
-            if self._dead_letters is not None:
-                value = self._codec.encode(topics.STOCK_DEADLETTER.value_schema, record)
-                await self._dead_letters.produce(
-                    topics.STOCK_DEADLETTER.name, [(msg.key() or b"", value)]
-                )
-            return None
-        result: dict[str, object] = decision
-        return result

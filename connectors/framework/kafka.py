@@ -27,7 +27,7 @@ from streams.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_STOPPED: dict[str, Any] = {}  # sentinel: the source stopped while waiting for the registry
+STOPPED: dict[str, Any] = {}  # sentinel: the source stopped while waiting for the registry
 
 REGISTRY_WAITING = Gauge(
     "stockflow_connector_registry_waiting",
@@ -145,6 +145,76 @@ class KafkaDriftAlerts:
         metrics.ALERTS.labels(channel, "drift").inc()
 
 
+class RecordDecoder:
+    """Decodes what a connectors consumer reads. While the schema registry does not answer it
+    waits and tries again (backoff up to 30 s): a record is never dead-lettered because the
+    registry is unwell. A record that can never be decoded is dead-lettered and skipped
+    (``None``); ``STOPPED`` when the consumer stops during a registry wait."""
+
+    def __init__(self, codec: Codec, dead_letters: KafkaPublisher | None, what: str) -> None:
+        self._codec = codec
+        self._dead_letters = dead_letters
+        self._what = what
+        self.stopping = False
+
+    async def decode(self, msg: Message) -> dict[str, Any] | None:
+        raw = msg.value() or b""
+        try:
+            _, record = await self._decode_waiting(raw, msg)
+        except CodecError as exc:
+            letter = dead_letter(
+                metrics.DEAD_LETTERS,
+                component="connectors",
+                reason=exc.reason,
+                error=str(exc),
+                original=raw,
+                topic=msg.topic(),
+                partition=msg.partition(),
+                offset=msg.offset(),
+                key=msg.key(),
+            )
+            if self._dead_letters is not None:
+                value = self._codec.encode(topics.STOCK_DEADLETTER.value_schema, letter)
+                await self._dead_letters.produce(
+                    topics.STOCK_DEADLETTER.name, [(msg.key() or b"", value)]
+                )
+            return None
+        return record
+
+    async def _decode_waiting(self, raw: bytes, msg: Message) -> tuple[str, dict[str, Any]]:
+        delay, since = 0.5, 0.0
+        while True:
+            try:
+                decoded = self._codec.decode(raw)
+            except CodecError as exc:
+                if exc.reason != "registry_unavailable":
+                    raise
+                if self.stopping:
+                    return "", STOPPED
+                if not since:
+                    since = asyncio.get_running_loop().time()
+                    REGISTRY_WAITING.set(1)
+                    log.warning(
+                        "%s[%s] offset=%s: schema registry unavailable (%s); waiting, retried"
+                        " with backoff, nothing dead-lettered",
+                        msg.topic(),
+                        msg.partition(),
+                        msg.offset(),
+                        exc,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if since:
+                REGISTRY_WAITING.set(0)
+                log.info(
+                    "schema registry back after %.1f s; %s flow again",
+                    asyncio.get_running_loop().time() - since,
+                    self._what,
+                )
+            return decoded
+
+
 class LevelsSource:
     """Decoded ``stock.levels.v1`` records for the engine, never older than what was pushed.
 
@@ -185,6 +255,7 @@ class LevelsSource:
         self._codec = codec
         self._engine = engine
         self._reset = offset_reset
+        self._decoder = RecordDecoder(codec, dead_letters, "levels")
         self._rebuild = rebuild
         self._commit_every = commit_every_s
         self._dead_letters = dead_letters
@@ -228,6 +299,7 @@ class LevelsSource:
     def stop(self) -> None:
         """Ask the iteration to end after the current poll (at most 0.5 s)."""
         self._stopping = True
+        self._decoder.stopping = True
 
     def commit_if_idle(self) -> bool:
         """Commit what was read, if everything handed out has been pushed or given up on."""
@@ -266,7 +338,7 @@ class LevelsSource:
                         yield newest
                 continue
             level = await self._decode(msg)
-            if level is _STOPPED:  # stopping during a registry outage: not read, not committed
+            if level is STOPPED:  # stopping during a registry outage: not read, not committed
                 break
             partition = msg.partition() or 0
             self.positions[partition] = (msg.offset() or 0) + 1
@@ -309,59 +381,4 @@ class LevelsSource:
         return newest
 
     async def _decode(self, msg: Message) -> dict[str, Any] | None:
-        raw = msg.value() or b""
-        try:
-            _, level = await self._decode_waiting(raw, msg)
-        except CodecError as exc:
-            record = dead_letter(
-                metrics.DEAD_LETTERS,
-                component="connectors",
-                reason=exc.reason,
-                error=str(exc),
-                original=raw,
-                topic=msg.topic(),
-                partition=msg.partition(),
-                offset=msg.offset(),
-                key=msg.key(),
-            )
-            if self._dead_letters is not None:
-                value = self._codec.encode(topics.STOCK_DEADLETTER.value_schema, record)
-                await self._dead_letters.produce(
-                    topics.STOCK_DEADLETTER.name, [(msg.key() or b"", value)]
-                )
-            return None
-        return level
-
-    async def _decode_waiting(self, raw: bytes, msg: Message) -> tuple[str, dict[str, Any]]:
-        """Decode; while the schema registry does not answer, wait and try again (backoff up
-        to 30 s): a level is never dead-lettered because the registry is unwell."""
-        delay, since = 0.5, 0.0
-        while True:
-            try:
-                decoded = self._codec.decode(raw)
-            except CodecError as exc:
-                if exc.reason != "registry_unavailable":
-                    raise
-                if self._stopping:
-                    return "", _STOPPED
-                if not since:
-                    since = asyncio.get_running_loop().time()
-                    REGISTRY_WAITING.set(1)
-                    log.warning(
-                        "%s[%s] offset=%s: schema registry unavailable (%s); waiting, retried"
-                        " with backoff, nothing dead-lettered",
-                        msg.topic(),
-                        msg.partition(),
-                        msg.offset(),
-                        exc,
-                    )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            if since:
-                REGISTRY_WAITING.set(0)
-                log.info(
-                    "schema registry back after %.1f s; levels flow again",
-                    asyncio.get_running_loop().time() - since,
-                )
-            return decoded
+        return await self._decoder.decode(msg)

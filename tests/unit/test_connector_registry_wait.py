@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from connectors.framework.decisions import DecisionsSource
 from connectors.framework.kafka import LevelsSource
 from schemas.codec import CodecError
 from streams.kernel.settings import Settings
@@ -63,3 +64,23 @@ def test_a_level_is_decoded_after_the_registry_answers_again_and_never_dead_lett
         source.close()
     assert level == {"sku": "chair", "version": 1}
     assert codec.calls == 3
+
+
+def test_a_decision_is_decoded_after_the_registry_answers_again_and_never_dead_lettered() -> None:
+    """Given a schema registry that does not answer the first time, when the decisions source
+    (refusals to the channels) decodes a record, then it waits and tries again, returns the
+    decision, and no dead letter is encoded: a refusal is not lost to a registry outage."""
+    codec = FlakyRegistryCodec(failures=1)
+    source = DecisionsSource(
+        Settings(),
+        codec,  # type: ignore[arg-type]
+        handler=None,  # type: ignore[arg-type]
+        group_id="unit-registry-wait-decisions",
+        dead_letters=object(),  # type: ignore[arg-type]
+    )
+    try:
+        decision = asyncio.run(source._decoder.decode(Message()))  # type: ignore[arg-type]
+    finally:
+        source.close()
+    assert decision == {"sku": "chair", "version": 1}
+    assert codec.calls == 2
