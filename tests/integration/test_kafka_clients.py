@@ -70,7 +70,12 @@ def test_aiokafka_creates_topics_and_round_trips_records(bootstrap: str, unique_
         await admin.start()
         try:
             await admin.create_topics([NewTopic(unique_name, 3, 1)])
-            described = await admin.describe_topics([unique_name])
+            # a new topic's partitions reach the metadata a moment after CreateTopics answers
+            for _ in range(50):
+                described = await admin.describe_topics([unique_name])
+                if len(described[0]["partitions"]) == 3:
+                    break
+                await asyncio.sleep(0.2)
         finally:
             await admin.close()
         assert len(described[0]["partitions"]) == 3
