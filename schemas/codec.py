@@ -20,6 +20,7 @@ import io
 import json
 import struct
 import time
+from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple
 
 import fastavro
@@ -89,6 +90,18 @@ class Codec:
         """Compute every header now (registering schemas), so a bad registry shows at start."""
         for schema in self._current.values():
             self._header_of(schema)
+
+    def needs_registry(self, values: Iterable[bytes | None]) -> bool:
+        """True when encoding, or decoding one of ``values``, would call a schema registry.
+
+        An asyncio caller then runs :meth:`resolve` in a thread first: a registry call
+        blocks for up to its timeout, and must not stop the event loop (heartbeats, web)."""
+        return False
+
+    def resolve(self, values: Iterable[bytes | None]) -> None:
+        """Fetch now what :meth:`needs_registry` found missing; CodecError
+        ``registry_unavailable`` while the registry does not answer. Ids the registry does
+        not know are left for :meth:`decode` to report, record by record."""
 
     def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
         schema = self.schema(schema_name)
@@ -225,6 +238,33 @@ class RegistryCodec(Codec):
         self._by_id: dict[int, Reading] = {}
         self._missing: dict[int, float] = {}  # unknown id -> monotonic time to ask again
         self._single_object = SingleObjectCodec()
+
+    def needs_registry(self, values: Iterable[bytes | None]) -> bool:
+        if len(self._headers) < len(self._current):
+            return True
+        return bool(self._unfetched(values))
+
+    def resolve(self, values: Iterable[bytes | None]) -> None:
+        for schema in self._current.values():
+            if schema.name not in self._headers:
+                self._header_of(schema)
+        for schema_id in self._unfetched(values):
+            try:
+                self._fetch(schema_id)
+            except CodecError as exc:
+                if exc.reason == "registry_unavailable":
+                    raise
+
+    def _unfetched(self, values: Iterable[bytes | None]) -> set[int]:
+        """Schema ids of Confluent-framed ``values`` neither cached nor known to be missing."""
+        now = time.monotonic()
+        ids: set[int] = set()
+        for data in values:
+            if data and data[:1] == CONFLUENT_MAGIC and len(data) >= 5:
+                (schema_id,) = _ID.unpack_from(data, 1)
+                if schema_id not in self._by_id and self._missing.get(schema_id, 0.0) <= now:
+                    ids.add(schema_id)
+        return ids
 
     def _header(self, schema: Schema) -> bytes:
         try:

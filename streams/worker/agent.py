@@ -49,6 +49,7 @@ from streams.kernel.topics import (
 )
 from streams.ledger import InvalidEvent, LedgerConfig, SkuState, apply
 from streams.worker import metrics
+from streams.worker.registry import resolve_off_loop
 
 log = logging.getLogger("stockflow.ledger")
 
@@ -187,6 +188,8 @@ class LedgerStep:
             outbox: list[tuple[str, bytes | None, bytes]] = []
             now = now_ms()
             try:
+                # fetched in a thread: a hanging registry must not block the event loop
+                await resolve_off_loop(self.codec, [message.value for message, _ in items])
                 for message, handle in items:
                     self._apply_one(message, handle, now, result, outbox)
                 return result, outbox

@@ -17,6 +17,7 @@ from schemas.times import now_ms
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.expiry import expiry_events
 from streams.ledger.state import SkuState, StateFormatError
+from streams.worker.registry import resolve_off_loop
 
 log = logging.getLogger("stockflow.holds")
 
@@ -65,6 +66,8 @@ class HoldIndex:
             if state is None:
                 continue  # the partition moved to another worker
             expired = expiry_events(state, now)
+            if expired:
+                await resolve_off_loop(codec)
             for event in expired:
                 value = codec.encode(STOCK_EVENTS.value_schema, event)
                 await producer.send(STOCK_EVENTS.name, key, value, None, None, None)

@@ -28,6 +28,7 @@ from streams.worker import metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
+from streams.worker.registry import resolve_off_loop
 
 MAX_BATCH = 10_000
 # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition.
@@ -76,6 +77,7 @@ def register_views(
 
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []
+        await resolve_off_loop(codec)
         for event in events:
             value = codec.encode(STOCK_EVENTS.value_schema, event)
             futures.append(

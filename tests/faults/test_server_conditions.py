@@ -163,7 +163,10 @@ def test_a_registry_that_does_not_answer_dead_letters_no_good_event(
             os.kill(pid, signal.SIGCONT)
             thawed_at = time.monotonic()
             assert produced.wait(seconds + 60), "producer did not finish"
-            wait_for(lambda: _on_hand(worker, sku) == total, timeout=120, what="every receipt")
+            try:
+                wait_for(lambda: _on_hand(worker, sku) == total, timeout=240, what="every receipt")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; worker log:\n{worker.log_tail(80)}") from None
             wait_rows(settings, "stock_movements", "sku = %(s)s", {"s": sku}, total, timeout=120)
             caught_up = time.monotonic()
             applied = _on_hand(worker, sku)

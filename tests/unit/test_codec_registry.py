@@ -187,3 +187,41 @@ def test_an_unreachable_registry_is_registry_unavailable_and_never_shows_its_pas
     assert raised.value.reason == "registry_unavailable"
     assert "s3cr3t-pw" not in str(raised.value) and "s3cr3t-pw" not in repr(raised.value)
     assert "***@127.0.0.1" in str(raised.value)
+
+
+def test_what_a_batch_needs_from_the_registry_is_resolved_ahead_of_use() -> None:
+    """Given a fresh registry codec and records framed with a known and an unknown id, when
+    asked, then it needs the registry; after resolve() it needs it no more: encoding and
+    decoding the known record ask nothing, and the unknown id is reported by decode."""
+    with fake_registry() as fake:
+        level = registry_codec(fake.url).encode("StockLevel", SAMPLES[LEVEL])
+        unknown = b"\x00" + (999).to_bytes(4, "big") + level[5:]
+        codec = registry_codec(fake.url)
+        assert codec.needs_registry([level, unknown])
+        codec.resolve([level, unknown])
+        asked = len(fake.requests)
+        assert not codec.needs_registry([level, unknown])
+        assert codec.decode(level) == (LEVEL, SAMPLES[LEVEL])
+        codec.encode("Alert", SAMPLES["stockflow.v1.Alert"])
+        with pytest.raises(CodecError) as err:
+            codec.decode(unknown)
+        assert err.value.reason == "unknown_schema_id"
+        assert len(fake.requests) == asked
+
+
+def test_resolve_reports_a_registry_that_does_not_answer() -> None:
+    """Given a registry that answers 503, when a fresh codec resolves, then
+    registry_unavailable, and the codec still needs the registry afterwards."""
+    with fake_registry() as fake:
+        fake.fail_next(50)
+        codec = registry_codec(fake.url)
+        with pytest.raises(CodecError) as err:
+            codec.resolve([])
+        assert err.value.reason == "registry_unavailable"
+        assert codec.needs_registry([])
+
+
+def test_a_single_object_codec_never_needs_a_registry() -> None:
+    """Given the single-object codec, when asked about any records, then no registry."""
+    codec = single_object_codec()
+    assert not codec.needs_registry([codec.encode("StockLevel", SAMPLES[LEVEL]), b"\x00\x00"])
