@@ -17,6 +17,7 @@ from streams.ledger.config import LedgerConfig
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
+from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
 from streams.worker.pending import PendingHolds
 from streams.worker.web import register_views
@@ -56,6 +57,9 @@ class Ledger:
             table_standby_replicas=0,
             producer_acks=-1,
             producer_linger_ms=5,
+            # the batch step sends one record batch per partition: room for a big batch's
+            # outputs in one request (the broker's message.max.bytes default is 1 MiB)
+            producer_max_batch_size=512 * 1024,
             stream_buffer_maxsize=8192,
             broker_commit_interval=1.0,
             # kill -9 leaves a ghost member: the group waits this long before a restarted
@@ -81,7 +85,8 @@ class Ledger:
         )
         self.holds = HoldIndex()
         self.pending = PendingHolds()  # holds a request waits for; settled once stored
-        self.writer = AckedTableWriter(self.table, lambda: self.app.producer, _writing_as)
+        self.sender = BatchSender(lambda: self.app.producer)
+        self.writer = AckedTableWriter(self.table, self.sender.send, _writing_as)
         self.step = LedgerStep(
             codec,
             config,
@@ -90,6 +95,7 @@ class Ledger:
             on_state=self._stored,
             on_decision=self.pending.decided,
             write=self.writer.write,
+            send_all=self.sender.send,
         )
         self._register()
 
