@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,7 +45,8 @@ class Ledger:
         self.app = faust.App(
             settings.app_id,
             datadir=str(datadir),
-            broker=f"kafka://{settings.bootstrap}",
+            # Faust's aiokafka transport, drained per fetched batch (streams.worker.fastpath)
+            broker=f"stockflow://{settings.bootstrap}",
             store=settings.store,
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,
@@ -138,6 +140,8 @@ class Ledger:
 
         def index_holds(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             self.holds.rebuild(self.table.items())
+            gc.collect()
+            gc.freeze()  # what recovery loaded stays: the collector no longer scans it
 
         app.on_rebalance_complete.connect(index_holds)
 
