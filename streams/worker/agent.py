@@ -73,6 +73,8 @@ def _alerts(kind: str) -> Any:
 
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
+# every (topic, partition or None, key, value) sent, returning once Kafka acknowledged all
+SendAll = Callable[[Sequence[tuple[str, int | None, bytes | None, bytes | None]]], Awaitable[Any]]
 Write = Callable[[Sequence[tuple[bytes, bytes, Any]]], Awaitable[None]]
 
 
@@ -119,6 +121,32 @@ class BatchResult:
     base: dict[bytes, tuple[bytes | None, list[tuple[dict[str, Any], int, int]]]] = field(
         default_factory=dict
     )
+    # metrics of the batch, counted here and added to the Prometheus metrics once per batch
+    events: dict[tuple[str, str], int] = field(default_factory=dict)
+    decisions: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
+    movements: int = 0
+    levels: int = 0
+    expired: int = 0
+
+    def count(self, kind: str, outcome: str) -> None:
+        key = (kind, outcome)
+        self.events[key] = self.events.get(key, 0) + 1
+
+    def publish(self) -> None:
+        """Add the batch's counts to the Prometheus metrics (a few calls per batch)."""
+        for (kind, outcome), n in self.events.items():
+            _events(kind, outcome).inc(n)
+        for outcome, n in self.decisions.items():
+            _decisions(outcome).inc(n)
+        for kind, n in self.alerts.items():
+            _alerts(kind).inc(n)
+        if self.movements:
+            metrics.MOVEMENTS.inc(self.movements)
+        if self.levels:
+            metrics.LEVELS.inc(self.levels)
+        if self.expired:
+            metrics.HOLDS_EXPIRED.inc(self.expired)
 
 
 class LedgerStep:
@@ -133,9 +161,12 @@ class LedgerStep:
         on_state: Callable[[bytes, SkuState], None] | None = None,
         on_decision: Callable[[dict[str, Any]], None] | None = None,  # before on_state
         write: Write | None = None,
+        send_all: SendAll | None = None,
     ) -> None:
         """``write``: stores a batch's (key, state bytes, event handle) and returns once they
-        are durable; without it, ``table[key] = value`` under each event's context."""
+        are durable; without it, ``table[key] = value`` under each event's context.
+        ``send_all``: sends a batch's outputs at once, returning when all are acknowledged;
+        without it, ``send`` is called per output and the futures are gathered."""
         self.codec = codec
         self.config = config
         self.table = table
@@ -143,6 +174,7 @@ class LedgerStep:
         self.on_state = on_state
         self.on_decision = on_decision
         self.write = write
+        self.send_all = send_all
         self._context: Callable[[Any], AbstractContextManager[Any]] | None = None
 
     async def run(
@@ -159,9 +191,14 @@ class LedgerStep:
         self._context = write_context
         result, outbox = await self._apply_all(items)
         metrics.BATCH.observe(len(items))
-        pending = [await self.send(topic, key, value) for topic, key, value in outbox]
-        if pending:
-            await asyncio.gather(*pending)  # outputs acknowledged before the state moves on
+        result.publish()
+        # outputs acknowledged before the state moves on
+        if self.send_all is not None:
+            await self.send_all([(topic, None, key, value) for topic, key, value in outbox])
+        else:
+            pending = [await self.send(topic, key, value) for topic, key, value in outbox]
+            if pending:
+                await asyncio.gather(*pending)
         writes = [
             (key, state.to_bytes(), handle) for key, (state, handle) in result.touched.items()
         ]
@@ -232,14 +269,14 @@ class LedgerStep:
             state = self._state(key, handle, result)
             if state is not None and state.at_position(message.partition, message.offset):
                 result.duplicates += 1  # a Kafka redelivery of an event applied before
-                _events(event["type"], "duplicate").inc()
+                result.count(event["type"], "duplicate")
                 return
             state, emitted = apply(state, event, self.config, now)
             if emitted.duplicate:
                 result.duplicates += 1
-                _events(event["type"], "duplicate").inc()
+                result.count(event["type"], "duplicate")
                 return
-            self._emit(key, event, emitted, outbox, now)
+            self._emit(key, event, emitted, outbox, now, result)
         except CodecError as exc:
             if exc.reason == REGISTRY_UNAVAILABLE:
                 raise  # a server is unwell, not the event: the batch pauses
@@ -247,11 +284,11 @@ class LedgerStep:
                 self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
                 return
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
-            _events("undecodable", "invalid").inc()
+            result.count("undecodable", "invalid")
             return
         except InvalidEvent as exc:  # raised before the rules change anything
             self._dead(message, outbox, result, exc.reason, str(exc), event_id)
-            _events(str(event.get("type")), "invalid").inc()
+            result.count(str(event.get("type")), "invalid")
             return
         except Exception as exc:  # a defect or a limit hit: this event only, never the batch
             self._fail(message, outbox, mark, result, key, now, exc, event_id, event)
@@ -260,7 +297,7 @@ class LedgerStep:
         result.applied += 1
         result.touched[key] = (state, handle)
         result.base[key][1].append((event, message.partition, message.offset))
-        _events(event["type"], "applied").inc()
+        result.count(event["type"], "applied")
 
     def _state(self, key: bytes, handle: Any, result: BatchResult) -> SkuState | None:
         """The SKU's state as this batch left it, else as stored (remembering the bytes)."""
@@ -303,7 +340,7 @@ class LedgerStep:
             result.touched[key] = (self._replayed(key, result, now), result.touched[key][1])
         result.internal_errors += 1
         self._dead(message, outbox, result, INTERNAL_ERROR, summary, event_id)
-        _events(kind or "unknown", "failed").inc()
+        result.count(kind or "unknown", "failed")
 
     def _replayed(self, key: bytes, result: BatchResult, now: int) -> SkuState:
         """The SKU's state before the failed event: stored bytes + this batch's earlier events."""
@@ -322,31 +359,35 @@ class LedgerStep:
         emitted: Any,
         outbox: list[tuple[str, bytes | None, bytes]],
         now: int,
+        result: BatchResult,
     ) -> None:
+        """Encode the event's outputs into the outbox; their metrics are counted in
+        ``result`` and published with the batch (an event rolled back later still counts)."""
         encode = self.codec.encode
         for movement in emitted.movements:
             outbox.append(
                 (STOCK_MOVEMENTS.name, key, encode(STOCK_MOVEMENTS.value_schema, movement))
             )
-        metrics.MOVEMENTS.inc(len(emitted.movements))
+        result.movements += len(emitted.movements)
         if emitted.decision is not None:
             outbox.append(
                 (STOCK_DECISIONS.name, key, encode(STOCK_DECISIONS.value_schema, emitted.decision))
             )
-            _decisions(emitted.decision["outcome"]).inc()
+            outcome = emitted.decision["outcome"]
+            result.decisions[outcome] = result.decisions.get(outcome, 0) + 1
             if self.on_decision is not None:
                 self.on_decision(emitted.decision)
         for alert in emitted.alerts:
             outbox.append((STOCK_ALERTS.name, key, encode(STOCK_ALERTS.value_schema, alert)))
-            _alerts(alert["kind"]).inc()
+            result.alerts[alert["kind"]] = result.alerts.get(alert["kind"], 0) + 1
         if emitted.level is not None:
             outbox.append(
                 (STOCK_LEVELS.name, key, encode(STOCK_LEVELS.value_schema, emitted.level))
             )
-            metrics.LEVELS.inc()
+            result.levels += 1
             metrics.LATENCY.observe(max(0, now - event["occurred_at"]) / 1000)
         if event["type"] == "hold_released" and event.get("reason") == "expired":
-            metrics.HOLDS_EXPIRED.inc()
+            result.expired += 1
 
     def _dead(
         self,

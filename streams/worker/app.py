@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from streams.ledger.config import LedgerConfig
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
+from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
 from streams.worker.pending import PendingHolds
 from streams.worker.web import register_views
@@ -43,7 +45,8 @@ class Ledger:
         self.app = faust.App(
             settings.app_id,
             datadir=str(datadir),
-            broker=f"kafka://{settings.bootstrap}",
+            # Faust's aiokafka transport, drained per fetched batch (streams.worker.fastpath)
+            broker=f"stockflow://{settings.bootstrap}",
             store=settings.store,
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,
@@ -56,6 +59,9 @@ class Ledger:
             table_standby_replicas=0,
             producer_acks=-1,
             producer_linger_ms=5,
+            # the batch step sends one record batch per partition: room for a big batch's
+            # outputs in one request (the broker's message.max.bytes default is 1 MiB)
+            producer_max_batch_size=512 * 1024,
             stream_buffer_maxsize=8192,
             broker_commit_interval=1.0,
             # kill -9 leaves a ghost member: the group waits this long before a restarted
@@ -81,7 +87,8 @@ class Ledger:
         )
         self.holds = HoldIndex()
         self.pending = PendingHolds()  # holds a request waits for; settled once stored
-        self.writer = AckedTableWriter(self.table, lambda: self.app.producer, _writing_as)
+        self.sender = BatchSender(lambda: self.app.producer)
+        self.writer = AckedTableWriter(self.table, self.sender.send, _writing_as)
         self.step = LedgerStep(
             codec,
             config,
@@ -90,6 +97,7 @@ class Ledger:
             on_state=self._stored,
             on_decision=self.pending.decided,
             write=self.writer.write,
+            send_all=self.sender.send,
         )
         self._register()
 
@@ -132,6 +140,8 @@ class Ledger:
 
         def index_holds(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             self.holds.rebuild(self.table.items())
+            gc.collect()
+            gc.freeze()  # what recovery loaded stays: the collector no longer scans it
 
         app.on_rebalance_complete.connect(index_holds)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
 from typing import Any
 
 Flush = Callable[[Sequence[Any]], Awaitable[None]]
@@ -27,9 +28,12 @@ class EventBatcher:
         self._events: list[Any] = []
         self._lock = asyncio.Lock()
         self._ack: Ack | None = None
+        self._since = 0.0  # monotonic time the oldest waiting event arrived
 
     async def add(self, event: Any, ack: Ack) -> None:
         self._ack = ack
+        if not self._events:
+            self._since = monotonic()
         self._events.append(event)
         if len(self._events) >= self.max_events:
             await self.flush()  # also the back-pressure: the stream waits for the flush
@@ -46,8 +50,14 @@ class EventBatcher:
                     await ack(event)
 
     async def run_timer(self) -> None:
-        """Flush what waits longer than ``max_delay``, forever (a background task)."""
+        """Flush what waits longer than ``max_delay``, forever (a background task). Events
+        that arrived while a batch was being flushed are flushed as soon as the oldest of
+        them has waited ``max_delay``, not a full ``max_delay`` after that flush."""
         while True:
-            await asyncio.sleep(self.max_delay)
+            wait = self.max_delay
             if self._events:
-                await self.flush()
+                wait = self._since + self.max_delay - monotonic()
+                if wait <= 0:
+                    await self.flush()
+                    continue
+            await asyncio.sleep(wait)

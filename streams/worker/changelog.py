@@ -8,9 +8,10 @@ future) and then puts the value in the store. A worker could so acknowledge even
 state never reached the changelog, and a restart would lose them.
 
 Here, for one batch: every changelog record is produced with the key and value Faust would
-send (raw bytes, to the partition of the event that changed the key), all acknowledgements
-are awaited, and only then are the values put in the store (without Faust sending them
-again) and the persisted changelog offsets recorded, as ``_on_changelog_sent`` does. Recovery
+send (raw bytes, to the partition of the event that changed the key), in one record batch
+per partition (:mod:`streams.worker.fastpath`); all acknowledgements are awaited, and only
+then are the values put in the store (without Faust sending them again) and the persisted
+changelog offsets recorded, as ``_on_changelog_sent`` does. Recovery
 reads these records like Faust's own: same topic, key, value and partition.
 
 ``tests/unit/test_changelog_writes.py`` pins the Faust version and the source of the methods
@@ -21,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
+
+from streams.worker.fastpath import Acked, Record
 
 log = logging.getLogger("stockflow.ledger")
 
@@ -43,11 +46,11 @@ class AckedTableWriter:
     def __init__(
         self,
         table: Any,
-        producer: Callable[[], Any],
+        send_all: Callable[[Sequence[Record]], Awaitable[Acked]],
         as_current: Callable[[Any], AbstractContextManager[Any]],
     ) -> None:
         self.table = table  # a faust Table of raw bytes keys and values
-        self.producer = producer  # the app's producer, looked up when the batch is written
+        self.send_all = send_all  # sends records, returns once Kafka acknowledged them all
         self.as_current = as_current  # makes an event Faust's current event
 
     async def write(self, items: Sequence[tuple[bytes, bytes, Any]]) -> None:
@@ -59,19 +62,17 @@ class AckedTableWriter:
         for key, value, event in items:
             with self.as_current(event):  # a partitioned store writes to the event's partition
                 store[key] = value  # the store itself: Table.on_key_set is not called
-        for ack in acks:
-            store.set_persisted_offset(ack.topic_partition, ack.offset)
+        for tp, offset in acks:
+            store.set_persisted_offset(tp, offset)
 
-    async def _send_all(self, topic: str, items: Sequence[tuple[bytes, bytes, Any]]) -> list[Any]:
+    async def _send_all(self, topic: str, items: Sequence[tuple[bytes, bytes, Any]]) -> Acked:
         delay = FIRST_BACKOFF_S
+        records: list[Record] = [
+            (topic, event.message.partition, key, value) for key, value, event in items
+        ]
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                producer = self.producer()
-                pending = [
-                    await producer.send(topic, key, value, event.message.partition, None, None)
-                    for key, value, event in items
-                ]
-                return list(await asyncio.gather(*pending))
+                return await self.send_all(records)
             except Exception as exc:
                 if attempt == ATTEMPTS:
                     raise ChangelogWriteError(

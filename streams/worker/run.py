@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -14,6 +15,12 @@ from streams.kernel.settings import Settings
 from streams.ledger.config import load_config
 
 log = logging.getLogger("stockflow.worker")
+
+# The batch step makes many short-lived objects per event (decoded events, states, outputs):
+# with CPython's default first-generation threshold (700 allocations) the collector ran
+# several times per batch. Long-lived objects (the table, after recovery) are frozen out of
+# the collector's scans once partitions are assigned (``streams.worker.app``).
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def _dump_tasks() -> None:
@@ -29,6 +36,7 @@ def _dump_tasks() -> None:
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Declare the topics, then run the ledger until stopped (SIGINT/SIGTERM)."""
+    gc.set_threshold(*GC_THRESHOLDS)
     from streams.worker.app import Ledger
 
     config = load_config(settings.config_path or None)

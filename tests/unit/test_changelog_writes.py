@@ -89,16 +89,20 @@ class Producer:
         self.sent: list[tuple[str, bytes, bytes, int]] = []
         self.store_at_ack: list[int] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int, *_: Any) -> Any:
-        self.sent.append((topic, key, value, partition))
-        fut: asyncio.Future[Meta] = asyncio.get_running_loop().create_future()
-        self.store_at_ack.append(len(self.store))
+    async def send_all(self, records: Any) -> Any:
+        acked = []
+        failed = False
+        for topic, partition, key, value in records:
+            self.sent.append((topic, key, value, partition))
+            self.store_at_ack.append(len(self.store))
+            acked.append(((topic, partition), len(self.sent)))
+        await asyncio.sleep(0)
         if self.fail:
             self.fail -= 1
-            fut.set_exception(OSError("broker unreachable"))
-        else:
-            fut.set_result(Meta((topic, partition), len(self.sent)))
-        return fut
+            failed = True
+        if failed:
+            raise OSError("broker unreachable")
+        return acked
 
 
 def _writer(fail: int) -> tuple[AckedTableWriter, FakeTable, Producer]:
@@ -114,7 +118,7 @@ def _writer(fail: int) -> tuple[AckedTableWriter, FakeTable, Producer]:
 
     table = FakeTable(current)
     producer = Producer(table.data, fail)
-    return AckedTableWriter(table, lambda: producer, as_current), table, producer
+    return AckedTableWriter(table, producer.send_all, as_current), table, producer
 
 
 ITEMS = [(b"a", b"state-a", Event(Msg(0))), (b"b", b"state-b", Event(Msg(3)))]

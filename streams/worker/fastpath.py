@@ -1,0 +1,221 @@
+"""The ledger's paths through Faust's consumer and producer, per batch instead of per record.
+
+The one place that reaches into Faust's consumer and producer (the table writes are
+:mod:`streams.worker.changelog`'s). Two replacements, each measured on the ledger:
+
+**Drain.** Faust's ``Consumer._drain_messages`` (faust-streaming 0.15.3) hands each fetched
+message to the streams with ``await self.wait_first(callback(message),
+self.suspend_flow.wait())``: four tasks and an ``asyncio.wait`` per message (about a tenth
+of the worker's time per event), so that a delivery blocked on a full stream buffer is
+given up when a rebalance suspends the flow. :class:`Consumer` keeps that loop line for
+line but waits the same way once per fetched batch: one task delivers the batch's messages
+in order (``await callback(message)`` each) and is given up, with the rest of the batch,
+when the flow is suspended or the consumer stops. A message given up is not marked read,
+so it is fetched again from the committed offset once the rebalance is over (Faust marked
+it read and relied on the seek to committed offsets that follows every assignment). It is
+installed as a Faust transport through Faust's entry point (``faust.transports``, name
+``stockflow``; see ``pyproject.toml``), so the worker's broker URL is ``stockflow://``.
+
+**Sends.** It replaces, for the ledger's batch step, what ``app.producer.send(topic, key,
+value, ...)`` does per record in faust-streaming 0.15.3
+(``faust.transport.drivers.aiokafka.Producer.send``): a sensor call, a coroutine chain,
+aiokafka's ``AIOKafkaProducer.send`` with its metadata wait, a pure-Python murmur2
+of the key and one future per record, then one future more per record to gather. Measured
+on the ledger, that was about a quarter of the worker's time per event.
+
+Here a whole batch of records is grouped by topic partition, each group is appended to an
+aiokafka ``BatchBuilder`` (``create_batch()``; public aiokafka API) that is closed and
+submitted with ``send_batch()``, so it goes out at once (no linger), and one future per
+topic partition is awaited. Partitions are those Faust's producer picks:
+
+- a record given a partition (a changelog record: its event's partition) keeps it;
+- a keyed record goes where aiokafka's ``DefaultPartitioner`` (Java-compatible murmur2 of
+  the key, positive, modulo the topic's partition count) sends it, so a compacted topic
+  such as ``stock.levels.v1`` keeps each key in one partition whichever path wrote it.
+  Each key's hash is remembered (a bounded cache), so a SKU is hashed once, not per record.
+
+``Producer._ensure_producer`` (the started ``AIOKafkaProducer``) and the consumer's
+attributes used by ``_drain_messages`` are Faust-private; ``tests/unit/test_fastpath.py``
+pins the Faust version and the source of the methods this module relies on or replaces: a
+Faust upgrade must re-read them before it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+FAUST_VERSION = "0.15.3"
+HASH_CACHE_MAX = 200_000  # keys whose murmur2 is remembered (about 20 MB at its largest)
+
+# (topic, partition or None for "by key", key, value); value None is a tombstone
+Record = tuple[str, int | None, bytes | None, bytes | None]
+# per record batch written: (its topic partition, a TopicPartition, offset of its last record)
+Acked = list[tuple[Any, int]]
+
+
+class RecordTooLargeError(ValueError):
+    """A record larger than the producer's batch size (``producer_max_batch_size``)."""
+
+
+def key_partition(key_hash: int, partitions: int) -> int:
+    """aiokafka's ``DefaultPartitioner`` for a key (the Java client's ``toPositive``)."""
+    return (key_hash & 0x7FFFFFFF) % partitions
+
+
+class BatchSender:
+    """``await sender.send(records)``: every record acknowledged by Kafka, or an exception."""
+
+    def __init__(self, producer: Callable[[], Any]) -> None:
+        self._faust_producer = producer  # the app's producer, looked up for each batch
+        self._hashes: dict[bytes, int] = {}
+
+    def _hash(self, key: bytes) -> int:
+        found = self._hashes.get(key)
+        if found is None:
+            if len(self._hashes) >= HASH_CACHE_MAX:
+                self._hashes.clear()
+            found = self._hashes[key] = murmur2(key)
+        return found
+
+    async def send(self, records: Sequence[Record]) -> Acked:
+        if not records:
+            return []
+        producer = self._faust_producer()._ensure_producer()  # aiokafka AIOKafkaProducer
+        cluster = producer.client.cluster
+        counts: dict[str, int] = {}
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        hash_of = self._hash
+        for topic, partition, key, value in records:
+            if partition is None:
+                count = counts.get(topic)
+                if count is None:
+                    await producer.client._wait_on_metadata(topic)
+                    count = counts[topic] = len(cluster.partitions_for_topic(topic))
+                if key is None:
+                    partition = random.randrange(count)
+                else:
+                    partition = key_partition(hash_of(key), count)
+            group = groups.get((topic, partition))
+            if group is None:
+                group = groups[(topic, partition)] = []
+            group.append((key, value))
+        now_ms = int(time.time() * 1000)
+        pending: list[tuple[int, Any]] = []
+        for (topic, partition), items in groups.items():
+            builder = producer.create_batch()
+            count = 0
+            for key, value in items:
+                if builder.append(timestamp=now_ms, key=key, value=value) is None:
+                    if count == 0:
+                        raise RecordTooLargeError(
+                            f"{topic}[{partition}]: a record of {len(value or b'')} bytes does "
+                            "not fit a producer batch; raise producer_max_batch_size"
+                        )
+                    pending.append(await _submit(producer, builder, topic, partition, count))
+                    builder, count = producer.create_batch(), 0
+                    if builder.append(timestamp=now_ms, key=key, value=value) is None:
+                        raise RecordTooLargeError(
+                            f"{topic}[{partition}]: a record of {len(value or b'')} bytes "
+                            "does not fit a producer batch; raise producer_max_batch_size"
+                        )
+                count += 1
+            pending.append(await _submit(producer, builder, topic, partition, count))
+        metas = await asyncio.gather(*(future for _, future in pending))
+        # aiokafka's TopicPartition: what a Faust store's set_persisted_offset takes
+        return [
+            (meta.topic_partition, meta.offset + n - 1)
+            for (n, _), meta in zip(pending, metas, strict=True)
+        ]
+
+
+async def _submit(
+    producer: Any, builder: Any, topic: str, partition: int, count: int
+) -> tuple[int, Any]:
+    builder.close()  # a closed batch is sent at once, without lingering
+    return count, await producer.send_batch(builder, topic, partition=partition)
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer whose drain loop waits once per fetched batch."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover (a worker's)
+        # Faust's loop (faust/transport/consumer.py, Consumer._drain_messages) with the
+        # per-message wait_first moved around the batch: see the module's docstring.
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                messages = self.getmany(timeout=1.0)
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
+                await self.sleep(0)
+                if not self.should_stop:
+                    await self.wait_first(self._deliver(messages), self.suspend_flow.wait())
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, messages: Any) -> None:
+        """Hand one fetched batch to the streams, in order (the body of Faust's loop)."""
+        callback = self.callback
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        try:
+            async for tp, message in messages:
+                num_since_yield += 1
+                if num_since_yield > yield_every:
+                    await sleep(0)
+                    num_since_yield = 0
+                offset = message.offset
+                r_offset = get_read_offset(tp)
+                if r_offset is None or offset >= r_offset:
+                    gap = offset - (r_offset or 0)
+                    # We have a gap in income messages
+                    if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await callback(message)
+                    set_read_offset(tp, offset)
+                else:
+                    self.log.dev(
+                        "DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value
+                    )
+        finally:
+            await messages.aclose()
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with the batch-wise drain (entry point ``stockflow``)."""
+
+    Consumer = Consumer
