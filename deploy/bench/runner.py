@@ -106,11 +106,11 @@ def _run(settings: Settings, codec: Codec, config: BenchConfig, parts: set[str])
                         rows.extend(memory_and_recovery(settings, data, worker))
                 finally:
                     worker.stop()
-                    delete_app_topics(settings, worker.app_id)
+                    delete_app_topics(settings, worker.app_id, worker.web_port)
             if first_run and "workers" in parts and single is not None:
                 rows.extend(_two_workers(settings, config, data, single))
     if first is not None:
-        for base, target in ((raw, 10), (bare, 50)):
+        for base, target in ((bare, 50), (raw, 10)):  # each inserted first: raw ends first
             if base is None or not base.value or not first.value:
                 continue
             ratio = 100 * first.value / base.value
@@ -131,7 +131,7 @@ def _run(settings: Settings, codec: Codec, config: BenchConfig, parts: set[str])
             rows.extend(run_latency(settings, codec, config, worker))
         finally:
             worker.stop()
-            delete_app_topics(settings, worker.app_id)
+            delete_app_topics(settings, worker.app_id, worker.web_port)
     if "sale" in parts:
         rows.append(run_sale(settings, config))
     if "sink" in parts:
@@ -161,7 +161,7 @@ def _two_workers(settings: Settings, config: BenchConfig, data: Input, one: Row)
     finally:
         first.stop()
         second.stop()
-        delete_app_topics(settings, first.app_id)
+        delete_app_topics(settings, first.app_id, first.web_port, second.web_port)
     rows = [pair]
     if pair.value and one.value:
         ratio = pair.value / one.value

@@ -165,7 +165,7 @@ async def _run(settings: Settings, config: BenchConfig) -> Row:
         finally:
             connectors.stop()
             worker.stop()
-            delete_app_topics(settings, worker.app_id)
+            delete_app_topics(settings, worker.app_id, worker.web_port)
     return _row(config, latencies, missing)
 
 

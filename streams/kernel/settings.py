@@ -138,7 +138,7 @@ class Settings:
     store: str = field(default_factory=lambda: _env("STORE", "rocksdb://"))
     rocksdb_memory_mb: int = field(default_factory=lambda: _env_int("ROCKSDB_MEMORY_MB", 256))
     static_membership: bool = field(
-        default_factory=lambda: _env_flag("STATIC_MEMBERSHIP", default=True)
+        default_factory=lambda: _env_flag("STATIC_MEMBERSHIP", default=False)
     )
     config_path: str = field(default_factory=lambda: _env("CONFIG", ""))
 
@@ -157,6 +157,11 @@ class Settings:
                 "use rocksdb:// (the default: recovery reads only the changelog's tail) or "
                 "memory:// (every restart replays the whole changelog)"
             )
+
+    @property
+    def worker_datadir(self) -> Path:
+        """Where a ledger worker keeps its table store (one folder per app id and web port)."""
+        return self.state_dir / "worker" / f"{self.app_id}-{self.worker_web_port}"
 
     @property
     def bootstrap(self) -> str:

@@ -39,7 +39,7 @@ class Ledger:
                 "event count once; Faust's exactly_once has open bugs (see ProcessingGuarantee)"
             )
         self.settings = settings
-        datadir = settings.state_dir / "worker" / f"{settings.app_id}-{settings.worker_web_port}"
+        datadir = settings.worker_datadir
         datadir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.codec = codec
