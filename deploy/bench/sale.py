@@ -121,7 +121,8 @@ def run_sale(settings: Settings, config: BenchConfig) -> Row:
 async def _run(settings: Settings, config: BenchConfig) -> Row:
     tag = uuid.uuid4().hex[:8]
     listings = _listings(tag, config.sale_skus)
-    receiver = f"http://127.0.0.1:{settings.connectors_port}"
+    receiver_port = free_port()  # not the configured one: a running stack may hold it
+    receiver = f"http://127.0.0.1:{receiver_port}"
     shopify = FakeShopify(webhook_target=f"{receiver}/webhooks/shopify")
     woo = FakeWooCommerce(webhook_target=f"{receiver}/webhooks/woocommerce")
     for x in listings:
@@ -136,6 +137,7 @@ async def _run(settings: Settings, config: BenchConfig) -> Row:
             "STOCKFLOW_CONFIG": str(ledger_config),
             "STOCKFLOW_CONNECTORS_CONFIG": str(connectors_config),
             "STOCKFLOW_OFFSET_RESET": "latest",
+            "STOCKFLOW_CONNECTORS_PORT": str(receiver_port),
         }
         worker = WorkerProcess(
             f"bench-sale-{tag}",
