@@ -133,12 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dead.set_defaults(func=_deadletters)
 
-    bench = sub.add_parser("bench", help="measure raw Kafka, ledger, latency, sink, recovery")
+    bench = sub.add_parser(
+        "bench",
+        help="measure Kafka, Faust, the ledger, latencies, the sink, recovery",
+    )
     bench.add_argument("--quick", action="store_true", help="short smoke run (under a minute)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     bench.add_argument(
         "--only",
-        help="comma-separated parts: raw, ledger, latency, sink, recovery, state (default all)",
+        help="comma-separated parts: raw, bare, ledger, workers, latency, sale, sink, recovery, "
+        "state (default all)",
     )
     bench.set_defaults(func=_bench)
 

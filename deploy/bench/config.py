@@ -16,7 +16,9 @@ class BenchConfig:
     latency_seconds: float  # duration of each offered load
     sink_rows: int  # movements pre-produced for the sink
     worker_timeout: float  # seconds a worker may take to consume a run's input
-    web_port: int = 16090
+    sale_orders: int  # orders placed on the fake Shopify, at ``sale_rate`` per second
+    sale_skus: int  # SKUs the orders spread over (each listed on both fake shops)
+    sale_rate: int = 100
 
     @property
     def memory_run(self) -> tuple[int, int]:
@@ -26,10 +28,12 @@ class BenchConfig:
 
 QUICK = BenchConfig(
     ledger_runs=((1_000, 6_000), (5_000, 8_000)),
-    latency_loads=(500, 2_000),
+    latency_loads=(500, 2_000, 10_000),
     latency_seconds=2.0,
     sink_rows=20_000,
     worker_timeout=60,
+    sale_orders=200,
+    sale_skus=100,
 )
 
 FULL = BenchConfig(
@@ -38,4 +42,6 @@ FULL = BenchConfig(
     latency_seconds=15.0,
     sink_rows=500_000,
     worker_timeout=600,
+    sale_orders=3_000,
+    sale_skus=500,
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -165,8 +167,12 @@ def trim(settings: Settings, topics: list[str]) -> int:
     return gone
 
 
-def delete_app_topics(settings: Settings, app_id: str) -> None:
-    """Drop a bench worker's changelog and internal topics: bench tables are throw-away."""
+def delete_app_topics(settings: Settings, app_id: str, *web_ports: int) -> None:
+    """Drop a bench worker's changelog and internal topics, and the table stores of its
+    processes (one per web port): bench tables are throw-away."""
+    for port in web_ports:
+        store = dataclasses.replace(settings, app_id=app_id, worker_web_port=port)
+        shutil.rmtree(store.worker_datadir, ignore_errors=True)
     client = admin(settings.bootstrap)
     mine = [t for t in client.list_topics(timeout=10).topics if t.startswith(app_id)]
     if mine:

@@ -1,5 +1,6 @@
-"""`stockflow` commands run as child processes (worker, sink, connectors) by the demo, the
-bench and the tests: started with their own environment and log file, waited for, stopped.
+"""`stockflow` commands run as child processes (worker, sink, connectors; a bench module) by
+the demo, the bench and the tests: started with their own environment and log file, waited
+for, stopped.
 
 A log file is appended across restarts, so readiness is looked for only in what the current
 run has logged.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,8 +42,10 @@ class ChildProcess:
         env: dict[str, str] | None = None,
         *,
         on_spawn: Callable[[Popen], Popen] | None = None,
+        module: str = "streams.cli",
     ) -> None:
         self.name = name
+        self.module = module  # run as `python -m MODULE ARGS...`
         self.args = args
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
@@ -57,7 +61,7 @@ class ChildProcess:
         self._log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -137,6 +141,14 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (other stacks and benches share the host)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def http_json(

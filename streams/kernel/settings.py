@@ -78,6 +78,15 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def _env_flag(name: str, *, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"STOCKFLOW_{name}={raw!r}: use 1 or 0")
+
+
 def _state_dir() -> Path:
     if IN_CHECKOUT:
         default = PROJECT_ROOT / ".stack"
@@ -126,10 +135,16 @@ class Settings:
         default_factory=lambda: _guarantee(_env("PROCESSING_GUARANTEE", "at_least_once"))
     )
     offset_reset: str = field(default_factory=lambda: _env("OFFSET_RESET", "earliest"))
-    store: str = field(default_factory=lambda: _env("STORE", "memory://"))
+    store: str = field(default_factory=lambda: _env("STORE", "rocksdb://"))
+    rocksdb_memory_mb: int = field(default_factory=lambda: _env_int("ROCKSDB_MEMORY_MB", 256))
+    static_membership: bool = field(
+        default_factory=lambda: _env_flag("STATIC_MEMBERSHIP", default=False)
+    )
     config_path: str = field(default_factory=lambda: _env("CONFIG", ""))
 
     def __post_init__(self) -> None:
+        if self.rocksdb_memory_mb < 16:
+            raise SettingsError("STOCKFLOW_ROCKSDB_MEMORY_MB must be at least 16")
         if self.partitions < 1:
             raise SettingsError("STOCKFLOW_PARTITIONS must be at least 1")
         if self.offset_reset not in ("earliest", "latest"):
@@ -139,8 +154,14 @@ class Settings:
         if not self.store.startswith(("memory://", "rocksdb://")):
             raise SettingsError(
                 f"STOCKFLOW_STORE={self.store!r}: "
-                "use memory:// (tests) or rocksdb:// (big catalogues)"
+                "use rocksdb:// (the default: recovery reads only the changelog's tail) or "
+                "memory:// (every restart replays the whole changelog)"
             )
+
+    @property
+    def worker_datadir(self) -> Path:
+        """Where a ledger worker keeps its table store (one folder per app id and web port)."""
+        return self.state_dir / "worker" / f"{self.app_id}-{self.worker_web_port}"
 
     @property
     def bootstrap(self) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import Iterator, Sequence
+import socket
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -38,7 +41,7 @@ class Ledger:
                 "event count once; Faust's exactly_once has open bugs (see ProcessingGuarantee)"
             )
         self.settings = settings
-        datadir = settings.state_dir / "worker" / f"{settings.app_id}-{settings.worker_web_port}"
+        datadir = settings.worker_datadir
         datadir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.codec = codec
@@ -67,6 +70,9 @@ class Ledger:
             # kill -9 leaves a ghost member: the group waits this long before a restarted
             # worker gets its partitions back (Faust's default of 60 s was all of recovery)
             broker_session_timeout=10.0,
+            # static membership (KIP-345): a worker restarted with the same instance id takes
+            # its member's place at once instead of waiting out the session timeout
+            consumer_group_instance_id=_instance_id(settings),
             autodiscover=False,
             web_enabled=True,
         )
@@ -84,8 +90,10 @@ class Ledger:
             key_type=bytes,  # bytes in, bytes out: Faust picks the raw serializer for both
             value_type=bytes,
             partitions=settings.partitions,
+            options=_rocksdb_options(settings),
         )
         self.holds = HoldIndex()
+        self._indexing: asyncio.Future[None] | None = None
         self.pending = PendingHolds()  # holds a request waits for; settled once stored
         self.sender = BatchSender(lambda: self.app.producer)
         self.writer = AckedTableWriter(self.table, self.sender.send, _writing_as)
@@ -100,6 +108,18 @@ class Ledger:
             send_all=self.sender.send,
         )
         self._register()
+
+    async def _index_holds(self) -> None:
+        began = time.monotonic()
+        try:
+            items: Iterable[tuple[bytes, bytes | None]] = self.table.items()
+            if self.settings.store.startswith("memory://"):
+                items = list(items)  # a dict the agent grows meanwhile: scan a snapshot
+            read = await self.holds.rebuild_in_background(items)
+        except RuntimeError as exc:  # the partitions changed under the scan: a rebalance,
+            log.info("holds index rebuild interrupted (%s); the next rebalance redoes it", exc)
+            return
+        log.info("holds indexed: %d SKUs read in %.1f s", read, time.monotonic() - began)
 
     def _stored(self, key: bytes, state: Any) -> None:
         self.holds.track(key, state)
@@ -139,13 +159,38 @@ class Ledger:
             await self.holds.release_due(self.table, self.app.producer, self.codec)
 
         def index_holds(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            self.holds.rebuild(self.table.items())
             gc.collect()
             gc.freeze()  # what recovery loaded stays: the collector no longer scans it
+            # in the background: a restart with a million SKUs must not wait for it
+            if self._indexing is not None:
+                self._indexing.cancel()
+            self._indexing = asyncio.ensure_future(self._index_holds())
 
         app.on_rebalance_complete.connect(index_holds)
 
         register_views(app, self.table, self.codec, self.config, self.pending)
+
+
+def _instance_id(settings: Settings) -> str | None:
+    """Stable across restarts of one worker, unique among the group's workers (one web port
+    per worker and host); None without static membership."""
+    if not settings.static_membership:
+        return None
+    return f"{settings.app_id}-{socket.gethostname()}-{settings.worker_web_port}"
+
+
+def _rocksdb_options(settings: Settings) -> dict[str, int]:
+    """RocksDB sized for the worker's memory budget, not Faust's defaults (a 2 GiB block
+    cache and 3 write buffers of 64 MiB per partition database): half the budget for the
+    write buffers (2 per partition), half for the block caches."""
+    if not settings.store.startswith("rocksdb://"):
+        return {}
+    per_partition = settings.rocksdb_memory_mb * 1024 * 1024 // settings.partitions
+    return {
+        "write_buffer_size": per_partition // 4,
+        "max_write_buffer_number": 2,
+        "block_cache_size": per_partition // 2,
+    }
 
 
 @contextmanager

@@ -7,6 +7,7 @@ in order with the SKU's other events by the single writer.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from streams.worker.registry import resolve_off_loop
 log = logging.getLogger("stockflow.holds")
 
 RESEND_AFTER_MS = 10_000
+REBUILD_CHUNK = 2_000  # SKUs indexed between two turns of the event loop
 
 
 class HoldIndex:
@@ -30,8 +32,14 @@ class HoldIndex:
     def __init__(self) -> None:
         self._heap: list[tuple[int, bytes]] = []
         self._next: dict[bytes, int] = {}
+        self._fresh: set[bytes] | None = None  # while rebuilding: SKUs stored since it began
 
     def track(self, key: bytes, state: SkuState) -> None:
+        if self._fresh is not None:
+            self._fresh.add(key)
+        self._track(key, state)
+
+    def _track(self, key: bytes, state: SkuState) -> None:
         expiry = state.next_hold_expiry
         if expiry is None:
             self._next.pop(key, None)
@@ -47,6 +55,35 @@ class HoldIndex:
             state = _decoded(key, stored)
             if state is not None:
                 self.track(key, state)
+
+    async def rebuild_in_background(
+        self, items: Iterable[tuple[bytes, bytes | None]], chunk: int = REBUILD_CHUNK
+    ) -> int:
+        """:meth:`rebuild`, ``chunk`` SKUs at a time, yielding to the event loop in between.
+
+        A restarted worker serves and applies events while its holds are indexed (decoding a
+        million states takes tens of seconds): a hold that expires meanwhile is released when
+        its SKU is reached, seconds late, never lost. States stored meanwhile are tracked as
+        usual, and the rebuild leaves those SKUs alone (``items`` may be a snapshot older than
+        them). Returns how many SKUs it read."""
+        self._heap.clear()
+        self._next.clear()
+        fresh: set[bytes] = set()
+        self._fresh = fresh
+        read = 0
+        try:
+            for key, stored in items:
+                read += 1
+                if key not in fresh:  # else tracked from a newer state than ``stored`` may be
+                    state = _decoded(key, stored)
+                    if state is not None:
+                        self._track(key, state)
+                if read % chunk == 0:
+                    await asyncio.sleep(0)
+        finally:
+            if self._fresh is fresh:
+                self._fresh = None
+        return read
 
     def due(self, now: int) -> list[bytes]:
         keys = []
