@@ -78,6 +78,14 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"STOCKFLOW_{name}={raw!r} is not a number") from None
+
+
 def _env_flag(name: str, *, default: bool) -> bool:
     raw = _env(name, "1" if default else "0").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -141,8 +149,14 @@ class Settings:
         default_factory=lambda: _env_flag("STATIC_MEMBERSHIP", default=False)
     )
     config_path: str = field(default_factory=lambda: _env("CONFIG", ""))
+    # how long the worker waits for Kafka to acknowledge a record before it gives up on it
+    produce_timeout_s: float = field(
+        default_factory=lambda: _env_float("PRODUCE_TIMEOUT_SECONDS", 30.0)
+    )
 
     def __post_init__(self) -> None:
+        if self.produce_timeout_s <= 0:
+            raise SettingsError("STOCKFLOW_PRODUCE_TIMEOUT_SECONDS must be positive")
         if self.rocksdb_memory_mb < 16:
             raise SettingsError("STOCKFLOW_ROCKSDB_MEMORY_MB must be at least 16")
         if self.partitions < 1:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the current-event context Faust's tables read
 
 from schemas.codec import Codec
@@ -62,6 +63,9 @@ class Ledger:
             table_standby_replicas=0,
             producer_acks=-1,
             producer_linger_ms=5,
+            # Faust's default is 20 minutes: a partition that never acknowledges (too few
+            # in-sync replicas, a full disk) would hold the ledger that long per attempt
+            producer_request_timeout=settings.produce_timeout_s,
             # the batch step sends one record batch per partition: room for a big batch's
             # outputs in one request (the broker's message.max.bytes default is 1 MiB)
             producer_max_batch_size=512 * 1024,
@@ -137,6 +141,16 @@ class Ledger:
             except ChangelogWriteError as exc:
                 # the batch's events stay unacknowledged: stop, so a restart replays them
                 log.critical("ledger stops: %s", exc)
+                await self.app.crash(exc)
+                raise
+            except KafkaError as exc:  # outputs not acknowledged: the same, before any state
+                log.critical(
+                    "ledger stops: outputs of a batch of %d events not acknowledged by Kafka "
+                    "(%s: %s); the events stay unacknowledged and are replayed after a restart",
+                    len(events),
+                    type(exc).__name__,
+                    exc,
+                )
                 await self.app.crash(exc)
                 raise
 
