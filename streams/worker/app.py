@@ -131,7 +131,7 @@ class Ledger:
             await self.holds.release_due(self.table, self.app.producer, self.codec)
 
         def index_holds(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            self.holds.rebuild(self.table.items())
+            self.holds.rebuild(self.table.items(), self.table.get)
 
         app.on_rebalance_complete.connect(index_holds)
 
