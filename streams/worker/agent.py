@@ -4,9 +4,10 @@ Commit order, per batch of events taken from ``stock.events.v1``:
  1. decode and apply every event to its SKU's state (pure rules, in partition order);
  2. send every output record (levels, movements, decisions, alerts, dead letters) and wait
     until Kafka acknowledged all of them;
- 3. write each touched SKU's new state to the table's changelog (one record per SKU) and
-    wait until Kafka acknowledged all of them, then put them in the store
-    (:mod:`streams.worker.changelog`);
+ 3. write each touched SKU's new state to the table's changelog (its main record, with the
+    state pages sealed before it and the tombstones of dropped pages after it:
+    :meth:`SkuState.records`) and wait until Kafka acknowledged all of them, then put them
+    in the store (:mod:`streams.worker.changelog`);
  4. Faust acknowledges the events, and commits their offsets later.
 A crash before 3 replays the events onto the old state: outputs may repeat (downstream
 dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events at
