@@ -34,6 +34,7 @@ IDS_PAGE = 32  # event ids per sealed page (8 bytes each, with their arrival hou
 JOURNAL_PAGE = 16  # journal entries per sealed page (24 bytes each)
 PAGE_MARK = b"\xff"  # never in a SKU's key: UTF-8 has no 0xFF byte
 ORDERS_PAGE = 16  # open orders per sealed page
+MAX_ORDERS_PAGE = 63  # a page's closed orders are a bit mask in a JSON integer
 IDS = ord("i")
 JOURNAL = ord("j")
 ORDERS = ord("o")
@@ -198,20 +199,24 @@ def _open_orders(state: Paged) -> list[Any]:
 
 def _seal_orders(state: Paged, size: int) -> list[int]:
     """Pages to write: a page whose orders are mostly closed is dropped (its open orders
-    go back to the main record), and the main record's orders form a new page once they
-    are ``size``. Changes ``state``'s page bookkeeping only."""
+    go back to the main record), and the main record's orders form new pages of ``size``
+    orders while there are that many (the rest stay in the main record). Changes
+    ``state``'s page bookkeeping only."""
+    if not 0 < size <= MAX_ORDERS_PAGE:
+        raise ValueError(f"orders per page: 1 to {MAX_ORDERS_PAGE} (a closed-order bit mask)")
     pages, orders = state.order_pages, state.orders
     for number, content in list(pages.items()):
         if 2 * sum(order_id in orders for order_id in content) < len(content):
             del pages[number]
     paged = {order_id for content in pages.values() for order_id in content}
     fresh = [k for k in orders if k not in paged]
-    if len(fresh) < size:
-        return []
-    number = state.order_pages_next
-    pages[number] = {k: dict(orders[k]) for k in fresh}
-    state.order_pages_next = number + 1
-    return [number]
+    sealed = []
+    for start in range(0, len(fresh) - size + 1, size):
+        number = state.order_pages_next
+        pages[number] = {k: dict(orders[k]) for k in fresh[start : start + size]}
+        state.order_pages_next = number + 1
+        sealed.append(number)
+    return sealed
 
 
 def _orders_page(content: dict[str, dict[str, int]]) -> bytes:

@@ -194,6 +194,26 @@ def test_an_order_in_a_sealed_page_keeps_the_order_of_its_lines() -> None:
     assert moved["location"] == "b" == apply(state, cancel, CONFIG, T0)[1].movements[0]["location"]
 
 
+def test_many_orders_placed_in_one_batch_are_sealed_in_pages_of_their_size() -> None:
+    """Given 100 orders placed in one batch (as a flash sale does),
+    When the state is stored, then 10 orders are cancelled and it is stored again,
+    Then the orders are sealed in pages of 16 (4 left in the main record), and the state
+    read back holds the 90 open orders and nothing else."""
+    store: Store = {}
+    state, _ = apply(None, stock_event("receipt", SKU, "r", T0, qty=500, location="a"), CONFIG, T0)
+    for i in range(100):
+        ev = stock_event("order_placed", SKU, f"p{i}", T0, qty=1, order_id=f"o{i}")
+        state, _ = apply(state, ev, CONFIG, T0)
+    _write(store, state)
+    assert [len(page) for page in state.order_pages.values()] == [16] * 6
+    for i in range(0, 100, 10):
+        ev = stock_event("order_cancelled", SKU, f"c{i}", T0, qty=0, order_id=f"o{i}")
+        state, _ = apply(state, ev, CONFIG, T0)
+    _write(store, state)
+    back = SkuState.from_bytes(store[KEY], store.get)
+    assert back == state and len(back.orders) == 90 and "o10" not in back.orders
+
+
 def test_a_state_whose_page_is_missing_does_not_load() -> None:
     """Given a stored state with sealed pages, When one page is missing, Then reading it
     raises StateFormatError naming the page (its SKU's events are dead-lettered, never
