@@ -4,9 +4,10 @@ Commit order, per batch of events taken from ``stock.events.v1``:
  1. decode and apply every event to its SKU's state (pure rules, in partition order);
  2. send every output record (levels, movements, decisions, alerts, dead letters) and wait
     until Kafka acknowledged all of them;
- 3. write each touched SKU's new state to the table's changelog (one record per SKU) and
-    wait until Kafka acknowledged all of them, then put them in the store
-    (:mod:`streams.worker.changelog`);
+ 3. write each touched SKU's new state to the table's changelog (its main record, with the
+    state pages sealed before it and the tombstones of dropped pages after it:
+    :meth:`SkuState.records`) and wait until Kafka acknowledged all of them, then put them
+    in the store (:mod:`streams.worker.changelog`);
  4. Faust acknowledges the events, and commits their offsets later.
 A crash before 3 replays the events onto the old state: outputs may repeat (downstream
 dedupes by id) but nothing is applied twice. A crash between 3 and 4 replays events at
@@ -75,7 +76,7 @@ def _alerts(kind: str) -> Any:
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 # every (topic, partition or None, key, value) sent, returning once Kafka acknowledged all
 SendAll = Callable[[Sequence[tuple[str, int | None, bytes | None, bytes | None]]], Awaitable[Any]]
-Write = Callable[[Sequence[tuple[bytes, bytes, Any]]], Awaitable[None]]
+Write = Callable[[Sequence[tuple[bytes, bytes | None, Any]]], Awaitable[None]]
 
 
 class Message(Protocol):
@@ -89,6 +90,7 @@ class Message(Protocol):
 class Table(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
     def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def __delitem__(self, key: bytes) -> None: ...
 
 
 INTERNAL_ERROR = "internal_error"
@@ -163,8 +165,10 @@ class LedgerStep:
         write: Write | None = None,
         send_all: SendAll | None = None,
     ) -> None:
-        """``write``: stores a batch's (key, state bytes, event handle) and returns once they
-        are durable; without it, ``table[key] = value`` under each event's context.
+        """``write``: stores a batch's (key, bytes or None to delete, event handle) and
+        returns once they are durable; without it, ``table[key] = value`` (``del`` for None)
+        under each event's context. A SKU's records are its main record and its state pages
+        (:meth:`SkuState.records`), all under the event that touched it last.
         ``send_all``: sends a batch's outputs at once, returning when all are acknowledged;
         without it, ``send`` is called per output and the futures are gathered."""
         self.codec = codec
@@ -200,14 +204,19 @@ class LedgerStep:
             if pending:
                 await asyncio.gather(*pending)
         writes = [
-            (key, state.to_bytes(), handle) for key, (state, handle) in result.touched.items()
+            (name, value, handle)
+            for key, (state, handle) in result.touched.items()
+            for name, value in state.records(result.base[key][0])
         ]
         if self.write is not None:
             await self.write(writes)  # acknowledged by Kafka before the events are
         else:
-            for key, value, handle in writes:
+            for name, value, handle in writes:
                 with write_context(handle) if write_context else nullcontext():
-                    self.table[key] = value
+                    if value is None:
+                        del self.table[name]
+                    else:
+                        self.table[name] = value
         if self.on_state is not None:
             for key, (state, _) in result.touched.items():
                 self.on_state(key, state)
@@ -306,9 +315,9 @@ class LedgerStep:
             return touched[0]
         with self._context(handle) if self._context else nullcontext():
             stored = self.table.get(key)
-        if key not in result.base:
-            result.base[key] = (stored, [])
-        return SkuState.from_bytes(stored) if stored is not None else None
+            if key not in result.base:
+                result.base[key] = (stored, [])
+            return SkuState.from_bytes(stored, self.table.get) if stored is not None else None
 
     def _fail(
         self,
@@ -337,7 +346,9 @@ class LedgerStep:
             summary,
         )
         if key is not None and key in result.touched:
-            result.touched[key] = (self._replayed(key, result, now), result.touched[key][1])
+            handle = result.touched[key][1]
+            with self._context(handle) if self._context else nullcontext():
+                result.touched[key] = (self._replayed(key, result, now), handle)
         result.internal_errors += 1
         self._dead(message, outbox, result, INTERNAL_ERROR, summary, event_id)
         result.count(kind or "unknown", "failed")
@@ -345,7 +356,7 @@ class LedgerStep:
     def _replayed(self, key: bytes, result: BatchResult, now: int) -> SkuState:
         """The SKU's state before the failed event: stored bytes + this batch's earlier events."""
         stored, applied = result.base[key]
-        state = SkuState.from_bytes(stored) if stored is not None else None
+        state = SkuState.from_bytes(stored, self.table.get) if stored is not None else None
         for event, partition, offset in applied:
             state, _ = apply(state, event, self.config, now)
             state.in_partition, state.in_offset = partition, offset

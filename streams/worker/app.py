@@ -119,7 +119,7 @@ class Ledger:
             items: Iterable[tuple[bytes, bytes | None]] = self.table.items()
             if self.settings.store.startswith("memory://"):
                 items = list(items)  # a dict the agent grows meanwhile: scan a snapshot
-            read = await self.holds.rebuild_in_background(items)
+            read = await self.holds.rebuild_in_background(items, self.table.get)
         except RuntimeError as exc:  # the partitions changed under the scan: a rebalance,
             log.info("holds index rebuild interrupted (%s); the next rebalance redoes it", exc)
             return

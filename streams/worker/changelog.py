@@ -11,8 +11,12 @@ Here, for one batch: every changelog record is produced with the key and value F
 send (raw bytes, to the partition of the event that changed the key), in one record batch
 per partition (:mod:`streams.worker.fastpath`); all acknowledgements are awaited, and only
 then are the values put in the store (without Faust sending them again) and the persisted
-changelog offsets recorded, as ``_on_changelog_sent`` does. Recovery
-reads these records like Faust's own: same topic, key, value and partition.
+changelog offsets recorded, as ``_on_changelog_sent`` does. Recovery reads these records
+like Faust's own: same topic, key, value and partition. A value of None is a tombstone (a
+state page that left its SKU's window, :mod:`streams.ledger.stored`): it is produced as a
+record without a value, as ``del table[key]`` would, and the key is then deleted from the
+store; Faust's recovery deletes the key on reading it, both stores alike. A partition's
+records keep their order (pages, then the main record, then tombstones).
 
 ``tests/unit/test_changelog_writes.py`` pins the Faust version and the source of the methods
 replaced: a Faust upgrade must re-read them before it passes.
@@ -41,7 +45,8 @@ class ChangelogWriteError(RuntimeError):
 
 
 class AckedTableWriter:
-    """``await writer.write([(key, value, event), ...])``: changelog first, acknowledged."""
+    """``await writer.write([(key, value or None, event), ...])``: changelog first,
+    acknowledged; in the order given within each partition."""
 
     def __init__(
         self,
@@ -53,7 +58,7 @@ class AckedTableWriter:
         self.send_all = send_all  # sends records, returns once Kafka acknowledged them all
         self.as_current = as_current  # makes an event Faust's current event
 
-    async def write(self, items: Sequence[tuple[bytes, bytes, Any]]) -> None:
+    async def write(self, items: Sequence[tuple[bytes, bytes | None, Any]]) -> None:
         if not items:
             return
         topic = self.table.changelog_topic.get_topic_name()
@@ -61,11 +66,16 @@ class AckedTableWriter:
         store = self.table.data
         for key, value, event in items:
             with self.as_current(event):  # a partitioned store writes to the event's partition
-                store[key] = value  # the store itself: Table.on_key_set is not called
+                if value is not None:
+                    store[key] = value  # the store itself: Table.on_key_set is not called
+                elif key in store:
+                    del store[key]
         for tp, offset in acks:
             store.set_persisted_offset(tp, offset)
 
-    async def _send_all(self, topic: str, items: Sequence[tuple[bytes, bytes, Any]]) -> Acked:
+    async def _send_all(
+        self, topic: str, items: Sequence[tuple[bytes, bytes | None, Any]]
+    ) -> Acked:
         delay = FIRST_BACKOFF_S
         records: list[Record] = [
             (topic, event.message.partition, key, value) for key, value, event in items

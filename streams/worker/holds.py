@@ -17,7 +17,8 @@ from schemas.codec import Codec
 from schemas.times import now_ms
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.expiry import expiry_events
-from streams.ledger.state import SkuState, StateFormatError
+from streams.ledger.state import PageReader, SkuState, StateFormatError
+from streams.ledger.stored import is_page_key
 from streams.worker.registry import resolve_off_loop
 
 log = logging.getLogger("stockflow.holds")
@@ -47,17 +48,23 @@ class HoldIndex:
             self._next[key] = expiry
             heapq.heappush(self._heap, (expiry, key))
 
-    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]]) -> None:
-        """Index every SKU of the table (after recovery or a rebalance)."""
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], pages: PageReader) -> None:
+        """Index every SKU of the table (after recovery or a rebalance); ``pages`` reads a
+        state page by key (the table's ``get``): page keys themselves are skipped."""
         self._heap.clear()
         self._next.clear()
         for key, stored in items:
-            state = _decoded(key, stored)
+            if is_page_key(key):
+                continue
+            state = _decoded(key, stored, pages)
             if state is not None:
                 self.track(key, state)
 
     async def rebuild_in_background(
-        self, items: Iterable[tuple[bytes, bytes | None]], chunk: int = REBUILD_CHUNK
+        self,
+        items: Iterable[tuple[bytes, bytes | None]],
+        pages: PageReader,
+        chunk: int = REBUILD_CHUNK,
     ) -> int:
         """:meth:`rebuild`, ``chunk`` SKUs at a time, yielding to the event loop in between.
 
@@ -74,8 +81,8 @@ class HoldIndex:
         try:
             for key, stored in items:
                 read += 1
-                if key not in fresh:  # else tracked from a newer state than ``stored`` may be
-                    state = _decoded(key, stored)
+                if key not in fresh and not is_page_key(key):  # fresh: tracked from newer
+                    state = _decoded(key, stored, pages)
                     if state is not None:
                         self._track(key, state)
                 if read % chunk == 0:
@@ -99,7 +106,7 @@ class HoldIndex:
         now = now_ms()
         sent = 0
         for key in self.due(now):
-            state = _decoded(key, table.get(key))
+            state = _decoded(key, table.get(key), table.get)
             if state is None:
                 continue  # the partition moved to another worker
             expired = expiry_events(state, now)
@@ -115,13 +122,13 @@ class HoldIndex:
         return sent
 
 
-def _decoded(key: bytes, stored: bytes | None) -> SkuState | None:
+def _decoded(key: bytes, stored: bytes | None, pages: PageReader) -> SkuState | None:
     """The stored state, or None when there is none or it does not decode (logged: the
     ledger dead-letters that SKU's events as ``internal_error`` until it is repaired)."""
     if stored is None:
         return None
     try:
-        return SkuState.from_bytes(stored)
+        return SkuState.from_bytes(stored, pages)
     except StateFormatError as exc:
         log.error("sku=%s: stored state does not decode, holds not indexed: %s", key, exc)
         return None

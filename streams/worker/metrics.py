@@ -57,7 +57,8 @@ BATCH = Histogram(
 )
 SKUS = Gauge(
     "stockflow_ledger_skus",
-    "SKUs held in this worker's table partitions.",
+    "Keys held in this worker's table partitions: one per SKU, plus the sealed state "
+    "pages of SKUs with long id windows or journals.",
     registry=REGISTRY,
 )
 API_REJECTED = Counter(

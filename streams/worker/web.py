@@ -94,7 +94,7 @@ def register_views(
         stored = table.get(sku.encode())
         if stored is None:
             return view.json({"error": f"unknown SKU {sku!r}"}, status=404)
-        state = SkuState.from_bytes(stored)
+        state = SkuState.from_bytes(stored, table.get)
         return view.json(stock_view(sku, state, config))
 
     @app.page("/v1/events")
@@ -130,7 +130,7 @@ def register_views(
         """What the ledger or this worker knows of ``hold_id``: its outcome, the request
         still awaiting a decision, or None when it was never asked for."""
         stored = table.get(sku.encode())
-        state = SkuState.from_bytes(stored) if stored is not None else None
+        state = SkuState.from_bytes(stored, table.get) if stored is not None else None
         held = state.holds.get(hold_id) if state is not None else None
         if held is not None and held.event_id == hold_id:
             return HoldOutcome(hold_id, True, held.location, held.qty, held.expires_at)

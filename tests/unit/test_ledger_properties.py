@@ -127,14 +127,28 @@ def _event(op: tuple[Any, ...], n: int, now: int) -> dict[str, Any]:
     return stock_event(kind, SKU, f"e{n}", now, qty=qty, **fields)
 
 
+def _stored(state: SkuState | None) -> dict[bytes, bytes | None]:
+    """Every record the state is stored as (its main record and its live pages)."""
+    return dict(state.records(None)) if state is not None else {}
+
+
+def _load(stored: dict[bytes, bytes | None]) -> SkuState:
+    main = stored.get(SKU.encode())
+    return SkuState.from_bytes(main, stored.get) if main is not None else SkuState(sku=SKU)
+
+
 def _check_step(
-    state: SkuState, before: bytes, out: Any, totals: dict[str, list[int]], levels: dict[str, Any]
+    state: SkuState,
+    before: dict[bytes, bytes | None],
+    out: Any,
+    totals: dict[str, list[int]],
+    levels: dict[str, Any],
 ) -> None:
     if out.duplicate:
         assert not out.movements and out.decision is None and not out.alerts
-        assert out.level is None and state.to_bytes() == before
+        assert out.level is None and _stored(state) == before
         return
-    old = SkuState.from_bytes(before) if before else SkuState(sku=SKU)
+    old = _load(before)
     raised: set[str] = set()
     physical: set[str] = set()
     transferred: set[str] = set()
@@ -180,8 +194,8 @@ def _check_step(
         changed = {c for c in now_qty if now_qty[c] != levels["qty"].get(c, 0)}
         assert changed and set(out.level["changed_channels"]) == changed
         levels["version"], levels["qty"] = out.level["version"], now_qty
-    # the byte form round-trips
-    assert SkuState.from_bytes(state.to_bytes()) == state
+    # the byte form (main record and pages) round-trips
+    assert _load(_stored(state)) == state
 
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -200,16 +214,16 @@ def test_random_event_sequences_keep_every_ledger_invariant(sequence: list[Any])
     levels: dict[str, Any] = {"version": 0, "qty": {}}
     now = BASE
     for seed in SEED:
-        before = state.to_bytes() if state is not None else b""
+        before = _stored(state)
         state, out = apply(state, seed, CONFIG, now)
         _check_step(state, before, out, totals, levels)
     for n, op in enumerate(sequence):
-        before = state.to_bytes() if state is not None else b""
+        before = _stored(state)
         if op[0] in ("expire", "timer"):  # the worker's timer releases due holds via the log
             assert state is not None
             now += op[1]
             for release in expiry_events(state, now):
-                before = state.to_bytes()
+                before = _stored(state)
                 state, out = apply(state, release, CONFIG, now)
                 assert release["order_id"] not in state.holds
                 _check_step(state, before, out, totals, levels)
@@ -228,7 +242,7 @@ def test_random_event_sequences_keep_every_ledger_invariant(sequence: list[Any])
         _check_step(state, before, out, totals, levels)
     if state is not None:
         for release in expiry_events(state, END):
-            before = state.to_bytes()
+            before = _stored(state)
             state, out = apply(state, release, CONFIG, END)
             _check_step(state, before, out, totals, levels)
         assert not state.holds
@@ -306,8 +320,8 @@ def test_reapplying_any_earlier_event_changes_nothing(sequence: list[Any], data:
             applied.append(event)
     if state is None:
         return
-    before = state.to_bytes()
+    before = _stored(state)
     again = data.draw(st.sampled_from(applied))
     state, out = apply(state, again, CONFIG, now + 1)
     assert out.duplicate and not out.movements and out.level is None and out.decision is None
-    assert state.to_bytes() == before
+    assert _stored(state) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -102,32 +103,79 @@ def test_event_ids_are_remembered_for_the_window_and_no_longer() -> None:
     assert not apply(state, again, config, T0 + 30 * DAY)[1].duplicate
 
 
+_OLD_HEADER = struct.Struct("<2sBIII")
+
+
+def _old_bytes(state: SkuState, fmt: int) -> bytes:
+    """``state`` as the previous formats wrote it: every id and journal entry in the record;
+    format 2 keeps the ids' arrival runs and input position, format 1 a ring head of 2."""
+    ids = array("Q", state.ids_ring)  # oldest first
+    dedupe: object = [state.ids_marks, state.in_partition, state.in_offset]
+    if fmt == 1:
+        ids, dedupe = ids[-2:] + ids[:-2], 2  # a ring whose oldest is at head 2
+    doc = orjson.dumps(
+        [
+            state.sku,
+            state.version,
+            state.journal_floor,
+            dedupe,
+            [
+                [n, s.on_hand, s.reserved, s.unsellable, s.incoming, s.safety_stock,
+                 s.last_count_as_of]
+                for n, s in state.locations.items()
+            ],
+            [[k, h.event_id, h.location, h.qty, h.channel, h.expires_at]
+             for k, h in state.holds.items()],
+            state.orders,
+            [[k, b.qty, b.channel] for k, b in state.backorders.items()],
+            state.seq_high,
+            state.last_qty,
+            state.last_available,
+        ]
+    )  # fmt: skip
+    head = _OLD_HEADER.pack(b"SF", fmt, len(doc), len(ids), len(state.journal))
+    return b"".join((head, doc, ids.tobytes(), state.journal.tobytes()))
+
+
 def test_a_state_of_format_1_is_read_and_its_ids_go_at_the_next_event() -> None:
-    """Given a state written by the previous format (an id ring with its head, no times),
+    """Given a state written by an older format (an id ring with its head, no times),
     When it is read, Then its ids are known (a replay is still a duplicate) in oldest-first
     order, and the first event applied after lets them go as older than any window."""
     state = _busy_state()
-    data = state.to_bytes()
-    header = struct.Struct("<2sBIII")
-    body = orjson.loads(data[header.size : header.size + header.unpack_from(data)[2]])
-    ids = array("Q", state.ids_ring)  # oldest first
-    ring = ids[-2:] + ids[:-2]  # the same ids as a format-1 ring whose oldest is at head 2
-    body[3] = 2
-    doc = orjson.dumps(body)
-    old = b"".join(
-        (
-            header.pack(b"SF", 1, len(doc), len(ring), len(state.journal)),
-            doc,
-            ring.tobytes(),
-            state.journal.tobytes(),
-        )
-    )
-    back = SkuState.from_bytes(old)
-    assert list(back.ids_ring) == list(ids) and back.ids == set(ids)
+    ids = list(state.ids_ring)
+    back = SkuState.from_bytes(_old_bytes(state, 1))
+    assert list(back.ids_ring) == ids and back.ids == set(ids)
     assert (back.in_partition, back.in_offset) == (-1, -1)
     later = T0 + 30 * DAY
     back, _ = apply(back, stock_event("receipt", "s", "new", later, qty=1), parse_config({}), later)
     assert len(back.ids_ring) == 1
+
+
+def test_a_state_of_format_2_loads_and_its_next_write_moves_it_to_pages() -> None:
+    """Given a busy SKU stored in format 2 (106 ids, its journal and 42 open orders in one
+    record, at input position 0/99),
+    When it is read, an event applied and its records written over the format-2 record,
+    Then it read exactly as it was written, the write is the sealed pages and a format-3
+    main record (no tombstone: nothing was paged), and reading that back gives the state."""
+    config = parse_config({"journal_limit": 50})
+    state = _busy_state()
+    state, _ = apply(state, stock_event("receipt", "s", "big", T0, qty=100), config, T0)
+    for i in range(100):
+        kind = "order_placed" if i < 40 else "receipt"
+        ev = stock_event(kind, "s", f"x{i}", T0 + i, qty=1, order_id=f"p{i}", channel="web")
+        state, _ = apply(state, ev, config, T0 + i)
+    state.in_partition, state.in_offset = 0, 99
+    old = _old_bytes(state, 2)
+    back = SkuState.from_bytes(old)
+    assert back.ids_base == back.journal_base == 0  # positions count from the upgrade on
+    assert replace(back, ids_base=state.ids_base, journal_base=state.journal_base) == state
+    assert back.ids == state.ids and len(state.orders) == 42
+    after, _ = apply(back, stock_event("sale", "s", "y", T0 + 200, qty=1), config, T0 + 200)
+    written = after.records(old)
+    assert all(value is not None for _, value in written)
+    table = dict(written)
+    assert table[b"s"][:3] == b"SF\x03" and len(table) > 5
+    assert SkuState.from_bytes(table[b"s"], table.get) == after
 
 
 def test_the_input_position_round_trips_and_recognises_redeliveries() -> None:
