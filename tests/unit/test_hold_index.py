@@ -48,7 +48,7 @@ def test_a_background_rebuild_indexes_every_held_sku_and_keeps_states_stored_mea
 
     async def scenario() -> int:
         beside = asyncio.ensure_future(other_work())
-        read = await index.rebuild_in_background(snapshot, chunk=100)
+        read = await index.rebuild_in_background(snapshot, dict(snapshot).get, chunk=100)
         beside.cancel()
         return read
 
