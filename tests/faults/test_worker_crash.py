@@ -176,10 +176,19 @@ def test_a_worker_killed_mid_stream_recovers_its_table_and_applies_every_event_o
                 mismatches.append((sku, name, want, have))
     assert mismatches == []
 
+    movements, unique = movements_add_up(local_stack, prefix, expected)
+    print(f"\n{movements} movement records, {unique} unique after the crash")
+
+
+def movements_add_up(
+    settings: Settings, prefix: str, expected: dict[str, SkuState]
+) -> tuple[int, int]:
+    """Assert that the movements of the SKUs ``prefix-*``, deduplicated by id, add up to the
+    on_hand the pure rules compute; returns (movement records read, unique movements)."""
     prefix_dash = f"{prefix}-"
     movements = read_topic(
-        local_stack,
-        codec,
+        settings,
+        single_object_codec(),
         STOCK_MOVEMENTS,
         lambda r: r["sku"].startswith(prefix_dash),
         until=lambda _: False,
@@ -192,4 +201,4 @@ def test_a_worker_killed_mid_stream_recovers_its_table_and_applies_every_event_o
     assert on_hand == {
         sku: sum(loc.on_hand for loc in s.locations.values()) for sku, s in expected.items()
     }
-    print(f"\n{len(movements)} movement records, {len(unique)} unique after the crash")
+    return len(movements), len(unique)

@@ -6,7 +6,6 @@ import os
 import random
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,9 +13,9 @@ import pytest
 
 from schemas.codec import single_object_codec
 from streams.kernel.settings import Settings
-from streams.kernel.topics import STOCK_EVENTS, STOCK_MOVEMENTS
-from tests.faults.test_worker_crash import _expected, _stream
-from tests.support.kafka import group_lag, produce_events, read_topic, wait_for
+from streams.kernel.topics import STOCK_EVENTS
+from tests.faults.test_worker_crash import _expected, _stream, movements_add_up
+from tests.support.kafka import group_lag, produce_events, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
@@ -116,20 +115,5 @@ def test_rebalances_under_back_pressure_lose_nothing_and_apply_nothing_twice(
     except AssertionError:
         assert mismatches() == []
 
-    prefix_dash = f"{prefix}-"
-    movements = read_topic(
-        local_stack,
-        codec,
-        STOCK_MOVEMENTS,
-        lambda r: r["sku"].startswith(prefix_dash),
-        until=lambda _: False,
-        timeout=15,
-    )
-    unique = {m["movement_id"]: m for m in movements}
-    on_hand: dict[str, int] = defaultdict(int)
-    for m in unique.values():
-        on_hand[m["sku"]] += m["delta_on_hand"]
-    assert on_hand == {
-        sku: sum(loc.on_hand for loc in s.locations.values()) for sku, s in expected.items()
-    }
-    print(f"{len(movements):,} movement records, {len(unique):,} unique")
+    movements, unique = movements_add_up(local_stack, prefix, expected)
+    print(f"{movements:,} movement records, {unique:,} unique")
