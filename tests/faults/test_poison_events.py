@@ -222,7 +222,7 @@ def test_poison_events_are_dead_lettered_with_a_reason_and_the_ledger_goes_on(
 
     def caught_up() -> bool:
         assert worker.alive(), worker.log_tail()  # alive at every look, not only at the end
-        return group_lag(local_stack, worker.app_id, STOCK_EVENTS.name) == 0
+        return group_lag(local_stack, worker.app_id, STOCK_EVENTS.name, since=start) == 0
 
     wait_for(caught_up, timeout=300, what="the worker to take every record")
 

@@ -95,8 +95,13 @@ def wait_for(check: Callable[[], bool], *, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def group_lag(settings: Settings, group: str, topic: str) -> int:
-    """Messages of ``topic`` the consumer ``group`` has not committed yet."""
+def group_lag(
+    settings: Settings, group: str, topic: str, since: dict[int, int] | None = None
+) -> int:
+    """Messages of ``topic`` the consumer ``group`` has not committed yet. A partition the
+    group has never committed counts from ``since`` (the offsets before a worker that starts
+    at the topic's end was started; a partition that got no record since has nothing to
+    commit), else from 0."""
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
@@ -109,7 +114,8 @@ def group_lag(settings: Settings, group: str, topic: str) -> int:
         lag = 0
         for tp in committed.topic_partitions:
             _, high = probe.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
-            lag += high - max(tp.offset, 0)
+            first = (since or {}).get(tp.partition, 0)
+            lag += high - (tp.offset if tp.offset >= 0 else first)
         return lag
     finally:
         probe.close()
