@@ -49,8 +49,7 @@ class Ledger:
         self.app = faust.App(
             settings.app_id,
             datadir=str(datadir),
-            # Faust's aiokafka transport, drained per fetched batch (streams.worker.fastpath)
-            broker=f"stockflow://{settings.bootstrap}",
+            broker=f"kafka://{settings.bootstrap}",
             store=settings.store,
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,

@@ -9,19 +9,13 @@ import random
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.producer import AIOKafkaProducer
-from faust.transport import by_url
-from faust.transport.base import Transport as BaseTransport
-from faust.transport.consumer import Consumer as FaustConsumer
 from faust.transport.drivers.aiokafka import Producer
 
-from streams.worker import fastpath
 from streams.worker.fastpath import FAUST_VERSION, BatchSender, key_partition
 
 # The Faust and aiokafka code streams/worker/fastpath.py replaces or relies on, as read for
 # faust-streaming 0.15.3 and aiokafka 0.14.0.
 READ = {
-    FaustConsumer._drain_messages: "44a2500309e83c63",
-    BaseTransport.create_consumer: "46cc2bf5ab14acfa",
     Producer.send: "0b5bd08f52e5e2a9",
     Producer._ensure_producer: "5592a4bbdf251325",
     AIOKafkaProducer.create_batch: "c4efda4bb7a09741",
@@ -59,13 +53,3 @@ def test_a_keyed_record_goes_to_the_partition_faust_s_producer_picks() -> None:
         for _ in range(2):
             for key in keys:
                 assert key_partition(sender._hash(key), count) == partitioner(key, parts, parts)
-
-
-def test_the_worker_s_broker_url_names_the_batch_wise_transport() -> None:
-    """Given the package installed with its entry points, when Faust looks up the transport
-    of a ``stockflow://`` broker URL, then it gets the transport whose consumer drains per
-    fetched batch (an install without the entry point fails here, not in a worker)."""
-    transport = by_url("stockflow://127.0.0.1:9092")
-    assert transport is fastpath.Transport
-    assert transport.Consumer is fastpath.Consumer
-    assert fastpath.Consumer._drain_messages is not FaustConsumer._drain_messages
