@@ -7,6 +7,8 @@ import asyncio
 import base64
 import io
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -35,6 +37,22 @@ from tests.unit.test_outbound_engine import level
 
 WOO_BASIC = base64.b64encode(b"ck_test:cs_test").decode()
 SECRETS = ("shpat_test", "ck_test", "cs_test", WOO_BASIC)
+
+
+@asynccontextmanager
+async def _both_shops(**shopify: Any) -> AsyncIterator[tuple[FakeShopify, FakeWooCommerce, Any]]:
+    """Both fakes, seeded, and a receiver of their webhooks (the real inbound handlers)."""
+    async with (
+        FakeShopify(seed=1, **shopify) as shop,
+        FakeWooCommerce(seed=2) as woo,
+        receiver(
+            ShopifyInbound(shopify_mapping(), ("shopify-secret",)),
+            WooInbound(woo_mapping(), ("woo-secret",)),
+        ) as rx,
+    ):
+        seed_shopify(shop)
+        seed_woo(woo)
+        yield shop, woo, rx
 
 
 def _channel(base_url: str) -> dict[str, Any]:
@@ -170,16 +188,7 @@ def test_the_fakes_send_the_shop_and_time_headers_of_the_real_channels() -> None
     X-Shopify-Shop-Domain and X-Shopify-Triggered-At and WooCommerce's X-WC-Webhook-Source."""
 
     async def scenario() -> None:
-        async with (
-            FakeShopify(seed=1) as shop,
-            FakeWooCommerce(seed=2) as woo,
-            receiver(
-                ShopifyInbound(shopify_mapping(), ("shopify-secret",)),
-                WooInbound(woo_mapping(), ("woo-secret",)),
-            ) as rx,
-        ):
-            seed_shopify(shop)
-            seed_woo(woo)
+        async with _both_shops() as (shop, woo, rx):
             s = await shop.deliver(
                 "orders/create", shop.place_order([(10, 1)]), target=rx.url("shopify")
             )
@@ -201,16 +210,7 @@ def test_a_delivery_naming_another_shop_is_refused_with_403_and_publishes_nothin
     nothing is published."""
 
     async def scenario() -> None:
-        async with (
-            FakeShopify(seed=1, webhook_retries=0) as shop,
-            FakeWooCommerce(seed=2) as woo,
-            receiver(
-                ShopifyInbound(shopify_mapping(), ("shopify-secret",)),
-                WooInbound(woo_mapping(), ("woo-secret",)),
-            ) as rx,
-        ):
-            seed_shopify(shop)
-            seed_woo(woo)
+        async with _both_shops(webhook_retries=0) as (shop, woo, rx):
             s = await shop.deliver(
                 "orders/create",
                 shop.place_order([(10, 1)]),
