@@ -2,8 +2,9 @@
 
 Parts (see ``connectors.framework`` for how each works):
 
-- the webhook receiver on ``127.0.0.1:$STOCKFLOW_CONNECTORS_PORT`` (``/webhooks/<channel>``,
-  ``/metrics``, ``/health``), publishing through the intake to ``stock.events.v1``;
+- the webhook receiver on ``$STOCKFLOW_CONNECTORS_BIND:$STOCKFLOW_CONNECTORS_PORT``
+  (``/webhooks/<channel>``, ``/metrics``, ``/health``), publishing through the intake to
+  ``stock.events.v1``;
 - one poller per channel (backup for lost webhooks), through the same intake;
 - the levels consumer feeding the outbound engine, which pushes to every channel that maps
   the SKU; dead letters go to ``stock.deadletter.v1``;
@@ -211,14 +212,16 @@ class Runtime:
             app.add_routes(exceptions_routes(exceptions))
             runner = receiver_runner(app)
             await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", self.settings.connectors_port)
+            bind = self.settings.connectors_bind
+            site = web.TCPSite(runner, bind, self.settings.connectors_port)
             try:
                 await site.start()
             except OSError as exc:
                 await runner.cleanup()
                 log.error(
-                    "connectors: cannot listen on 127.0.0.1:%d (%s); free the port or set "
-                    "STOCKFLOW_CONNECTORS_PORT",
+                    "connectors: cannot listen on %s:%d (%s); free the port or set "
+                    "STOCKFLOW_CONNECTORS_PORT (and STOCKFLOW_CONNECTORS_BIND)",
+                    bind,
                     self.settings.connectors_port,
                     exc,
                 )
@@ -256,8 +259,9 @@ class Runtime:
             ]
             decide = asyncio.create_task(decisions.run(), name="decisions")
             log.info(
-                "connectors: receiving webhooks at http://127.0.0.1:%d/webhooks/{%s}; levels "
+                "connectors: receiving webhooks at http://%s:%d/webhooks/{%s}; levels "
                 "group=%s; channels %s",
+                bind,
                 self.settings.connectors_port,
                 ",".join(c.instance.name for c in channels),
                 self.config.consumer_group,

@@ -6,6 +6,7 @@ Every setting names its variable and default here, and nowhere else.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
@@ -134,6 +135,12 @@ class Settings:
     schema_registry_url: str = field(default_factory=lambda: _env("SCHEMA_REGISTRY_URL", ""))
     app_id: str = field(default_factory=lambda: _env("APP_ID", "stockflow-ledger"))
     worker_web_port: int = field(default_factory=lambda: _env_int("WORKER_WEB_PORT", 6066))
+    # the address each listener binds (0.0.0.0: every interface) and the URL other workers
+    # reach this one at (a template, see ``worker_url``)
+    worker_web_bind: str = field(default_factory=lambda: _env("WORKER_WEB_BIND", LOOPBACK))
+    worker_url_template: str = field(default_factory=lambda: _env("WORKER_URL", ""))
+    sink_metrics_bind: str = field(default_factory=lambda: _env("SINK_METRICS_BIND", LOOPBACK))
+    connectors_bind: str = field(default_factory=lambda: _env("CONNECTORS_BIND", LOOPBACK))
     sink_group: str = field(default_factory=lambda: _env("SINK_GROUP", "stockflow-sink"))
     sink_metrics_port: int = field(default_factory=lambda: _env_int("SINK_METRICS_PORT", 9464))
     connectors_port: int = field(default_factory=lambda: _env_int("CONNECTORS_PORT", 8088))
@@ -178,12 +185,58 @@ class Settings:
         return self.state_dir / "worker" / f"{self.app_id}-{self.worker_web_port}"
 
     @property
+    def worker_url(self) -> str:
+        """The URL this worker advertises to its group, where the others forward requests for
+        the SKUs it owns: ``STOCKFLOW_WORKER_URL`` with ``{host}`` (this host's name),
+        ``{fqdn}``, ``{ip}`` (the address the host's name resolves to) and ``{port}`` filled
+        in; without it, ``http://<bind address>:<port>``, or ``http://<fqdn>:<port>`` when
+        the worker binds every interface."""
+        template = self.worker_url_template
+        if not template:
+            bind = self.worker_web_bind
+            host = "{fqdn}" if bind in WILDCARDS else f"[{bind}]" if ":" in bind else bind
+            template = f"http://{host}:{{port}}"
+        return expand_url(template, self.worker_web_port)
+
+    @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
 
     def describe(self) -> dict[str, Any]:
         """Every setting with its value, secrets masked: safe to print or log."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+LOOPBACK = "127.0.0.1"
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - names of "every interface", compared only
+_PLACEHOLDERS = ("{host}", "{fqdn}", "{ip}", "{port}")
+
+
+def expand_url(template: str, port: int) -> str:
+    """``template`` with ``{host}``, ``{fqdn}``, ``{ip}`` and ``{port}`` filled in for this
+    machine (only those looked up that it names)."""
+    names = {"port": str(port)}
+    if "{host}" in template:
+        names["host"] = socket.gethostname()
+    if "{fqdn}" in template:
+        names["fqdn"] = socket.getfqdn()
+    if "{ip}" in template:
+        try:
+            names["ip"] = socket.gethostbyname(socket.gethostname())
+        except OSError as exc:
+            raise SettingsError(
+                f"STOCKFLOW_WORKER_URL={template!r}: this host's name {socket.gethostname()!r} "
+                f"does not resolve ({exc}); use {{host}} or a fixed address"
+            ) from None
+    url = template
+    for name, value in names.items():
+        url = url.replace("{" + name + "}", value)
+    if "{" in url or not url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"STOCKFLOW_WORKER_URL={template!r}: an http(s) URL, with only "
+            f"{', '.join(_PLACEHOLDERS)} as placeholders"
+        )
+    return url
 
 
 def _guarantee(raw: str) -> ProcessingGuarantee:

@@ -31,9 +31,13 @@ def run_sink(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     metrics = SinkMetrics()
     server, thread = start_http_server(
-        settings.sink_metrics_port, addr="127.0.0.1", registry=metrics.registry
+        settings.sink_metrics_port, addr=settings.sink_metrics_bind, registry=metrics.registry
     )
-    log.info("sink: metrics at http://127.0.0.1:%d/metrics", settings.sink_metrics_port)
+    log.info(
+        "sink: metrics at http://%s:%d/metrics",
+        settings.sink_metrics_bind,
+        settings.sink_metrics_port,
+    )
     try:
         sink = Sink(settings, codec_for(settings), metrics=metrics, group_id=settings.sink_group)
         return sink.run(stop)

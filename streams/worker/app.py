@@ -14,6 +14,7 @@ from typing import Any, cast
 import faust
 from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the current-event context Faust's tables read
+from yarl import URL
 
 from schemas.codec import Codec
 from streams.kernel.settings import ProcessingGuarantee, Settings, SettingsError
@@ -46,6 +47,7 @@ class Ledger:
         datadir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.codec = codec
+        url = settings.worker_url
         self.app = faust.App(
             settings.app_id,
             datadir=str(datadir),
@@ -54,10 +56,10 @@ class Ledger:
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,
             processing_guarantee=settings.processing_guarantee.value,
-            web_host="127.0.0.1",
+            web_host=URL(url).host,
             web_port=settings.worker_web_port,
-            web_bind="127.0.0.1",
-            canonical_url=f"http://127.0.0.1:{settings.worker_web_port}",
+            web_bind=settings.worker_web_bind,
+            canonical_url=url,  # where the group's other workers forward this one's SKUs
             consumer_auto_offset_reset=settings.offset_reset,
             table_standby_replicas=0,
             producer_acks=-1,

@@ -1,9 +1,10 @@
 """HTTP API of the ledger worker (Faust web): stock look-ups, event intake, holds, health.
 
-``POST /v1/holds`` is served by the worker owning the SKU's partition (a request reaching
-another worker is forwarded there, body and headers included): that worker's batch step
-decides the hold, so it can answer ``?wait=1`` within the request and read the SKU's
-state to answer a retried ``Idempotency-Key``.
+``GET /v1/stock/{sku}`` and ``POST /v1/holds`` are served by the worker owning the SKU's
+partition (a request reaching another worker is forwarded there, body and headers included,
+``streams.worker.routing``): it holds the SKU's state, and its batch step decides the hold,
+so it can answer ``?wait=1`` within the request and read the SKU's state to answer a
+retried ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import faust
 import orjson
 from faust import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from yarl import URL
 
 from schemas.codec import Codec
 from schemas.events import MAX_HOLD_TTL_SECONDS, problems, stock_event
@@ -29,6 +29,7 @@ from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
 from streams.worker.registry import resolve_off_loop
+from streams.worker.routing import answer_from_owner
 
 MAX_BATCH = 10_000
 # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition.
@@ -36,7 +37,6 @@ _EXPOSITION = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 MAX_TTL_SECONDS = MAX_HOLD_TTL_SECONDS  # the contract's, so /v1/events holds obey it too
 WAIT_SECONDS = 5.0  # longest a ``?wait=1`` request waits for the ledger's decision
 MAX_IDEMPOTENCY_KEY = 256
-FORWARDED = "X-Stockflow-Forwarded"  # set on a request forwarded to the SKU's owner
 
 
 def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any]:
@@ -89,8 +89,10 @@ def register_views(
             await future
 
     @app.page("/v1/stock/{sku}")
-    @app.table_route(table=table, match_info="sku")
     async def get_stock(view: web.View, request: web.Request, sku: str) -> web.Response:
+        routed = await answer_from_owner(view, app, table, sku, request)
+        if routed is not None:
+            return routed
         stored = table.get(sku.encode())
         if stored is None:
             return view.json({"error": f"unknown SKU {sku!r}"}, status=404)
@@ -158,10 +160,9 @@ def register_views(
             if errors:
                 return self.json({"errors": errors}, status=400)
             sku = body["sku"]
-            if FORWARDED not in request.headers:
-                routed = await _to_owner(self, app, table, sku, request, raw)
-                if routed is not None:
-                    return routed
+            routed = await answer_from_owner(self, app, table, sku, request, raw)
+            if routed is not None:
+                return routed
             wait = request.query.get("wait", "0") not in ("0", "", "false")
             hold_id = hold_id_for(sku, key)
             known = known_hold(hold_id, sku) if key is not None else None
@@ -249,30 +250,6 @@ def _hold_answer(view: web.View, sku: str, outcome: HoldOutcome, wait: bool) -> 
         },
         status=201 if wait else 200,
     )
-
-
-async def _to_owner(
-    view: web.View, app: faust.App, table: Any, sku: str, request: web.Request, raw: bytes
-) -> web.Response | None:
-    """The owner's answer when another worker owns ``sku``; None when this one does.
-
-    Faust's own table routing forwards neither the body nor a POST's headers, hence this.
-    """
-    try:
-        owner: URL = app.router.key_store(table.name, sku.encode())
-    except KeyError:
-        return view.json({"error": "partitions are being assigned; retry in a moment"}, status=503)
-    here = URL(str(app.conf.canonical_url))
-    if (owner.host, owner.port) == (here.host, here.port):
-        return None
-    headers = {"Content-Type": "application/json", FORWARDED: "1"}
-    if "Idempotency-Key" in request.headers:
-        headers["Idempotency-Key"] = request.headers["Idempotency-Key"]
-    url = owner.with_path(request.url.path).with_query(request.query)
-    async with app.http_client.post(url, data=raw, headers=headers) as answer:
-        return view.bytes(
-            await answer.read(), content_type=answer.content_type, status=answer.status
-        )
 
 
 def _hold_errors(body: Any) -> list[str]:

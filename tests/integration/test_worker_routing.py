@@ -1,0 +1,120 @@
+"""Three workers of one group: any of them answers for every SKU, with its owner's figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.codec import single_object_codec
+from streams.kernel.settings import Settings
+from streams.worker.routing import FORWARDED
+from tests.support.kafka import produce_events, stock_event, wait_for
+from tests.support.ports import free_port
+from tests.support.worker import WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+WORKERS = 3
+SKUS = int(os.environ.get("STOCKFLOW_ROUTING_SKUS", "48"))
+# a caller's credential: forwarded as it came, whatever the owner does with it
+CALLER = {"Authorization": "Bearer routing-test-token"}
+
+
+@pytest.fixture
+def workers(local_stack: Settings, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Three workers of one application (one consumer group), each with its own web port and
+    its own data folder, started one after the other, all ready."""
+    app_id = f"routing-{uuid.uuid4().hex[:8]}"
+    logs = local_stack.state_dir / "logs"
+    started = [
+        WorkerProcess(
+            app_id,
+            free_port(),
+            logs,
+            STOCKFLOW_STATE_DIR=str(tmp_path / f"worker-{i}"),
+            STOCKFLOW_STORE="memory://",
+        )
+        for i in range(WORKERS)
+    ]
+    try:
+        for worker in started:
+            worker.start()
+        yield started
+    finally:
+        for worker in reversed(started):
+            worker.stop()
+
+
+def _get(url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+def test_every_worker_answers_for_every_sku_with_the_owners_figures(
+    local_stack: Settings, workers: list[WorkerProcess]
+) -> None:
+    """Given three workers of one group on this machine (own ports and data folders), the
+    partitions of the SKU table spread over them,
+    when receipts for many SKUs are applied and every SKU is asked of every worker (with a
+    bearer token, as a caller of a locked API would),
+    then every worker answers 200 for every SKU with exactly the body its owner gives
+    (the worker that holds it and answers it unforwarded), and each worker owns some SKUs,
+    so each answer for another worker's SKU went through routing."""
+    prefix = f"route-{uuid.uuid4().hex[:6]}"
+    skus = [f"{prefix}-{i}" for i in range(SKUS)]
+    produce_events(
+        local_stack,
+        single_object_codec(),
+        [stock_event(f"{sku}-r", "receipt", sku, qty=i + 1) for i, sku in enumerate(skus)],
+    )
+
+    def local(worker: WorkerProcess, sku: str) -> tuple[int, Any]:
+        """What ``worker`` itself holds for ``sku`` (the forwarded marker: no routing)."""
+        return _get(f"{worker.url}/v1/stock/{sku}", {FORWARDED: "1"})
+
+    def owners() -> dict[str, tuple[int, Any]]:
+        """Each SKU applied by exactly one worker: its index and body."""
+        found = {}
+        for sku in skus:
+            holding = [
+                (n, body)
+                for n, w in enumerate(workers)
+                if (b := local(w, sku))[0] == 200
+                for body in [b[1]]
+            ]
+            if len(holding) == 1:
+                found[sku] = holding[0]
+        return found
+
+    wait_for(
+        lambda: len(owners()) == len(skus), timeout=120, what="every SKU applied by one worker"
+    )
+    owned = owners()
+    for i, sku in enumerate(skus):
+        on_hand = sum(loc["on_hand"] for loc in owned[sku][1]["locations"].values())
+        assert on_hand == i + 1, sku
+    per_worker = [sum(1 for n, _ in owned.values() if n == w) for w in range(WORKERS)]
+    print(f"\n{len(skus)} SKUs owned per worker: {per_worker}")
+    assert all(per_worker), f"a worker owns no SKU, routing is not exercised: {per_worker}"
+
+    wrong = []
+    for sku in skus:
+        for n, worker in enumerate(workers):
+            status, body = _get(f"{worker.url}/v1/stock/{sku}", CALLER)
+            if (status, body) != (200, owned[sku][1]):
+                wrong.append((sku, n, owned[sku][0], status, body))
+    assert wrong == [], f"{len(wrong)} of {len(skus) * WORKERS} answers differ: {wrong[:5]}"
