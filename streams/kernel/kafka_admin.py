@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.kernel.kafka_config import admin_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger("stockflow.topics")
+_NOT_MINE = ("TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED")
 
 
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the missing topics and return their names; existing topics are left alone."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(
@@ -28,14 +33,22 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
     if not wanted:
         return []
     created = []
+    hidden = set()
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:
             future.result()
             created.append(name)
         except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            reason = exc.args[0].name()
+            if reason in _NOT_MINE:
+                # A client whose ACLs neither show nor create the topic (a secure cluster's
+                # component user): topics are the admin's to declare; the client's own use of
+                # the topic fails with an authorization error if it needed one.
+                log.warning("topic %s not declared: %s as this Kafka user", name, reason)
+                hidden.add(name)
+            elif reason != "TOPIC_ALREADY_EXISTS":
                 raise
-    _wait_for_leaders(admin, [spec.name for spec in specs])
+    _wait_for_leaders(admin, [spec.name for spec in specs if spec.name not in hidden])
     return created
 
 
