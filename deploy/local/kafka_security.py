@@ -50,7 +50,6 @@ READS: dict[str, tuple[topics.TopicSpec, ...]] = {
     "connectors": (topics.STOCK_LEVELS, topics.STOCK_DECISIONS),
 }
 WRITER_OF: dict[str, tuple[topics.Writer, ...]] = {
-    # the worker's HTTP intake and the hold-expiry timer write stock events too
     "ledger": (topics.Writer.LEDGER, topics.Writer.LEDGER_AND_CONNECTORS, topics.Writer.ANY),
     "sink": (topics.Writer.ANY,),
     "connectors": (
@@ -59,6 +58,7 @@ WRITER_OF: dict[str, tuple[topics.Writer, ...]] = {
         topics.Writer.ANY,
     ),
 }
+# the worker's HTTP intake and the hold-expiry timer write stock events too
 EXTRA_WRITES: dict[str, tuple[topics.TopicSpec, ...]] = {"ledger": (topics.STOCK_EVENTS,)}
 
 
@@ -190,60 +190,30 @@ def acl_bindings(settings: Settings) -> list[AclBinding]:
         "sink": settings.sink_group,
         "connectors": CONNECTORS_GROUP,
     }
-    rules: list[tuple[str, ResourceType, str, ResourcePatternType, AclOperation]] = []
-    for component in COMPONENTS:
-        for spec in READS[component]:
-            rules.append(
-                (
-                    component,
-                    ResourceType.TOPIC,
-                    spec.name,
-                    ResourcePatternType.LITERAL,
-                    AclOperation.READ,
-                )
-            )
-        for spec in _writes(component):
-            rules.append(
-                (
-                    component,
-                    ResourceType.TOPIC,
-                    spec.name,
-                    ResourcePatternType.LITERAL,
-                    AclOperation.WRITE,
-                )
-            )
-            rules.append(
-                (
-                    component,
-                    ResourceType.TOPIC,
-                    spec.name,
-                    ResourcePatternType.LITERAL,
-                    AclOperation.DESCRIBE,
-                )
-            )
-        rules.append(
-            (
-                component,
-                ResourceType.GROUP,
-                groups[component],
-                ResourcePatternType.PREFIXED,
-                AclOperation.READ,
-            )
-        )
+    topic, group = ResourceType.TOPIC, ResourceType.GROUP
+    literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+    bindings = []
+    for user in COMPONENTS:
+        bindings += [_allow(user, topic, t.name, literal, AclOperation.READ) for t in READS[user]]
+        for spec in _writes(user):
+            bindings.append(_allow(user, topic, spec.name, literal, AclOperation.WRITE))
+            bindings.append(_allow(user, topic, spec.name, literal, AclOperation.DESCRIBE))
+        bindings.append(_allow(user, group, groups[user], prefixed, AclOperation.READ))
     # Faust's own topics (table changelogs, the assignor's leader topic) start with the app id
-    rules.append(
-        (
-            "ledger",
-            ResourceType.TOPIC,
-            settings.app_id,
-            ResourcePatternType.PREFIXED,
-            AclOperation.ALL,
-        )
+    bindings.append(_allow("ledger", topic, settings.app_id, prefixed, AclOperation.ALL))
+    return bindings
+
+
+def _allow(
+    user: str,
+    resource: ResourceType,
+    name: str,
+    pattern: ResourcePatternType,
+    operation: AclOperation,
+) -> AclBinding:
+    return AclBinding(
+        resource, name, pattern, f"User:{user}", "*", operation, AclPermissionType.ALLOW
     )
-    return [
-        AclBinding(rtype, name, pattern, f"User:{user}", "*", op, AclPermissionType.ALLOW)
-        for user, rtype, name, pattern, op in rules
-    ]
 
 
 def _writes(component: str) -> list[topics.TopicSpec]:
