@@ -8,7 +8,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from deploy.local.certificates import write_private
-from deploy.local.kafka_security import KafkaSecurity, marker, override_properties
+from deploy.local.kafka_security import KafkaSecurity, marker
 from deploy.local.process import (
     ManagedProcess,
     StackError,
@@ -130,7 +130,7 @@ class Kafka:
         )
         if self.security:
             self.security.ensure()
-            text = override_properties(text, self.security.broker_properties())
+            text = self.security.secure_config(text)
         write_private(props, text)  # holds the key store's and the broker's passwords
         return props
 

@@ -126,20 +126,21 @@ class KafkaSecurity:
             kafka_ca_file=str(self.certificates.ca_file),
         )
 
+    def secure_config(self, text: str) -> str:
+        """A broker's ``server.properties`` text, made secure: its PLAINTEXT listener (on
+        whatever host and port, for one node or several) becomes SASL_SSL, the controller
+        listener is left as it is, and the TLS, SASL and authorizer settings are added."""
+        current = read_properties(text)
+        return override_properties(text, {**secure_listeners(current), **self.broker_properties()})
+
     def broker_properties(self) -> dict[str, str]:
-        """The broker settings that replace the plaintext client listener (see module doc)."""
-        s = self.settings
+        """TLS, SCRAM and authorizer settings, the same on every node (see module doc)."""
         certs = self.certificates
         jaas = (
             "org.apache.kafka.common.security.scram.ScramLoginModule required "
             f'username="broker" password="{self.password("broker").reveal()}";'
         )
         return {
-            "listeners": f"{LISTENER}://127.0.0.1:{s.kafka_port},"
-            f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-            "advertised.listeners": f"{LISTENER}://127.0.0.1:{s.kafka_port}",
-            "inter.broker.listener.name": LISTENER,
-            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{LISTENER}:{LISTENER}",
             "sasl.enabled.mechanisms": MECHANISM,
             "sasl.mechanism.inter.broker.protocol": MECHANISM,
             f"listener.name.{LISTENER.lower()}.{MECHANISM.lower()}.sasl.jaas.config": jaas,
@@ -222,6 +223,42 @@ def _writes(component: str) -> list[topics.TopicSpec]:
         *EXTRA_WRITES.get(component, ()),
     )
     return list(dict.fromkeys(mine))
+
+
+def secure_listeners(current: dict[str, str]) -> dict[str, str]:
+    """The listener settings of ``current`` with the listener named PLAINTEXT renamed
+    SASL_SSL (and its protocol with it): ports, hosts and the other listeners are kept."""
+
+    def rename(value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        return ",".join(
+            f"{LISTENER}{item[len('PLAINTEXT') :]}" if item.startswith("PLAINTEXT:") else item
+            for item in items
+        )
+
+    protocols = dict(
+        pair.split(":", 1) for pair in current.get("listener.security.protocol.map", "").split(",")
+    )
+    if "PLAINTEXT" not in protocols:
+        raise StackError("the broker config has no PLAINTEXT listener to secure")
+    protocols.pop("PLAINTEXT")
+    protocols[LISTENER] = LISTENER
+    return {
+        "listeners": rename(current["listeners"]),
+        "advertised.listeners": rename(current["advertised.listeners"]),
+        "inter.broker.listener.name": LISTENER,
+        "listener.security.protocol.map": ",".join(f"{k}:{v}" for k, v in protocols.items()),
+    }
+
+
+def read_properties(text: str) -> dict[str, str]:
+    """``key=value`` lines of a properties text (comments and blank lines skipped)."""
+    found = {}
+    for line in text.splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "!")):
+            key, value = line.split("=", 1)
+            found[key.strip()] = value.strip()
+    return found
 
 
 def override_properties(text: str, overrides: dict[str, str]) -> str:

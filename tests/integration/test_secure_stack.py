@@ -35,7 +35,7 @@ from streams.kernel.settings import Secret, Settings
 from streams.kernel.topics import STOCK_DECISIONS, STOCK_MOVEMENTS
 from streams.reports import run_report
 from streams.warehouse.clickhouse import connect
-from tests.integration.sink_support import running_sink, wait_rows
+from tests.integration.sink_support import drop_database, running_sink, wait_rows
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
@@ -209,12 +209,15 @@ def test_chairs_sold_over_sasl_ssl_never_oversell_and_reach_clickhouse_over_tls(
 
     sink = dataclasses.replace(secure.user("sink"), clickhouse_database=f"t{uuid.uuid4().hex[:8]}")
     assert sink.clickhouse_secure
-    with running_sink(sink, codec, f"{sink.sink_group}-{uuid.uuid4().hex[:6]}"):
-        rows = wait_rows(sink, "decisions", "sku = %(sku)s", {"sku": sku}, 150, timeout=90)
-    assert rows >= 150
-    out = io.StringIO()
-    assert run_report(sink, "best-sellers", "json", {"sku": sku}, out=out) == 0
-    assert out.getvalue().strip()
+    try:
+        with running_sink(sink, codec, f"{sink.sink_group}-{uuid.uuid4().hex[:6]}"):
+            rows = wait_rows(sink, "decisions", "sku = %(sku)s", {"sku": sku}, 150, timeout=90)
+        assert rows >= 150
+        out = io.StringIO()
+        assert run_report(sink, "best-sellers", "json", {"sku": sku}, out=out) == 0
+        assert out.getvalue().strip()
+    finally:
+        drop_database(sink)
 
 
 def test_a_client_without_the_acl_is_refused_at_once(secure: SecureStack) -> None:

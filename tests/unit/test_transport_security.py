@@ -10,7 +10,12 @@ import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
 from deploy.local.certificates import Certificates, clickhouse_tls_config
-from deploy.local.kafka_security import acl_bindings, override_properties
+from deploy.local.kafka_security import (
+    acl_bindings,
+    override_properties,
+    read_properties,
+    secure_listeners,
+)
 from deploy.local.tools import render
 from streams.kernel import topics
 from streams.kernel.kafka_config import admin_config, consumer_config, producer_config
@@ -159,24 +164,32 @@ def test_groups_and_faust_topics_are_granted_by_prefix() -> None:
     assert owners == {"User:ledger"}
 
 
-def test_broker_overrides_replace_the_plaintext_listener_in_place() -> None:
-    """Given the broker template, when the security overrides are applied, then each key
-    appears once with its new value and new keys are appended."""
+def test_the_plaintext_listener_becomes_sasl_ssl_in_place() -> None:
+    """Given the broker template, when its listeners are secured and the result written back,
+    then the client listener is SASL_SSL on the same port, the controller stays PLAINTEXT,
+    each key appears once, and no PLAINTEXT client listener is left."""
     text = render("kafka-server.properties", port=1, controller_port=2, data_dir="/d")
-    out = override_properties(
-        text,
-        {
-            "listeners": "SASL_SSL://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
-            "advertised.listeners": "SASL_SSL://127.0.0.1:1",
-            "super.users": "User:a",
-        },
-    )
-    lines = [line for line in out.splitlines() if not line.startswith("#")]
-    assert [line for line in lines if line.startswith("listeners=")] == [
-        "listeners=SASL_SSL://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
-    ]
-    assert "super.users=User:a" in lines
-    assert "PLAINTEXT://127.0.0.1:1" not in out
+    out = override_properties(text, secure_listeners(read_properties(text)))
+    props = read_properties(out)
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:1"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert sum(line.startswith("listeners=") for line in out.splitlines()) == 1
+    assert "PLAINTEXT://" not in out
+
+
+def test_listeners_of_any_node_keep_their_hosts_and_ports() -> None:
+    """Given a node of a several-broker cluster (its own ports, a broker-only node without a
+    controller listener), when its listeners are secured, then only the name changes."""
+    node = {
+        "listeners": "PLAINTEXT://127.0.0.1:19093",
+        "advertised.listeners": "PLAINTEXT://localhost:19093",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    }
+    secured = secure_listeners(node)
+    assert secured["listeners"] == "SASL_SSL://127.0.0.1:19093"
+    assert secured["advertised.listeners"] == "SASL_SSL://localhost:19093"
 
 
 def test_clickhouse_config_keeps_no_plaintext_port(tmp_path: Path) -> None:
