@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.kernel.kafka_config import admin_config
@@ -18,8 +19,9 @@ _NOT_MINE = ("TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED")
 
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the missing topics and return their names; existing topics are left alone."""
-    admin = AdminClient(admin_config(settings))
-    existing = set(admin.list_topics(timeout=10).topics)
+    refusals: list[KafkaError] = []
+    admin = AdminClient(admin_config(settings, error_cb=refusals.append))
+    existing = set(_list_topics(admin, settings, refusals).topics)
     wanted = [
         NewTopic(
             spec.name,
@@ -50,6 +52,27 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
                 raise
     _wait_for_leaders(admin, [spec.name for spec in specs if spec.name not in hidden])
     return created
+
+
+class KafkaLoginError(RuntimeError):
+    """The broker refused the client's SASL login (wrong user or password)."""
+
+
+def _list_topics(admin: AdminClient, settings: Settings, refusals: list[KafkaError]) -> Any:
+    """The cluster's metadata; a failed login is reported as such, not as the transport
+    failure librdkafka raises for it."""
+    try:
+        return admin.list_topics(timeout=10)
+    except KafkaException:
+        admin.poll(0)  # serves the error callbacks that say why
+        for error in refusals:
+            if error.code() == KafkaError._AUTHENTICATION:
+                raise KafkaLoginError(
+                    f"Kafka at {settings.bootstrap} refused the login of user "
+                    f"{settings.kafka_user!r} ({error.str()}); check STOCKFLOW_KAFKA_USER and "
+                    "STOCKFLOW_KAFKA_PASSWORD_FILE"
+                ) from None
+        raise
 
 
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:

@@ -25,6 +25,7 @@ from clickhouse_driver import errors as ch_errors
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from deploy.local.children import ChildError
 from deploy.local.clickhouse import ClickHouse
 from deploy.local.kafka import Kafka
 from deploy.local.kafka_security import USERS, KafkaSecurity
@@ -319,3 +320,26 @@ def _first_error(consumer: Consumer, timeout: float) -> KafkaError | None:
         if message is not None and message.error() is not None:
             return message.error()  # type: ignore[no-any-return]
     return None
+
+
+def test_a_worker_with_a_wrong_password_exits_naming_the_refused_login(
+    secure: SecureStack, tmp_path: Path
+) -> None:
+    """Given the ledger's environment with a wrong password file,
+    when a worker starts, then it exits (no hang) with an error naming the refused user and
+    the variables to check, and the wrong password is not in its log."""
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-it-42\n")
+    env = {**secure.user_env("ledger"), "STOCKFLOW_KAFKA_PASSWORD_FILE": str(wrong)}
+    process = WorkerProcess(
+        f"{secure.base.app_id}-wrong-{uuid.uuid4().hex[:8]}",
+        free_port(),
+        secure.base.state_dir / "logs",
+        **env,
+    )
+    with pytest.raises(ChildError) as refused:
+        process.start(timeout=90)
+    process.stop()
+    assert "refused the login of user 'ledger'" in str(refused.value)
+    assert "STOCKFLOW_KAFKA_PASSWORD_FILE" in str(refused.value)
+    assert "not-it-42" not in process.log_path.read_text()
