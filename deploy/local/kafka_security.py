@@ -2,8 +2,8 @@
 and ACLs that give each only the topics and groups it uses (``stockflow stack up --secure``).
 
 - Listeners: clients and the broker itself (inter-broker) speak SASL_SSL on the Kafka port;
-  the KRaft controller listener stays PLAINTEXT on loopback (its principal, ANONYMOUS, must be
-  a super user for the broker to register with its controller).
+  the KRaft controller listener speaks TLS and asks for a client certificate: only a process
+  holding the stack's server key (the nodes) gets in, as ``User:CN=localhost``, a super user.
 - Users: SCRAM credentials are written into the metadata log when the storage is formatted
   (``--add-scram``), passed to the JVM in an argument file (mode 600), never on a command
   line. Passwords live in ``<state>/secure/kafka-<user>.password`` (mode 600).
@@ -41,6 +41,8 @@ SUPER_USERS = ("broker", "admin")
 COMPONENTS = ("ledger", "sink", "connectors")
 USERS = (*SUPER_USERS, *COMPONENTS)
 CLICKHOUSE_USERS = ("sink", "admin")  # the processes that talk to ClickHouse (sink, reports)
+# The controller listener's principal: the nodes present the stack's server certificate.
+NODE_PRINCIPAL = "CN=localhost"
 CONNECTORS_GROUP = "stockflow-connectors"  # the connectors config's default consumer group
 
 # What each component reads; what it writes comes from the topic registry's writers.
@@ -151,10 +153,12 @@ class KafkaSecurity:
             "ssl.truststore.location": str(certs.ca_file),
             "ssl.endpoint.identification.algorithm": "https",
             "ssl.client.auth": "none",
+            # the controller listener: TLS with client certificates, only the stack's own
+            "listener.name.controller.ssl.client.auth": "required",
             "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
-            "super.users": ";".join(f"User:{u}" for u in (*SUPER_USERS, "ANONYMOUS")),
+            "super.users": ";".join(f"User:{u}" for u in (*SUPER_USERS, NODE_PRINCIPAL)),
         }
 
     def format_arguments(self) -> list[str]:
@@ -243,6 +247,8 @@ def secure_listeners(current: dict[str, str]) -> dict[str, str]:
         raise StackError("the broker config has no PLAINTEXT listener to secure")
     protocols.pop("PLAINTEXT")
     protocols[LISTENER] = LISTENER
+    if "CONTROLLER" in protocols:
+        protocols["CONTROLLER"] = "SSL"
     return {
         "listeners": rename(current["listeners"]),
         "advertised.listeners": rename(current["advertised.listeners"]),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -343,3 +345,28 @@ def test_a_worker_with_a_wrong_password_exits_naming_the_refused_login(
     assert "refused the login of user 'ledger'" in str(refused.value)
     assert "STOCKFLOW_KAFKA_PASSWORD_FILE" in str(refused.value)
     assert "not-it-42" not in process.log_path.read_text()
+
+
+def test_the_controller_port_admits_only_the_nodes_certificate(secure: SecureStack) -> None:
+    """Given the secure stack's KRaft controller listener,
+    when a TLS client without a certificate connects, then the handshake is refused for the
+    missing certificate; when one presents the nodes' certificate, then it is admitted."""
+    certs = secure.security.certificates
+    address = ("127.0.0.1", secure.base.kafka_controller_port)
+    anonymous = ssl.create_default_context(cafile=str(certs.ca_file))
+    with (
+        pytest.raises(ssl.SSLError, match=r"BAD_CERTIFICATE|CERTIFICATE_REQUIRED"),
+        socket.create_connection(address, timeout=10) as raw,
+        anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.recv(1)  # TLS 1.3: the server's refusal arrives after the handshake
+    node = ssl.create_default_context(cafile=str(certs.ca_file))
+    node.load_cert_chain(str(certs.server_cert), str(certs.server_key))
+    with (
+        socket.create_connection(address, timeout=10) as raw,
+        node.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        tls.settimeout(1)
+        with pytest.raises(TimeoutError):
+            tls.recv(1)  # admitted: the broker waits for a request

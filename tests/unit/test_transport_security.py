@@ -166,7 +166,7 @@ def test_groups_and_faust_topics_are_granted_by_prefix() -> None:
 
 def test_the_plaintext_listener_becomes_sasl_ssl_in_place() -> None:
     """Given the broker template, when its listeners are secured and the result written back,
-    then the client listener is SASL_SSL on the same port, the controller stays PLAINTEXT,
+    then the client listener is SASL_SSL on the same port, the controller speaks SSL,
     each key appears once, and no PLAINTEXT client listener is left."""
     text = render("kafka-server.properties", port=1, controller_port=2, data_dir="/d")
     out = override_properties(text, secure_listeners(read_properties(text)))
@@ -174,7 +174,7 @@ def test_the_plaintext_listener_becomes_sasl_ssl_in_place() -> None:
     assert props["listeners"] == "SASL_SSL://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
     assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:1"
     assert props["inter.broker.listener.name"] == "SASL_SSL"
-    assert props["listener.security.protocol.map"] == "CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
     assert sum(line.startswith("listeners=") for line in out.splitlines()) == 1
     assert "PLAINTEXT://" not in out
 
