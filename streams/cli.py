@@ -16,14 +16,17 @@ def _stack(args: argparse.Namespace) -> int:
     settings = load()
     try:
         if args.action == "up":
-            stack.up(settings, with_registry=args.with_registry)
+            stack.up(settings, with_registry=args.with_registry, secure=args.secure)
+            secure = stack.secure_access(settings)
             if args.topics:
                 from streams.kernel.kafka_admin import ensure_topics
 
-                created = ensure_topics(settings)
+                created = ensure_topics(secure.client_settings("admin") if secure else settings)
                 if created:
                     print(f"created topics: {', '.join(created)}", file=sys.stderr)
             stack.print_status(settings)
+            if secure:
+                print(f"secure stack: source {secure.folder}/<ledger|sink|connectors|admin>.env")
             return 0
         if args.action == "down":
             stack.down(settings)
@@ -89,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument(
         "--with-registry", action="store_true", help="also start the Apicurio schema registry"
+    )
+    stack.add_argument(
+        "--secure",
+        action="store_true",
+        help="Kafka over SASL_SSL (SCRAM) with ACLs, ClickHouse over TLS (kept from then on)",
     )
     stack.add_argument(
         "--no-topics", dest="topics", action="store_false", help="do not declare the topics"

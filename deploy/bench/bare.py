@@ -23,12 +23,14 @@ def main() -> None:
 
     from streams.kernel.settings import load
     from streams.kernel.topics import STOCK_EVENTS
+    from streams.worker.credentials import faust_broker_auth
 
     settings = load()
     expect = int(os.environ["STOCKFLOW_BENCH_EXPECT"])
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
+        **faust_broker_auth(settings),
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -18,7 +18,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from streams.kernel.kafka_config import consumer_config, producer_config
+from streams.kernel.kafka_config import admin_config, consumer_config, producer_config
 from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
 
@@ -26,9 +26,9 @@ Offsets = dict[int, int]  # partition -> offset, for one topic
 
 
 @functools.cache
-def admin(bootstrap: str) -> AdminClient:
+def admin(settings: Settings) -> AdminClient:
     """One admin client per broker for the whole run (each new one logs on destruction)."""
-    return AdminClient({"bootstrap.servers": bootstrap})
+    return AdminClient(admin_config(settings))
 
 
 def end_offsets(settings: Settings, topic: str, attempts: int = 50) -> Offsets:
@@ -55,16 +55,16 @@ def end_offsets(settings: Settings, topic: str, attempts: int = 50) -> Offsets:
 def set_group_offsets(settings: Settings, group: str, topic: str, offsets: Offsets) -> None:
     """Where a new (idle) consumer group starts reading ``topic``."""
     parts = [TopicPartition(topic, p, o) for p, o in offsets.items()]
-    admin(settings.bootstrap).alter_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group, parts)]
-    )[group].result()
+    admin(settings).alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, parts)])[
+        group
+    ].result()
 
 
 def committed_offsets(
     settings: Settings, group: str, topic: str, partitions: Iterable[int]
 ) -> Offsets:
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
-    found = admin(settings.bootstrap).list_consumer_group_offsets([request])[group].result()
+    found = admin(settings).list_consumer_group_offsets([request])[group].result()
     return {tp.partition: max(tp.offset, 0) for tp in found.topic_partitions}
 
 
@@ -153,7 +153,7 @@ def trim(settings: Settings, topics: list[str]) -> int:
     or read those topics from offset 0 would crawl through them. Compacted topics refuse
     DeleteRecords and keep their latest record per key.
     """
-    client = admin(settings.bootstrap)
+    client = admin(settings)
     gone = 0
     for topic in topics:
         end = end_offsets(settings, topic)
@@ -173,7 +173,7 @@ def delete_app_topics(settings: Settings, app_id: str, *web_ports: int) -> None:
     for port in web_ports:
         store = dataclasses.replace(settings, app_id=app_id, worker_web_port=port)
         shutil.rmtree(store.worker_datadir, ignore_errors=True)
-    client = admin(settings.bootstrap)
+    client = admin(settings)
     mine = [t for t in client.list_topics(timeout=10).topics if t.startswith(app_id)]
     if mine:
         for future in client.delete_topics(mine, operation_timeout=30).values():

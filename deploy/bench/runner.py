@@ -24,6 +24,7 @@ from deploy.bench.workload import progress
 from deploy.local.children import ChildError, WorkerProcess, free_port
 from schemas.codec import Codec, codec_for
 from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.kafka_config import admin_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ALL_TOPICS
 
@@ -56,7 +57,7 @@ def run_bench(
 
 def _check_stack(settings: Settings) -> None:
     try:
-        AdminClient({"bootstrap.servers": settings.bootstrap}).list_topics(timeout=5)
+        AdminClient(admin_config(settings)).list_topics(timeout=5)
     except KafkaException:
         raise BenchError(
             f"Kafka is not reachable at {settings.bootstrap}; start it with `stockflow stack up`"

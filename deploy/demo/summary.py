@@ -11,6 +11,7 @@ from clickhouse_driver import Client
 from deploy.demo.view import Board
 from streams.kernel.settings import Settings
 from streams.reports import run_report
+from streams.warehouse.clickhouse import tls_options
 
 TABLES = ("stock_movements", "stock_levels", "decisions", "alerts")
 
@@ -50,6 +51,7 @@ def _clickhouse_rows(settings: Settings, sku: str, timeout: float = 30) -> dict[
         user=settings.clickhouse_user,
         password=settings.clickhouse_password.reveal(),
         database=settings.clickhouse_database,
+        **tls_options(settings),
     )
     ids = {
         "stock_movements": "movement_id",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from deploy.local.certificates import write_private
+from deploy.local.kafka_security import KafkaSecurity, marker
 from deploy.local.process import (
     ManagedProcess,
     StackError,
@@ -16,6 +18,7 @@ from deploy.local.process import (
     wait_until,
 )
 from deploy.local.tools import render, require_java, require_maven, say
+from streams.kernel.kafka_config import admin_config
 from streams.kernel.settings import Settings
 
 # Kafka 3.x logs through slf4j 1.7 with no backend in its POM: reload4j binds it.
@@ -42,8 +45,10 @@ _LOGGING_4 = "\n".join(
 class Kafka:
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, secure: bool = False) -> None:
         self.settings = settings
+        # SASL_SSL with ACLs instead of the plaintext listener (see kafka_security)
+        self.security = KafkaSecurity(settings) if secure else None
         self.home = settings.state_dir / "kafka"
         self.lib = self.home / f"lib-{settings.kafka_version}"
         self.data = self.home / "data"
@@ -54,7 +59,9 @@ class Kafka:
         return int(self.settings.kafka_version.split(".")[0])
 
     def where(self) -> str:
-        return f"127.0.0.1:{self.settings.kafka_port} (KRaft, Kafka {self.settings.kafka_version})"
+        s = self.settings
+        protocol = "SASL_SSL, " if self.security else ""
+        return f"127.0.0.1:{s.kafka_port} ({protocol}KRaft, Kafka {s.kafka_version})"
 
     def install(self) -> None:
         require_java()
@@ -115,19 +122,27 @@ class Kafka:
         (self.home / "log4j.properties").write_text(render("log4j.properties"))
         (self.home / "log4j2.xml").write_text(render("log4j2.xml"))
         props = self.home / "server.properties"
-        props.write_text(
-            render(
-                "kafka-server.properties",
-                port=self.settings.kafka_port,
-                controller_port=self.settings.kafka_controller_port,
-                data_dir=self.data,
-            )
+        text = render(
+            "kafka-server.properties",
+            port=self.settings.kafka_port,
+            controller_port=self.settings.kafka_controller_port,
+            data_dir=self.data,
         )
+        if self.security:
+            self.security.ensure()
+            text = self.security.secure_config(text)
+        write_private(props, text)  # holds the key store's and the broker's passwords
         return props
 
     def _format(self, props: Path) -> None:
         stamp = self.home / "data.version"  # the Kafka that formatted the data folder
         if (self.data / "meta.properties").exists():
+            if self.security and not marker(self.settings).exists():
+                raise StackError(
+                    f"{self.data} was formatted without --secure: its broker has no SCRAM "
+                    f"users. Use another STOCKFLOW_STATE_DIR, or stop the stack and remove "
+                    f"{self.data} (its topics are lost)"
+                )
             formatted = stamp.read_text().strip() if stamp.exists() else ""
             if formatted and _line(formatted) > _line(self.settings.kafka_version):
                 # A newer Kafka formats at its own metadata.version, unreadable to an older one
@@ -143,27 +158,29 @@ class Kafka:
             [*self._java_args(), "kafka.tools.StorageTool", "random-uuid"],
             what="kafka-storage random-uuid",
         ).split()[-1]
-        run_checked(
-            [
-                *self._java_args(),
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(props),
-                "--ignore-formatted",
-            ],
-            what="formatting the Kafka storage directory",
-        )
+        command = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)]
+        command.append("--ignore-formatted")
+        if self.security is None:
+            run_checked([*self._java_args(), *command], what="formatting the Kafka storage")
+        else:
+            # SCRAM users are written at format time; their passwords reach the JVM in an
+            # argument file only the owner can read, not on a command line
+            argfile = self.home / "format.args"
+            write_private(argfile, "\n".join([*command, *self.security.format_arguments()]))
+            try:
+                run_checked(
+                    [*self._java_args(), f"@{argfile}"], what="formatting the Kafka storage"
+                )
+            finally:
+                argfile.unlink(missing_ok=True)
+            marker(self.settings).write_text("SASL_SSL\n")
         stamp.write_text(self.settings.kafka_version + "\n")
 
     def is_ready(self) -> bool:
         if not port_in_use(self.settings.kafka_port):
             return False
-        admin = AdminClient(
-            {"bootstrap.servers": self.settings.bootstrap, "socket.timeout.ms": 2000}
-        )
+        client = self.security.client_settings("admin") if self.security else self.settings
+        admin = AdminClient(admin_config(client, **{"socket.timeout.ms": 2000}))
         meta = admin.list_topics(timeout=2)
         return bool(meta.brokers)
 
@@ -182,6 +199,8 @@ class Kafka:
         say(f"starting Kafka on {self.where()}")
         self.process.start([*self._java_args(), "kafka.Kafka", str(props)], marker=str(props))
         wait_until(self.is_ready, what="Kafka", timeout=90, process=self.process)
+        if self.security:
+            say(f"Kafka ACLs in place ({self.security.apply_acls()} bindings)")
 
     def stop(self) -> bool:
         return self.process.stop(timeout=60)
@@ -190,6 +209,7 @@ class Kafka:
         if self.process.pid() is not None:
             raise StackError("stop Kafka before wiping its data")
         shutil.rmtree(self.data, ignore_errors=True)
+        marker(self.settings).unlink(missing_ok=True)
         (self.home / "data.version").unlink(missing_ok=True)
 
 

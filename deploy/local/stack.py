@@ -7,6 +7,7 @@ from typing import Protocol
 
 from deploy.local.clickhouse import ClickHouse
 from deploy.local.kafka import Kafka
+from deploy.local.kafka_security import KafkaSecurity
 from deploy.local.process import ManagedProcess, port_in_use
 from deploy.local.prometheus import Prometheus
 from deploy.local.registry import Registry
@@ -23,24 +24,37 @@ class Service(Protocol):
     def stop(self) -> bool: ...
 
 
-def services(settings: Settings, *, with_registry: bool = False) -> list[Service]:
-    """The stack's services in start order."""
-    chosen: list[Service] = [Kafka(settings), ClickHouse(settings), Prometheus(settings)]
+def services(
+    settings: Settings, *, with_registry: bool = False, secure: bool = False
+) -> list[Service]:
+    """The stack's services in start order. ``secure`` (or a state folder whose broker was
+    formatted secure): Kafka over SASL_SSL with ACLs, ClickHouse over TLS with a password."""
+    secure = secure or KafkaSecurity.is_on(settings)
+    chosen: list[Service] = [
+        Kafka(settings, secure=secure),
+        ClickHouse(settings, secure=secure),
+        Prometheus(settings),
+    ]
     if with_registry:
         chosen.append(Registry(settings))
     return chosen
 
 
-def up(settings: Settings, *, with_registry: bool = False) -> None:
+def up(settings: Settings, *, with_registry: bool = False, secure: bool = False) -> None:
     """Start whatever is not running yet; idempotent."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    for service in services(settings, with_registry=with_registry):
+    for service in services(settings, with_registry=with_registry, secure=secure):
         if service.process.pid() is not None:
             say(f"{service.name} already running on {service.where()}")
             continue
         began = time.monotonic()
         service.start()
         say(f"{service.name} ready in {time.monotonic() - began:.1f} s")
+
+
+def secure_access(settings: Settings) -> KafkaSecurity | None:
+    """The secure stack's credentials, or None for a plaintext stack."""
+    return KafkaSecurity(settings) if KafkaSecurity.is_on(settings) else None
 
 
 def down(settings: Settings) -> list[str]:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.kernel.kafka_config import admin_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger("stockflow.topics")
+_NOT_MINE = ("TOPIC_AUTHORIZATION_FAILED", "CLUSTER_AUTHORIZATION_FAILED")
 
 
 def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
     """Create the missing topics and return their names; existing topics are left alone."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    existing = set(admin.list_topics(timeout=10).topics)
+    refusals: list[KafkaError] = []
+    admin = AdminClient(admin_config(settings, error_cb=refusals.append))
+    existing = set(_list_topics(admin, settings, refusals).topics)
     wanted = [
         NewTopic(
             spec.name,
@@ -28,15 +35,44 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
     if not wanted:
         return []
     created = []
+    hidden = set()
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:
             future.result()
             created.append(name)
         except KafkaException as exc:
-            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            reason = exc.args[0].name()
+            if reason in _NOT_MINE:
+                # A client whose ACLs neither show nor create the topic (a secure cluster's
+                # component user): topics are the admin's to declare; the client's own use of
+                # the topic fails with an authorization error if it needed one.
+                log.warning("topic %s not declared: %s as this Kafka user", name, reason)
+                hidden.add(name)
+            elif reason != "TOPIC_ALREADY_EXISTS":
                 raise
-    _wait_for_leaders(admin, [spec.name for spec in specs])
+    _wait_for_leaders(admin, [spec.name for spec in specs if spec.name not in hidden])
     return created
+
+
+class KafkaLoginError(RuntimeError):
+    """The broker refused the client's SASL login (wrong user or password)."""
+
+
+def _list_topics(admin: AdminClient, settings: Settings, refusals: list[KafkaError]) -> Any:
+    """The cluster's metadata; a failed login is reported as such, not as the transport
+    failure librdkafka raises for it."""
+    try:
+        return admin.list_topics(timeout=10)
+    except KafkaException:
+        admin.poll(0)  # serves the error callbacks that say why
+        for error in refusals:
+            if error.code() == KafkaError._AUTHENTICATION:
+                raise KafkaLoginError(
+                    f"Kafka at {settings.bootstrap} refused the login of user "
+                    f"{settings.kafka_user!r} ({error.str()}); check STOCKFLOW_KAFKA_USER and "
+                    "STOCKFLOW_KAFKA_PASSWORD_FILE"
+                ) from None
+        raise
 
 
 def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float = 30.0) -> None:

@@ -15,7 +15,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     rule, so every producer uses murmur2.
     """
     return {
-        "bootstrap.servers": settings.bootstrap,
+        **client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "partitioner": "murmur2_random",
@@ -33,7 +33,7 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
     KIP-848's ``consumer`` protocol refuses.
     """
     return {
-        "bootstrap.servers": settings.bootstrap,
+        **client_config(settings),
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -41,3 +41,26 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
         "group.protocol": "classic",
         **overrides,
     }
+
+
+def client_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Where the brokers are and how to reach them: the part every client (producer,
+    consumer, AdminClient) shares. Over SASL_SSL the broker's certificate is checked against
+    the CA file and its host name (librdkafka's default), and the client logs in with SCRAM.
+    The password goes only into librdkafka's config, which it never logs."""
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap}
+    if settings.kafka_sasl:
+        config |= {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_user,
+            "sasl.password": settings.kafka_password.reveal(),
+        }
+        if settings.kafka_ca_file:
+            config["ssl.ca.location"] = settings.kafka_ca_file
+    return config | overrides
+
+
+def admin_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """An AdminClient's config (the same connection settings as every client)."""
+    return client_config(settings, **overrides)

@@ -96,6 +96,27 @@ def _env_flag(name: str, *, default: bool) -> bool:
     raise SettingsError(f"STOCKFLOW_{name}={raw!r}: use 1 or 0")
 
 
+def _env_secret(name: str) -> Secret:
+    """``STOCKFLOW_<name>``, or the contents of the file ``STOCKFLOW_<name>_FILE`` names
+    (one trailing newline dropped). Never read from a command line; errors never show it."""
+    path = os.environ.get(f"STOCKFLOW_{name}_FILE", "")
+    if not path:
+        return Secret(_env(name, ""))
+    if f"STOCKFLOW_{name}" in os.environ:
+        raise SettingsError(f"set STOCKFLOW_{name} or STOCKFLOW_{name}_FILE, not both")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SettingsError(
+            f"STOCKFLOW_{name}_FILE={path!r} cannot be read ({exc.strerror})"
+        ) from None
+    return Secret(text[:-1] if text.endswith("\n") else text)
+
+
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+
+
 def _state_dir() -> Path:
     if IN_CHECKOUT:
         default = PROJECT_ROOT / ".stack"
@@ -117,15 +138,29 @@ class Settings:
     )
     kafka_heap_mb: int = field(default_factory=lambda: _env_int("KAFKA_HEAP_MB", 512))
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
+    # Kafka transport security of every client: PLAINTEXT, or SASL_SSL (TLS checked against
+    # the CA file, SCRAM login as kafka_user with the password from the environment or a file)
+    kafka_security_protocol: str = field(
+        default_factory=lambda: _env("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    )
+    kafka_sasl_mechanism: str = field(
+        default_factory=lambda: _env("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
+    )
+    kafka_user: str = field(default_factory=lambda: _env("KAFKA_USER", ""))
+    kafka_password: Secret = field(default_factory=lambda: _env_secret("KAFKA_PASSWORD"))
+    kafka_ca_file: str = field(default_factory=lambda: _env("KAFKA_CA_FILE", ""))
     clickhouse_host: str = field(default_factory=lambda: _env("CLICKHOUSE_HOST", "127.0.0.1"))
     clickhouse_port: int = field(default_factory=lambda: _env_int("CLICKHOUSE_PORT", 9000))
     clickhouse_http_port: int = field(
         default_factory=lambda: _env_int("CLICKHOUSE_HTTP_PORT", 8123)
     )
     clickhouse_user: str = field(default_factory=lambda: _env("CLICKHOUSE_USER", "default"))
-    clickhouse_password: Secret = field(
-        default_factory=lambda: Secret(_env("CLICKHOUSE_PASSWORD", ""))
+    clickhouse_password: Secret = field(default_factory=lambda: _env_secret("CLICKHOUSE_PASSWORD"))
+    # TLS to ClickHouse's native port (its tcp_port_secure), checked against this CA file
+    clickhouse_secure: bool = field(
+        default_factory=lambda: _env_flag("CLICKHOUSE_SECURE", default=False)
     )
+    clickhouse_ca_file: str = field(default_factory=lambda: _env("CLICKHOUSE_CA_FILE", ""))
     clickhouse_database: str = field(
         default_factory=lambda: _env("CLICKHOUSE_DATABASE", "stockflow")
     )
@@ -168,6 +203,7 @@ class Settings:
             raise SettingsError("STOCKFLOW_ROCKSDB_MEMORY_MB must be at least 16")
         if self.partitions < 1:
             raise SettingsError("STOCKFLOW_PARTITIONS must be at least 1")
+        self._check_transport_security()
         if self.offset_reset not in ("earliest", "latest"):
             raise SettingsError(
                 f"STOCKFLOW_OFFSET_RESET={self.offset_reset!r}: use earliest or latest"
@@ -178,6 +214,34 @@ class Settings:
                 "use rocksdb:// (the default: recovery reads only the changelog's tail) or "
                 "memory:// (every restart replays the whole changelog)"
             )
+
+    def _check_transport_security(self) -> None:
+        if self.kafka_security_protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"STOCKFLOW_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol!r}: "
+                f"use {' or '.join(KAFKA_SECURITY_PROTOCOLS)}"
+            )
+        if self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise SettingsError(
+                f"STOCKFLOW_KAFKA_SASL_MECHANISM={self.kafka_sasl_mechanism!r}: "
+                f"use {' or '.join(KAFKA_SASL_MECHANISMS)}"
+            )
+        if self.kafka_sasl and not (self.kafka_user and self.kafka_password.reveal()):
+            raise SettingsError(
+                "STOCKFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs STOCKFLOW_KAFKA_USER and "
+                "STOCKFLOW_KAFKA_PASSWORD_FILE (or STOCKFLOW_KAFKA_PASSWORD)"
+            )
+        for name, path in (
+            ("KAFKA_CA_FILE", self.kafka_ca_file),
+            ("CLICKHOUSE_CA_FILE", self.clickhouse_ca_file),
+        ):
+            if path and not Path(path).is_file():
+                raise SettingsError(f"STOCKFLOW_{name}={path!r} is not a file")
+
+    @property
+    def kafka_sasl(self) -> bool:
+        """True when Kafka clients log in with SASL over TLS."""
+        return self.kafka_security_protocol == "SASL_SSL"
 
     @property
     def worker_datadir(self) -> Path:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from streams.kernel.kafka_config import consumer_config
+from streams.kernel.kafka_config import admin_config, consumer_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import OUTPUT_TOPICS
 from streams.sink.buffer import Batch, Buffer, Entry
@@ -579,5 +579,5 @@ class Sink:
 
     def _admin(self) -> AdminClient:
         if self.admin is None:
-            self.admin = AdminClient({"bootstrap.servers": self.settings.bootstrap})
+            self.admin = AdminClient(admin_config(self.settings))
         return self.admin

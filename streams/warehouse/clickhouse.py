@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import Any
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
@@ -76,7 +77,20 @@ def connect(settings: Settings) -> Client:
         connect_timeout=3,
         send_receive_timeout=30,
         client_name="stockflow-sink",
+        **tls_options(settings),
     )
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """clickhouse-driver's TLS options: with ``STOCKFLOW_CLICKHOUSE_SECURE=1`` the native
+    protocol runs over TLS (the server's ``tcp_port_secure``) and the server's certificate is
+    checked against the CA file (the system's CAs when none is given)."""
+    if not settings.clickhouse_secure:
+        return {}
+    options: dict[str, Any] = {"secure": True, "verify": True}
+    if settings.clickhouse_ca_file:
+        options["ca_certs"] = settings.clickhouse_ca_file
+    return options
 
 
 def outage_cause(exc: BaseException) -> str | None:

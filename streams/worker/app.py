@@ -23,6 +23,7 @@ from streams.ledger.config import LedgerConfig
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
+from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
 from streams.worker.pending import PendingHolds
@@ -52,6 +53,7 @@ class Ledger:
             settings.app_id,
             datadir=str(datadir),
             broker=f"kafka://{settings.bootstrap}",
+            **faust_broker_auth(settings),
             store=settings.store,
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,

@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from schemas.codec import single_object_codec
+from streams.kernel.kafka_config import admin_config
 from streams.kernel.settings import Settings
 from tests.support.kafka import produce_events, stock_event, wait_for
 from tests.support.ports import free_port
@@ -23,7 +24,7 @@ def _max_message_bytes(settings: Settings, topic: str, size: int | None) -> None
     """Set the topic's max.message.bytes (None: back to the broker's default). Below a state
     record's size, the broker refuses every write (MESSAGE_TOO_LARGE). (min.insync.replicas
     above the replication factor does not do it: Kafka 4 acknowledges such writes.)"""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     entry = ConfigEntry(
         "max.message.bytes",
         str(size) if size is not None else None,

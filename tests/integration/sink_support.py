@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, To
 from confluent_kafka.admin import AdminClient
 
 from streams.kernel.kafka_admin import ensure_topics
-from streams.kernel.kafka_config import consumer_config, producer_config
+from streams.kernel.kafka_config import admin_config, consumer_config, producer_config
 from streams.kernel.produce import produce as send
 from streams.kernel.settings import Settings
 from streams.kernel.topics import OUTPUT_TOPICS, TopicSpec
@@ -46,7 +46,7 @@ def end_offsets(settings: Settings, specs: Iterable[TopicSpec] = OUTPUT_TOPICS) 
 
 def set_group_offsets(settings: Settings, group: str, offsets: Offsets) -> None:
     """Commit ``offsets`` for an idle group: where a new sink of that group starts reading."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     by_topic: dict[str, list[TopicPartition]] = {}
     for (topic, p), o in offsets.items():
         by_topic.setdefault(topic, []).append(TopicPartition(topic, p, o))

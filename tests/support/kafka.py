@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.codec import Codec, CodecError
 from schemas.events import stock_event as build_event
-from streams.kernel.kafka_config import consumer_config, producer_config
+from streams.kernel.kafka_config import admin_config, consumer_config, producer_config
 from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_EVENTS, TopicSpec
@@ -105,7 +105,7 @@ def group_lag(
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in parts])
     committed = admin.list_consumer_group_offsets([request])[group].result()
@@ -141,7 +141,7 @@ def rewind_group(
     from confluent_kafka import ConsumerGroupTopicPartitions
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = AdminClient(admin_config(settings))
     parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
     starts = to or {}
     request = ConsumerGroupTopicPartitions(
