@@ -27,6 +27,7 @@ from deploy.demo.setup import (
 )
 from deploy.demo.view import Board
 from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
+from deploy.local.credentials import operator_token
 from deploy.local.prometheus import Prometheus
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_LEVELS
@@ -133,10 +134,12 @@ async def _day(settings: Settings, sku: str) -> None:
     woo.add_product(WOO_PRODUCT, sku, 0)
     worker = f"http://127.0.0.1:{PORTS['worker']}"
     counter = OutcomeCounter(settings, sku)
+    token = operator_token(settings)
     try:
         async with shopify, woo:
-            day = Day(worker, sku, shopify, woo, Board(), counter)
-            async with aiohttp.ClientSession() as http:
+            day = Day(worker, sku, shopify, woo, Board(), counter, token=token)
+            auth = {"Authorization": f"Bearer {token}"}
+            async with aiohttp.ClientSession(headers=auth) as http:
                 hold = {"sku": sku, "qty": 1, "channel": "store", "ttl_seconds": 1}
                 async with http.post(f"{worker}/v1/holds", json=hold) as answer:
                     assert answer.status == 202
