@@ -28,7 +28,15 @@ from deploy.local.children import http_json
 from schemas.codec import single_object_codec
 from streams.kernel.access.command import create, revoke
 from streams.kernel.access.guard import ADMIN_ONLY, Rule
-from streams.kernel.access.tokens import ADMIN, EVENTS_WRITE, METRICS_READ, SCOPES, STOCK_READ
+from streams.kernel.access.store import publish
+from streams.kernel.access.tokens import (
+    ADMIN,
+    EVENTS_WRITE,
+    METRICS_READ,
+    SCOPES,
+    STOCK_READ,
+    TokenRecord,
+)
 from streams.kernel.kafka_config import consumer_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import API_TOKENS
@@ -57,8 +65,19 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         yield s
 
 
+CREATED: list[TokenRecord] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def revoke_at_the_end(local_stack: Settings) -> Iterator[None]:
+    """No token of these tests stays valid after them."""
+    yield
+    publish(local_stack, [r.revoke() for r in CREATED])
+
+
 def token(settings: Settings, label: str, scopes: list[str], **kwargs: Any) -> str:
-    secret, _ = create(settings, f"test-{label}-{RUN}", scopes, replace=True, **kwargs)
+    secret, record = create(settings, f"test-{label}-{RUN}", scopes, replace=True, **kwargs)
+    CREATED.append(record)
     return secret
 
 
@@ -219,7 +238,8 @@ def test_a_revoked_token_is_refused_by_the_worker_and_the_connectors_within_the_
     with 401 within STOCKFLOW_TOKENS_STALE_SECONDS."""
     settings = stack.settings
     name = f"test-revoked-{RUN}"
-    secret, _ = create(settings, name, [STOCK_READ, METRICS_READ], replace=True)
+    secret, record = create(settings, name, [STOCK_READ, METRICS_READ], replace=True)
+    CREATED.append(record)
     worker_route, connectors_route = ("GET", "/v1/stock/x"), ("GET", "/metrics")
     assert call(stack.worker.url, worker_route, secret)[0] == 404
     assert call(stack.connectors.url, connectors_route, secret)[0] == 200
@@ -272,6 +292,7 @@ def test_a_created_token_is_printed_once_and_stored_only_as_its_hash(stack: Stac
     values = _topic_values(stack.settings)
     assert not [v for v in values if secret.encode() in v]
     assert [v for v in values if hashlib.sha256(secret.encode()).hexdigest().encode() in v]
+    _cli("token", "revoke", name)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -27,8 +27,9 @@ from deploy.demo.setup import (
 )
 from deploy.demo.view import Board
 from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
-from deploy.local.credentials import operator_token
+from deploy.local.credentials import operator_token, token_name
 from deploy.local.prometheus import Prometheus
+from streams.kernel.access.command import revoke
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_LEVELS
 from tests.support.kafka import produce_raw
@@ -118,6 +119,7 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         for child in reversed(children):
             child.stop()
         prometheus.stop()
+        revoke(settings, token_name(settings, "prometheus"))  # its scrape token dies with it
 
 
 async def _day(settings: Settings, sku: str) -> None:

@@ -100,12 +100,19 @@ def run_token(settings: Settings, args: argparse.Namespace) -> int:
             record = revoke(settings, args.name)
             print(f"token {record.name!r} revoked at {_when(record.revoked_at)}", file=sys.stderr)
             return 0
-        rows = read_all(settings).records()
-        print(f"{'name':<24} {'scopes':<40} {'sources':<24} {'created':<21} revoked")
-        for r in rows:
-            scopes, sources = ",".join(r.scopes), ",".join(r.sources)
-            created, revoked = _when(r.created_at), _when(r.revoked_at)
-            print(f"{r.name:<24} {scopes:<40} {sources:<24} {created:<21} {revoked}")
+        table = [("name", "scopes", "sources", "created", "revoked")] + [
+            (
+                r.name,
+                ",".join(r.scopes),
+                ",".join(r.sources),
+                _when(r.created_at),
+                _when(r.revoked_at),
+            )
+            for r in read_all(settings).records()
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        for row in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         return 0
     except TokenError as exc:
         print(f"stockflow token {args.action}: {exc}", file=sys.stderr)
