@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from connectors.access import protect
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework import redact
 from connectors.framework.decisions import DecisionsSource
@@ -152,6 +153,15 @@ async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[Any]
             log.warning("%s failed, next in %.0fs: %s", what, interval_s, redact.describe(exc))
 
 
+def receiver_app(
+    intake: Intake, inbounds: list[InboundChannel], exceptions: ExceptionsView
+) -> web.Application:
+    """Every route the connectors serve: the webhooks, health, metrics, the exceptions."""
+    app = create_app(intake, *inbounds)
+    app.add_routes(exceptions_routes(exceptions))
+    return app
+
+
 class Runtime:
     """The running process; ``run()`` returns the exit code."""
 
@@ -208,8 +218,8 @@ class Runtime:
                 {c.instance.name: c.instance.on_refusal for c in channels},
                 exceptions,
             )
-            app = create_app(intake, *inbounds)
-            app.add_routes(exceptions_routes(exceptions))
+            app = receiver_app(intake, inbounds, exceptions)
+            tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)
             await runner.setup()
             bind = self.settings.connectors_bind
@@ -218,6 +228,7 @@ class Runtime:
                 await site.start()
             except OSError as exc:
                 await runner.cleanup()
+                tokens.stop()
                 log.error(
                     "connectors: cannot listen on %s:%d (%s); free the port or set "
                     "STOCKFLOW_CONNECTORS_PORT (and STOCKFLOW_CONNECTORS_BIND)",
@@ -278,6 +289,7 @@ class Runtime:
                 log.error("connectors: levels consumer failed", exc_info=consume.exception())
             # Shutdown, in the order of the module docstring.
             await runner.cleanup()
+            tokens.stop()
             decisions.stop()
             for task in background:
                 task.cancel()

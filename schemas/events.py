@@ -64,6 +64,17 @@ MAX_TEXT = 256  # characters of any string field
 MIN_TIME_MS = 946_684_800_000
 MAX_TIME_MS = 4_102_444_800_000
 
+# Connector event ids are the channel's own ids joined by "/" (``channel/account/...``), so a
+# redelivery or a poll of the same fact has the same id. The namespace is theirs alone: the
+# HTTP API refuses an id containing the separator, so no caller can pre-empt or replay one.
+CONNECTOR_ID_SEPARATOR = "/"
+
+
+def is_connector_event_id(event_id: str) -> bool:
+    """True for an id in the connectors' namespace (never accepted from the HTTP API)."""
+    return CONNECTOR_ID_SEPARATOR in event_id
+
+
 POSITIVE = frozenset(
     {
         "order_placed",

@@ -76,6 +76,12 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(load(), quick=args.quick, as_json=args.json, only=only)
 
 
+def _token(args: argparse.Namespace) -> int:
+    from streams.kernel.access.command import run_token
+
+    return run_token(load(), args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from deploy.demo.run import run_demo
 
@@ -153,6 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
         "state (default all)",
     )
     bench.set_defaults(func=_bench)
+
+    token = sub.add_parser("token", help="create, list or revoke the HTTP APIs' bearer tokens")
+    token.add_argument("action", choices=["create", "list", "revoke"])
+    token.add_argument("name", nargs="?", help="create, revoke: the token's name")
+    token.add_argument(
+        "--scopes",
+        nargs="+",
+        help="create: stock:read, events:write, holds:write, orders:write, metrics:read, admin",
+    )
+    token.add_argument(
+        "--sources", nargs="+", help="create: event sources it may write (default api:NAME)"
+    )
+    token.add_argument("--rate", type=float, help="create: write requests/s (default API_RATE)")
+    token.add_argument("--burst", type=int, help="create: write burst (default API_BURST)")
+    token.add_argument("--output", help="create: write the token to this file (mode 0600)")
+    token.add_argument("--replace", action="store_true", help="create: replace a live token")
+    token.set_defaults(func=_token)
 
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")

@@ -9,8 +9,9 @@ from schemas.times import now_ms
 
 def event_id(channel: str, account: str, *parts: object) -> str:
     """A readable id made only of the channel's own ids, so every redelivery or poll of the
-    same fact yields the same id, e.g. ``shopify/shop.myshopify.com/order/5/line/9/placed``."""
-    return "/".join([channel, account, *(str(p) for p in parts)])
+    same fact yields the same id, e.g. ``shopify/shop.myshopify.com/order/5/line/9/placed``;
+    the separator marks the connectors' namespace, which the HTTP API refuses."""
+    return events.CONNECTOR_ID_SEPARATOR.join([channel, account, *(str(p) for p in parts)])
 
 
 def stock_event(

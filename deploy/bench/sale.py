@@ -33,7 +33,6 @@ from deploy.local.children import (
     ChildProcess,
     WorkerProcess,
     free_port,
-    http_json,
 )
 from streams.kernel.settings import Settings
 
@@ -177,7 +176,7 @@ async def _list(worker: WorkerProcess, woo: FakeWooCommerce, listings: list[List
         {"event_id": f"{x.sku}-count", "type": "stock_count", "sku": x.sku, "qty": OPENING}
         for x in listings
     ]
-    status, body = await asyncio.to_thread(http_json, worker.url + "/v1/events", "POST", events)
+    status, body = await asyncio.to_thread(worker.request, "POST", "/v1/events", events)
     if status != 202:
         raise BenchError(f"the ledger refused the opening counts: HTTP {status} {body}")
     wanted = {x.sku for x in listings}

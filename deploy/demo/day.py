@@ -28,7 +28,9 @@ class Day:
         board: Board,
         counter: OutcomeCounter,
         seed: int = 7,
+        token: str | None = None,
     ) -> None:
+        self.token = token  # the bearer token of the worker's API
         self.counter = counter
         self.worker_url = worker_url
         self.sku = sku
@@ -101,7 +103,8 @@ class Day:
 
     # ---- the day ---------------------------------------------------------------------
     async def play(self) -> None:
-        async with aiohttp.ClientSession() as self.http:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        async with aiohttp.ClientSession(headers=headers) as self.http:
             await self.count()
             await self.rush()
             await self.cancellations()

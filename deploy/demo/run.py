@@ -23,6 +23,7 @@ from deploy.demo.summary import summarise
 from deploy.demo.view import Board
 from deploy.local import stack
 from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
+from deploy.local.credentials import demo_token
 from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
 
@@ -89,7 +90,8 @@ async def _play(settings: Settings, children: list[ChildProcess], sku: str, star
         board = Board()
         counter = OutcomeCounter(settings, sku)
         try:
-            await Day(worker_url, sku, shopify, woo, board, counter).play()
+            token = await asyncio.to_thread(demo_token, settings)
+            await Day(worker_url, sku, shopify, woo, board, counter, token=token).play()
         finally:
             counter.stop()
         board.show()

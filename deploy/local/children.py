@@ -152,11 +152,22 @@ def free_port() -> int:
 
 
 def http_json(
-    url: str, method: str = "GET", body: Any = None, timeout: float = 30
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    timeout: float = 30,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """(status, decoded JSON body) of one loopback request; (0, None) when nothing answered."""
+    """(status, decoded JSON body) of one loopback request, with ``token`` as its bearer
+    token when given; (0, None) when nothing answered."""
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+    headers = dict(headers or {})
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - loopback
@@ -185,6 +196,7 @@ class WorkerProcess(ChildProcess):
         *,
         log_name: str | None = None,
         on_spawn: Callable[[Popen], Popen] | None = None,
+        token: str | None = None,
         **env: str,
     ) -> None:
         super().__init__(
@@ -196,17 +208,30 @@ class WorkerProcess(ChildProcess):
         )
         self.app_id = app_id
         self.web_port = web_port
+        self._token = token
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def token(self) -> str:
+        """The bearer token its API is called with: the local operator's unless given."""
+        if self._token is None:
+            from deploy.local.credentials import operator_token
+            from streams.kernel.settings import load
+
+            self._token = operator_token(load())
+        return self._token
 
     def wait_ready(self, timeout: float = 120) -> float:
         """Seconds until the worker answers /health and has logged "Worker ready"."""
         return self.wait_serving(self.url + "/health", timeout, WORKER_READY)
 
     def get(self, path: str) -> tuple[int, Any]:
-        return http_json(self.url + path, timeout=5)
+        return http_json(self.url + path, timeout=5, token=self.token)
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        return http_json(self.url + path, method, body)
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        return http_json(self.url + path, method, body, token=self.token, headers=headers)

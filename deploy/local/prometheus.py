@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.request
 
+from deploy.local.credentials import prometheus_token_file
 from deploy.local.process import ManagedProcess, require_free_port, wait_until
 from deploy.local.tools import ensure_debian_package, render, say
 from streams.kernel.settings import Settings
@@ -44,6 +45,7 @@ class Prometheus:
                 worker_port=s.worker_web_port,
                 sink_port=s.sink_metrics_port,
                 connectors_port=s.connectors_port,
+                token_file=prometheus_token_file(s),
             )
         )
         say(f"starting Prometheus on {self.url}")

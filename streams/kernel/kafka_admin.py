@@ -25,7 +25,7 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
     wanted = [
         NewTopic(
             spec.name,
-            num_partitions=settings.partitions,
+            num_partitions=spec.partitions or settings.partitions,
             replication_factor=settings.replication_factor,
             config={"cleanup.policy": spec.cleanup_policy},
         )

@@ -195,10 +195,21 @@ class Settings:
     produce_timeout_s: float = field(
         default_factory=lambda: _env_float("PRODUCE_TIMEOUT_SECONDS", 30.0)
     )
+    # HTTP APIs: write requests per second and burst per token and process (a token's own
+    # --rate/--burst win), and how far behind the token topic a process may be and still
+    # accept a token (also the bound on a revocation reaching every process)
+    api_rate: float = field(default_factory=lambda: _env_float("API_RATE", 50.0))
+    api_burst: int = field(default_factory=lambda: _env_int("API_BURST", 100))
+    tokens_stale_s: float = field(default_factory=lambda: _env_float("TOKENS_STALE_SECONDS", 5.0))
 
     def __post_init__(self) -> None:
         if self.produce_timeout_s <= 0:
             raise SettingsError("STOCKFLOW_PRODUCE_TIMEOUT_SECONDS must be positive")
+        if self.api_rate <= 0 or self.api_burst < 1 or self.tokens_stale_s <= 0:
+            raise SettingsError(
+                "STOCKFLOW_API_RATE and STOCKFLOW_TOKENS_STALE_SECONDS must be positive, "
+                "STOCKFLOW_API_BURST at least 1"
+            )
         if self.rocksdb_memory_mb < 16:
             raise SettingsError("STOCKFLOW_ROCKSDB_MEMORY_MB must be at least 16")
         if self.partitions < 1:

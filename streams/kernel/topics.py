@@ -16,6 +16,7 @@ class Writer(StrEnum):
     LEDGER = "ledger"
     LEDGER_AND_CONNECTORS = "ledger+connectors"  # each writes its own alert kinds, see below
     ANY = "any"  # the dead-letter topic takes records from every component
+    OPERATOR = "operator"  # the `stockflow token` command
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class TopicSpec:
     cleanup_policy: str
     writer: Writer
     doc: str
+    partitions: int | None = None  # None: the installation's STOCKFLOW_PARTITIONS
 
 
 STOCK_EVENTS = TopicSpec(
@@ -80,6 +82,17 @@ STOCK_DEADLETTER = TopicSpec(
     doc="Records no component could process: the original bytes plus the error.",
 )
 
+API_TOKENS = TopicSpec(
+    name="stockflow.tokens.v1",
+    key="token name",
+    value_schema="stockflow.v1.ApiToken",
+    cleanup_policy="compact",
+    writer=Writer.OPERATOR,
+    doc="The HTTP APIs' bearer tokens, hashed: one record per name and change (created,"
+    " revoked). Every worker and connectors process reads it whole and follows it.",
+    partitions=1,
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     STOCK_LEVELS,
@@ -87,6 +100,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_DECISIONS,
     STOCK_ALERTS,
     STOCK_DEADLETTER,
+    API_TOKENS,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (

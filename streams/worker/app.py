@@ -20,6 +20,7 @@ from schemas.codec import Codec
 from streams.kernel.settings import ProcessingGuarantee, Settings, SettingsError
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.config import LedgerConfig
+from streams.worker.access import protect
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
@@ -82,6 +83,10 @@ class Ledger:
             consumer_group_instance_id=_instance_id(settings),
             autodiscover=False,
             web_enabled=True,
+            # Faust's /router and /table pages show the cluster and the table's values: off
+            # (table_route forwards by itself); any other page needs admin (streams.worker.access)
+            web_router_enabled=False,
+            web_tables_enabled=False,
         )
         self.events = self.app.topic(
             STOCK_EVENTS.name,
@@ -186,6 +191,7 @@ class Ledger:
         app.on_rebalance_complete.connect(index_holds)
 
         register_views(app, self.table, self.codec, self.config, self.pending)
+        self.tokens = protect(app, self.settings)
 
 
 def _instance_id(settings: Settings) -> str | None:

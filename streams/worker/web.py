@@ -20,11 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.codec import Codec
 from schemas.events import MAX_HOLD_TTL_SECONDS, problems, stock_event
 from schemas.times import now_ms
+from streams.kernel.access.guard import principal_of
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
 from streams.ledger.state import SkuState, event_key
-from streams.worker import metrics
+from streams.worker import access, metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
@@ -107,12 +108,17 @@ def register_views(
                 return body
             if isinstance(body, list) and len(body) > MAX_BATCH:
                 return self.json({"error": f"at most {MAX_BATCH} events per request"}, status=413)
+            principal = principal_of(request)
             results = parse_items(
                 body,
-                source="api",
+                source=principal.default_source,
                 default_location=config.default_location,
                 max_qty=config.max_qty,
             )
+            forbidden = access.refusals(principal, results)
+            if forbidden:  # nothing of the request is published
+                error = f"token {principal.name!r} may not post these items"
+                return self.json({"error": error, "results": forbidden}, status=403)
             valid = [r.event for r in results if r.event is not None]
             await publish(valid)
             metrics.API_REJECTED.labels(route="/v1/events").inc(len(results) - len(valid))
@@ -172,7 +178,9 @@ def register_views(
                 waiting = known  # the same event again: the ledger applies it once
             else:
                 now = now_ms()
-                event = _hold_event(body, hold_id, now, now + int(body["ttl_seconds"]) * 1000)
+                expires_at = now + int(body["ttl_seconds"]) * 1000
+                source = principal_of(request).default_source
+                event = _hold_event(body, hold_id, now, expires_at, source)
                 found = problems(
                     event, default_location=config.default_location, max_qty=config.max_qty
                 )
@@ -208,7 +216,8 @@ def register_views(
             if sku is None:
                 return self.json({"error": f"{hold_id!r} is not a hold id"}, status=404)
             now = now_ms()
-            event = _hold_event({"sku": sku, "qty": 0}, hold_id, now, None)
+            source = principal_of(request).default_source
+            event = _hold_event({"sku": sku, "qty": 0}, hold_id, now, None, source)
             event.update(type="hold_released", event_id=f"{hold_id}:released", reason="released")
             await publish([event])
             return self.json({"hold_id": hold_id, "status": "release requested"}, status=202)
@@ -272,7 +281,7 @@ def _hold_errors(body: Any) -> list[str]:
 
 
 def _hold_event(
-    body: dict[str, Any], hold_id: str, now: int, expires_at: int | None
+    body: dict[str, Any], hold_id: str, now: int, expires_at: int | None, source: str
 ) -> dict[str, Any]:
     return stock_event(
         "hold",
@@ -283,6 +292,6 @@ def _hold_event(
         location=body.get("location"),
         channel=body.get("channel"),
         order_id=hold_id,
-        source="api",
+        source=source,
         expires_at=expires_at,
     )

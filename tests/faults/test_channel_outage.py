@@ -50,7 +50,9 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def connector_metric(stack: Stack, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(stack.connectors.url + "/metrics", timeout=5) as response:
+    auth = {"Authorization": f"Bearer {stack.worker.token}"}
+    request = urllib.request.Request(stack.connectors.url + "/metrics", headers=auth)
+    with urllib.request.urlopen(request, timeout=5) as response:
         text = response.read().decode()
     wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     for line in text.splitlines():

@@ -189,7 +189,9 @@ def _decisions_ready(stack: Stack) -> bool:
 
 
 def _exceptions(stack: Stack) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(stack.connectors.url + "/v1/exceptions", timeout=10) as answer:
+    auth = {"Authorization": f"Bearer {stack.worker.token}"}
+    request = urllib.request.Request(stack.connectors.url + "/v1/exceptions", headers=auth)
+    with urllib.request.urlopen(request, timeout=10) as answer:
         rows: list[dict[str, Any]] = json.loads(answer.read())
         return rows
 

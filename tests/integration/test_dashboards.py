@@ -27,7 +27,9 @@ from deploy.demo.setup import (
 )
 from deploy.demo.view import Board
 from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
+from deploy.local.credentials import operator_token, token_name
 from deploy.local.prometheus import Prometheus
+from streams.kernel.access.command import revoke
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_LEVELS
 from tests.support.kafka import produce_raw
@@ -117,6 +119,7 @@ def scraped(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         for child in reversed(children):
             child.stop()
         prometheus.stop()
+        revoke(settings, token_name(settings, "prometheus"))  # its scrape token dies with it
 
 
 async def _day(settings: Settings, sku: str) -> None:
@@ -133,10 +136,12 @@ async def _day(settings: Settings, sku: str) -> None:
     woo.add_product(WOO_PRODUCT, sku, 0)
     worker = f"http://127.0.0.1:{PORTS['worker']}"
     counter = OutcomeCounter(settings, sku)
+    token = operator_token(settings)
     try:
         async with shopify, woo:
-            day = Day(worker, sku, shopify, woo, Board(), counter)
-            async with aiohttp.ClientSession() as http:
+            day = Day(worker, sku, shopify, woo, Board(), counter, token=token)
+            auth = {"Authorization": f"Bearer {token}"}
+            async with aiohttp.ClientSession(headers=auth) as http:
                 hold = {"sku": sku, "qty": 1, "channel": "store", "ttl_seconds": 1}
                 async with http.post(f"{worker}/v1/holds", json=hold) as answer:
                     assert answer.status == 202

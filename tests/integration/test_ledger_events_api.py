@@ -37,7 +37,7 @@ def call(
     worker: WorkerProcess, method: str, path: str, body: Any = None, key: str | None = None
 ) -> tuple[int, Any]:
     """(status, JSON body) of one request, with an Idempotency-Key header when given."""
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {worker.token}"}
     if key is not None:
         headers["Idempotency-Key"] = key
     data = None if body is None else json.dumps(body).encode()

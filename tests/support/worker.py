@@ -36,7 +36,10 @@ class WorkerProcess(children.WorkerProcess):
     def metrics(self) -> str:
         import urllib.request
 
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:
+        request = urllib.request.Request(
+            self.url + "/metrics", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
             return str(answer.read().decode())
 
     def log_tail(self, lines: int = 60) -> str:
