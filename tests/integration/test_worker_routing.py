@@ -24,8 +24,6 @@ pytestmark = pytest.mark.integration
 
 WORKERS = 3
 SKUS = int(os.environ.get("STOCKFLOW_ROUTING_SKUS", "48"))
-# a caller's credential: forwarded as it came, whatever the owner does with it
-CALLER = {"Authorization": "Bearer routing-test-token"}
 
 
 @pytest.fixture
@@ -75,6 +73,8 @@ def test_every_worker_answers_for_every_sku_with_the_owners_figures(
     (the worker that holds it and answers it unforwarded), and each worker owns some SKUs,
     so each answer for another worker's SKU went through routing."""
     prefix = f"route-{uuid.uuid4().hex[:6]}"
+    # the caller's credential: forwarded as it came, and checked again by the owner
+    caller = {"Authorization": f"Bearer {workers[0].token}"}
     skus = [f"{prefix}-{i}" for i in range(SKUS)]
     produce_events(
         local_stack,
@@ -84,7 +84,7 @@ def test_every_worker_answers_for_every_sku_with_the_owners_figures(
 
     def local(worker: WorkerProcess, sku: str) -> tuple[int, Any]:
         """What ``worker`` itself holds for ``sku`` (the forwarded marker: no routing)."""
-        return _get(f"{worker.url}/v1/stock/{sku}", {FORWARDED: "1"})
+        return _get(f"{worker.url}/v1/stock/{sku}", {FORWARDED: "1", **caller})
 
     def owners() -> dict[str, tuple[int, Any]]:
         """Each SKU applied by exactly one worker: its index and body."""
@@ -114,7 +114,7 @@ def test_every_worker_answers_for_every_sku_with_the_owners_figures(
     wrong = []
     for sku in skus:
         for n, worker in enumerate(workers):
-            status, body = _get(f"{worker.url}/v1/stock/{sku}", CALLER)
+            status, body = _get(f"{worker.url}/v1/stock/{sku}", caller)
             if (status, body) != (200, owned[sku][1]):
                 wrong.append((sku, n, owned[sku][0], status, body))
     assert wrong == [], f"{len(wrong)} of {len(skus) * WORKERS} answers differ: {wrong[:5]}"
