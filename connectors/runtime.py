@@ -38,9 +38,9 @@ from connectors.framework import redact
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
-from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
 from connectors.framework.kafka import (
+    KafkaAudit,
     KafkaDeadLetters,
     KafkaDriftAlerts,
     KafkaPublisher,
@@ -207,8 +207,8 @@ class Runtime:
                 {c.instance.name: c.instance.on_refusal for c in channels},
                 exceptions,
             )
-            app = create_app(intake, *inbounds)
-            app.add_routes(exceptions_routes(exceptions))
+            audit = KafkaAudit(publisher, codec)
+            app = create_app(intake, *inbounds, exceptions=exceptions, audit=audit)
             runner = receiver_runner(app)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", self.settings.connectors_port)

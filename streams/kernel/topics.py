@@ -16,6 +16,7 @@ class Writer(StrEnum):
     LEDGER = "ledger"
     LEDGER_AND_CONNECTORS = "ledger+connectors"  # each writes its own alert kinds, see below
     ANY = "any"  # the dead-letter topic takes records from every component
+    API = "api"  # the HTTP APIs of the worker and the connectors (the access audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,15 @@ STOCK_DEADLETTER = TopicSpec(
     writer=Writer.ANY,
     doc="Records no component could process: the original bytes plus the error.",
 )
+STOCKFLOW_AUDIT = TopicSpec(
+    name="stockflow.audit.v1",
+    key="who",
+    value_schema="stockflow.v1.AuditRecord",
+    cleanup_policy="delete",
+    writer=Writer.API,
+    doc="One record per write through an HTTP API (who, route and action, SKUs and ids,"
+    " when, status answered); never a request body, a token or personal data.",
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
@@ -87,6 +97,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_DECISIONS,
     STOCK_ALERTS,
     STOCK_DEADLETTER,
+    STOCKFLOW_AUDIT,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
@@ -95,6 +106,10 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_DECISIONS,
     STOCK_ALERTS,
 )
+
+
+# What the sink stores in ClickHouse: the ledger's outputs and the access audit.
+SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT)
 
 
 def by_name(name: str) -> TopicSpec:

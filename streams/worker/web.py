@@ -20,11 +20,12 @@ from yarl import URL
 from schemas.codec import Codec
 from schemas.events import MAX_HOLD_TTL_SECONDS, problems, stock_event
 from schemas.times import now_ms
+from streams.kernel.audit import note
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
 from streams.ledger.state import SkuState, event_key
-from streams.worker import metrics
+from streams.worker import access, metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
@@ -74,6 +75,7 @@ def register_views(
     """The worker's routes on ``app``: ``table`` is the SKU table, ``config`` the ledger's,
     ``pending`` the holds requests wait for (resolved by the worker's batch step)."""
     holds = pending if pending is not None else PendingHolds()
+    access.install(app, codec, FORWARDED)
 
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []
@@ -112,6 +114,7 @@ def register_views(
                 max_qty=config.max_qty,
             )
             valid = [r.event for r in results if r.event is not None]
+            _note_items(request, body, len(results))
             await publish(valid)
             metrics.API_REJECTED.labels(route="/v1/events").inc(len(results) - len(valid))
             answer = {
@@ -158,12 +161,14 @@ def register_views(
             if errors:
                 return self.json({"errors": errors}, status=400)
             sku = body["sku"]
+            note(request).add([sku])
             if FORWARDED not in request.headers:
                 routed = await _to_owner(self, app, table, sku, request, raw)
                 if routed is not None:
                     return routed
             wait = request.query.get("wait", "0") not in ("0", "", "false")
             hold_id = hold_id_for(sku, key)
+            note(request).add(ids=[hold_id])
             known = known_hold(hold_id, sku) if key is not None else None
             if isinstance(known, HoldOutcome):
                 return _hold_answer(self, sku, known, wait)
@@ -204,6 +209,7 @@ def register_views(
     class Hold(web.View):
         async def delete(self, request: web.Request, hold_id: str) -> web.Response:
             sku = sku_of_hold(hold_id)
+            note(request).add([sku], [hold_id])
             if sku is None:
                 return self.json({"error": f"{hold_id!r} is not a hold id"}, status=404)
             now = now_ms()
@@ -224,6 +230,14 @@ def register_views(
 
 async def _json_body(view: web.View, request: web.Request) -> Any:
     return _json(view, await request.read())
+
+
+def _note_items(request: web.Request, body: Any, count: int) -> None:
+    """The audit's note of a ``POST /v1/events``: the SKUs and event ids it named."""
+    items = [i for i in (body if isinstance(body, list) else [body]) if isinstance(i, dict)]
+    noted = note(request)
+    noted.add([i.get("sku") for i in items], [i.get("event_id") for i in items])
+    noted.items = count
 
 
 def _json(view: web.View, raw: bytes) -> Any:
