@@ -205,8 +205,12 @@ class ShopifyInbound:
                 raise InvalidPayloadError(f"{TRIGGERED_HEADER} unreadable: {exc}") from None
             check_age(triggered_ms, now_ms(), self.max_age_s)
         topic = _header(headers, "X-Shopify-Topic") or ""
+        if not topic:
+            raise InvalidPayloadError("X-Shopify-Topic header missing: which webhook is this?")
         try:
             payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise InvalidPayloadError(f"Shopify {topic} payload is not a JSON object")
             keys = tuple(
                 f"{self.channel}:{name}:{value}"
                 for name in ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id")

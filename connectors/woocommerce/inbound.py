@@ -192,8 +192,12 @@ class WooInbound:
         verify(self._secrets, raw, _header(headers, SIGNATURE_HEADER))
         check_source(self.mapping.site, _header(headers, SOURCE_HEADER), SOURCE_HEADER)
         topic = _header(headers, "X-WC-Webhook-Topic") or ""
+        if not topic:
+            raise InvalidPayloadError("X-WC-Webhook-Topic header missing: which webhook is this?")
         try:
             payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise InvalidPayloadError(f"WooCommerce {topic} payload is not a JSON object")
             if not topic.startswith("order.") or topic == "order.deleted":
                 return Delivery(self.channel, topic)
             return await self._normalise(topic, payload, raw)

@@ -127,7 +127,11 @@ def register_views(
                     for r in results
                 ],
             }
-            return self.json(answer, status=202 if len(valid) == len(results) else 400)
+            if len(valid) == len(results):
+                return self.json(answer, status=202)
+            refused = f"{answer['rejected']} of {len(results)} events refused"
+            answer["error"] = f"{refused}: see the errors of each in results"
+            return self.json(answer, status=400)
 
     def known_hold(hold_id: str, sku: str) -> HoldOutcome | Waiting | None:
         """What the ledger or this worker knows of ``hold_id``: its outcome, the request
@@ -251,7 +255,8 @@ def _hold_answer(view: web.View, sku: str, outcome: HoldOutcome, wait: bool) -> 
     """201 granted (200 without ``wait``: a retry learning its hold) or 409 refused."""
     if not outcome.granted:
         answer = {"hold_id": outcome.hold_id, "sku": sku, "status": "refused"}
-        return view.json({**answer, "reason": outcome.reason}, status=409)
+        error = f"hold refused: {outcome.reason}"
+        return view.json({**answer, "reason": outcome.reason, "error": error}, status=409)
     return view.json(
         {
             "hold_id": outcome.hold_id,
