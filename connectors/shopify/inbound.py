@@ -219,7 +219,8 @@ class ShopifyInbound:
             if topic == DISPOSE_TOPIC:
                 return await self._disposed(payload, headers, keys)
             return self._normalise(topic, payload, keys)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a field of another shape than the channel sends (a list where a text is, ...)
             raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
 
     def _normalise(self, topic: str, payload: dict[str, Any], keys: tuple[str, ...]) -> Delivery:

@@ -45,7 +45,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def is_ping(headers: Mapping[str, str], raw: bytes) -> bool:
-    return _header(headers, SIGNATURE_HEADER) is None and raw.startswith(b"webhook_id=")
+    """WooCommerce's ping on creating a webhook: an unsigned form post of its id."""
+    form = (_header(headers, "Content-Type") or "").startswith("application/x-www-form-urlencoded")
+    return form and _header(headers, SIGNATURE_HEADER) is None and raw.startswith(b"webhook_id=")
 
 
 def _gmt(value: str) -> int:
@@ -201,7 +203,8 @@ class WooInbound:
             if not topic.startswith("order.") or topic == "order.deleted":
                 return Delivery(self.channel, topic)
             return await self._normalise(topic, payload, raw)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a field of another shape than the channel sends (a list where a text is, ...)
             raise InvalidPayloadError(f"WooCommerce {topic} payload unreadable: {exc!r}") from exc
 
     async def _normalise(self, topic: str, order: dict[str, Any], raw: bytes) -> Delivery:

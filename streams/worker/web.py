@@ -37,6 +37,7 @@ _EXPOSITION = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 MAX_TTL_SECONDS = MAX_HOLD_TTL_SECONDS  # the contract's, so /v1/events holds obey it too
 WAIT_SECONDS = 5.0  # longest a ``?wait=1`` request waits for the ledger's decision
 MAX_IDEMPOTENCY_KEY = 256
+WAIT_ARGS = {"1": True, "true": True, "0": False, "false": False, "": False}  # ?wait=
 FORWARDED = "X-Stockflow-Forwarded"  # set on a request forwarded to the SKU's owner
 
 
@@ -162,6 +163,9 @@ def register_views(
             key = request.headers.get("Idempotency-Key")
             if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
                 errors.append(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+            wait_arg = request.query.get("wait", "0")
+            if wait_arg not in WAIT_ARGS:
+                errors.append("wait: 1 or true to wait for the decision, 0 or false not to")
             if errors:
                 return self.json({"errors": errors}, status=400)
             sku = body["sku"]
@@ -170,7 +174,7 @@ def register_views(
                 routed = await _to_owner(self, app, table, sku, request, raw)
                 if routed is not None:
                     return routed
-            wait = request.query.get("wait", "0") not in ("0", "", "false")
+            wait = WAIT_ARGS[wait_arg]
             hold_id = hold_id_for(sku, key)
             note(request).add(ids=[hold_id])
             known = known_hold(hold_id, sku) if key is not None else None

@@ -13,6 +13,8 @@ the test prints how many requests it sent.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -111,6 +113,10 @@ def fuzz(base_url: str, session: SigningSession) -> Counter[str]:
     schema = schemathesis.openapi.from_dict(document)
     # the token (when the API asks for one) comes from HEADERS, not from the generator
     schema.config.generation.update(with_security_parameters=False)
+    # a body over the size limit is refused with 413, a refusal as good as a 400
+    refusal = schema.config.checks.negative_data_rejection
+    statuses = [*refusal.expected_statuses, "413"]
+    schema.config.checks.negative_data_rejection = type(refusal)(expected_statuses=statuses)
     sent: Counter[str] = Counter()
     for result in schema.get_all_operations():
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -188,3 +194,83 @@ def test_the_connectors_api_answers_every_fuzzed_request_below_500_with_a_messag
     )
     delivered = stack.fakes.run(stack.fakes.shopify.deliver("orders/create", order))
     assert delivered.statuses == [200]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path to a value inside a JSON document."""
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+def _replace(node: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    copy = dict(node) if isinstance(node, dict) else list(node)
+    copy[path[0]] = _replace(node[path[0]], path[1:], value)
+    return copy
+
+
+def test_signed_orders_with_any_field_broken_are_refused_with_a_message_never_a_5xx(
+    stack: Stack,
+) -> None:
+    """Given real orders of both fake shops, when each is sent signed, as its channel
+    would, with 1 to 3 of its fields (at any depth) replaced by other JSON values, then
+    every answer is 200 or a 4xx with a JSON message, never a 5xx, and the connectors
+    still serve."""
+    fakes, sku = stack.fakes, stack.skus[0]
+    orders = {
+        "/webhooks/shopify": (
+            fakes.call(lambda: copy.deepcopy(fakes.shopify.place_order([(stack.variant(sku), 1)]))),
+            {"X-Shopify-Topic": "orders/create"},
+        ),
+        "/webhooks/woocommerce": (
+            fakes.call(lambda: copy.deepcopy(fakes.woo.place_order([(stack.pid(sku), 1)]))),
+            {"X-WC-Webhook-Topic": "order.created"},
+        ),
+    }
+    statuses: Counter[int] = Counter()
+    with SigningSession() as session:
+        session.signing = True
+
+        @settings(
+            max_examples=4 * EXAMPLES,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(data=st.data(), route=st.sampled_from(sorted(orders)))
+        def send_broken(data: st.DataObject, route: str) -> None:
+            order, headers = orders[route]
+            broken = order
+            for _ in range(data.draw(st.integers(1, 3))):
+                path = data.draw(st.sampled_from(_paths(broken)))
+                broken = _replace(broken, path, data.draw(JSON_VALUES))
+            response = session.post(
+                stack.connectors.url + route,
+                data=json.dumps(broken).encode(),
+                headers={**HEADERS, **headers, "Content-Type": "application/json"},
+                timeout=30,
+            )
+            statuses[response.status_code] += 1
+            assert response.status_code < 500, (route, broken, response.text)
+            problem = message_problem(response)
+            assert problem is None, (route, broken, problem)
+
+        send_broken()
+    print(f"\n[fuzz] signed broken orders: {sum(statuses.values())} requests, {dict(statuses)}")
+    assert session.get(stack.connectors.url + "/health", timeout=10).status_code == 200
