@@ -166,3 +166,28 @@ def test_an_audit_record_becomes_one_row_of_the_audit_table() -> None:
     assert (row["kafka_partition"], row["kafka_offset"]) == (3, 77)
     with pytest.raises(RowError, match="status"):
         to_rows(AUDIT, {**sample, "status": -1}, 0, 0)
+
+
+def test_the_audit_schema_is_under_the_compatibility_check_like_the_others() -> None:
+    """Given the AuditRecord schema, when a next version adds a field with a default it
+    passes both ways; when it adds one without a default or removes ``who`` (which has
+    none), the compatibility checker refuses it, as for every schema of the contract."""
+    import copy
+
+    from schemas.compat import IncompatibleSchemaError, check_pair
+    from schemas.loader import current_schemas
+
+    current = current_schemas()["stockflow.v1.AuditRecord"].raw
+    added = copy.deepcopy(current)
+    added["fields"].append({"name": "region", "type": ["null", "string"], "default": None})
+    check_pair(current, added)
+    check_pair(added, current)
+    for change in ("no default", "who removed"):
+        broken = copy.deepcopy(current)
+        if change == "no default":
+            broken["fields"].append({"name": "region", "type": "string"})
+        else:
+            broken["fields"] = [f for f in broken["fields"] if f["name"] != "who"]
+        with pytest.raises(IncompatibleSchemaError):
+            check_pair(current, broken)
+            check_pair(broken, current)
