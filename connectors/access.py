@@ -23,6 +23,7 @@ def rules(channels: Iterable[str]) -> dict[tuple[str, str], Rule]:
     return {
         **{("POST", f"/webhooks/{channel}"): OPEN for channel in channels},
         ("GET", "/health"): OPEN,
+        ("GET", "/openapi.json"): OPEN,  # the API's description: no secret in it
         ("GET", "/metrics"): need(METRICS_READ),
         ("GET", "/v1/exceptions"): ADMIN_ONLY,
     }

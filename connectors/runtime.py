@@ -40,9 +40,9 @@ from connectors.framework import redact
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
-from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
 from connectors.framework.kafka import (
+    KafkaAudit,
     KafkaDeadLetters,
     KafkaDriftAlerts,
     KafkaPublisher,
@@ -68,6 +68,7 @@ from connectors.woocommerce.outbound import WooPusher
 from connectors.woocommerce.refusals import WooRefusals
 from schemas.times import now_ms
 from streams.kernel import topics
+from streams.kernel.audit import Send
 from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
@@ -154,12 +155,11 @@ async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[Any]
 
 
 def receiver_app(
-    intake: Intake, inbounds: list[InboundChannel], exceptions: ExceptionsView
+    intake: Intake, inbounds: list[InboundChannel], exceptions: ExceptionsView, audit: Send
 ) -> web.Application:
-    """Every route the connectors serve: the webhooks, health, metrics, the exceptions."""
-    app = create_app(intake, *inbounds)
-    app.add_routes(exceptions_routes(exceptions))
-    return app
+    """Every route the connectors serve: the webhooks, health, metrics, the exceptions, the
+    API document; ``audit`` sends the record of each write."""
+    return create_app(intake, *inbounds, exceptions=exceptions, audit=audit)
 
 
 class Runtime:
@@ -218,7 +218,8 @@ class Runtime:
                 {c.instance.name: c.instance.on_refusal for c in channels},
                 exceptions,
             )
-            app = receiver_app(intake, inbounds, exceptions)
+            audit = KafkaAudit(publisher, codec)
+            app = receiver_app(intake, inbounds, exceptions, audit)
             tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)
             await runner.setup()

@@ -8,26 +8,36 @@ a delivery older than ``webhook_max_age_s``; 413 a body over 1 MiB (refused on i
 ``Content-Length``, or as soon as the bytes read pass the limit, never read to the end:
 serve the app with :func:`runner`, which does not drain unread bodies); 503 when publishing
 failed, so Shopify retries (WooCommerce does not, the poller catches up). ``GET /metrics``
-serves Prometheus, ``GET /health`` says alive.
+serves Prometheus, ``GET /health`` says alive, ``GET /openapi.json`` describes it all
+(``connectors/openapi.json``). Every write (a webhook delivery, refused or not) is audited
+to ``stockflow.audit.v1`` (:mod:`streams.kernel.audit`); every error answers JSON.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.framework import metrics
+from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
+from connectors.framework.refusals import ExceptionsView
 from connectors.framework.signing import ExpiredDeliveryError, ForeignSourceError
 from connectors.framework.types import Delivery, InvalidPayloadError, SignatureError
+from streams.kernel import openapi
+from streams.kernel.audit import Send, audit_middleware, note
+from streams.kernel.json_errors import json_errors
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # 1 MiB: an order with hundreds of lines is a few hundred KB
+DOCUMENT = Path(__file__).with_name("openapi.json")
+SERVICE = "connectors"
 
 
 class BodyTooLargeError(ValueError):
@@ -89,6 +99,10 @@ def _route(intake: Intake, inbound: InboundChannel) -> web.RouteDef:
             metrics.WEBHOOKS.labels(channel, "invalid").inc()
             log.warning("webhook %s unreadable: %s", channel, exc)
             return web.json_response({"error": str(exc)}, status=400)
+        note(request).add(
+            [e["sku"] for e in delivery.events], [e["event_id"] for e in delivery.events]
+        )
+        note(request).items = len(delivery.events)
         try:
             outcome = await intake.accept(delivery)
         except Exception:
@@ -109,11 +123,28 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def create_app(intake: Intake, *channels: InboundChannel) -> web.Application:
-    """The receiver app for these channels; each is served at ``/webhooks/{channel}``."""
-    app = web.Application(client_max_size=MAX_BODY)
+async def _no_audit(record: dict[str, object]) -> None:
+    return None
+
+
+def create_app(
+    intake: Intake,
+    *channels: InboundChannel,
+    exceptions: ExceptionsView | None = None,
+    audit: Send = _no_audit,
+) -> web.Application:
+    """The receiver app for these channels; each is served at ``/webhooks/{channel}``.
+    ``exceptions``: serve ``GET /v1/exceptions``; ``audit`` sends each write's record."""
+    actions = {("POST", f"/webhooks/{c.channel}"): f"webhook.{c.channel}" for c in channels}
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[json_errors, audit_middleware(SERVICE, audit, actions)],
+    )
     app.add_routes([_route(intake, c) for c in channels])
     app.add_routes([web.get("/metrics", _metrics), web.get("/health", _health)])
+    app.add_routes([web.get(openapi.PATH, openapi.handler(DOCUMENT))])
+    if exceptions is not None:
+        app.add_routes(exceptions_routes(exceptions))
     return app
 
 

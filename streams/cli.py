@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="print an analysis report from ClickHouse")
     report.add_argument(
         "name",
-        help="turnover, days-of-cover, sales-trend, best-sellers, discrepancies, availability",
+        help="turnover, days-of-cover, sales-trend, best-sellers, discrepancies, availability,"
+        " audit",
     )
     report.add_argument("--format", default="table", help="table (default), csv or json")
     report.add_argument("--since", help="start of the period (ISO date or time, UTC)")
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sku", help="only this SKU")
     report.add_argument("--channel", help="only this channel")
     report.add_argument("--limit", type=int, help="at most this many rows")
+    report.add_argument("--who", help="audit: only the writes of this principal")
     report.set_defaults(func=_report)
 
     dead = sub.add_parser("deadletters", help="list or replay dead letters")

@@ -81,6 +81,21 @@ class KafkaPublisher:
         self._producer.flush(self._timeout)
 
 
+class KafkaAudit:
+    """The receiver's access audit: each record to ``stockflow.audit.v1``, keyed by who,
+    acknowledged before the answer leaves."""
+
+    def __init__(self, publisher: KafkaPublisher, codec: Codec) -> None:
+        self._publisher = publisher
+        self._codec = codec
+
+    async def __call__(self, record: dict[str, Any]) -> None:
+        value = self._codec.encode(topics.STOCKFLOW_AUDIT.value_schema, record)
+        await self._publisher.produce(
+            topics.STOCKFLOW_AUDIT.name, [(record["who"].encode(), value)]
+        )
+
+
 class KafkaDeadLetters:
     """The engine's dead-letter sink: a DeadLetter record whose original bytes are the push
     item as JSON (the level version, SKU, channel and quantity that could not be pushed)."""

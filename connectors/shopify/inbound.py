@@ -205,8 +205,12 @@ class ShopifyInbound:
                 raise InvalidPayloadError(f"{TRIGGERED_HEADER} unreadable: {exc}") from None
             check_age(triggered_ms, now_ms(), self.max_age_s)
         topic = _header(headers, "X-Shopify-Topic") or ""
+        if not topic:
+            raise InvalidPayloadError("X-Shopify-Topic header missing: which webhook is this?")
         try:
             payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise InvalidPayloadError(f"Shopify {topic} payload is not a JSON object")
             keys = tuple(
                 f"{self.channel}:{name}:{value}"
                 for name in ("X-Shopify-Webhook-Id", "X-Shopify-Event-Id")
@@ -215,7 +219,8 @@ class ShopifyInbound:
             if topic == DISPOSE_TOPIC:
                 return await self._disposed(payload, headers, keys)
             return self._normalise(topic, payload, keys)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a field of another shape than the channel sends (a list where a text is, ...)
             raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
 
     def _normalise(self, topic: str, payload: dict[str, Any], keys: tuple[str, ...]) -> Delivery:

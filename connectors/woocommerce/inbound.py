@@ -45,7 +45,9 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def is_ping(headers: Mapping[str, str], raw: bytes) -> bool:
-    return _header(headers, SIGNATURE_HEADER) is None and raw.startswith(b"webhook_id=")
+    """WooCommerce's ping on creating a webhook: an unsigned form post of its id."""
+    form = (_header(headers, "Content-Type") or "").startswith("application/x-www-form-urlencoded")
+    return form and _header(headers, SIGNATURE_HEADER) is None and raw.startswith(b"webhook_id=")
 
 
 def _gmt(value: str) -> int:
@@ -192,12 +194,17 @@ class WooInbound:
         verify(self._secrets, raw, _header(headers, SIGNATURE_HEADER))
         check_source(self.mapping.site, _header(headers, SOURCE_HEADER), SOURCE_HEADER)
         topic = _header(headers, "X-WC-Webhook-Topic") or ""
+        if not topic:
+            raise InvalidPayloadError("X-WC-Webhook-Topic header missing: which webhook is this?")
         try:
             payload = orjson.loads(raw)
+            if not isinstance(payload, dict):
+                raise InvalidPayloadError(f"WooCommerce {topic} payload is not a JSON object")
             if not topic.startswith("order.") or topic == "order.deleted":
                 return Delivery(self.channel, topic)
             return await self._normalise(topic, payload, raw)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            # a field of another shape than the channel sends (a list where a text is, ...)
             raise InvalidPayloadError(f"WooCommerce {topic} payload unreadable: {exc!r}") from exc
 
     async def _normalise(self, topic: str, order: dict[str, Any], raw: bytes) -> Delivery:

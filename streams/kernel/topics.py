@@ -17,6 +17,7 @@ class Writer(StrEnum):
     LEDGER_AND_CONNECTORS = "ledger+connectors"  # each writes its own alert kinds, see below
     ANY = "any"  # the dead-letter topic takes records from every component
     OPERATOR = "operator"  # the `stockflow token` command
+    API = "api"  # the HTTP APIs of the worker and the connectors (the access audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,15 @@ STOCK_DEADLETTER = TopicSpec(
     writer=Writer.ANY,
     doc="Records no component could process: the original bytes plus the error.",
 )
+STOCKFLOW_AUDIT = TopicSpec(
+    name="stockflow.audit.v1",
+    key="who",
+    value_schema="stockflow.v1.AuditRecord",
+    cleanup_policy="delete",
+    writer=Writer.API,
+    doc="One record per write through an HTTP API (who, route and action, SKUs and ids,"
+    " when, status answered); never a request body, a token or personal data.",
+)
 
 API_TOKENS = TopicSpec(
     name="stockflow.tokens.v1",
@@ -101,6 +111,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_ALERTS,
     STOCK_DEADLETTER,
     API_TOKENS,
+    STOCKFLOW_AUDIT,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
@@ -109,6 +120,10 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_DECISIONS,
     STOCK_ALERTS,
 )
+
+
+# What the sink stores in ClickHouse: the ledger's outputs and the access audit.
+SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT)
 
 
 def by_name(name: str) -> TopicSpec:

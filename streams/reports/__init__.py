@@ -1,5 +1,5 @@
 """Reports over the ClickHouse tables: turnover, days of cover, sales trend, best sellers,
-discrepancies and per-channel availability."""
+discrepancies, per-channel availability, and the access audit."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def run_report(
     out: TextIO | None = None,
 ) -> int:
     """``stockflow report <name> --format table|csv|json [--since] [--until] [--sku]
-    [--channel] [--limit]``. ``args`` is a mapping or an argparse namespace with those
+    [--channel] [--who] [--limit]``. ``args`` is a mapping or an argparse namespace with those
     options (missing ones take their defaults). Returns 0, 2 for a bad request, 1 when
     ClickHouse cannot answer."""
+    from streams.reports.audit import audit_report
     from streams.reports.period import ReportError, period
     from streams.reports.queries import REPORTS, Filters
     from streams.reports.render import FORMATS, render
@@ -32,9 +33,10 @@ def run_report(
     from streams.warehouse.migrations import migrate
 
     out = out or sys.stdout
+    reports = {**REPORTS, "audit": audit_report}
     options = dict(args) if isinstance(args, Mapping) else dict(vars(args))
-    if name not in REPORTS:
-        return _fail(f"unknown report {name!r}; choose one of {', '.join(REPORTS)}")
+    if name not in reports:
+        return _fail(f"unknown report {name!r}; choose one of {', '.join(reports)}")
     if fmt not in FORMATS:
         return _fail(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     try:
@@ -45,11 +47,16 @@ def run_report(
         db = database_name(settings)
     except ValueError as exc:  # ReportError included
         return _fail(str(exc))
-    filters = Filters(sku=options.get("sku"), channel=options.get("channel"), limit=limit)
+    filters = Filters(
+        sku=options.get("sku"),
+        channel=options.get("channel"),
+        limit=limit,
+        who=options.get("who"),
+    )
     client = connect(settings)
     try:
         migrate(client, db)  # a fresh install has no tables until the sink first ran
-        report = REPORTS[name](client, db, span, filters)
+        report = reports[name](client, db, span, filters)
     except Exception as exc:
         if not is_unavailable(exc):
             raise

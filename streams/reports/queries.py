@@ -34,6 +34,7 @@ class Filters:
     sku: str | None = None
     channel: str | None = None
     limit: int = 10
+    who: str | None = None  # the audit's principal
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ MOVEMENT = "stockflow.v1.StockMovement"
 LEVEL = "stockflow.v1.StockLevel"
 DECISION = "stockflow.v1.Decision"
 ALERT = "stockflow.v1.Alert"
+AUDIT = "stockflow.v1.AuditRecord"
 
 DEFAULT_CHANNEL = "*"  # the ledger's name for "a channel the configuration does not name"
 MAX_DATETIME_MS = 4_294_967_295_000  # DateTime is a UInt32 of seconds
@@ -122,7 +123,28 @@ ALERTS = Table(
         "ver",
     ),
 )
-TABLES: tuple[Table, ...] = (MOVEMENTS, LEVELS, DECISIONS, ALERTS)
+AUDIT_TABLE = Table(
+    "audit",
+    (
+        "audit_id",
+        "at",
+        "at_ms",
+        "service",
+        "who",
+        "method",
+        "route",
+        "action",
+        "skus",
+        "ids",
+        "items",
+        "status",
+        "forwarded",
+        "kafka_partition",
+        "kafka_offset",
+        "ver",
+    ),
+)
+TABLES: tuple[Table, ...] = (MOVEMENTS, LEVELS, DECISIONS, ALERTS, AUDIT_TABLE)
 
 
 def _get(record: Mapping[str, Any], name: str) -> Any:
@@ -282,12 +304,46 @@ def alert_rows(r: Mapping[str, Any], partition: int, offset: int) -> list[Row]:
     ]
 
 
+def _texts(record: Mapping[str, Any], name: str) -> list[str]:
+    value = record.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RowError("bad_field", f"{name} must be a list of strings, got {value!r}")
+    return value
+
+
+def audit_rows(r: Mapping[str, Any], partition: int, offset: int) -> list[Row]:
+    at, status = _ms(r, "at"), _int(r, "status")
+    if not 0 <= status <= 999:
+        raise RowError("bad_field", f"status must be an HTTP status, got {status}")
+    return [
+        (
+            _text(r, "audit_id"),
+            at // 1000,
+            at,
+            _text(r, "service"),
+            _text(r, "who"),
+            _text(r, "method"),
+            _text(r, "route"),
+            _text(r, "action"),
+            _texts(r, "skus"),
+            _texts(r, "ids"),
+            max(0, _int_or_zero(r, "items")),
+            status,
+            int(bool(r.get("forwarded"))),
+            partition,
+            offset,
+            at,
+        )
+    ]
+
+
 Mapper = Callable[[Mapping[str, Any], int, int], list[Row]]
 MAPPERS: dict[str, tuple[Table, Mapper]] = {
     MOVEMENT: (MOVEMENTS, movement_rows),
     LEVEL: (LEVELS, level_rows),
     DECISION: (DECISIONS, decision_rows),
     ALERT: (ALERTS, alert_rows),
+    AUDIT: (AUDIT_TABLE, audit_rows),
 }
 
 
@@ -304,7 +360,14 @@ def to_rows(
 
 def event_id_of(record: Mapping[str, Any]) -> str | None:
     """The id to log and dead-letter with, whatever the record type."""
-    for name in ("event_id", "cause_event_id", "movement_id", "decision_id", "alert_id"):
+    for name in (
+        "event_id",
+        "cause_event_id",
+        "movement_id",
+        "decision_id",
+        "alert_id",
+        "audit_id",
+    ):
         value = record.get(name)
         if isinstance(value, str):
             return value

@@ -2,7 +2,8 @@
 
 Commit order (the one rule that makes the sink lossless):
 
-1. consume records of the four output topics into the buffer (arrival order);
+1. consume records of the four output topics and the audit topic into the buffer (arrival
+   order);
    a record that cannot be decoded or mapped is produced to the dead-letter topic and kept
    in the buffer as an empty entry, so its offset is committed in order like the others;
 2. when the buffer holds ``batch_rows`` rows or its oldest record is ``max_age`` seconds
@@ -41,7 +42,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from streams.kernel.kafka_config import admin_config, consumer_config
 from streams.kernel.settings import Settings
-from streams.kernel.topics import OUTPUT_TOPICS
+from streams.kernel.topics import SINK_TOPICS
 from streams.sink.buffer import Batch, Buffer, Entry
 from streams.sink.deadletters import Codec, DeadLetters
 from streams.sink.metrics import SinkMetrics
@@ -148,7 +149,7 @@ class Sink:
         self._insert = insert
         self.dead_letters = DeadLetters(self.settings, self.codec, self.metrics)
         self.consumer = Consumer(consumer_config(self.settings, self.group_id))
-        topics = [t.name for t in OUTPUT_TOPICS]
+        topics = [t.name for t in SINK_TOPICS]
         self.consumer.subscribe(
             topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -553,7 +554,7 @@ class Sink:
         consumer, each partition's watermark waits behind its fetches (~0.5 s apiece).
         """
         consumer = self._consumer()
-        lag = dict.fromkeys((t.name for t in OUTPUT_TOPICS), 0)
+        lag = dict.fromkeys((t.name for t in SINK_TOPICS), 0)
         try:
             assigned = consumer.assignment()
             if assigned:

@@ -176,6 +176,31 @@ SELECT toDate(occurred_at) AS day, location, type, sku, movement_id, delta_on_ha
 FROM {db}.stock_movements
 """
 
+# The access audit (stockflow.audit.v1): one row per write through an HTTP API.
+# ``who`` leads the sort key: ``stockflow report audit --who`` reads one principal's rows.
+_AUDIT = """
+CREATE TABLE IF NOT EXISTS {db}.audit (
+    audit_id String,
+    at DateTime('UTC'),
+    at_ms UInt64,
+    service String,
+    who String,
+    method String,
+    route String,
+    action String,
+    skus Array(String),
+    ids Array(String),
+    items UInt32,
+    status UInt16,
+    forwarded UInt8,
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(at)
+ORDER BY (who, at, audit_id)
+"""
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
     version UInt32,
@@ -206,4 +231,5 @@ MIGRATIONS: tuple[Migration, ...] = (
             " (day, location, type, sku, movement_id, delta_on_hand, ver)" + _LOCATION_SELECT,
         ),
     ),
+    Migration(3, "access audit", (_AUDIT,)),
 )

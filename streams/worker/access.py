@@ -7,7 +7,7 @@ Routes and their scopes (anything else, Faust's own pages included, needs ``admi
   ``hold*``, ``events:write`` for the other types
 - ``POST /v1/holds``, ``DELETE /v1/holds/{hold_id}``: ``holds:write``
 - ``GET /metrics``: ``metrics:read``
-- ``GET /health``: open
+- ``GET /health``, ``GET /openapi.json``: open
 
 An event posted by a token must carry one of the token's sources (an event without
 ``source`` gets its first) and an id outside the connectors' namespace; one item failing
@@ -42,6 +42,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/v1/holds/{hold_id}"): need(HOLDS_WRITE, write=True),
     ("GET", "/metrics"): need(METRICS_READ),
     ("GET", "/health"): OPEN,
+    ("GET", "/openapi.json"): OPEN,  # the API's description: no secret in it
 }
 
 _ORDER_TYPES = frozenset({"order_placed", "order_cancelled", "order_shipped"})

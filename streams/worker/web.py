@@ -21,16 +21,17 @@ from schemas.codec import Codec
 from schemas.events import MAX_HOLD_TTL_SECONDS, problems, stock_event
 from schemas.times import now_ms
 from streams.kernel.access.guard import principal_of
+from streams.kernel.audit import note
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
 from streams.ledger.state import SkuState, event_key
-from streams.worker import access, metrics
+from streams.worker import access, edges, metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
 from streams.worker.registry import resolve_off_loop
-from streams.worker.routing import answer_from_owner
+from streams.worker.routing import FORWARDED, answer_from_owner
 
 MAX_BATCH = 10_000
 # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition.
@@ -38,6 +39,7 @@ _EXPOSITION = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
 MAX_TTL_SECONDS = MAX_HOLD_TTL_SECONDS  # the contract's, so /v1/events holds obey it too
 WAIT_SECONDS = 5.0  # longest a ``?wait=1`` request waits for the ledger's decision
 MAX_IDEMPOTENCY_KEY = 256
+WAIT_ARGS = {"1": True, "true": True, "0": False, "false": False, "": False}  # ?wait=
 
 
 def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def register_views(
     """The worker's routes on ``app``: ``table`` is the SKU table, ``config`` the ledger's,
     ``pending`` the holds requests wait for (resolved by the worker's batch step)."""
     holds = pending if pending is not None else PendingHolds()
+    edges.install(app, codec, FORWARDED)
 
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []
@@ -120,6 +123,7 @@ def register_views(
                 error = f"token {principal.name!r} may not post these items"
                 return self.json({"error": error, "results": forbidden}, status=403)
             valid = [r.event for r in results if r.event is not None]
+            _note_items(request, body, len(results))
             await publish(valid)
             metrics.API_REJECTED.labels(route="/v1/events").inc(len(results) - len(valid))
             answer = {
@@ -132,7 +136,11 @@ def register_views(
                     for r in results
                 ],
             }
-            return self.json(answer, status=202 if len(valid) == len(results) else 400)
+            if len(valid) == len(results):
+                return self.json(answer, status=202)
+            refused = f"{answer['rejected']} of {len(results)} events refused"
+            answer["error"] = f"{refused}: see the errors of each in results"
+            return self.json(answer, status=400)
 
     def known_hold(hold_id: str, sku: str) -> HoldOutcome | Waiting | None:
         """What the ledger or this worker knows of ``hold_id``: its outcome, the request
@@ -163,14 +171,19 @@ def register_views(
             key = request.headers.get("Idempotency-Key")
             if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
                 errors.append(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+            wait_arg = request.query.get("wait", "0")
+            if wait_arg not in WAIT_ARGS:
+                errors.append("wait: 1 or true to wait for the decision, 0 or false not to")
             if errors:
                 return self.json({"errors": errors}, status=400)
             sku = body["sku"]
+            note(request).add([sku])
             routed = await answer_from_owner(self, app, table, sku, request, raw)
             if routed is not None:
                 return routed
-            wait = request.query.get("wait", "0") not in ("0", "", "false")
+            wait = WAIT_ARGS[wait_arg]
             hold_id = hold_id_for(sku, key)
+            note(request).add(ids=[hold_id])
             known = known_hold(hold_id, sku) if key is not None else None
             if isinstance(known, HoldOutcome):
                 return _hold_answer(self, sku, known, wait)
@@ -213,6 +226,7 @@ def register_views(
     class Hold(web.View):
         async def delete(self, request: web.Request, hold_id: str) -> web.Response:
             sku = sku_of_hold(hold_id)
+            note(request).add([sku], [hold_id])
             if sku is None:
                 return self.json({"error": f"{hold_id!r} is not a hold id"}, status=404)
             now = now_ms()
@@ -236,6 +250,14 @@ async def _json_body(view: web.View, request: web.Request) -> Any:
     return _json(view, await request.read())
 
 
+def _note_items(request: web.Request, body: Any, count: int) -> None:
+    """The audit's note of a ``POST /v1/events``: the SKUs and event ids it named."""
+    items = [i for i in (body if isinstance(body, list) else [body]) if isinstance(i, dict)]
+    noted = note(request)
+    noted.add([i.get("sku") for i in items], [i.get("event_id") for i in items])
+    noted.items = count
+
+
 def _json(view: web.View, raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
@@ -247,7 +269,8 @@ def _hold_answer(view: web.View, sku: str, outcome: HoldOutcome, wait: bool) -> 
     """201 granted (200 without ``wait``: a retry learning its hold) or 409 refused."""
     if not outcome.granted:
         answer = {"hold_id": outcome.hold_id, "sku": sku, "status": "refused"}
-        return view.json({**answer, "reason": outcome.reason}, status=409)
+        error = f"hold refused: {outcome.reason}"
+        return view.json({**answer, "reason": outcome.reason, "error": error}, status=409)
     return view.json(
         {
             "hold_id": outcome.hold_id,

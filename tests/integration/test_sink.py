@@ -63,7 +63,7 @@ def test_migrations_run_twice_create_the_schema_once(env: tuple[Settings, Codec,
     db = settings.clickhouse_database
     client = connect(settings)
     try:
-        assert migrate(client, db) == [1, 2]
+        assert migrate(client, db) == [1, 2, 3]
         assert migrate(client, db) == []
         tables = {t for (t,) in client.execute(f"SHOW TABLES FROM {db}")}
         versions = client.execute(f"SELECT version FROM {db}.schema_migrations FINAL")
@@ -74,11 +74,12 @@ def test_migrations_run_twice_create_the_schema_once(env: tuple[Settings, Codec,
         "stock_levels",
         "decisions",
         "alerts",
+        "audit",
         "daily_sales",
         "daily_location_movements",
         "schema_migrations",
     } <= tables
-    assert sorted(v for (v,) in versions) == [1, 2]
+    assert sorted(v for (v,) in versions) == [1, 2, 3]
 
 
 def _day_of(sku: str) -> list[tuple[TopicSpec, dict[str, Any]]]:
