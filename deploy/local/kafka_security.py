@@ -47,17 +47,23 @@ CONNECTORS_GROUP = "stockflow-connectors"  # the connectors config's default con
 
 # What each component reads; what it writes comes from the topic registry's writers.
 READS: dict[str, tuple[topics.TopicSpec, ...]] = {
-    "ledger": (topics.STOCK_EVENTS,),
-    "sink": topics.OUTPUT_TOPICS,
-    "connectors": (topics.STOCK_LEVELS, topics.STOCK_DECISIONS),
+    "ledger": (topics.STOCK_EVENTS, topics.API_TOKENS),  # the API checks tokens
+    "sink": topics.SINK_TOPICS,
+    "connectors": (topics.STOCK_LEVELS, topics.STOCK_DECISIONS, topics.API_TOKENS),
 }
 WRITER_OF: dict[str, tuple[topics.Writer, ...]] = {
-    "ledger": (topics.Writer.LEDGER, topics.Writer.LEDGER_AND_CONNECTORS, topics.Writer.ANY),
+    "ledger": (
+        topics.Writer.LEDGER,
+        topics.Writer.LEDGER_AND_CONNECTORS,
+        topics.Writer.ANY,
+        topics.Writer.API,
+    ),
     "sink": (topics.Writer.ANY,),
     "connectors": (
         topics.Writer.CONNECTORS,
         topics.Writer.LEDGER_AND_CONNECTORS,
         topics.Writer.ANY,
+        topics.Writer.API,
     ),
 }
 # the worker's HTTP intake and the hold-expiry timer write stock events too

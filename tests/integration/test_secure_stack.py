@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from deploy.local.children import ChildError
 from deploy.local.clickhouse import ClickHouse
+from deploy.local.credentials import operator_token
 from deploy.local.kafka import Kafka
 from deploy.local.kafka_security import USERS, KafkaSecurity
 from schemas.codec import Codec, single_object_codec
@@ -136,6 +137,7 @@ def worker(
         f"{secure.base.app_id}-secure-{uuid.uuid4().hex[:8]}",
         free_port(),
         secure.base.state_dir / "logs",
+        token=operator_token(secure.user("admin")),  # made by the operator, over SASL_SSL
         STOCKFLOW_CONFIG=str(config),
         STOCKFLOW_STORE="memory://",
         **secure.user_env("ledger"),
