@@ -99,9 +99,13 @@ def worker_routes(settings: Settings) -> list[Route]:
     )
 
 
+async def _unaudited(record: dict[str, object]) -> None:
+    """No audit here: the routes are only listed."""
+
+
 def connector_routes() -> list[Route]:
     channels = [SimpleNamespace(channel="shopify"), SimpleNamespace(channel="woocommerce")]
-    app = receiver_app(cast(Any, None), cast(Any, channels), ExceptionsView())
+    app = receiver_app(cast(Any, None), cast(Any, channels), ExceptionsView(), audit=_unaudited)
     return sorted(
         {
             (r.method, r.resource.canonical)
@@ -121,12 +125,16 @@ def without(settings: Settings, rule: Rule, cache: dict[frozenset[str], str]) ->
 
 def test_every_worker_route_but_health_refuses_a_request_without_a_token(stack: Stack) -> None:
     """Given every route of the worker's router (Faust's own pages included),
-    when each is called without a token, then each answers 401 except GET /health."""
+    when each is called without a token, then each answers 401 except GET /health and the
+    API's description."""
     routes = worker_routes(stack.settings)
     assert ("POST", "/v1/events") in routes and ("GET", "/") in routes
     answers = {route: call(stack.worker.url, route)[0] for route in routes}
     print(f"\n[auth] worker routes: {answers}")
-    assert {r for r, status in answers.items() if status != 401} == {("GET", "/health")}
+    assert {r for r, status in answers.items() if status != 401} == {
+        ("GET", "/health"),
+        ("GET", "/openapi.json"),
+    }
 
 
 def test_every_worker_route_refuses_a_token_without_its_scope_and_takes_one_with_it(
@@ -165,8 +173,8 @@ def test_fausts_table_and_router_pages_are_locked(stack: Stack) -> None:
 
 def test_every_connectors_route_but_webhooks_and_health_needs_a_token(stack: Stack) -> None:
     """Given every route of the connectors' receiver, when called without a token, then
-    401 except the webhooks (which refuse an unsigned delivery with 401 of their own) and
-    /health; with a token lacking the route's scope, 403."""
+    401 except the webhooks (which refuse an unsigned delivery with 401 of their own),
+    /health and the API's description; with a token lacking the route's scope, 403."""
     settings = stack.settings
     url = stack.connectors.url
     rules = connector_rules(["shopify", "woocommerce"])
@@ -182,6 +190,7 @@ def test_every_connectors_route_but_webhooks_and_health_needs_a_token(stack: Sta
         assert call(url, route, without(settings, rule, tokens))[0] == 403, route
     assert opened == {
         ("GET", "/health"),
+        ("GET", "/openapi.json"),
         ("POST", "/webhooks/shopify"),
         ("POST", "/webhooks/woocommerce"),
     }

@@ -38,7 +38,12 @@ def _settings_variables() -> set[str]:
     """Every STOCKFLOW_* variable the code reads."""
     source = (ROOT / "streams" / "kernel" / "settings.py").read_text()
     names = re.findall(r'_env(?:_int|_float|_flag)?\(\s*"([A-Z0-9_]+)"', source)
-    return {f"STOCKFLOW_{n}" for n in names} | {CONFIG_ENV}
+    secrets = re.findall(r'_env_secret\(\s*"([A-Z0-9_]+)"', source)  # the value or a file
+    return (
+        {f"STOCKFLOW_{n}" for n in names}
+        | {f"STOCKFLOW_{n}{tail}" for n in secrets for tail in ("", "_FILE")}
+        | {CONFIG_ENV}
+    )
 
 
 def _name(doc: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from connectors.server import create_app
 from schemas.codec import single_object_codec
 from streams.kernel import openapi
 from streams.ledger.config import DEFAULT_CONFIG
-from streams.worker import access
+from streams.worker import edges
 from streams.worker.web import register_views
 
 
@@ -39,7 +39,7 @@ def worker_router() -> web.UrlDispatcher:
     app = faust.App(f"openapi-{id(object())}", store="memory://", web_enabled=True)
     table = app.Table("skus", default=None, key_type=bytes, value_type=bytes)
     register_views(app, table, single_object_codec(), DEFAULT_CONFIG)
-    return access.web_application(app).router  # type: ignore[no-any-return]
+    return edges.web_application(app).router  # type: ignore[no-any-return]
 
 
 def connectors_app() -> web.Application:
@@ -51,7 +51,7 @@ def connectors_app() -> web.Application:
 def test_every_route_of_the_worker_is_documented_and_every_documented_one_is_served() -> None:
     """Given the worker's routes and streams/worker/openapi.json, when compared, then every
     (method, path) of one is in the other."""
-    assert openapi.undocumented(worker_router(), openapi.load(access.DOCUMENT)) == []
+    assert openapi.undocumented(worker_router(), openapi.load(edges.DOCUMENT)) == []
 
 
 def test_every_route_of_the_connectors_is_documented_and_every_documented_one_is_served() -> None:
@@ -78,9 +78,7 @@ def test_a_route_added_without_documentation_is_found() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "path", [access.DOCUMENT, CONNECTORS_DOCUMENT], ids=lambda p: p.parent.name
-)
+@pytest.mark.parametrize("path", [edges.DOCUMENT, CONNECTORS_DOCUMENT], ids=lambda p: p.parent.name)
 def test_each_document_is_valid_openapi_with_bearer_auth_on_all_but_health(path: Any) -> None:
     """Given a service's document, when schemathesis loads every operation, then none is
     invalid, bearer auth is declared for the whole API and only /health opts out."""
