@@ -38,6 +38,8 @@ def _settings_variables() -> set[str]:
     """Every STOCKFLOW_* variable the code reads."""
     source = (ROOT / "streams" / "kernel" / "settings.py").read_text()
     names = re.findall(r'_env(?:_int|_float|_flag)?\(\s*"([A-Z0-9_]+)"', source)
+    secrets = re.findall(r'_env_secret\(\s*"([A-Z0-9_]+)"', source)  # X or X_FILE
+    names += secrets + [f"{n}_FILE" for n in secrets]
     return {f"STOCKFLOW_{n}" for n in names} | {CONFIG_ENV}
 
 
