@@ -12,6 +12,12 @@ containers' own folders are folders of the test; Prometheus' DNS discovery of th
 replicas is their static list. Kafka and ClickHouse are the local stack's (Kafka 4.4.0 in
 place of the file's 3.9.2 image); Prometheus is Debian's, with the file's configuration;
 Grafana is not started (no Grafana here).
+
+The API tokens are made as the README tells an operator to, before the services start:
+``stockflow token create`` run with the worker service's environment (``docker compose run
+--rm -T worker token create ...``), its output redirected into the file compose mounts into
+Prometheus (given as ``STOCKFLOW_PROMETHEUS_TOKEN_FILE`` of the operator's ``.env``). The
+names carry the run's id, as the local stack's Kafka outlives a run.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -51,7 +59,11 @@ STOCKFLOW_COMMANDS = ("worker", "sink", "connectors")
 def compose(local_stack: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """The compose file's services started here: what the local stack provides is the local
     stack's, the rest are processes; returns where each listens."""
+    operator_dir = tmp_path / "operator"
+    operator_dir.mkdir(mode=0o700)  # `install -d -m 700 deploy/secrets`
+    prometheus_token = operator_dir / "prometheus.token"
     operator_env = {
+        "STOCKFLOW_PROMETHEUS_TOKEN_FILE": str(prometheus_token),
         "SHOPIFY_TOKEN": "shpat-compose-test",
         "SHOPIFY_WEBHOOK_SECRET": "shopify-compose-test",
         "WOO_CONSUMER_KEY": "ck-compose-test",
@@ -82,8 +94,23 @@ def compose(local_stack: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
     image_env = image_environment(DEPLOY / "Dockerfile")
     logs = s.state_dir / "logs"
     run = uuid.uuid4().hex[:6]
+    # the operator's first steps: Prometheus' token into the file compose mounts, a
+    # client's token for the calls below (`docker compose run --rm -T worker token ...`)
+    operator = mapping.environment("worker", 0, image_env)
+    with prometheus_token.open("w") as out:
+        _stockflow(
+            operator, ["token", "create", f"prometheus-{run}", "--scopes", "metrics:read"], out
+        )
+    with (operator_dir / "client.token").open("w") as out:
+        scopes = ["--scopes", "events:write,stock:read"]
+        _stockflow(operator, ["token", "create", f"compose-client-{run}", *scopes], out)
     children: list[ChildProcess] = []
-    where: dict[str, Any] = {"workers": [], "mapping": mapping}
+    where: dict[str, Any] = {
+        "workers": [],
+        "mapping": mapping,
+        "client_token": (operator_dir / "client.token").read_text().strip(),
+        "metrics_token": prometheus_token.read_text().strip(),
+    }
     for name in STOCKFLOW_COMMANDS:
         for replica in range(replicas.get(name, 1)):
             child = ChildProcess(
@@ -141,6 +168,14 @@ def compose(local_stack: Settings, tmp_path: Path) -> Iterator[dict[str, Any]]:
         prometheus.wait(30)
 
 
+def _stockflow(env: dict[str, str], args: list[str], out: Any) -> None:
+    """`stockflow ARGS` in a service's environment, its output into ``out`` (a shell's
+    ``> FILE``)."""
+    subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args], env=env, stdout=out, check=True, timeout=120
+    )
+
+
 def _shown(env: dict[str, str]) -> dict[str, str]:
     """The environment without the test's secrets (the log shows what was mapped)."""
     return {
@@ -148,9 +183,14 @@ def _shown(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _text(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=10) as answer:
-        return int(answer.status), answer.read().decode()
+def _text(url: str, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return int(answer.status), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def test_every_compose_service_answers_and_prometheus_scrapes_each(
@@ -158,24 +198,35 @@ def test_every_compose_service_answers_and_prometheus_scrapes_each(
 ) -> None:
     """Given every stockflow service of deploy/compose.yaml (two worker replicas sharing one
     environment, the sink, the connectors) started as processes with the file's environment,
-    and Prometheus with the file's configuration,
+    Prometheus with the file's configuration and the token file it mounts, and a client's
+    token, both made with `stockflow token create` as the README tells the operator,
     when each is asked, then each answers on the port it listens on (every interface, as
-    in its container), a receipt posted to one worker is answered for by every worker (each
-    forwards to the owner through the URL the owner advertises), and Prometheus reports
-    every worker, the sink and the connectors as targets it scrapes, all up."""
+    in its container), the worker's and connectors' /metrics refuse a call without a token
+    and answer one with Prometheus', a receipt posted with the client's token to one worker
+    is answered for by every worker (each forwards to the owner, with the caller's token,
+    through the URL the owner advertises), and Prometheus reports every worker, the sink
+    and the connectors as targets it scrapes, all up."""
+    client, metrics = compose["client_token"], compose["metrics_token"]
     for url in compose["workers"]:
         assert http_json(url + "/health")[0] == 200
+        assert _text(url + "/metrics")[0] == 401
+        assert "stockflow_" in _text(url + "/metrics", metrics)[1]
     assert _text(compose["sink"] + "/metrics")[0] == 200
     assert http_json(compose["connectors"] + "/health")[0] == 200
-    assert "stockflow_connector" in _text(compose["connectors"] + "/metrics")[1]
+    assert _text(compose["connectors"] + "/metrics")[0] == 401
+    assert "stockflow_connector" in _text(compose["connectors"] + "/metrics", metrics)[1]
 
     sku = f"compose-{uuid.uuid4().hex[:8]}"
     receipt = {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 7}
-    assert http_json(compose["workers"][0] + "/v1/events", "POST", receipt)[0] == 202
+    posted = http_json(compose["workers"][0] + "/v1/events", "POST", receipt, token=client)
+    assert posted[0] == 202, posted
     began = time.monotonic()
     answers: list[tuple[int, Any]] = []
     while time.monotonic() - began < READY_TIMEOUT_S:
-        answers = [http_json(f"{url}/v1/stock/{sku}", timeout=10) for url in compose["workers"]]
+        answers = [
+            http_json(f"{url}/v1/stock/{sku}", timeout=10, token=client)
+            for url in compose["workers"]
+        ]
         if all(status == 200 for status, _ in answers):
             break
         time.sleep(0.5)

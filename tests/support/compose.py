@@ -14,11 +14,14 @@ and a process here has not is mapped, and only that (:class:`Mapping`):
    port is that same one). A ``name:port`` value takes it; a variable ``X_PORT`` holding a
    bare port takes the port of the service named by ``X_HOST``, else of its own service.
 4. **Mounts**: a value that is a path under a mount's container path becomes the path of
-   the mounted file (``./x`` of a bind mount, relative to the compose file) or of a
-   folder of the test (a named or anonymous volume, or the container's own filesystem
-   for the image's ``STOCKFLOW_STATE_DIR`` when nothing is mounted there).
+   the mounted file (``./x`` of a bind mount, relative to the compose file, or an absolute
+   ``/x``; short or long syntax) or of a folder of the test (a named or anonymous volume,
+   or the container's own filesystem for the image's ``STOCKFLOW_STATE_DIR`` when nothing
+   is mounted there).
 5. **DNS discovery**: Prometheus' ``dns_sd_configs`` (type A) of a service name becomes
    the static list of that service's replicas' addresses, as Docker's DNS would answer.
+   Prometheus' own container paths (``authorization.credentials_file``) are mapped by
+   rule 4.
 
 The image's own environment (``ENV`` of ``deploy/Dockerfile``; ``PATH`` and ``LANG`` of
 its ``python`` base image) comes first, then the service's ``environment``; nothing of the
@@ -105,11 +108,20 @@ class Mapping:
         """(container path, path here) of each of the service's volumes."""
         found = []
         for volume in self.services[service].get("volumes", []):
+            if isinstance(volume, dict):  # long syntax
+                kind, target = volume.get("type", "volume"), volume["target"]
+                if kind == "bind":
+                    found.append((target, (self.compose_dir / volume["source"]).resolve()))
+                else:
+                    name = volume.get("source")
+                    where = f"volume-{name}" if name else f"{service}-{replica}/{target.strip('/')}"
+                    found.append((target, self.scratch / where))
+                continue
             parts = volume.split(":")
             if len(parts) == 1:  # anonymous volume: one per replica
                 target = parts[0]
                 source = self.scratch / f"{service}-{replica}" / target.strip("/")
-            elif parts[0].startswith("."):  # bind mount of a file or folder of the project
+            elif parts[0].startswith((".", "/")):  # bind mount of a file or folder
                 target = parts[1]
                 source = (self.compose_dir / parts[0]).resolve()
             else:  # named volume
@@ -148,10 +160,17 @@ class Mapping:
         return value
 
     def prometheus_config(self, config: dict[str, Any], replicas: dict[str, int]) -> dict[str, Any]:
-        """Prometheus' configuration with its targets here (rules 2, 3 and 5)."""
+        """Prometheus' configuration with its targets (rules 2, 3 and 5) and the files it
+        reads (rule 4, as the ``prometheus`` service mounts them) here."""
         jobs = []
         for job in config["scrape_configs"]:
             job = dict(job)
+            if "credentials_file" in job.get("authorization", {}):
+                authorization = dict(job["authorization"])
+                authorization["credentials_file"] = self.path(
+                    "prometheus", 0, authorization["credentials_file"]
+                )
+                job["authorization"] = authorization
             statics = [
                 {"targets": [self.host_port("", t, 0) for t in c["targets"]]}
                 for c in job.pop("static_configs", [])

@@ -78,3 +78,38 @@ def test_dns_discovery_of_replicas_becomes_their_static_list(tmp_path: Path) -> 
         {"job_name": "w", "static_configs": [{"targets": ["127.0.0.1:16066", "127.0.0.1:16067"]}]},
         {"job_name": "s", "static_configs": [{"targets": ["127.0.0.1:19464"]}]},
     ]
+
+
+def test_bind_mounts_in_long_syntax_or_absolute_map_prometheus_credentials_file(
+    tmp_path: Path,
+) -> None:
+    """Given Prometheus bind-mounting its config (short syntax) and an operator's token file
+    given by an absolute path (long syntax), when its configuration is mapped, then
+    credentials_file is the operator's file and nothing else of the job changes; without
+    the token mount it is a path in the container's own (empty) folder."""
+    token = tmp_path / "operator" / "prometheus.token"
+    prometheus = {
+        "volumes": [
+            "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+            {"type": "bind", "source": str(token), "target": "/etc/prometheus/stockflow.token"},
+        ]
+    }
+    mapping = Mapping(tmp_path / "deploy", tmp_path / "scratch", {"prometheus": prometheus})
+    auth = {"type": "Bearer", "credentials_file": "/etc/prometheus/stockflow.token"}
+    config = {"scrape_configs": [{"job_name": "w", "authorization": auth}]}
+    assert mapping.prometheus_config(config, {})["scrape_configs"] == [
+        {
+            "job_name": "w",
+            "authorization": {"type": "Bearer", "credentials_file": str(token)},
+            "static_configs": [],
+        }
+    ]
+    assert mapping.path("prometheus", 0, "/etc/prometheus/prometheus.yml") == str(
+        tmp_path / "deploy" / "prometheus" / "prometheus.yml"
+    )
+    prometheus["volumes"] = prometheus["volumes"][:1]
+    unmounted = mapping.prometheus_config(config, {})["scrape_configs"][0]
+    assert unmounted["authorization"]["credentials_file"] == str(
+        tmp_path / "scratch" / "prometheus-0" / "container" / "etc/prometheus/stockflow.token"
+    )
+    assert config["scrape_configs"][0]["authorization"] is auth  # the input is left alone

@@ -46,7 +46,7 @@ def test_every_file_the_compose_file_mounts_or_builds_exists() -> None:
     missing = []
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith(".") and not (DEPLOY / source).exists():
                 missing.append(f"{name}: {source}")
         build = service.get("build")

@@ -38,12 +38,9 @@ def _settings_variables() -> set[str]:
     """Every STOCKFLOW_* variable the code reads."""
     source = (ROOT / "streams" / "kernel" / "settings.py").read_text()
     names = re.findall(r'_env(?:_int|_float|_flag)?\(\s*"([A-Z0-9_]+)"', source)
-    secrets = re.findall(r'_env_secret\(\s*"([A-Z0-9_]+)"', source)  # the value or a file
-    return (
-        {f"STOCKFLOW_{n}" for n in names}
-        | {f"STOCKFLOW_{n}{tail}" for n in secrets for tail in ("", "_FILE")}
-        | {CONFIG_ENV}
-    )
+    secrets = re.findall(r'_env_secret\(\s*"([A-Z0-9_]+)"', source)  # X or X_FILE
+    names += secrets + [f"{n}_FILE" for n in secrets]
+    return {f"STOCKFLOW_{n}" for n in names} | {CONFIG_ENV}
 
 
 def _name(doc: dict[str, Any]) -> str:
@@ -276,3 +273,84 @@ def test_compose_services_listen_beyond_loopback_and_workers_advertise_their_add
         v.startswith("./connectors.yaml:/etc/stockflow/connectors.yaml")
         for v in compose["services"]["connectors"]["volumes"]
     )
+
+
+def _created_secrets() -> dict[str, set[str]]:
+    """Secret name -> keys, of the Secrets the kustomization makes or tells the operator to
+    make (`kubectl create secret generic NAME --from-file=KEY=...` in its header)."""
+    secrets: dict[str, set[str]] = {
+        _name(d): set(d.get("data", {})) | set(d.get("stringData", {}))
+        for d in DOCS
+        if d["kind"] == "Secret"
+    }
+    for gen in KUSTOMIZATION.get("secretGenerator", []):
+        secrets[gen["name"]] = {f.split("=", 1)[0] for f in gen.get("files", [])}
+    header = " ".join(
+        line.lstrip("# ").rstrip("\\ ")
+        for line in (DEPLOY / "kustomization.yaml").read_text().splitlines()
+        if line.startswith("#")
+    )
+    for name, options in re.findall(
+        r"kubectl create secret generic ([\w.-]+)((?: --[^ ]+)+)", header
+    ):
+        keys = set(re.findall(r"--from-(?:file|literal)=([\w.-]+)=", options))
+        secrets.setdefault(name, set()).update(keys)
+    return secrets
+
+
+def test_prometheus_reads_its_token_from_a_secret_mounted_where_the_config_points() -> None:
+    """Given the scrape configuration and Prometheus' Deployment, then the scrape job sends
+    a bearer token from a credentials_file, that file is a key of a Secret volume mounted at
+    its folder, and the Secret is one the kustomization makes or its header tells the
+    operator to create, with that key."""
+    scrape = yaml.safe_load(GENERATED["stockflow-prometheus"]["prometheus.yml"].read_text())
+    (job,) = scrape["scrape_configs"]
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    token_path = job["authorization"]["credentials_file"]
+    prometheus = _workload("stockflow-prometheus")
+    mount = _mount_for(prometheus, token_path)
+    assert mount is not None, f"nothing mounted at {token_path}"
+    secret = _volume(prometheus, mount["name"]).get("secret")
+    assert secret is not None, f"{token_path} is not in a Secret volume"
+    key = token_path[len(mount["mountPath"]) :].strip("/")
+    if mount.get("subPath"):
+        key = mount["subPath"]
+    items = {i["path"]: i["key"] for i in secret.get("items", [])}
+    key = items.get(key, key) if items else key
+    created = _created_secrets()
+    assert secret["secretName"] in created, f"{secret['secretName']} is neither made nor documented"
+    assert key in created[secret["secretName"]], (key, created[secret["secretName"]])
+    assert not secret.get("optional", False)
+    # the config folder and the token folder do not nest (a mount point inside a ConfigMap's
+    # read-only volume cannot be created)
+    paths = [m["mountPath"].rstrip("/") + "/" for m in _container(prometheus)["volumeMounts"]]
+    assert not [(a, b) for a in paths for b in paths if a != b and b.startswith(a)]
+
+
+def test_compose_prometheus_token_is_an_operator_file_mounted_where_the_config_points() -> None:
+    """Given compose.yaml and the Prometheus configuration it mounts, then every
+    credentials_file is a bind mount of the prometheus service whose source the operator
+    creates (in a folder git ignores, not a file of the repository), and the worker and
+    connectors jobs send it."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in scrape["scrape_configs"]}
+    assert "credentials_file" in jobs["stockflow-worker"]["authorization"]
+    assert "credentials_file" in jobs["stockflow-connectors"]["authorization"]
+    binds = {}
+    for volume in compose["services"]["prometheus"]["volumes"]:
+        if isinstance(volume, dict):
+            binds[volume["target"]] = (volume["type"], volume["source"])
+        else:
+            source, target = volume.split(":")[:2]
+            binds[target] = ("bind", source)
+    for job in jobs.values():
+        if "authorization" not in job:
+            continue
+        kind, source = binds[job["authorization"]["credentials_file"]]
+        assert kind == "bind"
+        default = re.sub(r"^\$\{[A-Z0-9_]+:?-(.*)\}$", r"\1", source)
+        assert not (DEPLOY / default).exists(), f"{default} is committed"
+        ignored = (ROOT / ".gitignore").read_text().splitlines()
+        folder = (DEPLOY / default).resolve().parent.relative_to(ROOT).as_posix() + "/"
+        assert folder in ignored, f"{folder} is not in .gitignore"
