@@ -6,8 +6,8 @@ import time
 from typing import Protocol
 
 from deploy.local.clickhouse import ClickHouse
-from deploy.local.kafka import Kafka
-from deploy.local.process import ManagedProcess, port_in_use
+from deploy.local.kafka import Kafka, KafkaCluster, cluster_nodes, recorded_nodes
+from deploy.local.process import ManagedProcess, StackError, port_in_use
 from deploy.local.prometheus import Prometheus
 from deploy.local.registry import Registry
 from deploy.local.tools import say
@@ -23,18 +23,48 @@ class Service(Protocol):
     def stop(self) -> bool: ...
 
 
-def services(settings: Settings, *, with_registry: bool = False) -> list[Service]:
+def kafka_cluster(settings: Settings, brokers: int | None = None) -> KafkaCluster:
+    """The stack's Kafka nodes: ``brokers`` of them, or those it last started (one if none)."""
+    if brokers is not None:
+        return KafkaCluster(settings, cluster_nodes(settings, brokers))
+    return KafkaCluster(settings, recorded_nodes(settings) or cluster_nodes(settings, 1))
+
+
+def services(
+    settings: Settings, *, with_registry: bool = False, brokers: int | None = None
+) -> list[Service]:
     """The stack's services in start order."""
-    chosen: list[Service] = [Kafka(settings), ClickHouse(settings), Prometheus(settings)]
+    chosen: list[Service] = [*kafka_cluster(settings, brokers).nodes]
+    chosen += [ClickHouse(settings), Prometheus(settings)]
     if with_registry:
         chosen.append(Registry(settings))
     return chosen
 
 
-def up(settings: Settings, *, with_registry: bool = False) -> None:
-    """Start whatever is not running yet; idempotent."""
+def up(settings: Settings, *, with_registry: bool = False, brokers: int | None = None) -> None:
+    """Start whatever is not running yet; idempotent. ``brokers``: Kafka nodes (default:
+    the cluster running in this state folder, else one)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    for service in services(settings, with_registry=with_registry):
+    cluster = kafka_cluster(settings)  # the nodes last started here, if any still runs
+    if any(kafka.process.pid() is not None for kafka in cluster.nodes):
+        if brokers is not None and brokers != len(cluster.nodes):
+            raise StackError(
+                f"a {len(cluster.nodes)}-broker Kafka runs in {settings.state_dir}; "
+                f"stop the stack first (stockflow stack down) to start {brokers}"
+            )
+    else:
+        cluster = kafka_cluster(settings, brokers or 1)
+    waiting = [kafka for kafka in cluster.nodes if kafka.process.pid() is None]
+    for kafka in cluster.nodes:
+        if kafka not in waiting:
+            say(f"{kafka.name} already running on {kafka.where()}")
+    if waiting:
+        began = time.monotonic()
+        cluster.start()
+        for kafka in waiting:
+            say(f"{kafka.name} ready in {time.monotonic() - began:.1f} s")
+    cluster.record()
+    for service in services(settings, with_registry=with_registry)[len(cluster.nodes) :]:
         if service.process.pid() is not None:
             say(f"{service.name} already running on {service.where()}")
             continue
@@ -71,7 +101,11 @@ def print_status(settings: Settings) -> bool:
     for name, state, where in rows:
         print(f"{name:<{width}}  {state:<22}  {where}")
     core = {"kafka", "clickhouse", "prometheus"}
-    return all(state.startswith("running") for name, state, _ in rows if name in core)
+    return all(
+        state.startswith("running")
+        for name, state, _ in rows
+        if name.split("-")[0] in core  # every node of a Kafka cluster: kafka-1, kafka-2, ...
+    )
 
 
 def foreign_ports(settings: Settings) -> list[int]:
@@ -79,7 +113,8 @@ def foreign_ports(settings: Settings) -> list[int]:
     taken = []
     for service in services(settings, with_registry=True):
         if service.process.pid() is None:
-            for port in _ports(settings, service.name):
+            ports = service.ports if isinstance(service, Kafka) else _ports(settings, service.name)
+            for port in ports:
                 if port_in_use(port):
                     taken.append(port)
     return taken
@@ -87,7 +122,6 @@ def foreign_ports(settings: Settings) -> list[int]:
 
 def _ports(settings: Settings, name: str) -> list[int]:
     return {
-        "kafka": [settings.kafka_port, settings.kafka_controller_port],
         "clickhouse": [settings.clickhouse_port, settings.clickhouse_http_port],
         "prometheus": [settings.prometheus_port],
         "registry": [settings.registry_port],

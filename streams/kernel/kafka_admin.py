@@ -1,4 +1,5 @@
-"""Declare the contract topics with the partition count and cleanup policy of the registry."""
+"""Declare the contract topics with the partition count and cleanup policy of the registry,
+replicated as the cluster says (:mod:`streams.kernel.replication`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.kernel.replication import replication
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ALL_TOPICS, TopicSpec
 
@@ -15,18 +17,19 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
     """Create the missing topics and return their names; existing topics are left alone."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return []
+    copies = replication(settings, admin)
     wanted = [
         NewTopic(
             spec.name,
             num_partitions=settings.partitions,
-            replication_factor=settings.replication_factor,
-            config={"cleanup.policy": spec.cleanup_policy},
+            replication_factor=copies.factor,
+            config={"cleanup.policy": spec.cleanup_policy, **copies.topic_config()},
         )
-        for spec in specs
-        if spec.name not in existing
+        for spec in missing
     ]
-    if not wanted:
-        return []
     created = []
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():
         try:

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from faust.streams import _current_event  # the current-event context Faust's tables read
 
 from schemas.codec import Codec
+from streams.kernel.replication import Replication, replication
 from streams.kernel.settings import ProcessingGuarantee, Settings, SettingsError
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.config import LedgerConfig
@@ -25,6 +26,7 @@ from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
 from streams.worker.pending import PendingHolds
+from streams.worker.producer import LedgerApp
 from streams.worker.web import register_views
 
 log = logging.getLogger("stockflow.ledger")
@@ -35,7 +37,13 @@ TABLE_NAME = "sku-state"
 class Ledger:
     """One ledger worker: the Faust app and what it is made of."""
 
-    def __init__(self, settings: Settings, config: LedgerConfig, codec: Codec) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: LedgerConfig,
+        codec: Codec,
+        copies: Replication | None = None,
+    ) -> None:
         if settings.processing_guarantee is not ProcessingGuarantee.AT_LEAST_ONCE:
             raise SettingsError(
                 "the ledger runs at_least_once: its per-SKU applied-id set already makes each "
@@ -46,13 +54,15 @@ class Ledger:
         datadir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.codec = codec
-        self.app = faust.App(
+        # as many copies as the cluster keeps (asked of it unless the settings say)
+        copies = copies or replication(settings)
+        self.app = LedgerApp(
             settings.app_id,
             datadir=str(datadir),
             broker=f"kafka://{settings.bootstrap}",
             store=settings.store,
             topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
+            topic_replication_factor=copies.factor,
             processing_guarantee=settings.processing_guarantee.value,
             web_host="127.0.0.1",
             web_port=settings.worker_web_port,
@@ -86,6 +96,7 @@ class Ledger:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
+            config=copies.topic_config(),
         )
         self.table = self.app.Table(
             TABLE_NAME,
@@ -93,6 +104,7 @@ class Ledger:
             key_type=bytes,  # bytes in, bytes out: Faust picks the raw serializer for both
             value_type=bytes,
             partitions=settings.partitions,
+            extra_topic_configs=copies.topic_config(),
             options=_rocksdb_options(settings),
         )
         self.holds = HoldIndex()
