@@ -16,7 +16,9 @@ def _stack(args: argparse.Namespace) -> int:
     settings = load()
     try:
         if args.action == "up":
-            stack.up(settings, with_registry=args.with_registry, secure=args.secure)
+            stack.up(
+                settings, with_registry=args.with_registry, brokers=args.brokers, secure=args.secure
+            )
             secure = stack.secure_access(settings)
             if args.topics:
                 from streams.kernel.kafka_admin import ensure_topics
@@ -88,6 +90,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load(), keep=args.keep)
 
 
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
+    return int(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stockflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stack.add_argument(
         "--no-topics", dest="topics", action="store_false", help="do not declare the topics"
+    )
+    stack.add_argument(
+        "--brokers",
+        type=_positive,
+        default=None,
+        help="Kafka nodes of a local KRaft cluster (default 1; 3: replication 3, min ISR 2)",
     )
     stack.set_defaults(func=_stack)
 

@@ -21,6 +21,7 @@ DONE = re.compile(r"bare agent done: (\d+) events at ([0-9.]+)")
 def main() -> None:
     import faust
 
+    from streams.kernel.replication import replication
     from streams.kernel.settings import load
     from streams.kernel.topics import STOCK_EVENTS
     from streams.worker.credentials import faust_broker_auth
@@ -33,7 +34,7 @@ def main() -> None:
         **faust_broker_auth(settings),
         store="memory://",
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
+        topic_replication_factor=replication(settings).factor,
         consumer_auto_offset_reset="earliest",
         table_standby_replicas=0,
         stream_buffer_maxsize=8192,

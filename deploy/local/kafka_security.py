@@ -210,6 +210,12 @@ def acl_bindings(settings: Settings) -> list[AclBinding]:
             bindings.append(_allow(user, topic, spec.name, literal, AclOperation.WRITE))
             bindings.append(_allow(user, topic, spec.name, literal, AclOperation.DESCRIBE))
         bindings.append(_allow(user, group, groups[user], prefixed, AclOperation.READ))
+        # the broker's replication defaults, which topic declarations follow (kernel.replication)
+        bindings.append(
+            _allow(
+                user, ResourceType.BROKER, "kafka-cluster", literal, AclOperation.DESCRIBE_CONFIGS
+            )
+        )
     # Faust's own topics (table changelogs, the assignor's leader topic) start with the app id
     bindings.append(_allow("ledger", topic, settings.app_id, prefixed, AclOperation.ALL))
     return bindings

@@ -6,9 +6,9 @@ import time
 from typing import Protocol
 
 from deploy.local.clickhouse import ClickHouse
-from deploy.local.kafka import Kafka
+from deploy.local.kafka import Kafka, KafkaCluster, cluster_nodes, recorded_nodes
 from deploy.local.kafka_security import KafkaSecurity
-from deploy.local.process import ManagedProcess, port_in_use
+from deploy.local.process import ManagedProcess, StackError, port_in_use
 from deploy.local.prometheus import Prometheus
 from deploy.local.registry import Registry
 from deploy.local.tools import say
@@ -24,26 +24,70 @@ class Service(Protocol):
     def stop(self) -> bool: ...
 
 
+def kafka_cluster(
+    settings: Settings, brokers: int | None = None, *, secure: bool = False
+) -> KafkaCluster:
+    """The stack's Kafka nodes: ``brokers`` of them, or those it last started (one if none)."""
+    nodes = cluster_nodes(settings, brokers) if brokers is not None else None
+    nodes = nodes or recorded_nodes(settings) or cluster_nodes(settings, 1)
+    return KafkaCluster(settings, nodes, secure=secure)
+
+
 def services(
-    settings: Settings, *, with_registry: bool = False, secure: bool = False
+    settings: Settings,
+    *,
+    with_registry: bool = False,
+    brokers: int | None = None,
+    secure: bool = False,
 ) -> list[Service]:
     """The stack's services in start order. ``secure`` (or a state folder whose broker was
     formatted secure): Kafka over SASL_SSL with ACLs, ClickHouse over TLS with a password."""
     secure = secure or KafkaSecurity.is_on(settings)
-    chosen: list[Service] = [
-        Kafka(settings, secure=secure),
-        ClickHouse(settings, secure=secure),
-        Prometheus(settings),
-    ]
+    chosen: list[Service] = [*kafka_cluster(settings, brokers, secure=secure).nodes]
+    chosen += [ClickHouse(settings, secure=secure), Prometheus(settings)]
     if with_registry:
         chosen.append(Registry(settings))
     return chosen
 
 
-def up(settings: Settings, *, with_registry: bool = False, secure: bool = False) -> None:
-    """Start whatever is not running yet; idempotent."""
+def up(
+    settings: Settings,
+    *,
+    with_registry: bool = False,
+    brokers: int | None = None,
+    secure: bool = False,
+) -> None:
+    """Start whatever is not running yet; idempotent. ``brokers``: Kafka nodes (default:
+    the cluster running in this state folder, else one). ``secure``: see :func:`services`;
+    one broker only."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    for service in services(settings, with_registry=with_registry, secure=secure):
+    secure = secure or KafkaSecurity.is_on(settings)
+    if secure and (brokers or 1) > 1:
+        raise StackError(
+            "the secure local stack runs one broker: start --secure without --brokers, "
+            "or --brokers N without --secure"
+        )
+    cluster = kafka_cluster(settings, secure=secure)  # the nodes last started here, if any
+    if any(kafka.process.pid() is not None for kafka in cluster.nodes):
+        if brokers is not None and brokers != len(cluster.nodes):
+            raise StackError(
+                f"a {len(cluster.nodes)}-broker Kafka runs in {settings.state_dir}; "
+                f"stop the stack first (stockflow stack down) to start {brokers}"
+            )
+    else:
+        cluster = kafka_cluster(settings, brokers or 1, secure=secure)
+    waiting = [kafka for kafka in cluster.nodes if kafka.process.pid() is None]
+    for kafka in cluster.nodes:
+        if kafka not in waiting:
+            say(f"{kafka.name} already running on {kafka.where()}")
+    if waiting:
+        began = time.monotonic()
+        cluster.start()
+        for kafka in waiting:
+            say(f"{kafka.name} ready in {time.monotonic() - began:.1f} s")
+    cluster.record()
+    rest = services(settings, with_registry=with_registry, secure=secure)[len(cluster.nodes) :]
+    for service in rest:
         if service.process.pid() is not None:
             say(f"{service.name} already running on {service.where()}")
             continue
@@ -85,7 +129,11 @@ def print_status(settings: Settings) -> bool:
     for name, state, where in rows:
         print(f"{name:<{width}}  {state:<22}  {where}")
     core = {"kafka", "clickhouse", "prometheus"}
-    return all(state.startswith("running") for name, state, _ in rows if name in core)
+    return all(
+        state.startswith("running")
+        for name, state, _ in rows
+        if name.split("-")[0] in core  # every node of a Kafka cluster: kafka-1, kafka-2, ...
+    )
 
 
 def foreign_ports(settings: Settings) -> list[int]:
@@ -93,7 +141,8 @@ def foreign_ports(settings: Settings) -> list[int]:
     taken = []
     for service in services(settings, with_registry=True):
         if service.process.pid() is None:
-            for port in _ports(settings, service.name):
+            ports = service.ports if isinstance(service, Kafka) else _ports(settings, service.name)
+            for port in ports:
                 if port_in_use(port):
                     taken.append(port)
     return taken
@@ -101,7 +150,6 @@ def foreign_ports(settings: Settings) -> list[int]:
 
 def _ports(settings: Settings, name: str) -> list[int]:
     return {
-        "kafka": [settings.kafka_port, settings.kafka_controller_port],
         "clickhouse": [settings.clickhouse_port, settings.clickhouse_http_port],
         "prometheus": [settings.prometheus_port],
         "registry": [settings.registry_port],

@@ -1,4 +1,5 @@
-"""Declare the contract topics with the partition count and cleanup policy of the registry."""
+"""Declare the contract topics with the partition count and cleanup policy of the registry,
+replicated as the cluster says (:mod:`streams.kernel.replication`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.kernel.kafka_config import admin_config
+from streams.kernel.replication import replication
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ALL_TOPICS, TopicSpec
 
@@ -22,18 +24,19 @@ def ensure_topics(settings: Settings, specs: tuple[TopicSpec, ...] = ALL_TOPICS)
     refusals: list[KafkaError] = []
     admin = AdminClient(admin_config(settings, error_cb=refusals.append))
     existing = set(_list_topics(admin, settings, refusals).topics)
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return []
+    copies = replication(settings, admin)
     wanted = [
         NewTopic(
             spec.name,
             num_partitions=spec.partitions or settings.partitions,
-            replication_factor=settings.replication_factor,
-            config={"cleanup.policy": spec.cleanup_policy},
+            replication_factor=copies.factor,
+            config={"cleanup.policy": spec.cleanup_policy, **copies.topic_config()},
         )
-        for spec in specs
-        if spec.name not in existing
+        for spec in missing
     ]
-    if not wanted:
-        return []
     created = []
     hidden = set()
     for name, future in admin.create_topics(wanted, operation_timeout=30).items():

@@ -6,6 +6,8 @@ from typing import Any
 
 from streams.kernel.settings import Settings
 
+IDEMPOTENT: dict[str, Any] = {"enable.idempotence": True, "acks": "all"}
+
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """An idempotent, acks=all producer that places keys like the Java client does.
@@ -13,11 +15,17 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     librdkafka's default partitioner (CRC32) would put a SKU on another partition than
     aiokafka and Faust (murmur2) do; one SKU on two partitions would break the single-writer
     rule, so every producer uses murmur2.
+
+    Idempotence and ``acks=all`` cannot be overridden: a producer retrying a request whose
+    answer was lost (a broker killed, a leader moved) would otherwise write its records
+    twice, and a write acknowledged by one replica can be lost with that broker.
     """
+    pinned = sorted(IDEMPOTENT.keys() & overrides.keys())
+    if pinned:
+        raise ValueError(f"producer setting(s) {', '.join(pinned)} cannot be overridden")
     return {
         **client_config(settings),
-        "enable.idempotence": True,
-        "acks": "all",
+        **IDEMPOTENT,
         "partitioner": "murmur2_random",
         "linger.ms": 5,
         "compression.type": "lz4",

@@ -5,6 +5,7 @@ Every setting names its variable and default here, and nowhere else.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass, field, fields
@@ -137,6 +138,8 @@ class Settings:
         default_factory=lambda: _env_int("KAFKA_CONTROLLER_PORT", 9093)
     )
     kafka_heap_mb: int = field(default_factory=lambda: _env_int("KAFKA_HEAP_MB", 512))
+    # node n of a local cluster listens on both Kafka ports plus (n - 1) * this step
+    kafka_node_port_step: int = field(default_factory=lambda: _env_int("KAFKA_NODE_PORT_STEP", 100))
     bootstrap_servers: str = field(default_factory=lambda: _env("BOOTSTRAP_SERVERS", ""))
     # Kafka transport security of every client: PLAINTEXT, or SASL_SSL (TLS checked against
     # the CA file, SCRAM login as kafka_user with the password from the environment or a file)
@@ -180,7 +183,9 @@ class Settings:
     sink_metrics_port: int = field(default_factory=lambda: _env_int("SINK_METRICS_PORT", 9464))
     connectors_port: int = field(default_factory=lambda: _env_int("CONNECTORS_PORT", 8088))
     partitions: int = field(default_factory=lambda: _env_int("PARTITIONS", 8))
-    replication_factor: int = field(default_factory=lambda: _env_int("REPLICATION_FACTOR", 1))
+    # 0: the cluster's default.replication.factor / min.insync.replicas (kernel.replication)
+    replication_factor: int = field(default_factory=lambda: _env_int("REPLICATION_FACTOR", 0))
+    min_insync_replicas: int = field(default_factory=lambda: _env_int("MIN_INSYNC_REPLICAS", 0))
     processing_guarantee: ProcessingGuarantee = field(
         default_factory=lambda: _guarantee(_env("PROCESSING_GUARANTEE", "at_least_once"))
     )
@@ -212,6 +217,11 @@ class Settings:
             )
         if self.rocksdb_memory_mb < 16:
             raise SettingsError("STOCKFLOW_ROCKSDB_MEMORY_MB must be at least 16")
+        if 0 < self.replication_factor < self.min_insync_replicas:
+            raise SettingsError(
+                f"STOCKFLOW_MIN_INSYNC_REPLICAS={self.min_insync_replicas} is more than "
+                f"STOCKFLOW_REPLICATION_FACTOR={self.replication_factor}: no write could succeed"
+            )
         if self.partitions < 1:
             raise SettingsError("STOCKFLOW_PARTITIONS must be at least 1")
         self._check_transport_security()
@@ -275,7 +285,8 @@ class Settings:
 
     @property
     def bootstrap(self) -> str:
-        return self.bootstrap_servers or f"127.0.0.1:{self.kafka_port}"
+        """STOCKFLOW_BOOTSTRAP_SERVERS; else every node of the local stack's cluster."""
+        return self.bootstrap_servers or _stack_bootstrap(self) or f"127.0.0.1:{self.kafka_port}"
 
     def describe(self) -> dict[str, Any]:
         """Every setting with its value, secrets masked: safe to print or log."""
@@ -312,6 +323,19 @@ def expand_url(template: str, port: int) -> str:
             f"{', '.join(_PLACEHOLDERS)} as placeholders"
         )
     return url
+
+
+CLUSTER_FILE = "kafka/cluster.json"  # written by `stockflow stack up`: the nodes it started
+
+
+def _stack_bootstrap(settings: Settings) -> str:
+    """The bootstrap list the local stack recorded, if its first node is on our Kafka port."""
+    try:
+        recorded = json.loads((settings.state_dir / CLUSTER_FILE).read_text())
+        bootstrap = str(recorded["bootstrap"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return bootstrap if bootstrap.startswith(f"127.0.0.1:{settings.kafka_port},") else ""
 
 
 def _guarantee(raw: str) -> ProcessingGuarantee:

@@ -17,6 +17,7 @@ from faust.streams import _current_event  # the current-event context Faust's ta
 from yarl import URL
 
 from schemas.codec import Codec
+from streams.kernel.replication import Replication, replication
 from streams.kernel.settings import ProcessingGuarantee, Settings, SettingsError
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.config import LedgerConfig
@@ -28,6 +29,7 @@ from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
 from streams.worker.pending import PendingHolds
+from streams.worker.producer import LedgerApp
 from streams.worker.web import register_views
 
 log = logging.getLogger("stockflow.ledger")
@@ -38,7 +40,13 @@ TABLE_NAME = "sku-state"
 class Ledger:
     """One ledger worker: the Faust app and what it is made of."""
 
-    def __init__(self, settings: Settings, config: LedgerConfig, codec: Codec) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: LedgerConfig,
+        codec: Codec,
+        copies: Replication | None = None,
+    ) -> None:
         if settings.processing_guarantee is not ProcessingGuarantee.AT_LEAST_ONCE:
             raise SettingsError(
                 "the ledger runs at_least_once: its per-SKU applied-id set already makes each "
@@ -50,14 +58,16 @@ class Ledger:
         self.config = config
         self.codec = codec
         url = settings.worker_url
-        self.app = faust.App(
+        # as many copies as the cluster keeps (asked of it unless the settings say)
+        copies = copies or replication(settings)
+        self.app = LedgerApp(
             settings.app_id,
             datadir=str(datadir),
             broker=f"kafka://{settings.bootstrap}",
             **faust_broker_auth(settings),
             store=settings.store,
             topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
+            topic_replication_factor=copies.factor,
             processing_guarantee=settings.processing_guarantee.value,
             web_host=URL(url).host,
             web_port=settings.worker_web_port,
@@ -95,6 +105,7 @@ class Ledger:
             key_serializer="raw",
             value_serializer="raw",
             partitions=settings.partitions,
+            config=copies.topic_config(),
         )
         self.table = self.app.Table(
             TABLE_NAME,
@@ -102,6 +113,7 @@ class Ledger:
             key_type=bytes,  # bytes in, bytes out: Faust picks the raw serializer for both
             value_type=bytes,
             partitions=settings.partitions,
+            extra_topic_configs=copies.topic_config(),
             options=_rocksdb_options(settings),
         )
         self.holds = HoldIndex()
