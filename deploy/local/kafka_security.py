@@ -32,8 +32,10 @@ from confluent_kafka.admin import (
 from deploy.local.certificates import Certificates, write_private
 from deploy.local.process import StackError
 from streams.kernel import topics
+from streams.kernel.access.store import TOKENS_GROUP_PREFIX
 from streams.kernel.kafka_config import admin_config
 from streams.kernel.settings import Secret, Settings
+from streams.kernel.topics import API_TOKENS
 
 MECHANISM = "SCRAM-SHA-512"
 LISTENER = "SASL_SSL"
@@ -210,6 +212,8 @@ def acl_bindings(settings: Settings) -> list[AclBinding]:
             bindings.append(_allow(user, topic, spec.name, literal, AclOperation.WRITE))
             bindings.append(_allow(user, topic, spec.name, literal, AclOperation.DESCRIBE))
         bindings.append(_allow(user, group, groups[user], prefixed, AclOperation.READ))
+        if API_TOKENS in READS[user]:  # the token store's consumer (assign only, never joins)
+            bindings.append(_allow(user, group, TOKENS_GROUP_PREFIX, prefixed, AclOperation.READ))
         # the broker's replication defaults, which topic declarations follow (kernel.replication)
         bindings.append(
             _allow(

@@ -32,6 +32,9 @@ from streams.kernel.topics import API_TOKENS
 
 log = logging.getLogger("stockflow.tokens")
 
+TOKENS_GROUP_PREFIX = (
+    "stockflow-tokens-"  # its consumers only assign(); a secure stack grants the prefix
+)
 POLL_S = 0.2  # the follower's idle wait between two end-offset queries
 
 
@@ -116,7 +119,7 @@ class TokenFollower:
         consumer = Consumer(
             consumer_config(
                 self.settings,
-                f"stockflow-tokens-{uuid.uuid4().hex[:8]}",  # never joins: assign() only
+                f"{TOKENS_GROUP_PREFIX}{uuid.uuid4().hex[:8]}",  # never joins: assign() only
                 **{"fetch.wait.max.ms": 50, "enable.partition.eof": False},
             )
         )
