@@ -40,6 +40,8 @@ RATE = int(os.environ.get("STOCKFLOW_STORM_RATE", "1000"))  # events/s offered
 SEED = int(os.environ.get("STOCKFLOW_STORM_SEED", "12"))
 STORES = os.environ.get("STOCKFLOW_STORM_STORES", "rocksdb://").split(",")
 WORKERS = 3
+# the whole run: producing, the kills, catching up and the checks, with room on shared cores
+RUN_LIMIT_S = max(600, EVENTS // 100 + KILLS * 30 + 300)
 
 
 def _events(prefix: str) -> list[dict[str, Any]]:
@@ -96,6 +98,7 @@ def workers(local_stack: Settings, request: pytest.FixtureRequest) -> Iterator[l
         worker.stop()
 
 
+@pytest.mark.timeout(RUN_LIMIT_S)
 def test_a_kill_storm_on_three_workers_loses_nothing_and_applies_nothing_twice(
     local_stack: Settings, workers: list[WorkerProcess]
 ) -> None:
@@ -170,7 +173,7 @@ def test_a_kill_storm_on_three_workers_loses_nothing_and_applies_nothing_twice(
     assert not failures, failures[:3]
     storm_s = time.monotonic() - began
 
-    caught_up(settings, workers, app_id)
+    caught_up(settings, workers, app_id, limit_s=RUN_LIMIT_S)
     settle_s = time.monotonic() - began - storm_s
     sampler.stop()
 
