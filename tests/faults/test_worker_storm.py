@@ -38,7 +38,7 @@ KILLS = int(os.environ.get("STOCKFLOW_STORM_KILLS", "3"))
 EVENTS = int(os.environ.get("STOCKFLOW_STORM_EVENTS", "20000"))
 RATE = int(os.environ.get("STOCKFLOW_STORM_RATE", "1000"))  # events/s offered
 SEED = int(os.environ.get("STOCKFLOW_STORM_SEED", "12"))
-STORES = os.environ.get("STOCKFLOW_STORM_STORES", "rocksdb://").split(",")
+STORES = os.environ.get("STOCKFLOW_STORM_STORES", "rocksdb://,memory://").split(",")
 WORKERS = 3
 # the whole run: producing, the kills, catching up and the checks, with room on shared cores
 RUN_LIMIT_S = max(600, EVENTS // 100 + KILLS * 30 + 300)
