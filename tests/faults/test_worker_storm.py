@@ -228,7 +228,7 @@ def test_a_kill_storm_on_three_workers_loses_nothing_and_applies_nothing_twice(
         f"[storm] stood still across a kill (outputs): {len(gaps)} partition-kills, max "
         f"{max(gaps, default=0):.1f} s, mean {statistics.fmean(gaps) if gaps else 0:.1f} s"
     )
-    assert mismatches == [], mismatches[:5]
+    assert mismatches == [], (mismatches[:5], checks.examples)
     assert checks.lost == 0, checks.examples
     assert checks.doubled == 0, checks.examples
     assert checks.wrong == 0, checks.examples
