@@ -25,6 +25,8 @@ from faust import web
 from yarl import URL
 
 FORWARDED = "X-Stockflow-Forwarded"  # set on a request forwarded to the SKU's owner
+# on a stock answer: the advertised URL of the worker whose table answered (its owner)
+SERVED_BY = "X-Stockflow-Served-By"
 FORWARD_TIMEOUT_S = 30.0  # longer than any answer a worker waits for (``?wait=1``: 5 s)
 RETRY_AFTER_S = 1
 # RFC 9110 7.6.1: meaningful for one connection only; Host and Content-Length are the new
@@ -96,8 +98,12 @@ async def answer_from_owner(
             timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S),
             allow_redirects=False,
         ) as answer:
+            kept = {SERVED_BY: answer.headers[SERVED_BY]} if SERVED_BY in answer.headers else {}
             return view.bytes(
-                await answer.read(), content_type=answer.content_type, status=answer.status
+                await answer.read(),
+                content_type=answer.content_type,
+                status=answer.status,
+                headers=kept,
             )
     except (aiohttp.ClientError, TimeoutError) as exc:
         return _unavailable(

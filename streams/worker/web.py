@@ -31,7 +31,7 @@ from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
 from streams.worker.registry import resolve_off_loop
-from streams.worker.routing import FORWARDED, answer_from_owner
+from streams.worker.routing import FORWARDED, SERVED_BY, answer_from_owner
 
 MAX_BATCH = 10_000
 # aiohttp refuses a charset inside content_type; the text format is UTF-8 by definition.
@@ -97,11 +97,12 @@ def register_views(
         routed = await answer_from_owner(view, app, table, sku, request)
         if routed is not None:
             return routed
+        served_by = {SERVED_BY: str(app.conf.canonical_url)}
         stored = table.get(sku.encode())
         if stored is None:
-            return view.json({"error": f"unknown SKU {sku!r}"}, status=404)
+            return view.json({"error": f"unknown SKU {sku!r}"}, status=404, headers=served_by)
         state = SkuState.from_bytes(stored, table.get)
-        return view.json(stock_view(sku, state, config))
+        return view.json(stock_view(sku, state, config), headers=served_by)
 
     @app.page("/v1/events")
     class Events(web.View):

@@ -158,12 +158,26 @@ def read_from(
 
 
 def router_owner(urls: list[str], table: str, key: str) -> str | None:
-    """The URL of the worker owning ``key`` of ``table``, as the first answering worker's
-    partition router sees it (Faust's /router/TABLE/KEY/ page); None if none answers."""
-    from deploy.local.children import http_json
+    """The URL of the worker owning SKU ``key`` as the first answering worker routes it: the
+    ``X-Stockflow-Served-By`` header of its stock answer (404 for a SKU not yet applied names
+    the owner too); None if none answers. ``table`` is the SKU table's (its only table)."""
+    import urllib.error
+    import urllib.request
 
+    from deploy.local.credentials import operator_token
+    from streams.kernel.settings import load
+    from streams.worker.routing import SERVED_BY
+
+    headers = {"Authorization": f"Bearer {operator_token(load())}"}
     for url in urls:
-        status, body = http_json(f"{url}/router/{table}/{key}/", timeout=2)
-        if status == 200 and isinstance(body, str):
-            return body.rstrip("/")
+        request = urllib.request.Request(f"{url}/v1/stock/{key}", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=2) as answer:
+                served = answer.headers.get(SERVED_BY)
+        except urllib.error.HTTPError as exc:
+            served = exc.headers.get(SERVED_BY)
+        except (urllib.error.URLError, OSError):
+            continue
+        if served:
+            return str(served).rstrip("/")
     return None
