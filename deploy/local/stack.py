@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from deploy.local.clickhouse import ClickHouse
@@ -104,10 +105,19 @@ def secure_access(settings: Settings) -> KafkaSecurity | None:
 def down(settings: Settings) -> list[str]:
     """Stop every service this stack started (by pid); returns the names stopped."""
     stopped = []
-    for service in reversed(services(settings, with_registry=True)):
+    chosen = services(settings, with_registry=True)
+    nodes = [s for s in chosen if isinstance(s, Kafka)]
+    for service in reversed([s for s in chosen if not isinstance(s, Kafka)]):
         if service.stop():
             say(f"{service.name} stopped")
             stopped.append(service.name)
+    # a cluster's nodes stop together: stopped one by one, the last ones lose their
+    # controller quorum and wait out their shutdown timeout
+    with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+        for node, done in zip(nodes, pool.map(lambda n: n.stop(), nodes), strict=True):
+            if done:
+                say(f"{node.name} stopped")
+                stopped.append(node.name)
     return stopped
 
 

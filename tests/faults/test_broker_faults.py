@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka import TopicPartition as CkTopicPartition
 from confluent_kafka.admin import AdminClient
 
+from deploy.local.credentials import operator_token
 from deploy.local.kafka import KafkaCluster, KafkaNode, cluster_nodes
 from deploy.local.process import port_in_use
 from schemas.codec import single_object_codec
@@ -344,6 +345,7 @@ def run_with_broker_kills(
         app_id,
         free_port(),
         settings.state_dir.parent / "logs",
+        token=operator_token(settings),  # in this cluster's token topic, which it follows
         STOCKFLOW_BOOTSTRAP_SERVERS=settings.bootstrap,
         STOCKFLOW_REPLICATION_FACTOR="0",
         STOCKFLOW_MIN_INSYNC_REPLICAS="0",

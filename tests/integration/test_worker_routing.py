@@ -15,7 +15,9 @@ import pytest
 
 from schemas.codec import single_object_codec
 from streams.kernel.settings import Settings
+from streams.worker.app import TABLE_NAME
 from streams.worker.routing import FORWARDED
+from tests.support.group import router_owner
 from tests.support.kafka import produce_events, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
@@ -87,22 +89,24 @@ def test_every_worker_answers_for_every_sku_with_the_owners_figures(
         return _get(f"{worker.url}/v1/stock/{sku}", {FORWARDED: "1", **caller})
 
     def owners() -> dict[str, tuple[int, Any]]:
-        """Each SKU applied by exactly one worker: its index and body."""
+        """Each SKU whose owner (as routing names it: ``X-Stockflow-Served-By``) holds it
+        with its receipt applied: the owner's index and its own, unforwarded body."""
+        by_url = {w.url: n for n, w in enumerate(workers)}
         found = {}
-        for sku in skus:
-            holding = [
-                (n, body)
-                for n, w in enumerate(workers)
-                if (b := local(w, sku))[0] == 200
-                for body in [b[1]]
-            ]
-            if len(holding) == 1:
-                found[sku] = holding[0]
+        for i, sku in enumerate(skus):
+            owner = router_owner([workers[0].url], TABLE_NAME, sku)
+            if owner not in by_url:
+                continue
+            n = by_url[owner]
+            status, body = local(workers[n], sku)
+            applied = status == 200 and sum(
+                loc["on_hand"] for loc in body["locations"].values()
+            ) == (i + 1)
+            if applied:
+                found[sku] = (n, body)
         return found
 
-    wait_for(
-        lambda: len(owners()) == len(skus), timeout=120, what="every SKU applied by one worker"
-    )
+    wait_for(lambda: len(owners()) == len(skus), timeout=120, what="every SKU applied by its owner")
     owned = owners()
     for i, sku in enumerate(skus):
         on_hand = sum(loc["on_hand"] for loc in owned[sku][1]["locations"].values())

@@ -18,6 +18,7 @@ from deploy.local.kafka_security import (
 )
 from deploy.local.tools import render
 from streams.kernel import topics
+from streams.kernel.access.store import TOKENS_GROUP_PREFIX
 from streams.kernel.kafka_config import admin_config, consumer_config, producer_config
 from streams.kernel.settings import Secret, Settings, SettingsError, load
 from streams.warehouse.clickhouse import tls_options
@@ -146,7 +147,8 @@ def test_each_component_may_write_only_the_topics_the_registry_names_it_writer_o
 
 def test_groups_and_faust_topics_are_granted_by_prefix() -> None:
     """Given the settings' app id and sink group, then each component reads only in groups
-    under its own prefix, and only the ledger owns the topics under the app id."""
+    under its own prefix (the ledger and the connectors also under the token store's, whose
+    consumers only assign), and only the ledger owns the topics under the app id."""
     bindings = acl_bindings(Settings())
     groups = {
         (b.principal, b.name)
@@ -159,6 +161,8 @@ def test_groups_and_faust_topics_are_granted_by_prefix() -> None:
         ("User:ledger", settings.app_id),
         ("User:sink", settings.sink_group),
         ("User:connectors", "stockflow-connectors"),
+        ("User:ledger", TOKENS_GROUP_PREFIX),
+        ("User:connectors", TOKENS_GROUP_PREFIX),
     }
     owners = {b.principal for b in bindings if b.operation == AclOperation.ALL}
     assert owners == {"User:ledger"}
