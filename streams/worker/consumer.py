@@ -87,7 +87,19 @@ class SeekSafeConsumer(Consumer):
             # ledger skips what it applied already by each SKU's input position). With the
             # flow stopped a rebalance is under way, and it ends with that same seek.
             log.info("a batch fetched around a seek was cut; seeking to the committed offsets")
-            await self.perform_seek()
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                if not self.flow_active:
+                    log.info("that seek met a rebalance (%r), which ends with its own seek", exc)
+                    return
+                log.critical(
+                    "ledger stops: the seek after a cut batch failed (%r); a restart reads "
+                    "again from the committed offsets",
+                    exc,
+                )
+                await self.app.crash(exc)
+                raise
 
     def _new_offset(self, tp: TP) -> int | None:
         committed = self._committed_offset[tp]
