@@ -22,7 +22,9 @@ from typing import Any
 
 import faust
 from faust.transport.drivers.aiokafka import Producer
-from faust.types import ProducerT
+from faust.types import ConsumerT, ProducerT
+
+from streams.worker.consumer import SeekSafeConsumer
 
 FAUST_VERSION = "0.15.3"
 IDEMPOTENT = {"acks": "all", "enable_idempotence": True}
@@ -36,10 +38,22 @@ class IdempotentProducer(Producer):
 
 
 class LedgerApp(faust.App):
-    """A Faust app whose producer is idempotent."""
+    """A Faust app whose producer is idempotent, and whose consumer never commits past an
+    event dropped around a seek (:mod:`streams.worker.consumer`)."""
 
     def _new_producer(self) -> ProducerT:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _new_consumer(self) -> ConsumerT:
+        # as faust.App._new_consumer and Transport.create_consumer, with the consumer class
+        return SeekSafeConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.transport.loop,
+        )
 
 
 def producer_settings(app: faust.App) -> dict[str, Any]:
