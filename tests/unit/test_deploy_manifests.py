@@ -150,8 +150,8 @@ def test_selectors_select_their_pods_and_service_ports_name_container_ports() ->
 
 def test_workers_are_a_statefulset_with_stable_urls_and_their_own_state_volumes() -> None:
     """Given the worker StatefulSet, then its governing Service is headless and selects it,
-    each worker advertises <pod name>.<that service>, static membership is on (the instance
-    id is built from the stable pod name), and STOCKFLOW_STATE_DIR is the mount of a
+    each worker advertises <pod name>.<that service>, static membership is off (a replay
+    with it on was seen decided twice), and STOCKFLOW_STATE_DIR is the mount of a
     volumeClaimTemplate: one RocksDB volume per worker, kept across restarts."""
     worker = _workload("stockflow-worker")
     governing = next(s for s in SERVICES if _name(s) == worker["spec"]["serviceName"])
@@ -159,7 +159,7 @@ def test_workers_are_a_statefulset_with_stable_urls_and_their_own_state_volumes(
     assert governing["spec"]["selector"].items() <= _pod(worker)["metadata"]["labels"].items()
     env = _env(worker)
     assert env["STOCKFLOW_WORKER_URL"] == f"http://{{host}}.{_name(governing)}:{{port}}"
-    assert env["STOCKFLOW_STATIC_MEMBERSHIP"] == "1"
+    assert env["STOCKFLOW_STATIC_MEMBERSHIP"] == "0"
     mount = _mount_for(worker, env["STOCKFLOW_STATE_DIR"])
     assert mount is not None and mount["mountPath"] == env["STOCKFLOW_STATE_DIR"]
     assert "volumeClaimTemplate" in _volume(worker, mount["name"])
