@@ -17,7 +17,7 @@ from streams.kernel.topics import STOCK_EVENTS
 from tests.faults.test_worker_crash import _expected, _stream, movements_add_up
 from tests.support.kafka import group_lag, produce_events, wait_for
 from tests.support.ports import free_port
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, state_mismatches
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -94,18 +94,7 @@ def test_rebalances_under_back_pressure_lose_nothing_and_apply_nothing_twice(
     def mismatches() -> list[tuple[str, str, Any, Any]]:
         found = []
         for sku, state in expected.items():
-            got = first.stock(sku)
-            if got is None:
-                found.append((sku, "*", "a state", None))
-                continue
-            for name, loc in state.locations.items():
-                want = (loc.on_hand, loc.reserved, loc.unsellable)
-                have = tuple(
-                    got["locations"].get(name, {}).get(k)
-                    for k in ("on_hand", "reserved", "unsellable")
-                )
-                if want != have:
-                    found.append((sku, name, want, have))
+            found += state_mismatches(sku, state, first.stock(sku))
         return found
 
     # the first worker answers from what it recovered from the changelog (the second worker's

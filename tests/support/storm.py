@@ -13,7 +13,7 @@ from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.state import SkuState
 from tests.support.kafka import end_offsets
-from tests.support.worker import WorkerProcess
+from tests.support.worker import WorkerProcess, state_mismatches
 
 # fields of a movement / decision that the rules decide (not the time it was applied at)
 MOVEMENT_FIELDS = (
@@ -146,17 +146,7 @@ def stock_mismatches(
                 got = worker.stock(sku) if worker.alive() else None
                 if got is not None:
                     break
-            if got is None:
-                found.append((sku, "*", "a state", None))
-                continue
-            for name, loc in state.locations.items():
-                want = (loc.on_hand, loc.reserved, loc.unsellable)
-                have = tuple(
-                    got["locations"].get(name, {}).get(k)
-                    for k in ("on_hand", "reserved", "unsellable")
-                )
-                if want != have:
-                    found.append((sku, name, want, have))
+            found += state_mismatches(sku, state, got)
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(1.0)

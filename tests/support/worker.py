@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.local import children
+from streams.ledger.state import SkuState
 from tests.support.processes import track
 
 
@@ -44,3 +45,21 @@ class WorkerProcess(children.WorkerProcess):
 
     def log_tail(self, lines: int = 60) -> str:
         return self.tail(lines)
+
+
+def state_mismatches(
+    sku: str, state: SkuState, got: dict[str, Any] | None
+) -> list[tuple[str, str, Any, Any]]:
+    """Where a worker's stock answer ``got`` for ``sku`` differs from ``state`` (the pure
+    rules' result): ``(sku, location, wanted, had)`` per location; one row if no answer."""
+    if got is None:
+        return [(sku, "*", "a state", None)]
+    found = []
+    for name, loc in state.locations.items():
+        want = (loc.on_hand, loc.reserved, loc.unsellable)
+        have = tuple(
+            got["locations"].get(name, {}).get(k) for k in ("on_hand", "reserved", "unsellable")
+        )
+        if want != have:
+            found.append((sku, name, want, have))
+    return found
