@@ -28,10 +28,13 @@ there until the next rebalance reads them again.
 Here: a batch taken from the fetcher before or during a seek is not delivered once the seek
 ran, and the consumer seeks to the committed offsets again (so everything from the
 committed offset is read again, the ledger skipping what it applied by its per-SKU input
-position); and nothing is committed while the lowest acknowledged offset is above the
-committed one. The ledger's input has no
-transactional producers (no control records), so an offset that is never acknowledged
-is an event that was not processed.
+position); a partition of that batch with no committed offset yet (a new group, or one that
+never committed there) is not moved by that seek (aiokafka's ``seek_to_committed`` skips
+it), so it is sought to the first record this process fetched of it (events delivered
+before the seek may have been dropped from the agent's channel too); and nothing is
+committed while the lowest acknowledged offset is above the committed one. The ledger's
+input has no transactional producers (no control records), so an offset that is never
+acknowledged is an event that was not processed.
 
 ``tests/unit/test_ledger_consumer.py`` pins the Faust version and the source of the methods
 this relies on: a Faust upgrade must re-read them before it passes.
@@ -40,7 +43,7 @@ this relies on: a Faust upgrade must re-read them before it passes.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from faust.transport.drivers.aiokafka import Consumer
@@ -58,6 +61,18 @@ class SeekSafeConsumer(Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._seeks = 0  # +1 when a seek starts, +1 when it ends
+        self._first_fetched: dict[TP, int] = {}  # per partition, the lowest offset fetched
+
+    async def _wait_next_records(
+        self,
+        timeout: float,  # noqa: ASYNC109 (Faust's signature)
+    ) -> tuple[Mapping[TP, list[Any]] | None, set[TP] | None]:
+        records, active = await super()._wait_next_records(timeout)
+        first = self._first_fetched
+        for tp, batch in (records or {}).items():
+            if batch and (tp not in first or batch[0].offset < first[tp]):
+                first[tp] = batch[0].offset
+        return records, active
 
     async def perform_seek(self) -> None:
         self._seeks += 1
@@ -89,6 +104,7 @@ class SeekSafeConsumer(Consumer):
             log.info("a batch fetched around a seek was cut; seeking to the committed offsets")
             try:
                 await self.perform_seek()
+                await self._seek_uncommitted()
             except Exception as exc:
                 if not self.flow_active:
                     log.info("that seek met a rebalance (%r), which ends with its own seek", exc)
@@ -100,6 +116,17 @@ class SeekSafeConsumer(Consumer):
                 )
                 await self.app.crash(exc)
                 raise
+
+    async def _seek_uncommitted(self) -> None:
+        """Seek each assigned partition that has no committed offset to the first record
+        this process fetched of it: the seek to the committed offsets left its position
+        after records that were not delivered (the ledger skips those it applied)."""
+        assigned = self.assignment()
+        for tp, offset in self._first_fetched.items():
+            committed = self._committed_offset.get(tp)
+            if tp in assigned and not committed:  # None or 0: seek_to_committed skipped it
+                await self._seek(tp, offset)
+                self._read_offset[tp] = None  # deliver from that record on, no gap
 
     def _new_offset(self, tp: TP) -> int | None:
         committed = self._committed_offset[tp]

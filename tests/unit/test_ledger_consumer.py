@@ -43,7 +43,9 @@ def test_the_faust_code_the_consumer_fix_relies_on_is_the_code_that_was_read() -
         assert hashlib.sha256(source).hexdigest()[:16] == digest, method.__qualname__
 
 
-async def _seek_during_delivery(*, seek_at: int, in_flight: bool) -> tuple[list[int], set[int]]:
+async def _seek_during_delivery(
+    *, seek_at: int, in_flight: bool, committed: bool = True
+) -> tuple[list[int], set[int]]:
     """Faust's own ``_drain_messages`` delivers offsets 100..119 of a partition just
     assigned (committed offset 100), in batches of 10 taken from a fetcher that reads on
     from its position, into a channel; the agent takes offset 100 at once and the others
@@ -51,7 +53,9 @@ async def _seek_during_delivery(*, seek_at: int, in_flight: bool) -> tuple[list[
     batch is being fetched), the streams' seek to the committed offsets runs
     (``Recovery._resume_streams``), then the channel is emptied (``flow_control.resume()``);
     ``in_flight``: that delivery waits for the seek and puts its event after the channel
-    was emptied. Returns the offsets the consumer commits one after the other and the
+    was emptied. Not ``committed``: the group never committed there, and the seek to the
+    committed offsets leaves the fetcher where it is (as aiokafka does). Returns the offsets
+    the consumer commits one after the other and the
     offsets the agent processed (acknowledged after processing)."""
     app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
     app.topic(TOPIC, key_type=bytes, value_type=bytes)
@@ -88,15 +92,22 @@ async def _seek_during_delivery(*, seek_at: int, in_flight: bool) -> tuple[list[
             generation_id=app.consumer_generation_id,
         )
 
-    async def seek_to_committed() -> dict[TP, int]:
+    async def seek_to_committed() -> dict[TP, int | None]:
         await asyncio.sleep(0)  # the coordinator's answer
+        if not committed:
+            return {tp: None}
         position[0] = COMMITTED
         return {tp: COMMITTED}
+
+    async def seek(tp_: TP, offset: int) -> None:
+        position[0] = offset
 
     consumer._getmany = fetched  # the records aiokafka's fetcher holds
     consumer._to_message = to_message
     consumer.highwater = lambda tp_: 200
     consumer.seek_to_committed = seek_to_committed
+    consumer._seek = seek
+    consumer.assignment = lambda: {tp}
     channel: list[Any] = []
     processed: set[int] = set()
     seek_now, seeked = asyncio.Event(), asyncio.Event()
@@ -160,6 +171,23 @@ def test_a_seek_during_the_delivery_of_a_batch_commits_nothing_past_an_unprocess
     ]
     assert unprocessed == [], (commits, sorted(processed))
     assert set(range(100, 120)) <= processed
+    assert commits and commits[-1] == 120
+
+
+@pytest.mark.parametrize(("seek_at", "in_flight"), [(102, True), (104, False), (0, False)])
+def test_a_seek_during_the_delivery_of_a_batch_loses_nothing_where_nothing_was_committed(
+    seek_at: int, in_flight: bool
+) -> None:
+    """Given a ledger worker whose group never committed on its input partition (a new
+    group), and a batch of offsets 100..109 being delivered to the agent,
+    when the seek to the committed offsets lands during that delivery, or while the next
+    batch is fetched (that seek leaves the fetcher where it is),
+    then the events dropped are read again from the first one fetched and processed:
+    nothing is lost."""
+    commits, processed = asyncio.run(
+        _seek_during_delivery(seek_at=seek_at, in_flight=in_flight, committed=False)
+    )
+    assert set(range(100, 120)) <= processed, sorted(processed)
     assert commits and commits[-1] == 120
 
 
