@@ -18,6 +18,7 @@ class Writer(StrEnum):
     ANY = "any"  # the dead-letter topic takes records from every component
     OPERATOR = "operator"  # the `stockflow token` command
     API = "api"  # the HTTP APIs of the worker and the connectors (the access audit)
+    ORDER_BOOK = "order-book"  # the worker's order agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,25 @@ STOCKFLOW_AUDIT = TopicSpec(
     " when, status answered); never a request body, a token or personal data.",
 )
 
+ORDERS = TopicSpec(
+    name="orders.v1",
+    key="order id",
+    value_schema="stockflow.v1.Order",
+    cleanup_policy="delete",
+    writer=Writer.CONNECTORS,
+    doc="Inbound order events: orders placed on every channel, the channels' later changes"
+    " (cancelled, shipped, returned) and operators' actions through the worker's API.",
+)
+ORDERS_STATE = TopicSpec(
+    name="orders.state.v1",
+    key="order id",
+    value_schema="stockflow.v1.OrderState",
+    cleanup_policy="compact",
+    writer=Writer.ORDER_BOOK,
+    doc="The current state of every order, one record per transition (compacted: the last"
+    " one per order stays).",
+)
+
 API_TOKENS = TopicSpec(
     name="stockflow.tokens.v1",
     key="token name",
@@ -112,6 +132,8 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_DEADLETTER,
     API_TOKENS,
     STOCKFLOW_AUDIT,
+    ORDERS,
+    ORDERS_STATE,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
