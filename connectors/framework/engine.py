@@ -270,9 +270,12 @@ class Lane:
 
 def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[PushItem]:
     """One push item per served channel named in the level's ``changed_channels`` (all served
-    channels when the list is empty); a channel missing from ``channels`` gets
+    channels when the list is empty, from writers older than the per-location split; none
+    when only that split changed); a channel missing from ``channels`` gets
     ``default_quantity``."""
     changed = set(level.get("changed_channels") or ())
+    if not changed and level.get("locations"):
+        return []  # a transfer: every channel's quantity stays
     quantities: Mapping[str, int] = level.get("channels") or {}
     items = []
     for channel in channels:

@@ -168,10 +168,12 @@ class Step:
             return self.out
         state.journal_trim(config.journal_limit, self.now - config.journal_max_age_ms)
         sku = state.sku
+        split_moved = False  # a location's available changed (a transfer keeps the totals)
         for name in sorted(self.touched):
             avail = location_available(state.locations[name], name, config)
             before = state.last_available.get(name, 0)
             state.last_available[name] = avail
+            split_moved = split_moved or before != avail
             threshold = config.low_stock(name)
             if threshold is not None and before > threshold >= avail:
                 self.alert(
@@ -195,7 +197,7 @@ class Step:
         qty = channel_quantities(state, config)
         last = state.last_qty
         changed = [c for c, q in qty.items() if last.get(c, 0) != q]
-        if not changed:
+        if not changed and not split_moved:
             return self.out
         known = state.version > 0
         for c in changed:
@@ -221,6 +223,9 @@ class Step:
             "channels": {c: q for c, q in qty.items() if c != DEFAULT_CHANNEL},
             "changed_channels": changed,
             "default_quantity": default,
+            "locations": {
+                n: location_available(loc, n, config) for n, loc in state.locations.items()
+            },
             "cause_event_id": self.event["event_id"],
             "occurred_at": self.event["occurred_at"],
             "at": self.now,

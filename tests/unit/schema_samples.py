@@ -29,6 +29,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "channels": {"shopify": 10, "amazon": 8},
         "changed_channels": ["shopify"],
         "default_quantity": 12,
+        "locations": {"paris-wh": 12, "lyon": 0},
         "cause_event_id": "e1",
         "occurred_at": T,
         "at": T + 3,

@@ -184,16 +184,21 @@ def _check_step(
         if gap > gap_before:
             assert name in physical and name in alerted
             assert name not in transferred
-    # levels: only on change, version +1, never negative
+    # levels: only when a channel's quantity or a location's available changed, version +1,
+    # never negative, with the split per location
     now_qty = channel_quantities(state, CONFIG)
+    split = {n: location_available(loc, n, CONFIG) for n, loc in state.locations.items()}
     assert all(q >= 0 for q in now_qty.values())
     if out.level is None:
         assert now_qty == {c: levels["qty"].get(c, 0) for c in now_qty}
+        assert split == {n: levels["split"].get(n, 0) for n in split}
     else:
         assert out.level["version"] == levels["version"] + 1
         changed = {c for c in now_qty if now_qty[c] != levels["qty"].get(c, 0)}
-        assert changed and set(out.level["changed_channels"]) == changed
-        levels["version"], levels["qty"] = out.level["version"], now_qty
+        assert set(out.level["changed_channels"]) == changed
+        assert changed or split != {n: levels["split"].get(n, 0) for n in split}
+        assert out.level["locations"] == split
+        levels["version"], levels["qty"], levels["split"] = out.level["version"], now_qty, split
     # the byte form (main record and pages) round-trips
     assert _load(_stored(state)) == state
 
@@ -211,7 +216,7 @@ def test_random_event_sequences_keep_every_ledger_invariant(sequence: list[Any])
     state: SkuState | None = None
     applied: list[dict[str, Any]] = []
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    levels: dict[str, Any] = {"version": 0, "qty": {}}
+    levels: dict[str, Any] = {"version": 0, "qty": {}, "split": {}}
     now = BASE
     for seed in SEED:
         before = _stored(state)

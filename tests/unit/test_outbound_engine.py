@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 from prometheus_client import REGISTRY
 
-from connectors.framework.engine import LanePolicy, OutboundEngine
+from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
 from connectors.framework.types import PushItem
 from connectors.shopify.outbound import ShopifyPusher
 from connectors.testing.base import Write
@@ -404,3 +404,22 @@ def test_reconciliation_finds_a_woo_quantity_changed_behind_our_back() -> None:
             assert r.woo.products[1]["stock_quantity"] == 8
 
     asyncio.run(scenario())
+
+
+def test_a_level_where_only_the_split_between_locations_changed_pushes_nothing() -> None:
+    """Given level records of a SKU, when one names the channels that changed, one names
+    none and carries the split per location (a transfer), and one from an older writer
+    names none and has no split, then the first pushes its channels, the transfer nothing,
+    and the older record every served channel."""
+    base = {"sku": "chair", "version": 3, "channels": {"shopify": 4}, "default_quantity": 6}
+    base["occurred_at"] = 1
+    changed = items_from_level(
+        {**base, "changed_channels": ["shopify"], "locations": {"a": 6}}, ["shopify", "woo"]
+    )
+    moved = items_from_level(
+        {**base, "changed_channels": [], "locations": {"a": 2, "b": 4}}, ["shopify", "woo"]
+    )
+    old = items_from_level({**base, "changed_channels": []}, ["shopify", "woo"])
+    assert [(i.channel, i.quantity) for i in changed] == [("shopify", 4)]
+    assert moved == []
+    assert [(i.channel, i.quantity) for i in old] == [("shopify", 4), ("woo", 6)]
