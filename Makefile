@@ -9,7 +9,7 @@ demo: $(STAMP)
 	$(PY) -m streams.cli demo
 
 test: $(STAMP) lint
-	$(PY) -m pytest tests/unit tests/integration tests/faults tests/compat
+	$(PY) -m pytest --durations=30 tests/unit tests/integration tests/faults tests/compat
 
 lint: $(STAMP)
 	.venv/bin/ruff check .
