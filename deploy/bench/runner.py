@@ -3,6 +3,7 @@ latency, sale→channel, sink, memory and recovery, changelog bytes."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import uuid
 from collections.abc import Sequence
@@ -56,8 +57,12 @@ def run_bench(
 
 
 def _check_stack(settings: Settings) -> None:
+    quiet = logging.getLogger("stockflow.bench.probe")  # the probe's connection failures
+    quiet.addHandler(logging.NullHandler())  # are the one message below, not a log flood
+    quiet.propagate = False
     try:
-        AdminClient(admin_config(settings)).list_topics(timeout=5)
+        probe = AdminClient(admin_config(settings, logger=quiet, error_cb=lambda _error: None))
+        probe.list_topics(timeout=5)
     except KafkaException:
         raise BenchError(
             f"Kafka is not reachable at {settings.bootstrap}; start it with `stockflow stack up`"

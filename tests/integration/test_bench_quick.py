@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from streams.kernel.settings import Settings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +75,26 @@ def test_an_unknown_part_is_refused_with_exit_code_2() -> None:
     )
     assert done.returncode == 2
     assert "unknown part" in done.stderr
+
+
+def test_without_kafka_the_bench_says_so_in_one_line_and_exits_1(tmp_path: Path) -> None:
+    """Given no broker at the configured port, when the bench starts, then it exits 1 with
+    one line that says Kafka is not reachable and how to start it, not a flood of client
+    connection errors."""
+    env = {
+        **os.environ,
+        "STOCKFLOW_STATE_DIR": str(tmp_path),
+        "STOCKFLOW_KAFKA_PORT": str(free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--quick", "--only", "raw"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert "Kafka is not reachable" in done.stderr
+    assert "stockflow stack up" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr[:2000]
