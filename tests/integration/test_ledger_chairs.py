@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from schemas.codec import Codec, single_object_codec
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_DECISIONS, STOCK_EVENTS
+from tests.support.chairs import CHANNELS, CONFIG, race_for_chairs
 from tests.support.kafka import (
     end_offsets,
     group_lag,
@@ -26,17 +25,6 @@ from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
-
-CHANNELS = ("shopify", "amazon", "store")
-CONFIG = """
-default_location: main
-locations:
-  - name: main
-channels:
-  - name: shopify
-  - name: amazon
-  - name: store
-"""
 
 
 @pytest.fixture(scope="module")
@@ -67,17 +55,6 @@ def worker(
     process.stop()
 
 
-def _decisions(settings: Settings, codec: Codec, sku: str, n: int) -> list[dict[str, Any]]:
-    return read_topic(
-        settings,
-        codec,
-        STOCK_DECISIONS,
-        lambda r: r["sku"] == sku,
-        until=lambda found: len({d["decision_id"] for d in found}) >= n,
-        timeout=90,
-    )
-
-
 def test_one_hundred_chairs_sold_on_three_channels_at_once_never_oversell(
     local_stack: Settings, worker: WorkerProcess, codec: Codec, tmp_path: Path
 ) -> None:
@@ -88,41 +65,7 @@ def test_one_hundred_chairs_sold_on_three_channels_at_once_never_oversell(
     when everything the ledger has read is replayed from its first offset, then nothing
     changes (no state moves, no order is decided twice)."""
     sku = f"chair-{uuid.uuid4().hex[:8]}"
-    produce_events(
-        local_stack, codec, [stock_event(f"{sku}-count", "stock_count", sku, 100, location="main")]
-    )
-    wait_for(
-        lambda: (
-            (worker.stock(sku) or {}).get("locations", {}).get("main", {}).get("on_hand") == 100
-        ),
-        timeout=60,
-        what="the count to be applied",
-    )
-
-    def orders(channel: str) -> None:
-        produce_events(
-            local_stack,
-            codec,
-            [
-                stock_event(
-                    f"{sku}-{channel}-{i}",
-                    "order_placed",
-                    sku,
-                    1,
-                    channel=channel,
-                    order_id=f"{channel}-{i}",
-                )
-                for i in range(50)
-            ],
-        )
-
-    threads = [threading.Thread(target=orders, args=(c,)) for c in CHANNELS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    decisions = {d["decision_id"]: d for d in _decisions(local_stack, codec, sku, 150)}
+    decisions = race_for_chairs(local_stack, local_stack, codec, worker, sku)
     outcomes = [d["outcome"] for d in decisions.values()]
     assert len(decisions) == 150
     assert outcomes.count("accepted") == 100

@@ -14,7 +14,6 @@ import dataclasses
 import io
 import socket
 import ssl
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,22 +39,12 @@ from streams.kernel.topics import STOCK_DECISIONS, STOCK_MOVEMENTS
 from streams.reports import run_report
 from streams.warehouse.clickhouse import connect
 from tests.integration.sink_support import drop_database, running_sink, wait_rows
-from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.chairs import CHANNELS, CONFIG, race_for_chairs
+from tests.support.kafka import wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
-
-CHANNELS = ("shopify", "amazon", "store")
-CONFIG = """
-default_location: main
-locations:
-  - name: main
-channels:
-  - name: shopify
-  - name: amazon
-  - name: store
-"""
 
 
 @dataclass
@@ -156,50 +145,8 @@ def test_chairs_sold_over_sasl_ssl_never_oversell_and_reach_clickhouse_over_tls(
     then exactly 100 are accepted and 50 rejected and every channel shows 0;
     when the sink (user ``sink``) runs, then the 150 decisions reach ClickHouse over TLS and
     a report reads them back over TLS."""
-    connectors = secure.user("connectors")
     sku = f"chair-{uuid.uuid4().hex[:8]}"
-    count = stock_event(f"{sku}-count", "stock_count", sku, 100, location="main")
-    produce_events(connectors, codec, [count])
-    wait_for(
-        lambda: (
-            (worker.stock(sku) or {}).get("locations", {}).get("main", {}).get("on_hand") == 100
-        ),
-        timeout=90,
-        what="the count to be applied",
-    )
-
-    def orders(channel: str) -> None:
-        produce_events(
-            connectors,
-            codec,
-            [
-                stock_event(
-                    f"{sku}-{channel}-{i}",
-                    "order_placed",
-                    sku,
-                    1,
-                    channel=channel,
-                    order_id=f"{channel}-{i}",
-                )
-                for i in range(50)
-            ],
-        )
-
-    threads = [threading.Thread(target=orders, args=(c,)) for c in CHANNELS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    found = read_topic(
-        secure.user("admin"),
-        codec,
-        STOCK_DECISIONS,
-        lambda r: r["sku"] == sku,
-        until=lambda got: len({d["decision_id"] for d in got}) >= 150,
-        timeout=90,
-    )
-    decisions = {d["decision_id"]: d for d in found}
+    decisions = race_for_chairs(secure.user("connectors"), secure.user("admin"), codec, worker, sku)
     outcomes = [d["outcome"] for d in decisions.values()]
     assert (len(decisions), outcomes.count("accepted"), outcomes.count("rejected")) == (
         150,
