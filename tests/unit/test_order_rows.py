@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -204,3 +206,46 @@ def test_migration_versions_are_unique() -> None:
     (a repeated version would be skipped on a database that applied the other)."""
     versions = [m.version for m in MIGRATIONS]
     assert len(versions) == len(set(versions))
+
+
+def test_the_order_gauges_show_each_figure_and_nan_where_no_order_gives_a_ratio() -> None:
+    """Given the figures of two shop orders (one split, 8 of 10 units filled) and none
+    allocated yet, when published as gauges,
+    then Prometheus gets the ratios per channel and for every channel ('*'), revenue and cost
+    per order per currency, and NaN - a series, not a gap - for the missing latencies."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from streams.sink.order_gauges import OrderGauges
+    from streams.warehouse import order_figures as f
+
+    registry = CollectorRegistry()
+    OrderGauges(registry).publish(
+        f.Figures(
+            fill=[f.Fill("shop", 5, 4, 10, 8)],
+            splits=[f.Split("shop", 2, 1)],
+            latency=[f.Latency("*", 0, None, None)],
+            exceptions=[f.Exceptions("no_stock", 2, 2, 1)],
+            channels=[f.ChannelMoney("shop", "EUR", 4, 2, 9000, 1400, 285.0)],
+        )
+    )
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("stockflow_orders_window_orders") == 4
+    assert value("stockflow_orders_placed", channel="shop") == 4
+    assert value("stockflow_orders_fill_ratio", channel="shop", basis="units") == 0.8
+    assert value("stockflow_orders_fill_ratio", channel="*", basis="lines") == 0.8
+    assert value("stockflow_orders_split_shipment_ratio", channel="*") == 0.5
+    assert value("stockflow_orders_exceptions", reason="no_stock") == 2
+    assert value("stockflow_orders_exceptions_open", reason="no_stock") == 1
+    assert value("stockflow_orders_revenue", channel="shop", currency="EUR") == 9000
+    assert value("stockflow_orders_cost_per_order", channel="shop", currency="EUR") == 842.5
+    p95 = value("stockflow_orders_placed_to_allocated_seconds", channel="*", level="p95")
+    assert p95 is not None and p95 != p95  # NaN
+    if shutil.which("promtool"):
+        text = generate_latest(registry)
+        checked = subprocess.run(
+            ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
+        )
+        assert checked.returncode == 0, checked.stderr.decode()
