@@ -55,6 +55,7 @@ class OrderGauges:
         r = registry
         window = "orders placed in the last 24 h"
         self.orders = Gauge("stockflow_orders_window_orders", f"Number of {window}.", registry=r)
+        self.orders.set(NAN)  # not computed yet
         self.placed = Gauge(
             "stockflow_orders_placed", f"Number of {window}, by channel.", ["channel"], registry=r
         )

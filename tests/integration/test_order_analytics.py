@@ -6,12 +6,14 @@ import copy
 import dataclasses
 import io
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
 
 from schemas.codec import codec_for
 from streams.kernel.kafka_config import producer_config
@@ -20,6 +22,7 @@ from streams.kernel.settings import Settings
 from streams.kernel.topics import ORDERS_STATE, SINK_TOPICS, STOCK_DEADLETTER
 from streams.reports import run_report
 from streams.sink.deadletters import Codec
+from streams.sink.order_gauges import run_order_gauges
 from streams.warehouse.clickhouse import connect
 from tests.integration.sink_support import (
     drop_database,
@@ -292,6 +295,24 @@ def test_order_states_with_copies_land_once_and_the_reports_match_hand_computed_
     assert (b2b["orders"], b2b["sold_orders"], b2b["revenue"], b2b["cost_per_order"]) == (
         1, 0, 0, None,
     )  # fmt: skip
+
+    # The dashboard's gauges: same formulas, refreshed by the sink's thread (a window long
+    # enough to reach these orders; woo has no order outside the report's period).
+    registry, stop = CollectorRegistry(), threading.Event()
+    thread = run_order_gauges(settings, registry, stop, every=0.2, window=30 * 86_400)
+    try:
+        wait_for(
+            lambda: registry.get_sample_value("stockflow_orders_window_orders") == len(states),
+            timeout=30,
+            what="the order gauges",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    gauge = registry.get_sample_value
+    assert gauge("stockflow_orders_fill_ratio", {"channel": "woo", "basis": "units"}) == 4 / 6
+    assert gauge("stockflow_orders_cost_per_order", {"channel": "woo", "currency": "USD"}) == 300
+    assert gauge("stockflow_orders_exceptions_open", {"reason": "no_stock"}) == 1
 
     dead = read_topic(
         settings,
