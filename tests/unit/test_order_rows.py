@@ -249,3 +249,25 @@ def test_the_order_gauges_show_each_figure_and_nan_where_no_order_gives_a_ratio(
             ["promtool", "check", "metrics"], input=text, capture_output=True, check=False
         )
         assert checked.returncode == 0, checked.stderr.decode()
+
+
+def test_channel_fees_are_read_from_orders_channels_and_a_bad_one_names_its_key() -> None:
+    """Given the configuration's orders.channels with fees, when parsed, then each named
+    channel gets its percent and fixed fee, a missing orders section means no fees, and a
+    negative fee_percent is refused with its key path."""
+    from streams.warehouse.order_figures import Fees, FeesError, parse_fees
+
+    raw = {
+        "channels": [{"name": "web"}],
+        "orders": {
+            "channels": [
+                {"name": "shop", "policy": "ship_available", "fee_percent": 2.5, "fee_fixed": 30},
+                {"name": "woo"},
+            ]
+        },
+    }
+    assert parse_fees(raw) == {"shop": Fees(2.5, 30), "woo": Fees(0.0, 0)}
+    assert parse_fees({"channels": []}) == {}
+    raw["orders"]["channels"][1]["fee_percent"] = -1  # type: ignore[index]
+    with pytest.raises(FeesError, match=r"orders\.channels\[1\]\.fee_percent"):
+        parse_fees(raw)
