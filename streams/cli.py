@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "name",
         help="turnover, days-of-cover, sales-trend, best-sellers, discrepancies, availability,"
-        " audit",
+        " audit, orders-fill, orders-split, orders-latency, orders-exceptions, orders-channels",
     )
     report.add_argument("--format", default="table", help="table (default), csv or json")
     report.add_argument("--since", help="start of the period (ISO date or time, UTC)")

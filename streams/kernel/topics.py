@@ -144,8 +144,8 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-# What the sink stores in ClickHouse: the ledger's outputs and the access audit.
-SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT)
+# What the sink stores in ClickHouse: the ledger's outputs, the access audit, order states.
+SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT, ORDERS_STATE)
 
 
 def by_name(name: str) -> TopicSpec:

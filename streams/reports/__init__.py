@@ -26,14 +26,20 @@ def run_report(
     options (missing ones take their defaults). Returns 0, 2 for a bad request, 1 when
     ClickHouse cannot answer."""
     from streams.reports.audit import audit_report
+    from streams.reports.orders import order_reports
     from streams.reports.period import ReportError, period
     from streams.reports.queries import REPORTS, Filters
     from streams.reports.render import FORMATS, render
     from streams.warehouse.clickhouse import connect, database_name, is_unavailable
     from streams.warehouse.migrations import migrate
+    from streams.warehouse.order_figures import FeesError, load_fees
 
     out = out or sys.stdout
-    reports = {**REPORTS, "audit": audit_report}
+    try:  # orders.channels[].fee_percent / fee_fixed, for cost per order
+        fees = load_fees(settings.config_path) if name == "orders-channels" else {}
+    except FeesError as exc:
+        return _fail(str(exc))
+    reports = {**REPORTS, "audit": audit_report, **order_reports(fees)}
     options = dict(args) if isinstance(args, Mapping) else dict(vars(args))
     if name not in reports:
         return _fail(f"unknown report {name!r}; choose one of {', '.join(reports)}")

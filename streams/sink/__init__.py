@@ -18,6 +18,7 @@ def run_sink(settings: Settings) -> int:
 
     from schemas.codec import codec_for
     from streams.sink.metrics import SinkMetrics
+    from streams.sink.order_gauges import run_order_gauges
     from streams.sink.sink import Sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -38,9 +39,12 @@ def run_sink(settings: Settings) -> int:
         settings.sink_metrics_bind,
         settings.sink_metrics_port,
     )
+    gauges = run_order_gauges(settings, metrics.registry, stop)  # business dashboard figures
     try:
         sink = Sink(settings, codec_for(settings), metrics=metrics, group_id=settings.sink_group)
         return sink.run(stop)
     finally:
+        stop.set()
+        gauges.join(timeout=5)
         server.shutdown()
         thread.join(timeout=5)

@@ -28,6 +28,17 @@ class Entry:
     value: bytes = b""
     event_id: str | None = None
     added_at: float = 0.0
+    # Rows of further tables, for a record stored in several (an order state).
+    more: tuple[tuple[Table, tuple[Row, ...]], ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Rows of every table."""
+        return len(self.rows) + sum(len(rows) for _, rows in self.more)
+
+    def parts(self) -> list[tuple[Table, tuple[Row, ...]]]:
+        first = [(self.table, self.rows)] if self.table is not None else []
+        return first + list(self.more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +47,13 @@ class Batch:
 
     @property
     def rows(self) -> int:
-        return sum(len(e.rows) for e in self.entries)
+        return sum(e.size for e in self.entries)
 
     def by_table(self) -> dict[Table, list[tuple[Row, Entry]]]:
         tables: dict[Table, list[tuple[Row, Entry]]] = {}
         for entry in self.entries:
-            if entry.table is not None:
-                tables.setdefault(entry.table, []).extend((row, entry) for row in entry.rows)
+            for table, rows in entry.parts():
+                tables.setdefault(table, []).extend((row, entry) for row in rows)
         return tables
 
     def commit_offsets(self) -> dict[tuple[str, int], int]:
@@ -86,7 +97,7 @@ class Buffer:
 
     def add(self, entry: Entry) -> None:
         self._entries.append(entry)
-        self._rows += len(entry.rows)
+        self._rows += entry.size
 
     def due(self, now: float) -> bool:
         if not self._entries:
@@ -99,10 +110,10 @@ class Buffer:
         taken: list[Entry] = []
         rows = 0
         for entry in self._entries:
-            if taken and rows + len(entry.rows) > self.batch_rows:
+            if taken and rows + entry.size > self.batch_rows:
                 break
             taken.append(entry)
-            rows += len(entry.rows)
+            rows += entry.size
         return Batch(tuple(taken))
 
     def done(self, batch: Batch) -> None:
@@ -110,7 +121,7 @@ class Buffer:
         for expected in batch.entries:
             entry = self._entries.popleft()
             assert entry is expected, "batches must be done in the order they were taken"
-            self._rows -= len(entry.rows)
+            self._rows -= entry.size
 
     def drop(self, partitions: Iterable[tuple[str, int]]) -> int:
         """Forget uncommitted records of partitions this consumer lost; their new owner reads
@@ -119,5 +130,5 @@ class Buffer:
         kept = deque(e for e in self._entries if (e.topic, e.partition) not in lost)
         dropped = len(self._entries) - len(kept)
         self._entries = kept
-        self._rows = sum(len(e.rows) for e in kept)
+        self._rows = sum(e.size for e in kept)
         return dropped

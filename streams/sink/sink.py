@@ -46,7 +46,8 @@ from streams.kernel.topics import SINK_TOPICS
 from streams.sink.buffer import Batch, Buffer, Entry
 from streams.sink.deadletters import Codec, DeadLetters
 from streams.sink.metrics import SinkMetrics
-from streams.sink.rows import Row, RowError, Table, event_id_of, to_rows
+from streams.sink.order_rows import order_key, table_rows
+from streams.sink.rows import Row, RowError, Table, event_id_of
 from streams.sink.writer import Insert, write_batch
 from streams.warehouse.clickhouse import (
     connect,
@@ -283,8 +284,8 @@ class Sink:
                 if getattr(exc, "reason", None) == REGISTRY_UNAVAILABLE:
                     raise RegistryUnavailableError(str(exc)) from None
                 raise
-            event_id = event_id_of(record)
-            table, rows = to_rows(schema, record, partition, offset)
+            event_id = event_id_of(record) or order_key(record)
+            (table, rows), *more = table_rows(schema, record, partition, offset)
         except RegistryUnavailableError:
             raise
         except RowError as exc:
@@ -293,8 +294,11 @@ class Sink:
             reason = str(getattr(exc, "reason", None) or "undecodable")
             error = f"{type(exc).__name__}: {exc}"
         else:
+            extra = tuple((t, tuple(r)) for t, r in more)
             self.buffer.add(
-                Entry(topic, partition, offset, table, tuple(rows), key, value, event_id, now)
+                Entry(
+                    topic, partition, offset, table, tuple(rows), key, value, event_id, now, extra
+                )
             )
             self._registry_ok()
             return

@@ -233,3 +233,90 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "access audit", (_AUDIT,)),
 )
+
+# -- Orders (orders.state.v1) ---------------------------------------------------------------
+# One OrderState record per transition, keyed by order id, ``version`` 1, 2, 3, ... Only the
+# country is kept of the ship-to (no postal code, no customer ref: the reports need neither).
+#
+# * ``orders``: one row per order and version, ReplacingMergeTree(version) ORDER BY order_id,
+#   so a merge keeps the last version of each order. Reports never rely on that merge: they
+#   take ``max(version)`` / ``argMax(x, version)`` per order, exact with unmerged parts and
+#   copies (duplicate copies of one version are identical). Partitioned by the month the order
+#   was placed, which every version carries unchanged, so all versions meet in one partition.
+# * ``order_lines``: one row per order, version and line (the line's history); a report takes
+#   the lines of the order's last version.
+# * ``order_transitions``: one row per transition; (order_id, version) is its id, so a
+#   replayed record collapses into it. ``reason`` is the transition's, else the state's.
+_ORDERS = """
+CREATE TABLE IF NOT EXISTS {db}.orders (
+    order_id String,
+    version UInt64,
+    channel String,
+    status String,
+    route_reason Nullable(String),
+    reason Nullable(String),
+    attempts UInt32,
+    delivery String,
+    pickup_location Nullable(String),
+    country Nullable(String),
+    customer_type String,
+    risk Nullable(String),
+    shipping_cost Nullable(Int64),
+    lines UInt32,
+    units Int64,
+    placed_at DateTime('UTC'),
+    placed_at_ms UInt64,
+    updated_at DateTime('UTC'),
+    updated_at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(placed_at)
+ORDER BY order_id
+"""
+
+_ORDER_LINES = """
+CREATE TABLE IF NOT EXISTS {db}.order_lines (
+    order_id String,
+    version UInt64,
+    line_id String,
+    channel String,
+    sku String,
+    qty Int64,
+    location Nullable(String),
+    lot Nullable(String),
+    status String,
+    shipped_qty Int64,
+    unit_price Nullable(Int64),
+    currency Nullable(String),
+    placed_at DateTime('UTC'),
+    placed_at_ms UInt64,
+    updated_at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(placed_at)
+ORDER BY (order_id, version, line_id)
+"""
+
+_ORDER_TRANSITIONS = """
+CREATE TABLE IF NOT EXISTS {db}.order_transitions (
+    order_id String,
+    version UInt64,
+    channel String,
+    from_status Nullable(String),
+    to_status String,
+    event_id String,
+    reason Nullable(String),
+    actor Nullable(String),
+    at DateTime('UTC'),
+    at_ms UInt64,
+    placed_at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(at)
+ORDER BY (order_id, version)
+"""
+
+MIGRATIONS += (Migration(4, "orders", (_ORDERS, _ORDER_LINES, _ORDER_TRANSITIONS)),)
