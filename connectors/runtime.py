@@ -4,7 +4,8 @@ Parts (see ``connectors.framework`` for how each works):
 
 - the webhook receiver on ``$STOCKFLOW_CONNECTORS_BIND:$STOCKFLOW_CONNECTORS_PORT``
   (``/webhooks/<channel>``, ``/metrics``, ``/health``), publishing through the intake to
-  ``stock.events.v1``;
+  ``stock.events.v1`` (and Order records to ``orders.v1`` for a channel set to
+  ``orders: book``);
 - one poller per channel (backup for lost webhooks), through the same intake;
 - the levels consumer feeding the outbound engine, which pushes to every channel that maps
   the SKU; dead letters go to ``stock.deadletter.v1``;
@@ -101,7 +102,13 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
         )
         return Channel(
             inst,
-            ShopifyInbound(mapping, secrets, client, max_age_s=inst.webhook_max_age_s),
+            ShopifyInbound(
+                mapping,
+                secrets,
+                client,
+                max_age_s=inst.webhook_max_age_s,
+                orders_mode=inst.orders,
+            ),
             ShopifyPusher(client, mapping, max_batch=inst.max_batch),
             ShopifyRefusals(client, mapping),
         )
@@ -115,7 +122,7 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
     )
     return Channel(
         inst,
-        WooInbound(mapping, secrets, woo),
+        WooInbound(mapping, secrets, woo, orders_mode=inst.orders),
         WooPusher(woo, mapping, max_batch=inst.max_batch),
         WooRefusals(woo, mapping),
     )
@@ -210,7 +217,9 @@ class Runtime:
                 alert=KafkaDriftAlerts(publisher, codec),
                 grace_s=self.config.drift_grace_s,
             )
-            intake = Intake(publisher, observe=drift.observe)
+            intake = Intake(
+                publisher, observe=drift.observe, publish_orders=publisher.publish_orders
+            )
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
             exceptions = ExceptionsView()
             refusals = RefusalHandler(

@@ -16,6 +16,11 @@ WEBHOOKS = Counter(
     "(accepted, duplicate, stale, bad_signature, ping, invalid, publish_failed).",
     ["channel", "outcome"],
 )
+ORDERS_PUBLISHED = Counter(
+    "stockflow_connector_orders_published_total",
+    "Order records (orders.v1) handed to the publisher, by type.",
+    ["channel", "type"],
+)
 EVENTS_PUBLISHED = Counter(
     "stockflow_connector_events_published_total",
     "Normalised stock events handed to the publisher, by type.",

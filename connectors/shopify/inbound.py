@@ -15,6 +15,10 @@ the same events for the same facts (and the intake publishes each once):
   gives (restocked → resellable, processing required → quarantine, not restocked →
   damaged; ``shopify.returns``)
 - ``inventory_levels/update`` → a stock observation (echo or drift), not an event.
+
+With ``orders: book`` (``connectors.framework.orders``) the order facts above are Order
+records instead (``connectors.shopify.orders``); only ``return_received`` stays a
+StockEvent (refund returns, dispositions).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import orjson
 
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import DEFAULT_ORDER_MODE, stock_facts
 from connectors.framework.signing import check_age, check_source, verify
 from connectors.framework.types import (
     Delivery,
@@ -39,6 +44,7 @@ from connectors.shopify.fulfilment import (
     order_fulfilment_events,
 )
 from connectors.shopify.mapping import ShopifyMapping
+from connectors.shopify.orders import fulfilment_order, order_records, refund_order
 from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
@@ -187,7 +193,9 @@ class ShopifyInbound:
         client: ShopifyClient | None = None,
         *,
         max_age_s: float = 6 * 3600.0,
+        orders_mode: str = DEFAULT_ORDER_MODE,
     ) -> None:
+        self.book = orders_mode == "book"  # Order records instead of per-line order events
         self.mapping = mapping
         self.channel = mapping.channel
         self._secrets = tuple(secrets)
@@ -226,25 +234,39 @@ class ShopifyInbound:
     def _normalise(self, topic: str, payload: dict[str, Any], keys: tuple[str, ...]) -> Delivery:
         m = self.mapping
         if topic in ORDER_TOPICS:
+            events = order_events(payload, m)
             return Delivery(
                 m.channel,
                 topic,
-                events=order_events(payload, m),
+                events=stock_facts(events) if self.book else events,
+                orders=order_records(payload, m) if self.book else [],
                 delivery_keys=keys,
                 order_key=event_id(m.channel, m.shop, "order", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),
             )
         if topic in FULFILMENT_TOPICS:
+            shipped = fulfilment_order(payload, m) if self.book else None
             return Delivery(
                 m.channel,
                 topic,
-                events=fulfilment_events(payload, m),
+                events=[] if self.book else fulfilment_events(payload, m),
+                orders=[] if shipped is None else [shipped],
                 delivery_keys=keys,
                 order_key=event_id(m.channel, m.shop, "fulfillment", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),
             )
         if topic == "refunds/create":
-            return Delivery(m.channel, topic, events=refund_events(payload, m), delivery_keys=keys)
+            events = refund_events(payload, m)
+            if not self.book:
+                return Delivery(m.channel, topic, events=events, delivery_keys=keys)
+            returned = refund_order(payload, m)
+            return Delivery(
+                m.channel,
+                topic,
+                events=stock_facts(events),
+                orders=[] if returned is None else [returned],
+                delivery_keys=keys,
+            )
         if topic == "inventory_levels/update":
             return Delivery(
                 m.channel, topic, observations=level_observations(payload, m), delivery_keys=keys

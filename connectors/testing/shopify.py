@@ -125,10 +125,38 @@ class FakeShopify(FakeChannel):
         self.stock[(item_id, location_id)] = qty
 
     def place_order(
-        self, lines: list[tuple[int, int]], *, location_id: int | None = None
+        self,
+        lines: list[tuple[int, int]],
+        *,
+        location_id: int | None = None,
+        price: str = "10.00",
+        currency: str = "EUR",
+        customer_id: int | None = 7001,
+        company_id: int | None = None,
+        ship_to: tuple[str, str, float | None, float | None] = ("FR", "75011", 48.8589, 2.3795),
     ) -> dict[str, Any]:
-        """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed."""
+        """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed.
+
+        Like Shopify's payload it carries personal data (the customer's name, email, phone,
+        street) in ``customer``, ``email``, ``phone``, ``shipping_address`` and
+        ``billing_address``; ``company`` is set for a B2B order (``company_id``)."""
         order_id = self._next_id()
+        country, postal, lat, lon = ship_to
+        person = {"first_name": "Jeanne", "last_name": "Martin", "phone": "+33612345678"}
+        address = {
+            **person,
+            "name": "Jeanne Martin",
+            "address1": "12 rue Oberkampf",
+            "address2": "Bat B",
+            "city": "Paris",
+            "company": None,
+            "country": "France",
+            "country_code": country,
+            "province_code": None,
+            "zip": postal,
+            "latitude": lat,
+            "longitude": lon,
+        }
         now = self.now_iso()
         items = []
         for variant_id, qty in lines:
@@ -146,6 +174,8 @@ class FakeShopify(FakeChannel):
                     "fulfillment_status": None,
                     "requires_shipping": True,
                     "gift_card": False,
+                    "price": price,
+                    "name": f"{self.skus[item_id]} for Jeanne",
                 }
             )
         order = {
@@ -165,6 +195,17 @@ class FakeShopify(FakeChannel):
             "fulfillments": [],
             "refunds": [],
             "tags": "",
+            "currency": currency,
+            "email": "jeanne.martin@example.org",
+            "phone": person["phone"],
+            "customer": None
+            if customer_id is None
+            else {"id": customer_id, **person, "email": "jeanne.martin@example.org"},
+            "company": None
+            if company_id is None
+            else {"id": company_id, "location_id": company_id + 1},
+            "shipping_address": address,
+            "billing_address": dict(address),
         }
         self.orders[order_id] = order
         return order
@@ -566,6 +607,8 @@ class FakeShopify(FakeChannel):
                     "reason": variables.get("reason"),
                     "restock": variables.get("restock"),
                     "staff_note": variables.get("staffNote"),
+                    "refund": variables.get("refund"),
+                    "notify_customer": variables.get("notifyCustomer"),
                 }
             )
             if self.webhook_target:
