@@ -50,7 +50,10 @@ _CHECKER: Codec | None = None
 
 
 def stock_facts(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events of ``events`` that stay StockEvents in ``book`` mode."""
+    """The events of ``events`` that stay StockEvents in ``book`` mode. Dropped with the
+    per-line order events: a partial release (``order_cancelled`` of some units of a live
+    order, a refund of units that never left), which has no Order event: the order book
+    keeps those units reserved until the order ships or is cancelled."""
     return [e for e in events if e["type"] in STOCK_FACTS]
 
 

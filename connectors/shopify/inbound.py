@@ -23,6 +23,7 @@ StockEvent (refund returns, dispositions).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,7 +45,7 @@ from connectors.shopify.fulfilment import (
     order_fulfilment_events,
 )
 from connectors.shopify.mapping import ShopifyMapping
-from connectors.shopify.orders import fulfilment_order, order_records, refund_order
+from connectors.shopify.orders import fulfilment_order, order_records, order_risk, refund_order
 from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
@@ -196,6 +197,7 @@ class ShopifyInbound:
         orders_mode: str = DEFAULT_ORDER_MODE,
     ) -> None:
         self.book = orders_mode == "book"  # Order records instead of per-line order events
+        self._risks: OrderedDict[str, str | None] = OrderedDict()  # placed event id -> risk
         self.mapping = mapping
         self.channel = mapping.channel
         self._secrets = tuple(secrets)
@@ -226,7 +228,7 @@ class ShopifyInbound:
             )
             if topic == DISPOSE_TOPIC:
                 return await self._disposed(payload, headers, keys)
-            return self._normalise(topic, payload, keys)
+            return await self._assess(self._normalise(topic, payload, keys))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             # a field of another shape than the channel sends (a list where a text is, ...)
             raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
@@ -273,6 +275,23 @@ class ShopifyInbound:
             )
         return Delivery(m.channel, topic, delivery_keys=keys)  # subscribed but not stock-relevant
 
+    async def _assess(self, delivery: Delivery) -> Delivery:
+        """Give a placed Order Shopify's risk (GraphQL ``Order.risk``), read once per order
+        and remembered (a redelivery after a failed publish carries the same risk). A
+        throttle or outage raises: the webhook fails and Shopify delivers it again."""
+        if self._client is None:
+            return delivery
+        for record in delivery.orders:
+            if record["type"] != "placed":
+                continue
+            key = record["event_id"]
+            if key not in self._risks:
+                self._risks[key] = await order_risk(self._client, record["order_id"].split(":")[-1])
+                while len(self._risks) > 100_000:
+                    self._risks.popitem(last=False)
+            record["risk"] = self._risks[key]
+        return delivery
+
     async def _disposed(
         self, payload: dict[str, Any], headers: Mapping[str, str], keys: tuple[str, ...]
     ) -> Delivery:
@@ -288,6 +307,6 @@ class ShopifyInbound:
         if self._client is None:
             raise RuntimeError("ShopifyInbound needs a ShopifyClient to poll")
         orders = await self._client.orders_updated_since(ms_to_iso(checkpoint_ms))
-        deliveries = [self._normalise("orders/updated", o, ()) for o in orders]
+        deliveries = [await self._assess(self._normalise("orders/updated", o, ())) for o in orders]
         newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
         return deliveries, max(checkpoint_ms, newest)

@@ -17,13 +17,17 @@ later ``orders/updated`` and a polled order, so the intake publishes each once):
 
 Customer type: ``b2b`` when the order carries a ``company`` (Shopify B2B: the order was
 placed for a company location), else ``b2c``. The free-text ``company`` of an address is
-not used (anyone may type one). Risk: the order webhook carries no risk assessment
-(Shopify keeps it in GraphQL ``Order.risk``); a payload's ``risk_level`` is read where an
-integration adds it, lower-cased.
+not used (anyone may type one).
+
+Risk: the order payload carries no risk; Shopify keeps its assessments in GraphQL
+(``Order.risk.assessments[].riskLevel``: LOW, MEDIUM, HIGH, or NONE / PENDING). The inbound
+side reads them (:func:`order_risk`) before publishing a ``placed`` and keeps the highest
+of low / medium / high; none, or only pending ones, give no risk. An assessment made after
+the order was published does not change it (the placed record is published once).
 
 Refund lines restocked as ``cancel`` (units that never left) give no Order: the whole
 order's cancellation already releases every line, and a partial line cancellation of a live
-order has no Order event yet (it is counted, see ``UNMAPPED_PARTIAL_CANCELS``).
+order has no Order event yet (the order book keeps those units reserved).
 """
 
 from __future__ import annotations
@@ -39,21 +43,36 @@ from connectors.framework.orders import (
     order_record,
     ship_to,
 )
+from connectors.shopify.client import ShopifyClient
 from connectors.shopify.fulfilment import SHIPPED
 from connectors.shopify.mapping import ShopifyMapping
 from schemas.times import iso_to_ms
 
 RETURN_RESTOCK = frozenset({"return", "legacy_restock"})
-RISKS = frozenset({"low", "medium", "high"})
+RISKS = ("low", "medium", "high")  # lowest first
+ORDER_GID = "gid://shopify/Order/"
+RISK_QUERY = """
+query Risk($id: ID!) {
+  order(id: $id) { risk { assessments { riskLevel } } }
+}
+"""
+RISK_COST = 2.0
+
+
+async def order_risk(client: ShopifyClient, order_id: object) -> str | None:
+    """The highest of the order's low / medium / high assessments; None without one."""
+    data = await client.graphql(RISK_QUERY, {"id": f"{ORDER_GID}{order_id}"}, RISK_COST)
+    order = data.get("order") or {}
+    levels = {
+        str(a.get("riskLevel") or "").lower()
+        for a in (order.get("risk") or {}).get("assessments") or []
+    }
+    known = [level for level in RISKS if level in levels]
+    return known[-1] if known else None
 
 
 def customer_type(order: Mapping[str, Any]) -> str:
     return "b2b" if isinstance(order.get("company"), dict) and order["company"] else "b2c"
-
-
-def _risk(order: Mapping[str, Any]) -> str | None:
-    level = str(order.get("risk_level") or "").lower()
-    return level if level in RISKS else None
 
 
 def _customer_ref(order: Mapping[str, Any]) -> str | None:
@@ -105,7 +124,6 @@ def placed(order: Mapping[str, Any], m: ShopifyMapping) -> OrderDict | None:
         ship_to=_ship_to(order),
         customer_ref=_customer_ref(order),
         customer_type=customer_type(order),
-        risk=_risk(order),
         location=m.location(order.get("location_id")),
     )
 

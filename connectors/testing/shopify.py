@@ -7,8 +7,10 @@
 - ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
   leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``; at most 250
   per page, further pages through the ``Link: <…page_info=…>; rel="next"`` cursor.
-- ``orderCancel`` (reason, ``restock``, ``staffNote``; an order already cancelled is a user
-  error, and cancelling sends ``orders/cancelled``) and ``tagsAdd`` on orders.
+- ``orderCancel`` (reason, ``refund``, ``restock``, ``notifyCustomer``, ``staffNote``; an
+  order already cancelled or unknown is a user error, and cancelling sends
+  ``orders/cancelled``), ``tagsAdd`` on orders, and the ``order(id:)`` read of its risk
+  assessments.
 - Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
   read of its order and lines (``reverse_fulfillment_orders/dispose`` names only those).
 - Orders carry ``fulfillments[]``; ``fulfil()`` ships lines (partially or not) from a
@@ -98,6 +100,7 @@ class FakeShopify(FakeChannel):
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.replays = 0
         self.cancellations: list[dict[str, Any]] = []  # orderCancel calls applied
+        self.risks: dict[int, list[str]] = {}  # order id -> risk assessments (HIGH, PENDING…)
         self.returns: dict[int, dict[str, Any]] = {}  # reverse fulfilment orders
         self.pages_served = 0  # orders.json pages answered
         self._sent: dict[str, SentWebhook] = {}
@@ -134,13 +137,17 @@ class FakeShopify(FakeChannel):
         customer_id: int | None = 7001,
         company_id: int | None = None,
         ship_to: tuple[str, str, float | None, float | None] = ("FR", "75011", 48.8589, 2.3795),
+        risk: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed.
 
         Like Shopify's payload it carries personal data (the customer's name, email, phone,
         street) in ``customer``, ``email``, ``phone``, ``shipping_address`` and
-        ``billing_address``; ``company`` is set for a B2B order (``company_id``)."""
+        ``billing_address``; ``company`` is set for a B2B order (``company_id``); ``risk``
+        lists its risk assessments (``LOW``, ``MEDIUM``, ``HIGH``, ``NONE``, ``PENDING``), read
+        through GraphQL ``order(id:) { risk { assessments { riskLevel } } }``."""
         order_id = self._next_id()
+        self.risks[order_id] = list(risk)
         country, postal, lat, lon = ship_to
         person = {"first_name": "Jeanne", "last_name": "Martin", "phone": "+33612345678"}
         address = {
@@ -505,6 +512,8 @@ class FakeShopify(FakeChannel):
             requested = 10.0
         elif "reverseFulfillmentOrder(" in query:
             requested = 5.0
+        elif "order(id:" in query:
+            requested = 2.0
         elif "nodes(" in query:
             requested = 1.0 + len(variables.get("ids", []))
         else:
@@ -532,6 +541,11 @@ class FakeShopify(FakeChannel):
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
+        if "order(id:" in query:
+            data = {"order": self._order_risk(str(variables.get("id", "")))}
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
         if "reverseFulfillmentOrder(" in query:
             data = {"reverseFulfillmentOrder": self._reverse_order(str(variables.get("id", "")))}
             return web.json_response(
@@ -548,6 +562,13 @@ class FakeShopify(FakeChannel):
         result = self._set_quantities(query, variables)
         result.setdefault("extensions", {"cost": self._cost(requested, requested)})
         return web.json_response(result)
+
+    def _order_risk(self, gid: str) -> dict[str, Any] | None:
+        """``order(id:) { risk { assessments { riskLevel } } }``; null for an unknown order."""
+        if _gid_int(gid, ORDER_GID) not in self.orders:
+            return None
+        levels = self.risks.get(_gid_int(gid, ORDER_GID), [])
+        return {"risk": {"assessments": [{"riskLevel": level} for level in levels]}}
 
     def _reverse_order(self, gid: str) -> dict[str, Any] | None:
         rfo = self.returns.get(_gid_int(gid, RFO_GID))

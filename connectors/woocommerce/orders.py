@@ -21,7 +21,7 @@ names a ``company`` is ``b2b``, any other ``b2c`` (the company name itself is no
 
 A refund of an order never completed (units that never left) gives no Order: a full refund
 turns the order ``refunded``, which is its cancellation; a partial line cancellation of a
-live order has no Order event yet.
+live order has no Order event yet (the order book keeps those units reserved).
 """
 
 from __future__ import annotations

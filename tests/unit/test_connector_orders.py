@@ -26,6 +26,7 @@ from tests.fakes.harness import (
     receiver,
     seed_shopify,
     seed_woo,
+    shopify_client,
     shopify_mapping,
     woo_client,
     woo_mapping,
@@ -87,18 +88,51 @@ def test_a_shopify_order_becomes_one_placed_order_with_prices_and_no_personal_da
     assert b"Jeanne" in _encoded({**placed, "note": "Jeanne"})  # the check can see a leak
 
 
-def test_a_shopify_company_order_is_b2b_and_its_risk_level_is_kept() -> None:
-    """Given a Shopify B2B order (a company) that an integration marked risk_level HIGH, when
-    mapped, then it is b2b with risk high; a company typed in an address alone is not b2b."""
+def test_a_shopify_company_order_is_b2b_and_an_address_company_alone_is_not() -> None:
+    """Given a Shopify B2B order (placed for a company), when mapped, then it is b2b; a
+    consumer's order with a company typed in its billing address stays b2c."""
     fake = FakeShopify()
     seed_shopify(fake)
-    order = fake.place_order([(10, 1)], company_id=90)
-    order["risk_level"] = "HIGH"
-    [placed] = shopify_orders(order, shopify_mapping())
-    assert (placed["customer_type"], placed["risk"]) == ("b2b", "high")
+    [placed] = shopify_orders(fake.place_order([(10, 1)], company_id=90), shopify_mapping())
+    assert placed["customer_type"] == "b2b"
     consumer = fake.place_order([(10, 1)])
     consumer["billing_address"]["company"] = "Martin SARL"
     assert shopify_orders(consumer, shopify_mapping())[0]["customer_type"] == "b2c"
+
+
+def test_a_placed_shopify_order_carries_the_highest_risk_shopify_assessed() -> None:
+    """Given Shopify orders assessed PENDING + MEDIUM + HIGH, only PENDING, and LOW, when
+    their orders/create webhooks reach a book-mode channel with an API client, then the
+    placed Orders carry high, no risk, and low; when the API is throttled, the webhook is
+    answered 503 (Shopify retries) and the redelivery publishes the order with its risk."""
+
+    async def scenario() -> None:
+        async with FakeShopify() as fake, aiohttp.ClientSession() as session:
+            seed_shopify(fake)
+            client = shopify_client(session, fake)
+            inbound = ShopifyInbound(
+                shopify_mapping(), ("shopify-secret",), client, orders_mode="book"
+            )
+            async with receiver(inbound) as rx:
+                published: list[dict[str, Any]] = []
+
+                async def orders(records: Sequence[dict[str, Any]]) -> None:
+                    published.extend(records)
+
+                rx.intake._publish_orders = orders
+                target = rx.url("shopify")
+                for risk in (("PENDING", "MEDIUM", "HIGH"), ("PENDING",), ("LOW",)):
+                    order = fake.place_order([(10, 1)], risk=risk)
+                    await fake.deliver("orders/create", order, target=target)
+                assert [o["risk"] for o in published] == ["high", None, "low"]
+                fake.fail_next(1, status=503)
+                order = fake.place_order([(10, 1)], risk=("MEDIUM",))
+                sent = await fake.deliver("orders/create", order, target=target)
+                assert sent.statuses == [503, 200]
+                assert published[-1]["order_id"] == f"shopify:{order['id']}"
+                assert published[-1]["risk"] == "medium"
+
+    asyncio.run(scenario())
 
 
 def test_shopify_fulfilment_cancellation_and_return_are_order_events_in_book_mode() -> None:
