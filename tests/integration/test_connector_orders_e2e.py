@@ -82,13 +82,16 @@ def _cancel_here(stack: Stack, order_id: str, done: Callable[[], bool]) -> None:
 def test_a_shopify_order_webhook_becomes_one_order_record_and_no_line_event(stack: Stack) -> None:
     """Given both channels set to orders: book,
     when the fake Shopify sends a signed orders/create of two lines (with the customer's
-    name, email, phone and street in the payload),
+    name, email, phone and street in the payload) for an order Shopify assessed HIGH risk,
     then orders.v1 holds one placed Order keyed shopify:<id> with both lines, ship-to FR
-    75011 and none of the personal data, and stock.events.v1 holds no event of that order."""
+    75011, risk high and none of the personal data, and stock.events.v1 holds no event of
+    that order."""
     fakes = stack.fakes
     a, b = stack.skus[0], stack.skus[1]
     order = fakes.call(
-        lambda: fakes.shopify.place_order([(stack.variant(a), 2), (stack.variant(b), 1)])
+        lambda: fakes.shopify.place_order(
+            [(stack.variant(a), 2), (stack.variant(b), 1)], risk=("PENDING", "HIGH")
+        )
     )
     sent = fakes.run(fakes.shopify.deliver("orders/create", order))
     assert sent.statuses == [200]
@@ -98,13 +101,15 @@ def test_a_shopify_order_webhook_becomes_one_order_record_and_no_line_event(stac
         stack.settings,
         codec,
         topics.ORDERS,
-        lambda r: r.get("order_id") == order_id,
+        # the fake's order ids restart with each fake: the SKUs, fresh per run, tell ours
+        lambda r: r.get("order_id") == order_id and r["lines"][0]["sku"] == a,
         until=lambda found: len(found) >= 1,
         timeout=30,
     )
     assert placed["type"] == "placed"
     assert [(x["sku"], x["qty"]) for x in placed["lines"]] == [(a, 2), (b, 1)]
     assert (placed["ship_to"]["country"], placed["ship_to"]["postal_code"]) == ("FR", "75011")
+    assert placed["risk"] == "high"  # read from Shopify's assessments before publishing
     text = orjson.dumps(placed, default=str).decode()
     assert [p for p in PERSONAL if p in text] == []
     # the webhook was answered after every record of it was acknowledged: read them all
@@ -112,7 +117,7 @@ def test_a_shopify_order_webhook_becomes_one_order_record_and_no_line_event(stac
         stack.settings,
         codec,
         topics.STOCK_EVENTS,
-        lambda r: r.get("order_id") == order_id,
+        lambda r: r.get("order_id") == order_id and r.get("sku") in (a, b),
         until=lambda found: False,
         timeout=5,
     )
