@@ -169,3 +169,44 @@ def test_orders_cancelled_here_are_cancelled_on_shopify_and_woocommerce_once(
     assert shopify_cancels()[0]["reason"] == "OTHER"
     assert woo_cancels() == [{"order_id": woo_id, "from": "processing", "to": "cancelled"}]
     assert fakes.call(lambda: fakes.woo.orders[woo_id]["status"]) == "cancelled"
+
+
+def test_an_order_the_channel_cannot_cancel_is_dead_lettered_and_alerted(stack: Stack) -> None:
+    """Given an order id Shopify does not know (its orderCancel answers NOT_FOUND),
+    when an operator's cancellation of it arrives on orders.state.v1,
+    then stock.deadletter.v1 holds a cancel_failed record naming only the order id, channel
+    and state version, and stock.alerts.v1 a drift alert telling to cancel it by hand."""
+    order_id = f"shopify:{900_000_000 + uuid.uuid4().int % 99_999_999}"
+    codec = single_object_codec()
+    deadline = time.monotonic() + 60
+    letters: list[dict[str, Any]] = []
+    while not letters and time.monotonic() < deadline:  # until the new group is assigned
+        produce_raw(
+            stack.settings, [(order_id.encode(), _cancelled_state(order_id))], topics.ORDERS_STATE
+        )
+        letters = read_topic(
+            stack.settings,
+            codec,
+            topics.STOCK_DEADLETTER,
+            lambda r: r.get("key") == order_id.encode(),
+            until=lambda found: len(found) >= 1,
+            timeout=3,
+        )
+    [letter] = letters
+    assert (letter["reason"], letter["component"]) == ("cancel_failed", "connector:shopify")
+    assert "NOT_FOUND" in letter["error"]
+    assert orjson.loads(letter["original"]) == {
+        "order_id": order_id,
+        "channel": "shopify",
+        "version": 5,
+        "status": "cancelled",
+    }
+    [alert] = read_topic(
+        stack.settings,
+        codec,
+        topics.STOCK_ALERTS,
+        lambda r: r.get("alert_id") == f"cancel:{order_id}:5",
+        until=lambda found: len(found) >= 1,
+        timeout=30,
+    )
+    assert alert["kind"] == "drift" and "by hand" in alert["message"]
