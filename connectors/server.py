@@ -116,7 +116,11 @@ def _route(intake: Intake, inbound: InboundChannel) -> web.RouteDef:
         note(request).add(
             [e["sku"] for e in delivery.events], [e["event_id"] for e in delivery.events]
         )
-        note(request).items = len(delivery.events)
+        note(request).add(
+            [line["sku"] for o in delivery.orders for line in o["lines"]],
+            [o["event_id"] for o in delivery.orders],
+        )
+        note(request).items = len(delivery.events) + len(delivery.orders)
         try:
             outcome = await intake.accept(delivery)
         except Exception:

@@ -9,11 +9,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from connectors.config import ConnectorConfigError, parse_connectors_config
 from connectors.framework.intake import Intake
 from connectors.framework.orders import minor_units
 from connectors.framework.types import Delivery
+from connectors.server import create_app
 from connectors.shopify.inbound import ShopifyInbound
 from connectors.shopify.orders import order_records as shopify_orders
 from connectors.testing.shopify import FakeShopify
@@ -343,3 +345,44 @@ def test_the_orders_setting_defaults_to_lines_and_refuses_anything_but_lines_or_
     assert parse_connectors_config(_config(orders="book")).channels[0].orders == "book"
     with pytest.raises(ConnectorConfigError, match=r"channels\[0\]\.orders"):
         parse_connectors_config(_config(orders="both"))
+
+
+def test_the_audit_record_of_a_book_mode_webhook_names_its_order_records() -> None:
+    """Given a Shopify channel in book mode behind the receiver with an audit sink, when an
+    order webhook of two lines is accepted, then its audit record counts one item and lists
+    the placed Order's event id and both SKUs."""
+
+    async def scenario() -> None:
+        audited: list[dict[str, Any]] = []
+
+        async def audit(record: dict[str, Any]) -> None:
+            audited.append(record)
+
+        async def orders(records: Sequence[dict[str, Any]]) -> None:
+            return None
+
+        async def events(records: Sequence[dict[str, Any]]) -> None:
+            return None
+
+        inbound = ShopifyInbound(shopify_mapping(), ("shopify-secret",), orders_mode="book")
+        app = create_app(Intake(events, publish_orders=orders), inbound, audit=audit)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with FakeShopify() as fake:
+                seed_shopify(fake)
+                order = fake.place_order([(10, 2), (20, 1)])
+                target = f"http://127.0.0.1:{port}/webhooks/shopify"
+                sent = await fake.deliver("orders/create", order, target=target)
+                assert sent.statuses == [200]
+        finally:
+            await runner.cleanup()
+        [record] = audited
+        assert record["items"] == 1
+        assert record["ids"] == [f"shopify/demo.myshopify.com/order/{order['id']}/placed"]
+        assert record["skus"] == ["chair", "table"]
+
+    asyncio.run(scenario())
