@@ -113,10 +113,11 @@ def order_record(
     risk: str | None = None,
     location: str | None = None,
     note: str | None = None,
+    pickup_location: str | None = None,
     ingested_at: int | None = None,
 ) -> OrderDict:
     """An Order from ``channel``'s connector (``source`` and ``by`` = ``connector:{channel}``),
-    checked against the schema."""
+    checked against the schema; ``pickup_location`` makes it a pickup there."""
     record: OrderDict = {
         "event_id": event_id,
         "type": type,
@@ -124,8 +125,8 @@ def order_record(
         "channel": channel,
         "lines": [dict(line) for line in lines],
         "ship_to": ship_to,
-        "delivery": "ship",
-        "pickup_location": None,
+        "delivery": "ship" if pickup_location is None else "pickup",
+        "pickup_location": pickup_location,
         "customer_ref": customer_ref,
         "customer_type": customer_type,
         "risk": risk,

@@ -45,7 +45,7 @@ from connectors.shopify.fulfilment import (
     order_fulfilment_events,
 )
 from connectors.shopify.mapping import ShopifyMapping
-from connectors.shopify.orders import fulfilment_order, order_records, order_risk, refund_order
+from connectors.shopify.orders import fulfilment_orders, order_records, order_risk, refund_order
 from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
 
@@ -247,12 +247,11 @@ class ShopifyInbound:
                 order_version=iso_to_ms(payload["updated_at"]),
             )
         if topic in FULFILMENT_TOPICS:
-            shipped = fulfilment_order(payload, m) if self.book else None
             return Delivery(
                 m.channel,
                 topic,
                 events=[] if self.book else fulfilment_events(payload, m),
-                orders=[] if shipped is None else [shipped],
+                orders=fulfilment_orders(payload, m) if self.book else [],
                 delivery_keys=keys,
                 order_key=event_id(m.channel, m.shop, "fulfillment", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),

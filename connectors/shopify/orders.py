@@ -7,10 +7,13 @@ later ``orders/updated`` and a polled order, so the intake publishes each once):
   cards are not stock) with its unit price in minor units of the order's ``currency``
   (``line_items[].price``, before discounts), ship-to = ``shipping_address`` country code,
   ``zip``, ``latitude``/``longitude`` only (no name, street, email or phone),
-  ``customer_ref`` = ``customer.id``;
+  ``customer_ref`` = ``customer.id``; a point-of-sale order (``location_id`` set) is a
+  ``pickup`` at that store's mapped location (the customer takes the goods there);
 - ``cancelled_at`` set → ``cancelled`` (``…/order/<id>/cancelled``), note = ``cancel_reason``;
 - a fulfilment with ``status`` ``success`` → ``shipped`` (``…/fulfillment/<id>/shipped``)
-  with its lines and quantities, ``location`` = the fulfilment's location;
+  with its lines and quantities, ``location`` = the fulfilment's location; once its
+  ``shipment_status`` is ``delivered`` (the carrier's tracking), also ``delivered``
+  (``…/fulfillment/<id>/delivered``) with the same lines;
 - a refund with lines restocked as ``return``/``legacy_restock`` → ``returned``
   (``…/refund/<id>/returned``) with those lines and quantities. The units themselves come
   back through the ``return_received`` StockEvent, which stays in this mode.
@@ -49,6 +52,7 @@ from connectors.shopify.mapping import ShopifyMapping
 from schemas.times import iso_to_ms
 
 RETURN_RESTOCK = frozenset({"return", "legacy_restock"})
+DELIVERED = "delivered"  # a fulfilment's shipment_status once the carrier delivered it
 RISKS = ("low", "medium", "high")  # lowest first
 ORDER_GID = "gid://shopify/Order/"
 RISK_QUERY = """
@@ -124,16 +128,16 @@ def placed(order: Mapping[str, Any], m: ShopifyMapping) -> OrderDict | None:
         ship_to=_ship_to(order),
         customer_ref=_customer_ref(order),
         customer_type=customer_type(order),
-        location=m.location(order.get("location_id")),
+        pickup_location=m.location(order.get("location_id")),
     )
 
 
-def fulfilment_order(
+def fulfilment_orders(
     fulfilment: Mapping[str, Any], m: ShopifyMapping, placed_at: int | None = None
-) -> OrderDict | None:
-    """``shipped`` for a successful fulfilment's mapped lines (else None)."""
+) -> list[OrderDict]:
+    """``shipped`` (and ``delivered``) for a successful fulfilment's mapped lines."""
     if fulfilment.get("status") not in SHIPPED:
-        return None
+        return []
     fid, oid = fulfilment["id"], fulfilment["order_id"]
     lines = [
         order_line(line["id"], sku, int(line.get("quantity") or 0))
@@ -143,18 +147,33 @@ def fulfilment_order(
         and int(line.get("quantity") or 0) > 0
     ]
     if not lines:
-        return None
+        return []
     at = iso_to_ms(fulfilment.get("created_at") or fulfilment["updated_at"])
-    return order_record(
-        event_id=event_id(m.channel, m.shop, "fulfillment", fid, "shipped"),
-        type="shipped",
-        order_id=f"{m.channel}:{oid}",
-        channel=m.channel,
-        placed_at=at if placed_at is None else placed_at,
-        occurred_at=at,
-        lines=lines,
-        location=m.location(fulfilment.get("location_id")),
-    )
+    common: dict[str, Any] = {
+        "order_id": f"{m.channel}:{oid}",
+        "channel": m.channel,
+        "placed_at": at if placed_at is None else placed_at,
+        "lines": lines,
+        "location": m.location(fulfilment.get("location_id")),
+    }
+    records = [
+        order_record(
+            event_id=event_id(m.channel, m.shop, "fulfillment", fid, "shipped"),
+            type="shipped",
+            occurred_at=at,
+            **common,
+        )
+    ]
+    if fulfilment.get("shipment_status") == DELIVERED:
+        records.append(
+            order_record(
+                event_id=event_id(m.channel, m.shop, "fulfillment", fid, "delivered"),
+                type="delivered",
+                occurred_at=iso_to_ms(fulfilment.get("updated_at") or fulfilment["created_at"]),
+                **common,
+            )
+        )
+    return records
 
 
 def refund_order(
@@ -184,17 +203,15 @@ def refund_order(
 
 
 def order_records(order: Mapping[str, Any], m: ShopifyMapping) -> list[OrderDict]:
-    """Placed, then shipped (fulfilments), then cancelled, then returned: the order in which
-    the book applies them."""
+    """Placed, then shipped / delivered (fulfilments), then cancelled, then returned: the
+    order in which the book applies them."""
     oid = order["id"]
     placed_at = iso_to_ms(order["created_at"])
     records: list[OrderDict] = []
     if not order.get("cancelled_at") and (record := placed(order, m)) is not None:
         records.append(record)
     for fulfilment in order.get("fulfillments") or []:
-        shipped = fulfilment_order({"order_id": oid, **fulfilment}, m, placed_at)
-        if shipped is not None:
-            records.append(shipped)
+        records.extend(fulfilment_orders({"order_id": oid, **fulfilment}, m, placed_at))
     if order.get("cancelled_at"):
         records.append(
             order_record(

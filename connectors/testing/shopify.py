@@ -275,6 +275,15 @@ class FakeShopify(FakeChannel):
         stored["updated_at"] = order["updated_at"] = self.now_iso(2.0)
         return {**stored, "order_id": order_id}
 
+    def shipment_status(self, order_id: int, fid: int, status: str) -> dict[str, Any]:
+        """The carrier's tracking moves a fulfilment's ``shipment_status`` (``in_transit``,
+        ``delivered``, ...); returns the ``fulfillments/update`` payload."""
+        order = self.orders[order_id]
+        stored = next(f for f in order["fulfillments"] if f["id"] == fid)
+        stored["shipment_status"] = status
+        stored["updated_at"] = order["updated_at"] = self.now_iso(3.0)
+        return {**stored, "order_id": order_id}
+
     def create_return(self, order_id: int, lines: list[int]) -> int:
         """A return of these order lines (approved): its reverse fulfilment order's id; the
         reverse line ids are in ``returns[id]["lines"]`` (reverse line id -> order line)."""

@@ -207,6 +207,29 @@ def test_shopify_fulfilment_webhook_is_a_shipped_order_in_book_mode() -> None:
     asyncio.run(scenario())
 
 
+def test_a_pos_order_is_a_pickup_and_a_delivered_shipment_a_delivered_order() -> None:
+    """Given a Shopify point-of-sale order at location 2 and a web order whose fulfilment
+    the carrier later marks delivered, when mapped, then the POS order is a pickup at lyon
+    (no ship-to location set for the web one), and the web order's payload gives placed,
+    shipped and delivered with the fulfilment's lines."""
+    fake = FakeShopify()
+    seed_shopify(fake)
+    m = shopify_mapping()
+    [pos] = shopify_orders(fake.place_order([(10, 1)], location_id=2), m)
+    assert (pos["delivery"], pos["pickup_location"]) == ("pickup", "lyon")
+    web_order = fake.place_order([(20, 2)])
+    fid = fake.fulfil(web_order["id"])["id"]
+    fake.shipment_status(web_order["id"], fid, "delivered")
+    records = shopify_orders(fake.orders[web_order["id"]], m)
+    assert [(o["type"], o["delivery"]) for o in records] == [
+        ("placed", "ship"),
+        ("shipped", "ship"),
+        ("delivered", "ship"),
+    ]
+    assert records[2]["event_id"].endswith(f"/fulfillment/{fid}/delivered")
+    assert [(x["sku"], x["qty"]) for x in records[2]["lines"]] == [("table", 2)]
+
+
 def test_lines_mode_keeps_per_line_events_and_publishes_no_order() -> None:
     """Given the default (lines) mode, when an order is delivered, then its lines are
     order_placed StockEvents and no Order record is built: one path per channel."""
