@@ -23,18 +23,21 @@ StockEvent (refund returns, dispositions).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from connectors.framework import redact
 from connectors.framework.events import event_id, stock_event
 from connectors.framework.orders import DEFAULT_ORDER_MODE, stock_facts
 from connectors.framework.signing import check_age, check_source, verify
 from connectors.framework.types import (
     Delivery,
     InvalidPayloadError,
+    RejectedError,
     StockEventDict,
     StockObservation,
 )
@@ -48,6 +51,8 @@ from connectors.shopify.mapping import ShopifyMapping
 from connectors.shopify.orders import fulfilment_orders, order_records, order_risk, refund_order
 from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
+
+log = logging.getLogger(__name__)
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 SHOP_HEADER = "X-Shopify-Shop-Domain"
@@ -277,7 +282,9 @@ class ShopifyInbound:
     async def _assess(self, delivery: Delivery) -> Delivery:
         """Give a placed Order Shopify's risk (GraphQL ``Order.risk``), read once per order
         and remembered (a redelivery after a failed publish carries the same risk). A
-        throttle or outage raises: the webhook fails and Shopify delivers it again."""
+        throttle or outage raises: the webhook fails and Shopify delivers it again. A refusal
+        (the app lacks the ``read_orders`` scope, the order is gone) is logged and the order
+        goes on without a risk: orders must not wait on a configuration fix."""
         if self._client is None:
             return delivery
         for record in delivery.orders:
@@ -285,7 +292,16 @@ class ShopifyInbound:
                 continue
             key = record["event_id"]
             if key not in self._risks:
-                self._risks[key] = await order_risk(self._client, record["order_id"].split(":")[-1])
+                channel_id = record["order_id"].split(":")[-1]
+                try:
+                    self._risks[key] = await order_risk(self._client, channel_id)
+                except RejectedError as exc:
+                    log.warning(
+                        "risk of %s not read (%s): published without a risk",
+                        record["order_id"],
+                        redact.scrub(str(exc))[:200],
+                    )
+                    self._risks[key] = None
                 while len(self._risks) > 100_000:
                     self._risks.popitem(last=False)
             record["risk"] = self._risks[key]

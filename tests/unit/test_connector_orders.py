@@ -16,6 +16,7 @@ from connectors.framework.intake import Intake
 from connectors.framework.orders import minor_units
 from connectors.framework.types import Delivery
 from connectors.server import create_app
+from connectors.shopify.client import ShopifyClient
 from connectors.shopify.inbound import ShopifyInbound
 from connectors.shopify.orders import order_records as shopify_orders
 from connectors.testing.shopify import FakeShopify
@@ -106,7 +107,8 @@ def test_a_placed_shopify_order_carries_the_highest_risk_shopify_assessed() -> N
     """Given Shopify orders assessed PENDING + MEDIUM + HIGH, only PENDING, and LOW, when
     their orders/create webhooks reach a book-mode channel with an API client, then the
     placed Orders carry high, no risk, and low; when the API is throttled, the webhook is
-    answered 503 (Shopify retries) and the redelivery publishes the order with its risk."""
+    answered 503 (Shopify retries) and the redelivery publishes the order with its risk;
+    when the API refuses the app's token, the order is published without a risk."""
 
     async def scenario() -> None:
         async with FakeShopify() as fake, aiohttp.ClientSession() as session:
@@ -133,6 +135,15 @@ def test_a_placed_shopify_order_carries_the_highest_risk_shopify_assessed() -> N
                 assert sent.statuses == [503, 200]
                 assert published[-1]["order_id"] == f"shopify:{order['id']}"
                 assert published[-1]["risk"] == "medium"
+                # an app whose token Shopify refuses: orders go on, without a risk
+                inbound._client = ShopifyClient(session, fake.url, "shpat_revoked")
+                order = fake.place_order([(10, 1)], risk=("HIGH",))
+                sent = await fake.deliver("orders/create", order, target=target)
+                assert sent.statuses == [200]
+                assert (published[-1]["order_id"], published[-1]["risk"]) == (
+                    f"shopify:{order['id']}",
+                    None,
+                )
 
     asyncio.run(scenario())
 
