@@ -30,6 +30,10 @@ Format::
         limits: {gql_capacity: 1000, gql_restore: 50}   # shopify; woo: {per_s: 5, burst: 10}
         max_batch: 100
         on_refusal: flag                   # a line the ledger rejected: cancel | backorder | flag
+        orders: lines                      # lines: per-line order StockEvents (default);
+                                           # book: Order records to orders.v1 for the order
+                                           # book, and orders cancelled here are cancelled
+                                           # on the channel (connectors.framework.orders)
 
 WooCommerce credentials are ``consumer_key`` and ``consumer_secret``; its mapping is
 ``{site: ..., refunds_restock: false, products: [{sku, product_id, variation_id}]}``.
@@ -45,6 +49,7 @@ from typing import Any
 
 import yaml
 
+from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
@@ -67,6 +72,7 @@ _CHANNEL_KEYS = {
     "limits",
     "max_batch",
     "on_refusal",
+    "orders",
 }
 REFUSAL_POLICIES = ("cancel", "backorder", "flag")
 _CREDENTIALS = {
@@ -113,6 +119,7 @@ class ChannelInstance:
     webhook_max_age_s: float = 21600.0
     max_attempts: int = 8
     dirty_retry_s: float = 30.0
+    orders: str = DEFAULT_ORDER_MODE  # lines | book
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -201,6 +208,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
         on_refusal=_refusal(raw.get("on_refusal", "flag"), f"{path}.on_refusal"),
+        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders"),
         poll_lookback_s=_number(raw.get("poll_lookback_s", 900), f"{path}.poll_lookback_s"),
         webhook_max_age_s=_number(
             raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
@@ -247,6 +255,16 @@ def _base_url(raw: Any, path: str) -> str:
 def _refusal(raw: Any, path: str) -> str:
     if raw not in REFUSAL_POLICIES:
         raise ConnectorConfigError(path, f"{raw!r}: use one of {', '.join(REFUSAL_POLICIES)}")
+    return str(raw)
+
+
+def _orders_mode(raw: Any, path: str) -> str:
+    if raw not in ORDER_MODES:
+        raise ConnectorConfigError(
+            path,
+            f"{raw!r}: use lines (per-line order events to the ledger) or book (Order records "
+            "to the order book); one path per channel, never both",
+        )
     return str(raw)
 
 

@@ -4,12 +4,15 @@ Parts (see ``connectors.framework`` for how each works):
 
 - the webhook receiver on ``$STOCKFLOW_CONNECTORS_BIND:$STOCKFLOW_CONNECTORS_PORT``
   (``/webhooks/<channel>``, ``/metrics``, ``/health``), publishing through the intake to
-  ``stock.events.v1``;
+  ``stock.events.v1`` (and Order records to ``orders.v1`` for a channel set to
+  ``orders: book``);
 - one poller per channel (backup for lost webhooks), through the same intake;
 - the levels consumer feeding the outbound engine, which pushes to every channel that maps
   the SKU; dead letters go to ``stock.deadletter.v1``;
 - the decisions consumer: a line the ledger rejected is cancelled, marked backordered or
   flagged on its channel (``on_refusal``) and flagged lines listed at ``GET /v1/exceptions``;
+- the order states consumer (channels with ``orders: book``): an order cancelled here
+  (operator, order book) is cancelled on its channel (``connectors.framework.cancellations``);
 - drift: Shopify's stock notifications are checked against our writes, and every channel is
   reconciled on an interval; drift is an alert on ``stock.alerts.v1``;
 - the state folder (``connectors.framework.state``): polling checkpoints, dirty SKUs and the
@@ -37,6 +40,7 @@ from aiohttp import web
 from connectors.access import protect
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework import redact
+from connectors.framework.cancellations import CancelHandler, ChannelCanceller
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
@@ -48,18 +52,21 @@ from connectors.framework.kafka import (
     KafkaPublisher,
     LevelsSource,
 )
+from connectors.framework.order_states import CancelFailures, OrderStatesSource
 from connectors.framework.polling import Poller
 from connectors.framework.refusals import ExceptionsView, RefusalActions, RefusalHandler
 from connectors.framework.state import ConnectorState
 from connectors.framework.types import ChannelPusher, PushItem
 from connectors.server import InboundChannel, create_app
 from connectors.server import runner as receiver_runner
+from connectors.shopify.cancel import ShopifyCanceller
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.inbound import ShopifyInbound
 from connectors.shopify.limits import ShopifyLimits
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.shopify.outbound import ShopifyPusher
 from connectors.shopify.refusals import ShopifyRefusals
+from connectors.woocommerce.cancel import WooCanceller
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.inbound import WooInbound
 from connectors.woocommerce.limits import WooLimits
@@ -86,6 +93,7 @@ class Channel:
     inbound: ShopifyInbound | WooInbound
     pusher: ChannelPusher
     refusals: RefusalActions
+    canceller: ChannelCanceller
 
 
 def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Channel:
@@ -101,9 +109,16 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
         )
         return Channel(
             inst,
-            ShopifyInbound(mapping, secrets, client, max_age_s=inst.webhook_max_age_s),
+            ShopifyInbound(
+                mapping,
+                secrets,
+                client,
+                max_age_s=inst.webhook_max_age_s,
+                orders_mode=inst.orders,
+            ),
             ShopifyPusher(client, mapping, max_batch=inst.max_batch),
             ShopifyRefusals(client, mapping),
+            ShopifyCanceller(client, mapping),
         )
     assert isinstance(mapping, WooMapping)
     woo = WooClient(
@@ -115,9 +130,10 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
     )
     return Channel(
         inst,
-        WooInbound(mapping, secrets, woo),
+        WooInbound(mapping, secrets, woo, orders_mode=inst.orders),
         WooPusher(woo, mapping, max_batch=inst.max_batch),
         WooRefusals(woo, mapping),
+        WooCanceller(woo, mapping),
     )
 
 
@@ -210,7 +226,9 @@ class Runtime:
                 alert=KafkaDriftAlerts(publisher, codec),
                 grace_s=self.config.drift_grace_s,
             )
-            intake = Intake(publisher, observe=drift.observe)
+            intake = Intake(
+                publisher, observe=drift.observe, publish_orders=publisher.publish_orders
+            )
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
             exceptions = ExceptionsView()
             refusals = RefusalHandler(
@@ -254,6 +272,19 @@ class Runtime:
                 group_id=f"{self.config.consumer_group}-decisions",
                 dead_letters=publisher,
             )
+            # orders cancelled here reach the channels whose orders the order book holds
+            booked = {c.instance.name: c.canceller for c in channels if c.instance.orders == "book"}
+            states = (
+                OrderStatesSource(
+                    self.settings,
+                    codec,
+                    CancelHandler(booked, failed=CancelFailures(publisher, codec)),
+                    group_id=f"{self.config.consumer_group}-orders",
+                    dead_letters=publisher,
+                )
+                if booked
+                else None
+            )
             skus = {c.instance.name: c.instance.skus for c in channels}
             engine.start()
             consume = asyncio.create_task(self._consume(levels, engine, skus), name="levels")
@@ -270,6 +301,9 @@ class Runtime:
                 asyncio.create_task(self._progress(levels, engine), name="progress"),
             ]
             decide = asyncio.create_task(decisions.run(), name="decisions")
+            cancel = asyncio.create_task(
+                states.run() if states is not None else asyncio.sleep(0), name="order-states"
+            )
             log.info(
                 "connectors: receiving webhooks at http://%s:%d/webhooks/{%s}; levels "
                 "group=%s; channels %s",
@@ -292,6 +326,8 @@ class Runtime:
             await runner.cleanup()
             tokens.stop()
             decisions.stop()
+            if states is not None:
+                states.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -299,6 +335,10 @@ class Runtime:
                 await asyncio.wait_for(decide, DRAIN_TIMEOUT_S)  # ends after its poll
             if decide.done():
                 decisions.close()  # commits what was acted on
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(cancel, DRAIN_TIMEOUT_S)  # ends after its poll
+            if cancel.done() and states is not None:
+                states.close()  # commits what was acted on
             levels.stop()
             with contextlib.suppress(Exception):
                 await consume

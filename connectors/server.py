@@ -28,7 +28,13 @@ from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
 from connectors.framework.refusals import ExceptionsView
 from connectors.framework.signing import ExpiredDeliveryError, ForeignSourceError
-from connectors.framework.types import Delivery, InvalidPayloadError, SignatureError
+from connectors.framework.types import (
+    Delivery,
+    InvalidPayloadError,
+    SignatureError,
+    ThrottledError,
+    UnavailableError,
+)
 from streams.kernel import openapi
 from streams.kernel.audit import Send, audit_middleware, note
 from streams.kernel.json_errors import json_errors
@@ -99,10 +105,22 @@ def _route(intake: Intake, inbound: InboundChannel) -> web.RouteDef:
             metrics.WEBHOOKS.labels(channel, "invalid").inc()
             log.warning("webhook %s unreadable: %s", channel, exc)
             return web.json_response({"error": str(exc)}, status=400)
+        except (ThrottledError, UnavailableError) as exc:  # a read of the channel's API
+            metrics.WEBHOOKS.labels(channel, "channel_unavailable").inc()
+            log.warning(
+                "webhook %s: channel API unavailable (%s); the channel retries",
+                channel,
+                type(exc).__name__,
+            )
+            return web.json_response({"error": "channel API unavailable, retry later"}, status=503)
         note(request).add(
             [e["sku"] for e in delivery.events], [e["event_id"] for e in delivery.events]
         )
-        note(request).items = len(delivery.events)
+        note(request).add(
+            [line["sku"] for o in delivery.orders for line in o["lines"]],
+            [o["event_id"] for o in delivery.orders],
+        )
+        note(request).items = len(delivery.events) + len(delivery.orders)
         try:
             outcome = await intake.accept(delivery)
         except Exception:

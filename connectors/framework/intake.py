@@ -2,7 +2,8 @@
 
 It drops a delivery seen before (same delivery key), a payload older than one already
 processed for the same order, and any event whose deterministic ``event_id`` was already
-published, so webhooks and polling together hand each fact to Kafka once. Keys are
+published, so webhooks and polling together hand each fact to Kafka once. Order records
+(``orders.v1``) go first, with the same rule on their ``event_id``. Keys are
 remembered only after the publisher succeeded: a failed publish is retried by the channel
 (or the next poll) and then gets through.
 """
@@ -14,7 +15,7 @@ from enum import StrEnum
 
 from connectors.framework import metrics
 from connectors.framework.dedupe import DedupeStore, HighWater
-from connectors.framework.types import Delivery, Publisher, StockObservation
+from connectors.framework.types import Delivery, OrderPublisher, Publisher, StockObservation
 
 ObservationSink = Callable[[Sequence[StockObservation]], Awaitable[None]]
 
@@ -34,8 +35,10 @@ class Intake:
         observe: ObservationSink | None = None,
         dedupe: DedupeStore | None = None,
         high_water: HighWater | None = None,
+        publish_orders: OrderPublisher | None = None,
     ) -> None:
         self._publish = publish
+        self._publish_orders = publish_orders
         self._observe = observe
         self.dedupe = dedupe or DedupeStore()
         self.high_water = high_water or HighWater()
@@ -53,6 +56,14 @@ class Intake:
             and self.high_water.is_stale(delivery.order_key, delivery.order_version)
         ):
             return IntakeResult.STALE
+        orders = [o for o in delivery.orders if not self.dedupe.seen(f"order:{o['event_id']}")]
+        if orders:
+            if self._publish_orders is None:
+                raise RuntimeError(f"{channel}: Order records to publish but no orders publisher")
+            await self._publish_orders(orders)
+            for order in orders:
+                self.dedupe.add(f"order:{order['event_id']}")
+                metrics.ORDERS_PUBLISHED.labels(channel, order["type"]).inc()
         fresh = [e for e in delivery.events if not self.dedupe.seen(f"event:{e['event_id']}")]
         metrics.EVENTS_DEDUPLICATED.labels(channel).inc(len(delivery.events) - len(fresh))
         if fresh:

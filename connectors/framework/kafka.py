@@ -64,6 +64,19 @@ class KafkaPublisher:
             raise PublishError(f"{topics.STOCK_EVENTS.name}: {exc}") from None
         await self.produce(topics.STOCK_EVENTS.name, records)
 
+    async def publish_orders(self, orders: Sequence[dict[str, Any]]) -> None:
+        """Order records to ``orders.v1`` keyed by order id, acknowledged before returning."""
+        try:
+            records = [
+                (o["order_id"].encode(), self._codec.encode(topics.ORDERS.value_schema, o))
+                for o in orders
+            ]
+        except CodecError as exc:
+            if exc.reason != "registry_unavailable":
+                raise
+            raise PublishError(f"{topics.ORDERS.name}: {exc}") from None
+        await self.produce(topics.ORDERS.name, records)
+
     async def produce(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         errors: list[str] = []
 

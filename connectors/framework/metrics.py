@@ -16,6 +16,17 @@ WEBHOOKS = Counter(
     "(accepted, duplicate, stale, bad_signature, ping, invalid, publish_failed).",
     ["channel", "outcome"],
 )
+ORDERS_PUBLISHED = Counter(
+    "stockflow_connector_orders_published_total",
+    "Order records (orders.v1) handed to the publisher, by type.",
+    ["channel", "type"],
+)
+CANCELS = Counter(
+    "stockflow_connector_order_cancels_total",
+    "Orders cancelled here that the connector cancelled on their channel, by outcome"
+    " (cancelled, already = the channel had it cancelled, failed = dead-lettered).",
+    ["channel", "outcome"],
+)
 EVENTS_PUBLISHED = Counter(
     "stockflow_connector_events_published_total",
     "Normalised stock events handed to the publisher, by type.",

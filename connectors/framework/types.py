@@ -13,6 +13,9 @@ StockEventDict = dict[str, Any]
 Publisher = Callable[[Sequence[StockEventDict]], Awaitable[None]]
 """Publishes normalised events (to Kafka in production, to a list in tests); raises on failure."""
 
+OrderPublisher = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+"""Publishes Order records (to ``orders.v1`` in production, to a list in tests)."""
+
 
 class Outcome(StrEnum):
     """What became of one quantity push."""
@@ -64,6 +67,7 @@ class Delivery:
     channel: str
     topic: str
     events: list[StockEventDict] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)  # stockflow.v1.Order records
     observations: list[StockObservation] = field(default_factory=list)
     delivery_keys: tuple[str, ...] = ()
     order_key: str | None = None

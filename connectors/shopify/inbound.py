@@ -15,20 +15,29 @@ the same events for the same facts (and the intake publishes each once):
   gives (restocked → resellable, processing required → quarantine, not restocked →
   damaged; ``shopify.returns``)
 - ``inventory_levels/update`` → a stock observation (echo or drift), not an event.
+
+With ``orders: book`` (``connectors.framework.orders``) the order facts above are Order
+records instead (``connectors.shopify.orders``); only ``return_received`` stays a
+StockEvent (refund returns, dispositions).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
+from connectors.framework import redact
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import DEFAULT_ORDER_MODE, stock_facts
 from connectors.framework.signing import check_age, check_source, verify
 from connectors.framework.types import (
     Delivery,
     InvalidPayloadError,
+    RejectedError,
     StockEventDict,
     StockObservation,
 )
@@ -39,8 +48,11 @@ from connectors.shopify.fulfilment import (
     order_fulfilment_events,
 )
 from connectors.shopify.mapping import ShopifyMapping
+from connectors.shopify.orders import fulfilment_orders, order_records, order_risk, refund_order
 from connectors.shopify.returns import DISPOSE_TOPIC, disposition_events
 from schemas.times import iso_to_ms, ms_to_iso, now_ms
+
+log = logging.getLogger(__name__)
 
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 SHOP_HEADER = "X-Shopify-Shop-Domain"
@@ -187,7 +199,10 @@ class ShopifyInbound:
         client: ShopifyClient | None = None,
         *,
         max_age_s: float = 6 * 3600.0,
+        orders_mode: str = DEFAULT_ORDER_MODE,
     ) -> None:
+        self.book = orders_mode == "book"  # Order records instead of per-line order events
+        self._risks: OrderedDict[str, str | None] = OrderedDict()  # placed event id -> risk
         self.mapping = mapping
         self.channel = mapping.channel
         self._secrets = tuple(secrets)
@@ -218,7 +233,7 @@ class ShopifyInbound:
             )
             if topic == DISPOSE_TOPIC:
                 return await self._disposed(payload, headers, keys)
-            return self._normalise(topic, payload, keys)
+            return await self._assess(self._normalise(topic, payload, keys))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             # a field of another shape than the channel sends (a list where a text is, ...)
             raise InvalidPayloadError(f"Shopify {topic} payload unreadable: {exc!r}") from exc
@@ -226,10 +241,12 @@ class ShopifyInbound:
     def _normalise(self, topic: str, payload: dict[str, Any], keys: tuple[str, ...]) -> Delivery:
         m = self.mapping
         if topic in ORDER_TOPICS:
+            events = order_events(payload, m)
             return Delivery(
                 m.channel,
                 topic,
-                events=order_events(payload, m),
+                events=stock_facts(events) if self.book else events,
+                orders=order_records(payload, m) if self.book else [],
                 delivery_keys=keys,
                 order_key=event_id(m.channel, m.shop, "order", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),
@@ -238,18 +255,57 @@ class ShopifyInbound:
             return Delivery(
                 m.channel,
                 topic,
-                events=fulfilment_events(payload, m),
+                events=[] if self.book else fulfilment_events(payload, m),
+                orders=fulfilment_orders(payload, m) if self.book else [],
                 delivery_keys=keys,
                 order_key=event_id(m.channel, m.shop, "fulfillment", payload["id"]),
                 order_version=iso_to_ms(payload["updated_at"]),
             )
         if topic == "refunds/create":
-            return Delivery(m.channel, topic, events=refund_events(payload, m), delivery_keys=keys)
+            events = refund_events(payload, m)
+            if not self.book:
+                return Delivery(m.channel, topic, events=events, delivery_keys=keys)
+            returned = refund_order(payload, m)
+            return Delivery(
+                m.channel,
+                topic,
+                events=stock_facts(events),
+                orders=[] if returned is None else [returned],
+                delivery_keys=keys,
+            )
         if topic == "inventory_levels/update":
             return Delivery(
                 m.channel, topic, observations=level_observations(payload, m), delivery_keys=keys
             )
         return Delivery(m.channel, topic, delivery_keys=keys)  # subscribed but not stock-relevant
+
+    async def _assess(self, delivery: Delivery) -> Delivery:
+        """Give a placed Order Shopify's risk (GraphQL ``Order.risk``), read once per order
+        and remembered (a redelivery after a failed publish carries the same risk). A
+        throttle or outage raises: the webhook fails and Shopify delivers it again. A refusal
+        (the app lacks the ``read_orders`` scope, the order is gone) is logged and the order
+        goes on without a risk: orders must not wait on a configuration fix."""
+        if self._client is None:
+            return delivery
+        for record in delivery.orders:
+            if record["type"] != "placed":
+                continue
+            key = record["event_id"]
+            if key not in self._risks:
+                channel_id = record["order_id"].split(":")[-1]
+                try:
+                    self._risks[key] = await order_risk(self._client, channel_id)
+                except RejectedError as exc:
+                    log.warning(
+                        "risk of %s not read (%s): published without a risk",
+                        record["order_id"],
+                        redact.scrub(str(exc))[:200],
+                    )
+                    self._risks[key] = None
+                while len(self._risks) > 100_000:
+                    self._risks.popitem(last=False)
+            record["risk"] = self._risks[key]
+        return delivery
 
     async def _disposed(
         self, payload: dict[str, Any], headers: Mapping[str, str], keys: tuple[str, ...]
@@ -266,6 +322,6 @@ class ShopifyInbound:
         if self._client is None:
             raise RuntimeError("ShopifyInbound needs a ShopifyClient to poll")
         orders = await self._client.orders_updated_since(ms_to_iso(checkpoint_ms))
-        deliveries = [self._normalise("orders/updated", o, ()) for o in orders]
+        deliveries = [await self._assess(self._normalise("orders/updated", o, ())) for o in orders]
         newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
         return deliveries, max(checkpoint_ms, newest)

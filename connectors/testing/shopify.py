@@ -7,8 +7,10 @@
 - ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
   leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``; at most 250
   per page, further pages through the ``Link: <…page_info=…>; rel="next"`` cursor.
-- ``orderCancel`` (reason, ``restock``, ``staffNote``; an order already cancelled is a user
-  error, and cancelling sends ``orders/cancelled``) and ``tagsAdd`` on orders.
+- ``orderCancel`` (reason, ``refund``, ``restock``, ``notifyCustomer``, ``staffNote``; an
+  order already cancelled or unknown is a user error, and cancelling sends
+  ``orders/cancelled``), ``tagsAdd`` on orders, and the ``order(id:)`` read of its risk
+  assessments.
 - Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
   read of its order and lines (``reverse_fulfillment_orders/dispose`` names only those).
 - Orders carry ``fulfillments[]``; ``fulfil()`` ships lines (partially or not) from a
@@ -98,6 +100,7 @@ class FakeShopify(FakeChannel):
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self.replays = 0
         self.cancellations: list[dict[str, Any]] = []  # orderCancel calls applied
+        self.risks: dict[int, list[str]] = {}  # order id -> risk assessments (HIGH, PENDING…)
         self.returns: dict[int, dict[str, Any]] = {}  # reverse fulfilment orders
         self.pages_served = 0  # orders.json pages answered
         self._sent: dict[str, SentWebhook] = {}
@@ -125,10 +128,42 @@ class FakeShopify(FakeChannel):
         self.stock[(item_id, location_id)] = qty
 
     def place_order(
-        self, lines: list[tuple[int, int]], *, location_id: int | None = None
+        self,
+        lines: list[tuple[int, int]],
+        *,
+        location_id: int | None = None,
+        price: str = "10.00",
+        currency: str = "EUR",
+        customer_id: int | None = 7001,
+        company_id: int | None = None,
+        ship_to: tuple[str, str, float | None, float | None] = ("FR", "75011", 48.8589, 2.3795),
+        risk: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed."""
+        """An order of ``(variant_id, qty)`` lines, REST shape; stock moves to committed.
+
+        Like Shopify's payload it carries personal data (the customer's name, email, phone,
+        street) in ``customer``, ``email``, ``phone``, ``shipping_address`` and
+        ``billing_address``; ``company`` is set for a B2B order (``company_id``); ``risk``
+        lists its risk assessments (``LOW``, ``MEDIUM``, ``HIGH``, ``NONE``, ``PENDING``), read
+        through GraphQL ``order(id:) { risk { assessments { riskLevel } } }``."""
         order_id = self._next_id()
+        self.risks[order_id] = list(risk)
+        country, postal, lat, lon = ship_to
+        person = {"first_name": "Jeanne", "last_name": "Martin", "phone": "+33612345678"}
+        address = {
+            **person,
+            "name": "Jeanne Martin",
+            "address1": "12 rue Oberkampf",
+            "address2": "Bat B",
+            "city": "Paris",
+            "company": None,
+            "country": "France",
+            "country_code": country,
+            "province_code": None,
+            "zip": postal,
+            "latitude": lat,
+            "longitude": lon,
+        }
         now = self.now_iso()
         items = []
         for variant_id, qty in lines:
@@ -146,6 +181,8 @@ class FakeShopify(FakeChannel):
                     "fulfillment_status": None,
                     "requires_shipping": True,
                     "gift_card": False,
+                    "price": price,
+                    "name": f"{self.skus[item_id]} for Jeanne",
                 }
             )
         order = {
@@ -165,6 +202,17 @@ class FakeShopify(FakeChannel):
             "fulfillments": [],
             "refunds": [],
             "tags": "",
+            "currency": currency,
+            "email": "jeanne.martin@example.org",
+            "phone": person["phone"],
+            "customer": None
+            if customer_id is None
+            else {"id": customer_id, **person, "email": "jeanne.martin@example.org"},
+            "company": None
+            if company_id is None
+            else {"id": company_id, "location_id": company_id + 1},
+            "shipping_address": address,
+            "billing_address": dict(address),
         }
         self.orders[order_id] = order
         return order
@@ -225,6 +273,15 @@ class FakeShopify(FakeChannel):
         stored = next(f for f in order["fulfillments"] if f["id"] == fid)
         stored["status"] = status
         stored["updated_at"] = order["updated_at"] = self.now_iso(2.0)
+        return {**stored, "order_id": order_id}
+
+    def shipment_status(self, order_id: int, fid: int, status: str) -> dict[str, Any]:
+        """The carrier's tracking moves a fulfilment's ``shipment_status`` (``in_transit``,
+        ``delivered``, ...); returns the ``fulfillments/update`` payload."""
+        order = self.orders[order_id]
+        stored = next(f for f in order["fulfillments"] if f["id"] == fid)
+        stored["shipment_status"] = status
+        stored["updated_at"] = order["updated_at"] = self.now_iso(3.0)
         return {**stored, "order_id": order_id}
 
     def create_return(self, order_id: int, lines: list[int]) -> int:
@@ -464,6 +521,8 @@ class FakeShopify(FakeChannel):
             requested = 10.0
         elif "reverseFulfillmentOrder(" in query:
             requested = 5.0
+        elif "order(id:" in query:
+            requested = 2.0
         elif "nodes(" in query:
             requested = 1.0 + len(variables.get("ids", []))
         else:
@@ -491,6 +550,11 @@ class FakeShopify(FakeChannel):
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
+        if "order(id:" in query:
+            data = {"order": self._order_risk(str(variables.get("id", "")))}
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
         if "reverseFulfillmentOrder(" in query:
             data = {"reverseFulfillmentOrder": self._reverse_order(str(variables.get("id", "")))}
             return web.json_response(
@@ -507,6 +571,13 @@ class FakeShopify(FakeChannel):
         result = self._set_quantities(query, variables)
         result.setdefault("extensions", {"cost": self._cost(requested, requested)})
         return web.json_response(result)
+
+    def _order_risk(self, gid: str) -> dict[str, Any] | None:
+        """``order(id:) { risk { assessments { riskLevel } } }``; null for an unknown order."""
+        if _gid_int(gid, ORDER_GID) not in self.orders:
+            return None
+        levels = self.risks.get(_gid_int(gid, ORDER_GID), [])
+        return {"risk": {"assessments": [{"riskLevel": level} for level in levels]}}
 
     def _reverse_order(self, gid: str) -> dict[str, Any] | None:
         rfo = self.returns.get(_gid_int(gid, RFO_GID))
@@ -566,6 +637,8 @@ class FakeShopify(FakeChannel):
                     "reason": variables.get("reason"),
                     "restock": variables.get("restock"),
                     "staff_note": variables.get("staffNote"),
+                    "refund": variables.get("refund"),
+                    "notify_customer": variables.get("notifyCustomer"),
                 }
             )
             if self.webhook_target:

@@ -5,8 +5,10 @@
   ``woocommerce_rest_request_entity_too_large``), per-item errors inside a 200.
 - ``GET /orders?modified_after=&dates_are_gmt=true`` and ``GET /orders/{id}/refunds/{rid}``
   for polling; HTTP Basic auth with the ``ck_``/``cs_`` keys.
-- ``GET``/``PUT /orders/{id}`` (``status``, ``meta_data`` by key; a change sends
-  ``order.updated``) and ``GET``/``POST /orders/{id}/notes`` (private or customer notes).
+- ``GET``/``PUT /orders/{id}`` (``status``: any valid status, as core's REST controller
+  allows, a transition recorded in ``status_changes`` only when it changes; ``meta_data``
+  by key; a change sends ``order.updated``) and ``GET``/``POST /orders/{id}/notes``
+  (private or customer notes).
 - No rate limit by default (core has none); ``rate_limit(per_s, burst)`` imitates a host/WAF.
 - Webhooks signed with ``X-WC-Webhook-Signature``, a fresh ``X-WC-Webhook-Delivery-ID`` per
   delivery, never retried; ``ping`` posts ``webhook_id=<n>`` unsigned.
@@ -75,6 +77,7 @@ class FakeWooCommerce(FakeChannel):
         self._ids = 500
         self._clock_s = 0
         self.notes: dict[int, list[dict[str, Any]]] = {}  # order id -> order notes
+        self.status_changes: list[dict[str, Any]] = []  # PUT /orders/{id} status transitions
         super().__init__(host=host, port=port, seed=seed)
 
     def routes(self) -> list[web.RouteDef]:
@@ -124,9 +127,20 @@ class FakeWooCommerce(FakeChannel):
         self._tokens = burst
 
     def place_order(
-        self, lines: list[tuple[int, int]], *, status: str = "processing"
+        self,
+        lines: list[tuple[int, int]],
+        *,
+        status: str = "processing",
+        customer_id: int = 42,
+        company: str = "",
+        currency: str = "EUR",
+        country: str = "DE",
+        postcode: str = "10115",
     ) -> dict[str, Any]:
-        """An order of ``(product id, qty)`` lines (variation ids resolve to their parent)."""
+        """An order of ``(product id, qty)`` lines (variation ids resolve to their parent).
+
+        Like WooCommerce's payload it carries personal data in ``billing`` and ``shipping``
+        (name, street, email, phone); ``company`` fills the billing company."""
         oid = self._next_id()
         modified = self._modified()
         items = []
@@ -157,6 +171,33 @@ class FakeWooCommerce(FakeChannel):
             "line_items": items,
             "refunds": [],
             "meta_data": [],
+            "currency": currency,
+            "customer_id": customer_id,
+            "billing": {
+                "first_name": "Hans",
+                "last_name": "Becker",
+                "company": company,
+                "address_1": "Torstrasse 5",
+                "address_2": "",
+                "city": "Berlin",
+                "state": "",
+                "postcode": postcode,
+                "country": country,
+                "email": "hans.becker@example.org",
+                "phone": "+4930123456",
+            },
+            "shipping": {
+                "first_name": "Hans",
+                "last_name": "Becker",
+                "company": company,
+                "address_1": "Torstrasse 5",
+                "address_2": "",
+                "city": "Berlin",
+                "state": "",
+                "postcode": postcode,
+                "country": country,
+                "phone": "",
+            },
         }
         self.orders[oid] = order
         return order
@@ -383,6 +424,8 @@ class FakeWooCommerce(FakeChannel):
         if status is not None:
             if status not in ORDER_STATUSES:
                 return woo_error("rest_invalid_param", "Invalid parameter(s): status", 400)
+            if status != order["status"]:  # WooCommerce records a transition only on change
+                self.status_changes.append({"order_id": oid, "from": order["status"], "to": status})
             order["status"] = status
             if status == "completed":
                 order["date_completed_gmt"] = self.now_iso(self._clock_s + 1, gmt_naive=True)

@@ -15,6 +15,10 @@ one second share the timestamp). Facts, with ids made of Woo's own ids:
   (the order line's ``_restock_refunded_items``), nothing for units refunded without a
   restock (``refunds_restock: true`` counts every refunded unit as restocked)
 - the unsigned ping (form body ``webhook_id=<n>``) sent when a webhook is saved → 200.
+
+With ``orders: book`` (``connectors.framework.orders``) the order facts above are Order
+records instead (``connectors.woocommerce.orders``); only ``return_received`` stays a
+StockEvent.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from typing import Any
 import orjson
 
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import DEFAULT_ORDER_MODE, OrderDict, stock_facts
 from connectors.framework.signing import check_source, verify
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.mapping import WooMapping
+from connectors.woocommerce.orders import order_records, refund_order
 from schemas.times import iso_to_ms, ms_to_iso
 
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
@@ -181,8 +187,14 @@ class WooInbound:
     details and polls orders."""
 
     def __init__(
-        self, mapping: WooMapping, secrets: Sequence[str], client: WooClient | None = None
+        self,
+        mapping: WooMapping,
+        secrets: Sequence[str],
+        client: WooClient | None = None,
+        *,
+        orders_mode: str = DEFAULT_ORDER_MODE,
     ) -> None:
+        self.book = orders_mode == "book"  # Order records instead of per-line order events
         self.mapping = mapping
         self.channel = mapping.channel
         self._secrets = tuple(secrets)
@@ -210,18 +222,23 @@ class WooInbound:
     async def _normalise(self, topic: str, order: dict[str, Any], raw: bytes) -> Delivery:
         m = self.mapping
         events = order_events(order, m)
+        orders: list[OrderDict] = order_records(order, m) if self.book else []
         if order.get("refunds") and self._client is not None:
             restocked = restocked_units(order)
             # oldest refund first: the restocked units are given out in refund order
             for ref in sorted(order["refunds"], key=lambda r: int(r["id"])):
                 detail = await self._client.refund(int(order["id"]), int(ref["id"]))
-                events.extend(refund_events(order, detail, m, restocked))
+                refunded = refund_events(order, detail, m, restocked)
+                events.extend(refunded)
+                if self.book and (returned := refund_order(order, detail, refunded, m)):
+                    orders.append(returned)
         modified = order["date_modified_gmt"]
         digest = hashlib.sha256(raw).hexdigest()[:16]
         return Delivery(
             m.channel,
             topic,
-            events=events,
+            events=stock_facts(events) if self.book else events,
+            orders=orders,
             delivery_keys=(f"{m.channel}:order:{order['id']}:{modified}:{digest}",),
             order_key=event_id(m.channel, m.site, "order", order["id"]),
             order_version=_gmt(modified),

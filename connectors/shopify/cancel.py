@@ -1,0 +1,61 @@
+"""Shopify side of the order cancellation (``connectors.framework.cancellations``).
+
+``orderCancel(orderId, reason: OTHER, refund: true, restock: true, notifyCustomer: true,
+staffNote)``: the order was cancelled in the order book, so the customer is refunded and
+told, and Shopify's own committed units go back to available (the ledger's figure is pushed
+anyway). Shopify cancels in a background job: an answer with a ``job`` is taken as done,
+and the ``orders/cancelled`` webhook that follows is the channel's confirmation. An order
+already cancelled answers a user error ("already been cancelled"): success, ``already``.
+Any other user error (the order does not exist, cannot be cancelled) is a refusal.
+"""
+
+from __future__ import annotations
+
+from connectors.framework.cancellations import ALREADY, CANCELLED, CancelRequest
+from connectors.framework.types import RejectedError
+from connectors.shopify.client import ShopifyClient
+from connectors.shopify.mapping import ShopifyMapping
+
+ORDER_GID = "gid://shopify/Order/"
+MUTATION_COST = 10.0
+
+CANCEL = """
+mutation Cancel($orderId: ID!, $reason: OrderCancelReason!, $refund: Boolean!,
+               $restock: Boolean!, $notifyCustomer: Boolean, $staffNote: String) {
+  orderCancel(orderId: $orderId, reason: $reason, refund: $refund, restock: $restock,
+              notifyCustomer: $notifyCustomer, staffNote: $staffNote) {
+    job { id done }
+    orderCancelUserErrors { code field message }
+  }
+}
+"""
+
+
+class ShopifyCanceller:
+    def __init__(self, client: ShopifyClient, mapping: ShopifyMapping) -> None:
+        self._client = client
+        self.channel = mapping.channel
+        self.account = mapping.shop
+
+    async def cancel_order(self, request: CancelRequest) -> str:
+        data = await self._client.graphql(
+            CANCEL,
+            {
+                "orderId": ORDER_GID + request.channel_order_id,
+                "reason": "OTHER",
+                "refund": True,
+                "restock": True,
+                "notifyCustomer": True,
+                "staffNote": request.note(),
+            },
+            MUTATION_COST,
+        )
+        answer = data.get("orderCancel") or {}
+        errors = answer.get("orderCancelUserErrors") or []
+        if errors:
+            if all("already" in str(e.get("message", "")).lower() for e in errors):
+                return ALREADY
+            raise RejectedError(f"orderCancel: {[e.get('code') for e in errors]}")
+        if not answer.get("job"):
+            raise RejectedError("orderCancel: no job and no user error")
+        return CANCELLED
