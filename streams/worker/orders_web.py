@@ -33,6 +33,7 @@ from typing import Any
 import faust
 import orjson
 from faust import web
+from yarl import URL
 
 from schemas.codec import Codec
 from schemas.loader import current_schemas
@@ -182,7 +183,7 @@ def register_order_views(
                 return no_book(self)
             status, channel, limit = query
             found = [order_summary(s) for s in book.list(status, channel, limit)]
-            partitions = set(_own_partitions(app))
+            partitions = set(_own_partitions(app, table))
             missing: list[str] = []
             if table is not None and FORWARDED not in request.headers:
                 answers, missing = await ask_others(app, table, request)
@@ -340,10 +341,15 @@ def _action_errors(body: Any, kind: str) -> list[str]:
     return errors
 
 
-def _own_partitions(app: faust.App) -> list[int]:
-    """The partitions of orders.v1 this worker is assigned (empty before any assignment)."""
-    try:
-        actives = app.assignor.assigned_actives()
-    except (AttributeError, RuntimeError):
+def _own_partitions(app: faust.App, table: Any) -> list[int]:
+    """The partitions of ``table`` (co-partitioned with orders.v1) this worker holds, as the
+    group's assignment says (empty before any assignment, or without a table)."""
+    if table is None:
         return []
-    return sorted(tp.partition for tp in actives if tp.topic == ORDERS.name)
+    topic = table.changelog_topic.get_topic_name()
+    here = URL(str(app.conf.canonical_url))
+    for url, topics in app.router.tables_metadata().items():
+        owner = URL(str(url))
+        if (owner.host, owner.port) == (here.host, here.port):
+            return sorted(topics.get(topic) or ())
+    return []

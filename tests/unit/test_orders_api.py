@@ -25,6 +25,7 @@ from streams.worker import edges
 from streams.worker.access import RULES
 from streams.worker.order_reads import MemoryOrderBook, OrderBookView
 from streams.worker.orders_web import register_order_views
+from tests.support.ports import free_port
 from tests.unit.schema_samples import SAMPLES
 
 CODEC = single_object_codec()
@@ -290,3 +291,53 @@ def test_each_orders_route_needs_its_scope() -> None:
     for action in ("approve", "reject", "reroute", "cancel"):
         rule = RULES[("POST", f"/v1/orders/{{order_id}}/{action}")]
         assert rule.scopes == {ORDERS_APPROVE} and rule.write
+
+
+def test_a_list_asks_every_worker_of_the_group_and_says_what_it_covers() -> None:
+    """Given two workers, A holding partition 0 (erp:1 in exception) and B partition 1 (web:3
+    in exception), as the group's assignment says, when A is asked for the exception queue,
+    then it answers both (B's asked with the forwarded mark), partitions [0, 1], complete;
+    with B down, then A's own, complete false naming B."""
+
+    async def main() -> None:
+        ports = [free_port(), free_port()]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        books = [MemoryOrderBook([BOOK[0], BOOK[1]]), MemoryOrderBook([BOOK[2], BOOK[3]])]
+        servers = []
+        for name, url, book in zip(("a", "b"), urls, books, strict=True):
+            app = faust.App(f"orders-{name}-{id(object())}", canonical_url=url, web_enabled=True)
+            table = app.Table("orders", default=None, key_type=bytes, value_type=bytes)
+            topic = table.changelog_topic.get_topic_name()
+            app.assignor.changelog_distribution = {urls[0]: {topic: [0]}, urls[1]: {topic: [1]}}
+
+            async def publish(records: list[tuple[str, bytes, bytes]]) -> None:
+                return None
+
+            register_order_views(app, CODEC, book, table=table, publish=publish)
+            server = TestServer(
+                edges.web_application(app), host="127.0.0.1", port=int(url.rsplit(":", 1)[1])
+            )
+            servers.append((app, server))
+        for _, server in servers:
+            await server.start_server()
+        try:
+            a = servers[0][1]
+            async with TestClient(a) as client:
+                response = await client.get("/v1/orders?status=exception")
+                answer = await response.json()
+                _conforms("GET", "/v1/orders", response.status, answer)
+                assert [o["order_id"] for o in answer["orders"]] == ["web:3", "erp:1"]
+                assert (answer["partitions"], answer["complete"]) == ([0, 1], True)
+                await servers[1][1].close()
+                response = await client.get("/v1/orders?status=exception")
+                answer = await response.json()
+                assert [o["order_id"] for o in answer["orders"]] == ["erp:1"]
+                assert (answer["partitions"], answer["complete"]) == ([0], False)
+                assert answer["missing"] == [urls[1]]
+        finally:
+            for app, server in servers:
+                await server.close()
+                if app._http_client is not None:
+                    await app.http_client.close()
+
+    asyncio.run(main())
