@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from schemas.events import CONNECTOR_ID_SEPARATOR
 from schemas.loader import current_schemas
 from schemas.times import now_ms, parse_time_ms
 
@@ -504,6 +505,14 @@ def from_json(
         )
     if own_id is not None and (not isinstance(own_id, str) or not own_id.strip()):
         out.append(InvalidOrder("bad_order_id", "order_id: the channel's id, a non-empty string"))
+    elif isinstance(own_id, str) and CONNECTOR_ID_SEPARATOR in own_id:
+        out.append(
+            InvalidOrder(
+                "bad_order_id",
+                f"order_id: no {CONNECTOR_ID_SEPARATOR!r} (ids containing it belong to the "
+                "connectors, and could not be named in a URL path)",
+            )
+        )
     elif isinstance(own_id, str) and len(own_id) > MAX_ID:
         out.append(InvalidOrder("too_long", f"order_id: longer than {MAX_ID} characters"))
     if channel is None:

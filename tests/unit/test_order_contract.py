@@ -121,6 +121,8 @@ def test_a_valid_item_becomes_a_placed_order_named_channel_colon_id_that_encodes
         ({"ship_to": {"country": "FR", "address1": "1 rue X"}}, "personal_data"),
         ({"order_id": "erp:1001"}, "prefixed_order_id"),
         ({"order_id": None}, "missing_order_id"),
+        ({"order_id": "a/b"}, "bad_order_id"),
+        ({"order_id": "  "}, "bad_order_id"),
         ({"channel": None}, "missing_channel"),
         ({"channel": "Big Shop"}, "bad_channel"),
         ({"risk": "x" * 300}, "too_long"),
