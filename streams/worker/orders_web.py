@@ -308,7 +308,7 @@ def _list_query(query: Mapping[str, str]) -> tuple[tuple[str | None, str | None,
     unknown = sorted(set(query) - {"status", "channel", "limit"})
     if unknown:
         errors.append(f"unknown parameter(s): {', '.join(unknown)}")
-    status = query.get("status") or None
+    status = query.get("status")
     if status is not None and status not in STATUSES:
         errors.append(f"status: {status!r} is not one of {', '.join(sorted(STATUSES))}")
     channel = query.get("channel") or None

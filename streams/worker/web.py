@@ -29,7 +29,7 @@ from streams.ledger.state import SkuState, event_key
 from streams.worker import access, edges, metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
-from streams.worker.order_reads import OrderBookView
+from streams.worker.order_reads import MemoryOrderBook, OrderBookView
 from streams.worker.orders_web import register_order_views
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
 from streams.worker.registry import resolve_off_loop
@@ -84,7 +84,9 @@ def register_views(
     table (``streams.worker.orders_web``)."""
     holds = pending if pending is not None else PendingHolds()
     edges.install(app, codec, FORWARDED)
-    register_order_views(app, codec, orders, table=order_table)
+    # until the order agent runs here, an empty book: every order is unknown (404)
+    book = orders if orders is not None else MemoryOrderBook()
+    register_order_views(app, codec, book, table=order_table)
 
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []

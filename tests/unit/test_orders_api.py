@@ -214,6 +214,7 @@ def test_the_exception_queue_lists_exceptions_longest_waiting_first_by_channel()
         _, answer = await call("GET", "/v1/orders?limit=2")
         assert answer["count"] == 2
         assert (await call("GET", "/v1/orders?status=lost"))[0] == 400
+        assert (await call("GET", "/v1/orders?status="))[0] == 400
         assert (await call("GET", "/v1/orders?limit=0"))[0] == 400
 
     run(MemoryOrderBook(BOOK), scenario)
