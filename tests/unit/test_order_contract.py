@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from schemas.codec import single_object_codec
 from schemas.orders import (
     ACTIONABLE,
+    COUNTRIES,
     InvalidOrder,
     action_event,
     check,
@@ -242,3 +243,61 @@ def test_any_json_is_either_a_record_that_passes_the_check_and_encodes_or_refuse
         return
     assert problems(record) == []
     single_object_codec().encode(ORDERS.value_schema, record)
+
+
+TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Zs", "Zl", "Zp", "Cc")),
+    min_size=1,
+    max_size=12,
+)
+VALID_LINES = st.lists(
+    st.fixed_dictionaries(
+        {"sku": TEXT, "qty": st.integers(1, 10**6)},
+        optional={"unit_price": st.integers(0, 10**9)},
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(
+    own_id=TEXT.filter(lambda t: "/" not in t),
+    channel=st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True),
+    lines=VALID_LINES,
+    country=st.sampled_from(sorted(COUNTRIES)),
+    pickup=st.booleans(),
+    kind=st.sampled_from(["b2c", "b2b"]),
+)
+def test_any_well_formed_order_is_accepted_with_its_fields_kept(
+    own_id: str,
+    channel: str,
+    lines: list[dict[str, Any]],
+    country: str,
+    pickup: bool,
+    kind: str,
+) -> None:
+    """Given any order meeting the documented shape, when built, then it is accepted as
+    channel:id with every line, quantity, price and the ship-to kept as sent."""
+    for i, line in enumerate(lines):
+        line["line_id"] = str(i)
+        if "unit_price" in line:
+            line["currency"] = "EUR"
+    item: dict[str, Any] = {
+        "order_id": own_id,
+        "channel": channel,
+        "lines": lines,
+        "ship_to": {"country": country},
+        "customer_type": kind,
+    }
+    if pickup:
+        item.update(delivery="pickup", pickup_location="store-1")
+    assume(not own_id.startswith(f"{channel}:"))  # refused: prefixed_order_id
+    record, found = from_json(item, received=T)
+    assert found == [], [p.message for p in found]
+    assert record is not None
+    assert record["order_id"] == f"{channel}:{own_id}"
+    assert [(x["line_id"], x["sku"], x["qty"], x["unit_price"]) for x in record["lines"]] == [
+        (x["line_id"], x["sku"], x["qty"], x.get("unit_price")) for x in lines
+    ]
+    assert record["ship_to"]["country"] == country
+    assert record["delivery"] == ("pickup" if pickup else "ship")
