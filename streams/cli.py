@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--scopes",
         nargs="+",
-        help="create: stock:read, events:write, holds:write, orders:write, metrics:read, admin",
+        help="create: stock:read, events:write, holds:write, orders:write, orders:read, "
+        "orders:approve, metrics:read, admin",
     )
     token.add_argument(
         "--sources", nargs="+", help="create: event sources it may write (default api:NAME)"

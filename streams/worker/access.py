@@ -6,6 +6,9 @@ Routes and their scopes (anything else, Faust's own pages included, needs ``admi
 - ``POST /v1/events``: per event, ``orders:write`` for ``order_*``, ``holds:write`` for
   ``hold*``, ``events:write`` for the other types
 - ``POST /v1/holds``, ``DELETE /v1/holds/{hold_id}``: ``holds:write``
+- ``POST /v1/orders``: ``orders:write``; ``GET /v1/orders``, ``GET /v1/orders/{order_id}``:
+  ``orders:read``; ``POST /v1/orders/{order_id}/approve|reject|reroute|cancel``:
+  ``orders:approve``
 - ``GET /metrics``: ``metrics:read``
 - ``GET /health``, ``GET /openapi.json``: open
 
@@ -22,12 +25,15 @@ import faust
 from aiohttp import web
 
 from schemas.events import CONNECTOR_ID_SEPARATOR, is_connector_event_id
+from schemas.orders import ACTIONS as ORDER_ACTIONS
 from streams.kernel.access.guard import OPEN, Limits, Rule, Rules, guard, need
 from streams.kernel.access.store import TokenFollower, TokenStore
 from streams.kernel.access.tokens import (
     EVENTS_WRITE,
     HOLDS_WRITE,
     METRICS_READ,
+    ORDERS_APPROVE,
+    ORDERS_READ,
     ORDERS_WRITE,
     STOCK_READ,
     Principal,
@@ -40,6 +46,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/events"): need(EVENTS_WRITE, ORDERS_WRITE, HOLDS_WRITE, write=True),
     ("POST", "/v1/holds"): need(HOLDS_WRITE, write=True),
     ("DELETE", "/v1/holds/{hold_id}"): need(HOLDS_WRITE, write=True),
+    ("POST", "/v1/orders"): need(ORDERS_WRITE, write=True),
+    ("GET", "/v1/orders"): need(ORDERS_READ),
+    ("GET", "/v1/orders/{order_id}"): need(ORDERS_READ),
+    **{
+        ("POST", f"/v1/orders/{{order_id}}/{action}"): need(ORDERS_APPROVE, write=True)
+        for action in ORDER_ACTIONS
+    },
     ("GET", "/metrics"): need(METRICS_READ),
     ("GET", "/health"): OPEN,
     ("GET", "/openapi.json"): OPEN,  # the API's description: no secret in it

@@ -12,6 +12,7 @@ import faust
 from faust import web
 
 from schemas.codec import Codec
+from schemas.orders import ACTIONS as ORDER_ACTIONS
 from streams.kernel import openapi
 from streams.kernel.audit import audit_middleware
 from streams.kernel.json_errors import json_errors
@@ -24,6 +25,8 @@ ACTIONS = {
     ("POST", "/v1/events"): "events.post",
     ("POST", "/v1/holds"): "hold.place",
     ("DELETE", "/v1/holds/{hold_id}"): "hold.release",
+    ("POST", "/v1/orders"): "orders.post",
+    **{("POST", f"/v1/orders/{{order_id}}/{a}"): f"order.{a}" for a in ORDER_ACTIONS},
 }
 
 

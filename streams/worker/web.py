@@ -29,6 +29,8 @@ from streams.ledger.state import SkuState, event_key
 from streams.worker import access, edges, metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
 from streams.worker.intake import parse_items
+from streams.worker.order_reads import MemoryOrderBook, OrderBookView
+from streams.worker.orders_web import register_order_views
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
 from streams.worker.registry import resolve_off_loop
 from streams.worker.routing import FORWARDED, SERVED_BY, answer_from_owner
@@ -73,11 +75,18 @@ def register_views(
     codec: Codec,
     config: LedgerConfig,
     pending: PendingHolds | None = None,
+    orders: OrderBookView | None = None,
+    order_table: Any = None,
 ) -> None:
     """The worker's routes on ``app``: ``table`` is the SKU table, ``config`` the ledger's,
-    ``pending`` the holds requests wait for (resolved by the worker's batch step)."""
+    ``pending`` the holds requests wait for (resolved by the worker's batch step),
+    ``orders`` the order book's table read by the orders API and ``order_table`` that
+    table (``streams.worker.orders_web``)."""
     holds = pending if pending is not None else PendingHolds()
     edges.install(app, codec, FORWARDED)
+    # until the order agent runs here, an empty book: every order is unknown (404)
+    book = orders if orders is not None else MemoryOrderBook()
+    register_order_views(app, codec, book, table=order_table)
 
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []

@@ -19,9 +19,20 @@ STOCK_READ = "stock:read"
 EVENTS_WRITE = "events:write"
 HOLDS_WRITE = "holds:write"
 ORDERS_WRITE = "orders:write"
+ORDERS_READ = "orders:read"
+ORDERS_APPROVE = "orders:approve"
 METRICS_READ = "metrics:read"
 ADMIN = "admin"
-SCOPES = (STOCK_READ, EVENTS_WRITE, HOLDS_WRITE, ORDERS_WRITE, METRICS_READ, ADMIN)
+SCOPES = (
+    STOCK_READ,
+    EVENTS_WRITE,
+    HOLDS_WRITE,
+    ORDERS_WRITE,
+    ORDERS_READ,
+    ORDERS_APPROVE,
+    METRICS_READ,
+    ADMIN,
+)
 
 PREFIX = "sft_"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
