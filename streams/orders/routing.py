@@ -101,6 +101,7 @@ def plan(
     need: dict[str, int] = {}
     for line in lines:
         need[line.sku] = need.get(line.sku, 0) + line.qty
+    available = {sku: available.get(sku) or {} for sku in need}
     refused = set(excluded)
     after = _after(len(refused))
     if (order.get("delivery") or "ship") == "pickup":
