@@ -215,12 +215,16 @@ def _split(
     for line in lines:  # a line no usable location can ship alone: no plan at all
         if not any(available[line.sku].get(s.name, 0) >= line.qty for s in sites):
             return None
+    # only locations that can ship one line whole; their rank (distance) computed once
+    sites = [s for s in sites if any(available[x.sku].get(s.name, 0) >= x.qty for x in lines)]
     by_name = {s.name: s for s in sites}
+    ranks = [(s.name, (*_metrics(config, s.km, None), s.name)) for s in sites]
     # lines by increasing quantity: a location short of a SKU ships as many lines as it can
     order_lines = sorted(lines, key=lambda x: (x.qty, x.line_id))
     candidates: dict[frozenset[tuple[str, str]], tuple[Any, ...]] = {}
+    memo: dict[tuple[str, tuple[str, ...]], list[_Line]] = {}  # the starts share their steps
     for first in sites:
-        assign = _greedy(first.name, order_lines, available, sites, config)
+        assign = _greedy(first.name, order_lines, available, ranks, memo)
         if assign is None:
             continue
         key = plan_key(assign)
@@ -257,8 +261,8 @@ def _greedy(
     first: str,
     lines: list[_Line],
     available: Mapping[str, Mapping[str, int]],
-    sites: list[_Site],
-    config: RoutingConfig,
+    ranks: list[tuple[str, tuple[Any, ...]]],
+    memo: dict[tuple[str, tuple[str, ...]], list[_Line]],
 ) -> dict[str, str] | None:
     """Lines -> location, starting at ``first``, then the location shipping most lines left."""
     assign: dict[str, str] = {}
@@ -266,20 +270,25 @@ def _greedy(
     chosen: set[str] = set()
     pick: str | None = first
     while left:
+        ids = tuple(line.line_id for line in left)
         if pick is None:
             best: tuple[Any, ...] | None = None
-            for site in sites:
-                if site.name in chosen:
+            for name, rank in ranks:
+                if name in chosen:
                     continue
-                took = _take(site.name, left, available)
+                took = memo.get((name, ids))
+                if took is None:
+                    took = memo[(name, ids)] = _take(name, left, available)
                 if not took:
                     continue
-                score = (-len(took), *_metrics(config, site.km, None), site.name)
+                score = (-len(took), rank)
                 if best is None or score < best:
-                    best, pick = score, site.name
+                    best, pick = score, name
             if pick is None:
                 return None
-        took = _take(pick, left, available)
+        took = memo.get((pick, ids))
+        if took is None:
+            took = memo[(pick, ids)] = _take(pick, left, available)
         if not took:
             return None
         chosen.add(pick)

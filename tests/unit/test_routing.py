@@ -301,3 +301,16 @@ def test_a_full_routing_configuration_is_parsed() -> None:
     assert cfg.parcel_cost("lyon-wh", "fr", 1000) == 990
     assert cfg.parcel_cost("paris-wh", "fr", 1001) == 890
     assert cfg.weight_g("tee", 2) == 500 and cfg.currency == "EUR"
+
+
+def test_locations_that_tie_on_every_criterion_are_taken_by_name() -> None:
+    """Given two warehouses at the same place with the same rates, listed b before a
+    When an order is routed, with the stock mapping in either order
+    Then the first by name ships it, and the reason says the name decided."""
+    cfg = parse_routing(
+        {"locations": [LYON | {"name": "b-wh"}, LYON | {"name": "a-wh"}], "zones": ZONES}
+    )
+    for stock in ({"mug": {"b-wh": 1, "a-wh": 1}}, {"mug": {"a-wh": 1, "b-wh": 1}}):
+        result = plan(order(("mug", 1)), stock, cfg)
+        assert result is not None and result.lines == {"1": "a-wh"}
+        assert "first by name of 2" in result.reason
