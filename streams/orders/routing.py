@@ -60,7 +60,7 @@ class Plan:
 
     lines: dict[str, str]
     reason: str
-    shipping_cost: int | None  # minor units of the routing currency; None: no rate covers it
+    shipping_cost: int | None = None  # minor units of the routing currency; None: no rate
 
     @property
     def key(self) -> frozenset[tuple[str, str]]:
@@ -247,7 +247,7 @@ def _split(
     best = min(candidates.values(), key=lambda c: c[:-3])
     assign, km, cost = best[-3], best[-2], best[-1]
     parts = "; ".join(
-        f"{loc} ships {', '.join(lid for lid in sorted(assign) if assign[lid] == loc)}"
+        f"{loc} ships {_lines_word(sorted(lid for lid in assign if assign[lid] == loc))}"
         for loc in sorted(set(assign.values()))
     )
     reason = (
@@ -348,6 +348,10 @@ def _decided(
         if a != b:
             return _WORDS[criterion]
     return _WORDS["name"]
+
+
+def _lines_word(ids: list[str]) -> str:
+    return f"line{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
 
 
 def _after(refused: int) -> str:

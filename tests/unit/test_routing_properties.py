@@ -26,7 +26,7 @@ from streams.orders.routing import Plan, RoutingConfig, parse_routing, plan, pla
 
 LOCATIONS = [f"loc{i}" for i in range(6)]
 SKUS = ["mug", "tee", "cap", "pen"]
-PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
