@@ -22,6 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.orders import geo
 from streams.orders.routing import Plan, RoutingConfig, parse_routing, plan, plan_key
 
 LOCATIONS = [f"loc{i}" for i in range(6)]
@@ -262,3 +263,48 @@ def test_the_same_inputs_give_the_same_plan_whatever_the_order_of_the_mappings(
         excluded=list(reversed(excluded)),
     )
     assert first == again
+
+
+def _single_rank(
+    name: str, order: dict[str, Any], config: RoutingConfig
+) -> tuple[float | str, ...]:
+    dest = geo.destination(order["ship_to"])
+    point = config.location(name).point
+    km = geo.distance_km(point, dest) if dest and point else float("inf")
+    to = order["ship_to"] or {}
+    grams = sum(config.weight_g(x["sku"], x["qty"]) for x in order["lines"])
+    cost = config.parcel_cost(name, config.zone(to.get("country"), to.get("postal_code")), grams)
+    values = {"distance": km, "cost": float("inf") if cost is None else cost}
+    return (*(values[r] for r in config.rank), name)
+
+
+@PROFILE
+@given(config=configs(), order=orders(), available=stock, use=capacity_use, data=st.data())
+def test_the_single_location_chosen_is_the_first_by_the_configured_rank(
+    config: RoutingConfig,
+    order: dict[str, Any],
+    available: dict[str, dict[str, int]],
+    use: dict[str, int],
+    data: st.DataObject,
+) -> None:
+    """Given several usable locations that ship every line of a shipped order
+    When it is routed
+    Then the chosen one is the first by the configured rank (distance to the ship-to, cost
+    of its parcel from the rate table, in the configured order), then by name."""
+    if order["delivery"] == "pickup":
+        return
+    excluded = _refusals(order, data.draw)
+    need: Counter[str] = Counter()
+    for line in order["lines"]:
+        need[line["sku"]] += line["qty"]
+    singles = [
+        name
+        for name in LOCATIONS
+        if _usable(name, order, config, use, None)
+        and all(available.get(sku, {}).get(name, 0) >= q for sku, q in need.items())
+        and plan_key({x["line_id"]: name for x in order["lines"]}) not in excluded
+    ]
+    result = plan(order, available, config, used_capacity=use, excluded=excluded)
+    if singles:
+        best = min(singles, key=lambda n: _single_rank(n, order, config))
+        assert result is not None and set(result.lines.values()) == {best}
