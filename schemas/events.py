@@ -199,7 +199,8 @@ def problems(
         out.append(InvalidEvent("bad_source_seq", "source_seq: an integer or null"))
     elif seq is not None and not -(2**63) <= seq < 2**63:
         out.append(InvalidEvent("bad_source_seq", "source_seq: outside a 64-bit integer"))
-    out.extend(_lot_problems(event))
+    if event.get("lot") is not None or event.get("expires_on") is not None:
+        out.extend(_lot_problems(event))
     if event.get("disposition") not in (None, *DISPOSITIONS):
         out.append(
             InvalidEvent(

@@ -158,6 +158,9 @@ def reserve(
     lots FEFO, then unlotted; one movement per part. Returns the lots used, FEFO."""
     state = step.state
     loc = state.location(name)
+    if not loc.lots:  # a SKU without lots: one movement, as ever
+        step.move(name, kind, reserved=qty, reason=reason, channel=channel)
+        return []
     parts: Parts = []
     left = qty
     if loc.lots:

@@ -61,9 +61,12 @@ def _choose(step: Step, channel: str | None, hold: Hold | None) -> tuple[str | N
         ch = step.config.channels.get(channel) if channel is not None else None
         names = [n for n in locations if ch is None or ch.serves(n)]
     best, best_units = None, -1
+    config = step.config
+    day = lots.day_of(step.event["occurred_at"])
+    min_days = config.min_shelf_life_days(channel)
     for name in names:
         extra = hold.qty if hold is not None and hold.location == name else 0
-        units = _units(step, name, locations[name], channel, extra)
+        units = lots.allocatable(locations[name], config.safety_stock(name), day, min_days, extra)
         if units > best_units:
             best, best_units = name, units
     return best, max(best_units, 0)
