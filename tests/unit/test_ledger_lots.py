@@ -105,8 +105,11 @@ def test_shipping_consumes_the_lots_the_order_reserved() -> None:
 def test_expired_lots_are_neither_allocated_nor_shown() -> None:
     """Given lot A that expired yesterday (5 units) and lot B expiring today (1 unit),
     When the level is computed and an order of 2 then of 1 is placed,
-    Then every channel shows 1, the order of 2 is rejected and the order of 1 takes B."""
-    ledger = _received(("A", 5, -1), ("B", 1, 0))
+    Then every channel and the level's split by location show 1, the order of 2 is
+    rejected and the order of 1 takes B."""
+    ledger = _received(("A", 5, -1))
+    level = ledger("receipt", 1, lot="B", expires_on=TODAY).level
+    assert level["locations"] == {"wh": 1} and level["default_quantity"] == 1
     assert ledger.state is not None
     assert channel_quantities(ledger.state, CONFIG, TODAY) == {"web": 1, "b2b": 0, "*": 1}
     assert ledger("order_placed", 2, channel="web", order_id="o1").decision["outcome"] == "rejected"
@@ -164,22 +167,24 @@ def test_two_receipts_of_one_lot_keep_the_earlier_date() -> None:
 
 
 def test_a_state_with_lots_round_trips_and_a_format_3_record_still_loads() -> None:
-    """Given a SKU with lots and an order reserved from one, and a lotless SKU,
-    When stored and read back, and the lotless record relabelled format 3 is read,
-    Then both are what they were; the lotless record is byte for byte what format 3 held."""
+    """Given a SKU with lots and an order reserved from one, and a busy lotless SKU,
+    When stored and read back, and the lotless SKU's records (main record and sealed
+    pages) relabelled format 3 are read,
+    Then both are what they were: a lotless SKU's records are byte for byte format 3's."""
     ledger = _received(("A", 5, 10), ("B", 2, None))
     ledger("order_placed", 3, channel="web")
     assert ledger.state is not None
     stored = dict(ledger.state.records(None))
     assert SkuState.from_bytes(stored[b"milk"], stored.get) == ledger.state
     plain = Ledger()
-    plain("receipt", 4)
-    plain("order_placed", 1, channel="web")
+    plain("receipt", 400)
+    for i in range(40):  # enough ids, journal entries and orders to seal pages
+        plain("order_placed", 1, channel="web", order_id=f"p{i}")
     assert plain.state is not None
-    data = plain.state.to_bytes()
-    assert data[2] == FORMAT == 4
-    old = data[:2] + b"\x03" + data[3:]
-    assert SkuState.from_bytes(old) == plain.state
+    records = dict(plain.state.records(None))
+    assert len(records) > 3 and all(v is not None and v[2] == FORMAT == 4 for v in records.values())
+    old = {k: v[:2] + b"\x03" + v[3:] for k, v in records.items() if v is not None}
+    assert SkuState.from_bytes(old[b"milk"], old.get) == plain.state
 
 
 @pytest.mark.parametrize(
