@@ -16,6 +16,7 @@ __all__ = [
     "DISPOSITIONS",
     "EVENT_TYPES",
     "FIELDS",
+    "LOT_TYPES",
     "MAX_HOLD_TTL_SECONDS",
     "MAX_QTY",
     "MAX_TEXT",
@@ -58,6 +59,10 @@ _TIME_FIELDS = ("occurred_at", "ingested_at", "as_of", "expires_at")
 
 MAX_QTY = 10**9  # default bound of |qty| in one event; more is a unit error at the source
 MAX_TEXT = 256  # characters of any string field
+DAY_MS = 86_400_000
+# A lot is named on the events that say which lot they concern; every other type leaves the
+# choice to the ledger (FEFO). A decision lists lots joined by commas: no comma in a name.
+LOT_TYPES = frozenset({"receipt", "adjustment"})
 # Times are epoch milliseconds from 2000-01-01 (inclusive) to 2100-01-01 (exclusive): a time
 # outside is a unit or clock error at the source (seconds sent as ms, a zeroed field), and
 # every time inside fits ClickHouse's DateTime, so the sink never refuses what was applied.
@@ -194,6 +199,8 @@ def problems(
         out.append(InvalidEvent("bad_source_seq", "source_seq: an integer or null"))
     elif seq is not None and not -(2**63) <= seq < 2**63:
         out.append(InvalidEvent("bad_source_seq", "source_seq: outside a 64-bit integer"))
+    if event.get("lot") is not None or event.get("expires_on") is not None:
+        out.extend(_lot_problems(event))
     if event.get("disposition") not in (None, *DISPOSITIONS):
         out.append(
             InvalidEvent(
@@ -253,6 +260,39 @@ def _type_problems(
             out.append(InvalidEvent("missing_to_location", "to_location: required for a transfer"))
         elif to == (event.get("location") or default_location):
             out.append(InvalidEvent("same_location", f"to_location: {to!r} is the source"))
+    return out
+
+
+def _lot_problems(event: Mapping[str, Any]) -> list[InvalidEvent]:
+    """``lot`` (text, checked above) only on the types that name one, without a comma;
+    ``expires_on`` (days since 1970-01-01) only on a receipt of a lot."""
+    out: list[InvalidEvent] = []
+    lot, expires, kind = event.get("lot"), event.get("expires_on"), event.get("type")
+    if isinstance(lot, str):
+        if "," in lot:
+            out.append(InvalidEvent("bad_lot", "lot: a lot name has no comma"))
+        if kind in EVENT_TYPES and kind not in LOT_TYPES:
+            out.append(
+                InvalidEvent(
+                    "lot_not_applicable",
+                    f"lot: only on {', '.join(sorted(LOT_TYPES))}; a {kind} takes lots "
+                    "earliest expiry first (FEFO): leave lot out",
+                )
+            )
+    if expires is None:
+        return out
+    if not _is_int(expires):
+        out.append(InvalidEvent("bad_expires_on", "expires_on: a date (days since 1970-01-01)"))
+    elif not MIN_TIME_MS // DAY_MS <= expires < MAX_TIME_MS // DAY_MS:
+        out.append(
+            InvalidEvent("bad_expires_on", "expires_on: not between 2000-01-01 and 2099-12-31")
+        )
+    elif lot is None:
+        out.append(InvalidEvent("expires_on_without_lot", "expires_on: only with a lot"))
+    elif kind in EVENT_TYPES and kind != "receipt":
+        out.append(
+            InvalidEvent("expires_on_not_applicable", "expires_on: only on the receipt of a lot")
+        )
     return out
 
 

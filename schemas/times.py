@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 def now_ms() -> int:
@@ -27,6 +27,23 @@ def parse_time_ms(value: object, field: str) -> int:
             raise ValueError(f"{field}: {value!r} has no timezone; add Z or +01:00")
         return int(parsed.timestamp() * 1000)
     raise ValueError(f"{field}: expected epoch milliseconds or ISO 8601 string")
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def parse_date_days(value: object, field: str) -> int:
+    """Days since 1970-01-01 from a date ``YYYY-MM-DD`` or an int (days already)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: expected a date YYYY-MM-DD, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            raise ValueError(f"{field}: {value!r} is not a date YYYY-MM-DD") from None
+    raise ValueError(f"{field}: expected a date YYYY-MM-DD")
 
 
 def iso(ms: int) -> str:

@@ -10,6 +10,7 @@ that is ``default_quantity`` (key ``"*"`` in :func:`channel_quantities`).
 from __future__ import annotations
 
 from streams.ledger.config import LedgerConfig
+from streams.ledger.lots import allocatable
 from streams.ledger.state import LocationStock, SkuState
 
 __all__ = [
@@ -23,22 +24,38 @@ __all__ = [
 DEFAULT_CHANNEL = "*"  # key of the default quantity (a channel the config does not name)
 
 
-def location_available(stock: LocationStock, name: str, config: LedgerConfig) -> int:
-    return stock.available(config.safety_stock(name))
+def location_available(
+    stock: LocationStock, name: str, config: LedgerConfig, day: int | None = None, min_days: int = 0
+) -> int:
+    """``available`` at one location. With lots and a ``day`` (the UTC day of the event),
+    what an order line needing ``min_days`` of shelf life could reserve there: expired
+    lots, and lots short of ``min_days``, are not sellable (:mod:`streams.ledger.lots`)."""
+    safety = config.safety_stock(name)
+    if day is None or not stock.lots:
+        return stock.available(safety)
+    return allocatable(stock, safety, day, min_days)
 
 
-def locations_available(state: SkuState, config: LedgerConfig) -> dict[str, int]:
+def locations_available(
+    state: SkuState, config: LedgerConfig, day: int | None = None
+) -> dict[str, int]:
     """``available`` of every location of the SKU."""
-    return {n: location_available(s, n, config) for n, s in state.locations.items()}
+    return {n: location_available(s, n, config, day) for n, s in state.locations.items()}
 
 
-def channel_quantities(state: SkuState, config: LedgerConfig) -> dict[str, int]:
-    """Quantity shown on every configured channel, plus ``"*"`` for every other channel."""
-    avail = locations_available(state, config)
+def channel_quantities(
+    state: SkuState, config: LedgerConfig, day: int | None = None
+) -> dict[str, int]:
+    """Quantity shown on every configured channel, plus ``"*"`` for every other channel.
+    A channel with ``min_shelf_life_days`` counts only the lots that meet it at ``day``, so
+    it is never shown units the ledger would then refuse its orders."""
+    avail = locations_available(state, config, day)
     total = sum(avail.values())
     out: dict[str, int] = {}
     for name, ch in config.channels.items():
-        if ch.locations is None:
+        if ch.min_shelf_life_days and day is not None:
+            pool = channel_pool(state, config, ch.name, day)
+        elif ch.locations is None:
             pool = total
         else:
             pool = sum(a for n, a in avail.items() if n in ch.locations)
@@ -47,11 +64,23 @@ def channel_quantities(state: SkuState, config: LedgerConfig) -> dict[str, int]:
     return out
 
 
-def channel_quantity(state: SkuState, config: LedgerConfig, channel: str | None) -> int:
-    """Quantity shown on one channel (``None`` or unconfigured: the default quantity)."""
+def channel_pool(
+    state: SkuState, config: LedgerConfig, channel: str | None, day: int | None = None
+) -> int:
+    """Sum of what an order line of ``channel`` may reserve over the locations serving it."""
     ch = config.channels.get(channel) if channel is not None else None
+    min_days = config.min_shelf_life_days(channel)
     pool = 0
     for n, s in state.locations.items():
         if ch is None or ch.serves(n):
-            pool += location_available(s, n, config)
+            pool += location_available(s, n, config, day, min_days)
+    return pool
+
+
+def channel_quantity(
+    state: SkuState, config: LedgerConfig, channel: str | None, day: int | None = None
+) -> int:
+    """Quantity shown on one channel (``None`` or unconfigured: the default quantity)."""
+    ch = config.channels.get(channel) if channel is not None else None
+    pool = channel_pool(state, config, channel, day)
     return ch.rule.apply(pool) if ch is not None else pool

@@ -27,6 +27,9 @@ Format (every key optional)::
         locations: [paris-wh]          # default: every location
         on_insufficient: reject        # or backorder
         rule: {buffer: 2, percentage: 80, max_shown: 50, zero_at_or_below: 1}
+        min_shelf_life_days: 30        # lots allocated to / shown on this channel expire
+                                       # 30 days or more after the event's day; absent:
+                                       # any lot not yet expired (streams.ledger.lots)
 
 Channel rules apply in this fixed order to the channel's pool (sum of ``available`` over
 its locations): ``zero_at_or_below`` (pool <= N sends 0), then ``buffer`` (minus N),
@@ -101,6 +104,7 @@ class ChannelConfig:
     locations: frozenset[str] | None = None  # None: every location
     rule: ChannelRule = NO_RULE
     on_insufficient: str = "reject"  # reject | backorder
+    min_shelf_life_days: int | None = None  # None: any lot not expired
 
     def serves(self, location: str) -> bool:
         return self.locations is None or location in self.locations
@@ -135,6 +139,12 @@ class LedgerConfig:
         ch = self.channels.get(channel) if channel is not None else None
         return ch.on_insufficient if ch is not None else "reject"
 
+    def min_shelf_life_days(self, channel: str | None) -> int:
+        """Days of shelf life a lot must have left to go to ``channel`` (0: not expired)."""
+        ch = self.channels.get(channel) if channel is not None else None
+        days = ch.min_shelf_life_days if ch is not None else None
+        return days if days is not None else 0
+
 
 DEFAULT_CONFIG = LedgerConfig()
 
@@ -153,7 +163,8 @@ _TOP_KEYS = {
     "channels",
 }
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
-_CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient"}
+_CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient", "min_shelf_life_days"}
+MAX_SHELF_LIFE_DAYS = 36_500  # a hundred years: more is a unit error (minutes, hours)
 _RULE_KEYS = {"zero_at_or_below", "buffer", "percentage", "max_shown"}
 _POLICIES = ("reject", "backorder")
 
@@ -290,8 +301,20 @@ def _channels(raw: Any, locations: Mapping[str, LocationConfig]) -> dict[str, Ch
             locations=serving,
             rule=_rule(item.get("rule"), f"{path}.rule"),
             on_insufficient=policy,
+            min_shelf_life_days=_shelf_life(item.get("min_shelf_life_days"), path),
         )
     return out
+
+
+def _shelf_life(raw: Any, path: str) -> int | None:
+    days: int | None = _int(raw, f"{path}.min_shelf_life_days", None)
+    if days is not None and days > MAX_SHELF_LIFE_DAYS:
+        raise ConfigError(
+            f"{path}.min_shelf_life_days",
+            f"{days} days is above {MAX_SHELF_LIFE_DAYS}; write the remaining shelf life a "
+            "lot needs for this channel in days, e.g. min_shelf_life_days: 30",
+        )
+    return days
 
 
 def _rule(raw: Any, path: str) -> ChannelRule:

@@ -11,10 +11,15 @@ A backorder (channel policy ``on_insufficient: backorder``) reserves nothing whe
 it waits in a FIFO queue and takes units as they become available (``backorder_allocated``
 movements), so ``reserved`` never exceeds what was available and the no-oversell invariant
 holds for backorders too.
+
+With lots, a location gives a line what :func:`streams.ledger.lots.allocatable` says for
+the line's channel (expired lots and lots short of the channel's ``min_shelf_life_days``
+do not count), and the line takes lots earliest expiry first (:mod:`streams.ledger.lots`).
 """
 
 from __future__ import annotations
 
+from streams.ledger import lots
 from streams.ledger.availability import channel_quantity
 from streams.ledger.outcome import Step
 from streams.ledger.state import Backorder, Hold, LocationStock
@@ -29,8 +34,21 @@ __all__ = [
 ]
 
 
-def _free(step: Step, name: str, loc: LocationStock) -> int:
-    return loc.free(step.config.safety_stock(name))
+def _units(step: Step, name: str, loc: LocationStock, channel: str | None, extra: int = 0) -> int:
+    """Units an order line or hold of ``channel`` may reserve at the location now."""
+    return lots.allocatable(
+        loc,
+        step.config.safety_stock(name),
+        lots.day_of(step.event["occurred_at"]),
+        step.config.min_shelf_life_days(channel),
+        extra,
+    )
+
+
+def _before(step: Step, channel: str | None) -> int:
+    return channel_quantity(
+        step.state, step.config, channel, lots.day_of(step.event["occurred_at"])
+    )
 
 
 def _choose(step: Step, channel: str | None, hold: Hold | None) -> tuple[str | None, int]:
@@ -43,11 +61,12 @@ def _choose(step: Step, channel: str | None, hold: Hold | None) -> tuple[str | N
         ch = step.config.channels.get(channel) if channel is not None else None
         names = [n for n in locations if ch is None or ch.serves(n)]
     best, best_units = None, -1
+    config = step.config
+    day = lots.day_of(step.event["occurred_at"])
+    min_days = config.min_shelf_life_days(channel)
     for name in names:
-        units = _free(step, name, locations[name])
-        if hold is not None and hold.location == name:
-            units += hold.qty
-        units = max(units, 0)
+        extra = hold.qty if hold is not None and hold.location == name else 0
+        units = lots.allocatable(locations[name], config.safety_stock(name), day, min_days, extra)
         if units > best_units:
             best, best_units = name, units
     return best, max(best_units, 0)
@@ -63,7 +82,7 @@ def _release_hold(step: Step, order_id: str, hold: Hold, reason: str) -> None:
 def order_placed(step: Step) -> None:
     ev, state = step.event, step.state
     qty, channel, order_id = ev["qty"], ev.get("channel"), ev["order_id"]
-    before = channel_quantity(state, step.config, channel)
+    before = _before(step, channel)
     if not state.locations:
         step.decide("rejected", qty, before, reason="unknown_sku")
         return
@@ -72,10 +91,10 @@ def order_placed(step: Step) -> None:
     if name is not None and units >= qty:
         if held is not None:
             _release_hold(step, order_id, held, "converted to order")
-        step.move(name, "order_placed", reserved=qty)
+        used = lots.reserve(step, name, qty, "order_placed", order_id, channel)
         lines = state.orders.setdefault(order_id, {})
         lines[name] = lines.get(name, 0) + qty
-        step.decide("accepted", qty, before, location=name)
+        step.decide("accepted", qty, before, location=name, lots=used)
     elif step.config.on_insufficient(channel) == "backorder":
         waiting = state.backorders.get(order_id)
         if waiting is None:
@@ -117,13 +136,15 @@ def order_cancelled(step: Step) -> None:
         for name in list(lines):
             take = min(lines[name], left)
             if take:
-                step.move(name, "order_cancelled", reserved=-take)
+                for lot, units in lots.take_order(state, order_id, name, take):
+                    step.move(name, "order_cancelled", reserved=-units, lot=lot)
                 lines[name] -= take
                 left -= take
             if not lines[name]:
                 del lines[name]
         if not lines:
             del state.orders[order_id]
+            state.order_lots.pop(order_id, None)
 
 
 def order_shipped(step: Step) -> None:
@@ -146,12 +167,15 @@ def order_shipped(step: Step) -> None:
         if take and wanted is not None and wanted != name and wanted in state.locations:
             # shipped from another location than the one reserved: the reservation ends
             # where it was, the units leave where they physically were
-            step.move(name, "order_shipped", reserved=-take, reason="shipped elsewhere")
-            step.move(wanted, "order_shipped", on_hand=-take)
+            for lot, units in lots.take_order(state, order_id, name, take):
+                step.move(
+                    name, "order_shipped", reserved=-units, lot=lot, reason="shipped elsewhere"
+                )
+            lots.remove(step, wanted, take, "order_shipped", sell=True)
             lines[name] -= take
             left -= take
         elif take:
-            step.move(name, "order_shipped", on_hand=-take, reserved=-take)
+            _ship_reserved(step, order_id, name, take)
             lines[name] -= take
             left -= take
             last = last or name
@@ -159,6 +183,7 @@ def order_shipped(step: Step) -> None:
             del lines[name]
     if order_id in state.orders and not lines:
         del state.orders[order_id]
+        state.order_lots.pop(order_id, None)
     if left > 0:
         waiting = state.backorders.get(order_id)
         if waiting is not None:
@@ -166,13 +191,28 @@ def order_shipped(step: Step) -> None:
             if not waiting.qty:
                 del state.backorders[order_id]
         name = last or step.config.default_location
-        step.move(name, "order_shipped", on_hand=-left, reason="unreserved")
+        lots.remove(step, name, left, "order_shipped", sell=True, reason="unreserved")
+
+
+def _ship_reserved(step: Step, order_id: str, name: str, take: int) -> None:
+    """Consume ``take`` reserved units of the order at ``name``: its lots, then unlotted. A
+    lot a physical removal emptied meanwhile ships what it has; the rest leaves the
+    unlotted part."""
+    loc = step.state.location(name)
+    for lot, units in lots.take_order(step.state, order_id, name, take):
+        entry = loc.lots.get(lot) if lot is not None else None
+        if lot is None or (entry is not None and entry.on_hand >= units):
+            step.move(name, "order_shipped", on_hand=-units, reserved=-units, lot=lot)
+            continue
+        have = entry.on_hand if entry is not None else 0
+        step.move(name, "order_shipped", on_hand=-have, reserved=-units, lot=lot)
+        step.move(name, "order_shipped", on_hand=have - units, reason="lot short")
 
 
 def hold(step: Step) -> None:
     ev, state, config = step.event, step.state, step.config
     qty, channel, order_id = ev["qty"], ev.get("channel"), ev["order_id"]
-    before = channel_quantity(state, config, channel)
+    before = _before(step, channel)
     if not state.locations:
         step.decide("rejected", qty, before, reason="unknown_sku")
         return
@@ -229,14 +269,10 @@ def allocate_backorders(step: Step) -> None:
         for name, loc in state.locations.items():
             if ch is not None and not ch.serves(name):
                 continue
-            take = min(waiting.qty, _free(step, name, loc))
+            take = min(waiting.qty, _units(step, name, loc, waiting.channel))
             if take > 0:
-                step.move(
-                    name,
-                    "backorder_allocated",
-                    reserved=take,
-                    reason="backorder",
-                    channel=waiting.channel,
+                lots.reserve(
+                    step, name, take, "backorder_allocated", order_id, waiting.channel, "backorder"
                 )
                 lines = state.orders.setdefault(order_id, {})
                 lines[name] = lines.get(name, 0) + take

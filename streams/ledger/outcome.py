@@ -15,7 +15,8 @@ from typing import Any
 from schemas.events import InvalidEvent
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
-from streams.ledger.state import SkuState
+from streams.ledger.lots import day_of
+from streams.ledger.state import Lot, SkuState
 
 __all__ = ["Emitted", "InvalidEvent", "Step"]
 
@@ -67,11 +68,15 @@ class Step:
         movement_id: str | None = None,
         occurred_at: int | None = None,
         journal_at: int | None = None,
+        lot: str | None = None,
+        expires_on: int | None = None,
     ) -> None:
         """Change one location's quantities and record the StockMovement saying so.
 
         ``journal_at`` is the time the on_hand change is true at, for count rebase
         (a count's own correction is true at its ``as_of``); default ``occurred_at``.
+        ``lot``: the lot whose units these are (None: the unlotted part), created on first
+        use with ``expires_on`` (the earlier date wins when it has one already).
         """
         ev = self.event
         state = self.state
@@ -80,6 +85,16 @@ class Step:
         loc.reserved += reserved
         loc.unsellable += unsellable
         loc.incoming += incoming
+        if lot is not None:
+            entry = loc.lots.get(lot)
+            if entry is None:
+                entry = loc.lots[lot] = Lot(expires=expires_on)
+            elif expires_on is not None and (entry.expires is None or expires_on < entry.expires):
+                entry.expires = expires_on
+            entry.on_hand += on_hand
+            entry.reserved += reserved
+            if not entry.on_hand and not entry.reserved:
+                del loc.lots[lot]
         cause = event_id if event_id is not None else ev["event_id"]
         when = occurred_at if occurred_at is not None else ev["occurred_at"]
         movements = self.out.movements
@@ -102,6 +117,7 @@ class Step:
                 "occurred_at": when,
                 "applied_at": self.now,
                 "source_ref": ev.get("source_ref"),
+                "lot": lot,
             }
         )
         if on_hand:
@@ -117,6 +133,7 @@ class Step:
         available_before: int,
         location: str | None = None,
         reason: str | None = None,
+        lots: list[str] | None = None,
     ) -> None:
         ev = self.event
         self.out.decision = {
@@ -132,6 +149,7 @@ class Step:
             "available_before": available_before,
             "occurred_at": ev["occurred_at"],
             "at": self.now,
+            "lot": ",".join(lots) if lots else None,
         }
 
     def alert(
@@ -169,8 +187,9 @@ class Step:
         state.journal_trim(config.journal_limit, self.now - config.journal_max_age_ms)
         sku = state.sku
         split_moved = False  # a location's available changed (a transfer keeps the totals)
+        day = day_of(self.event["occurred_at"])
         for name in sorted(self.touched):
-            avail = location_available(state.locations[name], name, config)
+            avail = location_available(state.locations[name], name, config, day)
             before = state.last_available.get(name, 0)
             state.last_available[name] = avail
             split_moved = split_moved or before != avail
@@ -194,7 +213,7 @@ class Step:
                     value=over,
                     location=name,
                 )
-        qty = channel_quantities(state, config)
+        qty = channel_quantities(state, config, day)
         last = state.last_qty
         changed = [c for c, q in qty.items() if last.get(c, 0) != q]
         if not changed and not split_moved:
@@ -224,7 +243,7 @@ class Step:
             "changed_channels": changed,
             "default_quantity": default,
             "locations": {
-                n: location_available(loc, n, config) for n, loc in state.locations.items()
+                n: location_available(loc, n, config, day) for n, loc in state.locations.items()
             },
             "cause_event_id": self.event["event_id"],
             "occurred_at": self.event["occurred_at"],

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.events import check
-from streams.ledger import orders, stock
+from streams.ledger import lots, orders, stock
 from streams.ledger.config import LedgerConfig
 from streams.ledger.outcome import Emitted, InvalidEvent, Step
 from streams.ledger.state import SkuState, event_key
@@ -60,7 +60,7 @@ def _where(step: Step) -> str:
 
 
 def _sale(step: Step) -> None:
-    step.move(_where(step), "sale", on_hand=-step.event["qty"])
+    lots.remove(step, _where(step), step.event["qty"], "sale", sell=True)
 
 
 def _return(step: Step) -> None:
@@ -73,11 +73,29 @@ def _receipt(step: Step) -> None:
     name, qty = _where(step), step.event["qty"]
     loc = step.state.locations.get(name)
     incoming = loc.incoming if loc is not None else 0
-    step.move(name, "receipt", on_hand=qty, incoming=-min(qty, incoming))
+    step.move(
+        name,
+        "receipt",
+        on_hand=qty,
+        incoming=-min(qty, incoming),
+        lot=step.event.get("lot"),
+        expires_on=step.event.get("expires_on"),
+    )
 
 
 def _adjustment(step: Step) -> None:
-    step.move(_where(step), "adjustment", on_hand=step.event["qty"])
+    """An increase goes to the named lot (or the unlotted part); a decrease takes the named
+    lot's units, and the rest (or all, without a lot) as a correction (streams.ledger.lots)."""
+    name, qty, lot = _where(step), step.event["qty"], step.event.get("lot")
+    if qty > 0 or (lot is None and not step.state.location(name).lots):
+        step.move(name, "adjustment", on_hand=qty, lot=lot)
+        return
+    entry = step.state.location(name).lots.get(lot) if lot is not None else None
+    have = min(-qty, entry.on_hand) if entry is not None else 0
+    if have:
+        step.move(name, "adjustment", on_hand=-have, lot=lot)
+    if -qty - have:
+        lots.remove(step, name, -qty - have, "adjustment", sell=False)
 
 
 def _stock_count(step: Step) -> None:
@@ -110,10 +128,20 @@ def _stock_count(step: Step) -> None:
         step.move(name, "stock_count", on_hand=count, reason="first count", journal_at=as_of)
     else:
         diff = count + state.on_hand_moved_after(loc, as_of) - loc.on_hand
-        if diff:
+        if diff > 0 or (diff and not loc.lots):
             step.move(
                 name, "discrepancy", on_hand=diff, reason="count discrepancy", journal_at=as_of
             )
+        elif diff:  # re-bases the unlotted part first (streams.ledger.lots)
+            for lot, units in lots.removal_parts(loc, -diff, lots.day_of(as_of), sell=False):
+                step.move(
+                    name,
+                    "discrepancy",
+                    on_hand=-units,
+                    reason="count discrepancy",
+                    journal_at=as_of,
+                    lot=lot,
+                )
         limit = config.discrepancy_alert_threshold
         if abs(diff) > limit:
             step.alert(

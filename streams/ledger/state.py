@@ -16,7 +16,7 @@ The dedupe record is bounded by time, not by the SKU's life:
 State is **mutable**: :func:`streams.ledger.rules.apply` changes it in place and returns the
 same object, which the agent stores. Nothing is deep-copied per event.
 
-Byte form in the changelog, format 3 (:mod:`streams.ledger.stored`). A hot SKU's window
+Byte form in the changelog, format 4 (:mod:`streams.ledger.stored`). A hot SKU's window
 holds thousands of ids and up to ``journal_limit`` journal entries; rewriting them all on
 every write cost ~86 KB per event. Both are append-only logs trimmed at their old end, so
 they are cut into **pages** by position: each id (and each journal entry) has a position
@@ -29,14 +29,14 @@ SKU is thus: pages sealed since the last write, the main record, then tombstones
 order, to the SKU's own partition (:meth:`SkuState.records`)::
 
     main record, key = the SKU (UTF-8)
-      header  <2sBBBIHqqqq  magic b"SF", 3, ids per page, entries per page, len(json),
+      header  <2sBBBIHqqqq  magic b"SF", 4, ids per page, entries per page, len(json),
                             open runs, ids_base, ids_end, journal_base, journal_end
       json    orjson of the structured part (locations, holds, orders, ..., input position)
       ids     uint64 event-id hashes of the open page, oldest first
       runs    int64 pairs (hour start ms, ids) of the open page's arrival times
       journal int64 triples (occurred_at, location index, delta_on_hand) of the open page
     sealed page, key = SKU + 0xFF + b"i", b"j" or b"o" + page number in ASCII digits
-      header  <2sBBqIH  magic b"SP", 3, kind, first position held, entries, runs
+      header  <2sBBqIH  magic b"SP", 3 or 4, kind, first position held, entries, runs
       then its ids and runs, or its journal entries, as above, or orjson of its orders
 
 Open orders are no log (any may close), so they are paged by age instead: orders the main
@@ -54,8 +54,13 @@ dedupe, count rebase and orders are exactly what they were. A hot SKU writes per
 about its structured part plus half an open page, and one page per 32 ids, 16 journal
 entries or 16 orders (``stockflow bench --only state``: 787 bytes per event, from 85,911).
 
-Formats 1 and 2 (every id and entry in the one record) are still read, and rewritten as
-format 3 on the SKU's next write. Format 1 (an id ring without times or position): its
+Format 4 is format 3 plus lots (:mod:`streams.ledger.lots`): a location with lots has an
+8th item, its lots ``[[name, on_hand, reserved, expires_on], ...]``, and a SKU with orders
+reserved from lots has a 12th item in the JSON, ``{order: {location: {lot: units}}}``. A
+SKU without lots writes exactly what format 3 wrote (but the format byte), so it costs
+what it did; format-3 records and pages are read as they are. Formats 1 and 2 (every id
+and entry in the one record) are still read, and rewritten as format 4 on the SKU's next
+write. Format 1 (an id ring without times or position): its
 ids count as arrived at time 0, so the first event applied after an upgrade lets them go.
 """
 
@@ -73,6 +78,7 @@ __all__ = [
     "Backorder",
     "Hold",
     "LocationStock",
+    "Lot",
     "PageReader",
     "SkuState",
     "StateFormatError",
@@ -88,6 +94,19 @@ def event_key(event_id: str) -> int:
 
 
 @dataclass(slots=True)
+class Lot:
+    """Units of one lot at one location (:mod:`streams.ledger.lots`). The location's
+    quantities include them; what no lot holds is the location's *unlotted* part."""
+
+    on_hand: int = 0
+    reserved: int = 0  # reserved by order lines allocated from this lot
+    expires: int | None = None  # expires_on: days since 1970-01-01; None: never expires
+
+    def free(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(slots=True)
 class LocationStock:
     """Quantities of one SKU at one location (DESIGN.md, stock model)."""
 
@@ -98,6 +117,7 @@ class LocationStock:
     incoming: int = 0
     safety_stock: int | None = None  # per-SKU override; None: the location's configured value
     last_count_as_of: int | None = None  # as_of of the last count applied here
+    lots: dict[str, Lot] = field(default_factory=dict)  # lot name -> its units; {}: unlotted
 
     def free(self, default_safety: int) -> int:
         """Units not reserved, not unsellable, not kept as safety stock; negative when
@@ -148,6 +168,8 @@ class SkuState:
     locations: dict[str, LocationStock] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
     orders: dict[str, dict[str, int]] = field(default_factory=dict)  # order -> location -> qty
+    # the part of an order's reservation taken from lots: order -> location -> lot -> qty
+    order_lots: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     backorders: dict[str, Backorder] = field(default_factory=dict)  # FIFO by insertion
     seq_high: dict[str, int] = field(default_factory=dict)  # "source|location" -> source_seq
     version: int = 0  # version of the last emitted StockLevel
@@ -268,7 +290,7 @@ class SkuState:
     # -- bytes ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """The SKU's main record (format 3): what :meth:`records` writes under its key."""
+        """The SKU's main record (format 4): what :meth:`records` writes under its key."""
         return stored.encode_main(self)
 
     def records(self, before: bytes | None) -> list[tuple[bytes, bytes | None]]:
@@ -280,7 +302,7 @@ class SkuState:
     def structure(self, orders: list[Any]) -> list[Any]:
         """The structured part of the main record as JSON values (``orders``: how the
         record holds the orders)."""
-        return [
+        doc: list[Any] = [
             self.sku,
             self.version,
             self.journal_floor,
@@ -288,6 +310,10 @@ class SkuState:
             [
                 [n, s.on_hand, s.reserved, s.unsellable, s.incoming, s.safety_stock,
                  s.last_count_as_of]
+                if not s.lots else
+                [n, s.on_hand, s.reserved, s.unsellable, s.incoming, s.safety_stock,
+                 s.last_count_as_of, [[k, t.on_hand, t.reserved, t.expires]
+                                      for k, t in s.lots.items()]]
                 for n, s in self.locations.items()
             ],
             [[k, h.event_id, h.location, h.qty, h.channel, h.expires_at]
@@ -298,10 +324,13 @@ class SkuState:
             self.last_qty,
             self.last_available,
         ]  # fmt: skip
+        if self.order_lots:  # format 4; a SKU without lots stores what format 3 stored
+            doc.append(self.order_lots)
+        return doc
 
     @classmethod
     def from_bytes(cls, data: bytes, pages: PageReader | None = None) -> SkuState:
-        """The state of a main record (format 1, 2 or 3) and of the sealed pages it names,
+        """The state of a main record (format 1 to 4) and of the sealed pages it names,
         read with ``pages(page key)``; StateFormatError when a page is missing or corrupt,
         or when the record names pages and ``pages`` is None."""
         parts = stored.decode(data, pages)
@@ -316,14 +345,24 @@ class SkuState:
     @classmethod
     def _from_parts(cls, parts: stored.Parts) -> SkuState:
         sku, version, floor, position, locs, holds, orders, backs, seq_high, last_qty, last_av = (
-            parts.doc
+            parts.doc[:11]
         )
         return cls(
             sku=sku,
             locations={
-                r[0]: LocationStock(i, r[1], r[2], r[3], r[4], r[5], r[6])
+                r[0]: LocationStock(
+                    i,
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6],
+                    {t[0]: Lot(t[1], t[2], t[3]) for t in r[7]} if len(r) > 7 else {},
+                )
                 for i, r in enumerate(locs)
             },
+            order_lots=parts.doc[11] if len(parts.doc) > 11 else {},
             holds={r[0]: Hold(r[1], r[2], r[3], r[4], r[5]) for r in holds},
             orders=orders,
             backorders={r[0]: Backorder(r[1], r[2]) for r in backs},

@@ -8,6 +8,7 @@ only, which is never sellable: it tells buyers what is on its way.
 
 from __future__ import annotations
 
+from streams.ledger import lots
 from streams.ledger.outcome import Step
 from streams.ledger.state import LocationStock
 
@@ -46,8 +47,18 @@ def transfer(step: Step) -> None:
     if qty > can:
         step.decide("rejected", qty, can, location=source, reason="insufficient_stock")
         return
-    step.move(source, "transfer", on_hand=-qty, reason="transfer out")
-    step.move(ev["to_location"], "transfer", on_hand=qty, reason="transfer in")
+    parts = lots.transfer_parts(step.state.location(source), qty)
+    for lot, units, _ in parts:  # earliest expiry first, then unlotted (streams.ledger.lots)
+        step.move(source, "transfer", on_hand=-units, reason="transfer out", lot=lot)
+    for lot, units, expires_on in parts:
+        step.move(
+            ev["to_location"],
+            "transfer",
+            on_hand=units,
+            reason="transfer in",
+            lot=lot,
+            expires_on=expires_on,
+        )
 
 
 def quarantine_released(step: Step) -> None:

@@ -39,7 +39,8 @@ IDS = ord("i")
 JOURNAL = ord("j")
 ORDERS = ord("o")
 
-FORMAT = 3
+FORMAT = 4  # 3 and 4 share the layout; 4 may add lots (a location's 8th item, doc[11])
+PAGED = (3, FORMAT)  # formats of the paged layout (main records and sealed pages)
 _MAGIC = b"SF"
 _PAGE_MAGIC = b"SP"
 # magic, format, ids per page, entries per page, len(json), open runs,
@@ -225,7 +226,7 @@ def _orders_page(content: dict[str, dict[str, int]]) -> bytes:
 
 
 def _stored_order_pages(before: bytes | None) -> list[int]:
-    if before is None or len(before) < _MAIN.size or before[2] != FORMAT:
+    if before is None or len(before) < _MAIN.size or before[2] not in PAGED:
         return []
     n_body = _MAIN.unpack_from(before)[4]
     live: list[list[int]] = orjson.loads(before[_MAIN.size : _MAIN.size + n_body])[6][2]
@@ -234,7 +235,7 @@ def _stored_order_pages(before: bytes | None) -> list[int]:
 
 def _layout(before: bytes | None) -> Layout | None:
     """Page sizes, bases and ends of a stored main record; None when it names no pages."""
-    if before is None or len(before) < _MAIN.size or before[2] != FORMAT:
+    if before is None or len(before) < _MAIN.size or before[2] not in PAGED:
         return None
     _, _, ids_page, journal_page, _, _, ids_base, ids_end, j_base, j_end = _MAIN.unpack_from(before)
     return ids_page, ids_base, ids_end, journal_page, j_base, j_end
@@ -285,14 +286,14 @@ def records(
 
 
 def decode(data: bytes, pages: PageReader | None) -> Parts:
-    """The state of a main record of format 1, 2 or 3 and of the pages it names."""
-    if len(data) < 3 or data[:2] != _MAGIC or data[2] not in (1, 2, FORMAT):
+    """The state of a main record of format 1 to 4 and of the pages it names."""
+    if len(data) < 3 or data[:2] != _MAGIC or data[2] not in (1, 2, *PAGED):
         raise StateFormatError(
             f"not a stockflow SKU state of format 1 to {FORMAT} (starts {data[:3]!r}); "
             "the changelog topic holds foreign data: point the app at its own topic"
         )
     try:
-        return _decode_main(data, pages) if data[2] == FORMAT else _decode_old(data)
+        return _decode_main(data, pages) if data[2] in PAGED else _decode_old(data)
     except StateFormatError:
         raise
     except (ValueError, TypeError, IndexError, KeyError, struct.error) as exc:
@@ -333,14 +334,14 @@ def _decode_main(data: bytes, pages: PageReader | None) -> Parts:
     head = _MAIN.unpack_from(data)
     _, _, ids_page, journal_page, n_body, n_runs, ids_base, ids_end, j_base, j_end = head
     if not (ids_page and journal_page and 0 <= ids_base <= ids_end and 0 <= j_base <= j_end):
-        raise StateFormatError(f"stockflow SKU state of format {FORMAT} with a bad header")
+        raise StateFormatError(f"stockflow SKU state of format {data[2]} with a bad header")
     open_ids = max(ids_base, ids_end - ids_end % ids_page)
     open_journal = max(j_base, j_end - j_end % journal_page)
     end_body = _MAIN.size + n_body
     end_ids = end_body + 8 * (ids_end - open_ids)
     end_runs = end_ids + 16 * n_runs
     if len(data) != end_runs + 24 * (j_end - open_journal):
-        raise StateFormatError(f"stockflow SKU state of format {FORMAT} of a wrong length")
+        raise StateFormatError(f"stockflow SKU state of format {data[2]} of a wrong length")
     doc: list[Any] = orjson.loads(data[_MAIN.size : end_body])
     key = str(doc[0]).encode()
     ids = _Piecewise("Q", 1)
@@ -370,7 +371,7 @@ def _decode_main(data: bytes, pages: PageReader | None) -> Parts:
 
 def _orders_of(data: bytes) -> dict[str, dict[str, int]]:
     magic, fmt, kind, _, size, _ = _PAGE.unpack_from(data)
-    if magic != _PAGE_MAGIC or fmt != FORMAT or kind != ORDERS or len(data) != _PAGE.size + size:
+    if magic != _PAGE_MAGIC or fmt not in PAGED or kind != ORDERS or len(data) != _PAGE.size + size:
         raise StateFormatError("a state page of orders does not decode")
     content: dict[str, dict[str, int]] = orjson.loads(data[_PAGE.size :])
     return content
@@ -404,7 +405,12 @@ class _Piecewise:
     def add_page(self, data: bytes, kind: int) -> None:
         magic, fmt, got, first, count, n_runs = _PAGE.unpack_from(data)
         end = _PAGE.size + 8 * self.width * count
-        if magic != _PAGE_MAGIC or fmt != FORMAT or got != kind or len(data) != end + 16 * n_runs:
+        if (
+            magic != _PAGE_MAGIC
+            or fmt not in PAGED
+            or got != kind
+            or len(data) != end + 16 * n_runs
+        ):
             raise StateFormatError(f"a state page of kind {chr(kind)} does not decode")
         typecode = self.values.typecode
         self.add(first, _array(typecode, data[_PAGE.size : end]), _array("q", data[end:]))

@@ -62,6 +62,7 @@ MOVEMENTS = Table(
         "kafka_partition",
         "kafka_offset",
         "ver",
+        "lot",
     ),
 )
 LEVELS = Table(
@@ -212,6 +213,7 @@ def movement_rows(r: Mapping[str, Any], partition: int, offset: int) -> list[Row
             partition,
             offset,
             applied,
+            _opt_text(r, "lot"),
         )
     ]
 

@@ -201,6 +201,11 @@ PARTITION BY toYYYYMM(at)
 ORDER BY (who, at, audit_id)
 """
 
+# The lot of a movement (null: unlotted units); existing tables gain the column, old rows
+# read it as null. ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: the migration runner
+# skips an ADD COLUMN whose column is there (streams.warehouse.migrations).
+_MOVEMENT_LOT = "ALTER TABLE {db}.stock_movements ADD COLUMN lot Nullable(String) AFTER source_ref"
+
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
     version UInt32,
@@ -232,6 +237,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(3, "access audit", (_AUDIT,)),
+    Migration(4, "movement lot", (_MOVEMENT_LOT,)),
 )
 
 # -- Orders (orders.state.v1) ---------------------------------------------------------------
@@ -319,4 +325,4 @@ PARTITION BY toYYYYMM(at)
 ORDER BY (order_id, version)
 """
 
-MIGRATIONS += (Migration(4, "orders", (_ORDERS, _ORDER_LINES, _ORDER_TRANSITIONS)),)
+MIGRATIONS += (Migration(5, "orders", (_ORDERS, _ORDER_LINES, _ORDER_TRANSITIONS)),)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas.events import FIELDS, MAX_QTY, problems, stock_event
-from schemas.times import now_ms, parse_time_ms
+from schemas.times import now_ms, parse_date_days, parse_time_ms
 
 _TIME_FIELDS = ("occurred_at", "as_of", "expires_at")
 # ingested_at is stockflow's own: the intake stamps it
@@ -66,6 +66,12 @@ def _parse_one(
             except ValueError as exc:
                 errors.append(str(exc))
                 del fields[name]
+    if "expires_on" in fields:
+        try:
+            fields["expires_on"] = parse_date_days(fields["expires_on"], "expires_on")
+        except ValueError as exc:
+            errors.append(str(exc))
+            del fields["expires_on"]
     event = stock_event(
         fields.pop("type", None),
         fields.pop("sku", None),

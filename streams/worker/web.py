@@ -25,6 +25,7 @@ from streams.kernel.audit import note
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
+from streams.ledger.lots import day_of, lots_view
 from streams.ledger.state import SkuState, event_key
 from streams.worker import access, edges, metrics
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
@@ -45,8 +46,10 @@ WAIT_ARGS = {"1": True, "true": True, "0": False, "false": False, "": False}  # 
 
 
 def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any]:
-    """The body of GET /v1/stock/{sku}."""
-    quantities = channel_quantities(state, config)
+    """The body of GET /v1/stock/{sku} (expired lots as of today, UTC, left out of what is
+    available; a location with lots lists them)."""
+    day = day_of(now_ms())
+    quantities = channel_quantities(state, config, day)
     default = quantities.pop(DEFAULT_CHANNEL)
     return {
         "sku": sku,
@@ -60,7 +63,8 @@ def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any
                 if loc.safety_stock is not None
                 else config.safety_stock(name),
                 "incoming": loc.incoming,
-                "available": location_available(loc, name, config),
+                "available": location_available(loc, name, config, day),
+                **({"lots": lots_view(loc)} if loc.lots else {}),
             }
             for name, loc in state.locations.items()
         },

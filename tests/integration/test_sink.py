@@ -86,6 +86,41 @@ def test_migrations_run_twice_create_the_schema_once(env: tuple[Settings, Codec,
     assert sorted(v for (v,) in versions) == sorted(m.version for m in MIGRATIONS)
 
 
+def test_a_database_made_before_lots_gains_the_lot_column(
+    env: tuple[Settings, Codec, str],
+) -> None:
+    """Given a database migrated to version 3 (no lot) holding a movement,
+    When the lot migration's statement has run but was not recorded (a crash between the
+    two) and the migrations run,
+    Then version 4 is applied again without error (with the later ones), stock_movements
+    has a nullable lot, and the old row reads it as null."""
+    settings, _, _ = env
+    db = settings.clickhouse_database
+    client = connect(settings)
+    try:
+        assert migrate(client, db, MIGRATIONS[:3]) == [1, 2, 3]
+        client.execute(
+            f"INSERT INTO {db}.stock_movements (movement_id, event_id, sku, location, channel,"
+            " type, delta_on_hand, delta_reserved, delta_unsellable, delta_incoming,"
+            " on_hand_after, reserved_after, unsellable_after, occurred_at, occurred_at_ms,"
+            " applied_at, applied_at_ms, kafka_partition, kafka_offset, ver) VALUES",
+            [("m:0", "m", "old", "wh", "", "receipt", 1, 0, 0, 0, 1, 0, 0,
+              DAY0 // 1000, DAY0, DAY0 // 1000, DAY0, 0, 0, 1)],
+        )  # fmt: skip
+        for statement in MIGRATIONS[3].statements:  # applied, then a crash: not recorded
+            client.execute(statement.format(db=db))
+        assert migrate(client, db) == [m.version for m in MIGRATIONS[3:]]
+        columns = dict(
+            (name, kind)
+            for name, kind, *_ in client.execute(f"DESCRIBE TABLE {db}.stock_movements")
+        )
+        lots = client.execute(f"SELECT lot FROM {db}.stock_movements WHERE sku = 'old'")
+    finally:
+        client.disconnect()
+    assert columns["lot"] == "Nullable(String)"
+    assert lots == [(None,)]
+
+
 def _day_of(sku: str) -> list[tuple[TopicSpec, dict[str, Any]]]:
     """A receipt of 10, three sales on two channels, a shipped order, a count discrepancy;
     levels for web going to 0 at hour 12; one decision and one alert."""

@@ -52,6 +52,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "occurred_at": T,
         "applied_at": T + 1,
         "source_ref": "1001",
+        "lot": "L-2026-11",
     },
     "stockflow.v1.Decision": {
         "decision_id": "e2",
@@ -66,6 +67,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "available_before": 1,
         "occurred_at": T,
         "at": T + 1,
+        "lot": None,
     },
     "stockflow.v1.Alert": {
         "alert_id": "e2:oversell_attempt:amazon",

@@ -155,7 +155,7 @@ def test_a_state_of_format_2_loads_and_its_next_write_moves_it_to_pages() -> Non
     """Given a busy SKU stored in format 2 (106 ids, its journal and 42 open orders in one
     record, at input position 0/99),
     When it is read, an event applied and its records written over the format-2 record,
-    Then it read exactly as it was written, the write is the sealed pages and a format-3
+    Then it read exactly as it was written, the write is the sealed pages and a format-4
     main record (no tombstone: nothing was paged), and reading that back gives the state."""
     config = parse_config({"journal_limit": 50})
     state = _busy_state()
@@ -174,7 +174,7 @@ def test_a_state_of_format_2_loads_and_its_next_write_moves_it_to_pages() -> Non
     written = after.records(old)
     assert all(value is not None for _, value in written)
     table = dict(written)
-    assert table[b"s"][:3] == b"SF\x03" and len(table) > 5
+    assert table[b"s"][:3] == b"SF\x04" and len(table) > 5
     assert SkuState.from_bytes(table[b"s"], table.get) == after
 
 

@@ -128,7 +128,13 @@ def test_a_hand_written_v0_event_decodes_with_the_new_fields_at_their_defaults()
         "expires_at": None,
     }
     _, decoded = single_object_codec().decode(_write(old, b"\xc3\x01" + old.fingerprint, record))
-    assert decoded == {**record, "source_seq": None, "disposition": None}
+    assert decoded == {
+        **record,
+        "source_seq": None,
+        "disposition": None,
+        "lot": None,
+        "expires_on": None,
+    }
 
 
 def _field(schema: dict[str, Any], name: str) -> dict[str, Any]:
