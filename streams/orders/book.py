@@ -734,7 +734,8 @@ def on_timer(
         return step.result()
     if state.status == "pending_approval":
         rules = config.approvals
-        what = expired(state.record({}), now, rules)
+        # the OrderState as published: updated_at is when it started waiting
+        what = expired(state.record(state.history[-1] if state.history else {}), now, rules)
         if what is None:
             return Result(state)
         step = _Step(state, config, levels, now, f"ob|{state.order_id}|expired|{now}", customer)

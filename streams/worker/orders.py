@@ -53,6 +53,7 @@ from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas.codec import Codec, CodecError
@@ -82,8 +83,9 @@ from streams.orders.book import (
 )
 from streams.orders.setup import OrderConfig
 from streams.worker import metrics
-from streams.worker.changelog import AckedTableWriter
-from streams.worker.fastpath import BatchSender, Record, key_partition
+from streams.worker.agent import INTERNAL_ERROR, failure_summary
+from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
+from streams.worker.fastpath import BatchSender, Record, RecordTooLargeError, key_partition
 
 log = logging.getLogger("stockflow.orders")
 
@@ -193,6 +195,7 @@ class OrderBook:
         topic_config: Mapping[str, Any],
         writing_as: Callable[[Any], AbstractContextManager[Any]],
         levels: Callable[[str], Mapping[str, int]] | None = None,
+        store_options: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -223,6 +226,7 @@ class OrderBook:
             value_type=bytes,
             partitions=settings.partitions,
             extra_topic_configs=dict(topic_config),
+            options=dict(store_options or {}),
         )
         self.view = LevelsView(settings, codec) if levels is None else None
         self.levels = levels or cast(LevelsView, self.view)
@@ -265,6 +269,12 @@ class OrderBook:
                 log.debug("decision %s ignored: %s", event_id, exc)
                 return
             await self._dead(message, exc.reason, exc.message, event_id)
+        except (ChangelogWriteError, KafkaError, RecordTooLargeError):
+            raise  # not the input's fault: the agent stops the worker, a restart replays it
+        except Exception as exc:  # a defect with this input: this one only, never the stream
+            summary = failure_summary(exc)
+            log.error("order input %s: internal error, dead-lettered: %s", event_id, summary)
+            await self._dead(message, INTERNAL_ERROR, summary, event_id)
 
     async def _step(
         self, key: bytes, event: Any, record: Mapping[str, Any], is_order: bool
@@ -365,7 +375,11 @@ class OrderBook:
                     continue
                 state = OrderBookState.from_bytes(stored)
                 now = now_ms()
-                result = on_timer(state, self.config, self.levels, now)
+                try:
+                    result = on_timer(state, self.config, self.levels, now)
+                except Exception as exc:  # a defect: this order waits, the others go on
+                    log.error("order %r: timer step failed: %s", key, failure_summary(exc))
+                    continue
                 if result.events or result.states:
                     await self._commit(key, handle, result, None, now)
                 else:
@@ -430,7 +444,13 @@ class OrderBook:
                     None, self.view.ready.wait, LEVELS_READY_S
                 )
             async for event in stream.events():
-                await self.handle(event.message, event)
+                try:
+                    await self.handle(event.message, event)
+                except (ChangelogWriteError, KafkaError, RecordTooLargeError) as exc:
+                    # the state or the outputs not acknowledged: the input stays unacknowledged
+                    log.critical("order book stops: %s: %s", type(exc).__name__, exc)
+                    await self.app.crash(exc)
+                    raise
 
         @app.timer(interval=TIMER_S)
         async def order_timer() -> None:
