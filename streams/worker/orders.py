@@ -143,7 +143,8 @@ class LevelsView:
         consumer = Consumer(
             consumer_config(
                 self.settings,
-                f"stockflow-levels-{uuid.uuid4().hex[:8]}",  # never joins: assign() only
+                # never joins (assign() only); the app id's prefix: the worker's group rights
+                f"{self.settings.app_id}-levels-{uuid.uuid4().hex[:8]}",
                 **{"fetch.wait.max.ms": 50, "enable.partition.eof": False},
             )
         )
