@@ -35,7 +35,10 @@ Why the exchange settles (at least once, crash at any point):
    reservation sent before it. Every reservation gets a Decision; an order waits for all of
    its attempt's Decisions before it releases or retries (:mod:`streams.orders.book`).
 5. An order still ``routed`` after ``resend_after_seconds`` has its reservations sent again
-   (same ids) by the timer, in case they were lost before reaching Kafka.
+   (same ids) by the timer, in case they were lost before reaching Kafka; after
+   ``MAX_RESENDS`` resends without a Decision (the ledger dead-lettered them, or a group
+   started at ``latest`` skipped the decisions) it releases every SKU of the attempt and
+   is an ``exception``: it holds nothing, whatever the ledger had done.
 So once every Decision is in, each order holds all its lines or none (all_or_nothing).
 """
 

@@ -331,6 +331,24 @@ def test_reservations_without_decision_are_sent_again_with_the_same_ids() -> Non
     assert [e["event_id"] for e in again.events] == [e["event_id"] for e in result.events]
 
 
+def test_an_attempt_never_answered_is_given_up_and_released() -> None:
+    """Given an order whose reservations reached the ledger but whose decisions never come
+    When the timer has sent them again MAX_RESENDS times, and runs once more
+    Then every SKU of the attempt is released and the order is an exception."""
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.inflight.clear()  # the decisions are lost
+    assert ex.reserved("web:1") == {"x": 1, "y": 1}
+    at = NOW
+    for _ in range(book.MAX_RESENDS + 1):
+        at += 31_000
+        ex.take(on_timer(ex.state("web:1"), ex.config, ex.levels, at), "web:1")
+    s = ex.state("web:1")
+    assert s.status == "exception"
+    assert "no decision" in (s.reason or "")
+    assert ex.reserved("web:1") == {}
+
+
 def test_state_and_records_encode() -> None:
     """Given an allocated order
     Then its stored bytes come back equal, and every OrderState published encodes."""
