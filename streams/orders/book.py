@@ -495,16 +495,17 @@ def _placed(event: Mapping[str, Any], now: int) -> OrderBookState:
             raise OrderInputError("invalid_order", f"lines[{i}].qty: {qty!r} is not above 0")
         if qty > MAX_QTY:
             raise OrderInputError("invalid_order", f"lines[{i}].qty: {qty} is above {MAX_QTY}")
-        if len(str(event.get("order_id"))) + len(line_id) + ID_ROOM > MAX_TEXT:
+        sku = _text(line.get("sku"), f"lines[{i}].sku")
+        if len(str(event.get("order_id"))) + max(len(line_id), len(sku)) + ID_ROOM > MAX_TEXT:
             raise OrderInputError(
                 "invalid_order",
-                f"lines[{i}].line_id: with the order id, too long for a stock event id "
-                f"({MAX_TEXT} characters)",
+                f"lines[{i}]: line_id or sku, with the order id, too long for a stock event "
+                f"id ({MAX_TEXT} characters)",
             )
         states.append(
             LineState(
                 line_id,
-                _text(line.get("sku"), f"lines[{i}].sku"),
+                sku,
                 qty,
                 unit_price=line.get("unit_price"),
                 currency=line.get("currency"),
