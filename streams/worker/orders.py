@@ -98,7 +98,7 @@ DECISION_SCHEMA = STOCK_DECISIONS.value_schema
 CUSTOMER_PREFIX = b"customer|"
 OUTBOX_RESEND_S = 600  # outboxes younger than this are sent again after an assignment
 TIMER_S = 2.0
-LEVELS_READY_S = 30.0  # the agent waits at most this long for the levels' first read
+LEVELS_READY_S = 120.0  # the agent waits at most this long for the levels' first read
 COMPONENT = "order-book"
 WATCHED = ("routed", "pending_approval")
 
@@ -444,9 +444,15 @@ class OrderBook:
         @app.agent(self.inputs, name="orders")
         async def orders(stream: faust.StreamT[Any]) -> None:
             if self.view is not None:
-                await asyncio.get_running_loop().run_in_executor(
+                ready = await asyncio.get_running_loop().run_in_executor(
                     None, self.view.ready.wait, LEVELS_READY_S
                 )
+                if not ready:  # routing sees only what was read: orders may be exceptions
+                    log.warning(
+                        "order book starts before its view of %s is complete (%.0f s)",
+                        STOCK_LEVELS.name,
+                        LEVELS_READY_S,
+                    )
             async for event in stream.events():
                 try:
                     await self.handle(event.message, event)
