@@ -613,15 +613,20 @@ def _rerouted(step: _Step, event: Mapping[str, Any]) -> None:
 
 def _shipped(step: _Step, event: Mapping[str, Any]) -> None:
     s = step.s
-    _need(step, SHIPPABLE, "shipped")
+    _need(step, SHIPPABLE | {"exception"}, "shipped")
     named = {line["line_id"]: line.get("qty") for line in event.get("lines") or []}
     unknown = set(named) - {ln.line_id for ln in s.lines}
     if unknown:
         raise OrderInputError("unknown_line", f"lines: {sorted(unknown)} not in the order")
+    # an exception holds nothing, but the channel shipped anyway: a physical fact the ledger
+    # records as an unreserved shipment (units leave on_hand)
+    shippable = ("reserved", "shipped", "backordered")
+    if s.status == "exception":
+        shippable += ("released", "refused", "pending")
     for ln in s.lines:
         if named and ln.line_id not in named:
             continue
-        if ln.status not in ("reserved", "shipped", "backordered"):
+        if ln.status not in shippable:
             continue
         qty = min(named.get(ln.line_id) or ln.qty - ln.shipped_qty, ln.qty - ln.shipped_qty)
         if qty <= 0:

@@ -287,6 +287,18 @@ def test_shipping_in_parts_then_delivery() -> None:
     assert ex.skus["x"].locations["a"].on_hand == 3
 
 
+def test_an_exception_shipped_by_the_channel_still_leaves_the_stock() -> None:
+    """Given an order in exception (it holds nothing)
+    When the channel ships it anyway
+    Then the order is shipped and the units leave on_hand at the ledger."""
+    ex = Exchange({"x": {"a": 1}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    assert ex.state("web:1").status == "exception"
+    ex.order(action("web:1", "shipped", location="a"))
+    assert ex.state("web:1").status == "shipped"
+    assert ex.skus["x"].locations["a"].on_hand == 0
+
+
 def test_pickup_reserves_at_the_store_only() -> None:
     """Given stock at a (many) and at store b (enough)
     When a pickup order at b is placed, is ready and picked up
