@@ -620,7 +620,7 @@ def _shipped(step: _Step, event: Mapping[str, Any]) -> None:
         raise OrderInputError("unknown_line", f"lines: {sorted(unknown)} not in the order")
     # an exception holds nothing, but the channel shipped anyway: a physical fact the ledger
     # records as an unreserved shipment (units leave on_hand)
-    shippable = ("reserved", "shipped", "backordered")
+    shippable: tuple[str, ...] = ("reserved", "shipped", "backordered")
     if s.status == "exception":
         shippable += ("released", "refused", "pending")
     for ln in s.lines:
