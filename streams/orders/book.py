@@ -81,6 +81,26 @@ ID_ROOM = 40  # characters of a StockEvent id besides the order and line ids
 
 Levels = Callable[[str], Mapping[str, int]]  # sku -> {location: available units}
 
+
+def _every(channel: str, location: str) -> bool:
+    return True
+
+
+def _no_orders() -> Mapping[str, int]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Network:
+    """What routing reads besides the order: the available units per SKU and location,
+    which locations serve a channel (the ledger's channel config), and today's orders per
+    location (for the daily capacities)."""
+
+    levels: Levels
+    serves: Callable[[str, str], bool] = _every
+    used_capacity: Callable[[], Mapping[str, int]] = _no_orders
+
+
 HOLDING = frozenset({"routed", "allocated", "partially_allocated", "backordered"})
 HOLDING |= {"pending_approval", "released", "ready_for_pickup", "partially_shipped"}
 SHIPPABLE = frozenset(
@@ -246,14 +266,15 @@ class _Step:
         self,
         state: OrderBookState,
         config: OrderConfig,
-        levels: Levels,
+        levels: Levels | Network,
         now: int,
         cause: str,
         customer: CustomerBook | None,
     ) -> None:
         self.s = state
         self.config = config
-        self.levels = levels
+        self.net = levels if isinstance(levels, Network) else Network(levels)
+        self.levels = self.net.levels
         self.now = now
         self.cause = cause
         self.customer = customer
@@ -354,15 +375,20 @@ class _Step:
         order = s.as_order()
         available = {ln.sku: self.levels(ln.sku) for ln in s.lines}
         excluded = [frozenset((a, b) for a, b in tried) for tried in s.tried]
+        used = self.net.used_capacity()
         if location is not None:
             found = route(
                 order, available, self.config.routing, excluded=excluded,
-                serves=lambda name: name == location,
+                serves=lambda name: name == location, used_capacity=used,
             )  # fmt: skip
             lines = found.lines if found is not None else {ln.line_id: location for ln in s.lines}
             found = Plan(lines, f"operator: ship from {location}")  # the ledger decides
         else:
-            found = route(order, available, self.config.routing, excluded=excluded)
+            channel, serves = s.channel, self.net.serves
+            found = route(
+                order, available, self.config.routing, excluded=excluded,
+                serves=lambda name: serves(channel, name), used_capacity=used,
+            )  # fmt: skip
         if found is None:
             refusals = self._refusals()
             why = "no location has the units of every line"
@@ -536,7 +562,7 @@ def apply_order_event(
     state: OrderBookState | None,
     event: Mapping[str, Any],
     config: OrderConfig,
-    levels: Levels,
+    levels: Levels | Network,
     now: int,
     customer: CustomerBook | None = None,
 ) -> Result:
@@ -581,6 +607,8 @@ def _by(event: Mapping[str, Any]) -> str | None:
 
 
 def _cancelled(step: _Step, event: Mapping[str, Any]) -> None:
+    if event["type"] == "cancelled" and step.s.status in ("cancelled", "rejected"):
+        return  # the channel's echo of a cancellation made here: nothing left to release
     _need(step, CANCELLABLE, str(event["type"]))
     who = "channel" if event["type"] == "cancelled" else "operator"
     step.cancel("cancelled", event.get("note") or f"cancelled by the {who}", _by(event))
@@ -710,7 +738,7 @@ def apply_decision(
     state: OrderBookState | None,
     decision: Mapping[str, Any],
     config: OrderConfig,
-    levels: Levels,
+    levels: Levels | Network,
     now: int,
     customer: CustomerBook | None = None,
 ) -> Result:
@@ -752,7 +780,7 @@ def apply_decision(
 def on_timer(
     state: OrderBookState,
     config: OrderConfig,
-    levels: Levels,
+    levels: Levels | Network,
     now: int,
     customer: CustomerBook | None = None,
 ) -> Result:

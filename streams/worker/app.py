@@ -29,6 +29,7 @@ from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
+from streams.worker.order_table import TableOrderBook
 from streams.worker.orders import OrderBook
 from streams.worker.pending import PendingHolds
 from streams.worker.producer import LedgerApp
@@ -143,6 +144,9 @@ class Ledger:
             codec,
             copies.topic_config(),
             _writing_as,
+            serves=lambda channel, location: (
+                (ch := config.channels.get(channel)) is None or ch.serves(location)
+            ),
             # a quarter of the SKU table's RocksDB memory (on top of the budget)
             store_options={
                 k: v if k == "max_write_buffer_number" else v // 4
@@ -219,7 +223,15 @@ class Ledger:
 
         app.on_rebalance_complete.connect(index_holds)
 
-        register_views(app, self.table, self.codec, self.config, self.pending)
+        register_views(
+            app,
+            self.table,
+            self.codec,
+            self.config,
+            self.pending,
+            orders=TableOrderBook(self.orders.table),
+            order_table=self.orders.table,
+        )
         self.tokens = protect(app, self.settings)
 
 

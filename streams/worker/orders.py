@@ -49,10 +49,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
 import types
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -60,12 +58,10 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import KafkaError
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas.codec import Codec, CodecError
 from schemas.times import now_ms
 from streams.kernel.deadletter import dead_letter
-from streams.kernel.kafka_config import consumer_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import (
     ORDERS,
@@ -79,6 +75,7 @@ from streams.kernel.topics import (
 )
 from streams.orders.approvals import CustomerBook
 from streams.orders.book import (
+    Network,
     OrderBookState,
     OrderInputError,
     Result,
@@ -93,6 +90,7 @@ from streams.worker.agent import INTERNAL_ERROR, failure_summary
 from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.fastpath import BatchSender, Record, RecordTooLargeError, key_partition
+from streams.worker.order_views import CapacityView, LevelsView
 
 log = logging.getLogger("stockflow.orders")
 
@@ -105,83 +103,6 @@ TIMER_S = 2.0
 LEVELS_READY_S = 120.0  # the agent waits at most this long for the levels' first read
 COMPONENT = "order-book"
 WATCHED = ("routed", "pending_approval")
-
-
-class LevelsView:
-    """The latest ``locations`` split of every SKU, from ``stock.levels.v1`` read whole
-    (every partition, from its start) and followed from a thread, like the token store."""
-
-    def __init__(self, settings: Settings, codec: Codec) -> None:
-        self.settings = settings
-        self.codec = codec
-        self.levels: dict[str, tuple[int, dict[str, int]]] = {}  # sku -> (version, split)
-        self.ready = threading.Event()  # read up to the ends Kafka had at the start
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __call__(self, sku: str) -> Mapping[str, int]:
-        found = self.levels.get(sku)
-        return found[1] if found is not None else {}
-
-    def apply(self, level: Mapping[str, Any]) -> None:
-        old = self.levels.get(level["sku"])
-        if old is None or level["version"] >= old[0]:
-            self.levels[level["sku"]] = (level["version"], dict(level.get("locations") or {}))
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="levels-view", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._follow()
-            except Exception as exc:  # Kafka away: routing uses what it has
-                log.warning(
-                    "levels view: following %s failed (%s); retrying", STOCK_LEVELS.name, exc
-                )
-                self._stop.wait(1.0)
-
-    def _follow(self) -> None:
-        name = STOCK_LEVELS.name
-        consumer = Consumer(
-            consumer_config(
-                self.settings,
-                # never joins (assign() only); the app id's prefix: the worker's group rights
-                f"{self.settings.app_id}-levels-{uuid.uuid4().hex[:8]}",
-                **{"fetch.wait.max.ms": 50, "enable.partition.eof": False},
-            )
-        )
-        try:
-            topic = consumer.list_topics(name, timeout=10).topics[name]
-            parts = [TopicPartition(name, p) for p in sorted(topic.partitions)]
-            ends: dict[int, int] = {}
-            for tp in parts:
-                low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-                tp.offset, ends[tp.partition] = int(low), int(high)
-            consumer.assign(parts)
-            position = {tp.partition: tp.offset for tp in parts}
-            if all(position[p] >= ends[p] for p in ends):
-                self.ready.set()
-            while not self._stop.is_set():
-                for msg in consumer.consume(500, 0.2):
-                    if msg.error():
-                        raise KafkaException(msg.error())
-                    position[msg.partition() or 0] = (msg.offset() or 0) + 1
-                    value = msg.value()
-                    if value is None:
-                        continue
-                    try:
-                        self.apply(self.codec.decode_as(STOCK_LEVELS.value_schema, value))
-                    except (CodecError, KeyError, TypeError) as exc:
-                        log.debug("levels view: record skipped (%s)", exc)
-                if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
-                    self.ready.set()
-        finally:
-            consumer.close()
 
 
 @dataclass
@@ -214,7 +135,7 @@ class OrderBook:
         codec: Codec,
         topic_config: Mapping[str, Any],
         writing_as: Callable[[Any], AbstractContextManager[Any]],
-        levels: Callable[[str], Mapping[str, int]] | None = None,
+        serves: Callable[[str, str], bool] | None = None,
         store_options: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
@@ -248,8 +169,11 @@ class OrderBook:
             extra_topic_configs=dict(topic_config),
             options=dict(store_options or {}),
         )
-        self.view = LevelsView(settings, codec) if levels is None else None
-        self.levels = levels or cast(LevelsView, self.view)
+        self.view = LevelsView(settings, codec)
+        self.capacity = CapacityView(settings, codec)
+        self.levels = Network(
+            self.view, serves or (lambda _channel, _location: True), self.capacity
+        )
         self.sender = BatchSender(lambda: app.producer)
         self.writer = AckedTableWriter(self.table, self.sender.send, writing_as)
         self.lock = asyncio.Lock()  # the agent and the timer never step one order at once
@@ -500,16 +424,15 @@ class OrderBook:
 
         @app.agent(self.inputs, name="orders")
         async def orders(stream: faust.StreamT[Any]) -> None:
-            if self.view is not None:
-                ready = await asyncio.get_running_loop().run_in_executor(
-                    None, self.view.ready.wait, LEVELS_READY_S
+            ready = await asyncio.get_running_loop().run_in_executor(
+                None, self.view.ready.wait, LEVELS_READY_S
+            )
+            if not ready:  # routing sees only what was read: orders may be exceptions
+                log.warning(
+                    "order book starts before its view of %s is complete (%.0f s)",
+                    STOCK_LEVELS.name,
+                    LEVELS_READY_S,
                 )
-                if not ready:  # routing sees only what was read: orders may be exceptions
-                    log.warning(
-                        "order book starts before its view of %s is complete (%.0f s)",
-                        STOCK_LEVELS.name,
-                        LEVELS_READY_S,
-                    )
             manual = cast(faust.Stream[Any], stream).noack()  # acknowledged once stored
             async for event in manual.events():
                 await batcher.add(event, manual.ack)
@@ -535,8 +458,8 @@ class OrderBook:
 
         @app.task
         async def follow_levels() -> None:
-            if self.view is not None:
-                self.view.start()
+            self.view.start()
+            self.capacity.start()
 
         def recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
             if self._recovering is not None:

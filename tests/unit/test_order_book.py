@@ -269,6 +269,23 @@ def test_cancel_releases_everything_and_names_who() -> None:
     assert ex.reserved("web:1") == {}
 
 
+def test_the_channels_echo_of_a_cancellation_made_here_changes_nothing() -> None:
+    """Given an order an operator cancelled here (the connector then cancels it on the
+    channel)
+    When the channel's own cancellation of it comes back as an Order event
+    Then it is no error and publishes nothing: the order stays cancelled by the operator."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1)]))
+    ex.settle()
+    ex.order(action("web:1", "cancel_requested", by="alice"))
+    ex.settle()
+    published = len(ex.published)
+    echo = ex.order(action("web:1", "cancelled", by="connector:web"))
+    assert echo.events == [] and len(ex.published) == published
+    assert ex.state("web:1").status == "cancelled"
+    assert ex.published[-1]["transition"]["by"] == "alice"
+
+
 def test_shipping_in_parts_then_delivery() -> None:
     """Given an allocated two-line order
     When line 1 ships, then line 2 ships, then it is delivered
@@ -550,3 +567,29 @@ def test_no_order_ends_half_reserved(
             assert held == wanted, (oid, held, wanted)
         else:
             assert held == {}, (oid, s.status, held)
+
+
+def test_routing_keeps_to_the_channels_locations_and_the_daily_capacities() -> None:
+    """Given a SKU with 5 units at a and at b, and a at its daily capacity of 1 order
+    When an order is placed on a channel both serve, on a channel only b serves, and
+    (capacity counted) on a channel both serve
+    Then the first reserves at a (first by name), the second and the third at b."""
+    config = parse_order_config(
+        {"routing": {"locations": [{"name": "a", "daily_capacity": 1}, {"name": "b"}]}}
+    )
+
+    def levels(sku: str) -> dict[str, int]:
+        return {"a": 5, "b": 5}
+
+    def where(network: book.Network, channel: str) -> str:
+        event = placed(f"{channel}:1", [("1", "x", 1)], channel=channel)
+        result = apply_order_event(None, event, config, network, NOW)
+        [reserve] = result.events
+        return str(reserve["location"])
+
+    assert where(book.Network(levels), "web") == "a"
+    only_b = book.Network(levels, serves=lambda channel, loc: channel != "shop" or loc == "b")
+    assert where(only_b, "shop") == "b"
+    assert where(only_b, "web") == "a"
+    full = book.Network(levels, used_capacity=lambda: {"a": 1})
+    assert where(full, "web") == "b"

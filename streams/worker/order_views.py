@@ -1,0 +1,151 @@
+"""What the order book reads of the whole cluster, not only of its own partitions.
+
+Routing decides optimistically from two views, each a compacted topic read whole (every
+partition, from its start) and followed from a thread, like the token store: the latest
+``locations`` split of every SKU (``stock.levels.v1``), and today's orders per location
+(``orders.state.v1``, for the daily capacities). The ledger stays the arbiter of stock;
+capacity is counted from what every worker's book published, so two workers allocating
+at the same instant can both take a location's last slot (a capacity is a planning figure,
+not a stock: an order over it is never refused by the ledger).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from schemas.codec import Codec, CodecError
+from schemas.times import now_ms
+from streams.kernel.kafka_config import consumer_config
+from streams.kernel.settings import Settings
+from streams.kernel.topics import ORDERS_STATE, STOCK_LEVELS, TopicSpec
+
+log = logging.getLogger("stockflow.orders")
+
+DAY_MS = 86_400_000
+# an order counts against a location's daily capacity from its first allocation on
+ALLOCATED = frozenset({"allocated", "partially_allocated", "pending_approval", "released"})
+
+
+class WholeTopicView:
+    """A compacted topic read whole and followed from a thread; ``ready`` once read up to
+    the ends Kafka had at the start. Subclasses apply each decoded record."""
+
+    def __init__(self, settings: Settings, codec: Codec, spec: TopicSpec, name: str) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.spec = spec
+        self.name = name
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def apply(self, record: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception as exc:  # Kafka away: routing uses what it has
+                log.warning(
+                    "%s: following %s failed (%s); retrying", self.name, self.spec.name, exc
+                )
+                self._stop.wait(1.0)
+
+    def _follow(self) -> None:
+        name = self.spec.name
+        consumer = Consumer(
+            consumer_config(
+                self.settings,
+                # never joins (assign() only); the app id's prefix: the worker's group rights
+                f"{self.settings.app_id}-{self.name}-{uuid.uuid4().hex[:8]}",
+                **{"fetch.wait.max.ms": 50, "enable.partition.eof": False},
+            )
+        )
+        try:
+            topic = consumer.list_topics(name, timeout=10).topics[name]
+            parts = [TopicPartition(name, p) for p in sorted(topic.partitions)]
+            ends: dict[int, int] = {}
+            for tp in parts:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+                tp.offset, ends[tp.partition] = int(low), int(high)
+            consumer.assign(parts)
+            position = {tp.partition: tp.offset for tp in parts}
+            if all(position[p] >= ends[p] for p in ends):
+                self.ready.set()
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, 0.2):
+                    if msg.error():
+                        raise KafkaException(msg.error())
+                    position[msg.partition() or 0] = (msg.offset() or 0) + 1
+                    value = msg.value()
+                    if value is None:
+                        continue
+                    try:
+                        self.apply(self.codec.decode_as(self.spec.value_schema, value))
+                    except (CodecError, KeyError, TypeError, ValueError) as exc:
+                        log.debug("%s: record skipped (%s)", self.name, exc)
+                if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
+                    self.ready.set()
+        finally:
+            consumer.close()
+
+
+class LevelsView(WholeTopicView):
+    """The latest ``locations`` split of every SKU, from ``stock.levels.v1``."""
+
+    def __init__(self, settings: Settings, codec: Codec) -> None:
+        super().__init__(settings, codec, STOCK_LEVELS, "levels")
+        self.levels: dict[str, tuple[int, dict[str, int]]] = {}  # sku -> (version, split)
+
+    def __call__(self, sku: str) -> Mapping[str, int]:
+        found = self.levels.get(sku)
+        return found[1] if found is not None else {}
+
+    def apply(self, record: Mapping[str, Any]) -> None:
+        old = self.levels.get(record["sku"])
+        if old is None or record["version"] >= old[0]:
+            self.levels[record["sku"]] = (record["version"], dict(record.get("locations") or {}))
+
+
+class CapacityView(WholeTopicView):
+    """Today's orders per location (UTC day), from ``orders.state.v1``: an order counts at
+    each location its lines ship from, on the day of its first allocation, once."""
+
+    def __init__(self, settings: Settings, codec: Codec) -> None:
+        super().__init__(settings, codec, ORDERS_STATE, "capacity")
+        self.counted: dict[str, tuple[int, frozenset[str]]] = {}  # order id -> (day, places)
+        self._lock = threading.Lock()
+
+    def apply(self, record: Mapping[str, Any]) -> None:
+        if record["status"] not in ALLOCATED or record["order_id"] in self.counted:
+            return
+        places = frozenset(ln["location"] for ln in record["lines"] if ln.get("location"))
+        day = int(record["transition"]["at"]) // DAY_MS
+        with self._lock:
+            self.counted[record["order_id"]] = (day, places)
+
+    def __call__(self) -> Mapping[str, int]:
+        today = now_ms() // DAY_MS
+        used: Counter[str] = Counter()
+        with self._lock:
+            for order_id, (day, places) in list(self.counted.items()):
+                if day < today - 1:  # kept a day longer: a late record of yesterday's order
+                    del self.counted[order_id]
+                elif day == today:
+                    used.update(places)
+        return used
