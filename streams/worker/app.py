@@ -153,6 +153,16 @@ class Ledger:
                 for k, v in _rocksdb_options(settings).items()
             },
         )
+        register_views(
+            self.app,
+            self.table,
+            self.codec,
+            self.config,
+            self.pending,
+            orders=TableOrderBook(self.orders.table),
+            order_table=self.orders.table,
+        )
+        self.tokens = protect(self.app, self.settings)
 
     async def _index_holds(self) -> None:
         began = time.monotonic()
@@ -222,17 +232,6 @@ class Ledger:
             self._indexing = asyncio.ensure_future(self._index_holds())
 
         app.on_rebalance_complete.connect(index_holds)
-
-        register_views(
-            app,
-            self.table,
-            self.codec,
-            self.config,
-            self.pending,
-            orders=TableOrderBook(self.orders.table),
-            order_table=self.orders.table,
-        )
-        self.tokens = protect(app, self.settings)
 
 
 def _instance_id(settings: Settings) -> str | None:
