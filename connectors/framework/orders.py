@@ -1,8 +1,9 @@
 """Order records of the connectors: ``stockflow.v1.Order`` built from a channel's own data.
 
-This is the connectors' builder of the Avro dict; each record is checked by encoding it
-with the codec (a record that does not fit the schema raises :class:`InvalidPayloadError`,
-so the webhook is answered 400 and nothing half-built reaches Kafka). Only the fields the
+Records are built and checked by :mod:`schemas.orders` (the one place an Order is made),
+then encoded once with the codec (a record that does not fit raises
+:class:`InvalidPayloadError`, so the webhook is answered 400 and nothing half-built reaches
+Kafka). Only the fields the
 schema allows are set: ship-to is country, postal code and coordinates; names, streets,
 emails and phones never leave the channel.
 
@@ -23,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.framework.types import InvalidPayloadError
+from schemas import orders
 from schemas.codec import Codec, CodecError, single_object_codec
 from schemas.times import now_ms
 from streams.kernel import topics
@@ -117,41 +119,39 @@ def order_record(
     ingested_at: int | None = None,
 ) -> OrderDict:
     """An Order from ``channel``'s connector (``source`` and ``by`` = ``connector:{channel}``),
-    checked against the schema; ``pickup_location`` makes it a pickup there."""
-    record: OrderDict = {
-        "event_id": event_id,
-        "type": type,
-        "order_id": order_id,
-        "channel": channel,
-        "lines": [dict(line) for line in lines],
-        "ship_to": ship_to,
-        "delivery": "ship" if pickup_location is None else "pickup",
-        "pickup_location": pickup_location,
-        "customer_ref": customer_ref,
-        "customer_type": customer_type,
-        "risk": risk,
-        "location": location,
-        "note": note,
-        "by": f"connector:{channel}",
-        "source": f"connector:{channel}",
-        "placed_at": placed_at,
-        "occurred_at": occurred_at,
-        "ingested_at": now_ms() if ingested_at is None else ingested_at,
-    }
+    built and checked by :mod:`schemas.orders`; ``pickup_location`` makes it a pickup there."""
+    record = orders.order_event(
+        type,
+        order_id,
+        channel,
+        event_id,
+        occurred_at,
+        placed_at=placed_at,
+        ingested_at=now_ms() if ingested_at is None else ingested_at,
+        lines=[dict(line) for line in lines],
+        ship_to=ship_to,
+        delivery="ship" if pickup_location is None else "pickup",
+        pickup_location=pickup_location,
+        customer_ref=customer_ref,
+        customer_type=customer_type,
+        risk=risk,
+        location=location,
+        note=note,
+        by=f"connector:{channel}",
+        source=f"connector:{channel}",
+    )
     check(record)
     return record
 
 
 def check(record: OrderDict) -> None:
-    """Raise :class:`InvalidPayloadError` unless ``record`` encodes as an Order."""
+    """Raise :class:`InvalidPayloadError` unless ``record`` is a well-formed Order (the
+    contract's checks, then the codec's: nothing half-built reaches Kafka)."""
     global _CHECKER
     if _CHECKER is None:
         _CHECKER = single_object_codec()
-    if record["type"] in ("placed", "shipped", "returned") and not record["lines"]:
-        raise InvalidPayloadError(f"order {record['order_id']}: a {record['type']} needs lines")
-    if any(int(line["qty"]) <= 0 for line in record["lines"]):
-        raise InvalidPayloadError(f"order {record['order_id']}: a line's qty is not above 0")
     try:
+        orders.check(record)
         _CHECKER.encode(topics.ORDERS.value_schema, record)
-    except CodecError as exc:
+    except (orders.InvalidOrder, CodecError) as exc:
         raise InvalidPayloadError(f"order {record['order_id']}: {exc}") from None
