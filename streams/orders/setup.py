@@ -12,7 +12,7 @@ from streams.orders.approvals import ApprovalConfig, parse_approvals
 from streams.orders.config import ChannelOrders, CoreConfig, OrderConfigError, parse_core
 from streams.orders.routing import RoutingConfig, parse_routing
 
-__all__ = ["OrderConfig", "load_order_config", "parse_order_config"]
+__all__ = ["OrderConfig", "channel_fees", "load_order_config", "parse_order_config"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,10 @@ def load_order_config(path: str | Path | None) -> OrderConfig:
     if raw is not None and not isinstance(raw, dict):
         raise OrderConfigError("<config>", "must be a mapping")
     return parse_order_config((raw or {}).get("orders"))
+
+
+def channel_fees(path: str | Path | None) -> dict[str, tuple[float, int]]:
+    """Per channel named under ``orders.channels`` of the file at ``path``: its fee percent
+    and fixed fee (minor units per order), for the cost per order of the reports."""
+    channels = load_order_config(path).core.channels.values()
+    return {c.name: (c.fee_percent, c.fee_fixed) for c in channels}

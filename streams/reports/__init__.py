@@ -25,6 +25,8 @@ def run_report(
     [--channel] [--who] [--limit]``. ``args`` is a mapping or an argparse namespace with those
     options (missing ones take their defaults). Returns 0, 2 for a bad request, 1 when
     ClickHouse cannot answer."""
+    from streams.orders.errors import OrderConfigError
+    from streams.orders.setup import channel_fees
     from streams.reports.audit import audit_report
     from streams.reports.orders import order_reports
     from streams.reports.period import ReportError, period
@@ -32,12 +34,16 @@ def run_report(
     from streams.reports.render import FORMATS, render
     from streams.warehouse.clickhouse import connect, database_name, is_unavailable
     from streams.warehouse.migrations import migrate
-    from streams.warehouse.order_figures import FeesError, load_fees
+    from streams.warehouse.order_figures import Fees
 
     out = out or sys.stdout
     try:  # orders.channels[].fee_percent / fee_fixed, for cost per order
-        fees = load_fees(settings.config_path) if name == "orders-channels" else {}
-    except FeesError as exc:
+        fees = (
+            {ch: Fees(*f) for ch, f in channel_fees(settings.config_path).items()}
+            if name == "orders-channels"
+            else {}
+        )
+    except OrderConfigError as exc:
         return _fail(str(exc))
     reports = {**REPORTS, "audit": audit_report, **order_reports(fees)}
     options = dict(args) if isinstance(args, Mapping) else dict(vars(args))

@@ -34,8 +34,10 @@ from collections import defaultdict
 from prometheus_client import CollectorRegistry, Gauge
 
 from streams.kernel.settings import Settings
+from streams.orders.errors import OrderConfigError
+from streams.orders.setup import channel_fees
 from streams.warehouse.clickhouse import connect, database_name, first_line
-from streams.warehouse.order_figures import FeesError, Figures, Scope, figures, load_fees
+from streams.warehouse.order_figures import Fees, Figures, Scope, figures
 
 log = logging.getLogger("stockflow.sink.orders")
 
@@ -156,8 +158,8 @@ def run_order_gauges(
     """Start the thread that refreshes the gauges until ``stop`` is set."""
     gauges = OrderGauges(registry)
     try:
-        fees = load_fees(settings.config_path)
-    except FeesError as exc:
+        fees = {ch: Fees(*f) for ch, f in channel_fees(settings.config_path).items()}
+    except OrderConfigError as exc:
         log.error("order gauges: channel fees not read (%s); cost per order without fees", exc)
         fees = {}
     db = database_name(settings)

@@ -32,10 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
-
-import yaml
 
 FILLED = "('reserved', 'shipped', 'delivered', 'returned')"
 SOLD = "('reserved', 'shipped', 'delivered')"
@@ -48,50 +45,13 @@ class Query(Protocol):
     def execute(self, query: str, params: Any = None) -> Any: ...
 
 
-class FeesError(ValueError):
-    """The configuration's ``orders.channels`` fees cannot be read; says which key."""
-
-
 @dataclass(frozen=True, slots=True)
 class Fees:
+    """What a channel charges (``orders.channels[]`` of the configuration, read by the
+    order book's parser): a percentage of the revenue and a fixed fee per order."""
+
     percent: float = 0.0
     fixed: int = 0  # minor units per order
-
-
-def parse_fees(raw: Any) -> dict[str, Fees]:
-    """``orders.channels[].{name, fee_percent, fee_fixed}`` of the configuration's mapping
-    (only these keys are read; the order book validates the rest of ``orders``)."""
-    if not isinstance(raw, Mapping):
-        return {}
-    orders = raw.get("orders") or {}
-    if not isinstance(orders, Mapping):
-        raise FeesError("orders: must be a mapping")
-    channels = orders.get("channels") or []
-    if not isinstance(channels, list):
-        raise FeesError("orders.channels: must be a list")
-    fees: dict[str, Fees] = {}
-    for i, item in enumerate(channels):
-        where = f"orders.channels[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            raise FeesError(f"{where}: must be a mapping with a name")
-        percent, fixed = item.get("fee_percent", 0) or 0, item.get("fee_fixed", 0) or 0
-        if isinstance(percent, bool) or not isinstance(percent, int | float) or percent < 0:
-            raise FeesError(f"{where}.fee_percent: must be a number >= 0, got {percent!r}")
-        if isinstance(fixed, bool) or not isinstance(fixed, int) or fixed < 0:
-            raise FeesError(f"{where}.fee_fixed: must be an integer >= 0 (minor units)")
-        fees[item["name"]] = Fees(float(percent), fixed)
-    return fees
-
-
-def load_fees(path: str) -> dict[str, Fees]:
-    """The fees of the configuration file at ``path`` ('' = no configuration, no fees)."""
-    if not path:
-        return {}
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise FeesError(f"cannot read the configuration {path}: {exc}") from None
-    return parse_fees(raw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -251,23 +252,25 @@ def test_the_order_gauges_show_each_figure_and_nan_where_no_order_gives_a_ratio(
         assert checked.returncode == 0, checked.stderr.decode()
 
 
-def test_channel_fees_are_read_from_orders_channels_and_a_bad_one_names_its_key() -> None:
-    """Given the configuration's orders.channels with fees, when parsed, then each named
-    channel gets its percent and fixed fee, a missing orders section means no fees, and a
-    negative fee_percent is refused with its key path."""
-    from streams.warehouse.order_figures import Fees, FeesError, parse_fees
+def test_channel_fees_are_read_from_orders_channels_and_a_bad_one_names_its_key(
+    tmp_path: Path,
+) -> None:
+    """Given the configuration's orders.channels with fees, when read for the reports, then
+    each named channel gets its percent and fixed fee, no orders section means no fees, and
+    a negative fee_percent is refused with its key path."""
+    from streams.orders.errors import OrderConfigError
+    from streams.orders.setup import channel_fees
 
-    raw = {
-        "channels": [{"name": "web"}],
-        "orders": {
-            "channels": [
-                {"name": "shop", "policy": "ship_available", "fee_percent": 2.5, "fee_fixed": 30},
-                {"name": "woo"},
-            ]
-        },
-    }
-    assert parse_fees(raw) == {"shop": Fees(2.5, 30), "woo": Fees(0.0, 0)}
-    assert parse_fees({"channels": []}) == {}
-    raw["orders"]["channels"][1]["fee_percent"] = -1  # type: ignore[index]
-    with pytest.raises(FeesError, match=r"orders\.channels\[1\]\.fee_percent"):
-        parse_fees(raw)
+    path = tmp_path / "stockflow.yaml"
+    path.write_text(
+        "orders:\n  channels:\n"
+        "    - {name: shop, policy: ship_available, fee_percent: 2.5, fee_fixed: 30}\n"
+        "    - {name: woo}\n"
+    )
+    assert channel_fees(path) == {"shop": (2.5, 30), "woo": (0.0, 0)}
+    assert channel_fees(None) == {}
+    path.write_text(
+        "orders:\n  channels:\n    - {name: shop}\n    - {name: woo, fee_percent: -1}\n"
+    )
+    with pytest.raises(OrderConfigError, match=r"orders\.channels\[1\]\.fee_percent"):
+        channel_fees(path)
