@@ -764,6 +764,7 @@ def apply_decision(
     if outcome == "accepted":
         line.status = "reserved"
         line.location = decision.get("location") or line.location
+        line.lot = decision.get("lot")  # the lots reserved, earliest expiry first (FEFO)
     elif outcome in ("rejected", "backordered"):
         line.status = "refused" if outcome == "rejected" else "backordered"
         line.refusal = str(decision.get("reason") or outcome)

@@ -593,3 +593,32 @@ def test_routing_keeps_to_the_channels_locations_and_the_daily_capacities() -> N
     assert where(only_b, "web") == "a"
     full = book.Network(levels, used_capacity=lambda: {"a": 1})
     assert where(full, "web") == "b"
+
+
+def test_the_lot_the_ledger_reserved_is_the_lines_lot() -> None:
+    """Given an order asked of the ledger
+    When the ledger accepts its line from lot L7 (FEFO)
+    Then the line reads reserved at that location and lot, in the state published."""
+    placed_result = apply_order_event(
+        None, placed("web:1", [("1", "x", 2)]), OrderConfig(), lambda sku: {"a": 5}, NOW
+    )
+    [reserve] = placed_result.events
+    decision = {
+        "decision_id": reserve["event_id"],
+        "event_id": reserve["event_id"],
+        "sku": "x",
+        "order_id": "web:1",
+        "channel": "web",
+        "location": "a",
+        "lot": "L7",
+        "qty": 2,
+        "outcome": "accepted",
+        "reason": None,
+        "available_before": 5,
+        "occurred_at": NOW,
+        "at": NOW,
+    }
+    result = apply_decision(placed_result.state, decision, OrderConfig(), lambda sku: {}, NOW)
+    assert [(ln["location"], ln["lot"], ln["status"]) for ln in result.states[-1]["lines"]] == [
+        ("a", "L7", "reserved")
+    ]
