@@ -1,4 +1,5 @@
-"""Three workers of one group: any of them answers for every SKU, with its owner's figures."""
+"""Three workers of one group: any of them answers for every SKU and every order, with its
+owner's figures."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from schemas.codec import single_object_codec
 from streams.kernel.settings import Settings
-from streams.kernel.topics import STOCK_EVENTS
+from streams.kernel.topics import ORDERS, STOCK_DECISIONS, STOCK_EVENTS
 from streams.worker.app import TABLE_NAME
 from streams.worker.routing import FORWARDED
 from tests.integration.sink_support import end_offsets, set_group_offsets
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 WORKERS = 3
 SKUS = int(os.environ.get("STOCKFLOW_ROUTING_SKUS", "48"))
+ORDERS_ASKED = int(os.environ.get("STOCKFLOW_ROUTING_ORDERS", "12"))
 
 
 @pytest.fixture
@@ -37,7 +39,9 @@ def workers(local_stack: Settings, tmp_path: Path) -> Iterator[list[WorkerProces
     app_id = f"routing-{uuid.uuid4().hex[:8]}"
     # the group starts where the input ends now: a partition that moves while the workers
     # join must not be read from "latest" again and skip the test's events
-    set_group_offsets(local_stack, app_id, end_offsets(local_stack, (STOCK_EVENTS,)))
+    set_group_offsets(
+        local_stack, app_id, end_offsets(local_stack, (STOCK_EVENTS, ORDERS, STOCK_DECISIONS))
+    )
     logs = local_stack.state_dir / "logs"
     started = [
         WorkerProcess(
@@ -127,3 +131,65 @@ def test_every_worker_answers_for_every_sku_with_the_owners_figures(
             if (status, body) != (200, owned[sku][1]):
                 wrong.append((sku, n, owned[sku][0], status, body))
     assert wrong == [], f"{len(wrong)} of {len(skus) * WORKERS} answers differ: {wrong[:5]}"
+
+
+def test_every_worker_answers_for_every_order_with_the_owners_state(
+    local_stack: Settings, workers: list[WorkerProcess]
+) -> None:
+    """Given three workers of one group, the order table's partitions spread over them,
+    when orders are posted to one worker (each with stock) and every order is asked of every
+    worker with GET /v1/orders/{id},
+    then every worker answers 200 with the body of the order's owner (the one worker that
+    holds it unforwarded), the orders are allocated, and more than one worker owns orders,
+    so answers went through routing."""
+    prefix = f"ro{uuid.uuid4().hex[:6]}"
+    caller = {"Authorization": f"Bearer {workers[0].token}"}
+    skus = [f"{prefix}-{i}" for i in range(ORDERS_ASKED)]
+    produce_events(
+        local_stack,
+        single_object_codec(),
+        [stock_event(f"{sku}-r", "receipt", sku, qty=5) for sku in skus],
+    )
+    wait_for(
+        lambda: all(
+            (workers[0].stock(sku) or {}).get("locations", {}).get("default", {}).get("on_hand")
+            == 5
+            for sku in skus
+        ),
+        timeout=120,
+        what="every receipt applied",
+    )
+    orders = [
+        {
+            "order_id": f"{prefix}-{i}",
+            "channel": "web",
+            "lines": [{"line_id": "1", "sku": sku, "qty": 1}],
+            "ship_to": {"country": "FR", "postal_code": "75001"},
+        }
+        for i, sku in enumerate(skus)
+    ]
+    status, answer = workers[0].post("/v1/orders", orders)
+    assert status == 202, answer
+    ids = [f"web:{o['order_id']}" for o in orders]
+
+    def owned() -> dict[str, tuple[int, Any]]:
+        found = {}
+        for oid in ids:
+            for n, worker in enumerate(workers):
+                code, body = _get(f"{worker.url}/v1/orders/{oid}", {FORWARDED: "1", **caller})
+                if code == 200 and body["status"] == "allocated":
+                    found[oid] = (n, body)
+        return found
+
+    wait_for(lambda: len(owned()) == len(ids), timeout=120, what="every order allocated")
+    owners = owned()
+    per_worker = [sum(1 for n, _ in owners.values() if n == w) for w in range(WORKERS)]
+    print(f"\n{len(ids)} orders owned per worker: {per_worker}")
+    assert sum(1 for k in per_worker if k) > 1, f"one worker owns every order: {per_worker}"
+    wrong = []
+    for oid in ids:
+        for n, worker in enumerate(workers):
+            code, body = _get(f"{worker.url}/v1/orders/{oid}", caller)
+            if (code, body) != (200, owners[oid][1]):
+                wrong.append((oid, n, owners[oid][0], code, body))
+    assert wrong == [], f"{len(wrong)} of {len(ids) * WORKERS} answers differ: {wrong[:3]}"
