@@ -36,7 +36,7 @@ WAIT_S = 60.0  # longest wait for one transition
 
 def order_agent_present() -> bool:
     """Whether this build's worker runs the order agent."""
-    return importlib.util.find_spec("streams.orders.book") is not None
+    return importlib.util.find_spec("streams.worker.orders") is not None
 
 
 def orders_config() -> dict[str, Any]:

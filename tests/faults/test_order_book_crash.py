@@ -42,8 +42,8 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.faults,
     pytest.mark.skipif(
-        importlib.util.find_spec("streams.orders.book") is None,
-        reason="the order agent (streams/orders/book.py) is not in this tree",
+        importlib.util.find_spec("streams.worker.orders") is None,
+        reason="the order agent (streams/worker/orders.py) is not in this tree",
     ),
 ]
 

@@ -38,8 +38,8 @@ from tests.support.worker import WorkerProcess
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        importlib.util.find_spec("streams.orders.book") is None,
-        reason="the order agent (streams/orders/book.py) is not in this tree",
+        importlib.util.find_spec("streams.worker.orders") is None,
+        reason="the order agent (streams/worker/orders.py) is not in this tree",
     ),
 ]
 

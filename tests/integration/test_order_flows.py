@@ -29,8 +29,8 @@ from tests.support.worker import WorkerProcess
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        importlib.util.find_spec("streams.orders.book") is None,
-        reason="the order agent (streams/orders/book.py) is not in this tree",
+        importlib.util.find_spec("streams.worker.orders") is None,
+        reason="the order agent (streams/worker/orders.py) is not in this tree",
     ),
 ]
 
@@ -51,7 +51,7 @@ def _approval_rules_here() -> bool:
     """Whether this tree's approval rules hold an order over the configured total."""
     import yaml
 
-    if importlib.util.find_spec("streams.orders.book") is None:
+    if importlib.util.find_spec("streams.worker.orders") is None:
         return False
     from streams.orders.approvals import CustomerBook, approval_reason, parse_approvals
 
