@@ -151,6 +151,7 @@ _TOP_KEYS = {
     "max_open_entries",
     "locations",
     "channels",
+    "orders",  # the order book's (streams.orders.setup); the ledger ignores it
 }
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
 _CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient"}

@@ -1,0 +1,446 @@
+"""The order book's rules (streams.orders.book) against the ledger's real rules, in memory.
+
+A small exchange plays the Kafka round trip: the book's StockEvents go to the per-SKU
+ledger (``streams.ledger.apply``), the ledger's Decisions come back to the book, in an
+order (and with duplicates) the test chooses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import single_object_codec
+from streams.ledger import SkuState, apply, parse_config
+from streams.ledger.config import load_config
+from streams.orders.book import (
+    OrderBookState,
+    OrderInputError,
+    apply_decision,
+    apply_order_event,
+    on_timer,
+    order_id_of_decision,
+)
+from streams.orders.config import OrderConfigError
+from streams.orders.setup import OrderConfig, load_order_config, parse_order_config
+
+NOW = 1_700_000_000_000
+LEDGER = parse_config({"default_location": "a", "locations": [{"name": "a"}, {"name": "b"}]})
+
+
+def placed(order_id: str, lines: list[tuple[str, str, int]], **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"{order_id}/placed",
+        "type": "placed",
+        "order_id": order_id,
+        "channel": extra.pop("channel", "web"),
+        "lines": [
+            {"line_id": lid, "sku": sku, "qty": qty, "unit_price": 100, "currency": "EUR"}
+            for lid, sku, qty in lines
+        ],
+        "ship_to": {"country": "FR", "postal_code": "75001", "lat": None, "lon": None},
+        "delivery": extra.pop("delivery", "ship"),
+        "pickup_location": extra.pop("pickup_location", None),
+        "customer_ref": "c1",
+        "customer_type": "b2c",
+        "risk": None,
+        "location": None,
+        "note": None,
+        "by": None,
+        "source": "test",
+        "placed_at": NOW,
+        "occurred_at": NOW,
+        "ingested_at": NOW,
+        **extra,
+    }
+
+
+def action(order_id: str, kind: str, n: int = 1, **extra: Any) -> dict[str, Any]:
+    event = placed(order_id, [])
+    event.update({"event_id": f"{order_id}/{kind}/{n}", "type": kind, "ship_to": None, **extra})
+    return event
+
+
+class Exchange:
+    """The ledger's SKU states and the Decisions on their way back to the book."""
+
+    def __init__(self, stock: Mapping[str, Mapping[str, int]], config: OrderConfig) -> None:
+        self.config = config
+        self.skus: dict[str, SkuState] = {}
+        self.orders: dict[str, OrderBookState | None] = {}
+        self.inflight: list[dict[str, Any]] = []  # decisions not yet back
+        self.published: list[dict[str, Any]] = []
+        for sku, where in stock.items():
+            for loc, qty in where.items():
+                if not qty:
+                    continue
+                self.ledger(
+                    {
+                        "event_id": f"r-{sku}-{loc}",
+                        "type": "receipt",
+                        "sku": sku,
+                        "qty": qty,
+                        "location": loc,
+                    }
+                )
+        self.refresh()
+
+    def ledger(self, fields: dict[str, Any]) -> None:
+        from schemas.events import stock_event
+
+        fields = dict(fields)
+        event = stock_event(fields.pop("type"), fields.pop("sku"), fields.pop("event_id"), NOW)
+        event.update(fields)
+        self.apply_stock(event)
+
+    def apply_stock(self, event: dict[str, Any]) -> None:
+        state, emitted = apply(self.skus.get(event["sku"]), event, LEDGER, NOW)
+        self.skus[event["sku"]] = state
+        if emitted.decision is not None and order_id_of_decision(emitted.decision):
+            self.inflight.append(emitted.decision)
+
+    def refresh(self) -> None:
+        """The routing's view of the levels catches up with the ledger (it lags behind)."""
+        self.view = {
+            sku: {n: max(0, loc.free(0)) for n, loc in state.locations.items()}
+            for sku, state in self.skus.items()
+        }
+
+    def levels(self, sku: str) -> dict[str, int]:
+        return self.view.get(sku, {})
+
+    def take(self, result: Any, order_id: str) -> None:
+        if not result.duplicate:
+            self.orders[order_id] = result.state
+        self.published += result.states
+        for event in result.events:
+            self.apply_stock(event)
+
+    def order(self, event: dict[str, Any]) -> Any:
+        oid = event["order_id"]
+        result = apply_order_event(self.orders.get(oid), event, self.config, self.levels, NOW)
+        self.take(result, oid)
+        return result
+
+    def decide(self, decision: dict[str, Any]) -> Any:
+        oid = decision["order_id"]
+        result = apply_decision(self.orders.get(oid), decision, self.config, self.levels, NOW)
+        self.take(result, oid)
+        return result
+
+    def settle(self, rng: random.Random | None = None, duplicates: float = 0.0) -> None:
+        while self.inflight:
+            i = rng.randrange(len(self.inflight)) if rng else 0
+            decision = self.inflight.pop(i)
+            self.decide(decision)
+            if rng and rng.random() < duplicates:
+                self.decide(decision)
+
+    def reserved(self, order_id: str) -> dict[str, int]:
+        """Units the ledger holds for the order, per SKU."""
+        held = {}
+        for sku, state in self.skus.items():
+            units = sum((state.orders.get(order_id) or {}).values())
+            if units:
+                held[sku] = units
+        return held
+
+    def state(self, order_id: str) -> OrderBookState:
+        found = self.orders[order_id]
+        assert found is not None
+        return found
+
+
+def test_an_order_with_stock_is_allocated_at_one_location() -> None:
+    """Given stock of both SKUs at b, and only of one at a
+    When a two-line order is placed and the ledger answers
+    Then both lines are reserved at b, the order is allocated, and its transitions are
+    received, routed, allocated with versions 1, 2, 3."""
+    ex = Exchange({"x": {"a": 5, "b": 5}, "y": {"b": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 2), ("2", "y", 1)]))
+    ex.settle()
+    s = ex.state("web:1")
+    assert s.status == "allocated"
+    assert [(ln.location, ln.status) for ln in s.lines] == [("b", "reserved")] * 2
+    assert ex.reserved("web:1") == {"x": 2, "y": 1}
+    assert [(r["version"], r["status"]) for r in ex.published] == [
+        (1, "received"),
+        (2, "routed"),
+        (3, "allocated"),
+    ]
+    assert "single location b" in (s.route_reason or "")
+
+
+def test_a_refused_line_releases_the_other_and_ends_in_exception() -> None:
+    """Given an order whose line y looks available to routing but is taken meanwhile
+    When the ledger refuses y and accepts x
+    Then x is released, the next plans are tried, and the order is an exception with the
+    refusal as reason, holding nothing."""
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 1}}, OrderConfig())
+    ex.order(placed("web:2", [("1", "y", 1)]))  # takes y; the routing's view still has it
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.settle()
+    loser = ex.state("web:1")
+    assert ex.state("web:2").status == "allocated"
+    assert loser.status == "exception"
+    assert "insufficient_stock" in (loser.reason or "")
+    assert ex.reserved("web:1") == {}
+    assert {ln.status for ln in loser.lines} == {"released", "refused"}
+
+
+def test_ship_available_keeps_what_was_reserved() -> None:
+    """Given the channel's policy ship_available
+    When one line is refused
+    Then the other stays reserved and the order is partially_allocated."""
+    config = parse_order_config({"channels": [{"name": "web", "policy": "ship_available"}]})
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 1}}, config)
+    ex.order(placed("web:2", [("1", "y", 1)]))
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.settle()
+    assert ex.state("web:1").status == "partially_allocated"
+    assert ex.reserved("web:1") == {"x": 1}
+
+
+def test_backorder_rest_lets_refused_lines_wait() -> None:
+    """Given the channel's policy backorder_rest
+    When one line is refused
+    Then the other stays reserved, the refused line waits backordered."""
+    config = parse_order_config({"channels": [{"name": "web", "policy": "backorder_rest"}]})
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 1}}, config)
+    ex.order(placed("web:2", [("1", "y", 1)]))
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.settle()
+    s = ex.state("web:1")
+    assert s.status == "backordered"
+    assert [ln.status for ln in s.lines] == ["reserved", "backordered"]
+    assert ex.reserved("web:1") == {"x": 1}
+
+
+def test_a_refused_plan_is_followed_by_the_next_best() -> None:
+    """Given y at a (2 units) and b (1 unit), x at both
+    When the single-location plan at a is refused (y taken at a meanwhile)
+    Then the order is routed again to b and allocated there."""
+    ex = Exchange({"x": {"a": 5, "b": 5}, "y": {"a": 2, "b": 1}}, OrderConfig())
+    ex.ledger({"event_id": "sold", "type": "sale", "sku": "y", "qty": 2, "location": "a"})
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))  # the view still has 2 at a
+    ex.settle()
+    s = ex.state("web:1")
+    assert s.status == "allocated", s.reason
+    assert s.attempt == 2
+    assert [ln.location for ln in s.lines] == ["b", "b"]
+    assert ex.reserved("web:1") == {"x": 1, "y": 1}
+
+
+def test_duplicates_change_nothing() -> None:
+    """Given an allocated order
+    When its placed event and a decision come again
+    Then nothing changes and nothing is sent or published."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1)]))
+    decision = ex.inflight[0]
+    ex.settle()
+    before = ex.state("web:1").to_bytes()
+    again = ex.order(placed("web:1", [("1", "x", 1)]))
+    assert again.duplicate and not again.events and not again.states
+    again = ex.decide(decision)
+    assert again.duplicate and not again.events and not again.states
+    assert ex.state("web:1").to_bytes() == before
+
+
+def test_cancel_releases_everything_and_names_who() -> None:
+    """Given an order still waiting for the ledger's decisions
+    When an operator cancels it, and then the decisions arrive
+    Then the order holds nothing, is cancelled by the operator, and the late decisions
+    change nothing."""
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.order(action("web:1", "cancel_requested", by="alice"))
+    ex.settle()
+    s = ex.state("web:1")
+    assert s.status == "cancelled"
+    assert ex.published[-1]["transition"]["by"] == "alice"
+    assert ex.reserved("web:1") == {}
+
+
+def test_shipping_in_parts_then_delivery() -> None:
+    """Given an allocated two-line order
+    When line 1 ships, then line 2 ships, then it is delivered
+    Then partially_shipped, shipped, delivered; the ledger's reservations are consumed."""
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 2), ("2", "y", 1)]))
+    ex.settle()
+    ship = action("web:1", "shipped", lines=[{"line_id": "1", "sku": "x", "qty": 2}])
+    assert ex.order(ship).events[0]["event_id"] == "ob|web:1|ship|web:1/shipped/1|1"
+    assert ex.state("web:1").status == "partially_shipped"
+    ex.order(action("web:1", "shipped", 2))
+    assert ex.state("web:1").status == "shipped"
+    ex.order(action("web:1", "delivered"))
+    assert ex.state("web:1").status == "delivered"
+    assert ex.reserved("web:1") == {}
+    assert ex.skus["x"].locations["a"].on_hand == 3
+
+
+def test_pickup_reserves_at_the_store_only() -> None:
+    """Given stock at a (many) and at store b (enough)
+    When a pickup order at b is placed, is ready and picked up
+    Then it reserves at b, and the units leave b."""
+    ex = Exchange({"x": {"a": 9, "b": 1}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1)], delivery="pickup", pickup_location="b"))
+    ex.settle()
+    assert [ln.location for ln in ex.state("web:1").lines] == ["b"]
+    ex.order(action("web:1", "ready_for_pickup"))
+    ex.order(action("web:1", "picked_up"))
+    assert ex.state("web:1").status == "picked_up"
+    assert ex.skus["x"].locations["b"].on_hand == 0
+
+
+def test_bad_inputs_give_a_reason() -> None:
+    """Given the book
+    When inputs cannot apply (no lines, an unknown order, a wrong transition)
+    Then OrderInputError with a stable reason."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    with pytest.raises(OrderInputError) as err:
+        ex.order(placed("web:1", []))
+    assert err.value.reason == "invalid_order"
+    with pytest.raises(OrderInputError) as err:
+        ex.order(action("web:9", "approved"))
+    assert err.value.reason == "unknown_order"
+    ex.order(placed("web:1", [("1", "x", 1)]))
+    ex.settle()
+    with pytest.raises(OrderInputError) as err:
+        ex.order(action("web:1", "delivered"))
+    assert err.value.reason == "invalid_transition"
+
+
+def test_reservations_without_decision_are_sent_again_with_the_same_ids() -> None:
+    """Given an order routed whose reservations were lost (a crash before they were sent)
+    When the timer runs after resend_after_seconds
+    Then the same reservations are sent again."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    result = apply_order_event(None, placed("web:1", [("1", "x", 1)]), ex.config, ex.levels, NOW)
+    assert result.state is not None
+    assert not on_timer(result.state, ex.config, ex.levels, NOW + 1000).events
+    again = on_timer(result.state, ex.config, ex.levels, NOW + 31_000)
+    assert [e["event_id"] for e in again.events] == [e["event_id"] for e in result.events]
+
+
+def test_state_and_records_encode() -> None:
+    """Given an allocated order
+    Then its stored bytes come back equal, and every OrderState published encodes."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1)]))
+    ex.settle()
+    s = ex.state("web:1")
+    assert OrderBookState.from_bytes(s.to_bytes()) == s
+    codec = single_object_codec()
+    for record in ex.published:
+        assert codec.decode_as("stockflow.v1.OrderState", codec.encode(
+            "stockflow.v1.OrderState", record))["status"] == record["status"]  # fmt: skip
+
+
+def test_configuration(tmp_path: Any) -> None:
+    """Given a ledger YAML with an orders key
+    Then the ledger accepts it and the order book reads it; errors name the key path."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "default_location: a\norders:\n  max_tries: 2\n  channels:\n"
+        "    - {name: web, policy: ship_available, fee_percent: 2.5, fee_fixed: 30}\n"
+    )
+    assert load_config(path).default_location == "a"
+    config = load_order_config(path)
+    assert config.max_tries == 2
+    assert config.channel("web").policy == "ship_available"
+    assert config.channel("web").fee_fixed == 30
+    assert config.channel("other").policy == "all_or_nothing"
+    with pytest.raises(OrderConfigError) as err:
+        parse_order_config({"channels": [{"name": "web", "policy": "some"}]})
+    assert err.value.path == "orders.channels[0].policy"
+    with pytest.raises(OrderConfigError) as err:
+        parse_order_config({"retries": 1})
+    assert err.value.path == "orders.retries"
+
+
+# -- the property ------------------------------------------------------------------------
+
+STEP = st.tuples(
+    st.sampled_from(["place", "decide", "decide", "decide", "dup", "cancel", "sell", "refresh"]),
+    st.integers(0, 10**6),
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stock=st.dictionaries(
+        st.sampled_from(["x", "y", "z"]),
+        st.fixed_dictionaries({"a": st.integers(0, 3), "b": st.integers(0, 3)}),
+        min_size=1,
+    ),
+    orders=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["x", "y", "z"]), st.integers(1, 3)), min_size=1, max_size=3
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    steps=st.lists(STEP, max_size=40),
+    seed=st.integers(0, 2**32),
+)
+def test_no_order_ends_half_reserved(
+    stock: dict[str, dict[str, int]],
+    orders: list[list[tuple[str, int]]],
+    steps: list[tuple[str, int]],
+    seed: int,
+) -> None:
+    """Given random stock and random multi-line orders under all_or_nothing
+    When placements, decisions (in any order, some twice), cancellations and sales by other
+    channels interleave, and then every decision comes back
+    Then each order holds at the ledger either all its lines' units or none: all of them
+    exactly when it is allocated, none when it is an exception or cancelled."""
+    ex = Exchange(stock, OrderConfig())
+    rng = random.Random(seed)
+    pending = list(enumerate(orders))
+    placed_ids: list[str] = []
+    for kind, n in steps:
+        if kind == "place" and pending:
+            i, lines = pending.pop(0)
+            oid = f"web:{i}"
+            ex.order(placed(oid, [(str(j), sku, q) for j, (sku, q) in enumerate(lines)]))
+            placed_ids.append(oid)
+        elif kind in ("decide", "dup") and ex.inflight:
+            decision = ex.inflight.pop(n % len(ex.inflight))
+            ex.decide(decision)
+            if kind == "dup":
+                ex.decide(decision)
+        elif kind == "cancel" and placed_ids:
+            oid = placed_ids[n % len(placed_ids)]
+            with contextlib.suppress(OrderInputError):  # not cancellable any more
+                ex.order(action(oid, "cancelled", n))
+        elif kind == "refresh":
+            ex.refresh()
+        elif kind == "sell":
+            sku = sorted(stock)[n % len(stock)]
+            ex.ledger(
+                {"event_id": f"sale-{n}", "type": "sale", "sku": sku, "qty": 1, "location": "a"}
+            )
+    for i, lines in pending:
+        oid = f"web:{i}"
+        ex.order(placed(oid, [(str(j), sku, q) for j, (sku, q) in enumerate(lines)]))
+        placed_ids.append(oid)
+    ex.settle(rng, duplicates=0.3)
+    for oid in placed_ids:
+        s = ex.state(oid)
+        held = ex.reserved(oid)
+        wanted: dict[str, int] = {}
+        for ln in s.lines:
+            wanted[ln.sku] = wanted.get(ln.sku, 0) + ln.qty
+        assert s.status in ("allocated", "exception", "cancelled"), s.status
+        if s.status == "allocated":
+            assert held == wanted, (oid, held, wanted)
+        else:
+            assert held == {}, (oid, s.status, held)
