@@ -1,0 +1,227 @@
+"""The order book's rules and the ledger's rules wired together in memory, as the worker
+wires them through Kafka: each order's inputs and each SKU's events in their own logs,
+processed in a random interleaving, with crashes that put a state back to its last commit
+and replay what followed (the outputs already sent stay sent: duplicates). Once every log
+is drained, the same invariants as the end-to-end tests hold: every order is fully
+reserved or holds nothing, reserved units per SKU are the sum over allocated orders."""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+pytest.importorskip("streams.orders.book", reason="the order book's rules are not in this tree")
+
+from streams.ledger.availability import locations_available
+from streams.ledger.config import parse_config
+from streams.ledger.rules import apply
+from streams.ledger.state import SkuState
+from streams.orders.book import (
+    OrderBookState,
+    apply_decision,
+    apply_order_event,
+    on_timer,
+)
+from streams.orders.setup import OrderConfig
+from tests.support.orders import LOCATIONS, check_book, fmt_breaches, scenario
+from tests.support.orders import ledger_holdings as fold
+
+LEDGER = parse_config(
+    {"default_location": "paris-wh", "locations": [{"name": n} for n in LOCATIONS]}
+)
+BOOK = OrderConfig()
+RESEND_MS = BOOK.core.resend_after_seconds * 1000
+
+
+@dataclass
+class Log:
+    """One partition's records for one key, the next to process, and the last commit."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    pos: int = 0
+    committed: int = 0
+    snapshot: Any = None  # the state as committed
+
+    def pending(self) -> bool:
+        return self.pos < len(self.items)
+
+
+@dataclass
+class World:
+    rng: random.Random
+    crash_p: float
+    crashing: frozenset[str] = frozenset({"ledger", "orders"})  # whose states crash
+    now: int = 1_800_000_000_000
+    books: dict[str, OrderBookState | None] = field(default_factory=dict)
+    ledgers: dict[str, SkuState | None] = field(default_factory=dict)
+    order_logs: dict[str, Log] = field(default_factory=dict)
+    sku_logs: dict[str, Log] = field(default_factory=dict)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # last written per order
+    written: dict[tuple[str, int], Any] = field(default_factory=dict)  # (order, version)
+    forks: list[str] = field(default_factory=list)  # a version written twice, differently
+    movements: list[dict[str, Any]] = field(default_factory=list)
+    crashes: int = 0
+    duplicates: int = 0
+
+    def levels(self, sku: str) -> dict[str, int]:
+        state = self.ledgers.get(sku)
+        return locations_available(state, LEDGER) if state is not None else {}
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.sku_logs.setdefault(event["sku"], Log()).items.append(event)
+
+    def publish(self, records: list[dict[str, Any]]) -> None:
+        """OrderStates as the compacted topic keeps them: the last written per order. A
+        version written again with other content (status, lines) is a fork: readers that
+        keep the highest version of an order (ClickHouse, a replaying consumer) may keep
+        the one that no longer holds."""
+        for r in records:
+            oid = r["order_id"]
+            what = (r["status"], [(ln["location"], ln["status"]) for ln in r["lines"]])
+            had = self.written.setdefault((oid, r["version"]), what)
+            if had != what:
+                self.forks.append(f"{oid} v{r['version']}: {had} then {what}")
+            self.states[oid] = r
+
+    def step_order(self, oid: str) -> None:
+        log = self.order_logs[oid]
+        item = log.items[log.pos]
+        log.pos += 1
+        self.now += 1
+        state = self.books.get(oid)
+        if "outcome" in item:
+            result = apply_decision(state, item, BOOK, self.levels, self.now)
+        else:
+            result = apply_order_event(state, item, BOOK, self.levels, self.now)
+        self.duplicates += result.duplicate
+        self.books[oid] = result.state
+        for ev in result.events:
+            self.send(ev)
+        self.publish(result.states)
+        self._maybe_commit_or_crash(log, oid, self.books, "orders")
+
+    def step_sku(self, sku: str) -> None:
+        log = self.sku_logs[sku]
+        item = log.items[log.pos]
+        log.pos += 1
+        self.now += 1
+        state, out = apply(self.ledgers.get(sku), copy.deepcopy(item), LEDGER, self.now)
+        self.ledgers[sku] = state
+        self.movements.extend(out.movements)
+        d = out.decision
+        if d is not None and str(d["event_id"]).startswith("ob|"):
+            self.order_logs[d["order_id"]].items.append(d)
+        self._maybe_commit_or_crash(log, sku, self.ledgers, "ledger")
+
+    def _maybe_commit_or_crash(self, log: Log, key: str, states: dict[str, Any], who: str) -> None:
+        roll = self.rng.random()
+        if (
+            roll < self.crash_p and who in self.crashing
+        ):  # back to the last commit; what was sent stays sent
+            self.crashes += 1
+            log.pos = log.committed
+            states[key] = copy.deepcopy(log.snapshot)
+        elif roll < 0.5:
+            log.committed = log.pos
+            log.snapshot = copy.deepcopy(states.get(key))
+
+    def run(self) -> None:
+        while True:
+            ready = [("o", k) for k, log in self.order_logs.items() if log.pending()]
+            ready += [("s", k) for k, log in self.sku_logs.items() if log.pending()]
+            if not ready:
+                if not self.timers():
+                    return
+                continue
+            kind, key = self.rng.choice(ready)
+            if kind == "o":
+                self.step_order(key)
+            else:
+                self.step_sku(key)
+
+    def timers(self) -> bool:
+        """Time passes: every order's timer; True if it sent anything."""
+        self.now += RESEND_MS + 1
+        sent = False
+        for state in self.books.values():
+            if state is None:
+                continue
+            result = on_timer(state, BOOK, self.levels, self.now)
+            for ev in result.events:
+                self.send(ev)
+                sent = True
+            self.publish(result.states)
+        return sent
+
+
+def _play(seed: int, crashing: frozenset[str], crash_p: float = 0.03) -> tuple[Any, World]:
+    """300 orders of 1-4 lines over 12 SKUs, stock for half the demand at three locations;
+    the book's check and the world once every log is drained."""
+    rng = random.Random(seed)
+    sc = scenario(f"m{seed}", 300, 12, seed=seed)
+    world = World(rng, crash_p=crash_p, crashing=crashing)
+    for ev in sc.counts():
+        world.send(ev)
+    world.run()  # the counts first: the book routes over known stock
+    for order in sc.orders:
+        world.order_logs[order["order_id"]] = Log(items=[order])
+    world.run()
+    views = {
+        sku: {
+            "locations": {
+                n: {"on_hand": s.on_hand, "reserved": s.reserved}
+                for n, s in (world.ledgers[sku] or SkuState(sku)).locations.items()
+            }
+        }
+        for sku in sc.skus
+    }
+    check = check_book(sc, world.states, fold(world.movements), views)
+    print(
+        f"\n[model seed {seed}, crashing {sorted(crashing) or 'nothing'}] crashes "
+        f"{world.crashes}, order versions written twice with other content "
+        f"{len(world.forks)}; " + check.figures()
+    )
+    return check, world
+
+
+@pytest.mark.parametrize(
+    ("seed", "crashing"),
+    [(0, frozenset()), (2, frozenset()), (1, frozenset({"ledger"})), (3, frozenset({"ledger"}))],
+)
+def test_orders_racing_through_the_ledger_end_all_or_nothing(
+    seed: int, crashing: frozenset[str]
+) -> None:
+    """Given 300 orders of 1-4 lines over 12 SKUs with stock for half the demand at three
+    locations, when the order book and the ledger process their logs in a random
+    interleaving (and the ledger's states crash back to their last commit, replaying what
+    followed and sending its decisions again), then once every log is drained every order
+    is allocated with the ledger holding exactly its lines, or in exception with its
+    reason holding nothing; per SKU and location the ledger's reserved units are the
+    allocated orders' lines, never above the count."""
+    check, world = _play(seed, crashing)
+    assert not check.breaches(), fmt_breaches(check)
+    assert check.statuses["allocated"] and check.statuses["exception"], check.statuses
+    assert not world.forks, world.forks[:3]
+
+
+@pytest.mark.xfail(
+    reason="the order book re-routes a replayed attempt over changed levels under the same"
+    " event ids, and ignores an accepted Decision of an attempt it no longer is at: the"
+    " ledger keeps those units reserved for an order in exception",
+    strict=True,
+)
+@pytest.mark.parametrize("seed", [1, 5])
+def test_orders_stay_all_or_nothing_when_the_order_agent_loses_its_latest_state(
+    seed: int,
+) -> None:
+    """Given the same race, when the order agent's states crash back to their last commit
+    after their reservations were sent (at least once: the changelog write lost, the
+    stock events delivered) and its inputs are replayed, then once every log is drained
+    every order still holds all its lines or none, and reserved units per SKU are the sum
+    over allocated orders."""
+    check, _ = _play(seed, frozenset({"ledger", "orders"}))
+    assert not check.breaches(), fmt_breaches(check)
