@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +23,13 @@ from streams.ledger.rules import apply
 from streams.ledger.state import SkuState
 from streams.orders.book import (
     OrderBookState,
+    OrderInputError,
     apply_decision,
     apply_order_event,
     on_timer,
 )
 from streams.orders.setup import OrderConfig
-from tests.support.orders import LOCATIONS, check_book, fmt_breaches, scenario
+from tests.support.orders import LOCATIONS, check_book, fmt_breaches, order_record, scenario
 from tests.support.orders import ledger_holdings as fold
 
 LEDGER = parse_config(
@@ -66,6 +68,8 @@ class World:
     movements: list[dict[str, Any]] = field(default_factory=list)
     crashes: int = 0
     duplicates: int = 0
+    refused_inputs: Counter[str] = field(default_factory=Counter)  # dead-lettered, by reason
+    cancels: list[dict[str, Any]] = field(default_factory=list)  # channel cancellations to come
 
     def levels(self, sku: str) -> dict[str, int]:
         state = self.ledgers.get(sku)
@@ -93,10 +97,14 @@ class World:
         log.pos += 1
         self.now += 1
         state = self.books.get(oid)
-        if "outcome" in item:
-            result = apply_decision(state, item, BOOK, self.levels, self.now)
-        else:
-            result = apply_order_event(state, item, BOOK, self.levels, self.now)
+        try:
+            if "outcome" in item:
+                result = apply_decision(state, item, BOOK, self.levels, self.now)
+            else:
+                result = apply_order_event(state, item, BOOK, self.levels, self.now)
+        except OrderInputError as exc:  # the agent dead-letters it and goes on
+            self.refused_inputs[exc.reason] += 1
+            return
         self.duplicates += result.duplicate
         self.books[oid] = result.state
         for ev in result.events:
@@ -133,6 +141,10 @@ class World:
         while True:
             ready = [("o", k) for k, log in self.order_logs.items() if log.pending()]
             ready += [("s", k) for k, log in self.sku_logs.items() if log.pending()]
+            if self.cancels and (not ready or self.rng.random() < 0.01):
+                cancel = self.cancels.pop(self.rng.randrange(len(self.cancels)))
+                self.order_logs[cancel["order_id"]].items.append(cancel)  # a channel's cancel
+                continue
             if not ready:
                 if not self.timers():
                     return
@@ -158,9 +170,12 @@ class World:
         return sent
 
 
-def _play(seed: int, crashing: frozenset[str], crash_p: float = 0.03) -> tuple[Any, World]:
-    """300 orders of 1-4 lines over 12 SKUs, stock for half the demand at three locations;
-    the book's check and the world once every log is drained."""
+def _play(
+    seed: int, crashing: frozenset[str], crash_p: float = 0.03, cancel_share: float = 0.0
+) -> tuple[Any, World]:
+    """300 orders of 1-4 lines over 12 SKUs, stock for half the demand at three locations,
+    ``cancel_share`` of them cancelled by their channel at a random moment; the book's check
+    and the world once every log is drained."""
     rng = random.Random(seed)
     sc = scenario(f"m{seed}", 300, 12, seed=seed)
     world = World(rng, crash_p=crash_p, crashing=crashing)
@@ -169,6 +184,10 @@ def _play(seed: int, crashing: frozenset[str], crash_p: float = 0.03) -> tuple[A
     world.run()  # the counts first: the book routes over known stock
     for order in sc.orders:
         world.order_logs[order["order_id"]] = Log(items=[order])
+    world.cancels = [
+        order_record(o["order_id"], o["channel"], [], kind="cancelled", by=o["channel"])
+        for o in rng.sample(sc.orders, int(len(sc.orders) * cancel_share))
+    ]
     world.run()
     views = {
         sku: {
@@ -179,11 +198,12 @@ def _play(seed: int, crashing: frozenset[str], crash_p: float = 0.03) -> tuple[A
         }
         for sku in sc.skus
     }
-    check = check_book(sc, world.states, fold(world.movements), views)
+    settled = frozenset({"allocated", "exception", "cancelled"})
+    check = check_book(sc, world.states, fold(world.movements), views, settled)
     print(
         f"\n[model seed {seed}, crashing {sorted(crashing) or 'nothing'}] crashes "
         f"{world.crashes}, order versions written twice with other content "
-        f"{len(world.forks)}; " + check.figures()
+        f"{len(world.forks)}, inputs refused {dict(world.refused_inputs)}; " + check.figures()
     )
     return check, world
 
@@ -206,6 +226,20 @@ def test_orders_racing_through_the_ledger_end_all_or_nothing(
     assert not check.breaches(), fmt_breaches(check)
     assert check.statuses["allocated"] and check.statuses["exception"], check.statuses
     assert not world.forks, world.forks[:3]
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_orders_cancelled_by_their_channel_mid_race_release_everything_they_held(
+    seed: int,
+) -> None:
+    """Given the same race with the ledger's states crashing, when a tenth of the orders
+    are cancelled by their channel at random moments (while routed, allocated, or in
+    exception), then every cancelled order ends cancelled holding nothing in the ledger,
+    and reserved units per SKU are still the sum over the allocated orders."""
+    check, world = _play(seed, frozenset({"ledger"}), cancel_share=0.1)
+    assert not check.breaches(), fmt_breaches(check)
+    assert check.statuses["cancelled"] == 30, check.statuses
+    assert not world.cancels
 
 
 @pytest.mark.xfail(
