@@ -136,6 +136,11 @@ class OrderBookState:
     routed_at: int = 0  # when the current attempt's reservations were (last) sent
     waiting_since: int = 0  # when the order started waiting for approval
     updated_at: int = 0
+    # the last step's outputs, stored with the state by the agent so that they can be sent
+    # again after a crash between storing and sending (every output is idempotent)
+    outbox_events: list[dict[str, Any]] = field(default_factory=list)
+    outbox_states: list[dict[str, Any]] = field(default_factory=list)
+    outbox_at: int = 0
 
     def to_bytes(self) -> bytes:
         data = asdict(self)

@@ -21,6 +21,7 @@ from streams.kernel.replication import Replication, replication
 from streams.kernel.settings import ProcessingGuarantee, Settings, SettingsError
 from streams.kernel.topics import STOCK_EVENTS
 from streams.ledger.config import LedgerConfig
+from streams.orders.setup import OrderConfig
 from streams.worker.access import protect
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
@@ -28,6 +29,7 @@ from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
+from streams.worker.orders import OrderBook
 from streams.worker.pending import PendingHolds
 from streams.worker.producer import LedgerApp
 from streams.worker.web import register_views
@@ -46,6 +48,7 @@ class Ledger:
         config: LedgerConfig,
         codec: Codec,
         copies: Replication | None = None,
+        orders: OrderConfig | None = None,
     ) -> None:
         if settings.processing_guarantee is not ProcessingGuarantee.AT_LEAST_ONCE:
             raise SettingsError(
@@ -132,6 +135,10 @@ class Ledger:
             send_all=self.sender.send,
         )
         self._register()
+        # the order book: its own agents and table in the same app (keys: order ids)
+        self.orders = OrderBook(
+            self.app, settings, orders or OrderConfig(), codec, copies.topic_config(), _writing_as
+        )
 
     async def _index_holds(self) -> None:
         began = time.monotonic()

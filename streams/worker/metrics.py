@@ -73,3 +73,8 @@ PAUSES = Counter(
     ["cause"],
     registry=REGISTRY,
 )
+ORDER_TRANSITIONS = Counter(
+    "stockflow_order_transitions_total",
+    "OrderState records the order book published (one per transition of an order).",
+    registry=REGISTRY,
+)

@@ -13,6 +13,7 @@ from schemas.codec import codec_for
 from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
 from streams.ledger.config import load_config
+from streams.orders.setup import load_order_config
 
 log = logging.getLogger("stockflow.worker")
 
@@ -38,13 +39,15 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Declare the topics, then run the ledger until stopped (SIGINT/SIGTERM)."""
     gc.set_threshold(*GC_THRESHOLDS)
     from streams.worker.app import Ledger
+    from streams.worker.orders import replies_topic
 
     config = load_config(settings.config_path or None)
+    orders = load_order_config(settings.config_path or None)
     codec = codec_for(settings)
-    created = ensure_topics(settings)
+    created = ensure_topics(settings) + ensure_topics(settings, (replies_topic(settings),))
     if created:
         print(f"[worker] declared topics: {', '.join(created)}", file=sys.stderr)
-    ledger = Ledger(settings, config, codec)
+    ledger = Ledger(settings, config, codec, orders=orders)
     worker = faust.Worker(ledger.app, loglevel=loglevel, quiet=True)
     signal.signal(signal.SIGUSR1, lambda *_: _dump_tasks())
     worker.execute_from_commandline()  # exits the process when the worker stops

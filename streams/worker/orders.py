@@ -1,0 +1,467 @@
+"""The order agent: orders.v1 and the ledger's replies through the pure order book.
+
+Topics (every one with the installation's partition count, keyed with murmur2, so Faust's
+assignor gives one worker the same partition of each: they are co-partitioned):
+
+- ``orders.v1`` (key: order id): the orders' events;
+- ``stock.decisions.v1`` (key: SKU): a forwarding agent sends the Decisions on the order
+  book's reservations (event ids ``ob|...``) to ``{app id}-order-decisions``, keyed by
+  order id, so each comes back to its order's partition. (Faust's ``group_by`` does the
+  same through a topic it names itself; an explicit topic keeps the name and the
+  partition count under our control, and the forwarding is a plain at-least-once copy.)
+- one agent reads both ``orders.v1`` and the forwarded decisions: one stream, so one
+  order's inputs are applied one at a time, in the order they arrive;
+- the ``orders`` table (key: order id; also ``customer|{ref}``: the customer's book,
+  owned per order partition - a customer whose orders fall on two partitions has two
+  books);
+- outputs: StockEvents to ``stock.events.v1``, OrderState to ``orders.state.v1``, bad
+  inputs to ``stock.deadletter.v1``.
+
+Why the exchange settles (at least once, crash at any point):
+
+1. For one input, the new state is written to the table's changelog together with the
+   step's outputs (``outbox_*`` fields), and Kafka acknowledges it; only then are the
+   outputs sent and acknowledged; only then is the input acknowledged (Faust commits its
+   offset later, ``broker_commit_interval``).
+2. A crash before (1) completes: the input is replayed onto the old state (nothing was sent).
+3. A crash after (1): the input is replayed onto the new state, where it is a duplicate
+   (the order event's id is in ``seen``; a Decision's line is no longer pending) and changes
+   nothing. The outputs it may not have sent are in the stored outbox: on every partition
+   assignment the agent sends again the outbox of every order stored in the last
+   ``OUTBOX_RESEND_S`` seconds. Every output is idempotent: the ledger drops a StockEvent
+   whose id it applied (7 days window), and OrderState records carry their version.
+4. Reservations are sent before any release of the same SKU, through one producer, to the
+   SKU's one partition: the ledger applies them in that order, so a release covers every
+   reservation sent before it. Every reservation gets a Decision; an order waits for all of
+   its attempt's Decisions before it releases or retries (:mod:`streams.orders.book`).
+5. An order still ``routed`` after ``resend_after_seconds`` has its reservations sent again
+   (same ids) by the timer, in case they were lost before reaching Kafka.
+So once every Decision is in, each order holds all its lines or none (all_or_nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import types
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, cast
+
+import faust
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from schemas.codec import Codec, CodecError
+from schemas.times import now_ms
+from streams.kernel.deadletter import dead_letter
+from streams.kernel.kafka_config import consumer_config
+from streams.kernel.settings import Settings
+from streams.kernel.topics import (
+    ORDERS,
+    ORDERS_STATE,
+    STOCK_DEADLETTER,
+    STOCK_DECISIONS,
+    STOCK_EVENTS,
+    STOCK_LEVELS,
+    TopicSpec,
+    Writer,
+)
+from streams.orders.approvals import CustomerBook
+from streams.orders.book import (
+    OrderBookState,
+    OrderInputError,
+    Result,
+    apply_decision,
+    apply_order_event,
+    on_timer,
+    order_id_of_decision,
+)
+from streams.orders.setup import OrderConfig
+from streams.worker import metrics
+from streams.worker.changelog import AckedTableWriter
+from streams.worker.fastpath import BatchSender, Record, key_partition
+
+log = logging.getLogger("stockflow.orders")
+
+TABLE_NAME = "orders"
+ORDER_SCHEMA = ORDERS.value_schema
+DECISION_SCHEMA = STOCK_DECISIONS.value_schema
+CUSTOMER_PREFIX = b"customer|"
+OUTBOX_RESEND_S = 600  # outboxes younger than this are sent again after an assignment
+TIMER_S = 2.0
+LEVELS_READY_S = 30.0  # the agent waits at most this long for the levels' first read
+COMPONENT = "order-book"
+WATCHED = ("routed", "pending_approval")
+
+
+class LevelsView:
+    """The latest ``locations`` split of every SKU, from ``stock.levels.v1`` read whole
+    (every partition, from its start) and followed from a thread, like the token store."""
+
+    def __init__(self, settings: Settings, codec: Codec) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.levels: dict[str, tuple[int, dict[str, int]]] = {}  # sku -> (version, split)
+        self.ready = threading.Event()  # read up to the ends Kafka had at the start
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, sku: str) -> Mapping[str, int]:
+        found = self.levels.get(sku)
+        return found[1] if found is not None else {}
+
+    def apply(self, level: Mapping[str, Any]) -> None:
+        old = self.levels.get(level["sku"])
+        if old is None or level["version"] >= old[0]:
+            self.levels[level["sku"]] = (level["version"], dict(level.get("locations") or {}))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="levels-view", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception as exc:  # Kafka away: routing uses what it has
+                log.warning(
+                    "levels view: following %s failed (%s); retrying", STOCK_LEVELS.name, exc
+                )
+                self._stop.wait(1.0)
+
+    def _follow(self) -> None:
+        name = STOCK_LEVELS.name
+        consumer = Consumer(
+            consumer_config(
+                self.settings,
+                f"stockflow-levels-{uuid.uuid4().hex[:8]}",  # never joins: assign() only
+                **{"fetch.wait.max.ms": 50, "enable.partition.eof": False},
+            )
+        )
+        try:
+            topic = consumer.list_topics(name, timeout=10).topics[name]
+            parts = [TopicPartition(name, p) for p in sorted(topic.partitions)]
+            ends: dict[int, int] = {}
+            for tp in parts:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+                tp.offset, ends[tp.partition] = int(low), int(high)
+            consumer.assign(parts)
+            position = {tp.partition: tp.offset for tp in parts}
+            if all(position[p] >= ends[p] for p in ends):
+                self.ready.set()
+            while not self._stop.is_set():
+                for msg in consumer.consume(500, 0.2):
+                    if msg.error():
+                        raise KafkaException(msg.error())
+                    position[msg.partition() or 0] = (msg.offset() or 0) + 1
+                    value = msg.value()
+                    if value is None:
+                        continue
+                    try:
+                        self.apply(self.codec.decode_as(STOCK_LEVELS.value_schema, value))
+                    except (CodecError, KeyError, TypeError) as exc:
+                        log.debug("levels view: record skipped (%s)", exc)
+                if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
+                    self.ready.set()
+        finally:
+            consumer.close()
+
+
+class _Handle:
+    """What Faust's partitioned store and the changelog writer read of an event."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = types.SimpleNamespace(partition=partition)
+
+
+class OrderBook:
+    """The order agent, its table, the decisions' forwarding and the timer, in ``app``."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        config: OrderConfig,
+        codec: Codec,
+        topic_config: Mapping[str, Any],
+        writing_as: Callable[[Any], AbstractContextManager[Any]],
+        levels: Callable[[str], Mapping[str, int]] | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.config = config
+        self.codec = codec
+        self.writing_as = writing_as
+        self.partitions = settings.partitions
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "key_serializer": "raw",
+            "value_serializer": "raw",
+        }
+        self.replies_name = replies_topic(settings).name
+        self.decisions = app.topic(STOCK_DECISIONS.name, **raw)
+        self.replies = app.topic(
+            self.replies_name,
+            partitions=settings.partitions,
+            internal=True,
+            config=dict(topic_config),
+            **raw,
+        )
+        self.inputs = app.topic(ORDERS.name, self.replies_name, **raw)
+        self.table = app.Table(
+            TABLE_NAME,
+            default=None,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=settings.partitions,
+            extra_topic_configs=dict(topic_config),
+        )
+        self.view = LevelsView(settings, codec) if levels is None else None
+        self.levels = levels or cast(LevelsView, self.view)
+        self.sender = BatchSender(lambda: app.producer)
+        self.writer = AckedTableWriter(self.table, self.sender.send, writing_as)
+        self.lock = asyncio.Lock()  # the agent and the timer never step one order at once
+        self.watched: dict[bytes, str] = {}  # orders the timer looks at: routed, pending
+        self._recovering: asyncio.Future[None] | None = None
+        self._register()
+
+    # -- one input ----------------------------------------------------------------------
+
+    async def handle(self, message: Any, event: Any) -> None:
+        """Apply one record of ``orders.v1`` or of the forwarded decisions."""
+        raw = message.value or b""
+        is_order = message.topic == ORDERS.name
+        schema = ORDER_SCHEMA if is_order else DECISION_SCHEMA
+        event_id: str | None = None
+        try:
+            record = self.codec.decode_as(schema, raw)
+            event_id = record.get("event_id")
+            order_id = record["order_id"] if is_order else order_id_of_decision(record)
+            if not order_id:
+                raise OrderInputError("missing_order_id", "order_id: required")
+            if message.key is not None and message.key != order_id.encode():
+                raise OrderInputError(
+                    "key_mismatch",
+                    f"record key {message.key!r} is not the order id {order_id!r}",
+                )
+            key = order_id.encode()
+            async with self.lock:
+                await self._step(key, event, record, is_order)
+        except CodecError as exc:
+            if exc.reason == "registry_unavailable":
+                raise
+            await self._dead(message, exc.reason, str(exc), event_id)
+        except OrderInputError as exc:
+            if not is_order and exc.reason == "unknown_order":
+                # another order book's reply (a shared topic), or an order never stored here
+                log.debug("decision %s ignored: %s", event_id, exc)
+                return
+            await self._dead(message, exc.reason, exc.message, event_id)
+
+    async def _step(
+        self, key: bytes, event: Any, record: Mapping[str, Any], is_order: bool
+    ) -> None:
+        stored = self.table.get(key)
+        state = OrderBookState.from_bytes(stored) if stored is not None else None
+        customer_key = _customer_key(state, record if is_order else None)
+        customer = self._customer(customer_key)
+        now = now_ms()
+        if is_order:
+            result = apply_order_event(state, record, self.config, self.levels, now, customer)
+        else:
+            result = apply_decision(state, record, self.config, self.levels, now, customer)
+        if result.duplicate:
+            return
+        await self._commit(key, event, result, customer_key, now)
+
+    async def _commit(
+        self, key: bytes, event: Any, result: Result, customer_key: bytes | None, now: int
+    ) -> None:
+        """State (with its outbox) acknowledged by Kafka, then the outputs sent."""
+        state = result.state
+        assert state is not None
+        state.outbox_events = result.events
+        state.outbox_states = result.states
+        state.outbox_at = now
+        writes: list[tuple[bytes, bytes | None, Any]] = [(key, state.to_bytes(), event)]
+        if result.customer is not None and customer_key is not None:
+            book = json.dumps(vars(result.customer)).encode()
+            writes.append((customer_key, book, event))
+        await self.writer.write(writes)
+        self._watch(key, state)
+        await self._send_outbox(key, state)
+
+    async def _send_outbox(self, key: bytes, state: OrderBookState) -> None:
+        encode = self.codec.encode
+        records: list[Record] = [
+            (STOCK_EVENTS.name, None, e["sku"].encode(), encode(STOCK_EVENTS.value_schema, e))
+            for e in state.outbox_events
+        ]
+        records += [
+            (ORDERS_STATE.name, None, key, encode(ORDERS_STATE.value_schema, s))
+            for s in state.outbox_states
+        ]
+        await self.sender.send(records)
+        if state.outbox_states:
+            metrics.ORDER_TRANSITIONS.inc(len(state.outbox_states))
+
+    def _customer(self, key: bytes | None) -> CustomerBook | None:
+        if key is None:
+            return None
+        raw = self.table.get(key)
+        return CustomerBook(**json.loads(raw)) if raw is not None else None
+
+    def _watch(self, key: bytes, state: OrderBookState) -> None:
+        if state.status in WATCHED:
+            self.watched[key] = state.status
+        else:
+            self.watched.pop(key, None)
+
+    async def _dead(self, message: Any, reason: str, error: str, event_id: str | None) -> None:
+        record = dead_letter(
+            metrics.DEAD_LETTERS,
+            component=COMPONENT,
+            reason=reason,
+            error=error,
+            original=message.value or b"",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            event_id=event_id,
+        )
+        value = self.codec.encode(STOCK_DEADLETTER.value_schema, record)
+        await self.sender.send([(STOCK_DEADLETTER.name, None, message.topic.encode(), value)])
+
+    # -- time -----------------------------------------------------------------------------
+
+    def _partition_of(self, key: bytes) -> int:
+        return key_partition(self.sender._hash(key), self.partitions)
+
+    def _owned(self) -> set[int]:
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == ORDERS.name}
+
+    async def tick(self) -> None:
+        """Expired approvals and reservations without Decision, for the orders owned here."""
+        owned = self._owned()
+        for key in list(self.watched):
+            partition = self._partition_of(key)
+            if partition not in owned:
+                continue
+            handle = _Handle(partition)
+            async with self.lock:
+                with self.writing_as(handle):
+                    stored = self.table.get(key)
+                if stored is None:
+                    self.watched.pop(key, None)
+                    continue
+                state = OrderBookState.from_bytes(stored)
+                now = now_ms()
+                result = on_timer(state, self.config, self.levels, now)
+                if result.events or result.states:
+                    await self._commit(key, handle, result, None, now)
+                else:
+                    self._watch(key, state)
+
+    async def recover(self) -> None:
+        """After an assignment: send again the recent outboxes, find the orders to watch."""
+        owned = self._owned()
+        began, sent = time.monotonic(), 0
+        since = now_ms() - OUTBOX_RESEND_S * 1000
+        for key, raw in list(self._items()):
+            if key.startswith(CUSTOMER_PREFIX) or raw is None:
+                continue
+            if self._partition_of(key) not in owned:
+                continue
+            async with self.lock:  # the state as it is now: never an older outbox after
+                with self.writing_as(_Handle(self._partition_of(key))):
+                    raw = self.table.get(key)
+                if raw is None:
+                    continue
+                state = OrderBookState.from_bytes(raw)
+                self._watch(key, state)
+                if state.outbox_at >= since and (state.outbox_events or state.outbox_states):
+                    await self._send_outbox(key, state)
+                    sent += 1
+        log.info(
+            "order book: %d outboxes sent again, %d orders watched (%.1f s)",
+            sent,
+            len(self.watched),
+            time.monotonic() - began,
+        )
+
+    def _items(self) -> Iterator[tuple[bytes, bytes | None]]:
+        return iter(list(self.table.items()))
+
+    # -- Faust --------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+
+        @app.agent(self.decisions, name="order-decisions")
+        async def forward(stream: faust.StreamT[Any]) -> None:
+            """Decisions on the order book's reservations, to their order's partition."""
+            async for event in stream.events():
+                value = event.message.value
+                if not value or b"ob|" not in value:  # cheap filter before decoding
+                    continue
+                try:
+                    decision = self.codec.decode_as(DECISION_SCHEMA, value)
+                except CodecError as exc:
+                    if exc.reason == "registry_unavailable":
+                        raise
+                    continue  # the ledger's own output: the sink dead-letters what is bad
+                order_id = order_id_of_decision(decision)
+                if order_id is not None:
+                    await self.sender.send([(self.replies_name, None, order_id.encode(), value)])
+
+        @app.agent(self.inputs, name="orders")
+        async def orders(stream: faust.StreamT[Any]) -> None:
+            if self.view is not None:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.view.ready.wait, LEVELS_READY_S
+                )
+            async for event in stream.events():
+                await self.handle(event.message, event)
+
+        @app.timer(interval=TIMER_S)
+        async def order_timer() -> None:
+            await self.tick()
+
+        @app.task
+        async def follow_levels() -> None:
+            if self.view is not None:
+                self.view.start()
+
+        def recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            if self._recovering is not None:
+                self._recovering.cancel()
+            self._recovering = asyncio.ensure_future(self.recover())
+
+        app.on_rebalance_complete.connect(recovered)
+
+
+def _customer_key(state: OrderBookState | None, record: Mapping[str, Any] | None) -> bytes | None:
+    ref = state.customer_ref if state is not None else (record or {}).get("customer_ref")
+    return CUSTOMER_PREFIX + str(ref).encode() if ref else None
+
+
+def replies_topic(settings: Settings) -> TopicSpec:
+    """The forwarded decisions' topic of this app (created before the worker joins its
+    group: Faust's assignor ignores a topic missing at the rebalance)."""
+    return TopicSpec(
+        name=f"{settings.app_id}-order-decisions",
+        key="order id",
+        value_schema=STOCK_DECISIONS.value_schema,
+        cleanup_policy="delete",
+        writer=Writer.ORDER_BOOK,
+        doc="The ledger's Decisions on the order book's reservations, keyed by order id.",
+    )
