@@ -44,8 +44,8 @@ pytestmark = [
 ]
 
 ORDERS = int(os.environ.get("STOCKFLOW_BOOK_ORDERS", "2000"))
-SKUS = int(os.environ.get("STOCKFLOW_BOOK_SKUS", "40"))
-RATE = float(os.environ.get("STOCKFLOW_BOOK_RATE", "400"))  # orders/s, the channels together
+SKUS = int(os.environ.get("STOCKFLOW_BOOK_SKUS", "20"))
+RATE = float(os.environ.get("STOCKFLOW_BOOK_RATE", "1000"))  # orders/s, the channels together
 SETTLE_S = max(180, ORDERS // 10)
 
 

@@ -411,6 +411,7 @@ class BookCheck:
     oversold: list[str] = field(default_factory=list)  # sku/location reserved > on hand
     sum_mismatch: list[str] = field(default_factory=list)  # reserved != sum of allocated
     multi_location: int = 0  # allocated orders shipped from more than one location
+    retried: int = 0  # orders that needed more than one plan (a line refused: compensation)
 
     def breaches(self) -> dict[str, list[str]]:
         names = (
@@ -422,7 +423,8 @@ class BookCheck:
         return (
             f"{self.orders:,} orders: {dict(self.statuses)}; exceptions by reason "
             f"{dict(self.reasons.most_common(5))}; {self.allocated_units:,} units allocated of "
-            f"{self.stock_units:,} counted; split orders {self.multi_location}; lost "
+            f"{self.stock_units:,} counted; split orders {self.multi_location}; orders retried "
+            f"after a refusal {self.retried}; lost "
             f"{len(self.lost)}, doubled {len(self.doubled)}, half-reserved {len(self.half)}, "
             f"leaked {len(self.leaked)}, short {len(self.short)}, oversold {len(self.oversold)}"
             f", reserved != sum of allocated {len(self.sum_mismatch)}"
@@ -453,6 +455,7 @@ def check_book(
             continue
         status = state["status"]
         out.statuses[status] += 1
+        out.retried += state.get("attempts", 0) > 1
         if status not in settled:
             out.unsettled.append(f"{oid}: {status}")
         ordered = {ln["line_id"]: ln for ln in order["lines"]}
@@ -515,11 +518,12 @@ def fmt_breaches(check: BookCheck) -> str:
     return "; ".join(f"{k}: {v}" for k, v in check.breaches().items())
 
 
-# the topics an order-book worker reads: committed at their end before a new group starts
+# the topics an order-book worker's group reads: committed at their end before a new group
+# starts (the levels view reads stock.levels.v1 whole, outside the group)
 def input_specs() -> tuple[Any, ...]:
-    from streams.kernel.topics import STOCK_DECISIONS, STOCK_LEVELS
+    from streams.kernel.topics import STOCK_DECISIONS
 
-    return (STOCK_EVENTS, ORDERS, STOCK_DECISIONS, STOCK_LEVELS)
+    return (STOCK_EVENTS, ORDERS, STOCK_DECISIONS)
 
 
 def wait_counted(stock: Any, sc: Scenario, *, timeout: float = 120) -> None:
