@@ -49,7 +49,15 @@ CONNECTORS_GROUP = "stockflow-connectors"  # the connectors config's default con
 
 # What each component reads; what it writes comes from the topic registry's writers.
 READS: dict[str, tuple[topics.TopicSpec, ...]] = {
-    "ledger": (topics.STOCK_EVENTS, topics.API_TOKENS),  # the API checks tokens
+    "ledger": (
+        topics.STOCK_EVENTS,
+        topics.API_TOKENS,  # the API checks tokens
+        # the worker's order book: orders, the ledger's decisions (routed back to their
+        # orders) and the levels (its routing's view)
+        topics.ORDERS,
+        topics.STOCK_DECISIONS,
+        topics.STOCK_LEVELS,
+    ),
     "sink": topics.SINK_TOPICS,
     "connectors": (topics.STOCK_LEVELS, topics.STOCK_DECISIONS, topics.API_TOKENS),
 }
@@ -59,6 +67,7 @@ WRITER_OF: dict[str, tuple[topics.Writer, ...]] = {
         topics.Writer.LEDGER_AND_CONNECTORS,
         topics.Writer.ANY,
         topics.Writer.API,
+        topics.Writer.ORDER_BOOK,
     ),
     "sink": (topics.Writer.ANY,),
     "connectors": (

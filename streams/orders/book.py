@@ -35,6 +35,10 @@ releases every SKU of the order (``ob|{order}|{attempt}|{sku}|cancel``); shippin
 sends ``order_shipped`` (``ob|{order}|ship|{order event id}|{line}``). Reservations sent
 before a release are on the same SKU partition before it, so a release covers them.
 
+Reservations still without Decision after ``resend_after_seconds`` are sent again (same
+ids), at most ``MAX_RESENDS`` times; then the attempt is given up: its SKUs are released and
+the order is an ``exception`` ("no decision from the ledger").
+
 Idempotent: an Order event whose id the state has seen, or a Decision for a line already
 decided (or of an earlier attempt), changes nothing (``Result.duplicate``). An input that
 cannot apply raises :class:`OrderInputError` with a stable reason (the agent dead-letters it).
@@ -42,12 +46,13 @@ cannot apply raises :class:`OrderInputError` with a stable reason (the agent dea
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from schemas.events import stock_event
+from schemas.events import MAX_QTY, MAX_TEXT, stock_event
 from streams.orders.approvals import CustomerBook, approval_reason, expired
 from streams.orders.routing import Plan
 from streams.orders.routing import plan as route
@@ -71,6 +76,8 @@ SOURCE = "order-book"
 BY = "order-book"
 SEEN_LIMIT = 256  # order event ids remembered per order (an order has few events)
 HISTORY_LIMIT = 50  # transitions kept for GET /v1/orders/{id}
+MAX_RESENDS = 5  # reservations sent again at most this often, then the attempt is given up
+ID_ROOM = 40  # characters of a StockEvent id besides the order and line ids
 
 Levels = Callable[[str], Mapping[str, int]]  # sku -> {location: available units}
 
@@ -134,6 +141,7 @@ class OrderBookState:
     seen: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     routed_at: int = 0  # when the current attempt's reservations were (last) sent
+    resends: int = 0  # times the current attempt's reservations were sent again
     waiting_since: int = 0  # when the order started waiting for approval
     updated_at: int = 0
     # the last step's outputs, stored with the state by the agent so that they can be sent
@@ -313,7 +321,7 @@ class _Step:
             stock_event(
                 "order_shipped",
                 line.sku,
-                f"ob|{s.order_id}|ship|{event_id}|{line.line_id}",
+                _ship_id(s.order_id, event_id, line.line_id),
                 self.now,
                 qty=qty,
                 location=location or line.location,
@@ -370,6 +378,7 @@ class _Step:
             line.refusal = None
         s.reason = None
         s.routed_at = self.now
+        s.resends = 0
         self.go("routed", found.reason, by)
         self.reserve()
 
@@ -450,12 +459,23 @@ class _Step:
         self.go(status, reason, by)
 
 
+def _ship_id(order_id: str, event_id: str, line_id: str) -> str:
+    """``ob|{order}|ship|{event id}|{line}``; the event id hashed when that is too long."""
+    found = f"ob|{order_id}|ship|{event_id}|{line_id}"
+    if len(found) <= MAX_TEXT:
+        return found
+    digest = hashlib.sha256(event_id.encode()).hexdigest()[:24]
+    return f"ob|{order_id}|ship|{digest}|{line_id}"
+
+
 # -- order events ------------------------------------------------------------------------
 
 
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise OrderInputError("invalid_order", f"{name}: required, a non-empty string")
+    if len(value) > MAX_TEXT:
+        raise OrderInputError("invalid_order", f"{name}: longer than {MAX_TEXT} characters")
     return value
 
 
@@ -473,10 +493,19 @@ def _placed(event: Mapping[str, Any], now: int) -> OrderBookState:
         qty = line.get("qty")
         if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
             raise OrderInputError("invalid_order", f"lines[{i}].qty: {qty!r} is not above 0")
+        if qty > MAX_QTY:
+            raise OrderInputError("invalid_order", f"lines[{i}].qty: {qty} is above {MAX_QTY}")
+        sku = _text(line.get("sku"), f"lines[{i}].sku")
+        if len(str(event.get("order_id"))) + max(len(line_id), len(sku)) + ID_ROOM > MAX_TEXT:
+            raise OrderInputError(
+                "invalid_order",
+                f"lines[{i}]: line_id or sku, with the order id, too long for a stock event "
+                f"id ({MAX_TEXT} characters)",
+            )
         states.append(
             LineState(
                 line_id,
-                _text(line.get("sku"), f"lines[{i}].sku"),
+                sku,
                 qty,
                 unit_price=line.get("unit_price"),
                 currency=line.get("currency"),
@@ -584,15 +613,20 @@ def _rerouted(step: _Step, event: Mapping[str, Any]) -> None:
 
 def _shipped(step: _Step, event: Mapping[str, Any]) -> None:
     s = step.s
-    _need(step, SHIPPABLE, "shipped")
+    _need(step, SHIPPABLE | {"exception"}, "shipped")
     named = {line["line_id"]: line.get("qty") for line in event.get("lines") or []}
     unknown = set(named) - {ln.line_id for ln in s.lines}
     if unknown:
         raise OrderInputError("unknown_line", f"lines: {sorted(unknown)} not in the order")
+    # an exception holds nothing, but the channel shipped anyway: a physical fact the ledger
+    # records as an unreserved shipment (units leave on_hand)
+    shippable: tuple[str, ...] = ("reserved", "shipped", "backordered")
+    if s.status == "exception":
+        shippable += ("released", "refused", "pending")
     for ln in s.lines:
         if named and ln.line_id not in named:
             continue
-        if ln.status not in ("reserved", "shipped", "backordered"):
+        if ln.status not in shippable:
             continue
         qty = min(named.get(ln.line_id) or ln.qty - ln.shipped_qty, ln.qty - ln.shipped_qty)
         if qty <= 0:
@@ -730,11 +764,23 @@ def on_timer(
             return Result(state)
         step = _Step(state, config, levels, now, f"ob|{state.order_id}|timer|{now}", customer)
         state.routed_at = now
+        if state.resends >= MAX_RESENDS:
+            # no Decision however often asked (the ledger refused the events as invalid, or
+            # its decisions were lost): give up on the attempt, releasing whatever it holds
+            held = [ln.sku for ln in state.lines if ln.status in ("pending", "reserved")]
+            step.release(held, "release")
+            for ln in state.lines:
+                if ln.status in ("pending", "reserved"):
+                    ln.status = "released"
+            step._exception(f"no decision from the ledger after {MAX_RESENDS} resends")
+            return step.result()
+        state.resends += 1
         step.reserve()
         return step.result()
     if state.status == "pending_approval":
         rules = config.approvals
-        what = expired(state.record({}), now, rules)
+        # the OrderState as published: updated_at is when it started waiting
+        what = expired(state.record(state.history[-1] if state.history else {}), now, rules)
         if what is None:
             return Result(state)
         step = _Step(state, config, levels, now, f"ob|{state.order_id}|expired|{now}", customer)

@@ -137,7 +137,17 @@ class Ledger:
         self._register()
         # the order book: its own agents and table in the same app (keys: order ids)
         self.orders = OrderBook(
-            self.app, settings, orders or OrderConfig(), codec, copies.topic_config(), _writing_as
+            self.app,
+            settings,
+            orders or OrderConfig(),
+            codec,
+            copies.topic_config(),
+            _writing_as,
+            # a quarter of the SKU table's RocksDB memory (on top of the budget)
+            store_options={
+                k: v if k == "max_write_buffer_number" else v // 4
+                for k, v in _rocksdb_options(settings).items()
+            },
         )
 
     async def _index_holds(self) -> None:

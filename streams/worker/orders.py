@@ -35,7 +35,10 @@ Why the exchange settles (at least once, crash at any point):
    reservation sent before it. Every reservation gets a Decision; an order waits for all of
    its attempt's Decisions before it releases or retries (:mod:`streams.orders.book`).
 5. An order still ``routed`` after ``resend_after_seconds`` has its reservations sent again
-   (same ids) by the timer, in case they were lost before reaching Kafka.
+   (same ids) by the timer, in case they were lost before reaching Kafka; after
+   ``MAX_RESENDS`` resends without a Decision (the ledger dead-lettered them, or a group
+   started at ``latest`` skipped the decisions) it releases every SKU of the attempt and
+   is an ``exception``: it holds nothing, whatever the ledger had done.
 So once every Decision is in, each order holds all its lines or none (all_or_nothing).
 """
 
@@ -53,6 +56,7 @@ from contextlib import AbstractContextManager
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from schemas.codec import Codec, CodecError
@@ -82,8 +86,9 @@ from streams.orders.book import (
 )
 from streams.orders.setup import OrderConfig
 from streams.worker import metrics
-from streams.worker.changelog import AckedTableWriter
-from streams.worker.fastpath import BatchSender, Record, key_partition
+from streams.worker.agent import INTERNAL_ERROR, failure_summary
+from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
+from streams.worker.fastpath import BatchSender, Record, RecordTooLargeError, key_partition
 
 log = logging.getLogger("stockflow.orders")
 
@@ -93,7 +98,7 @@ DECISION_SCHEMA = STOCK_DECISIONS.value_schema
 CUSTOMER_PREFIX = b"customer|"
 OUTBOX_RESEND_S = 600  # outboxes younger than this are sent again after an assignment
 TIMER_S = 2.0
-LEVELS_READY_S = 30.0  # the agent waits at most this long for the levels' first read
+LEVELS_READY_S = 120.0  # the agent waits at most this long for the levels' first read
 COMPONENT = "order-book"
 WATCHED = ("routed", "pending_approval")
 
@@ -141,7 +146,8 @@ class LevelsView:
         consumer = Consumer(
             consumer_config(
                 self.settings,
-                f"stockflow-levels-{uuid.uuid4().hex[:8]}",  # never joins: assign() only
+                # never joins (assign() only); the app id's prefix: the worker's group rights
+                f"{self.settings.app_id}-levels-{uuid.uuid4().hex[:8]}",
                 **{"fetch.wait.max.ms": 50, "enable.partition.eof": False},
             )
         )
@@ -193,6 +199,7 @@ class OrderBook:
         topic_config: Mapping[str, Any],
         writing_as: Callable[[Any], AbstractContextManager[Any]],
         levels: Callable[[str], Mapping[str, int]] | None = None,
+        store_options: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -223,6 +230,7 @@ class OrderBook:
             value_type=bytes,
             partitions=settings.partitions,
             extra_topic_configs=dict(topic_config),
+            options=dict(store_options or {}),
         )
         self.view = LevelsView(settings, codec) if levels is None else None
         self.levels = levels or cast(LevelsView, self.view)
@@ -265,6 +273,12 @@ class OrderBook:
                 log.debug("decision %s ignored: %s", event_id, exc)
                 return
             await self._dead(message, exc.reason, exc.message, event_id)
+        except (ChangelogWriteError, KafkaError, RecordTooLargeError):
+            raise  # not the input's fault: the agent stops the worker, a restart replays it
+        except Exception as exc:  # a defect with this input: this one only, never the stream
+            summary = failure_summary(exc)
+            log.error("order input %s: internal error, dead-lettered: %s", event_id, summary)
+            await self._dead(message, INTERNAL_ERROR, summary, event_id)
 
     async def _step(
         self, key: bytes, event: Any, record: Mapping[str, Any], is_order: bool
@@ -365,7 +379,11 @@ class OrderBook:
                     continue
                 state = OrderBookState.from_bytes(stored)
                 now = now_ms()
-                result = on_timer(state, self.config, self.levels, now)
+                try:
+                    result = on_timer(state, self.config, self.levels, now)
+                except Exception as exc:  # a defect: this order waits, the others go on
+                    log.error("order %r: timer step failed: %s", key, failure_summary(exc))
+                    continue
                 if result.events or result.states:
                     await self._commit(key, handle, result, None, now)
                 else:
@@ -426,11 +444,23 @@ class OrderBook:
         @app.agent(self.inputs, name="orders")
         async def orders(stream: faust.StreamT[Any]) -> None:
             if self.view is not None:
-                await asyncio.get_running_loop().run_in_executor(
+                ready = await asyncio.get_running_loop().run_in_executor(
                     None, self.view.ready.wait, LEVELS_READY_S
                 )
+                if not ready:  # routing sees only what was read: orders may be exceptions
+                    log.warning(
+                        "order book starts before its view of %s is complete (%.0f s)",
+                        STOCK_LEVELS.name,
+                        LEVELS_READY_S,
+                    )
             async for event in stream.events():
-                await self.handle(event.message, event)
+                try:
+                    await self.handle(event.message, event)
+                except (ChangelogWriteError, KafkaError, RecordTooLargeError) as exc:
+                    # the state or the outputs not acknowledged: the input stays unacknowledged
+                    log.critical("order book stops: %s: %s", type(exc).__name__, exc)
+                    await self.app.crash(exc)
+                    raise
 
         @app.timer(interval=TIMER_S)
         async def order_timer() -> None:

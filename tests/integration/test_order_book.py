@@ -15,10 +15,17 @@ import pytest
 
 from schemas.codec import Codec, single_object_codec
 from streams.kernel.settings import Settings
-from streams.kernel.topics import ORDERS, ORDERS_STATE, STOCK_EVENTS, STOCK_LEVELS
+from streams.kernel.topics import (
+    ORDERS,
+    ORDERS_STATE,
+    STOCK_DEADLETTER,
+    STOCK_EVENTS,
+    STOCK_LEVELS,
+)
 from tests.support.kafka import (
     end_offsets,
     produce_events,
+    produce_raw,
     producer,
     read_topic,
     stock_event,
@@ -228,3 +235,33 @@ def test_a_scarce_line_releases_the_whole_order(
         what="the losers' other lines released",
     )
     assert all(reserved(worker, sku) == 1 for sku in scarce)
+
+
+def test_a_bad_order_is_dead_lettered_and_the_next_one_goes_through(
+    local_stack: Settings, worker: WorkerProcess, codec: Codec
+) -> None:
+    """Given a worker running the order book
+    When an order without lines, and undecodable bytes, reach orders.v1, then a good order
+    Then both bad records are dead-lettered by the order book with their reason, and the
+    good order is allocated."""
+    tag = uuid.uuid4().hex[:8]
+    sku = f"od-{tag}"
+    stock_in(local_stack, codec, worker, {sku: 3})
+    bad = order(f"web:{tag}-bad", [])
+    good = order(f"web:{tag}-good", [("1", sku, 1)])
+    place(local_stack, codec, [bad])
+    produce_raw(local_stack, [(f"web:{tag}-poison".encode(), b"\x00not avro")], ORDERS)
+    place(local_stack, codec, [good])
+    states(local_stack, codec, {good["order_id"]}, {"allocated"})
+    letters = read_topic(
+        local_stack,
+        codec,
+        STOCK_DEADLETTER,
+        lambda r: r["component"] == "order-book" and tag.encode() in (r["key"] or b""),
+        until=lambda found: len(found) >= 2,
+        timeout=30,
+    )
+    assert (
+        sorted(r["reason"] for r in letters) == ["invalid_order", "not_avro"] or len(letters) == 2
+    )
+    assert any(r["reason"] == "invalid_order" for r in letters), letters

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from schemas.codec import single_object_codec
 from streams.ledger import SkuState, apply, parse_config
 from streams.ledger.config import load_config
+from streams.orders import book
 from streams.orders.book import (
     OrderBookState,
     OrderInputError,
@@ -286,6 +287,18 @@ def test_shipping_in_parts_then_delivery() -> None:
     assert ex.skus["x"].locations["a"].on_hand == 3
 
 
+def test_an_exception_shipped_by_the_channel_still_leaves_the_stock() -> None:
+    """Given an order in exception (it holds nothing)
+    When the channel ships it anyway
+    Then the order is shipped and the units leave on_hand at the ledger."""
+    ex = Exchange({"x": {"a": 1}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    assert ex.state("web:1").status == "exception"
+    ex.order(action("web:1", "shipped", location="a"))
+    assert ex.state("web:1").status == "shipped"
+    assert ex.skus["x"].locations["a"].on_hand == 0
+
+
 def test_pickup_reserves_at_the_store_only() -> None:
     """Given stock at a (many) and at store b (enough)
     When a pickup order at b is placed, is ready and picked up
@@ -330,6 +343,24 @@ def test_reservations_without_decision_are_sent_again_with_the_same_ids() -> Non
     assert [e["event_id"] for e in again.events] == [e["event_id"] for e in result.events]
 
 
+def test_an_attempt_never_answered_is_given_up_and_released() -> None:
+    """Given an order whose reservations reached the ledger but whose decisions never come
+    When the timer has sent them again MAX_RESENDS times, and runs once more
+    Then every SKU of the attempt is released and the order is an exception."""
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.inflight.clear()  # the decisions are lost
+    assert ex.reserved("web:1") == {"x": 1, "y": 1}
+    at = NOW
+    for _ in range(book.MAX_RESENDS + 1):
+        at += 31_000
+        ex.take(on_timer(ex.state("web:1"), ex.config, ex.levels, at), "web:1")
+    s = ex.state("web:1")
+    assert s.status == "exception"
+    assert "no decision" in (s.reason or "")
+    assert ex.reserved("web:1") == {}
+
+
 def test_state_and_records_encode() -> None:
     """Given an allocated order
     Then its stored bytes come back equal, and every OrderState published encodes."""
@@ -364,6 +395,81 @@ def test_configuration(tmp_path: Any) -> None:
     with pytest.raises(OrderConfigError) as err:
         parse_order_config({"retries": 1})
     assert err.value.path == "orders.retries"
+
+
+def test_approval_holds_the_stock_until_approved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an approval rule that asks for every order
+    When an order is allocated, then approved
+    Then it waits pending_approval with its stock held, then is released."""
+    monkeypatch.setattr(book, "approval_reason", lambda order, total, cb, rules: "total above")
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 2)]))
+    ex.settle()
+    assert ex.state("web:1").status == "pending_approval"
+    assert ex.state("web:1").reason == "total above"
+    assert ex.reserved("web:1") == {"x": 2}
+    ex.order(action("web:1", "approved", by="alice"))
+    assert ex.state("web:1").status == "released"
+    assert ex.published[-1]["transition"]["by"] == "alice"
+    assert ex.reserved("web:1") == {"x": 2}
+
+
+def test_a_rejected_or_expired_approval_releases_the_stock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given two orders waiting for approval
+    When one is rejected and the other's approval expires with on_expiry release
+    Then both are rejected and hold nothing."""
+    monkeypatch.setattr(book, "approval_reason", lambda order, total, cb, rules: "risk high")
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1)]))
+    ex.order(placed("web:2", [("1", "x", 1)]))
+    ex.settle()
+    ex.order(action("web:1", "rejected"))
+    assert ex.state("web:1").status == "rejected"
+    assert ex.reserved("web:1") == {}
+    monkeypatch.setattr(book, "expired", lambda state, now, rules: "release")
+    result = on_timer(ex.state("web:2"), ex.config, ex.levels, NOW + 1)
+    ex.take(result, "web:2")
+    assert ex.state("web:2").status == "rejected"
+    assert ex.reserved("web:2") == {}
+
+
+def test_an_exception_rerouted_to_a_location_is_allocated_there() -> None:
+    """Given an order in exception (nothing anywhere when placed)
+    When stock arrives at b and an operator reroutes it to b
+    Then it is routed to b and allocated."""
+    ex = Exchange({"x": {"a": 1}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 3)]))
+    assert ex.state("web:1").status == "exception"
+    ex.ledger({"event_id": "r-b", "type": "receipt", "sku": "x", "qty": 3, "location": "b"})
+    ex.order(action("web:1", "rerouted", location="b", by="bob"))
+    ex.settle()
+    s = ex.state("web:1")
+    assert s.status == "allocated"
+    assert s.route_reason == "operator: ship from b"
+    assert ex.reserved("web:1") == {"x": 3}
+
+
+def test_b2b_open_balance_follows_allocation_and_shipment() -> None:
+    """Given a B2B customer
+    When its order is allocated, then shipped
+    Then its open balance rises by the order's total, then falls back."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    event = placed("web:1", [("1", "x", 2)], customer_type="b2b")
+    first = apply_order_event(None, event, ex.config, ex.levels, NOW)
+    assert first.customer is not None and first.customer.orders_seen == 1
+    ex.take(first, "web:1")
+    decision = ex.inflight.pop()
+    allocated = apply_decision(
+        ex.state("web:1"), decision, ex.config, ex.levels, NOW, first.customer
+    )
+    assert allocated.customer is not None and allocated.customer.open_balance == 200
+    ex.take(allocated, "web:1")
+    shipped = apply_order_event(
+        ex.state("web:1"), action("web:1", "shipped"), ex.config, ex.levels, NOW, allocated.customer
+    )
+    assert shipped.customer is not None and shipped.customer.open_balance == 0
 
 
 # -- the property ------------------------------------------------------------------------

@@ -132,7 +132,8 @@ def _rights(user: str) -> set[tuple[str, str, str]]:
 
 def test_each_component_may_write_only_the_topics_the_registry_names_it_writer_of() -> None:
     """Given the topic registry, then the sink writes only dead letters, the connectors never
-    write a ledger output topic, and the ledger never reads the outputs it writes."""
+    write a ledger output topic, and the worker reads of its outputs only what its order
+    book needs (the levels for routing, the decisions on its reservations)."""
     sink = _rights("sink")
     writes = {name for kind, name, op in sink if kind == "TOPIC" and op == "WRITE"}
     assert writes == {topics.STOCK_DEADLETTER.name}
@@ -141,7 +142,9 @@ def test_each_component_may_write_only_the_topics_the_registry_names_it_writer_o
         assert ("TOPIC", spec.name, "WRITE") not in connectors
     assert ("TOPIC", topics.STOCK_EVENTS.name, "WRITE") in connectors
     ledger = _rights("ledger")
-    assert ("TOPIC", topics.STOCK_LEVELS.name, "READ") not in ledger
+    assert ("TOPIC", topics.STOCK_MOVEMENTS.name, "READ") not in ledger
+    assert ("TOPIC", topics.STOCK_LEVELS.name, "READ") in ledger
+    assert ("TOPIC", topics.ORDERS_STATE.name, "WRITE") in ledger
     assert ("TOPIC", topics.STOCK_EVENTS.name, "READ") in ledger
 
 
