@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
+from deploy.local.credentials import operator_token
 from schemas.codec import CodecError, codec_for
 from streams.kernel.kafka_config import consumer_config, producer_config
 from streams.kernel.produce import produce
@@ -136,6 +137,7 @@ class OrderDay:
         self.codec = codec_for(settings)
         self.producer = Producer(producer_config(settings))
         self.paths: Counter[str] = Counter()  # how orders and actions went in
+        self.headers: dict[str, str] = {}  # the operator's: placing and approving orders
         self.multi = f"api:demo-{run}-multi"
         self.pickup = f"store:demo-{run}-pickup"
         self.approval = f"{B2B}:demo-{run}-big"
@@ -156,7 +158,8 @@ class OrderDay:
         body["customer_type"] = record["customer_type"]
         if record["customer_ref"]:
             body["customer_ref"] = record["customer_ref"]
-        async with http.post(f"{self.worker_url}/v1/orders", json=body) as answer:
+        url = f"{self.worker_url}/v1/orders"
+        async with http.post(url, json=body, headers=self.headers) as answer:
             if answer.status == 202:
                 self.paths["POST /v1/orders"] += 1
                 return
@@ -167,7 +170,7 @@ class OrderDay:
 
     async def _approve(self, http: aiohttp.ClientSession, order_id: str) -> None:
         url = f"{self.worker_url}/v1/orders/{order_id}/approve"
-        async with http.post(url, json={"note": "credit checked"}) as answer:
+        async with http.post(url, json={"note": "credit checked"}, headers=self.headers) as answer:
             if answer.status in (200, 202):
                 self.paths["POST /v1/orders/{id}/approve"] += 1
                 return
@@ -195,6 +198,8 @@ class OrderDay:
 
     async def play(self, http: aiohttp.ClientSession, post_events: Any) -> list[str]:
         """The orders of the day; returns one line per step for the board."""
+        token = await asyncio.to_thread(operator_token, self.settings)
+        self.headers = {"Authorization": f"Bearer {token}"}
         said = []
         await post_events(
             [
