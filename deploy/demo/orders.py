@@ -151,13 +151,13 @@ class OrderDay:
     async def _place(self, http: aiohttp.ClientSession, record: dict[str, Any]) -> None:
         body = {
             k: record[k]
-            for k in ("order_id", "channel", "ship_to", "delivery", "pickup_location")
+            for k in ("channel", "ship_to", "delivery", "pickup_location", "customer_ref")
             if record[k] is not None
         }
+        # the API takes the channel's own id and names the order channel:id itself
+        body["order_id"] = record["order_id"].removeprefix(record["channel"] + ":")
         body["lines"] = record["lines"]
         body["customer_type"] = record["customer_type"]
-        if record["customer_ref"]:
-            body["customer_ref"] = record["customer_ref"]
         url = f"{self.worker_url}/v1/orders"
         async with http.post(url, json=body, headers=self.headers) as answer:
             if answer.status == 202:

@@ -102,8 +102,8 @@ def _count(settings: Settings, sku: str, per: dict[str, int], worker: WorkerProc
 def _place(settings: Settings, worker: WorkerProcess, record: dict[str, Any]) -> str:
     """Place an order through POST /v1/orders where the worker serves it, else straight to
     orders.v1; returns which path it took."""
-    body = {
-        "order_id": record["order_id"],
+    body = {  # the API takes the channel's own id and names the order channel:id itself
+        "order_id": record["order_id"].removeprefix(record["channel"] + ":"),
         "channel": record["channel"],
         "lines": [
             {k: ln[k] for k in ("line_id", "sku", "qty", "unit_price", "currency")}
@@ -115,6 +115,7 @@ def _place(settings: Settings, worker: WorkerProcess, record: dict[str, Any]) ->
         "customer_ref": record["customer_ref"],
         "customer_type": record["customer_type"],
     }
+    body = {k: v for k, v in body.items() if v is not None}
     status, answer = worker.post("/v1/orders", body)
     if status == 202:
         return "api"
