@@ -19,12 +19,14 @@ assignor gives one worker the same partition of each: they are co-partitioned):
 
 Why the exchange settles (at least once, crash at any point):
 
-1. For one input, the new state is written to the table's changelog together with the
-   step's outputs (``outbox_*`` fields), and Kafka acknowledges it; only then are the
-   outputs sent and acknowledged; only then is the input acknowledged (Faust commits its
-   offset later, ``broker_commit_interval``).
-2. A crash before (1) completes: the input is replayed onto the old state (nothing was sent).
-3. A crash after (1): the input is replayed onto the new state, where it is a duplicate
+1. For a batch of inputs (applied in arrival order, one order's inputs one after the
+   other), each touched order's new state is written to the table's changelog together
+   with its outputs of the batch (``outbox_*`` fields), and Kafka acknowledges them; only
+   then are the outputs sent and acknowledged; only then are the inputs acknowledged
+   (Faust commits their offsets later, ``broker_commit_interval``).
+2. A crash before (1) completes: the inputs are replayed onto the old states (nothing was
+   sent).
+3. A crash after (1): an input is replayed onto the new state, where it is a duplicate
    (the order event's id is in ``seen``; a Decision's line is no longer pending) and changes
    nothing. The outputs it may not have sent are in the stored outbox: on every partition
    assignment the agent sends again the outbox of every order stored in the last
@@ -51,8 +53,9 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
@@ -87,6 +90,7 @@ from streams.orders.book import (
 from streams.orders.setup import OrderConfig
 from streams.worker import metrics
 from streams.worker.agent import INTERNAL_ERROR, failure_summary
+from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.fastpath import BatchSender, Record, RecordTooLargeError, key_partition
 
@@ -180,6 +184,18 @@ class LevelsView:
             consumer.close()
 
 
+@dataclass
+class _Batch:
+    now: int
+    states: dict[bytes, tuple[OrderBookState, Any]] = field(default_factory=dict)
+    # per order: (stock events, order states) produced in the batch, in order
+    outboxes: dict[bytes, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = field(
+        default_factory=dict
+    )
+    customers: dict[bytes, tuple[CustomerBook, Any]] = field(default_factory=dict)
+    dead: list[Record] = field(default_factory=list)
+
+
 class _Handle:
     """What Faust's partitioned store and the changelog writer read of an event."""
 
@@ -241,14 +257,40 @@ class OrderBook:
         self._recovering: asyncio.Future[None] | None = None
         self._register()
 
-    # -- one input ----------------------------------------------------------------------
+    # -- a batch of inputs --------------------------------------------------------------
 
-    async def handle(self, message: Any, event: Any) -> None:
-        """Apply one record of ``orders.v1`` or of the forwarded decisions."""
+    async def process(self, events: Sequence[Any]) -> None:
+        """Apply a batch of inputs of ``orders.v1`` and of the forwarded decisions, in
+        arrival order; then every touched state, with its outbox (all its outputs of the
+        batch), is acknowledged by Kafka; then the outputs are sent and acknowledged."""
+        async with self.lock:
+            batch = _Batch(now=now_ms())
+            for event in events:
+                self._apply_one(event, batch)
+            writes: list[tuple[bytes, bytes | None, Any]] = []
+            for key, (state, event) in batch.states.items():
+                outbox = batch.outboxes[key]
+                state.outbox_events, state.outbox_states = outbox
+                state.outbox_at = batch.now
+                writes.append((key, state.to_bytes(), event))
+            for customer_key, (book, event) in batch.customers.items():
+                writes.append((customer_key, json.dumps(vars(book)).encode(), event))
+            await self.writer.write(writes)
+            records = list(batch.dead)
+            for key, (state, _) in batch.states.items():
+                self._watch(key, state)
+                records += self._outbox_records(key, state)
+            await self.sender.send(records)
+            metrics.ORDER_TRANSITIONS.inc(sum(len(o[1]) for o in batch.outboxes.values()))
+
+    def _apply_one(self, event: Any, batch: _Batch) -> None:
+        message = event.message
         raw = message.value or b""
         is_order = message.topic == ORDERS.name
         schema = ORDER_SCHEMA if is_order else DECISION_SCHEMA
         event_id: str | None = None
+        key: bytes | None = None
+        before: bytes | None = None
         try:
             record = self.codec.decode_as(schema, raw)
             event_id = record.get("event_id")
@@ -261,40 +303,52 @@ class OrderBook:
                     f"record key {message.key!r} is not the order id {order_id!r}",
                 )
             key = order_id.encode()
-            async with self.lock:
-                await self._step(key, event, record, is_order)
+            with self.writing_as(event):  # a partitioned store reads the event's partition
+                state = self._state(key, batch)
+                before = state.to_bytes() if state is not None else None
+                customer_key = _customer_key(state, record if is_order else None)
+                customer = self._customer(customer_key, batch)
+            apply = apply_order_event if is_order else apply_decision
+            result = apply(state, record, self.config, self.levels, batch.now, customer)
+            if result.duplicate or result.state is None:
+                return
+            batch.states[key] = (result.state, event)
+            outbox = batch.outboxes.setdefault(key, ([], []))
+            outbox[0].extend(result.events)
+            outbox[1].extend(result.states)
+            if result.customer is not None and customer_key is not None:
+                batch.customers[customer_key] = (result.customer, event)
         except CodecError as exc:
             if exc.reason == "registry_unavailable":
                 raise
-            await self._dead(message, exc.reason, str(exc), event_id)
+            batch.dead.append(self._dead(message, exc.reason, str(exc), event_id))
         except OrderInputError as exc:
+            self._restore(key, before, batch)
             if not is_order and exc.reason == "unknown_order":
                 # another order book's reply (a shared topic), or an order never stored here
                 log.debug("decision %s ignored: %s", event_id, exc)
                 return
-            await self._dead(message, exc.reason, exc.message, event_id)
-        except (ChangelogWriteError, KafkaError, RecordTooLargeError):
-            raise  # not the input's fault: the agent stops the worker, a restart replays it
+            batch.dead.append(self._dead(message, exc.reason, exc.message, event_id))
         except Exception as exc:  # a defect with this input: this one only, never the stream
+            self._restore(key, before, batch)
             summary = failure_summary(exc)
             log.error("order input %s: internal error, dead-lettered: %s", event_id, summary)
-            await self._dead(message, INTERNAL_ERROR, summary, event_id)
+            batch.dead.append(self._dead(message, INTERNAL_ERROR, summary, event_id))
 
-    async def _step(
-        self, key: bytes, event: Any, record: Mapping[str, Any], is_order: bool
-    ) -> None:
+    def _state(self, key: bytes, batch: _Batch) -> OrderBookState | None:
+        """The order as this batch left it, else as stored."""
+        found = batch.states.get(key)
+        if found is not None:
+            return found[0]
         stored = self.table.get(key)
-        state = OrderBookState.from_bytes(stored) if stored is not None else None
-        customer_key = _customer_key(state, record if is_order else None)
-        customer = self._customer(customer_key)
-        now = now_ms()
-        if is_order:
-            result = apply_order_event(state, record, self.config, self.levels, now, customer)
-        else:
-            result = apply_decision(state, record, self.config, self.levels, now, customer)
-        if result.duplicate:
-            return
-        await self._commit(key, event, result, customer_key, now)
+        return OrderBookState.from_bytes(stored) if stored is not None else None
+
+    @staticmethod
+    def _restore(key: bytes | None, before: bytes | None, batch: _Batch) -> None:
+        """The order as it was before an input that failed half-way (the rules change the
+        state in place)."""
+        if key is not None and key in batch.states and before is not None:
+            batch.states[key] = (OrderBookState.from_bytes(before), batch.states[key][1])
 
     async def _commit(
         self, key: bytes, event: Any, result: Result, customer_key: bytes | None, now: int
@@ -313,7 +367,7 @@ class OrderBook:
         self._watch(key, state)
         await self._send_outbox(key, state)
 
-    async def _send_outbox(self, key: bytes, state: OrderBookState) -> None:
+    def _outbox_records(self, key: bytes, state: OrderBookState) -> list[Record]:
         encode = self.codec.encode
         records: list[Record] = [
             (STOCK_EVENTS.name, None, e["sku"].encode(), encode(STOCK_EVENTS.value_schema, e))
@@ -323,13 +377,16 @@ class OrderBook:
             (ORDERS_STATE.name, None, key, encode(ORDERS_STATE.value_schema, s))
             for s in state.outbox_states
         ]
-        await self.sender.send(records)
-        if state.outbox_states:
-            metrics.ORDER_TRANSITIONS.inc(len(state.outbox_states))
+        return records
 
-    def _customer(self, key: bytes | None) -> CustomerBook | None:
+    async def _send_outbox(self, key: bytes, state: OrderBookState) -> None:
+        await self.sender.send(self._outbox_records(key, state))
+
+    def _customer(self, key: bytes | None, batch: _Batch | None = None) -> CustomerBook | None:
         if key is None:
             return None
+        if batch is not None and key in batch.customers:
+            return batch.customers[key][0]
         raw = self.table.get(key)
         return CustomerBook(**json.loads(raw)) if raw is not None else None
 
@@ -339,7 +396,7 @@ class OrderBook:
         else:
             self.watched.pop(key, None)
 
-    async def _dead(self, message: Any, reason: str, error: str, event_id: str | None) -> None:
+    def _dead(self, message: Any, reason: str, error: str, event_id: str | None) -> Record:
         record = dead_letter(
             metrics.DEAD_LETTERS,
             component=COMPONENT,
@@ -353,7 +410,7 @@ class OrderBook:
             event_id=event_id,
         )
         value = self.codec.encode(STOCK_DEADLETTER.value_schema, record)
-        await self.sender.send([(STOCK_DEADLETTER.name, None, message.topic.encode(), value)])
+        return (STOCK_DEADLETTER.name, None, message.topic.encode(), value)
 
     # -- time -----------------------------------------------------------------------------
 
@@ -453,14 +510,24 @@ class OrderBook:
                         STOCK_LEVELS.name,
                         LEVELS_READY_S,
                     )
-            async for event in stream.events():
-                try:
-                    await self.handle(event.message, event)
-                except (ChangelogWriteError, KafkaError, RecordTooLargeError) as exc:
-                    # the state or the outputs not acknowledged: the input stays unacknowledged
-                    log.critical("order book stops: %s: %s", type(exc).__name__, exc)
-                    await self.app.crash(exc)
-                    raise
+            manual = cast(faust.Stream[Any], stream).noack()  # acknowledged once stored
+            async for event in manual.events():
+                await batcher.add(event, manual.ack)
+
+        async def process(events: Sequence[Any]) -> None:
+            try:
+                await self.process(events)
+            except (ChangelogWriteError, KafkaError, RecordTooLargeError) as exc:
+                # states or outputs not acknowledged: the inputs stay unacknowledged
+                log.critical("order book stops: %s: %s", type(exc).__name__, exc)
+                await self.app.crash(exc)
+                raise
+
+        batcher = EventBatcher(process, max_events=500, max_delay=0.005)
+
+        @app.task
+        async def flush_orders() -> None:
+            await batcher.run_timer()
 
         @app.timer(interval=TIMER_S)
         async def order_timer() -> None:
