@@ -412,6 +412,7 @@ class BookCheck:
     sum_mismatch: list[str] = field(default_factory=list)  # reserved != sum of allocated
     multi_location: int = 0  # allocated orders shipped from more than one location
     retried: int = 0  # orders that needed more than one plan (a line refused: compensation)
+    servable: int = 0  # exceptions whose every line the stock left at the end could serve
 
     def breaches(self) -> dict[str, list[str]]:
         names = (
@@ -424,7 +425,8 @@ class BookCheck:
             f"{self.orders:,} orders: {dict(self.statuses)}; exceptions by reason "
             f"{dict(self.reasons.most_common(5))}; {self.allocated_units:,} units allocated of "
             f"{self.stock_units:,} counted; split orders {self.multi_location}; orders retried "
-            f"after a refusal {self.retried}; lost "
+            f"after a refusal {self.retried}; exceptions the stock left could serve "
+            f"{self.servable} (a figure, not a breach); lost "
             f"{len(self.lost)}, doubled {len(self.doubled)}, half-reserved {len(self.half)}, "
             f"leaked {len(self.leaked)}, short {len(self.short)}, oversold {len(self.oversold)}"
             f", reserved != sum of allocated {len(self.sum_mismatch)}"
@@ -498,6 +500,20 @@ def check_book(
                 if not reason:
                     out.no_reason.append(oid)
                 out.reasons[str(reason).split(":")[0]] += 1
+    left = {  # units not reserved at the end, per SKU and location
+        sku: {
+            loc: v.get("on_hand", 0) - v.get("reserved", 0)
+            for loc, v in ((stock_views.get(sku) or {}).get("locations") or {}).items()
+        }
+        for sku in sc.stock
+    }
+    for order in sc.orders:
+        state = states.get(order["order_id"])
+        if state is not None and state["status"] == "exception":
+            out.servable += all(
+                max(left.get(ln["sku"], {}).values(), default=0) >= ln["qty"]
+                for ln in order["lines"]
+            )
     for sku, per in sc.stock.items():
         view = stock_views.get(sku)
         locations = (view or {}).get("locations", {})
