@@ -1,5 +1,7 @@
 """The scripted day: a count, a rush on three channels, cancellations, a return into
-quarantine, a supplier receipt, and a cycle count that finds a discrepancy."""
+quarantine, a supplier receipt, orders through the order book (a multi-line order, a
+click-and-collect pickup, a B2B order waiting for approval) where the worker runs it, and a
+cycle count that finds a discrepancy."""
 
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ class Day:
         counter: OutcomeCounter,
         seed: int = 7,
         token: str | None = None,
+        orders: Any = None,
     ) -> None:
+        self.orders = orders  # deploy.demo.orders.OrderDay, when the order agent runs
         self.token = token  # the bearer token of the worker's API
         self.counter = counter
         self.worker_url = worker_url
@@ -110,6 +114,7 @@ class Day:
             await self.cancellations()
             await self.quarantine_return()
             await self.supplier_receipt()
+            await self.order_book()
             await self.cycle_count()
             self.board.step = "end of day: shops in sync"
             await self.until(self.shops_match_ledger, 60, "the shops to match the ledger")
@@ -208,6 +213,15 @@ class Day:
         )
         await self.until_total("on_hand", before["on_hand"] + 40, "the receipt")
         await self.until(self.shops_match_ledger, 30, "the receipt to reach the shops")
+        self.board.show()
+
+    async def order_book(self) -> None:
+        if self.orders is None:
+            return
+        self.board.step = "16:00 orders: multi-line, pickup, B2B"
+        assert self.http is not None
+        for line in await self.orders.play(self.http, self.post_events):
+            print(f"[demo] {line}", flush=True)
         self.board.show()
 
     async def cycle_count(self) -> None:

@@ -10,6 +10,7 @@ from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
+from deploy.demo.orders import OrderDay, order_agent_present, orders_config
 from deploy.demo.setup import (
     SHOPIFY_ITEM,
     SHOPIFY_LOCATION,
@@ -39,7 +40,10 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     say("starting the local stack (Kafka, ClickHouse, Prometheus)")
     stack.up(settings)
     ensure_topics(settings)
-    ledger_config, connectors_config = write_configs(settings.state_dir / "demo", sku, run)
+    orders = orders_config() if order_agent_present() else None
+    ledger_config, connectors_config = write_configs(
+        settings.state_dir / "demo", sku, run, orders=orders
+    )
     logs = settings.state_dir / "logs"
     env = {
         "STOCKFLOW_CONFIG": str(ledger_config),
@@ -54,7 +58,7 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     ]
     started = time.time()
     try:
-        return asyncio.run(_play(settings, children, sku, started))
+        return asyncio.run(_play(settings, children, sku, started, run))
     finally:
         say("stopping the worker, the sink and the connectors")
         for child in reversed(children):
@@ -70,7 +74,9 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
             say("local stack stopped (what this demo started)")
 
 
-async def _play(settings: Settings, children: list[ChildProcess], sku: str, started: float) -> int:
+async def _play(
+    settings: Settings, children: list[ChildProcess], sku: str, started: float, run: str
+) -> int:
     worker_url = f"http://127.0.0.1:{settings.worker_web_port}"
     receiver = f"http://127.0.0.1:{settings.connectors_port}"
     shopify = FakeShopify(port=SHOPIFY_PORT, webhook_target=f"{receiver}/webhooks/shopify")
@@ -89,10 +95,16 @@ async def _play(settings: Settings, children: list[ChildProcess], sku: str, star
         say(f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, store")
         board = Board()
         counter = OutcomeCounter(settings, sku)
+        orders = OrderDay(settings, worker_url, sku, run) if order_agent_present() else None
+        if orders is None:
+            say("the order agent is not in this build: the day has no orders through the book")
         try:
             token = await asyncio.to_thread(demo_token, settings)
-            await Day(worker_url, sku, shopify, woo, board, counter, token=token).play()
+            day = Day(worker_url, sku, shopify, woo, board, counter, token=token, orders=orders)
+            await day.play()
         finally:
             counter.stop()
+            if orders is not None:
+                orders.close()
         board.show()
-    return await asyncio.to_thread(summarise, settings, sku, board, started)
+    return await asyncio.to_thread(summarise, settings, sku, board, started, orders)

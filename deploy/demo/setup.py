@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -11,27 +12,33 @@ WOO_PORT = 8702
 SHOPIFY_ITEM, SHOPIFY_VARIANT, SHOPIFY_LOCATION = 5001, 5002, 1
 WOO_PRODUCT = 301
 WAREHOUSE = "paris-wh"
+STORE = "paris-store"  # click and collect, where the order book runs
 CHANNELS = ("shopify", "woocommerce", "store")
 
 
 def write_configs(
-    folder: Path, sku: str, run: str, shopify_port: int = SHOPIFY_PORT, woo_port: int = WOO_PORT
+    folder: Path,
+    sku: str,
+    run: str,
+    shopify_port: int = SHOPIFY_PORT,
+    woo_port: int = WOO_PORT,
+    orders: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """(ledger config, connectors config) for this run's SKU and shops."""
+    """(ledger config, connectors config) for this run's SKU and shops; ``orders``: the
+    order book's section (with it, the store's click-and-collect location too)."""
     folder.mkdir(parents=True, exist_ok=True)
     ledger = folder / "channels.yaml"
-    ledger.write_text(
-        yaml.safe_dump(
-            {
-                "default_location": WAREHOUSE,
-                "low_stock_threshold": 10,
-                "discrepancy_alert_threshold": 0,
-                "locations": [{"name": WAREHOUSE}],
-                "channels": [{"name": name} for name in CHANNELS],
-            },
-            sort_keys=False,
-        )
-    )
+    locations = [{"name": WAREHOUSE}] + ([{"name": STORE}] if orders is not None else [])
+    ledger_config: dict[str, Any] = {
+        "default_location": WAREHOUSE,
+        "low_stock_threshold": 10,
+        "discrepancy_alert_threshold": 0,
+        "locations": locations,
+        "channels": [{"name": name} for name in CHANNELS],
+    }
+    if orders is not None:
+        ledger_config["orders"] = orders
+    ledger.write_text(yaml.safe_dump(ledger_config, sort_keys=False))
     connectors = folder / "connectors.yaml"
     connectors.write_text(
         yaml.safe_dump(

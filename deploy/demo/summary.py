@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from clickhouse_driver import Client
 
@@ -16,7 +17,10 @@ from streams.warehouse.clickhouse import tls_options
 TABLES = ("stock_movements", "stock_levels", "decisions", "alerts")
 
 
-def summarise(settings: Settings, sku: str, board: Board, started: float) -> int:
+def summarise(
+    settings: Settings, sku: str, board: Board, started: float, orders: Any = None
+) -> int:
+    """Prints the day's summary; ``orders``: the day's OrderDay (None: no order agent)."""
     rows = _clickhouse_rows(settings, sku)
     print()
     print("=" * 72)
@@ -32,6 +36,11 @@ def summarise(settings: Settings, sku: str, board: Board, started: float) -> int
         shown = board.shops.get(channel, "(till: reads the ledger)")
         print(f"  {channel:<12} {quantity:>4}  ->  {shown}")
     print("alerts: " + (", ".join(f"{k} {v}" for k, v in sorted(board.alerts.items())) or "none"))
+    if orders is not None:
+        for line in orders.summary():
+            print(line)
+    else:
+        print("order book: not in this build (the worker runs no order agent)")
     print("rows in ClickHouse (distinct ids): " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     print()
     print("per-channel availability today (from stock_levels):")
