@@ -42,7 +42,27 @@ def order_agent_present() -> bool:
 
 def orders_config() -> dict[str, Any]:
     """The ``orders:`` section of the demo's ledger configuration."""
-    return {"approvals": {"channels": [{"name": B2B, "total_above": APPROVAL_ABOVE}]}}
+    return {
+        "approvals": {"channels": [{"name": B2B, "total_above": APPROVAL_ABOVE}]},
+        "routing": {
+            "currency": "EUR",
+            "default_weight_g": 4000,
+            "locations": [
+                {"name": "paris-wh", "lat": 48.93, "lon": 2.36, "country": "FR"},
+                {
+                    "name": "paris-store",
+                    "lat": 48.86,
+                    "lon": 2.35,
+                    "country": "FR",
+                    "kind": "store",
+                    "ship_from_store": False,
+                    "pickup": True,
+                },
+            ],
+            "zones": [{"name": "fr", "countries": ["FR"]}],
+            "rates": [{"location": "*", "zone": "fr", "up_to_g": 30000, "cost": 690}],
+        },
+    }
 
 
 def _order(order_id: str, kind: str, lines: list[tuple[str, str, int, int]], **fields: Any) -> Any:
