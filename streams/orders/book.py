@@ -99,6 +99,9 @@ class Network:
     levels: Levels
     serves: Callable[[str, str], bool] = _every
     used_capacity: Callable[[], Mapping[str, int]] = _no_orders
+    # the levels as the ledger last published them, when ``levels`` also holds back the
+    # units of reservations still undecided: tried when ``levels`` leaves no plan
+    settled: Levels | None = None
 
 
 HOLDING = frozenset({"routed", "allocated", "partially_allocated", "backordered"})
@@ -389,6 +392,14 @@ class _Step:
                 order, available, self.config.routing, excluded=excluded,
                 serves=lambda name: serves(channel, name), used_capacity=used,
             )  # fmt: skip
+            if found is None and self.net.settled is not None:
+                # the units may be held by reservations still undecided, some of which will
+                # be refused or released: ask the ledger anyway, it decides
+                available = {ln.sku: self.net.settled(ln.sku) for ln in s.lines}
+                found = route(
+                    order, available, self.config.routing, excluded=excluded,
+                    serves=lambda name: serves(channel, name), used_capacity=used,
+                )  # fmt: skip
         if found is None:
             refusals = self._refusals()
             why = "no location has the units of every line"

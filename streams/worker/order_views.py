@@ -149,3 +149,43 @@ class CapacityView(WholeTopicView):
                 elif day == today:
                     used.update(places)
         return used
+
+
+class InFlight:
+    """Reservations this worker's book asked of the ledger and has no Decision for yet.
+
+    The levels view shows a reservation only once the ledger applied it; orders routed in
+    the meantime (the same batch, the next one) would all see the same free units and pile
+    onto one location, to be refused and routed again. Routing reads the levels less these.
+    An entry the Decision never clears (a crash between send and answer) lapses after
+    ``ttl_ms``."""
+
+    def __init__(self, ttl_ms: int = 60_000) -> None:
+        self.ttl_ms = ttl_ms
+        self.asked: dict[str, tuple[str, str, int, int]] = {}  # event id -> sku, loc, qty, at
+        self.units: Counter[tuple[str, str]] = Counter()
+
+    def sent(self, events: list[dict[str, Any]], now: int) -> None:
+        for event in events:
+            eid, location = event["event_id"], event.get("location")
+            if event["type"] != "order_placed" or location is None or eid in self.asked:
+                continue
+            self.asked[eid] = (event["sku"], location, int(event["qty"]), now)
+            self.units[(event["sku"], location)] += int(event["qty"])
+
+    def decided(self, event_id: str) -> None:
+        found = self.asked.pop(event_id, None)
+        if found is not None:
+            sku, location, qty, _ = found
+            self.units[(sku, location)] -= qty
+            if self.units[(sku, location)] <= 0:
+                del self.units[(sku, location)]
+
+    def lapse(self, now: int) -> None:
+        for eid, (_, _, _, at) in list(self.asked.items()):
+            if now - at > self.ttl_ms:
+                self.decided(eid)
+
+    def less(self, sku: str, levels: Mapping[str, int]) -> dict[str, int]:
+        """``levels`` of ``sku`` without the units still asked of the ledger."""
+        return {loc: max(0, n - self.units.get((sku, loc), 0)) for loc, n in levels.items()}

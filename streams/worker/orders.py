@@ -90,7 +90,7 @@ from streams.worker.agent import INTERNAL_ERROR, failure_summary
 from streams.worker.batching import EventBatcher
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.fastpath import BatchSender, Record, RecordTooLargeError, key_partition
-from streams.worker.order_views import CapacityView, LevelsView
+from streams.worker.order_views import CapacityView, InFlight, LevelsView
 
 log = logging.getLogger("stockflow.orders")
 
@@ -171,8 +171,12 @@ class OrderBook:
         )
         self.view = LevelsView(settings, codec)
         self.capacity = CapacityView(settings, codec)
+        self.inflight = InFlight()
         self.levels = Network(
-            self.view, serves or (lambda _channel, _location: True), self.capacity
+            lambda sku: self.inflight.less(sku, self.view(sku)),
+            serves or (lambda _channel, _location: True),
+            self.capacity,
+            settled=self.view,
         )
         self.sender = BatchSender(lambda: app.producer)
         self.writer = AckedTableWriter(self.table, self.sender.send, writing_as)
@@ -233,9 +237,12 @@ class OrderBook:
                 customer_key = _customer_key(state, record if is_order else None)
                 customer = self._customer(customer_key, batch)
             apply = apply_order_event if is_order else apply_decision
+            if not is_order:
+                self.inflight.decided(str(record.get("event_id")))
             result = apply(state, record, self.config, self.levels, batch.now, customer)
             if result.duplicate or result.state is None:
                 return
+            self.inflight.sent(result.events, batch.now)
             batch.states[key] = (result.state, event)
             outbox = batch.outboxes.setdefault(key, ([], []))
             outbox[0].extend(result.events)
@@ -347,6 +354,7 @@ class OrderBook:
     async def tick(self) -> None:
         """Expired approvals and reservations without Decision, for the orders owned here."""
         owned = self._owned()
+        self.inflight.lapse(now_ms())
         for key in list(self.watched):
             partition = self._partition_of(key)
             if partition not in owned:

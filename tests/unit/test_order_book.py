@@ -622,3 +622,16 @@ def test_the_lot_the_ledger_reserved_is_the_lines_lot() -> None:
     assert [(ln["location"], ln["lot"], ln["status"]) for ln in result.states[-1]["lines"]] == [
         ("a", "L7", "reserved")
     ]
+
+
+def test_units_held_by_undecided_reservations_are_still_asked_for_when_nothing_else_serves() -> (
+    None
+):
+    """Given levels that hold back every unit of x for reservations still undecided, and the
+    levels the ledger last published (5 at a)
+    When an order of x is placed
+    Then it is not an exception on the spot: it asks the ledger at a, which decides."""
+    network = book.Network(lambda sku: {"a": 0}, settled=lambda sku: {"a": 5})
+    result = apply_order_event(None, placed("web:1", [("1", "x", 1)]), OrderConfig(), network, NOW)
+    assert result.state is not None and result.state.status == "routed"
+    assert [e["location"] for e in result.events] == ["a"]
