@@ -1,32 +1,24 @@
 """``orders.state.v1`` → :class:`CancelHandler`: orders cancelled here reach their channel.
 
-Read as a consumer group (``<consumer_group>-orders``), like the decisions: poll one
-record, decode it, let the handler act (the channel answered, or the failure was
-dead-lettered), and only then count its offset as done; offsets are committed every few
-seconds and at the end, so a crash re-reads at most those seconds of states, which the
-handler and the channels recognise (idempotent). An undecodable record is dead-lettered.
-
-A group with no committed offset starts at the *end* of the topic: a first start must not
-cancel on the channels every order ever cancelled here. The position taken is committed at
-once, so nothing after it is skipped later.
+Read as a consumer group (``<consumer_group>-orders``, a
+:class:`~connectors.framework.feed.TopicFeed`: offsets counted once the handler acted or
+the failure was dead-lettered, a first start at the topic's end).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.framework import metrics
 from connectors.framework.cancellations import CancelHandler, CancelRequest
-from connectors.framework.kafka import STOPPED, KafkaPublisher, RecordDecoder
+from connectors.framework.feed import TopicFeed
+from connectors.framework.kafka import KafkaPublisher
 from schemas.codec import Codec
 from schemas.times import now_ms
 from streams.kernel import topics
 from streams.kernel.deadletter import dead_letter
-from streams.kernel.kafka_config import consumer_config
 from streams.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,7 +78,9 @@ class CancelFailures:
         metrics.ALERTS.labels(request.channel, "drift").inc()
 
 
-class OrderStatesSource:
+class OrderStatesSource(TopicFeed):
+    """``orders.state.v1``: each state to the :class:`CancelHandler`."""
+
     def __init__(
         self,
         settings: Settings,
@@ -97,69 +91,13 @@ class OrderStatesSource:
         commit_every_s: float = 5.0,
         dead_letters: KafkaPublisher | None = None,
     ) -> None:
-        self._consumer = Consumer(consumer_config(settings, group_id))
-        self._decoder = RecordDecoder(codec, dead_letters, "order states")
-        self._handler = handler
-        self._commit_every = commit_every_s
-        self._stopping = False
-        self._dirty = False
-        self.assigned = False
-        self.consumed = 0
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        committed = consumer.committed(partitions, timeout=10)
-        fresh = []
-        for tp, done in zip(partitions, committed, strict=True):
-            if done.offset >= 0:
-                tp.offset = done.offset
-            else:
-                _, tp.offset = consumer.get_watermark_offsets(tp, timeout=10)
-                fresh.append(TopicPartition(tp.topic, tp.partition, tp.offset))
-        consumer.assign(partitions)
-        if fresh:
-            consumer.commit(offsets=fresh, asynchronous=False)
-        self.assigned = True
-        log.info(
-            "%s assigned: %s",
-            topics.ORDERS_STATE.name,
-            " ".join(f"[{tp.partition}] from={tp.offset}" for tp in partitions),
+        super().__init__(
+            settings,
+            codec,
+            topics.ORDERS_STATE,
+            "order states",
+            handler.handle,
+            group_id=group_id,
+            commit_every_s=commit_every_s,
+            dead_letters=dead_letters,
         )
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._decoder.stopping = True
-
-    def commit(self) -> None:
-        if not self._dirty:
-            return
-        try:
-            self._consumer.commit(asynchronous=False)
-            self._dirty = False
-        except KafkaException as exc:
-            log.warning("%s commit failed (retried later): %s", topics.ORDERS_STATE.name, exc)
-
-    def close(self) -> None:
-        self.commit()
-        self._consumer.close()
-
-    async def run(self) -> None:
-        self._consumer.subscribe([topics.ORDERS_STATE.name], on_assign=self._on_assign)
-        loop = asyncio.get_running_loop()
-        last_commit = loop.time()
-        while not self._stopping:
-            msg = await asyncio.to_thread(self._consumer.poll, 0.5)
-            if loop.time() - last_commit > self._commit_every:
-                self.commit()
-                last_commit = loop.time()
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                log.warning("%s consumer error: %s", topics.ORDERS_STATE.name, msg.error())
-                continue
-            self.consumed += 1
-            state = await self._decoder.decode(msg)
-            if state is STOPPED:  # stopping during a registry outage: not read
-                break
-            if state is not None:
-                await self._handler.handle(state)
-            self._dirty = True
