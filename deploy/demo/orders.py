@@ -2,16 +2,15 @@
 and an order that waits for an operator's approval; then the order book's summary (orders
 by status, one routed order with its route reason).
 
-Orders go in through the worker's ``POST /v1/orders`` where it serves it, else straight to
-``orders.v1`` as a channel connector would; the store's events (ready for pickup, picked up)
-go to ``orders.v1``. States are read back from ``orders.state.v1``. A build without the
-order agent skips this part and says so.
+Orders go in through the worker's ``POST /v1/orders`` and the approval through
+``POST /v1/orders/{id}/approve``; the store's events (ready for pickup, picked up) go to
+``orders.v1`` as a till's connector would send them. States are read back from
+``orders.state.v1``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 import time
 from collections import Counter
@@ -33,11 +32,6 @@ B2B = "b2b-portal"  # the channel whose big orders wait for a person
 B2B_PRICE = 49_900  # minor units a chair on the B2B portal
 APPROVAL_ABOVE = 100_000  # order total (minor units) above which a B2B order waits
 WAIT_S = 60.0  # longest wait for one transition
-
-
-def order_agent_present() -> bool:
-    """Whether this build's worker runs the order agent."""
-    return importlib.util.find_spec("streams.worker.orders") is not None
 
 
 def orders_config() -> dict[str, Any]:

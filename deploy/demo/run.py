@@ -10,7 +10,7 @@ from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
-from deploy.demo.orders import OrderDay, order_agent_present, orders_config
+from deploy.demo.orders import OrderDay, orders_config
 from deploy.demo.setup import (
     SHOPIFY_ITEM,
     SHOPIFY_LOCATION,
@@ -40,7 +40,7 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     say("starting the local stack (Kafka, ClickHouse, Prometheus)")
     stack.up(settings)
     ensure_topics(settings)
-    orders = orders_config() if order_agent_present() else None
+    orders = orders_config()
     ledger_config, connectors_config = write_configs(
         settings.state_dir / "demo", sku, run, orders=orders
     )
@@ -95,16 +95,13 @@ async def _play(
         say(f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, store")
         board = Board()
         counter = OutcomeCounter(settings, sku)
-        orders = OrderDay(settings, worker_url, sku, run) if order_agent_present() else None
-        if orders is None:
-            say("the order agent is not in this build: the day has no orders through the book")
+        orders = OrderDay(settings, worker_url, sku, run)
         try:
             token = await asyncio.to_thread(demo_token, settings)
             day = Day(worker_url, sku, shopify, woo, board, counter, token=token, orders=orders)
             await day.play()
         finally:
             counter.stop()
-            if orders is not None:
-                orders.close()
+            orders.close()
         board.show()
     return await asyncio.to_thread(summarise, settings, sku, board, started, orders)

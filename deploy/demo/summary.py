@@ -39,8 +39,6 @@ def summarise(
     if orders is not None:
         for line in orders.summary():
             print(line)
-    else:
-        print("order book: not in this build (the worker runs no order agent)")
     print("rows in ClickHouse (distinct ids): " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     print()
     print("per-channel availability today (from stock_levels):")

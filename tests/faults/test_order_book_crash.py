@@ -4,7 +4,6 @@ fully released, nothing lost, nothing doubled."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import threading
@@ -41,10 +40,6 @@ from tests.support.worker import WorkerProcess
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.faults,
-    pytest.mark.skipif(
-        importlib.util.find_spec("streams.worker.orders") is None,
-        reason="the order agent (streams/worker/orders.py) is not in this tree",
-    ),
 ]
 
 ORDERS = int(os.environ.get("STOCKFLOW_BOOK_CRASH_ORDERS", "2000"))

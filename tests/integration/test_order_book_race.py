@@ -4,7 +4,6 @@ with its reason."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 import uuid
@@ -37,10 +36,6 @@ from tests.support.worker import WorkerProcess
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("streams.worker.orders") is None,
-        reason="the order agent (streams/worker/orders.py) is not in this tree",
-    ),
 ]
 
 ORDERS = int(os.environ.get("STOCKFLOW_BOOK_ORDERS", "2000"))

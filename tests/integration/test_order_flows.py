@@ -4,7 +4,6 @@ transition read back from orders.state.v1 and the stock from the ledger's answer
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,10 +27,6 @@ from tests.support.worker import WorkerProcess
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        importlib.util.find_spec("streams.worker.orders") is None,
-        reason="the order agent (streams/worker/orders.py) is not in this tree",
-    ),
 ]
 
 PRICE = 49_900  # minor units: 499.00 EUR a unit
@@ -45,23 +40,6 @@ APPROVALS = """orders:
         expire_after_seconds: 3
         on_expiry: release
 """
-
-
-def _approval_rules_here() -> bool:
-    """Whether this tree's approval rules hold an order over the configured total."""
-    import yaml
-
-    if importlib.util.find_spec("streams.worker.orders") is None:
-        return False
-    from streams.orders.approvals import CustomerBook, approval_reason, parse_approvals
-
-    raw = yaml.safe_load(APPROVALS)["orders"]["approvals"]
-    order = order_record("b2b-portal:probe", "b2b-portal", [("1", "x", 3)])
-    try:
-        rules = parse_approvals(raw)
-        return approval_reason(order, 3 * PRICE, CustomerBook(), rules) is not None
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +207,6 @@ def test_a_pickup_reserves_at_its_store_only_and_leaves_the_stock_when_collected
     assert _reserved(worker, sku) == {"paris-wh": 0, "lille-store": 0}
 
 
-@pytest.mark.skipif(not _approval_rules_here(), reason="approval rules not in this tree")
 def test_an_order_over_the_approval_threshold_waits_holding_its_stock_until_a_person_decides(
     local_stack: Settings, flows: Any
 ) -> None:
@@ -278,7 +255,6 @@ def test_an_order_over_the_approval_threshold_waits_holding_its_stock_until_a_pe
     assert approved["transition"]["by"], approved["transition"]
 
 
-@pytest.mark.skipif(not _approval_rules_here(), reason="approval rules not in this tree")
 def test_an_approval_nobody_answers_expires_and_releases_its_stock(
     local_stack: Settings, flows: Any
 ) -> None:
