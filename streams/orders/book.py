@@ -50,7 +50,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from schemas.events import MAX_QTY, MAX_TEXT, stock_event
 from streams.orders.approvals import CustomerBook, approval_reason, expired
@@ -400,6 +400,15 @@ class _Step:
                     order, available, self.config.routing, excluded=excluded,
                     serves=lambda name: serves(channel, name), used_capacity=used,
                 )  # fmt: skip
+            published = self.net.settled or self.levels
+            unseen = sorted({ln.sku for ln in s.lines if not published(ln.sku)})
+            if found is None and s.attempt == 0 and unseen:
+                # levels not seen here yet (a first receipt on its way to this worker's
+                # view): the ledger chooses among the channel's locations, and decides
+                where = s.pickup_location if s.delivery == "pickup" else None
+                lines = cast(dict[str, str], {ln.line_id: where for ln in s.lines})
+                why = f"no levels here yet for {', '.join(unseen)}: the ledger chooses"
+                found = Plan(lines, why)
         if found is None:
             refusals = self._refusals()
             why = "no location has the units of every line"

@@ -305,12 +305,14 @@ def test_shipping_in_parts_then_delivery() -> None:
 
 
 def test_an_exception_shipped_by_the_channel_still_leaves_the_stock() -> None:
-    """Given an order in exception (it holds nothing)
+    """Given an order in exception (it holds nothing: the ledger knows no y)
     When the channel ships it anyway
     Then the order is shipped and the units leave on_hand at the ledger."""
     ex = Exchange({"x": {"a": 1}}, OrderConfig())
     ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.settle()
     assert ex.state("web:1").status == "exception"
+    assert ex.reserved("web:1") == {}
     ex.order(action("web:1", "shipped", location="a"))
     assert ex.state("web:1").status == "shipped"
     assert ex.skus["x"].locations["a"].on_hand == 0
@@ -635,3 +637,20 @@ def test_units_held_by_undecided_reservations_are_still_asked_for_when_nothing_e
     result = apply_order_event(None, placed("web:1", [("1", "x", 1)]), OrderConfig(), network, NOW)
     assert result.state is not None and result.state.status == "routed"
     assert [e["location"] for e in result.events] == ["a"]
+
+
+def test_an_order_for_a_sku_whose_levels_have_not_reached_the_book_lets_the_ledger_choose() -> None:
+    """Given 5 units of x at b in the ledger, and a book whose view of the levels has not
+    seen x yet (its first receipt just applied)
+    When an order of x is placed
+    Then the book asks the ledger with no location, the ledger reserves at b, and the order
+    reads allocated at b, its route reason saying the levels were not known."""
+    ex = Exchange({"x": {"b": 5}}, OrderConfig())
+    ex.view = {}
+    result = ex.order(placed("web:1", [("1", "x", 2)]))
+    assert [e["location"] for e in result.events] == [None]
+    ex.settle()
+    state = ex.state("web:1")
+    assert state.status == "allocated"
+    assert [(ln.location, ln.status) for ln in state.lines] == [("b", "reserved")]
+    assert "no levels here yet for x" in (state.route_reason or "")
