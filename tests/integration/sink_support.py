@@ -17,7 +17,7 @@ from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.kafka_config import admin_config, consumer_config, producer_config
 from streams.kernel.produce import produce as send
 from streams.kernel.settings import Settings
-from streams.kernel.topics import OUTPUT_TOPICS, TopicSpec
+from streams.kernel.topics import SINK_TOPICS, TopicSpec
 from streams.sink.deadletters import Codec
 from streams.sink.sink import Sink, SinkConfig
 from streams.warehouse.clickhouse import connect
@@ -30,7 +30,8 @@ def sink_settings(settings: Settings, name: str) -> Settings:
     return dataclasses.replace(settings, clickhouse_database=name)
 
 
-def end_offsets(settings: Settings, specs: Iterable[TopicSpec] = OUTPUT_TOPICS) -> Offsets:
+def end_offsets(settings: Settings, specs: Iterable[TopicSpec] = SINK_TOPICS) -> Offsets:
+    """The end of every partition of ``specs`` (by default every topic the sink reads)."""
     probe = Consumer(consumer_config(settings, f"probe-{time.time_ns()}"))
     try:
         offsets: Offsets = {}
