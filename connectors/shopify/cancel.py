@@ -11,6 +11,8 @@ Any other user error (the order does not exist, cannot be cancelled) is a refusa
 
 from __future__ import annotations
 
+from typing import Any
+
 from connectors.framework.cancellations import ALREADY, CANCELLED, CancelRequest
 from connectors.framework.types import RejectedError
 from connectors.shopify.client import ShopifyClient
@@ -31,6 +33,33 @@ mutation Cancel($orderId: ID!, $reason: OrderCancelReason!, $refund: Boolean!,
 """
 
 
+async def order_cancel(
+    client: ShopifyClient, order_id: str, *, reason: str, restock: bool, staff_note: str
+) -> tuple[bool, dict[str, Any]]:
+    """Shopify's ``orderCancel`` of the order with id ``order_id`` (refunded, the customer
+    told): (already cancelled, the mutation's answer); RejectedError on any other user
+    error."""
+    data = await client.graphql(
+        CANCEL,
+        {
+            "orderId": ORDER_GID + order_id,
+            "reason": reason,
+            "refund": True,
+            "restock": restock,
+            "notifyCustomer": True,
+            "staffNote": staff_note,
+        },
+        MUTATION_COST,
+    )
+    answer = data.get("orderCancel") or {}
+    errors = answer.get("orderCancelUserErrors") or []
+    if errors:
+        if all("already" in str(e.get("message", "")).lower() for e in errors):
+            return True, answer
+        raise RejectedError(f"orderCancel: {[e.get('code') for e in errors]}")
+    return False, answer
+
+
 class ShopifyCanceller:
     def __init__(self, client: ShopifyClient, mapping: ShopifyMapping) -> None:
         self._client = client
@@ -38,24 +67,15 @@ class ShopifyCanceller:
         self.account = mapping.shop
 
     async def cancel_order(self, request: CancelRequest) -> str:
-        data = await self._client.graphql(
-            CANCEL,
-            {
-                "orderId": ORDER_GID + request.channel_order_id,
-                "reason": "OTHER",
-                "refund": True,
-                "restock": True,
-                "notifyCustomer": True,
-                "staffNote": request.note(),
-            },
-            MUTATION_COST,
+        already, answer = await order_cancel(
+            self._client,
+            request.channel_order_id,
+            reason="OTHER",
+            restock=True,
+            staff_note=request.note(),
         )
-        answer = data.get("orderCancel") or {}
-        errors = answer.get("orderCancelUserErrors") or []
-        if errors:
-            if all("already" in str(e.get("message", "")).lower() for e in errors):
-                return ALREADY
-            raise RejectedError(f"orderCancel: {[e.get('code') for e in errors]}")
+        if already:
+            return ALREADY
         if not answer.get("job"):
             raise RejectedError("orderCancel: no job and no user error")
         return CANCELLED

@@ -46,6 +46,7 @@ from connectors.framework.orders import (
     order_record,
     ship_to,
 )
+from connectors.shopify.cancel import ORDER_GID
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.fulfilment import SHIPPED
 from connectors.shopify.mapping import ShopifyMapping
@@ -54,7 +55,6 @@ from schemas.times import iso_to_ms
 RETURN_RESTOCK = frozenset({"return", "legacy_restock"})
 DELIVERED = "delivered"  # a fulfilment's shipment_status once the carrier delivered it
 RISKS = ("low", "medium", "high")  # lowest first
-ORDER_GID = "gid://shopify/Order/"
 RISK_QUERY = """
 query Risk($id: ID!) {
   order(id: $id) { risk { assessments { riskLevel } } }

@@ -11,24 +11,13 @@ from __future__ import annotations
 
 from connectors.framework.refusals import Refusal
 from connectors.framework.types import RejectedError
+from connectors.shopify.cancel import MUTATION_COST, ORDER_GID, order_cancel
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.mapping import ShopifyMapping
 
-ORDER_GID = "gid://shopify/Order/"
-MUTATION_COST = 10.0
 BACKORDER_TAG = "stockflow-backordered"
 EXCEPTION_TAG = "stockflow-exception"
 
-CANCEL = """
-mutation Cancel($orderId: ID!, $reason: OrderCancelReason!, $refund: Boolean!,
-               $restock: Boolean!, $notifyCustomer: Boolean, $staffNote: String) {
-  orderCancel(orderId: $orderId, reason: $reason, refund: $refund, restock: $restock,
-              notifyCustomer: $notifyCustomer, staffNote: $staffNote) {
-    job { id done }
-    orderCancelUserErrors { code field message }
-  }
-}
-"""
 TAGS_ADD = """
 mutation Tag($id: ID!, $tags: [String!]!) {
   tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } }
@@ -43,21 +32,13 @@ class ShopifyRefusals:
         self.account = mapping.shop
 
     async def cancel(self, refusal: Refusal) -> None:
-        data = await self._client.graphql(
-            CANCEL,
-            {
-                "orderId": ORDER_GID + refusal.order_id,
-                "reason": "INVENTORY",
-                "refund": True,
-                "restock": False,
-                "notifyCustomer": True,
-                "staffNote": refusal.note("order cancelled, not restocked"),
-            },
-            MUTATION_COST,
+        await order_cancel(
+            self._client,
+            refusal.order_id,
+            reason="INVENTORY",
+            restock=False,
+            staff_note=refusal.note("order cancelled, not restocked"),
         )
-        errors = (data.get("orderCancel") or {}).get("orderCancelUserErrors") or []
-        if errors and not all("already" in str(e.get("message", "")).lower() for e in errors):
-            raise RejectedError(f"orderCancel: {[e.get('code') for e in errors]}")
 
     async def backorder(self, refusal: Refusal) -> None:
         await self._tag(refusal, BACKORDER_TAG)
