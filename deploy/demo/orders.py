@@ -18,11 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from deploy.demo.tail import TopicTail
 from deploy.local.credentials import operator_token
-from schemas.codec import CodecError, codec_for
-from streams.kernel.kafka_config import consumer_config, producer_config
+from schemas.codec import codec_for
+from streams.kernel.kafka_config import producer_config
 from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ORDERS, ORDERS_STATE
@@ -89,41 +90,23 @@ def _order(order_id: str, kind: str, lines: list[tuple[str, str, int, int]], **f
     return record
 
 
-class OrderStates:
+class OrderStates(TopicTail):
     """The last state of each order of this run (ids containing ``marker``), followed from
     the end of orders.state.v1 as it is when created."""
 
     def __init__(self, settings: Settings, marker: str) -> None:
         self.marker = marker
-        self.codec = codec_for(settings)
         self.last: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._consumer = Consumer(consumer_config(settings, f"demo-orders-{time.time_ns()}"))
-        meta = self._consumer.list_topics(ORDERS_STATE.name, timeout=10).topics[ORDERS_STATE.name]
-        self._consumer.assign(
-            [TopicPartition(ORDERS_STATE.name, p, OFFSET_END) for p in meta.partitions]
-        )
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(settings, (ORDERS_STATE,), "orders")
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for msg in self._consumer.consume(num_messages=1000, timeout=0.2):
-                value = msg.value()
-                if msg.error() is not None or value is None:
-                    continue
-                try:
-                    _, state = self.codec.decode(value)
-                except CodecError:
-                    continue
-                if self.marker not in state.get("order_id", ""):
-                    continue
-                with self._lock:
-                    had = self.last.get(state["order_id"])
-                    if had is None or had["version"] < state["version"]:
-                        self.last[state["order_id"]] = state
-        self._consumer.close()
+    def take(self, name: str, state: dict[str, Any]) -> None:
+        if self.marker not in state.get("order_id", ""):
+            return
+        with self._lock:
+            had = self.last.get(state["order_id"])
+            if had is None or had["version"] < state["version"]:
+                self.last[state["order_id"]] = state
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -132,10 +115,6 @@ class OrderStates:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return dict(self.last)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 class OrderDay:
