@@ -124,31 +124,32 @@ class LevelsView(WholeTopicView):
 
 class CapacityView(WholeTopicView):
     """Today's orders per location (UTC day), from ``orders.state.v1``: an order counts at
-    each location its lines ship from, on the day of its first allocation, once."""
+    each location its lines ship from, on the day of its first allocation, once. Counted as
+    records arrive, so routing reads a day's counts without walking the orders."""
 
     def __init__(self, settings: Settings, codec: Codec) -> None:
         super().__init__(settings, codec, ORDERS_STATE, "capacity")
-        self.counted: dict[str, tuple[int, frozenset[str]]] = {}  # order id -> (day, places)
+        self.counted: dict[str, int] = {}  # order id -> the day it counts on
+        self.per_day: dict[int, Counter[str]] = {}  # day -> orders per location
         self._lock = threading.Lock()
 
     def apply(self, record: Mapping[str, Any]) -> None:
         if record["status"] not in ALLOCATED or record["order_id"] in self.counted:
             return
-        places = frozenset(ln["location"] for ln in record["lines"] if ln.get("location"))
+        places = {ln["location"] for ln in record["lines"] if ln.get("location")}
         day = int(record["transition"]["at"]) // DAY_MS
         with self._lock:
-            self.counted[record["order_id"]] = (day, places)
+            self.counted[record["order_id"]] = day
+            self.per_day.setdefault(day, Counter()).update(places)
 
     def __call__(self) -> Mapping[str, int]:
         today = now_ms() // DAY_MS
-        used: Counter[str] = Counter()
         with self._lock:
-            for order_id, (day, places) in list(self.counted.items()):
-                if day < today - 1:  # kept a day longer: a late record of yesterday's order
-                    del self.counted[order_id]
-                elif day == today:
-                    used.update(places)
-        return used
+            if any(day < today - 1 for day in self.per_day):
+                # kept a day longer: a late record of yesterday's order is not counted again
+                self.per_day = {d: c for d, c in self.per_day.items() if d >= today - 1}
+                self.counted = {o: d for o, d in self.counted.items() if d >= today - 1}
+            return Counter(self.per_day.get(today, ()))
 
 
 class InFlight:
