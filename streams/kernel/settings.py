@@ -206,6 +206,16 @@ class Settings:
     api_rate: float = field(default_factory=lambda: _env_float("API_RATE", 50.0))
     api_burst: int = field(default_factory=lambda: _env_int("API_BURST", 100))
     tokens_stale_s: float = field(default_factory=lambda: _env_float("TOKENS_STALE_SECONDS", 5.0))
+    # outgoing email (purchase orders, alert notifications): one SMTP relay for the installation
+    smtp_host: str = field(default_factory=lambda: _env("SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(default_factory=lambda: _env_int("SMTP_PORT", 25))
+    smtp_from: str = field(default_factory=lambda: _env("SMTP_FROM", "stockflow@localhost"))
+    smtp_user: str = field(default_factory=lambda: _env("SMTP_USER", ""))
+    smtp_password: Secret = field(default_factory=lambda: _env_secret("SMTP_PASSWORD"))
+    smtp_starttls: bool = field(default_factory=lambda: _env_flag("SMTP_STARTTLS", default=False))
+    # the purchasing service and its ordering page (`stockflow web`)
+    web_port: int = field(default_factory=lambda: _env_int("WEB_PORT", 8090))
+    web_bind: str = field(default_factory=lambda: _env("WEB_BIND", LOOPBACK))
 
     def __post_init__(self) -> None:
         if self.produce_timeout_s <= 0:

@@ -19,6 +19,7 @@ class Writer(StrEnum):
     OPERATOR = "operator"  # the `stockflow token` command
     API = "api"  # the HTTP APIs of the worker and the connectors (the access audit)
     ORDER_BOOK = "order-book"  # the worker's order agent
+    PURCHASING = "purchasing"  # the purchasing service (`stockflow replenish run` / `stockflow web`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,16 @@ ORDERS_STATE = TopicSpec(
     " one per order stays).",
 )
 
+REPLENISHMENT_PROPOSALS = TopicSpec(
+    name="replenishment.proposals.v1",
+    key="proposal id",
+    value_schema="stockflow.v1.Proposal",
+    cleanup_policy="compact",
+    writer=Writer.PURCHASING,
+    doc="Supplier order proposals and the purchase orders they become, one record per version"
+    " (compacted: the last one per proposal stays).",
+)
+
 API_TOKENS = TopicSpec(
     name="stockflow.tokens.v1",
     key="token name",
@@ -134,6 +145,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCKFLOW_AUDIT,
     ORDERS,
     ORDERS_STATE,
+    REPLENISHMENT_PROPOSALS,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (

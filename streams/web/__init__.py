@@ -1,0 +1,1 @@
+"""The ordering page (`stockflow web`): server-rendered HTML over the purchasing service."""
