@@ -273,7 +273,7 @@ def purchase_order_pdf(proposal: Mapping[str, Any], supplier: Supplier, *, buyer
         [
             [Paragraph(f"Purchase order {escape(number)}", title), ""],
             [
-                Code128(number, barHeight=14 * mm, barWidth=0.3 * mm, humanReadable=True),
+                Code128(number, barHeight=14 * mm, barWidth=0.3 * mm),
                 "",
             ],
         ],

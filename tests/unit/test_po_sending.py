@@ -176,6 +176,16 @@ def test_a_refused_recipient_is_not_retried_and_the_address_is_masked() -> None:
     assert inbox.messages == []
 
 
+def test_starttls_asked_of_a_relay_that_does_not_offer_it_is_not_retried() -> None:
+    """Given STOCKFLOW_SMTP_STARTTLS=1 and a relay without STARTTLS, When the PO is sent, Then
+    nothing goes out in clear: SendError is not retryable and names the setting."""
+    inbox = Inbox()
+    with smtp_server(inbox) as port, pytest.raises(SendError) as plain:
+        send(proposal(), supplier(), settings(smtp_port=port, smtp_starttls=True))
+    assert not plain.value.retryable and "STOCKFLOW_SMTP_STARTTLS" in plain.value.message
+    assert inbox.messages == []
+
+
 def test_an_smtp_server_that_is_down_is_retryable() -> None:
     """Given no SMTP server on the port, When the PO is sent by email, Then SendError is
     retryable."""
@@ -215,6 +225,10 @@ def test_an_edi_folder_that_does_not_exist_is_not_retried(tmp_path: Path) -> Non
 
 
 class _PasswordServer(asyncssh.SSHServer):
+    """Logs ``acme`` in with SFTP_PASSWORD, or with the key in ``client_key`` when set."""
+
+    client_key: asyncssh.SSHKey | None = None
+
     def begin_auth(self, username: str) -> bool:
         return True
 
@@ -223,6 +237,13 @@ class _PasswordServer(asyncssh.SSHServer):
 
     def validate_password(self, username: str, password: str) -> bool:
         return username == "acme" and password == SFTP_PASSWORD
+
+    def public_key_auth_supported(self) -> bool:
+        return self.client_key is not None
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        wanted = self.client_key
+        return username == "acme" and wanted is not None and key.public_data == wanted.public_data
 
 
 @asynccontextmanager
@@ -299,6 +320,40 @@ def test_a_wrong_sftp_password_or_an_unknown_host_key_is_not_retried(tmp_path: P
     assert SFTP_PASSWORD not in str(refused)
     assert not untrusted.retryable and "host key is not trusted" in untrusted.message
     assert list(root.iterdir()) == []
+
+
+def test_an_sftp_login_by_key_file_uploads_and_a_server_that_is_down_is_retryable(
+    tmp_path: Path,
+) -> None:
+    """Given the local SFTP server accepting a client key, When the PO is sent with no password
+    and ``?key_file=`` naming that key, Then the file arrives; When no server listens on the
+    port, Then SendError is retryable."""
+    root, known = tmp_path / "root", tmp_path / "known_hosts"
+    root.mkdir()
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "acme_key"
+    client_key.write_private_key(str(key_file))
+    _PasswordServer.client_key = client_key
+
+    async def scenario() -> SendError:
+        async with sftp_server(root, known) as port:
+            url = f"sftp://acme@127.0.0.1:{port}/?key_file={key_file}"
+            conf = settings(sftp_known_hosts=str(known))
+            await send_purchase_order(
+                proposal(), supplier(send_via=SendVia.EDI, edi_folder=url), conf
+            )
+        url = f"sftp://acme@127.0.0.1:{free_port()}/?key_file={key_file}"
+        down = supplier(send_via=SendVia.EDI, edi_folder=url)
+        with pytest.raises(SendError) as failed:
+            await send_purchase_order(proposal(), down, conf)
+        return failed.value
+
+    try:
+        down = asyncio.run(scenario())
+    finally:
+        _PasswordServer.client_key = None
+    assert [p.name for p in root.iterdir()] == [f"ORDERS_{PO}_v2.edi"]
+    assert down.retryable and "could not be reached" in down.message
 
 
 def test_an_sftp_url_with_a_password_in_it_is_refused_without_echoing_it() -> None:
