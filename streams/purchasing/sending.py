@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,7 +34,6 @@ from streams.replenishment.documents import (
     DocumentError,
     edifact_file_name,
     format_money,
-    issued_at,
     order_lines,
     po_number,
     purchase_order_csv,
@@ -134,7 +133,7 @@ def _email_message(
     msg["From"] = settings.smtp_from
     msg["To"] = ", ".join(supplier.email)
     msg["Subject"] = f"Purchase order {number} from {buyer}"
-    msg["Date"] = format_datetime(issued_at(proposal))
+    msg["Date"] = formatdate(usegmt=True)  # when sent; the order's own date is in the PDF
     msg["Message-ID"] = make_msgid(idstring=re.sub(r"[^\w.-]", "_", number), domain=domain)
     body = [
         f"Dear {supplier.name},",
