@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the machine-level programs the local stack runs on, from Debian's packages,
-# when they are missing: Java 17 and Maven (Kafka, the registry), ClickHouse, Prometheus.
+# when they are missing: Java 17 and Maven (Kafka, the registry), ClickHouse, Prometheus,
+# poppler-utils and zbar-tools (purchase order documents read back by the tests).
 set -euo pipefail
 
 need=()
@@ -9,6 +10,11 @@ command -v mvn >/dev/null || need+=(maven)
 command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v python3.11 >/dev/null || need+=(python3.11 python3.11-venv)
+# purchase order documents: pdftotext/pdftoppm read them back in the tests, zbarimg reads the
+# barcode, DejaVu prints names beyond Latin-1
+command -v pdftotext >/dev/null || need+=(poppler-utils)
+command -v zbarimg >/dev/null || need+=(zbar-tools)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -213,6 +213,15 @@ class Settings:
     smtp_user: str = field(default_factory=lambda: _env("SMTP_USER", ""))
     smtp_password: Secret = field(default_factory=lambda: _env_secret("SMTP_PASSWORD"))
     smtp_starttls: bool = field(default_factory=lambda: _env_flag("SMTP_STARTTLS", default=False))
+    # purchase orders sent to suppliers (streams/purchasing/sending.py): the buyer named on
+    # them, the EDIFACT directory, SFTP credentials and host keys, and the webhook signing key
+    po_buyer: str = field(default_factory=lambda: _env("PO_BUYER", "stockflow"))
+    edifact_syntax: str = field(default_factory=lambda: _env("EDIFACT_SYNTAX", "D96A").upper())
+    sftp_password: Secret = field(default_factory=lambda: _env_secret("SFTP_PASSWORD"))
+    sftp_key_file: str = field(default_factory=lambda: _env("SFTP_KEY_FILE", ""))
+    sftp_known_hosts: str = field(default_factory=lambda: _env("SFTP_KNOWN_HOSTS", ""))
+    webhook_secret: Secret = field(default_factory=lambda: _env_secret("WEBHOOK_SECRET"))
+    send_timeout_s: float = field(default_factory=lambda: _env_float("SEND_TIMEOUT_SECONDS", 30.0))
     # the purchasing service and its ordering page (`stockflow web`)
     web_port: int = field(default_factory=lambda: _env_int("WEB_PORT", 8090))
     web_bind: str = field(default_factory=lambda: _env("WEB_BIND", LOOPBACK))
@@ -225,6 +234,12 @@ class Settings:
                 "STOCKFLOW_API_RATE and STOCKFLOW_TOKENS_STALE_SECONDS must be positive, "
                 "STOCKFLOW_API_BURST at least 1"
             )
+        if self.edifact_syntax not in ("D96A", "D01B"):
+            raise SettingsError(
+                f"STOCKFLOW_EDIFACT_SYNTAX={self.edifact_syntax!r}: use D96A or D01B"
+            )
+        if self.send_timeout_s <= 0:
+            raise SettingsError("STOCKFLOW_SEND_TIMEOUT_SECONDS must be positive")
         if self.rocksdb_memory_mb < 16:
             raise SettingsError("STOCKFLOW_ROCKSDB_MEMORY_MB must be at least 16")
         if 0 < self.replication_factor < self.min_insync_replicas:
