@@ -1,7 +1,8 @@
 """Compute supplier order proposals now: ClickHouse's figures through the pure planner.
 
 ``compute_proposals`` reads, for the SKUs some supplier sells (``replenishment.items``):
-the stock position per SKU x location (:mod:`streams.purchasing.position`), the daily demand
+the stock position per SKU x location (:mod:`streams.purchasing.position`; incoming counts
+the units of purchase orders approved but not sent yet), the daily demand
 of the last ``history_days`` days (:mod:`streams.purchasing.demand`) turned into a forecast
 per SKU x location with the peaks of its category (:mod:`streams.replenishment.forecast`,
 :mod:`streams.replenishment.calendar`), and the last purchase order per supplier, location
@@ -15,18 +16,19 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any, cast
 
 from streams.kernel.settings import Settings
 from streams.ledger.config import load_config
-from streams.purchasing.position import Query, last_orders, positions
+from streams.purchasing.position import Query, last_orders, positions, unsent_orders
 from streams.replenishment.model import PolicyKind, ReplenishmentConfig
 from streams.replenishment.plan import ForecastLike, Position, plan, policy_for
 from streams.warehouse.clickhouse import connect, database_name
 from streams.warehouse.migrations import migrate
 
-__all__ = ["compute_proposals", "forecasts_for", "planned_ids"]
+__all__ = ["compute_proposals", "forecasts_for", "planned_ids", "with_unsent"]
 
 log = logging.getLogger("stockflow.purchasing.planning")
 
@@ -99,6 +101,16 @@ def forecasts_for(
     return out
 
 
+def with_unsent(
+    stock: Mapping[tuple[str, str], Position], unsent: Mapping[tuple[str, str], int]
+) -> dict[tuple[str, str], Position]:
+    """``stock`` with the units of approved, not yet sent purchase orders added to incoming."""
+    return {
+        key: replace(p, incoming=p.incoming + unsent[key]) if key in unsent else p
+        for key, p in stock.items()
+    }
+
+
 def planned_ids(client: Query, db: str, today: date) -> set[str]:
     """Proposal ids already planned today (so a new plan takes the next number)."""
     rows = client.execute(
@@ -131,8 +143,9 @@ def compute_proposals(
     client = connect(settings)
     try:
         migrate(client, db)  # a fresh install has no purchase order tables before the sink ran
-        stock: Mapping[tuple[str, str], Position] = positions(
-            client, db, skus=skus, locations=locations, safety=ledger.safety_stock
+        stock: Mapping[tuple[str, str], Position] = with_unsent(
+            positions(client, db, skus=skus, locations=locations, safety=ledger.safety_stock),
+            unsent_orders(client, db),
         )
         forecasts = forecasts_for(client, settings, config, sorted(stock), today=today)
         previous = last_orders(client, db)

@@ -17,10 +17,13 @@ from typing import Any, Protocol
 
 from streams.replenishment.plan import Position
 
-__all__ = ["last_orders", "positions"]
+__all__ = ["last_orders", "positions", "unsent_orders"]
 
 # Statuses of a proposal that was really ordered from the supplier.
 ORDERED = ("sent", "partially_received", "received")
+# Approved by a person or the auto-send rule but not sent yet (or the send failed and waits
+# for a retry): no purchase_ordered event raised incoming yet, yet the units are on their way.
+UNSENT = ("approved", "send_failed")
 
 
 class Query(Protocol):
@@ -101,3 +104,22 @@ def last_orders(client: Query, db: str) -> dict[tuple[str, str, str], int]:
     auto-send rule's change limit. Proposals never sent do not count."""
     rows = client.execute(_LAST_ORDERS.format(db=db), {"ordered": ORDERED})
     return {(supplier, location, sku): int(qty) for supplier, location, sku, qty in rows}
+
+
+_UNSENT = """
+SELECT sku, location, sum(qty) FROM (
+    SELECT proposal_id, sku, any(location) AS location, any(qty) AS qty
+    FROM {db}.purchase_order_lines
+    WHERE (proposal_id, version) IN (
+        SELECT proposal_id, max(version) FROM {db}.purchase_orders GROUP BY proposal_id
+    ) AND status IN %(unsent)s
+    GROUP BY proposal_id, sku
+) GROUP BY sku, location
+"""
+
+
+def unsent_orders(client: Query, db: str) -> dict[tuple[str, str], int]:
+    """Units per (sku, location) on purchase orders approved but not sent yet: the planner
+    counts them as incoming, so a plan made meanwhile does not order them twice."""
+    rows = client.execute(_UNSENT.format(db=db), {"unsent": UNSENT})
+    return {(sku, location): int(qty) for sku, location, qty in rows if qty > 0}

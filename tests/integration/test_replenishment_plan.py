@@ -122,14 +122,15 @@ def test_movements_and_purchase_orders_in_clickhouse_give_the_plan_and_the_purch
     (that movement stored twice), table at paris-wh 50 on hand, chair at lyon-store 1; and on
     replenishment.proposals.v1 two purchase orders of chairs for paris-wh expected
     2026-11-25: PO-a (proposed, then sent, 30 units) and PO-b (proposed, sent, received 12
-    of 12)
+    of 12), and PO-c of 2 chairs for lyon-store, approved but not sent yet
     When the real sink stores them and `stockflow replenish plan --location paris-wh
     --format json --today 2026-11-30` runs
     Then one proposal PO-acme-paris-wh-20261130-1: chair available 2 + incoming 6 = 8 <=
     min 10, 32 to reach max 40, rounded to 36 (6 packs); last order 30 (PO-a is the last
     sent: PO-b was planned earlier), a 20 % change within 25 % and 720.00 EUR below
     1000.00 EUR: automatic; expected 2026-12-05. Without --location lyon-store's chair
-    (1 <= 5) gets 19 -> 24 (MOQ 12, packs of 6). purchase_orders holds the five versions, and
+    (1 + 2 unsent = 3 <= 5) gets 17 -> 18 (MOQ 12, packs of 6). purchase_orders holds the
+    seven versions, and
     `report purchasing` lists PO-a open and late with 0 of 30 received, PO-b received 100 %."""
     settings, codec, group = env
     db = settings.clickhouse_database
@@ -154,6 +155,8 @@ def test_movements_and_purchase_orders_in_clickhouse_give_the_plan_and_the_purch
         older,
         {**older, "version": 2, "status": "sent"},
         {**po("PO-b", 3, "received", 12, 12), "created_at": ms("2026-11-19")},
+        {**po("PO-c", 1, "proposed", 2, 0), "location": "lyon-store"},
+        {**po("PO-c", 2, "approved", 2, 0), "location": "lyon-store"},
     ]
     with running_sink(settings, codec, group):
         produce(settings, codec, [(STOCK_MOVEMENTS, m) for m in moves])
@@ -170,7 +173,7 @@ def test_movements_and_purchase_orders_in_clickhouse_give_the_plan_and_the_purch
         wait_rows(settings, "stock_movements", "1", {}, len(moves))
         wait_rows(settings, "purchase_orders", "1", {}, len(orders))
         wait_rows(settings, "purchase_order_lines", "1", {}, len(orders))
-    assert scalar(settings, f"SELECT count() FROM {db}.purchase_orders") == 5
+    assert scalar(settings, f"SELECT count() FROM {db}.purchase_orders") == len(orders)
 
     monkeypatch.setenv("STOCKFLOW_CONFIG", str(config_file(tmp_path)))
     monkeypatch.setenv("STOCKFLOW_CLICKHOUSE_DATABASE", db)
@@ -194,7 +197,7 @@ def test_movements_and_purchase_orders_in_clickhouse_give_the_plan_and_the_purch
     capsys.readouterr()
     assert main(["replenish", "plan", *today]) == 0
     lyon = {p["location"]: p for p in json.loads(capsys.readouterr().out)}["lyon-store"]
-    assert [(x["sku"], x["qty"]) for x in lyon["lines"]] == [("chair", 24)]
+    assert [(x["sku"], x["incoming"], x["qty"]) for x in lyon["lines"]] == [("chair", 2, 18)]
 
     out = io.StringIO()
     assert run_report(settings, "purchasing", "json", {"since": "2026-11-01"}, out=out) == 0
