@@ -35,7 +35,10 @@ log = logging.getLogger("stockflow.purchasing.planning")
 Demand = Callable[..., dict[tuple[str, str], list[float | None]]]
 
 
-def _forecasting() -> tuple[Demand, Callable[..., ForecastLike], Callable[..., Any]] | None:
+Tools = tuple[Demand, Callable[..., ForecastLike], Callable[..., Any]]
+
+
+def _forecasting() -> Tools | None:
     """(daily_demand, forecast, uplift_for), or None when the forecasting modules are not
     part of this installation (then only min_max policies can propose)."""
     try:
@@ -70,16 +73,19 @@ def forecasts_for(
     keys: Sequence[tuple[str, str]],
     *,
     today: date,
+    tools: Tools | None = None,
 ) -> dict[tuple[str, str], ForecastLike]:
-    """A forecast from ``today`` for each (sku, location) of ``keys`` whose policy uses one."""
+    """A forecast from ``today`` for each (sku, location) of ``keys`` whose policy uses one.
+    ``tools``: (daily_demand, forecast, uplift_for); default the installed ones."""
     wanted = [
         (sku, location)
         for sku, location in keys
         if (policy := policy_for(config, sku, location)) is not None
         and policy.kind is not PolicyKind.MIN_MAX
     ]
-    tools = _forecasting() if wanted else None
-    if tools is None:
+    if wanted and tools is None:
+        tools = _forecasting()
+    if not wanted or tools is None:
         return {}
     daily_demand, forecast, uplift_for = tools
     history = daily_demand(
