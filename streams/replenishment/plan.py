@@ -157,10 +157,12 @@ def safety_stock(policy: Policy, sigma_daily: float, days: int) -> int:
 
 
 def round_qty(need: float, pack_size: int, moq: int) -> int:
-    """Units to order for ``need``: at least the MOQ, in whole packs (0 when need <= 0)."""
-    if need <= 0:
+    """Units to order for ``need``: at least the MOQ, in whole packs (0 when need <= 0;
+    a need within float noise of a whole number counts as that number)."""
+    units = math.ceil(need - 1e-9)
+    if units <= 0:
         return 0
-    units = max(math.ceil(need - 1e-9), moq, 1)
+    units = max(units, moq)
     return -(-units // pack_size) * pack_size
 
 

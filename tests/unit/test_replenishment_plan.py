@@ -282,7 +282,7 @@ def test_rounded_quantities_are_whole_packs_at_least_the_moq(
     """For any need, pack size and MOQ: 0 when nothing is needed, else a multiple of the
     pack size, at least the MOQ and the need, and less than one pack above the larger."""
     qty = round_qty(need, pack, moq)
-    if need <= 0:
+    if need <= 1e-9:
         assert qty == 0
         return
     assert qty % pack == 0 and qty >= moq and qty >= need
@@ -418,3 +418,35 @@ def test_auto_send_holds_exactly_when_every_rule_holds(
     )
     assert proposal["auto"] is expected
     assert (proposal["review_reason"] is None) is expected
+
+
+@given(
+    policy=policies,
+    forecast=forecasts,
+    have=quantities,
+    more=st.integers(1, 300),
+    pack=packs,
+    moq=moqs,
+    lead=st.integers(0, 14),
+)
+def test_more_stock_never_orders_more_and_once_covered_stays_covered(
+    policy: Policy,
+    forecast: Forecast,
+    have: int,
+    more: int,
+    pack: int,
+    moq: int,
+    lead: int,
+) -> None:
+    """For any policy and forecast: the units proposed never grow when available + incoming
+    grows, so once the position covers the policy (nothing proposed), any larger position
+    proposes nothing either; incoming counts exactly like available."""
+    cfg = config(policy, pack=pack, moq=moq, lead_time_days=lead)
+    key = ("chair", "paris")
+
+    def ordered(available: int, incoming: int = 0) -> int:
+        found = plan({key: position(available, incoming)}, {key: forecast}, cfg, today=MONDAY)
+        return sum(line["qty"] for p in found for line in p["lines"])
+
+    assert ordered(have + more) <= ordered(have)
+    assert ordered(have, more) == ordered(have + more)
