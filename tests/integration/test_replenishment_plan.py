@@ -229,3 +229,51 @@ def test_replenish_plan_says_when_clickhouse_or_the_configuration_is_wrong(
     config.write_text(yaml.safe_dump(raw))
     assert main(["replenish", "plan"]) == 1
     assert "replenishment.items[0].pack_size: -6 is below 1" in capsys.readouterr().err
+
+
+def test_a_reorder_point_plan_forecasts_from_the_sales_in_clickhouse(
+    env: tuple[Settings, Codec, str],
+    unique_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Given lamp at paris-wh: 130 received 28 days ago, then 4 sold every day (18 left, 17
+    available: the location keeps 1 as safety stock), a reorder_point policy (95 %), a
+    supplier with 5 days of lead time and packs of 1
+    When the real sink stores the movements and `stockflow replenish plan` runs
+    Then the lamp's line comes from a forecast of about 4 a day: about 20 over the lead time,
+    17 <= the reorder point, and the order brings the position to about 24 + safety stock."""
+    pytest.importorskip("streams.purchasing.demand", reason="forecasting not installed")
+    settings, codec, group = env
+    today = "2026-11-30"
+    start = ms(today) - 28 * DAY
+    moves = [movement(f"r-{unique_name}", "lamp", "receipt", 130, 130, start, None, "paris-wh")]
+    for day in range(28):
+        at = start + day * DAY + 3_600_000
+        moves.append(
+            movement(f"s{day}-{unique_name}", "lamp", "sale", -4, 126 - 4 * day, at, "web",
+                     "paris-wh")
+        )  # fmt: skip
+    with running_sink(settings, codec, group):
+        produce(settings, codec, [(STOCK_MOVEMENTS, m) for m in moves])
+        wait_rows(settings, "stock_movements", "1", {}, len(moves))
+    path = config_file(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["replenishment"]["items"].append({"sku": "lamp", "supplier": "acme", "unit_cost": 100})
+    raw["replenishment"]["policies"].append(
+        {"sku": "lamp", "kind": "reorder_point", "service_level": 0.95}
+    )
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("STOCKFLOW_CONFIG", str(path))
+    monkeypatch.setenv("STOCKFLOW_CLICKHOUSE_DATABASE", settings.clickhouse_database)
+    capsys.readouterr()
+    assert main(["replenish", "plan", "--today", today, "--format", "json"]) == 0
+    [proposal] = json.loads(capsys.readouterr().out)
+    [line] = proposal["lines"]
+    with capsys.disabled():
+        print(f"\n[plan] {line}")
+    assert (line["sku"], line["policy"], line["available"]) == ("lamp", "reorder_point", 17)
+    assert line["forecast_method"] is not None
+    assert 18 <= line["forecast_lead_time"] <= 22
+    assert 24 - 2 + line["safety_stock"] <= 17 + line["qty"] <= 24 + 2 + line["safety_stock"]
