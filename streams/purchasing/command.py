@@ -82,7 +82,7 @@ def _aligned(rows: list[list[str]], right: Collection[int]) -> list[str]:
 
 def as_table(proposals: list[dict[str, Any]]) -> str:
     if not proposals:
-        return "No proposals: every planned SKU is covered by its policy.\n"
+        return "No proposals: no SKU with a supplier item needs ordering now.\n"
     out: list[str] = []
     for p in proposals:
         cur = p["currency"]
