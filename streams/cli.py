@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from streams.kernel.settings import SettingsError, load
 
@@ -90,6 +91,30 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load(), keep=args.keep)
 
 
+def _replenish_plan(args: argparse.Namespace) -> int:
+    from streams.purchasing.command import run_plan
+
+    return run_plan(load(), location=args.location, fmt=args.format, today=args.today)
+
+
+def _day(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow replenish ...`: demand forecasts and supplier order proposals."""
+    replenish = sub.add_parser("replenish", help="demand forecasts and supplier order proposals")
+    actions = replenish.add_subparsers(dest="action", required=True)
+    plan = actions.add_parser("plan", help="print the supplier order proposals a plan makes now")
+    plan.add_argument("--location", help="only proposals for this destination location")
+    plan.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    plan.add_argument("--today", type=_day, help="plan as of this day (default: today, UTC)")
+    plan.set_defaults(func=_replenish_plan)
+
+
 def _positive(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
@@ -138,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "name",
         help="turnover, days-of-cover, sales-trend, best-sellers, discrepancies, availability,"
-        " audit, orders-fill, orders-split, orders-latency, orders-exceptions, orders-channels",
+        " audit, orders-fill, orders-split, orders-latency, orders-exceptions, orders-channels,"
+        " purchasing",
     )
     report.add_argument("--format", default="table", help="table (default), csv or json")
     report.add_argument("--since", help="start of the period (ISO date or time, UTC)")
@@ -197,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")
     demo.set_defaults(func=_demo)
+
+    _add_replenish(sub)
     return parser
 
 

@@ -158,6 +158,7 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
 
 # What the sink stores in ClickHouse: the ledger's outputs, the access audit, order states.
 SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT, ORDERS_STATE)
+SINK_TOPICS += (REPLENISHMENT_PROPOSALS,)  # purchase orders (migration 6)
 
 
 def by_name(name: str) -> TopicSpec:

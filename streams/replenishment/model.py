@@ -26,6 +26,7 @@ class AutoSend:
 
     max_total: int = 0  # 0: never automatic
     max_change_percent: float = 0.0
+    first_order: bool = False  # a line with no earlier order to compare passes the change rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ def run_report(
     from streams.reports.audit import audit_report
     from streams.reports.orders import order_reports
     from streams.reports.period import ReportError, period
+    from streams.reports.purchasing import purchasing_report
     from streams.reports.queries import REPORTS, Filters
     from streams.reports.render import FORMATS, render
     from streams.warehouse.clickhouse import connect, database_name, is_unavailable
@@ -46,6 +47,7 @@ def run_report(
     except OrderConfigError as exc:
         return _fail(str(exc))
     reports = {**REPORTS, "audit": audit_report, **order_reports(fees)}
+    reports["purchasing"] = purchasing_report
     options = dict(args) if isinstance(args, Mapping) else dict(vars(args))
     if name not in reports:
         return _fail(f"unknown report {name!r}; choose one of {', '.join(reports)}")

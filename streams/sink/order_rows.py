@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from streams.sink.purchase_rows import PROPOSAL, proposal_key, proposal_rows
 from streams.sink.rows import (
     Row,
     RowError,
@@ -216,16 +217,20 @@ def order_state_rows(r: Mapping[str, Any], partition: int, offset: int) -> Parts
 
 def table_rows(schema: str, record: Mapping[str, Any], partition: int, offset: int) -> Parts:
     """Every (table, rows) one decoded record becomes: the order tables for an order state,
-    else the one table of :func:`streams.sink.rows.to_rows`."""
+    the purchase order tables for a proposal, else the one table of
+    :func:`streams.sink.rows.to_rows`."""
     if schema == ORDER_STATE:
         return order_state_rows(record, partition, offset)
+    if schema == PROPOSAL:
+        return proposal_rows(record, partition, offset)
     table, rows = to_rows(schema, record, partition, offset)
     return [(table, rows)]
 
 
 def order_key(record: Mapping[str, Any]) -> str | None:
-    """The id to log and dead-letter an order state with: ``order_id@version``."""
+    """The id to log and dead-letter an order state with: ``order_id@version`` (a proposal:
+    ``proposal_id@version``)."""
     order_id, version = record.get("order_id"), record.get("version")
     if not isinstance(order_id, str):
-        return None
+        return proposal_key(record)
     return f"{order_id}@{version}" if isinstance(version, int) else order_id

@@ -326,3 +326,78 @@ ORDER BY (order_id, version)
 """
 
 MIGRATIONS += (Migration(5, "orders", (_ORDERS, _ORDER_LINES, _ORDER_TRANSITIONS)),)
+
+# -- Purchase orders (replenishment.proposals.v1) -------------------------------------------
+# One Proposal record per version, keyed by proposal id (= the purchase order number), the
+# same shape as the orders above: ``purchase_orders`` one row per proposal and version,
+# ReplacingMergeTree(version) ORDER BY proposal_id; ``purchase_order_lines`` one row per
+# proposal, version and SKU. Reports take ``max(version)`` / ``argMax(x, version)`` per
+# proposal and the lines of its last version, exact before any merge. Partitioned by the
+# month the proposal was first planned (``created_at``, unchanged in every version).
+# ``actor`` is the record's ``by`` (a SQL keyword): planner, auto, receipts or a login name.
+_PURCHASE_ORDERS = """
+CREATE TABLE IF NOT EXISTS {db}.purchase_orders (
+    proposal_id String,
+    version UInt64,
+    status String,
+    supplier String,
+    location String,
+    currency String,
+    total Int64,
+    lines UInt32,
+    units Int64,
+    auto UInt8,
+    review_reason Nullable(String),
+    send_via Nullable(String),
+    send_ref Nullable(String),
+    expected_on Nullable(Date),
+    actor String,
+    note Nullable(String),
+    created_at DateTime('UTC'),
+    created_at_ms UInt64,
+    updated_at DateTime('UTC'),
+    updated_at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(created_at)
+ORDER BY proposal_id
+"""
+
+_PURCHASE_ORDER_LINES = """
+CREATE TABLE IF NOT EXISTS {db}.purchase_order_lines (
+    proposal_id String,
+    version UInt64,
+    sku String,
+    supplier String,
+    location String,
+    status String,
+    supplier_sku String,
+    qty Int64,
+    proposed_qty Int64,
+    pack_size Int64,
+    moq Int64,
+    unit_cost Int64,
+    currency String,
+    policy String,
+    available Int64,
+    incoming Int64,
+    projected_available Int64,
+    forecast_lead_time Float64,
+    safety_stock Int64,
+    forecast_method Nullable(String),
+    reason String,
+    last_order_qty Nullable(Int64),
+    received_qty Int64,
+    cancelled_qty Int64,
+    created_at DateTime('UTC'),
+    created_at_ms UInt64,
+    updated_at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (proposal_id, version, sku)
+"""
+
+MIGRATIONS += (Migration(6, "purchase orders", (_PURCHASE_ORDERS, _PURCHASE_ORDER_LINES)),)
