@@ -56,6 +56,7 @@ class Tally:
     alerts: int = 0
     stale: int = 0
     unrouted: int = 0
+    already_recorded: int = 0  # deliveries of an alert read again after a restart: skipped
     statuses: dict[str, int] = field(default_factory=dict)
 
     def count(self, records: list[Record]) -> None:
@@ -135,6 +136,7 @@ class Notifier:
         for r in routes:
             did = delivery_id(str(alert["alert_id"]), r.recipient.id)
             if did in self.recorded:
+                self.tally.already_recorded += 1
                 continue  # recorded before a restart: never twice
             rid = r.recipient.id
             if not news:

@@ -293,6 +293,7 @@ def _progress(notifier: Notifier) -> str:
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(t.statuses.items())) or "no deliveries"
     return (
         f"{t.alerts} alerts ({t.unrouted} unrouted, {t.stale} stale); {statuses};"
+        f" {t.already_recorded} already recorded before a restart;"
         f" pending: {len(notifier.held)} held,"
         f" {sum(map(len, notifier.digests.values()))} in digests"
     )

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from schemas.codec import codec_for
 from schemas.times import now_ms
@@ -32,6 +38,7 @@ from tests.integration.sink_support import (
     sink_settings,
 )
 from tests.support.inboxes import smtp_server, webhook_receiver
+from tests.support.processes import track
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +81,6 @@ def _alert(kind: str, sku: str) -> dict[str, Any]:
     }
 
 
-def _handled(runner: NotifyRunner) -> int:
-    return runner.notifier.tally.alerts if runner.notifier is not None else 0
-
-
 def _wait(what: str, check: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -86,15 +89,16 @@ def _wait(what: str, check: Any, timeout: float = 60.0) -> None:
 
 
 def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_them_again(
-    local_stack: Settings, unique_name: str
+    local_stack: Settings, unique_name: str, tmp_path: Path
 ) -> None:
     """Given a rule sending two test SKUs' alerts to an email, a webhook and the page, a sink
     into its own database, and low_stock(a), out_of_stock(b), low_stock(a) again on the
-    alerts topic, when `notify run` follows the topic, then two emails and two POSTs arrive
-    (the repeat is suppressed) and alert_deliveries holds 6 delivered and 3 suppressed rows,
-    2 of them for the page (recent_page_alerts). When the group's offsets are put back before
-    the three alerts (a crash before the commit) and the notifier starts again, then reading
-    them again sends nothing; a new back_in_stock(a) is sent, once."""
+    alerts topic (and a record that is no alert), when `notify run` follows the topic, then
+    two emails and two POSTs arrive (the repeat is suppressed, the bad record dead-lettered)
+    and alert_deliveries holds 6 delivered and 3 suppressed rows, 2 of them for the page
+    (recent_page_alerts). When the group's offsets are put back before the alerts (a crash
+    before the commit) and `stockflow notify run` starts again, then reading them again sends
+    nothing; a new back_in_stock(a) is sent, once; SIGTERM stops it with exit code 0."""
     settings = sink_settings(local_stack, unique_name)
     db = settings.clickhouse_database
     group, sink_group = f"notify-{unique_name}", f"sink-{unique_name}"
@@ -105,18 +109,18 @@ def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_th
     codec = codec_for(settings)
     with smtp_server() as (smtp_port, inbox), webhook_receiver() as (url, hooks):
         settings = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=smtp_port)
-        config = parse_notifications(
-            {
-                "recipients": [
-                    {"id": "ops", "email": "ops@example.com"},
-                    {"id": "erp", "webhook_url": url},
-                    {"id": "board", "page": True},
-                ],
-                "rules": [{"name": "tests", "skus": [a, b], "recipients": ["ops", "erp", "board"]}],
-            }
-        )
+        raw_config = {
+            "recipients": [
+                {"id": "ops", "email": "ops@example.com"},
+                {"id": "erp", "webhook_url": url},
+                {"id": "board", "page": True},
+            ],
+            "rules": [{"name": "tests", "skus": [a, b], "recipients": ["ops", "erp", "board"]}],
+        }
+        config = parse_notifications(raw_config)
         alerts = [_alert("low_stock", a), _alert("out_of_stock", b), _alert("low_stock", a)]
-        produce(settings, codec, [(STOCK_ALERTS, x) for x in alerts])
+        poison = [(STOCK_ALERTS, a.encode(), b"not an alert")]  # dead-lettered, never blocks
+        produce(settings, codec, [(STOCK_ALERTS, x) for x in alerts], raw=poison)
 
         def rows(status: str) -> int:
             query = f"SELECT uniqExact(delivery_id) FROM {db}.alert_deliveries WHERE status = %(s)s"
@@ -140,12 +144,31 @@ def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_th
                 print(f"\n[notify] first run: {len(inbox.messages)} emails, {hooks.requests} posts")
 
                 set_group_offsets(settings, group, start)  # as if it crashed before committing
-                with running_notifier(settings, config, group) as again:
+                # the restart is the real command, stopped like a service manager stops it
+                config_file = tmp_path / "stockflow.yaml"
+                config_file.write_text(yaml.safe_dump({"notifications": raw_config}))
+                log_file = tmp_path / "notify.log"
+                env = os.environ | {
+                    "STOCKFLOW_CONFIG": str(config_file),
+                    "STOCKFLOW_SMTP_HOST": "127.0.0.1",
+                    "STOCKFLOW_SMTP_PORT": str(smtp_port),
+                }
+                with log_file.open("wb") as log:
+                    command = [sys.executable, "-m", "streams.cli", "notify", "run"]
+                    proc = track(
+                        subprocess.Popen([*command, "--group", group], env=env, stderr=log)
+                    )
                     produce(settings, codec, [(STOCK_ALERTS, _alert("back_in_stock", a))])
                     _wait("the back_in_stock email", lambda: len(inbox.messages) == 3)
-                    _wait("the re-read alerts handled", lambda: _handled(again) >= 4)
+                    _wait("its rows", lambda: rows("delivered") == 9)
                     time.sleep(1.0)  # a resend, if any, would arrive now
-                    _wait("its page row", lambda: rows("delivered") == 9)
+                    proc.send_signal(signal.SIGTERM)
+                    assert proc.wait(30) == 0
+                text = log_file.read_text()
+                assert "notify: rebuilt from" in text
+                assert "notify: stopped; 4 alerts" in text, text
+                assert "delivered 3; 9 already recorded before a restart" in text, text
+                assert "dead-lettered" in text  # the poison record, read again: skipped again
         finally:
             drop_database(settings)
     # a and b may sit on two partitions: the first two emails come in either order
