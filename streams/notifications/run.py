@@ -13,6 +13,9 @@ Commit order, per batch of alerts read: handle each alert in order (route, dedup
 retries, or hold/digest) → produce its delivery records → wait for Kafka to acknowledge every
 record (idempotent, acks=all) → only then commit the alerts' offsets, synchronously. Held
 notifications and digests are sent when due, between batches, and recorded the same way.
+Sends with retries can take a while (a receiver down: every attempt times out), so a batch is
+10 alerts and the group's ``max.poll.interval.ms`` is twice a batch's worst case
+(:func:`max_poll_interval_ms`; about 22 minutes with the default retry policy).
 A crash before the commit reads the batch again: deliveries already recorded are skipped,
 so only a notification sent but not yet recorded can go out twice (at least once).
 
@@ -50,15 +53,16 @@ from streams.kernel.metrics import dead_letter_counter
 from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
 from streams.kernel.topics import NOTIFICATION_DELIVERIES, STOCK_ALERTS, STOCK_DEADLETTER
-from streams.notifications.channels import send_email, send_webhook
+from streams.notifications.channels import TIMEOUT_S, send_email, send_webhook
 from streams.notifications.config import NotificationsConfig
+from streams.notifications.core import backoff_delays
 from streams.notifications.notifier import Notifier, Record
 
 log = logging.getLogger("stockflow.notify")
 
 GROUP = "stockflow-notifier"
 COMPONENT = "notifier"
-BATCH = 100
+BATCH = 10  # alerts handled between two reads of the topic (see max_poll_interval_ms)
 PROGRESS_EVERY_S = 30.0
 
 
@@ -115,6 +119,16 @@ def _read_to_end(
         return n
     finally:
         reader.close()
+
+
+def max_poll_interval_ms(config: NotificationsConfig) -> int:
+    """How long the group waits between two reads before it drops the notifier: a batch's
+    worst case (every send of every alert timing out on every attempt, with the backoff
+    between attempts; an alert's recipients are sent to concurrently), twice, and at least
+    librdkafka's 5 minutes."""
+    retry = config.retry
+    per_alert = retry.max_attempts * TIMEOUT_S + sum(backoff_delays(retry))
+    return int(max(300.0, 2 * BATCH * per_alert) * 1000)
 
 
 def _committed(settings: Settings, group: str) -> dict[int, int]:
@@ -240,7 +254,13 @@ class NotifyRunner:
                 len(self.config.recipients),
                 len(self.config.rules),
             )
-            consumer = Consumer(consumer_config(self.settings, self.group))
+            consumer = Consumer(
+                consumer_config(
+                    self.settings,
+                    self.group,
+                    **{"max.poll.interval.ms": max_poll_interval_ms(self.config)},
+                )
+            )
             consumer.subscribe([STOCK_ALERTS.name])
             try:
                 await self._loop(consumer, notifier)

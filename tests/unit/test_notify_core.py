@@ -385,3 +385,14 @@ def test_a_notifier_rebuilt_from_its_records_does_not_send_an_alert_again() -> N
     released = asyncio.run(second.tick(ms("2026-12-01 08:00", "Europe/Paris")))
     assert {r["recipient"] for r in released} == {"night", "buyers"}
     assert len(transport.emails) == 2
+
+
+def test_the_group_waits_longer_than_a_batch_of_alerts_can_take_to_send() -> None:
+    """Given the default retry policy (5 attempts of up to 10 s, 15 s of backoff) and a longer
+    one, when the consumer's max.poll.interval is computed, then it is twice a batch's worst
+    case (10 alerts x 65 s x 2 = 1300 s), and grows with the policy."""
+    from streams.notifications.run import max_poll_interval_ms
+
+    assert max_poll_interval_ms(parse_notifications(None)) == 1_300_000
+    longer = parse_notifications({"retry": {"max_attempts": 8, "max_backoff": 120}})
+    assert max_poll_interval_ms(longer) > 1_300_000
