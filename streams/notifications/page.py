@@ -21,12 +21,13 @@ def recent_page_alerts(
         return []
     settings = settings or load()
     db = database_name(settings)
-    picks = ", ".join(f"any({c}) AS {c}" for c in _COLUMNS)
+    # aliases differ from the column names: no alias shadows a column inside an aggregate
+    picks = ", ".join(f"any({c}) AS p_{c}" for c in _COLUMNS)
     query = (
-        f"SELECT {picks}, max(alert_at_ms) AS alert_at_ms, max(at_ms) AS delivered_at_ms"  # noqa: S608
+        f"SELECT {picks}, max(alert_at_ms) AS p_raised, max(at_ms) AS p_delivered"  # noqa: S608
         f" FROM {db}.alert_deliveries"
         " WHERE channel = 'page' AND status = 'delivered'"
-        " GROUP BY delivery_id ORDER BY alert_at_ms DESC, delivered_at_ms DESC"
+        " GROUP BY delivery_id ORDER BY p_raised DESC, p_delivered DESC"
         " LIMIT %(limit)s"
     )
     client = connect(settings)
