@@ -165,3 +165,23 @@ def test_no_section_means_nobody_is_told() -> None:
     """Given no notifications section, when parsed, then there are no rules and no recipients."""
     config = parse_notifications(None)
     assert config.rules == () and config.recipients == {}
+
+
+def test_notify_run_refuses_to_start_on_a_bad_section_naming_the_key_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a configuration file whose rule names an unknown recipient, when `stockflow
+    notify run` starts, then it exits 2 before touching Kafka, the message naming the key."""
+    from streams.cli import main
+
+    path = tmp_path / "stockflow.yaml"
+    path.write_text(
+        "notifications:\n  recipients: [{id: ops, page: true}]\n"
+        "  rules: [{name: r, recipients: [nobody]}]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("STOCKFLOW_CONFIG", str(path))
+    assert main(["notify", "run"]) == 2
+    assert "notifications.rules[0].recipients[0]: 'nobody' is no recipient id" in (
+        capsys.readouterr().err
+    )
