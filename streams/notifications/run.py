@@ -239,7 +239,7 @@ class NotifyRunner:
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> int:
-        ensure_topics(self.settings)
+        ensure_topics(self.settings, (STOCK_ALERTS, NOTIFICATION_DELIVERIES, STOCK_DEADLETTER))
         async with aiohttp.ClientSession() as session:
             notifier = Notifier(self.config, SmtpAndWebhooks(self.settings, session))
             self.notifier = notifier

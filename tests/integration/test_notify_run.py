@@ -91,14 +91,16 @@ def _wait(what: str, check: Any, timeout: float = 60.0) -> None:
 def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_them_again(
     local_stack: Settings, unique_name: str, tmp_path: Path
 ) -> None:
-    """Given a rule sending two test SKUs' alerts to an email, a webhook and the page, a sink
-    into its own database, and low_stock(a), out_of_stock(b), low_stock(a) again on the
-    alerts topic (and a record that is no alert), when `notify run` follows the topic, then
-    two emails and two POSTs arrive (the repeat is suppressed, the bad record dead-lettered)
-    and alert_deliveries holds 6 delivered and 3 suppressed rows, 2 of them for the page
-    (recent_page_alerts). When the group's offsets are put back before the alerts (a crash
-    before the commit) and `stockflow notify run` starts again, then reading them again sends
-    nothing; a new back_in_stock(a) is sent, once; SIGTERM stops it with exit code 0."""
+    """Given a rule sending two test SKUs' alerts to an email, a webhook and the page, another
+    putting them in an hourly digest, a sink into its own database, and low_stock(a),
+    out_of_stock(b), low_stock(a) again on the alerts topic (and a record that is no alert),
+    when `notify run` follows the topic, then two emails and two POSTs arrive (the repeat is
+    suppressed, the bad record dead-lettered) and alert_deliveries holds 6 delivered, 4
+    suppressed and 2 digested rows, 2 delivered to the page (recent_page_alerts). When the
+    group's offsets are put back before the alerts (a crash before the commit) and
+    `stockflow notify run` starts again, then it finds the digest still pending, reading the
+    alerts again sends nothing, a new back_in_stock(a) is sent once (and digested), and
+    SIGTERM stops it with exit code 0."""
     settings = sink_settings(local_stack, unique_name)
     db = settings.clickhouse_database
     group, sink_group = f"notify-{unique_name}", f"sink-{unique_name}"
@@ -114,8 +116,12 @@ def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_th
                 {"id": "ops", "email": "ops@example.com"},
                 {"id": "erp", "webhook_url": url},
                 {"id": "board", "page": True},
+                {"id": "buyers", "email": "buyers@example.com"},
             ],
-            "rules": [{"name": "tests", "skus": [a, b], "recipients": ["ops", "erp", "board"]}],
+            "rules": [
+                {"name": "tests", "skus": [a, b], "recipients": ["ops", "erp", "board"]},
+                {"name": "hourly", "skus": [a, b], "recipients": ["buyers"], "mode": "digest"},
+            ],
         }
         config = parse_notifications(raw_config)
         alerts = [_alert("low_stock", a), _alert("out_of_stock", b), _alert("low_stock", a)]
@@ -134,7 +140,11 @@ def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_th
                         lambda: (len(inbox.messages), len(hooks.accepted)) == (2, 2),
                     )
                     _wait(
-                        "rows", lambda: (rows("delivered"), rows("suppressed_duplicate")) == (6, 3)
+                        "rows",
+                        lambda: (
+                            (rows("delivered"), rows("suppressed_duplicate"), rows("digested"))
+                            == (6, 4, 2)
+                        ),
                     )
                     page = recent_page_alerts(10, settings=settings)
                 assert {(p["sku"], p["kind"], p["recipient"]) for p in page} == {
@@ -165,9 +175,9 @@ def test_alerts_reach_people_and_alert_deliveries_and_a_restart_does_not_send_th
                     proc.send_signal(signal.SIGTERM)
                     assert proc.wait(30) == 0
                 text = log_file.read_text()
-                assert "notify: rebuilt from" in text
+                assert "0 held, 1 digests pending" in text, text  # buyers' digest, from Kafka
                 assert "notify: stopped; 4 alerts" in text, text
-                assert "delivered 3; 9 already recorded before a restart" in text, text
+                assert "delivered 3, digested 1; 12 already recorded before a restart" in text, text
                 assert "dead-lettered" in text  # the poison record, read again: skipped again
         finally:
             drop_database(settings)
