@@ -115,6 +115,25 @@ def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     plan.set_defaults(func=_replenish_plan)
 
 
+def _notify(args: argparse.Namespace) -> int:
+    from streams.notifications.config import NotificationsConfigError, load_notifications
+    from streams.notifications.run import run_notify
+
+    settings = load()
+    if not settings.config_path:
+        print(
+            "stockflow notify: set STOCKFLOW_CONFIG to the file with `notifications:`",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = load_notifications(settings.config_path)
+    except NotificationsConfigError as exc:
+        print(f"stockflow notify: {exc}", file=sys.stderr)
+        return 2
+    return run_notify(settings, config, group=args.group)
+
+
 def _positive(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
@@ -219,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--output", help="create: write the token to this file (mode 0600)")
     token.add_argument("--replace", action="store_true", help="create: replace a live token")
     token.set_defaults(func=_token)
+
+    notify = sub.add_parser("notify", help="send alerts to people (email, webhooks, the page)")
+    notify.add_argument("action", choices=["run"])
+    notify.add_argument("--group", default="stockflow-notifier", help="Kafka consumer group")
+    notify.set_defaults(func=_notify)
 
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")

@@ -20,6 +20,7 @@ class Writer(StrEnum):
     API = "api"  # the HTTP APIs of the worker and the connectors (the access audit)
     ORDER_BOOK = "order-book"  # the worker's order agent
     PURCHASING = "purchasing"  # the purchasing service (`replenish run`, `web`)
+    NOTIFIER = "notifier"  # the alert notifier (`stockflow notify run`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,17 @@ REPLENISHMENT_PROPOSALS = TopicSpec(
     " (compacted: the last one per proposal stays).",
 )
 
+NOTIFICATION_DELIVERIES = TopicSpec(
+    name="notifications.deliveries.v1",
+    key="delivery id",
+    value_schema="stockflow.v1.AlertDelivery",
+    cleanup_policy="delete",
+    writer=Writer.NOTIFIER,
+    doc="What became of each alert for each recipient (delivered, failed, suppressed, held,"
+    " digested): recipient ids, never addresses. The notifier rebuilds its pending holds and"
+    " digests, and the deliveries already made, from it at start.",
+)
+
 API_TOKENS = TopicSpec(
     name="stockflow.tokens.v1",
     key="token name",
@@ -146,6 +158,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS,
     ORDERS_STATE,
     REPLENISHMENT_PROPOSALS,
+    NOTIFICATION_DELIVERIES,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
@@ -159,6 +172,7 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
 # What the sink stores in ClickHouse: the ledger's outputs, the access audit, order states.
 SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT, ORDERS_STATE)
 SINK_TOPICS += (REPLENISHMENT_PROPOSALS,)  # purchase orders (migration 6)
+SINK_TOPICS += (NOTIFICATION_DELIVERIES,)  # alert deliveries → alert_deliveries
 
 
 def by_name(name: str) -> TopicSpec:

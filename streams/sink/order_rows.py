@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from streams.sink.delivery_rows import ALERT_DELIVERIES, ALERT_DELIVERY, delivery_rows
 from streams.sink.purchase_rows import PROPOSAL, proposal_key, proposal_rows
 from streams.sink.rows import (
     Row,
@@ -223,6 +224,8 @@ def table_rows(schema: str, record: Mapping[str, Any], partition: int, offset: i
         return order_state_rows(record, partition, offset)
     if schema == PROPOSAL:
         return proposal_rows(record, partition, offset)
+    if schema == ALERT_DELIVERY:
+        return [(ALERT_DELIVERIES, delivery_rows(record, partition, offset))]
     table, rows = to_rows(schema, record, partition, offset)
     return [(table, rows)]
 

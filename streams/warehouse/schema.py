@@ -401,3 +401,38 @@ ORDER BY (proposal_id, version, sku)
 """
 
 MIGRATIONS += (Migration(6, "purchase orders", (_PURCHASE_ORDERS, _PURCHASE_ORDER_LINES)),)
+# -- Alert deliveries (notifications.deliveries.v1) -----------------------------------------
+# One row per AlertDelivery record: what became of one alert for one recipient (recipient id,
+# never an address). A held or digested delivery has a second row (same delivery_id) once
+# sent, so (delivery_id, status) is the row's id: a replayed record collapses into the row it
+# wrote the first time, and a query takes the last status per delivery_id with
+# ``argMax(status, at_ms)``. ``recipient`` leads the sort key: "what reached whom".
+_ALERT_DELIVERIES = """
+CREATE TABLE IF NOT EXISTS {db}.alert_deliveries (
+    delivery_id String,
+    alert_id String,
+    kind String,
+    sku String,
+    location Nullable(String),
+    rule String,
+    recipient String,
+    channel String,
+    mode String,
+    status String,
+    severity String,
+    message String,
+    attempts UInt32,
+    error Nullable(String),
+    alert_at DateTime('UTC'),
+    alert_at_ms UInt64,
+    at DateTime('UTC'),
+    at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    ver UInt64
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(alert_at)
+ORDER BY (recipient, delivery_id, status)
+"""
+
+MIGRATIONS += (Migration(7, "alert deliveries", (_ALERT_DELIVERIES,)),)
