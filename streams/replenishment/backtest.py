@@ -1,0 +1,116 @@
+"""Forecast accuracy measured on the past: a rolling-origin backtest per method.
+
+For each of the last ``weeks`` weeks (the origin moving forward a week at a time) every
+series is forecast from the ``history_days`` before the origin, as the planner would have
+done that day, and the forecast of the week is compared with what sold. Excluded days
+(None) are left out of the comparison. Per method, over every series and origin:
+
+* WAPE = sum |forecast - actual| / sum actual (weighted by volume: a SKU selling 100 a day
+  counts a hundred times one selling 1 a day),
+* bias = sum (forecast - actual) / sum actual (above 0: over-forecast).
+
+``auto`` is the automatic choice by the series' shape at each origin; ``choices`` counts
+which method it picked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import TypeVar
+
+from streams.replenishment.forecast import AUTO, METHODS, SEASON, choose, forecast, shape
+
+K = TypeVar("K", bound=Hashable)
+
+MIN_OBSERVED = SEASON  # an origin with fewer observed training days is skipped
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    method: str
+    series: int  # series with at least one observed day scored
+    days: int  # series-days scored
+    actual: float  # units sold over the scored days
+    wape: float | None  # None: nothing sold in the scored days
+    bias: float | None
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    weeks: int
+    rows: tuple[Accuracy, ...]  # auto first, then METHODS
+    choices: dict[str, int] = field(default_factory=dict)  # auto's picks, per series x origin
+
+    @property
+    def series(self) -> int:
+        return max((r.series for r in self.rows), default=0)
+
+
+@dataclass
+class _Sums:
+    keys: set[Hashable] = field(default_factory=set)
+    days: int = 0
+    actual: float = 0.0
+    error: float = 0.0
+    signed: float = 0.0
+
+    def add(
+        self, key: Hashable, predicted: Sequence[float], actual: Sequence[float | None]
+    ) -> None:
+        for f, a in zip(predicted, actual, strict=True):
+            if a is None:
+                continue
+            self.keys.add(key)
+            self.days += 1
+            self.actual += a
+            self.error += abs(f - a)
+            self.signed += f - a
+
+    def accuracy(self, method: str) -> Accuracy:
+        wape = self.error / self.actual if self.actual > 0 else None
+        bias = self.signed / self.actual if self.actual > 0 else None
+        return Accuracy(method, len(self.keys), self.days, self.actual, wape, bias)
+
+
+def backtest(
+    series: Mapping[K, Sequence[float | None]],
+    *,
+    end: date,
+    weeks: int,
+    history_days: int = 91,
+    methods: Sequence[str] = METHODS,
+    uplift: Callable[[K], Callable[[date], float]] | None = None,
+) -> BacktestResult:
+    """Backtest ``series`` (daily demand oldest first, the last day being the day before
+    ``end``) over its last ``weeks`` weeks. ``uplift(key)`` gives a series' peak factors."""
+    if weeks < 1:
+        raise ValueError(f"weeks must be 1 or more, not {weeks}")
+    sums = {m: _Sums() for m in (AUTO, *methods)}
+    choices: Counter[str] = Counter()
+    for key, values in series.items():
+        factor = uplift(key) if uplift else (lambda d: 1.0)
+        for back in range(weeks, 0, -1):
+            cut = len(values) - SEASON * back
+            if cut <= 0:
+                continue
+            train = values[max(0, cut - history_days) : cut]
+            actual = values[cut : cut + SEASON]
+            s = shape(train)
+            if s.observed < MIN_OBSERVED or all(a is None for a in actual):
+                continue
+            start = end - timedelta(days=SEASON * back)
+            picked = choose(s)
+            choices[picked] += 1
+            outcome: dict[str, Sequence[float]] = {}
+            for method in {*methods, picked}:
+                run = AUTO if method not in METHODS else method
+                f = forecast(train, start=start, horizon=SEASON, uplift=factor, method=run)
+                outcome[method] = f.daily
+            for method in methods:
+                sums[method].add(key, outcome[method], actual)
+            sums[AUTO].add(key, outcome[picked], actual)
+    rows = tuple(sums[m].accuracy(m) for m in (AUTO, *methods))
+    return BacktestResult(weeks, rows, dict(sorted(choices.items())))
