@@ -90,6 +90,25 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load(), keep=args.keep)
 
 
+def _replenish_backtest(args: argparse.Namespace) -> int:
+    from streams.purchasing.backtesting import run_backtest
+
+    return run_backtest(load(), weeks=args.weeks, location=args.location, fmt=args.format)
+
+
+def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow replenish ...`: demand forecasts and supplier order proposals."""
+    replenish = sub.add_parser("replenish", help="demand forecasts and supplier order proposals")
+    actions = replenish.add_subparsers(dest="action", required=True)
+    backtest = actions.add_parser(
+        "backtest", help="forecast accuracy (WAPE, bias) per method over the last weeks"
+    )
+    backtest.add_argument("--weeks", type=_positive, default=4, help="weeks scored (default 4)")
+    backtest.add_argument("--location", help="only this location")
+    backtest.add_argument("--format", default="table", choices=["table", "json"])
+    backtest.set_defaults(func=_replenish_backtest)
+
+
 def _positive(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
@@ -197,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")
     demo.set_defaults(func=_demo)
+
+    _add_replenish(sub)
     return parser
 
 

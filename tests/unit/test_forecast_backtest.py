@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from datetime import date, timedelta
 
 import pytest
 
+from streams.kernel.settings import load
+from streams.purchasing.backtesting import run_backtest
 from streams.replenishment.backtest import backtest
 from streams.replenishment.forecast import AUTO, CROSTON, HOLT_WINTERS, METHODS, forecast
 
@@ -85,3 +89,20 @@ def test_origins_without_enough_history_or_sales_are_skipped() -> None:
     assert all(r.wape is None and r.days == 0 for r in result.rows)
     with pytest.raises(ValueError, match="weeks"):
         backtest({}, end=END, weeks=0)
+
+
+def test_the_backtest_command_says_when_clickhouse_is_not_answering(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Given no ClickHouse listening where the settings point
+    When `stockflow replenish backtest` runs
+    Then it exits 1 with a message naming the address and how to start it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = dataclasses.replace(load(), clickhouse_host="127.0.0.1", clickhouse_port=port)
+    assert run_backtest(settings, weeks=2) == 1
+    err = capsys.readouterr().err
+    assert f"ClickHouse at 127.0.0.1:{port} is not answering" in err
+    assert "stockflow stack up" in err
+    assert run_backtest(settings, fmt="xml") == 2
