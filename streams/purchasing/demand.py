@@ -10,7 +10,7 @@ there, so a zero would teach the forecast that nobody wanted it. Excluded are:
 * days without a movement whose last known figure was 0 or less (no stock all day),
 * days before the first movement of that SKU at that location (it was not stocked there).
 
-Every row is counted once however many copies ClickHouse holds (grouped by
+Every sale is counted once however many copies ClickHouse holds (grouped by
 ``movement_id`` first, as the reports do); the last figure of a day is the one of the
 movement applied last (``applied_at_ms``, then ``kafka_offset``). SQL stays within what
 ClickHouse 18.16 and current releases share; filters sit in an inner ``SELECT *`` (18.16
@@ -51,16 +51,13 @@ SELECT sku, location, day, sum(units) FROM (
 """
 
 # The available figure at the end of each day with movements; every day before the window
-# folds into the day before it (the figure the window starts with).
+# folds into the day before it (the figure the window starts with). Copies of a movement are
+# identical, so the last one by apply order is right without grouping by movement_id first.
 _END_OF_DAY = """
-SELECT sku, location, day, argMax(available, (applied_at_ms, kafka_offset)) FROM (
-    SELECT movement_id, any(sku) AS sku, any(location) AS location,
-           greatest(toDate(any(occurred_at)), toDate(%(before)s)) AS day,
-           any(on_hand_after) - any(reserved_after) - any(unsellable_after) AS available,
-           any(applied_at_ms) AS applied_at_ms, min(kafka_offset) AS kafka_offset
-    FROM (SELECT * FROM {db}.stock_movements WHERE occurred_at_ms < %(until)s AND {filters})
-    GROUP BY movement_id
-) GROUP BY sku, location, day
+SELECT sku, location, greatest(toDate(occurred_at), toDate(%(before)s)) AS day,
+       argMax(on_hand_after - reserved_after - unsellable_after, (applied_at_ms, kafka_offset))
+FROM (SELECT * FROM {db}.stock_movements WHERE occurred_at_ms < %(until)s AND {filters})
+GROUP BY sku, location, day
 """
 
 
