@@ -10,7 +10,8 @@ done that day, and the forecast of the week is compared with what sold. Excluded
 * bias = sum (forecast - actual) / sum actual (above 0: over-forecast).
 
 ``auto`` is the automatic choice by the series' shape at each origin; ``choices`` counts
-which method it picked.
+which method it picked. ``naive`` is the yardstick: each day forecast as the last observed
+day of the same weekday (seasonal naive); a method worth its keep beats it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from streams.replenishment.forecast import AUTO, METHODS, SEASON, choose, foreca
 
 K = TypeVar("K", bound=Hashable)
 
+NAIVE = "naive"
 MIN_OBSERVED = SEASON  # an origin with fewer observed training days is skipped
 
 
@@ -41,7 +43,7 @@ class Accuracy:
 @dataclass(frozen=True)
 class BacktestResult:
     weeks: int
-    rows: tuple[Accuracy, ...]  # auto first, then METHODS
+    rows: tuple[Accuracy, ...]  # auto first, then the methods, then naive
     choices: dict[str, int] = field(default_factory=dict)  # auto's picks, per series x origin
 
     @property
@@ -88,7 +90,7 @@ def backtest(
     ``end``) over its last ``weeks`` weeks. ``uplift(key)`` gives a series' peak factors."""
     if weeks < 1:
         raise ValueError(f"weeks must be 1 or more, not {weeks}")
-    sums = {m: _Sums() for m in (AUTO, *methods)}
+    sums = {m: _Sums() for m in (AUTO, *methods, NAIVE)}
     choices: Counter[str] = Counter()
     for key, values in series.items():
         factor = uplift(key) if uplift else (lambda d: 1.0)
@@ -112,5 +114,24 @@ def backtest(
             for method in methods:
                 sums[method].add(key, outcome[method], actual)
             sums[AUTO].add(key, outcome[picked], actual)
-    rows = tuple(sums[m].accuracy(m) for m in (AUTO, *methods))
+            sums[NAIVE].add(key, _naive(train, start, factor), actual)
+    rows = tuple(sums[m].accuracy(m) for m in (AUTO, *methods, NAIVE))
     return BacktestResult(weeks, rows, dict(sorted(choices.items())))
+
+
+def _naive(
+    train: Sequence[float | None], start: date, uplift: Callable[[date], float]
+) -> list[float]:
+    """Each of the next 7 days at the last observed value of its weekday (uplifts applied
+    as the methods apply them); a weekday never observed gets the mean of the observed days."""
+    first = start - timedelta(days=len(train))
+    last: dict[int, float] = {}
+    for i, value in enumerate(train):
+        day = first + timedelta(days=i)
+        factor = uplift(day)
+        if value is not None and factor > 0:
+            last[day.weekday()] = value / factor
+    seen = [v for v in train if v is not None]
+    fallback = sum(seen) / len(seen) if seen else 0.0
+    days = [start + timedelta(days=i) for i in range(SEASON)]
+    return [last.get(d.weekday(), fallback) * uplift(d) for d in days]

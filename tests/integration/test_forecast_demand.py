@@ -193,7 +193,7 @@ def test_the_backtest_command_prints_accuracy_per_method(
         print(json.dumps(report, indent=1))
     assert report["weeks"] == 2 and report["series"] == 3
     rows = {r["method"]: r for r in report["methods"]}
-    assert list(rows) == ["auto", "holt_winters", "ses", "croston", "tsb"]
+    assert list(rows) == ["auto", "holt_winters", "ses", "croston", "tsb", "naive"]
     assert report["auto_choices"]["holt_winters"] == 2 and report["auto_choices"]["croston"] >= 2
     assert all(r["wape"] is not None and r["series"] == 3 for r in rows.values())
 
@@ -203,7 +203,7 @@ def test_the_backtest_command_prints_accuracy_per_method(
         print(table)
     assert "1 series" in table
     lines = {line.split()[0]: line.split() for line in table.splitlines()[2:-1]}
-    assert set(lines) == {"auto", "holt_winters", "ses", "croston", "tsb"}
+    assert set(lines) == {"auto", "holt_winters", "ses", "croston", "tsb", "naive"}
     assert lines["auto"][1:] == ["1", "14", f"{sum(PATTERN) * 2}", "0.0%", "+0.0%"]
     assert lines["holt_winters"][4:] == ["0.0%", "+0.0%"]
     assert lines["ses"][4] != "0.0%"

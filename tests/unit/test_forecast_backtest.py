@@ -10,7 +10,7 @@ import pytest
 
 from streams.kernel.settings import load
 from streams.purchasing.backtesting import run_backtest
-from streams.replenishment.backtest import backtest
+from streams.replenishment.backtest import NAIVE, backtest
 from streams.replenishment.forecast import AUTO, CROSTON, HOLT_WINTERS, METHODS, forecast
 
 END = date(2026, 11, 30)
@@ -25,13 +25,13 @@ def weekly(days: int, scale: float = 1.0) -> list[float | None]:
 def test_a_perfect_weekly_pattern_scores_zero_error_with_holt_winters() -> None:
     """Given two SKUs repeating the same week for 13 weeks
     When the last 4 weeks are backtested
-    Then Holt-Winters and the automatic choice (which picks it) have WAPE and bias 0, over
-    both series and 4 x 7 days each."""
+    Then Holt-Winters, the automatic choice (which picks it) and the seasonal naive yardstick
+    have WAPE and bias 0, over both series and 4 x 7 days each."""
     result = backtest({("a", "L"): weekly(91), ("b", "L"): weekly(91, 3.0)}, end=END, weeks=4)
     rows = {r.method: r for r in result.rows}
-    assert [r.method for r in result.rows] == [AUTO, *METHODS]
+    assert [r.method for r in result.rows] == [AUTO, *METHODS, NAIVE]
     assert result.choices == {HOLT_WINTERS: 8}
-    for method in (AUTO, HOLT_WINTERS):
+    for method in (AUTO, HOLT_WINTERS, NAIVE):
         assert rows[method].series == 2 and rows[method].days == 56
         assert rows[method].wape == pytest.approx(0, abs=1e-9)
         assert rows[method].bias == pytest.approx(0, abs=1e-9)
@@ -76,6 +76,23 @@ def test_the_automatic_choice_scores_each_series_with_its_own_method() -> None:
     error = alone["regular"].wape * alone["regular"].actual
     error += alone["rare"].wape * alone["rare"].actual
     assert auto.wape * auto.actual == pytest.approx(error)
+
+
+def test_the_naive_yardstick_repeats_the_last_observed_weekday() -> None:
+    """Given a seller whose last week before the origin sold 50 on its Monday, and whose
+    Tuesday that week was a stock-out
+    When the next week is backtested
+    Then the naive forecast of Monday is 50 and of Tuesday the Tuesday before (2), so its
+    error is measured against those."""
+    values: list[float | None] = [2.0] * 84
+    monday = next(i for i in range(77, 84) if (END - timedelta(days=84 - i)).weekday() == 0)
+    values[monday] = 50.0
+    values[monday + 1 if monday < 83 else monday - 6] = None
+    values += [2.0] * 7
+    naive = backtest({"s": values}, end=END, weeks=1).rows[-1]
+    assert naive.method == NAIVE and naive.days == 7 and naive.actual == 14.0
+    assert naive.wape == pytest.approx(48 / 14)
+    assert naive.bias == pytest.approx(48 / 14)
 
 
 def test_origins_without_enough_history_or_sales_are_skipped() -> None:
