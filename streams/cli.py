@@ -104,6 +104,12 @@ def _day(raw: str) -> date:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a day (YYYY-MM-DD)") from None
 
 
+def _replenish_backtest(args: argparse.Namespace) -> int:
+    from streams.purchasing.backtesting import run_backtest
+
+    return run_backtest(load(), weeks=args.weeks, location=args.location, fmt=args.format)
+
+
 def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`stockflow replenish ...`: demand forecasts and supplier order proposals."""
     replenish = sub.add_parser("replenish", help="demand forecasts and supplier order proposals")
@@ -113,6 +119,14 @@ def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     plan.add_argument("--format", default="table", choices=["table", "json", "csv"])
     plan.add_argument("--today", type=_day, help="plan as of this day (default: today, UTC)")
     plan.set_defaults(func=_replenish_plan)
+
+    backtest = actions.add_parser(
+        "backtest", help="forecast accuracy (WAPE, bias) per method over the last weeks"
+    )
+    backtest.add_argument("--weeks", type=_positive, default=4, help="weeks scored (default 4)")
+    backtest.add_argument("--location", help="only this location")
+    backtest.add_argument("--format", default="table", choices=["table", "json"])
+    backtest.set_defaults(func=_replenish_backtest)
 
 
 def _notify(args: argparse.Namespace) -> int:

@@ -12,7 +12,6 @@ It only reads: publishing the proposals is the purchasing service's job.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -22,7 +21,10 @@ from typing import Any, cast
 
 from streams.kernel.settings import Settings
 from streams.ledger.config import load_config
+from streams.purchasing.demand import daily_demand
 from streams.purchasing.position import Query, last_orders, positions, unsent_orders
+from streams.replenishment.calendar import uplift_for
+from streams.replenishment.forecast import forecast
 from streams.replenishment.model import PolicyKind, ReplenishmentConfig
 from streams.replenishment.plan import ForecastLike, Position, plan, policy_for
 from streams.warehouse.clickhouse import connect, database_name
@@ -38,20 +40,12 @@ Demand = Callable[..., dict[tuple[str, str], list[float | None]]]
 Tools = tuple[Demand, Callable[..., ForecastLike], Callable[..., Any]]
 
 
-def _forecasting() -> Tools | None:
-    """(daily_demand, forecast, uplift_for), or None when the forecasting modules are not
-    part of this installation (then only min_max policies can propose)."""
-    try:
-        demand = importlib.import_module("streams.purchasing.demand")
-        forecast = importlib.import_module("streams.replenishment.forecast")
-        calendar = importlib.import_module("streams.replenishment.calendar")
-    except ModuleNotFoundError as exc:
-        log.warning("planning without forecasts: %s", exc)
-        return None
+def _forecasting() -> Tools:
+    """(daily_demand, forecast, uplift_for) of this installation."""
     return (
-        cast(Demand, demand.daily_demand),
-        cast(Callable[..., ForecastLike], forecast.forecast),
-        cast(Callable[..., Any], calendar.uplift_for),
+        daily_demand,
+        cast(Callable[..., ForecastLike], forecast),
+        cast(Callable[..., Any], uplift_for),
     )
 
 
@@ -83,10 +77,10 @@ def forecasts_for(
         if (policy := policy_for(config, sku, location)) is not None
         and policy.kind is not PolicyKind.MIN_MAX
     ]
-    if wanted and tools is None:
-        tools = _forecasting()
-    if not wanted or tools is None:
+    if not wanted:
         return {}
+    if tools is None:
+        tools = _forecasting()
     daily_demand, forecast, uplift_for = tools
     history = daily_demand(
         client,
