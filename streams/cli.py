@@ -90,6 +90,16 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load(), keep=args.keep)
 
 
+def _web(args: argparse.Namespace) -> int:
+    if args.web_action == "user":
+        from streams.web.command import user_command
+
+        return user_command(load(), args)
+    from streams.web.run import run_web
+
+    return run_web(load())
+
+
 def _positive(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
@@ -193,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--output", help="create: write the token to this file (mode 0600)")
     token.add_argument("--replace", action="store_true", help="create: replace a live token")
     token.set_defaults(func=_token)
+
+    web = sub.add_parser("web", help="serve the ordering page (or manage its users)")
+    web_sub = web.add_subparsers(dest="web_action")
+    user = web_sub.add_parser("user", help="add, list or remove a user of the ordering page")
+    user.add_argument("user_action", choices=["add", "list", "remove"])
+    user.add_argument("name", nargs="?", help="add, remove: the user's login")
+    user.add_argument("--role", choices=["viewer", "buyer", "approver", "admin"], default="viewer")
+    user.add_argument("--replace", action="store_true", help="add: replace an existing user")
+    web.set_defaults(func=_web)
 
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")
