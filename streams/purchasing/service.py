@@ -68,8 +68,10 @@ class Planner(Protocol):
 
 
 class SendReceiptLike(Protocol):
-    via: str
-    ref: str
+    @property
+    def via(self) -> str: ...
+    @property
+    def ref(self) -> str: ...
 
 
 Sender = Callable[[Mapping[str, Any], Supplier, Settings], Awaitable[SendReceiptLike]]
