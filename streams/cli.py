@@ -84,6 +84,12 @@ def _token(args: argparse.Namespace) -> int:
     return run_token(load(), args)
 
 
+def _replenish_run(args: argparse.Namespace) -> int:
+    from streams.purchasing.run import run_command
+
+    return run_command(load(), once=args.once)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from deploy.demo.run import run_demo
 
@@ -193,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes",
         nargs="+",
         help="create: stock:read, events:write, holds:write, orders:write, orders:read, "
-        "orders:approve, metrics:read, admin",
+        "orders:approve, metrics:read, replenish, admin",
+    )
+    token.add_argument(
+        "--locations", nargs="+", help="create: the only locations it may act for (replenish)"
     )
     token.add_argument(
         "--sources", nargs="+", help="create: event sources it may write (default api:NAME)"
@@ -212,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--role", choices=["viewer", "buyer", "approver", "admin"], default="viewer")
     user.add_argument("--replace", action="store_true", help="add: replace an existing user")
     web.set_defaults(func=_web)
+
+    replenish = sub.add_parser("replenish", help="supplier order proposals and purchase orders")
+    replenish_sub = replenish.add_subparsers(dest="replenish_action", required=True)
+    replenish_run = replenish_sub.add_parser(
+        "run", help="the purchasing service: plan on a schedule, send, follow receipts"
+    )
+    replenish_run.add_argument("--once", action="store_true", help="plan and send once, exit")
+    replenish_run.set_defaults(func=_replenish_run)
 
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")
