@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the machine-level programs the local stack runs on, from Debian's packages,
-# when they are missing: Java 17 and Maven (Kafka, the registry), ClickHouse, Prometheus.
+# when they are missing: Java 17 and Maven (Kafka, the registry), ClickHouse, Prometheus,
+# Chromium and chromedriver (the ordering page's browser test).
 set -euo pipefail
 
 need=()
@@ -9,6 +10,9 @@ command -v mvn >/dev/null || need+=(maven)
 command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || need+=(clickhouse-server)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v python3.11 >/dev/null || need+=(python3.11 python3.11-venv)
+# the ordering page's browser test: headless Chromium and its WebDriver
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 from aiohttp import web
 
@@ -23,13 +24,16 @@ from streams.web.users import UsersError, UserStore, users_path
 log = logging.getLogger("stockflow.web")
 
 
-def build(settings: Settings) -> web.Application:
-    """The page with the purchasing service attached (started and stopped with the app)."""
+def build(settings: Settings, config: Any = None, **service_options: Any) -> web.Application:
+    """The page with the purchasing service attached (started and stopped with the app,
+    planning on its schedule) and the till's trigger route; ``config`` defaults to the
+    ``replenishment:`` part of STOCKFLOW_CONFIG, ``service_options`` go to the service."""
     from streams.purchasing import api
     from streams.purchasing.run import attach, load_config
     from streams.purchasing.service import PurchasingService
 
-    service = PurchasingService(settings, load_config(settings))
+    config = config if config is not None else load_config(settings)
+    service = PurchasingService(settings, config, **service_options)
     app = make_app(service, settings)
     attach(app, service)
     api.add_routes(app, service)
