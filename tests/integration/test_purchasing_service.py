@@ -32,6 +32,7 @@ from streams.kernel.settings import Settings
 from streams.kernel.topics import REPLENISHMENT_PROPOSALS, STOCK_ALERTS
 from streams.purchasing import lifecycle
 from streams.purchasing.api import TRIGGER, add_routes
+from streams.purchasing.run import SERVICE_KEY, attach
 from streams.purchasing.sending import SendError, SendReceipt
 from streams.purchasing.service import PurchasingService
 from streams.replenishment.model import AutoSend, ReplenishmentConfig, SendVia, Supplier
@@ -378,8 +379,9 @@ def test_the_till_of_a_store_triggers_a_plan_for_its_own_store_only(
 ) -> None:
     """Given a token made with `stockflow token create` for the scope replenish and the
     location of the Lyon store (in the real token topic), when Lyon's till posts
-    {"store": lyon}, then it gets 200 and the plan's proposal for Lyon; for Paris, 403;
-    without a token, 401."""
+    {"store": lyon} to the service hosted in a web application, then it gets 200 and the
+    plan's proposal for Lyon; for Paris, 403; without a token, 401; the application's
+    cleanup stops the service."""
     lyon, paris = f"lyon-till-{RUN}", f"paris-till-{RUN}"
     secret, record = create(local_stack, f"till-{RUN}", [REPLENISH], locations=[lyon])
     CREATED.append(record)
@@ -387,23 +389,28 @@ def test_the_till_of_a_store_triggers_a_plan_for_its_own_store_only(
     port = free_port()
 
     async def scenario() -> None:
-        async with running(local_stack, Planner([planned]), Outbox()) as service:
-            app = web.Application()
-            add_routes(app, service)
-            runner = web.AppRunner(app)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
-            try:
-                url = f"http://127.0.0.1:{port}{TRIGGER}"
-                status, body = await asyncio.to_thread(call, url, {"store": lyon}, secret)
-                assert status == 200, body
-                assert [p["proposal_id"] for p in body["proposals"]] == [planned["proposal_id"]]
-                assert body["proposals"][0]["by"] == f"till:till-{RUN}"
-                status, body = await asyncio.to_thread(call, url, {"store": paris}, secret)
-                assert status == 403, body
-                assert (await asyncio.to_thread(call, url, {"store": lyon}, None))[0] == 401
-            finally:
-                await runner.cleanup()
+        service = PurchasingService(
+            local_stack, CONFIG, planner=Planner([planned]), sender=Outbox()
+        )
+        app = web.Application()
+        attach(app, service, plan=False)  # as `stockflow web` hosts it
+        add_routes(app, service)
+        runner = web.AppRunner(app)
+        await runner.setup()  # starts the service and the token follower
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        assert app[SERVICE_KEY] is service and service.ready.is_set()
+        try:
+            url = f"http://127.0.0.1:{port}{TRIGGER}"
+            status, body = await asyncio.to_thread(call, url, {"store": lyon}, secret)
+            assert status == 200, body
+            assert [p["proposal_id"] for p in body["proposals"]] == [planned["proposal_id"]]
+            assert body["proposals"][0]["by"] == f"till:till-{RUN}"
+            status, body = await asyncio.to_thread(call, url, {"store": paris}, secret)
+            assert status == 403, body
+            assert (await asyncio.to_thread(call, url, {"store": lyon}, None))[0] == 401
+        finally:
+            await runner.cleanup()
+        assert not service.ready.is_set()
 
     asyncio.run(scenario())
 
