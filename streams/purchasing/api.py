@@ -7,8 +7,8 @@ allows are already sent). Who may call it: a bearer token of the project's token
 ``replenish`` (or ``admin``) and, when the token lists locations, only for those. Answers:
 200 with the proposals; 400 with ``{"error"}`` for a body that is not ``{"store": "..."}``;
 401 without a token or with an unknown or revoked one; 403 for a token without the scope or
-for another store; 429 past the token's write rate; 503 while the token store is not current
-or Kafka does not acknowledge the proposals.
+for another store; 429 past the token's write rate; 503 while the token store is not current,
+when planning fails (its sources away) or Kafka does not acknowledge the proposals.
 """
 
 from __future__ import annotations
@@ -99,6 +99,13 @@ def add_routes(
             made = await service.plan(location=found, by=f"till:{caller.name}")
         except PublishError as exc:
             return web.json_response({"error": str(exc)}, status=503, headers={"Retry-After": "5"})
+        except Exception as exc:  # the planner's sources (ClickHouse) away: say so, in JSON
+            log.warning("purchasing: till trigger for %s failed: %r", found, exc)
+            return web.json_response(
+                {"error": f"planning {found!r} failed ({type(exc).__name__}); try again later"},
+                status=503,
+                headers={"Retry-After": "30"},
+            )
         log.info(
             "purchasing: till trigger by %s for %s: %d proposal(s)", caller.name, found, len(made)
         )

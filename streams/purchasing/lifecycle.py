@@ -24,7 +24,20 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from schemas.loader import current_schemas
+
 Proposal = dict[str, Any]
+
+
+def _defaults() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The schema's defaults of a Proposal and of a ProposalLine."""
+    fields = current_schemas()["stockflow.v1.Proposal"].raw["fields"]
+    record = {f["name"]: f["default"] for f in fields if "default" in f}
+    lines = next(f for f in fields if f["name"] == "lines")["type"]["items"]["fields"]
+    return record, {f["name"]: f["default"] for f in lines if "default" in f}
+
+
+_RECORD_DEFAULTS, _LINE_DEFAULTS = _defaults()
 
 PROPOSED = "proposed"
 APPROVED = "approved"
@@ -77,9 +90,11 @@ def _require(proposal: Mapping[str, Any], allowed: frozenset[str], action: str) 
 
 
 def new_proposal(planned: Mapping[str, Any], *, proposal_id: str, at: int) -> Proposal:
-    """Version 1 of a planned proposal under ``proposal_id``, its figures kept, its total
+    """Version 1 of a planned proposal under ``proposal_id``, its figures kept, the fields
+    it lacks at the schema's defaults (as a reader of the topic sees it), its total
     recomputed, receipts and cancellations zeroed."""
-    out: Proposal = copy.deepcopy(dict(planned))
+    out: Proposal = {**copy.deepcopy(_RECORD_DEFAULTS), **copy.deepcopy(dict(planned))}
+    out["lines"] = [{**_LINE_DEFAULTS, **line} for line in out["lines"]]
     out["proposal_id"] = proposal_id
     out["version"] = 1
     out["status"] = PROPOSED

@@ -37,6 +37,8 @@ class PlanRecorder:
 
     async def plan(self, location: str | None = None, by: str = "planner") -> list[dict[str, Any]]:
         self.calls.append((location, by))
+        if location == "down":
+            raise ConnectionError("ClickHouse at 127.0.0.1:9000 refused")
         return [{"proposal_id": f"PO-{location}-1", "location": location, "status": "proposed"}]
 
 
@@ -73,7 +75,8 @@ def test_the_trigger_plans_the_tokens_store_and_refuses_the_rest_with_clear_answ
     the till posts {"store": "lyon"}, then 200 with lyon's proposals, planned by
     till:till-lyon; for paris 403 naming lyon; without a token 401; with the reader 403;
     with a body that is not {"store": "<text>"} 400 saying what to send; the admin may
-    plan any store. Only the two accepted requests planned anything."""
+    plan any store; a plan that fails (ClickHouse away) answers 503 in JSON without the
+    failure's details. Only the accepted requests planned anything."""
     store = TokenStore()
     tokens = _tokens(
         store,
@@ -123,6 +126,13 @@ def test_the_trigger_plans_the_tokens_store_and_refuses_the_rest_with_clear_answ
             status, body = await post(None, lyon, raw=b"{not json")
             assert status == 400 and "must be JSON" in body["error"]
             assert (await post({"store": "paris"}, tokens["root"]))[0] == 200
+            status, body = await post({"store": "down"}, tokens["root"])
+            assert status == 503 and "planning 'down' failed" in body["error"]
+            assert "127.0.0.1" not in body["error"]
 
     asyncio.run(scenario())
-    assert service.calls == [("lyon", "till:till-lyon"), ("paris", "till:root")]
+    assert service.calls == [
+        ("lyon", "till:till-lyon"),
+        ("paris", "till:root"),
+        ("down", "till:root"),
+    ]

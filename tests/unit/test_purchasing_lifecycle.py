@@ -87,8 +87,8 @@ def test_each_change_is_the_next_version_and_leaves_the_old_one_untouched() -> N
         "<m@x>",
     )
     codec = single_object_codec()
-    for version in (v1, v2, v3, v4):  # every version fits the contract
-        codec.encode("stockflow.v1.Proposal", version)
+    for version in (v1, v2, v3, v4):  # every version is what a reader of the topic gets
+        assert codec.decode(codec.encode("stockflow.v1.Proposal", version))[1] == version
 
 
 @pytest.mark.parametrize(
