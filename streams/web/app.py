@@ -6,7 +6,7 @@ from aiohttp import web
 
 from streams.kernel.settings import Settings
 from streams.web import auth, views
-from streams.web.render import ENV_KEY, STATIC, environment
+from streams.web.render import ALERTS_SHOWN, ENV_KEY, STATIC, environment
 from streams.web.sessions import LoginLimiter, Signer, session_key
 from streams.web.users import UserStore, users_path
 
@@ -17,11 +17,16 @@ def make_app(
     *,
     users: UserStore | None = None,
     limiter: LoginLimiter | None = None,
+    alerts: views.PageAlerts | None = None,
 ) -> web.Application:
-    """The page over ``service`` (a ``PurchasingService`` or anything with its methods)."""
+    """The page over ``service`` (a ``PurchasingService`` or anything with its methods);
+    ``alerts``: the alerts routed to the page, newest first (an Alerts screen when given)."""
     app = web.Application(middlewares=[auth.session_middleware], client_max_size=64 * 1024)
     app[ENV_KEY] = environment()
     app[views.SERVICE_KEY] = service
+    app[ALERTS_SHOWN] = alerts is not None
+    if alerts is not None:
+        app[views.ALERTS_KEY] = alerts
     app[auth.AUTH_KEY] = auth.Auth(
         users=users or UserStore(users_path(settings)),
         signer=Signer(session_key(settings), settings.web_session_minutes * 60),
@@ -41,5 +46,6 @@ def make_app(
     r.add_post("/proposals/{proposal_id}/cancel-rest", views.cancel_rest)
     r.add_get("/orders", views.orders)
     r.add_get("/sku/{sku}", views.sku)
+    r.add_get("/alerts", views.alerts)
     r.add_static("/static/", STATIC, append_version=False)
     return app

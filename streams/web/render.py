@@ -96,6 +96,7 @@ class Visitor:
 
 
 VISITOR = web.RequestKey("web.visitor", Visitor)
+ALERTS_SHOWN = web.AppKey("web.alerts_shown", bool)
 
 
 def render(
@@ -104,6 +105,7 @@ def render(
     env = request.app[ENV_KEY]
     visitor = request.get(VISITOR)
     page = {
+        "alerts_shown": request.app.get(ALERTS_SHOWN, False),
         "user": visitor.user if visitor else None,
         "csrf": visitor.session.csrf if visitor else "",
         "path": request.path,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import sys
@@ -34,10 +35,23 @@ def build(settings: Settings, config: Any = None, **service_options: Any) -> web
 
     config = config if config is not None else load_config(settings)
     service = PurchasingService(settings, config, **service_options)
-    app = make_app(service, settings)
+    app = make_app(service, settings, alerts=page_alerts(settings))
     attach(app, service)
     api.add_routes(app, service)
     return app
+
+
+def page_alerts(settings: Settings) -> Any:
+    """The notifications module's alerts routed to the page, when it is installed."""
+    try:
+        module: Any = importlib.import_module("streams.notifications.page")
+    except ImportError:
+        return None
+
+    def recent(limit: int) -> list[dict[str, Any]]:
+        return list(module.recent_page_alerts(limit, settings=settings))
+
+    return recent
 
 
 async def serve(settings: Settings, app: web.Application, stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -56,6 +56,9 @@ class Purchasing(Protocol):
 
 
 SERVICE_KEY = web.AppKey("web.service", object)
+# the alerts routed to the page (streams.notifications.page.recent_page_alerts), if installed
+PageAlerts = Callable[[int], list[dict[str, Any]]]
+ALERTS_KEY = web.AppKey("web.alerts", object)
 
 
 def _service(request: web.Request) -> Purchasing:
@@ -308,7 +311,14 @@ async def sku(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(
             text=f"Say which location: /sku/{quote(name, safe='')}?location=<location>."
         )
-    view = await _sku_view(_service(request), name, location)
+    try:
+        view = await _sku_view(_service(request), name, location)
+    except Exception:
+        log.exception("web sku view failed sku=%s location=%s", name, location)
+        raise web.HTTPServiceUnavailable(
+            text=f"The figures of {name} at {location} could not be read now (ClickHouse or "
+            "the purchasing service failed; see the log). Try again in a moment."
+        ) from None
     history, forecast = _series(view)
     return render(
         request,
@@ -324,6 +334,15 @@ async def sku(request: web.Request) -> web.StreamResponse:
             "chart": demand_chart(history, forecast, title=f"{name}: daily sales and forecast"),
         },
     )
+
+
+async def alerts(request: web.Request) -> web.StreamResponse:
+    require(request, "read")
+    source: PageAlerts | None = request.app.get(ALERTS_KEY)  # type: ignore[assignment]
+    if source is None:
+        raise web.HTTPNotFound(text="Alerts on the page need the notifications module.")
+    rows = await asyncio.to_thread(source, 50)  # reads ClickHouse: off the loop
+    return render(request, "alerts.html", {"title": "Alerts", "rows": rows})
 
 
 async def health(request: web.Request) -> web.StreamResponse:

@@ -2,9 +2,10 @@
 by Selenium, the page and the purchasing service as `stockflow web` builds them, Kafka, a
 ledger worker, and a local SMTP server receiving the purchase order.
 
-Until the planning and po-documents modules land, the service plans with a test planner
-(one fixed proposal) and sends with a stand-in email sender (tests/support/web.py) that
-mails the order through the local SMTP server with a PDF attached.
+The service plans with a test planner (one fixed proposal: the page is under test, not the
+plan). It sends with the project's purchase-order sender once the documents module is
+installed, and until then with a stand-in email sender (tests/support/web.py) that mails
+the order through the same SMTP settings with a PDF attached.
 
 Screenshots (phone 390x844, desktop 1280x800) go to $STOCKFLOW_ARTEFACTS or the test's tmp
 folder; with STOCKFLOW_UPDATE_SCREENSHOT=1 the desktop one also replaces
@@ -13,6 +14,7 @@ docs/ordering-page.png (the README's picture).
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import time
@@ -26,10 +28,18 @@ from typing import Any
 import pyotp
 import pytest
 
+from schemas.codec import single_object_codec
 from streams.kernel.settings import PROJECT_ROOT, Secret, Settings
 from streams.replenishment.model import ReplenishmentConfig, Supplier, SupplierItem
 from streams.web.run import build
 from streams.web.users import UserStore
+from tests.integration.sink_support import (
+    drop_database,
+    end_offsets,
+    running_sink,
+    set_group_offsets,
+    sink_settings,
+)
 from tests.support.kafka import wait_for
 from tests.support.ports import free_port
 from tests.support.web import (
@@ -96,6 +106,16 @@ def planned(supplier: str, store: str, skus: tuple[str, str]) -> dict[str, Any]:
     }
 
 
+def purchase_order_sender() -> Any:
+    try:
+        importlib.import_module("streams.replenishment.documents")
+    except ImportError:
+        return email_purchase_order
+    from streams.purchasing.sending import send_purchase_order
+
+    return send_purchase_order
+
+
 @pytest.fixture
 def worker(local_stack: Settings) -> Any:
     process = WorkerProcess(
@@ -120,8 +140,9 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     password and code in headless Chromium (phone-sized), opens the proposal, sets the
     first line to 25 (refused: packs of 6), then to 30, and approves, then the page says it
     was sent, the local SMTP server received the order for the supplier with the PDF
-    attached, and the ledger's incoming at the store rose to 30 and 12 (GET /v1/stock of
-    the worker); screenshots at phone and desktop widths are kept."""
+    attached, the ledger's incoming at the store rose to 30 and 12 (GET /v1/stock of the
+    worker), and the SKU's screen opens with its chart; screenshots at phone and desktop
+    widths are kept."""
     assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
         "the browser test needs Debian's chromium and chromium-driver "
         "(deploy/local/bootstrap.sh installs them)"
@@ -129,6 +150,11 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     run = uuid.uuid4().hex[:6]  # a new store and SKUs: the proposals topic keeps earlier runs
     supplier, store = "acme", f"paris-{run}"
     skus = (f"chair-{run}", f"table-{run}")
+    stack = sink_settings(local_stack, f"page_{run}")  # a sink into its own database
+    group = f"test-page-sink-{run}"
+    set_group_offsets(stack, group, end_offsets(stack))
+    sink = running_sink(stack, single_object_codec(), group)
+    sink.__enter__()
     for sku in skus:  # the ledger knows the SKUs at the store: 0 incoming
         status, body = worker.post(
             "/v1/events",
@@ -143,7 +169,7 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     approver = users.add("alice", "approver", PASSWORD)
     assert approver.totp_secret
     settings = replace(
-        local_stack,
+        stack,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
         web_users=str(users.path),
@@ -170,7 +196,7 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
             settings,
             config,
             planner=planner,
-            sender=email_purchase_order,
+            sender=purchase_order_sender(),
             receipts_group=f"page-{run}",
             receipts_reset="latest",
         ),
@@ -182,7 +208,9 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     viewport(browser, *PHONE, mobile=True)
     shots = artefacts(tmp_path)
     try:
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
 
         browser.get(page.url + "/proposals")
         assert "/login" in browser.current_url
@@ -190,7 +218,7 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
         browser.find_element(By.ID, "code").send_keys(pyotp.TOTP(approver.totp_secret).now())
         browser.find_element(By.ID, "submit").click()
-        assert browser.current_url.endswith("/proposals"), browser.page_source[:2000]
+        WebDriverWait(browser, 15).until(lambda _: browser.current_url.endswith("/proposals"))
 
         def listed() -> bool:
             browser.get(page.url + f"/proposals?store={store}")
@@ -208,19 +236,45 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
             form = field.find_element(By.XPATH, "./ancestor::form")
             form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
+        def shown(element_id: str, words: str) -> None:
+            """Waits for the page (after a form's post) to show ``words`` in the element."""
+
+            def there(_: Any) -> bool:
+                found = browser.find_elements(By.ID, element_id)
+                return bool(found) and words in found[0].text
+
+            try:
+                WebDriverWait(browser, 15, poll_frequency=0.1).until(there)
+            except TimeoutException:
+                main = browser.find_element(By.TAG_NAME, "main").text
+                raise AssertionError(f"no {words!r} in #{element_id}; the page: {main}") from None
+
         set_qty(skus[0], 25)
-        assert "pack size 6" in browser.find_element(By.ID, "error").text
+        shown("error", "pack size 6")
         set_qty(skus[0], 30)
-        assert browser.find_element(By.ID, "message").text == "Quantity saved."
+        shown("message", "Quantity saved.")
         browser.save_screenshot(str(shots / "proposal-phone.png"))
         viewport(browser, *DESKTOP, mobile=False)
         browser.get(proposal_url)
         browser.save_screenshot(str(shots / "proposal-desktop.png"))
         viewport(browser, *PHONE, mobile=True)
         browser.find_element(By.ID, "approve").click()
-        assert "Approved and sent to the supplier." in browser.find_element(By.ID, "message").text
+        shown("message", "Approved and sent to the supplier.")
         assert browser.find_element(By.ID, "status").text == "sent"
         browser.save_screenshot(str(shots / "sent-phone.png"))
+        browser.find_element(By.LINK_TEXT, skus[0]).click()  # the SKU's screen (ClickHouse)
+        WebDriverWait(browser, 15).until(lambda _: "/sku/" in browser.current_url)
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        assert heading.startswith(f"{skus[0]} at {store}"), browser.page_source[:3000]
+
+        def sku_incoming() -> bool:  # the sink writes the ledger's movements to ClickHouse
+            browser.refresh()
+            return "Incoming\n30" in browser.find_element(By.ID, "position").text
+
+        wait_for(sku_incoming, timeout=30, what="incoming 30 on the SKU's screen")
+        assert browser.find_elements(By.CSS_SELECTOR, "svg.chart")
+        assert "purchase_ordered" in browser.find_element(By.ID, "movements").text
+        browser.save_screenshot(str(shots / "sku-phone.png"))
         viewport(browser, *DESKTOP, mobile=False)
         browser.get(page.url + "/orders")
         browser.save_screenshot(str(shots / "orders-desktop.png"))
@@ -247,6 +301,8 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
         browser.quit()
         page.stop()
         smtp.stop()
+        sink.__exit__(None, None, None)
+        drop_database(stack)
     print(
         f"\n[page] login to sent in {clicked:.1f} s (page start included); screenshots in {shots}"
     )

@@ -321,3 +321,69 @@ def test_pages_carry_a_strict_content_security_policy(users: UserStore) -> None:
         assert answer.headers["Cache-Control"] == "no-store"
 
     run(users, scenario)
+
+
+def test_alerts_routed_to_the_page_are_listed_when_the_notifications_module_gives_them(
+    users: UserStore, tmp_path: Path
+) -> None:
+    """Given a source of page alerts, then /alerts lists them newest first with a link to the
+    SKU at its location and the menu shows Alerts; without one, /alerts is 404 and the menu
+    has no Alerts entry."""
+    asked: list[int] = []
+
+    def recent(limit: int) -> list[dict[str, Any]]:
+        asked.append(limit)
+        return [
+            {
+                "alert_id": "a1",
+                "kind": "low_stock",
+                "sku": "chair",
+                "location": "paris",
+                "severity": "warning",
+                "message": "chair at paris: 2 available, below 5",
+                "rule": "r0",
+                "recipient": "page",
+                "alert_at_ms": 1_790_000_000_000,
+                "delivered_at_ms": 1_790_000_000_500,
+            }
+        ]
+
+    settings = replace(load(), web_secret=Secret("unit-test-key"))
+
+    async def go(alerts: Any) -> tuple[int, str, str]:
+        app = make_app(_service(), settings, users=users, alerts=alerts)
+        async with TestClient(TestServer(app)) as client:
+            await login(client, users, "viewer1")
+            answer = await client.get("/alerts")
+            menu = await (await client.get("/proposals")).text()
+            return answer.status, await answer.text(), menu
+
+    status, text, menu = asyncio.run(go(recent))
+    assert status == 200 and asked == [50]
+    assert "chair at paris: 2 available, below 5" in text
+    assert 'href="/sku/chair?location=paris"' in text and 'href="/alerts"' in menu
+    status, _, menu = asyncio.run(go(None))
+    assert status == 404 and 'href="/alerts"' not in menu
+
+
+def test_the_sku_page_without_forecast_and_with_clickhouse_down_says_what_happened(
+    users: UserStore,
+) -> None:
+    """Given a SKU view without a forecast or position (nothing recorded yet), then the page
+    says no movement is recorded; when the view fails (ClickHouse away), then 503 says the
+    figures could not be read, instead of a bare server error."""
+
+    class Bare(FakePurchasing):
+        async def sku_view(self, sku: str, location: str) -> dict[str, Any]:
+            if sku == "broken":
+                raise ConnectionError("ClickHouse at 127.0.0.1:9000 refused the connection")
+            return {"position": None, "daily_sales": [], "movements": [], "forecast": None}
+
+    async def scenario(client: Client, _: FakePurchasing) -> None:
+        await login(client, users, "viewer1")
+        empty = await client.get("/sku/chair?location=paris")
+        assert empty.status == 200 and "No movement of chair at paris" in await empty.text()
+        broken = await client.get("/sku/broken?location=paris")
+        assert broken.status == 503 and "could not be read now" in await broken.text()
+
+    run(users, scenario, service=Bare())
