@@ -98,6 +98,7 @@ class LoginLimiter:
         self, *, per_login: int = 5, per_address: int = 20, window_s: float = 900.0
     ) -> None:
         self.per_login, self.per_address, self.window_s = per_login, per_address, window_s
+        self.max_keys = 10_000
         self._failures: dict[str, deque[float]] = {}
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -119,6 +120,10 @@ class LoginLimiter:
         return int(wait) + 1 if wait > 0 else 0
 
     def failed(self, login: str, address: str, *, now: float) -> None:
+        if len(self._failures) >= self.max_keys:  # many logins tried: forget the expired ones
+            for key in list(self._failures):
+                if not self._recent(key, now):
+                    del self._failures[key]
         for key in (f"login:{login}", f"addr:{address}"):
             self._recent(key, now).append(now)
 

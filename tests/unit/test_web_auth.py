@@ -124,6 +124,20 @@ def test_failed_logins_lock_the_login_and_the_address_for_the_window() -> None:
     assert limiter.retry_after("dave", "10.0.0.6", now=now + 5) == 0
 
 
+def test_the_login_limit_forgets_expired_failures_when_many_logins_were_tried() -> None:
+    """Given failures for more distinct logins than the limiter keeps, when the window has
+    passed, then the next failure drops the expired entries (memory stays bounded) and a
+    login still within its window keeps its count."""
+    limiter = LoginLimiter(per_login=2, per_address=10**6, window_s=60)
+    limiter.max_keys = 100
+    for i in range(99):
+        limiter.failed(f"spray{i}", "10.0.0.7", now=0)
+    limiter.failed("eve", "10.0.0.8", now=50)
+    limiter.failed("eve", "10.0.0.8", now=61)
+    assert len(limiter._failures) <= 4
+    assert limiter.retry_after("eve", "10.0.0.9", now=62) > 0
+
+
 def test_the_user_add_command_prints_the_totp_uri_once_and_never_the_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -142,3 +156,13 @@ def test_the_user_add_command_prints_the_totp_uri_once_and_never_the_password(
     monkeypatch.setenv("STOCKFLOW_WEB_PASSWORD", "short")
     assert main(["web", "user", "add", "bob", "--role", "buyer"]) == 2
     assert "at least 10 characters" in capsys.readouterr().err
+
+
+def test_stockflow_web_without_users_exits_with_the_command_that_adds_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given an empty users file location, when `stockflow web` starts, then it exits 2
+    before starting anything and says how to add a user."""
+    monkeypatch.setenv("STOCKFLOW_WEB_USERS", str(tmp_path / "none.yaml"))
+    assert main(["web"]) == 2
+    assert "stockflow web user add NAME --role admin" in capsys.readouterr().err

@@ -106,8 +106,9 @@ def test_an_approver_needs_the_totp_code_and_gets_a_strict_http_only_session(
     users: UserStore,
 ) -> None:
     """Given an approver, when they log in without the code, then 401 says the code is
-    needed; with a wrong code 401; with the current code 303 to the page and a session
-    cookie that is HttpOnly and SameSite=Strict; a buyer logs in without a code."""
+    needed; with a wrong code 401; with the current code 303 to this site's page (a ``next``
+    naming another site is ignored) and a session cookie that is HttpOnly and
+    SameSite=Strict; a buyer logs in without a code."""
 
     async def scenario(client: Client, _: FakePurchasing) -> None:
         missing = await login(client, users, "approver1", code=" ")
@@ -115,8 +116,18 @@ def test_an_approver_needs_the_totp_code_and_gets_a_strict_http_only_session(
         assert "6-digit code" in await missing.text()
         wrong = await login(client, users, "approver1", code="000000")
         assert wrong.status == 401
-        ok = await login(client, users, "approver1")
-        assert ok.status == 303 and ok.headers["Location"] == "/"
+        token = await csrf_of(client, "/login")
+        user = users.get("approver1")
+        assert user is not None and user.totp_secret
+        elsewhere = {
+            "csrf": token,
+            "login": "approver1",
+            "password": PASSWORD,
+            "code": pyotp.TOTP(user.totp_secret).now(),
+            "next": "//evil.example/phish",
+        }
+        ok = await client.post("/login", data=elsewhere, allow_redirects=False)
+        assert ok.status == 303 and ok.headers["Location"] == "/"  # never to another site
         cookie = ok.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         page = await client.get("/proposals")
