@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +43,7 @@ from streams.purchasing.service import PurchasingService
 from streams.replenishment.model import AutoSend, ReplenishmentConfig, SendVia, Supplier
 from tests.support.kafka import produce_events, read_topic, stock_event
 from tests.support.ports import free_port
+from tests.support.processes import track
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -466,3 +472,31 @@ def test_the_sku_view_shows_position_and_movements_from_clickhouse(
     }
     assert [m["type"] for m in view["movements"]] == ["purchase_ordered", "receipt"]
     assert len(view["daily_sales"]) == 28 and view["purchase_orders"] == []
+
+
+def test_replenish_run_plans_at_start_and_stops_cleanly_on_sigterm(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    """Given `stockflow replenish run` started as an operator would (no configuration: no
+    supplier), when it has read the proposals and made its first plan, and SIGTERM comes,
+    then it logs that it stopped and exits 0 within 30 s."""
+    log_path = tmp_path / "replenish-run.log"
+    env = {**os.environ, "STOCKFLOW_CONFIG": ""}
+    with log_path.open("wb") as out:
+        proc = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "replenish", "run"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
+    deadline = time.monotonic() + 60
+    while "plan made 0 proposal(s)" not in log_path.read_text():
+        assert proc.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    assert "proposal(s) read from replenishment.proposals.v1" in log_path.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, log_path.read_text()
+    assert "purchasing: stopped" in log_path.read_text()
