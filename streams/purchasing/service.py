@@ -30,6 +30,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from schemas.codec import Codec, codec_for
@@ -158,7 +159,7 @@ class PurchasingService:
         sender: Sender | None = None,
         codec: Codec | None = None,
         receipts_group: str = RECEIPTS_GROUP,
-        receipts_reset: str = "earliest",
+        receipts_reset: str = "latest",
         send_attempts: int = 3,
         send_backoff_s: float = 0.5,
         late_every_s: float = 60.0,
@@ -412,9 +413,13 @@ class PurchasingService:
 
     # -- receipts, lateness, following ----------------------------------------------------
 
-    async def receive(self, movement: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def receive(
+        self, movement: Mapping[str, Any], *, then: Callable[[], Awaitable[None]] | None = None
+    ) -> dict[str, Any] | None:
         """Apply one movement of ``stock.movements.v1`` if it is a receipt of a known purchase
-        order; the new version, or None when it is not one (or was applied already)."""
+        order; the new version, or None when it is not one (or was applied already).
+        ``then`` runs under the lock once the new version is kept (the follower commits the
+        movement's offset there, so no other change comes between the two)."""
         ref = movement.get("source_ref")
         if movement.get("type") != "receipt" or not ref or ref not in self._state:
             return None
@@ -438,6 +443,8 @@ class PurchasingService:
                 )
             else:
                 await self._put([nxt])
+                if then is not None:
+                    await then()
             self._receipts_seen.add(movement_id)
         return nxt
 
@@ -481,13 +488,15 @@ class PurchasingService:
         assert self._receipts is not None
         while True:
             try:
-                movements = await self._receipts.poll()
-                if self._receipts.assigned.is_set():
-                    self.receipts_ready.set()
-                for movement in movements:
-                    await self.receive(movement)
+                reader = self._receipts
+                movements = await reader.poll()
+                await reader.bookmark()
+                if reader.assigned.is_set():
+                    self.receipts_ready.set()  # a receipt written from now on is read
+                for movement, partition, offset in movements:
+                    await self.receive(movement, then=partial(reader.commit, partition, offset))
                 if movements:
-                    await self._receipts.commit()
+                    await reader.commit()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

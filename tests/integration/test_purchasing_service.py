@@ -161,12 +161,12 @@ class Outbox:
 async def running(
     settings: Settings, planner: Planner, outbox: Outbox, **options: Any
 ) -> AsyncIterator[PurchasingService]:
+    options.setdefault("receipts_group", f"test-purchasing-{RUN}-{uuid.uuid4().hex[:6]}")
     service = PurchasingService(
         settings,
         CONFIG,
         planner=planner,
         sender=outbox,
-        receipts_group=f"test-purchasing-{RUN}-{uuid.uuid4().hex[:6]}",
         receipts_reset="latest",
         send_backoff_s=0.05,
         late_every_s=3600,
@@ -323,37 +323,65 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
     assert sorted(x["kind"] for x in alerts) == ["po_late", "po_late"]
 
 
-def test_a_restarted_service_restores_its_orders_and_sends_again_one_caught_mid_send(
+def test_a_restarted_service_restores_its_orders_counts_receipts_and_resends_one_caught_mid_send(
     local_stack: Settings, worker: WorkerProcess
 ) -> None:
-    """Given a proposal edited by a buyer and another whose approval was under way when the
-    process died (the mail server never answered), when the service starts again, then it
-    has every proposal at the version it had, and the one left approved is sent again: it is
-    sent, and incoming rose once at the worker."""
+    """Given a proposal edited by a buyer, another approved and sent, and a third whose
+    approval was under way when the process died (the mail server never answered), and
+    the ERP receiving the sent order while the service was down, when the service starts
+    again, then every proposal is at the version it had, the receipt is counted (the sent
+    order is received), and the one left approved is sent again: it is sent, and incoming
+    rose once at the worker."""
     loc = f"nice-{RUN}"
-    lamp, rug = f"lamp-{RUN}", f"rug-{RUN}"
+    lamp, rug, mat = f"lamp-{RUN}", f"rug-{RUN}", f"mat-{RUN}"
     kept = proposal("bolt-k", "bolt", loc, {lamp: 6}, auto=False)
     hung = proposal("acme-h", "acme", loc, {rug: 4}, auto=False)
+    done = proposal("acme-d", "acme", loc, {mat: 3}, auto=True)
+    group = f"test-purchasing-restart-{RUN}"
     outbox = Outbox()
 
     async def scenario() -> None:
-        async with running(local_stack, Planner([kept, hung]), outbox) as first:
+        async with running(
+            local_stack, Planner([kept, hung, done]), outbox, receipts_group=group
+        ) as first:
             await first.plan(location=loc)
             edited = await first.edit_line(kept["proposal_id"], lamp, 8, by="bob")
             outbox.hang = True
+            outbox.reached.clear()
             sending = asyncio.create_task(first.approve(hung["proposal_id"], by="ann"))
             await asyncio.wait_for(outbox.reached.wait(), 10)
             sending.cancel()  # the process dies while the supplier's server has it
             before = {p["proposal_id"]: p for p in first.proposals(location=loc)}
         assert before[hung["proposal_id"]]["status"] == "approved"
+        assert before[done["proposal_id"]]["status"] == "sent"
+        await figure(worker, mat, loc, "incoming", 3)
+        receipt = stock_event(
+            f"rcv-mat-{RUN}",
+            "receipt",
+            mat,
+            3,
+            location=loc,
+            source="erp",
+            source_ref=done["proposal_id"],
+        )
+        produce_events(local_stack, CODEC, [receipt])
+        await figure(worker, mat, loc, "incoming", 0)  # the ledger has it, the service is down
         outbox.hang = False
-        async with running(local_stack, Planner(), outbox) as second:
+        async with running(local_stack, Planner(), outbox, receipts_group=group) as second:
             assert second.get(kept["proposal_id"]) == edited
             after = second.get(hung["proposal_id"])
             assert after is not None and after["status"] == "sent"
             assert after["version"] == before[hung["proposal_id"]]["version"] + 1
-            assert outbox.sent == [hung["proposal_id"]]
+            assert outbox.sent == [done["proposal_id"], hung["proposal_id"]]
             await figure(worker, rug, loc, "incoming", 4)
+            await until(
+                lambda: second.get(done["proposal_id"])["status"] == "received",
+                "the receipt made while down",
+            )  # type: ignore[index]
+            assert (
+                second.get(done["proposal_id"])["version"]
+                == before[done["proposal_id"]]["version"] + 1
+            )  # type: ignore[index]
 
     asyncio.run(scenario())
 
