@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -232,13 +233,15 @@ class PurchasingService:
         if self._publisher is not None:
             await asyncio.to_thread(self._publisher.close)
         self.ready.clear()
+        self.receipts_ready.clear()
 
     # -- reading --------------------------------------------------------------------------
 
     def proposals(
         self, status: str | None = None, supplier: str | None = None, location: str | None = None
     ) -> list[dict[str, Any]]:
-        """The current version of every proposal matching the filters, newest first."""
+        """The current version of every proposal matching the filters, newest first (copies:
+        changing them changes nothing here)."""
         found = [
             r
             for r in self._state.values()
@@ -246,10 +249,12 @@ class PurchasingService:
             and (supplier is None or r["supplier"] == supplier)
             and (location is None or r["location"] == location)
         ]
-        return sorted(found, key=lambda r: (-int(r["created_at"]), r["proposal_id"]))
+        found.sort(key=lambda r: (-int(r["created_at"]), r["proposal_id"]))
+        return copy.deepcopy(found)
 
     def get(self, proposal_id: str) -> dict[str, Any] | None:
-        return self._state.get(proposal_id)
+        """The current version of a proposal (a copy), None when unknown."""
+        return copy.deepcopy(self._state.get(proposal_id))
 
     async def sku_view(self, sku: str, location: str, *, days: int = 28) -> dict[str, Any]:
         """A SKU at a location for the page: stock position and recent movements (ClickHouse),
@@ -317,19 +322,19 @@ class PurchasingService:
                     await self.approve(new["proposal_id"], by="auto")
                 except (lifecycle.TransitionError, ValueError) as exc:
                     log.warning("purchasing: auto-send of %s skipped: %s", new["proposal_id"], exc)
-        return [self._state[new["proposal_id"]] for new in fresh]
+        return copy.deepcopy([self._state[new["proposal_id"]] for new in fresh])
 
     async def edit_line(self, proposal_id: str, sku: str, qty: int, by: str) -> dict[str, Any]:
         async with self._lock:
             nxt = lifecycle.edit_line(self._need(proposal_id), sku, qty, by=by, at=now_ms())
             await self._put([nxt])
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def reject(self, proposal_id: str, by: str, note: str | None = None) -> dict[str, Any]:
         async with self._lock:
             nxt = lifecycle.reject(self._need(proposal_id), by=by, at=now_ms(), note=note)
             await self._put([nxt])
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def approve(self, proposal_id: str, by: str) -> dict[str, Any]:
         """Approve (a proposal, or a purchase order whose send failed: a retry) and send it;
@@ -351,7 +356,7 @@ class PurchasingService:
                 for sku, qty in cancelled.items()
             ]
             await self._put([nxt], events=events)
-        return nxt
+        return copy.deepcopy(nxt)
 
     # -- sending --------------------------------------------------------------------------
 
@@ -382,7 +387,7 @@ class PurchasingService:
                 nxt = lifecycle.send_failed(current, reason=reason, by=current["by"], at=at)
                 await self._put([nxt])
                 log.warning("purchasing: %s not sent: %s", proposal_id, reason)
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def _try_send(
         self, proposal: Mapping[str, Any], supplier: Supplier
@@ -446,7 +451,7 @@ class PurchasingService:
                 if then is not None:
                     await then()
             self._receipts_seen.add(movement_id)
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def check_lateness(self) -> list[dict[str, Any]]:
         """Raise the one ``po_late`` alert of each open purchase order past its expected
