@@ -527,9 +527,20 @@ class PurchasingService:
         return found
 
     def _take(self, record: dict[str, Any]) -> None:
-        """A record read from the topic: kept when newer than what is known."""
-        if lifecycle.later(self._state.get(record["proposal_id"]), record):
+        """A record read from the topic: kept when newer than what is known. Another version
+        with a number this service already used means a second writer: said loudly, since
+        its changes and this one's now disagree (run one purchasing service)."""
+        known = self._state.get(record["proposal_id"])
+        if lifecycle.later(known, record):
             self._state[record["proposal_id"]] = record
+        elif known is not None and known["version"] == record["version"] and known != record:
+            log.error(
+                "purchasing: %s version %s was written differently by another process; run "
+                "one purchasing service per deployment (`stockflow replenish run` or "
+                "`stockflow web`, not both)",
+                record["proposal_id"],
+                record["version"],
+            )
 
     async def _put(
         self, versions: list[dict[str, Any]], *, events: Sequence[dict[str, Any]] = ()

@@ -221,7 +221,7 @@ def versions_on_topic(settings: Settings, proposal_id: str, count: int) -> list[
 
 
 def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_incoming_down(
-    local_stack: Settings, worker: WorkerProcess
+    local_stack: Settings, worker: WorkerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Given a worker and a plan of a small order for acme (auto) and a large one for bolt
     (review), and acme's mail server refusing once with a retryable error, when the service
@@ -303,6 +303,8 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
             await figure(worker, desk, loc, "incoming", 0)
 
     asyncio.run(scenario())
+    # its own records, read back while it followed the topic, were the versions it kept
+    assert not [r for r in caplog.records if "written differently" in r.getMessage()]
     a = small["proposal_id"]
     history = versions_on_topic(local_stack, a, 5)
     assert [(r["version"], r["status"]) for r in history] == [
