@@ -171,15 +171,19 @@ class TopicReader:
 
 class GroupReader:
     """A consumer group member of ``spec`` (its offsets are the group's, committed on
-    :meth:`commit`); ``reset`` is where a new group starts (earliest or latest)."""
+    :meth:`commit`). A partition the group has no committed offset for starts at its end
+    (``reset`` latest) or its beginning (earliest), decided at assignment and committed at
+    once (:meth:`bookmark`): from then on the group's offsets say exactly what was read,
+    and nothing hangs on the consumer's lazy offset reset."""
 
     def __init__(
         self, settings: Settings, spec: TopicSpec, codec: Codec, group: str, reset: str
     ) -> None:
         self.spec = spec
         self.codec = codec
-        self.assigned = asyncio.Event()
+        self.assigned = asyncio.Event()  # partitions assigned and their starts committed
         self._loop = asyncio.get_running_loop()
+        self._unmarked: list[TopicPartition] = []
         self.consumer = Consumer(
             consumer_config(
                 settings, group, **{"auto.offset.reset": reset, "fetch.wait.max.ms": 100}
@@ -187,12 +191,38 @@ class GroupReader:
         )
 
         def on_assign(consumer: Consumer, parts: list[TopicPartition]) -> None:
-            if parts:
+            if not parts:
+                return
+            start = []
+            for tp in consumer.committed(parts, timeout=10):
+                if tp.offset < 0:
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(tp.topic, tp.partition), timeout=10, cached=False
+                    )
+                    tp.offset = high if reset == "latest" else low
+                    self._unmarked.append(TopicPartition(tp.topic, tp.partition, tp.offset))
+                start.append(tp)
+            consumer.assign(start)
+            if not self._unmarked:
                 self._loop.call_soon_threadsafe(self.assigned.set)
 
-        self.consumer.subscribe([spec.name], on_assign=on_assign)
+        def on_revoke(consumer: Consumer, parts: list[TopicPartition]) -> None:
+            self._loop.call_soon_threadsafe(self.assigned.clear)
 
-    def _poll(self, timeout_s: float) -> list[dict[str, Any]]:
+        self.consumer.subscribe([spec.name], on_assign=on_assign, on_revoke=on_revoke)
+
+    def _bookmark(self) -> None:
+        marks, self._unmarked = self._unmarked, []
+        if marks:
+            self.consumer.commit(offsets=marks, asynchronous=False)
+            self._loop.call_soon_threadsafe(self.assigned.set)
+
+    async def bookmark(self) -> None:
+        """Commit the start offsets chosen for partitions the group had none for."""
+        if self._unmarked:
+            await asyncio.to_thread(self._bookmark)
+
+    def _poll(self, timeout_s: float) -> list[tuple[dict[str, Any], int, int]]:
         out = []
         for msg in self.consumer.consume(BATCH, timeout_s):
             error = msg.error()
@@ -201,22 +231,30 @@ class GroupReader:
                     log.warning("%s: %s", self.spec.name, error)
                 continue
             record = _decode(self.codec, self.spec, msg)
-            if record is not None:
-                out.append(record)
+            partition, offset = msg.partition(), msg.offset()
+            if record is not None and partition is not None and offset is not None:
+                out.append((record, partition, offset))
         return out
 
-    async def poll(self, timeout_s: float = POLL_S) -> list[dict[str, Any]]:
+    async def poll(self, timeout_s: float = POLL_S) -> list[tuple[dict[str, Any], int, int]]:
+        """(record, partition, offset) of each readable record since the last poll."""
         return await asyncio.to_thread(self._poll, timeout_s)
 
-    def _commit(self) -> None:
+    def _commit(self, partition: int | None, offset: int | None) -> None:
         try:
-            self.consumer.commit(asynchronous=False)
+            if partition is None or offset is None:
+                self.consumer.commit(asynchronous=False)
+            else:
+                where = [TopicPartition(self.spec.name, partition, offset + 1)]
+                self.consumer.commit(offsets=where, asynchronous=False)
         except KafkaException as exc:  # nothing consumed since the last commit
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
 
-    async def commit(self) -> None:
-        await asyncio.to_thread(self._commit)
+    async def commit(self, partition: int | None = None, offset: int | None = None) -> None:
+        """Commit the group's position: past ``offset`` of ``partition``, or past every
+        record polled so far."""
+        await asyncio.to_thread(self._commit, partition, offset)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.consumer.close)

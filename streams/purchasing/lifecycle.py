@@ -227,8 +227,10 @@ def receive(
     """The proposal after ``units`` of ``sku`` arrived against it (receipt ``ref``), status
     partially_received or received (a cancelled one stays cancelled); None when the
     purchase order was never ordered (a proposal) or ``units`` is not positive. An
-    over-receipt and a SKU not on the order are recorded in the note."""
-    if proposal["status"] not in ORDERED or units <= 0:
+    over-receipt and a SKU not on the order are recorded in the note. None too when
+    ``ref`` is the receipt the last version recorded (the same receipt read again after a
+    restart that came before its offset was committed)."""
+    if proposal["status"] not in ORDERED or units <= 0 or last_receipt_is(proposal, ref):
         return None
     out = next_version(proposal, by="receipts", at=at, note=None)
     line = next((line for line in out["lines"] if line["sku"] == sku), None)
@@ -245,6 +247,11 @@ def receive(
         done = all(open_qty(x) == 0 for x in out["lines"])
         out["status"] = RECEIVED if done else PARTIALLY_RECEIVED
     return out
+
+
+def last_receipt_is(proposal: Mapping[str, Any], ref: str) -> bool:
+    """True when the proposal's current version is the one receipt ``ref`` made."""
+    return proposal["by"] == "receipts" and (proposal["note"] or "").startswith(f"receipt {ref}:")
 
 
 def open_units(proposal: Mapping[str, Any]) -> dict[str, int]:

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from schemas.codec import Codec, codec_for
@@ -158,7 +160,7 @@ class PurchasingService:
         sender: Sender | None = None,
         codec: Codec | None = None,
         receipts_group: str = RECEIPTS_GROUP,
-        receipts_reset: str = "earliest",
+        receipts_reset: str = "latest",
         send_attempts: int = 3,
         send_backoff_s: float = 0.5,
         late_every_s: float = 60.0,
@@ -231,13 +233,15 @@ class PurchasingService:
         if self._publisher is not None:
             await asyncio.to_thread(self._publisher.close)
         self.ready.clear()
+        self.receipts_ready.clear()
 
     # -- reading --------------------------------------------------------------------------
 
     def proposals(
         self, status: str | None = None, supplier: str | None = None, location: str | None = None
     ) -> list[dict[str, Any]]:
-        """The current version of every proposal matching the filters, newest first."""
+        """The current version of every proposal matching the filters, newest first (copies:
+        changing them changes nothing here)."""
         found = [
             r
             for r in self._state.values()
@@ -245,10 +249,12 @@ class PurchasingService:
             and (supplier is None or r["supplier"] == supplier)
             and (location is None or r["location"] == location)
         ]
-        return sorted(found, key=lambda r: (-int(r["created_at"]), r["proposal_id"]))
+        found.sort(key=lambda r: (-int(r["created_at"]), r["proposal_id"]))
+        return copy.deepcopy(found)
 
     def get(self, proposal_id: str) -> dict[str, Any] | None:
-        return self._state.get(proposal_id)
+        """The current version of a proposal (a copy), None when unknown."""
+        return copy.deepcopy(self._state.get(proposal_id))
 
     async def sku_view(self, sku: str, location: str, *, days: int = 28) -> dict[str, Any]:
         """A SKU at a location for the page: stock position and recent movements (ClickHouse),
@@ -316,19 +322,19 @@ class PurchasingService:
                     await self.approve(new["proposal_id"], by="auto")
                 except (lifecycle.TransitionError, ValueError) as exc:
                     log.warning("purchasing: auto-send of %s skipped: %s", new["proposal_id"], exc)
-        return [self._state[new["proposal_id"]] for new in fresh]
+        return copy.deepcopy([self._state[new["proposal_id"]] for new in fresh])
 
     async def edit_line(self, proposal_id: str, sku: str, qty: int, by: str) -> dict[str, Any]:
         async with self._lock:
             nxt = lifecycle.edit_line(self._need(proposal_id), sku, qty, by=by, at=now_ms())
             await self._put([nxt])
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def reject(self, proposal_id: str, by: str, note: str | None = None) -> dict[str, Any]:
         async with self._lock:
             nxt = lifecycle.reject(self._need(proposal_id), by=by, at=now_ms(), note=note)
             await self._put([nxt])
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def approve(self, proposal_id: str, by: str) -> dict[str, Any]:
         """Approve (a proposal, or a purchase order whose send failed: a retry) and send it;
@@ -350,7 +356,7 @@ class PurchasingService:
                 for sku, qty in cancelled.items()
             ]
             await self._put([nxt], events=events)
-        return nxt
+        return copy.deepcopy(nxt)
 
     # -- sending --------------------------------------------------------------------------
 
@@ -381,7 +387,7 @@ class PurchasingService:
                 nxt = lifecycle.send_failed(current, reason=reason, by=current["by"], at=at)
                 await self._put([nxt])
                 log.warning("purchasing: %s not sent: %s", proposal_id, reason)
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def _try_send(
         self, proposal: Mapping[str, Any], supplier: Supplier
@@ -412,9 +418,13 @@ class PurchasingService:
 
     # -- receipts, lateness, following ----------------------------------------------------
 
-    async def receive(self, movement: Mapping[str, Any]) -> dict[str, Any] | None:
+    async def receive(
+        self, movement: Mapping[str, Any], *, then: Callable[[], Awaitable[None]] | None = None
+    ) -> dict[str, Any] | None:
         """Apply one movement of ``stock.movements.v1`` if it is a receipt of a known purchase
-        order; the new version, or None when it is not one (or was applied already)."""
+        order; the new version, or None when it is not one (or was applied already).
+        ``then`` runs under the lock once the new version is kept (the follower commits the
+        movement's offset there, so no other change comes between the two)."""
         ref = movement.get("source_ref")
         if movement.get("type") != "receipt" or not ref or ref not in self._state:
             return None
@@ -438,8 +448,10 @@ class PurchasingService:
                 )
             else:
                 await self._put([nxt])
+                if then is not None:
+                    await then()
             self._receipts_seen.add(movement_id)
-        return nxt
+        return copy.deepcopy(nxt)
 
     async def check_lateness(self) -> list[dict[str, Any]]:
         """Raise the one ``po_late`` alert of each open purchase order past its expected
@@ -481,13 +493,15 @@ class PurchasingService:
         assert self._receipts is not None
         while True:
             try:
-                movements = await self._receipts.poll()
-                if self._receipts.assigned.is_set():
-                    self.receipts_ready.set()
-                for movement in movements:
-                    await self.receive(movement)
+                reader = self._receipts
+                movements = await reader.poll()
+                await reader.bookmark()
+                if reader.assigned.is_set():
+                    self.receipts_ready.set()  # a receipt written from now on is read
+                for movement, partition, offset in movements:
+                    await self.receive(movement, then=partial(reader.commit, partition, offset))
                 if movements:
-                    await self._receipts.commit()
+                    await reader.commit()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -513,9 +527,20 @@ class PurchasingService:
         return found
 
     def _take(self, record: dict[str, Any]) -> None:
-        """A record read from the topic: kept when newer than what is known."""
-        if lifecycle.later(self._state.get(record["proposal_id"]), record):
+        """A record read from the topic: kept when newer than what is known. Another version
+        with a number this service already used means a second writer: said loudly, since
+        its changes and this one's now disagree (run one purchasing service)."""
+        known = self._state.get(record["proposal_id"])
+        if lifecycle.later(known, record):
             self._state[record["proposal_id"]] = record
+        elif known is not None and known["version"] == record["version"] and known != record:
+            log.error(
+                "purchasing: %s version %s was written differently by another process; run "
+                "one purchasing service per deployment (`stockflow replenish run` or "
+                "`stockflow web`, not both)",
+                record["proposal_id"],
+                record["version"],
+            )
 
     async def _put(
         self, versions: list[dict[str, Any]], *, events: Sequence[dict[str, Any]] = ()

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +43,7 @@ from streams.purchasing.service import PurchasingService
 from streams.replenishment.model import AutoSend, ReplenishmentConfig, SendVia, Supplier
 from tests.support.kafka import produce_events, read_topic, stock_event
 from tests.support.ports import free_port
+from tests.support.processes import track
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -155,12 +161,12 @@ class Outbox:
 async def running(
     settings: Settings, planner: Planner, outbox: Outbox, **options: Any
 ) -> AsyncIterator[PurchasingService]:
+    options.setdefault("receipts_group", f"test-purchasing-{RUN}-{uuid.uuid4().hex[:6]}")
     service = PurchasingService(
         settings,
         CONFIG,
         planner=planner,
         sender=outbox,
-        receipts_group=f"test-purchasing-{RUN}-{uuid.uuid4().hex[:6]}",
         receipts_reset="latest",
         send_backoff_s=0.05,
         late_every_s=3600,
@@ -215,7 +221,7 @@ def versions_on_topic(settings: Settings, proposal_id: str, count: int) -> list[
 
 
 def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_incoming_down(
-    local_stack: Settings, worker: WorkerProcess
+    local_stack: Settings, worker: WorkerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Given a worker and a plan of a small order for acme (auto) and a large one for bolt
     (review), and acme's mail server refusing once with a retryable error, when the service
@@ -297,6 +303,8 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
             await figure(worker, desk, loc, "incoming", 0)
 
     asyncio.run(scenario())
+    # its own records, read back while it followed the topic, were the versions it kept
+    assert not [r for r in caplog.records if "written differently" in r.getMessage()]
     a = small["proposal_id"]
     history = versions_on_topic(local_stack, a, 5)
     assert [(r["version"], r["status"]) for r in history] == [
@@ -317,37 +325,65 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
     assert sorted(x["kind"] for x in alerts) == ["po_late", "po_late"]
 
 
-def test_a_restarted_service_restores_its_orders_and_sends_again_one_caught_mid_send(
+def test_a_restarted_service_restores_its_orders_counts_receipts_and_resends_one_caught_mid_send(
     local_stack: Settings, worker: WorkerProcess
 ) -> None:
-    """Given a proposal edited by a buyer and another whose approval was under way when the
-    process died (the mail server never answered), when the service starts again, then it
-    has every proposal at the version it had, and the one left approved is sent again: it is
-    sent, and incoming rose once at the worker."""
+    """Given a proposal edited by a buyer, another approved and sent, and a third whose
+    approval was under way when the process died (the mail server never answered), and
+    the ERP receiving the sent order while the service was down, when the service starts
+    again, then every proposal is at the version it had, the receipt is counted (the sent
+    order is received), and the one left approved is sent again: it is sent, and incoming
+    rose once at the worker."""
     loc = f"nice-{RUN}"
-    lamp, rug = f"lamp-{RUN}", f"rug-{RUN}"
+    lamp, rug, mat = f"lamp-{RUN}", f"rug-{RUN}", f"mat-{RUN}"
     kept = proposal("bolt-k", "bolt", loc, {lamp: 6}, auto=False)
     hung = proposal("acme-h", "acme", loc, {rug: 4}, auto=False)
+    done = proposal("acme-d", "acme", loc, {mat: 3}, auto=True)
+    group = f"test-purchasing-restart-{RUN}"
     outbox = Outbox()
 
     async def scenario() -> None:
-        async with running(local_stack, Planner([kept, hung]), outbox) as first:
+        async with running(
+            local_stack, Planner([kept, hung, done]), outbox, receipts_group=group
+        ) as first:
             await first.plan(location=loc)
             edited = await first.edit_line(kept["proposal_id"], lamp, 8, by="bob")
             outbox.hang = True
+            outbox.reached.clear()
             sending = asyncio.create_task(first.approve(hung["proposal_id"], by="ann"))
             await asyncio.wait_for(outbox.reached.wait(), 10)
             sending.cancel()  # the process dies while the supplier's server has it
             before = {p["proposal_id"]: p for p in first.proposals(location=loc)}
         assert before[hung["proposal_id"]]["status"] == "approved"
+        assert before[done["proposal_id"]]["status"] == "sent"
+        await figure(worker, mat, loc, "incoming", 3)
+        receipt = stock_event(
+            f"rcv-mat-{RUN}",
+            "receipt",
+            mat,
+            3,
+            location=loc,
+            source="erp",
+            source_ref=done["proposal_id"],
+        )
+        produce_events(local_stack, CODEC, [receipt])
+        await figure(worker, mat, loc, "incoming", 0)  # the ledger has it, the service is down
         outbox.hang = False
-        async with running(local_stack, Planner(), outbox) as second:
+        async with running(local_stack, Planner(), outbox, receipts_group=group) as second:
             assert second.get(kept["proposal_id"]) == edited
             after = second.get(hung["proposal_id"])
             assert after is not None and after["status"] == "sent"
             assert after["version"] == before[hung["proposal_id"]]["version"] + 1
-            assert outbox.sent == [hung["proposal_id"]]
+            assert outbox.sent == [done["proposal_id"], hung["proposal_id"]]
             await figure(worker, rug, loc, "incoming", 4)
+            await until(
+                lambda: second.get(done["proposal_id"])["status"] == "received",
+                "the receipt made while down",
+            )  # type: ignore[index]
+            assert (
+                second.get(done["proposal_id"])["version"]
+                == before[done["proposal_id"]]["version"] + 1
+            )  # type: ignore[index]
 
     asyncio.run(scenario())
 
@@ -466,3 +502,31 @@ def test_the_sku_view_shows_position_and_movements_from_clickhouse(
     }
     assert [m["type"] for m in view["movements"]] == ["purchase_ordered", "receipt"]
     assert len(view["daily_sales"]) == 28 and view["purchase_orders"] == []
+
+
+def test_replenish_run_plans_at_start_and_stops_cleanly_on_sigterm(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    """Given `stockflow replenish run` started as an operator would (no configuration: no
+    supplier), when it has read the proposals and made its first plan, and SIGTERM comes,
+    then it logs that it stopped and exits 0 within 30 s."""
+    log_path = tmp_path / "replenish-run.log"
+    env = {**os.environ, "STOCKFLOW_CONFIG": ""}
+    with log_path.open("wb") as out:
+        proc = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "replenish", "run"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
+    deadline = time.monotonic() + 60
+    while "plan made 0 proposal(s)" not in log_path.read_text():
+        assert proc.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    assert "proposal(s) read from replenishment.proposals.v1" in log_path.read_text()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, log_path.read_text()
+    assert "purchasing: stopped" in log_path.read_text()
