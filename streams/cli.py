@@ -85,6 +85,12 @@ def _token(args: argparse.Namespace) -> int:
     return run_token(load(), args)
 
 
+def _replenish_run(args: argparse.Namespace) -> int:
+    from streams.purchasing.run import run_command
+
+    return run_command(load(), once=args.once)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from deploy.demo.run import run_demo
 
@@ -120,6 +126,12 @@ def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     plan.add_argument("--today", type=_day, help="plan as of this day (default: today, UTC)")
     plan.set_defaults(func=_replenish_plan)
 
+    run = actions.add_parser(
+        "run", help="the purchasing service: plan on a schedule, send, follow receipts"
+    )
+    run.add_argument("--once", action="store_true", help="plan and send once, exit")
+    run.set_defaults(func=_replenish_run)
+
     backtest = actions.add_parser(
         "backtest", help="forecast accuracy (WAPE, bias) per method over the last weeks"
     )
@@ -146,6 +158,16 @@ def _notify(args: argparse.Namespace) -> int:
         print(f"stockflow notify: {exc}", file=sys.stderr)
         return 2
     return run_notify(settings, config, group=args.group)
+
+
+def _web(args: argparse.Namespace) -> int:
+    if args.web_action == "user":
+        from streams.web.command import user_command
+
+        return user_command(load(), args)
+    from streams.web.run import run_web
+
+    return run_web(load())
 
 
 def _positive(raw: str) -> int:
@@ -242,7 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes",
         nargs="+",
         help="create: stock:read, events:write, holds:write, orders:write, orders:read, "
-        "orders:approve, metrics:read, admin",
+        "orders:approve, metrics:read, replenish, admin",
+    )
+    token.add_argument(
+        "--locations", nargs="+", help="create: the only locations it may act for (replenish)"
     )
     token.add_argument(
         "--sources", nargs="+", help="create: event sources it may write (default api:NAME)"
@@ -257,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("action", choices=["run"])
     notify.add_argument("--group", default="stockflow-notifier", help="Kafka consumer group")
     notify.set_defaults(func=_notify)
+
+    web = sub.add_parser("web", help="serve the ordering page (or manage its users)")
+    web_sub = web.add_subparsers(dest="web_action")
+    user = web_sub.add_parser("user", help="add, list or remove a user of the ordering page")
+    user.add_argument("user_action", choices=["add", "list", "remove"])
+    user.add_argument("name", nargs="?", help="add, remove: the user's login")
+    user.add_argument("--role", choices=["viewer", "buyer", "approver", "admin"], default="viewer")
+    user.add_argument("--replace", action="store_true", help="add: replace an existing user")
+    web.set_defaults(func=_web)
 
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")

@@ -2,6 +2,7 @@
 # Installs the machine-level programs the local stack runs on, from Debian's packages,
 # when they are missing: Java 17 and Maven (Kafka, the registry), ClickHouse, Prometheus,
 # poppler-utils and zbar-tools (purchase order documents read back by the tests).
+# Chromium and chromedriver (the ordering page's browser test).
 set -euo pipefail
 
 need=()
@@ -15,6 +16,9 @@ command -v python3.11 >/dev/null || need+=(python3.11 python3.11-venv)
 command -v pdftotext >/dev/null || need+=(poppler-utils)
 command -v zbarimg >/dev/null || need+=(zbar-tools)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# the ordering page's browser test: headless Chromium and its WebDriver
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -225,6 +225,11 @@ class Settings:
     # the purchasing service and its ordering page (`stockflow web`)
     web_port: int = field(default_factory=lambda: _env_int("WEB_PORT", 8090))
     web_bind: str = field(default_factory=lambda: _env("WEB_BIND", LOOPBACK))
+    # the page's users file (default <state dir>/web/users.yaml), the key its session cookies
+    # are signed with (default: one generated into <state dir>/web/session.key) and their life
+    web_users: str = field(default_factory=lambda: _env("WEB_USERS", ""))
+    web_secret: Secret = field(default_factory=lambda: _env_secret("WEB_SECRET"))
+    web_session_minutes: int = field(default_factory=lambda: _env_int("WEB_SESSION_MINUTES", 480))
 
     def __post_init__(self) -> None:
         if self.produce_timeout_s <= 0:

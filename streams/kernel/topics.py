@@ -41,7 +41,8 @@ STOCK_EVENTS = TopicSpec(
     cleanup_policy="delete",
     writer=Writer.CONNECTORS,
     doc="Normalised inbound stock events from every channel and system (plus the hold-expiry"
-    " events of the ledger's own timer, which must be ordered with the SKU's other events).",
+    " events of the ledger's own timer, which must be ordered with the SKU's other events, and"
+    " the purchasing service's purchase_ordered / purchase_cancelled, source purchasing).",
 )
 STOCK_LEVELS = TopicSpec(
     name="stock.levels.v1",
@@ -75,7 +76,8 @@ STOCK_ALERTS = TopicSpec(
     writer=Writer.LEDGER_AND_CONNECTORS,
     doc="Low stock, out of stock, back in stock, discrepancy, oversell attempt (written by the"
     " ledger, about stock figures); drift (written by the connectors, about a channel showing"
-    " another quantity than the ledger's). Two writers, disjoint kinds: no alert kind has two.",
+    " another quantity than the ledger's); po_late (written by the purchasing service, about"
+    " a purchase order past its day). Disjoint kinds: no alert kind has two writers.",
 )
 STOCK_DEADLETTER = TopicSpec(
     name="stock.deadletter.v1",

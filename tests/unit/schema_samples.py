@@ -112,6 +112,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "scopes": ["events:write", "stock:read"],
         "sources": ["erp"],
+        "locations": ["lyon"],
         "rate": 5.0,
         "burst": 10,
         "created_at": T,

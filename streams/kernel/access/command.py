@@ -30,9 +30,13 @@ def create(
     rate: float | None = None,
     burst: int | None = None,
     replace: bool = False,
+    locations: list[str] | None = None,
 ) -> tuple[str, TokenRecord]:
-    """A new token stored hashed; TokenError when the name is taken (without ``replace``)."""
-    token, record = new_token(name, scopes, sources or (), rate=rate, burst=burst)
+    """A new token stored hashed; TokenError when the name is taken (without ``replace``).
+    ``locations``: the only locations it may act for (the ``replenish`` scope); none: all."""
+    token, record = new_token(
+        name, scopes, sources or (), rate=rate, burst=burst, locations=locations or ()
+    )
     existing = read_all(settings).get(name)
     if existing is not None and not existing.revoked and not replace:
         raise TokenError(
@@ -82,8 +86,11 @@ def run_token(settings: Settings, args: argparse.Namespace) -> int:
                 rate=args.rate,
                 burst=args.burst,
                 replace=args.replace,
+                locations=_split(getattr(args, "locations", None)),
             )
             what = f"scopes {', '.join(record.scopes)}; sources {', '.join(record.sources)}"
+            if record.locations:
+                what += f"; locations {', '.join(record.locations)}"
             if args.output:
                 write_private(Path(args.output), token)
                 print(f"token {record.name!r} ({what}) written to {args.output}", file=sys.stderr)

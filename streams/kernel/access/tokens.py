@@ -22,6 +22,7 @@ ORDERS_WRITE = "orders:write"
 ORDERS_READ = "orders:read"
 ORDERS_APPROVE = "orders:approve"
 METRICS_READ = "metrics:read"
+REPLENISH = "replenish"  # the till's replenishment trigger (for the token's locations)
 ADMIN = "admin"
 SCOPES = (
     STOCK_READ,
@@ -31,11 +32,13 @@ SCOPES = (
     ORDERS_READ,
     ORDERS_APPROVE,
     METRICS_READ,
+    REPLENISH,
     ADMIN,
 )
 
 PREFIX = "sft_"
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+_LOCATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 # Sources no API token may write: the connectors' (connector:{channel}) and the ledger's own
 RESERVED_SOURCE_PREFIXES = ("connector:", "ledger")
@@ -53,6 +56,11 @@ class Principal:
     name: str
     scopes: frozenset[str] = frozenset()
     sources: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()  # empty: every location
+
+    def may_act_for(self, location: str) -> bool:
+        """True when the token is not restricted to locations, or lists ``location``."""
+        return not self.locations or location in self.locations
 
     @property
     def default_source(self) -> str:
@@ -72,13 +80,14 @@ class TokenRecord:
     rate: float | None = None
     burst: int | None = None
     revoked_at: int | None = field(default=None)
+    locations: tuple[str, ...] = ()  # empty: every location
 
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
 
     def principal(self) -> Principal:
-        return Principal(self.name, frozenset(self.scopes), self.sources)
+        return Principal(self.name, frozenset(self.scopes), self.sources, self.locations)
 
     def revoke(self, at: int | None = None) -> TokenRecord:
         return replace(self, revoked_at=now_ms() if at is None else at)
@@ -89,6 +98,7 @@ class TokenRecord:
             "sha256": self.sha256,
             "scopes": list(self.scopes),
             "sources": list(self.sources),
+            "locations": list(self.locations),
             "rate": self.rate,
             "burst": self.burst,
             "created_at": self.created_at,
@@ -106,6 +116,7 @@ class TokenRecord:
             rate=record.get("rate"),
             burst=record.get("burst"),
             revoked_at=record.get("revoked_at"),
+            locations=tuple(record.get("locations") or ()),
         )
 
 
@@ -120,6 +131,7 @@ def new_token(
     *,
     rate: float | None = None,
     burst: int | None = None,
+    locations: list[str] | tuple[str, ...] = (),
 ) -> tuple[str, TokenRecord]:
     """A fresh token and the record to store (its hash, never the token)."""
     check_name(name)
@@ -129,9 +141,17 @@ def new_token(
         raise TokenError("--rate: a positive number of write requests per second")
     if burst is not None and burst < 1:
         raise TokenError("--burst: at least 1")
+    chosen_locations = tuple(dict.fromkeys(check_locations(locations)))
     token = PREFIX + secrets.token_urlsafe(32)
     record = TokenRecord(
-        name, digest(token), chosen_scopes, chosen_sources, now_ms(), rate=rate, burst=burst
+        name,
+        digest(token),
+        chosen_scopes,
+        chosen_sources,
+        now_ms(),
+        rate=rate,
+        burst=burst,
+        locations=chosen_locations,
     )
     return token, record
 
@@ -166,3 +186,13 @@ def check_sources(sources: list[str] | tuple[str, ...]) -> list[str]:
                 "connectors and ledger* events only from the ledger, never from the HTTP API"
             )
     return list(sources)
+
+
+def check_locations(locations: list[str] | tuple[str, ...]) -> list[str]:
+    for location in locations:
+        if not _LOCATION.fullmatch(location):
+            raise TokenError(
+                f"location {location!r}: 1-128 of letters, digits and . _ : -, "
+                "starting with a letter or digit"
+            )
+    return list(locations)
