@@ -32,7 +32,9 @@ class Day:
         seed: int = 7,
         token: str | None = None,
         orders: Any = None,
+        purchasing: Any = None,
     ) -> None:
+        self.purchasing = purchasing  # deploy.demo.purchasing.PurchasingDay
         self.orders = orders  # deploy.demo.orders.OrderDay, when the order agent runs
         self.token = token  # the bearer token of the worker's API
         self.counter = counter
@@ -115,6 +117,7 @@ class Day:
             await self.quarantine_return()
             await self.supplier_receipt()
             await self.order_book()
+            await self.replenishment()
             await self.cycle_count()
             self.board.step = "end of day: shops in sync"
             await self.until(self.shops_match_ledger, 60, "the shops to match the ledger")
@@ -222,6 +225,14 @@ class Day:
         assert self.http is not None
         for line in await self.orders.play(self.http, self.post_events):
             print(f"[demo] {line}", flush=True)
+        self.board.show()
+
+    async def replenishment(self) -> None:
+        if self.purchasing is None:
+            return
+        self.board.step = "17:00 lamps run low: a plan from the till, orders to suppliers"
+        assert self.http is not None
+        await self.purchasing.play(self.http, self.post_events)
         self.board.show()
 
     async def cycle_count(self) -> None:

@@ -11,6 +11,13 @@ from connectors.testing.woocommerce import FakeWooCommerce
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
 from deploy.demo.orders import OrderDay, orders_config
+from deploy.demo.purchasing import (
+    Mailbox,
+    PurchasingDay,
+    add_approver,
+    notifications_config,
+    replenishment_config,
+)
 from deploy.demo.setup import (
     SHOPIFY_ITEM,
     SHOPIFY_LOCATION,
@@ -23,7 +30,7 @@ from deploy.demo.setup import (
 from deploy.demo.summary import summarise
 from deploy.demo.view import Board
 from deploy.local import stack
-from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess
+from deploy.local.children import CONNECTORS_READY, WORKER_READY, ChildProcess, free_port
 from deploy.local.credentials import demo_token
 from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
@@ -36,29 +43,50 @@ def say(message: str) -> None:
 def run_demo(settings: Settings, *, keep: bool) -> int:
     run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     sku = f"office-chair-{run}"
+    lamp = f"desk-lamp-{run}"
     was_running = {name for name, state, _ in stack.status(settings) if state.startswith("running")}
     say("starting the local stack (Kafka, ClickHouse, Prometheus)")
     stack.up(settings)
     ensure_topics(settings)
     orders = orders_config()
+    purchasing = {
+        "replenishment": replenishment_config(sku, lamp),
+        "notifications": notifications_config(lamp),
+    }
+    folder = settings.state_dir / "demo"
     ledger_config, connectors_config = write_configs(
-        settings.state_dir / "demo", sku, run, orders=orders
+        folder, sku, run, orders=orders, extra=purchasing
     )
+    users = folder / "web-users.yaml"
+    approver = add_approver(users)
+    smtp_port, web_port = free_port(), free_port()
     logs = settings.state_dir / "logs"
     env = {
         "STOCKFLOW_CONFIG": str(ledger_config),
         "STOCKFLOW_CONNECTORS_CONFIG": str(connectors_config),
         "STOCKFLOW_APP_ID": f"stockflow-demo-{run}",
         "STOCKFLOW_OFFSET_RESET": "latest",
+        "STOCKFLOW_SMTP_HOST": "127.0.0.1",
+        "STOCKFLOW_SMTP_PORT": str(smtp_port),
+        "STOCKFLOW_WEB_PORT": str(web_port),
+        "STOCKFLOW_WEB_USERS": str(users),
     }
     children = [
         ChildProcess("worker", ["worker"], logs / "demo-worker.log", env),
         ChildProcess("sink", ["sink"], logs / "demo-sink.log", env),
         ChildProcess("connectors", ["connectors", "serve"], logs / "demo-connectors.log", env),
-    ]
+        ChildProcess("ordering page", ["web"], logs / "demo-web.log", env),
+        ChildProcess(
+            "notifier", ["notify", "run", "--group", f"demo-notifier-{run}"],
+            logs / "demo-notifier.log", env,
+        ),
+    ]  # fmt: skip
     started = time.time()
     try:
-        return asyncio.run(_play(settings, children, sku, started, run))
+        with Mailbox(smtp_port) as mailbox:
+            return asyncio.run(
+                _play(settings, children, sku, started, run, lamp, mailbox, approver, web_port)
+            )
     finally:
         say("stopping the worker, the sink and the connectors")
         for child in reversed(children):
@@ -75,7 +103,15 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
 
 
 async def _play(
-    settings: Settings, children: list[ChildProcess], sku: str, started: float, run: str
+    settings: Settings,
+    children: list[ChildProcess],
+    sku: str,
+    started: float,
+    run: str,
+    lamp: str,
+    mailbox: Mailbox,
+    approver: tuple[str, str],
+    web_port: int,
 ) -> int:
     worker_url = f"http://127.0.0.1:{settings.worker_web_port}"
     receiver = f"http://127.0.0.1:{settings.connectors_port}"
@@ -92,16 +128,26 @@ async def _play(
         await asyncio.to_thread(
             children[2].wait_serving, f"{receiver}/health", 60, CONNECTORS_READY
         )
+        web_url = f"http://127.0.0.1:{web_port}"
+        await asyncio.to_thread(children[3].wait_serving, f"{web_url}/health", 60)
+        say(f"ordering page at {web_url} (log: {children[3].log_path}); mailbox on {mailbox.port}")
         say(f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, store")
         board = Board()
         counter = OutcomeCounter(settings, sku)
         orders = OrderDay(settings, worker_url, sku, run)
+        buying = PurchasingDay(
+            settings, worker_url, web_url, mailbox, chair=sku, lamp=lamp, approver=approver
+        )
         try:
             token = await asyncio.to_thread(demo_token, settings)
-            day = Day(worker_url, sku, shopify, woo, board, counter, token=token, orders=orders)
+            day = Day(
+                worker_url, sku, shopify, woo, board, counter,
+                token=token, orders=orders, purchasing=buying,
+            )  # fmt: skip
             await day.play()
         finally:
             counter.stop()
             orders.close()
+            buying.close()
         board.show()
-    return await asyncio.to_thread(summarise, settings, sku, board, started, orders)
+    return await asyncio.to_thread(summarise, settings, sku, board, started, orders, buying)

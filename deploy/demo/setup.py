@@ -23,9 +23,11 @@ def write_configs(
     shopify_port: int = SHOPIFY_PORT,
     woo_port: int = WOO_PORT,
     orders: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """(ledger config, connectors config) for this run's SKU and shops; ``orders``: the
-    order book's section (with it, the store's click-and-collect location too)."""
+    order book's section (with it, the store's click-and-collect location too); ``extra``:
+    more top-level sections of the ledger's file (replenishment, notifications)."""
     folder.mkdir(parents=True, exist_ok=True)
     ledger = folder / "channels.yaml"
     locations = [{"name": WAREHOUSE}] + ([{"name": STORE}] if orders is not None else [])
@@ -38,6 +40,7 @@ def write_configs(
     }
     if orders is not None:
         ledger_config["orders"] = orders
+    ledger_config.update(extra or {})
     ledger.write_text(yaml.safe_dump(ledger_config, sort_keys=False))
     connectors = folder / "connectors.yaml"
     connectors.write_text(

@@ -18,9 +18,15 @@ TABLES = ("stock_movements", "stock_levels", "decisions", "alerts")
 
 
 def summarise(
-    settings: Settings, sku: str, board: Board, started: float, orders: Any = None
+    settings: Settings,
+    sku: str,
+    board: Board,
+    started: float,
+    orders: Any = None,
+    purchasing: Any = None,
 ) -> int:
-    """Prints the day's summary; ``orders``: the day's OrderDay (None: no order agent)."""
+    """Prints the day's summary; ``orders``: the day's OrderDay (None: no order agent);
+    ``purchasing``: the day's PurchasingDay (None: none played)."""
     rows = _clickhouse_rows(settings, sku)
     print()
     print("=" * 72)
@@ -38,6 +44,9 @@ def summarise(
     print("alerts: " + (", ".join(f"{k} {v}" for k, v in sorted(board.alerts.items())) or "none"))
     if orders is not None:
         for line in orders.summary():
+            print(line)
+    if purchasing is not None:
+        for line in purchasing.summary():
             print(line)
     print("rows in ClickHouse (distinct ids): " + ", ".join(f"{t} {n}" for t, n in rows.items()))
     print()

@@ -71,9 +71,10 @@ def ensure_token(
     *,
     rate: float | None = None,
     burst: int | None = None,
+    locations: tuple[str, ...] = (),
 ) -> str:
     """The token of ``purpose`` in this state folder: the saved one while the store holds it
-    unrevoked with these scopes, else a new one (saved, its hash published)."""
+    unrevoked with these scopes and locations, else a new one (saved, its hash published)."""
     path = token_path(settings, purpose)
     if path in _known:
         return _known[path]
@@ -89,10 +90,13 @@ def ensure_token(
             and not record.revoked
             and record.sha256 == digest(saved)
             and set(record.scopes) == set(scopes)
+            and set(record.locations) == set(locations)
         ):
             token = saved
         else:
-            token, fresh = new_token(name, scopes, sources, rate=rate, burst=burst)
+            token, fresh = new_token(
+                name, scopes, sources, rate=rate, burst=burst, locations=locations
+            )
             publish(settings, [fresh])
             write_private(path, token)
     _known[path] = token
