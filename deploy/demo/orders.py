@@ -163,16 +163,25 @@ class OrderDay:
 
     async def _approve(self, http: aiohttp.ClientSession, order_id: str) -> None:
         url = f"{self.worker_url}/v1/orders/{order_id}/approve"
-        async with http.post(url, json={"note": "credit checked"}, headers=self.headers) as answer:
-            if answer.status in (200, 202):
-                self.paths["POST /v1/orders/{id}/approve"] += 1
-                return
-            body = await answer.json(content_type=None)
-            if answer.status not in (403, 404, 405):
-                raise RuntimeError(f"approve refused: {body}")
-            if answer.status != 405 and body != {"error": "Not Found"}:  # served, but refused
-                error = body.get("error") if isinstance(body, dict) else body
-                print(f"[demo] the API did not take the approval ({error}); sent on orders.v1")
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            async with http.post(
+                url, json={"note": "credit checked"}, headers=self.headers
+            ) as answer:
+                status = answer.status
+                body = await answer.json(content_type=None)
+            # 503: a rebalance is moving the order's partition; the API says to retry
+            if status != 503 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+        if status in (200, 202):
+            self.paths["POST /v1/orders/{id}/approve"] += 1
+            return
+        if status not in (403, 404, 405):
+            raise RuntimeError(f"approve refused: {body}")
+        if status != 405 and body != {"error": "Not Found"}:  # served, but refused
+            error = body.get("error") if isinstance(body, dict) else body
+            print(f"[demo] the API did not take the approval ({error}); sent on orders.v1")
         record = _order(order_id, "approved", [], note="credit checked", by="operator")
         await asyncio.to_thread(self._send, record)
         self.paths["orders.v1 (approved)"] += 1

@@ -361,14 +361,15 @@ def _money(proposal: dict[str, Any]) -> str:
 
 
 def _wait_movements(settings: Settings, sku: str, count: int) -> None:
-    from streams.warehouse.clickhouse import connect
+    from streams.warehouse.clickhouse import connect, database_name
 
     client = connect(settings)
+    table = f"{database_name(settings)}.stock_movements"
     deadline = time.monotonic() + WAIT_S
     try:
         while time.monotonic() < deadline:
             rows = client.execute(
-                "SELECT uniqExact(movement_id) FROM stock_movements WHERE sku = %(sku)s",
+                f"SELECT uniqExact(movement_id) FROM {table} WHERE sku = %(sku)s",  # noqa: S608
                 {"sku": sku},
             )
             if int(rows[0][0]) >= count:

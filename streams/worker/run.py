@@ -12,6 +12,7 @@ import faust
 from schemas.codec import codec_for
 from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
+from streams.kernel.topics import TopicSpec, Writer
 from streams.ledger.config import load_config
 from streams.orders.setup import load_order_config
 
@@ -35,16 +36,40 @@ def _dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
+def changelogs(settings: Settings, *tables: str) -> tuple[TopicSpec, ...]:
+    """The tables' changelog topics, named and shaped as Faust would create them. Created
+    before the worker joins its group: a topic Faust creates at start can still be missing
+    from the group leader's metadata at the first rebalance (seen on a loaded machine), and
+    its partitions are then assigned to nobody until the next rebalance."""
+    return tuple(
+        TopicSpec(
+            name=f"{settings.app_id}-{table}-changelog",
+            key="table key",
+            value_schema="bytes",
+            cleanup_policy="compact",
+            writer=Writer.LEDGER,
+            doc=f"Changelog of the worker's {table} table.",
+        )
+        for table in tables
+    )
+
+
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Declare the topics, then run the ledger until stopped (SIGINT/SIGTERM)."""
     gc.set_threshold(*GC_THRESHOLDS)
+    from streams.worker import app
+    from streams.worker import orders as order_book
     from streams.worker.app import Ledger
     from streams.worker.orders import replies_topic
 
     config = load_config(settings.config_path or None)
     orders = load_order_config(settings.config_path or None)
     codec = codec_for(settings)
-    created = ensure_topics(settings) + ensure_topics(settings, (replies_topic(settings),))
+    own = (
+        replies_topic(settings),
+        *changelogs(settings, app.TABLE_NAME, order_book.TABLE_NAME),
+    )
+    created = ensure_topics(settings) + ensure_topics(settings, own)
     if created:
         print(f"[worker] declared topics: {', '.join(created)}", file=sys.stderr)
     ledger = Ledger(settings, config, codec, orders=orders)
