@@ -14,6 +14,7 @@ docs/ordering-page.png (the README's picture).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -153,61 +154,74 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     stack = sink_settings(local_stack, f"page_{run}")  # a sink into its own database
     group = f"test-page-sink-{run}"
     set_group_offsets(stack, group, end_offsets(stack))
-    sink = running_sink(stack, single_object_codec(), group)
-    sink.__enter__()
-    for sku in skus:  # the ledger knows the SKUs at the store: 0 incoming
-        status, body = worker.post(
-            "/v1/events",
-            {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 3, "location": store},
+    with contextlib.ExitStack() as cleanup:  # undone in reverse order whatever fails
+        cleanup.callback(drop_database, stack)
+        cleanup.enter_context(running_sink(stack, single_object_codec(), group))
+        for sku in skus:  # the ledger knows the SKUs at the store: 0 incoming
+            status, body = worker.post(
+                "/v1/events",
+                {
+                    "event_id": f"{sku}-r",
+                    "type": "receipt",
+                    "sku": sku,
+                    "qty": 3,
+                    "location": store,
+                },
+            )
+            assert status == 202, body
+        wait_for(
+            lambda: worker.stock(skus[1]) is not None, timeout=30, what="the SKUs in the ledger"
         )
-        assert status == 202, body
-    wait_for(lambda: worker.stock(skus[1]) is not None, timeout=30, what="the SKUs in the ledger")
 
-    smtp = SmtpServer(free_port())
-    smtp.start()
-    users = UserStore(tmp_path / "users.yaml")
-    approver = users.add("alice", "approver", PASSWORD)
-    assert approver.totp_secret
-    settings = replace(
-        stack,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        web_users=str(users.path),
-        web_secret=Secret("browser-test"),
-    )
-    config = ReplenishmentConfig(
-        suppliers={
-            supplier: Supplier(supplier, "Acme Furniture", "email", 5, email=("orders@acme.test",))
-        },
-        items=tuple(SupplierItem(s, supplier, f"ACME-{s}", 2450, 6, 12) for s in skus),
-    )
+        smtp = SmtpServer(free_port())
+        smtp.start()
+        cleanup.callback(smtp.stop)
+        users = UserStore(tmp_path / "users.yaml")
+        approver = users.add("alice", "approver", PASSWORD)
+        assert approver.totp_secret
+        settings = replace(
+            stack,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            web_users=str(users.path),
+            web_secret=Secret("browser-test"),
+        )
+        config = ReplenishmentConfig(
+            suppliers={
+                supplier: Supplier(
+                    supplier, "Acme Furniture", "email", 5, email=("orders@acme.test",)
+                )
+            },
+            items=tuple(SupplierItem(s, supplier, f"ACME-{s}", 2450, 6, 12) for s in skus),
+        )
 
-    def planner(
-        settings: Settings,
-        config: ReplenishmentConfig,
-        *,
-        today: date,
-        locations: Collection[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        return [planned(supplier, store, skus)]
+        def planner(
+            settings: Settings,
+            config: ReplenishmentConfig,
+            *,
+            today: date,
+            locations: Collection[str] | None = None,
+        ) -> list[dict[str, Any]]:
+            return [planned(supplier, store, skus)]
 
-    page = PageServer(
-        build(
-            settings,
-            config,
-            planner=planner,
-            sender=purchase_order_sender(),
-            receipts_group=f"page-{run}",
-            receipts_reset="latest",
-        ),
-        free_port(),
-    )
-    started = time.monotonic()
-    page.start()  # starts the service, which plans at once: our proposal is published
-    browser = chromium(tmp_path / "chromium-profile", width=DESKTOP[0], height=DESKTOP[1])
-    viewport(browser, *PHONE, mobile=True)
-    shots = artefacts(tmp_path)
-    try:
+        page = PageServer(
+            build(
+                settings,
+                config,
+                planner=planner,
+                sender=purchase_order_sender(),
+                receipts_group=f"page-{run}",
+                receipts_reset="latest",
+            ),
+            free_port(),
+        )
+        started = time.monotonic()
+        cleanup.callback(page.stop)
+        page.start()  # starts the service, which plans at once: our proposal is published
+        browser = chromium(tmp_path / "chromium-profile", width=DESKTOP[0], height=DESKTOP[1])
+        cleanup.callback(browser.quit)
+        viewport(browser, *PHONE, mobile=True)
+        shots = artefacts(tmp_path)
         from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
@@ -297,12 +311,6 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
             return found[0], found[1]
 
         wait_for(lambda: incoming() == (30, 12), timeout=30, what="incoming 30 and 12")
-    finally:
-        browser.quit()
-        page.stop()
-        smtp.stop()
-        sink.__exit__(None, None, None)
-        drop_database(stack)
     print(
         f"\n[page] login to sent in {clicked:.1f} s (page start included); screenshots in {shots}"
     )
