@@ -398,3 +398,23 @@ def test_the_sku_page_without_forecast_and_with_clickhouse_down_says_what_happen
         assert broken.status == 503 and "could not be read now" in await broken.text()
 
     run(users, scenario, service=Bare())
+
+
+def test_a_long_list_shows_the_newest_two_hundred_and_says_how_many_matched(
+    users: UserStore,
+) -> None:
+    """Given 205 proposals to review, then the list shows 200, the newest first, and says
+    200 of 205 matched."""
+    many = [
+        {**proposal(f"PO-{i:03d}", line("chair", 24)), "updated_at": 1_790_000_000_000 + i}
+        for i in range(205)
+    ]
+
+    async def scenario(client: Client, _: FakePurchasing) -> None:
+        await login(client, users, "viewer1")
+        text = await (await client.get("/proposals")).text()
+        assert text.count('class="card proposal"') == 200
+        assert "The newest 200 of 205" in text
+        assert "PO-204" in text and "PO-004" not in text
+
+    run(users, scenario, service=FakePurchasing(*many))
