@@ -222,7 +222,7 @@ async def _act(
         log.exception("web %s failed proposal=%s by=%s", action, current["proposal_id"], user.login)
         message = (
             f"The {action} could not be done now (the purchasing service failed; see its log). "
-            "Nothing was changed by this page; try again."
+            "The proposal below is as the service keeps it; try again in a moment."
         )
         return None, _show(request, current, error=message, status=503)
 

@@ -418,3 +418,26 @@ def test_a_long_list_shows_the_newest_two_hundred_and_says_how_many_matched(
         assert "PO-204" in text and "PO-004" not in text
 
     run(users, scenario, service=FakePurchasing(*many))
+
+
+def test_a_service_failure_during_an_approval_is_shown_as_such_with_the_proposal(
+    users: UserStore,
+) -> None:
+    """Given a service whose publish fails (Kafka did not acknowledge), when an approver
+    approves, then 503 shows the proposal as the service keeps it (still proposed) and says
+    the approval could not be done now."""
+
+    class Down(FakePurchasing):
+        async def approve(self, proposal_id: str, by: str) -> dict[str, Any]:
+            raise RuntimeError("Kafka did not acknowledge the proposal within 30 s")
+
+    async def scenario(client: Client, _: FakePurchasing) -> None:
+        await login(client, users, "approver1")
+        token = await csrf_of(client, "/proposals/PO-acme-paris-1")
+        answer = await client.post("/proposals/PO-acme-paris-1/approve", data={"csrf": token})
+        text = await answer.text()
+        assert answer.status == 503
+        assert "The approval could not be done now" in text
+        assert 'id="status">proposed<' in text
+
+    run(users, scenario, service=Down(*_service().state.values()))
