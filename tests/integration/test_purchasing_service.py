@@ -160,7 +160,8 @@ class Outbox:
     def fail_next(self, n: int, *, retryable: bool) -> None:
         self.failures = [
             SendError(
-                f"SMTP 451 try later ({i})" if retryable else "SMTP 550 no such mailbox", retryable
+                f"SMTP 451 try later ({i})" if retryable else "SMTP 550 no such mailbox",
+                retryable=retryable,
             )
             for i in range(n)
         ]
