@@ -19,7 +19,7 @@ class Writer(StrEnum):
     OPERATOR = "operator"  # the `stockflow token` command
     API = "api"  # the HTTP APIs of the worker and the connectors (the access audit)
     ORDER_BOOK = "order-book"  # the worker's order agent
-    PURCHASING = "purchasing"  # the purchasing service (`stockflow replenish run`, `web`)
+    PURCHASING = "purchasing"  # the purchasing service (`replenish run`, `web`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ class SendError(Exception):
     """The purchase order did not reach the supplier; ``retryable`` when trying again may
     succeed (a server away), not when the order or the configuration is at fault."""
 
-    def __init__(self, message: str, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
