@@ -18,7 +18,12 @@ import contextlib
 import importlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
@@ -43,6 +48,7 @@ from tests.integration.sink_support import (
 )
 from tests.support.kafka import wait_for
 from tests.support.ports import free_port
+from tests.support.processes import track
 from tests.support.web import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -317,3 +323,61 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     if os.environ.get("STOCKFLOW_UPDATE_SCREENSHOT") == "1":
         (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
         shutil.copy(shots / "proposal-desktop.png", PROJECT_ROOT / "docs" / "ordering-page.png")
+
+
+def test_stockflow_web_serves_the_page_and_the_till_route_and_stops_on_sigterm(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    """Given a users file with one admin, when `stockflow web` is started as an operator
+    would, then it answers /health, sends a visitor to the login form, guards the till's
+    trigger with bearer tokens (401 without one), and on SIGTERM stops the purchasing
+    service and exits 0."""
+    users = UserStore(tmp_path / "users.yaml")
+    users.add("ops", "admin", PASSWORD)
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOCKFLOW_CONFIG": "",
+        "STOCKFLOW_WEB_USERS": str(users.path),
+        "STOCKFLOW_WEB_PORT": str(port),
+    }
+    log_path = tmp_path / "web.log"
+    with log_path.open("wb") as out:
+        proc = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "web"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def status(path: str, method: str = "GET") -> int:
+        request = urllib.request.Request(
+            url + path, method=method, data=b"{}" if method == "POST" else None
+        )
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    try:
+        wait_for(lambda: status("/health") == 200, timeout=60, what=f"stockflow web: {url}")
+        assert status("/proposals") == 303
+        assert status("/login") == 200
+        assert status("/v1/replenishment/trigger", "POST") == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0, log_path.read_text()
+    assert "web: stopped, the purchasing service with it" in log_path.read_text()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
