@@ -170,6 +170,18 @@ def _web(args: argparse.Namespace) -> int:
     return run_web(load())
 
 
+def _add_web(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow web [user add|list|remove]`: the ordering page and its users."""
+    web = sub.add_parser("web", help="serve the ordering page (or manage its users)")
+    web_sub = web.add_subparsers(dest="web_action")
+    user = web_sub.add_parser("user", help="add, list or remove a user of the ordering page")
+    user.add_argument("user_action", choices=["add", "list", "remove"])
+    user.add_argument("name", nargs="?", help="add, remove: the user's login")
+    user.add_argument("--role", choices=["viewer", "buyer", "approver", "admin"], default="viewer")
+    user.add_argument("--replace", action="store_true", help="add: replace an existing user")
+    web.set_defaults(func=_web)
+
+
 def _positive(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a positive whole number")
@@ -283,20 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     notify.add_argument("--group", default="stockflow-notifier", help="Kafka consumer group")
     notify.set_defaults(func=_notify)
 
-    web = sub.add_parser("web", help="serve the ordering page (or manage its users)")
-    web_sub = web.add_subparsers(dest="web_action")
-    user = web_sub.add_parser("user", help="add, list or remove a user of the ordering page")
-    user.add_argument("user_action", choices=["add", "list", "remove"])
-    user.add_argument("name", nargs="?", help="add, remove: the user's login")
-    user.add_argument("--role", choices=["viewer", "buyer", "approver", "admin"], default="viewer")
-    user.add_argument("--replace", action="store_true", help="add: replace an existing user")
-    web.set_defaults(func=_web)
-
     demo = sub.add_parser("demo", help="play a scripted day through the whole pipeline")
     demo.add_argument("--keep", action="store_true", help="leave the local stack running")
     demo.set_defaults(func=_demo)
 
     _add_replenish(sub)
+    _add_web(sub)
     return parser
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -29,6 +30,8 @@ from streams.kernel.settings import Settings
 from streams.kernel.topics import TopicSpec
 
 log = logging.getLogger("stockflow.purchasing")
+
+T = TypeVar("T")
 
 READER_GROUP_PREFIX = "stockflow-purchasing-reader-"  # assign() only, never joins
 BATCH = 500
@@ -90,10 +93,26 @@ def _decode(codec: Codec, spec: TopicSpec, msg: Message) -> dict[str, Any] | Non
         return None
 
 
-class TopicReader:
+class _OneCallAtATime:
+    """A consumer's blocking calls run in threads, one at a time: closing waits for the
+    poll under way (a consumer must not be closed while another thread uses it)."""
+
+    def __init__(self) -> None:
+        self._io = threading.Lock()
+
+    def _locked(self, call: Callable[..., T], *args: Any) -> T:
+        with self._io:
+            return call(*args)
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(self._locked, call, *args)
+
+
+class TopicReader(_OneCallAtATime):
     """Every partition of ``spec`` from its first offset, read from asyncio."""
 
     def __init__(self, settings: Settings, spec: TopicSpec, codec: Codec) -> None:
+        super().__init__()
         self.spec = spec
         self.codec = codec
         self.consumer = Consumer(
@@ -160,16 +179,16 @@ class TopicReader:
 
     async def catch_up(self, timeout_s: float = 60) -> list[dict[str, Any]]:
         """Every record up to the end offsets of now, oldest first per partition."""
-        return await asyncio.to_thread(self._catch_up, timeout_s)
+        return await self._run(self._catch_up, timeout_s)
 
     async def poll(self, timeout_s: float = POLL_S) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._poll, timeout_s)
+        return await self._run(self._poll, timeout_s)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.consumer.close)
+        await self._run(self.consumer.close)
 
 
-class GroupReader:
+class GroupReader(_OneCallAtATime):
     """A consumer group member of ``spec`` (its offsets are the group's, committed on
     :meth:`commit`). A partition the group has no committed offset for starts at its end
     (``reset`` latest) or its beginning (earliest), decided at assignment and committed at
@@ -179,6 +198,7 @@ class GroupReader:
     def __init__(
         self, settings: Settings, spec: TopicSpec, codec: Codec, group: str, reset: str
     ) -> None:
+        super().__init__()
         self.spec = spec
         self.codec = codec
         self.assigned = asyncio.Event()  # partitions assigned and their starts committed
@@ -220,7 +240,7 @@ class GroupReader:
     async def bookmark(self) -> None:
         """Commit the start offsets chosen for partitions the group had none for."""
         if self._unmarked:
-            await asyncio.to_thread(self._bookmark)
+            await self._run(self._bookmark)
 
     def _poll(self, timeout_s: float) -> list[tuple[dict[str, Any], int, int]]:
         out = []
@@ -238,7 +258,7 @@ class GroupReader:
 
     async def poll(self, timeout_s: float = POLL_S) -> list[tuple[dict[str, Any], int, int]]:
         """(record, partition, offset) of each readable record since the last poll."""
-        return await asyncio.to_thread(self._poll, timeout_s)
+        return await self._run(self._poll, timeout_s)
 
     def _commit(self, partition: int | None, offset: int | None) -> None:
         try:
@@ -254,7 +274,7 @@ class GroupReader:
     async def commit(self, partition: int | None = None, offset: int | None = None) -> None:
         """Commit the group's position: past ``offset`` of ``partition``, or past every
         record polled so far."""
-        await asyncio.to_thread(self._commit, partition, offset)
+        await self._run(self._commit, partition, offset)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.consumer.close)
+        await self._run(self.consumer.close)

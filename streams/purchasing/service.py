@@ -104,6 +104,16 @@ def _send_error(exc: BaseException) -> tuple[str, bool] | None:
     return None
 
 
+def _accepts(function: Callable[..., Any], name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
 def purchase_event(
     kind: str, proposal: Mapping[str, Any], sku: str, qty: int, at: int
 ) -> dict[str, Any]:
@@ -282,13 +292,7 @@ class PurchasingService:
         """Plan (for one location or all), supersede the still-proposed proposals of the same
         supplier x location, publish the new ones, then approve and send the ``auto`` ones.
         Returns the new proposals as they stand after sending."""
-        today = self.today()
-        locations = None if location is None else [location]
-        # the real planner is synchronous and waits on ClickHouse: off the event loop
-        result = await asyncio.to_thread(
-            self.planner, self.settings, self.config, today=today, locations=locations
-        )
-        planned = await result if inspect.isawaitable(result) else result
+        planned = await self._call_planner(location)
         async with self._lock:
             at = now_ms()
             taken = set(self._state)
@@ -326,6 +330,21 @@ class PurchasingService:
                 except (lifecycle.TransitionError, ValueError) as exc:
                     log.warning("purchasing: auto-send of %s skipped: %s", new["proposal_id"], exc)
         return copy.deepcopy([self._state[new["proposal_id"]] for new in fresh])
+
+    async def _call_planner(self, location: str | None) -> list[dict[str, Any]]:
+        """The planner's proposals; a plain function (it reads ClickHouse) runs in a thread,
+        so the service keeps answering meanwhile. A planner that takes ``taken_ids`` is
+        told every proposal id in use."""
+        options: dict[str, Any] = {
+            "today": self.today(),
+            "locations": None if location is None else [location],
+        }
+        if _accepts(self.planner, "taken_ids"):
+            options["taken_ids"] = set(self._state)
+        result: Any = await asyncio.to_thread(self.planner, self.settings, self.config, **options)
+        if inspect.isawaitable(result):
+            result = await result
+        return list(result)
 
     async def edit_line(self, proposal_id: str, sku: str, qty: int, by: str) -> dict[str, Any]:
         async with self._lock:

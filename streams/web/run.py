@@ -66,7 +66,8 @@ async def serve(settings: Settings, app: web.Application, stop: asyncio.Event) -
         )
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # the app's cleanup stops the purchasing service
+        log.info("web: stopped, the purchasing service with it")
 
 
 def run_web(settings: Settings) -> int:

@@ -25,6 +25,7 @@ log = logging.getLogger("stockflow.web")
 REVIEW = ("proposed", "send_failed")
 ORDER_STATUSES = ("approved", "sent", "send_failed", "partially_received", "received", "cancelled")
 OPEN_ORDERS = frozenset({"sent", "partially_received"})
+MAX_ROWS = 200  # a list shows the newest ones; the filters narrow it
 MESSAGES = {
     "saved": "Quantity saved.",
     "sent": "Approved and sent to the supplier.",
@@ -109,7 +110,8 @@ async def proposals(request: web.Request) -> web.StreamResponse:
         "proposals.html",
         {
             "title": "Proposals",
-            "rows": _newest_first(rows),
+            "rows": _newest_first(rows)[:MAX_ROWS],
+            "matched": len(rows),
             "suppliers": _choices(everything, "supplier"),
             "stores": _choices(everything, "location"),
             "statuses": [
@@ -153,7 +155,8 @@ async def orders(request: web.Request) -> web.StreamResponse:
         "orders.html",
         {
             "title": "Orders",
-            "rows": _newest_first(rows),
+            "rows": _newest_first(rows)[:MAX_ROWS],
+            "matched": len(rows),
             "suppliers": _choices(everything, "supplier"),
             "stores": _choices(everything, "location"),
             "statuses": ["open", "late", *ORDER_STATUSES, "all"],
@@ -219,7 +222,7 @@ async def _act(
         log.exception("web %s failed proposal=%s by=%s", action, current["proposal_id"], user.login)
         message = (
             f"The {action} could not be done now (the purchasing service failed; see its log). "
-            "Nothing was changed by this page; try again."
+            "The proposal below is as the service keeps it; try again in a moment."
         )
         return None, _show(request, current, error=message, status=503)
 

@@ -14,10 +14,16 @@ docs/ordering-page.png (the README's picture).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Collection
 from dataclasses import replace
@@ -42,6 +48,7 @@ from tests.integration.sink_support import (
 )
 from tests.support.kafka import wait_for
 from tests.support.ports import free_port
+from tests.support.processes import track
 from tests.support.web import (
     CHROMEDRIVER,
     CHROMIUM,
@@ -153,61 +160,74 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
     stack = sink_settings(local_stack, f"page_{run}")  # a sink into its own database
     group = f"test-page-sink-{run}"
     set_group_offsets(stack, group, end_offsets(stack))
-    sink = running_sink(stack, single_object_codec(), group)
-    sink.__enter__()
-    for sku in skus:  # the ledger knows the SKUs at the store: 0 incoming
-        status, body = worker.post(
-            "/v1/events",
-            {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 3, "location": store},
+    with contextlib.ExitStack() as cleanup:  # undone in reverse order whatever fails
+        cleanup.callback(drop_database, stack)
+        cleanup.enter_context(running_sink(stack, single_object_codec(), group))
+        for sku in skus:  # the ledger knows the SKUs at the store: 0 incoming
+            status, body = worker.post(
+                "/v1/events",
+                {
+                    "event_id": f"{sku}-r",
+                    "type": "receipt",
+                    "sku": sku,
+                    "qty": 3,
+                    "location": store,
+                },
+            )
+            assert status == 202, body
+        wait_for(
+            lambda: worker.stock(skus[1]) is not None, timeout=30, what="the SKUs in the ledger"
         )
-        assert status == 202, body
-    wait_for(lambda: worker.stock(skus[1]) is not None, timeout=30, what="the SKUs in the ledger")
 
-    smtp = SmtpServer(free_port())
-    smtp.start()
-    users = UserStore(tmp_path / "users.yaml")
-    approver = users.add("alice", "approver", PASSWORD)
-    assert approver.totp_secret
-    settings = replace(
-        stack,
-        smtp_host="127.0.0.1",
-        smtp_port=smtp.port,
-        web_users=str(users.path),
-        web_secret=Secret("browser-test"),
-    )
-    config = ReplenishmentConfig(
-        suppliers={
-            supplier: Supplier(supplier, "Acme Furniture", "email", 5, email=("orders@acme.test",))
-        },
-        items=tuple(SupplierItem(s, supplier, f"ACME-{s}", 2450, 6, 12) for s in skus),
-    )
+        smtp = SmtpServer(free_port())
+        smtp.start()
+        cleanup.callback(smtp.stop)
+        users = UserStore(tmp_path / "users.yaml")
+        approver = users.add("alice", "approver", PASSWORD)
+        assert approver.totp_secret
+        settings = replace(
+            stack,
+            smtp_host="127.0.0.1",
+            smtp_port=smtp.port,
+            web_users=str(users.path),
+            web_secret=Secret("browser-test"),
+        )
+        config = ReplenishmentConfig(
+            suppliers={
+                supplier: Supplier(
+                    supplier, "Acme Furniture", "email", 5, email=("orders@acme.test",)
+                )
+            },
+            items=tuple(SupplierItem(s, supplier, f"ACME-{s}", 2450, 6, 12) for s in skus),
+        )
 
-    def planner(
-        settings: Settings,
-        config: ReplenishmentConfig,
-        *,
-        today: date,
-        locations: Collection[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        return [planned(supplier, store, skus)]
+        def planner(
+            settings: Settings,
+            config: ReplenishmentConfig,
+            *,
+            today: date,
+            locations: Collection[str] | None = None,
+        ) -> list[dict[str, Any]]:
+            return [planned(supplier, store, skus)]
 
-    page = PageServer(
-        build(
-            settings,
-            config,
-            planner=planner,
-            sender=purchase_order_sender(),
-            receipts_group=f"page-{run}",
-            receipts_reset="latest",
-        ),
-        free_port(),
-    )
-    started = time.monotonic()
-    page.start()  # starts the service, which plans at once: our proposal is published
-    browser = chromium(tmp_path / "chromium-profile", width=DESKTOP[0], height=DESKTOP[1])
-    viewport(browser, *PHONE, mobile=True)
-    shots = artefacts(tmp_path)
-    try:
+        page = PageServer(
+            build(
+                settings,
+                config,
+                planner=planner,
+                sender=purchase_order_sender(),
+                receipts_group=f"page-{run}",
+                receipts_reset="latest",
+            ),
+            free_port(),
+        )
+        started = time.monotonic()
+        cleanup.callback(page.stop)
+        page.start()  # starts the service, which plans at once: our proposal is published
+        browser = chromium(tmp_path / "chromium-profile", width=DESKTOP[0], height=DESKTOP[1])
+        cleanup.callback(browser.quit)
+        viewport(browser, *PHONE, mobile=True)
+        shots = artefacts(tmp_path)
         from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
@@ -297,15 +317,67 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
             return found[0], found[1]
 
         wait_for(lambda: incoming() == (30, 12), timeout=30, what="incoming 30 and 12")
-    finally:
-        browser.quit()
-        page.stop()
-        smtp.stop()
-        sink.__exit__(None, None, None)
-        drop_database(stack)
     print(
         f"\n[page] login to sent in {clicked:.1f} s (page start included); screenshots in {shots}"
     )
     if os.environ.get("STOCKFLOW_UPDATE_SCREENSHOT") == "1":
         (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
         shutil.copy(shots / "proposal-desktop.png", PROJECT_ROOT / "docs" / "ordering-page.png")
+
+
+def test_stockflow_web_serves_the_page_and_the_till_route_and_stops_on_sigterm(
+    local_stack: Settings, tmp_path: Path
+) -> None:
+    """Given a users file with one admin, when `stockflow web` is started as an operator
+    would, then it answers /health, sends a visitor to the login form, guards the till's
+    trigger with bearer tokens (401 without one), and on SIGTERM stops the purchasing
+    service and exits 0."""
+    users = UserStore(tmp_path / "users.yaml")
+    users.add("ops", "admin", PASSWORD)
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOCKFLOW_CONFIG": "",
+        "STOCKFLOW_WEB_USERS": str(users.path),
+        "STOCKFLOW_WEB_PORT": str(port),
+    }
+    log_path = tmp_path / "web.log"
+    with log_path.open("wb") as out:
+        proc = track(
+            subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "web"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def status(path: str, method: str = "GET") -> int:
+        request = urllib.request.Request(
+            url + path, method=method, data=b"{}" if method == "POST" else None
+        )
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    try:
+        wait_for(lambda: status("/health") == 200, timeout=60, what=f"stockflow web: {url}")
+        assert status("/proposals") == 303
+        assert status("/login") == 200
+        assert status("/v1/replenishment/trigger", "POST") == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0, log_path.read_text()
+    assert "web: stopped, the purchasing service with it" in log_path.read_text()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None

@@ -125,6 +125,27 @@ class Planner:
         return [p for p in plan if locations is None or p["location"] in locations]
 
 
+class BlockingPlanner:
+    """A plain function like the ClickHouse planner (run in a thread by the service), told
+    the ids in use."""
+
+    def __init__(self, plan: list[dict[str, Any]]) -> None:
+        self.plan = plan
+        self.taken: set[str] | None = None
+
+    def __call__(
+        self,
+        settings: Settings,
+        config: ReplenishmentConfig,
+        *,
+        today: date,
+        locations: Collection[str] | None = None,
+        taken_ids: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        self.taken = set(taken_ids or ())
+        return [p for p in self.plan if locations is None or p["location"] in locations]
+
+
 class Outbox:
     """A supplier's inbox: records each purchase order it was sent; ``fail_next`` makes the
     next sends fail, ``hang`` makes them wait forever (a process dying mid-send)."""
@@ -139,7 +160,8 @@ class Outbox:
     def fail_next(self, n: int, *, retryable: bool) -> None:
         self.failures = [
             SendError(
-                f"SMTP 451 try later ({i})" if retryable else "SMTP 550 no such mailbox", retryable
+                f"SMTP 451 try later ({i})" if retryable else "SMTP 550 no such mailbox",
+                retryable=retryable,
             )
             for i in range(n)
         ]
@@ -425,9 +447,8 @@ def test_the_till_of_a_store_triggers_a_plan_for_its_own_store_only(
     port = free_port()
 
     async def scenario() -> None:
-        service = PurchasingService(
-            local_stack, CONFIG, planner=Planner([planned]), sender=Outbox()
-        )
+        planner = BlockingPlanner([planned])
+        service = PurchasingService(local_stack, CONFIG, planner=planner, sender=Outbox())
         app = web.Application()
         attach(app, service, plan=False)  # as `stockflow web` hosts it
         add_routes(app, service)
@@ -441,6 +462,9 @@ def test_the_till_of_a_store_triggers_a_plan_for_its_own_store_only(
             assert status == 200, body
             assert [p["proposal_id"] for p in body["proposals"]] == [planned["proposal_id"]]
             assert body["proposals"][0]["by"] == f"till:till-{RUN}"
+            assert planner.taken == {p["proposal_id"] for p in service.proposals()} - {
+                planned["proposal_id"]
+            }
             status, body = await asyncio.to_thread(call, url, {"store": paris}, secret)
             assert status == 403, body
             assert (await asyncio.to_thread(call, url, {"store": lyon}, None))[0] == 401

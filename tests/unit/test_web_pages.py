@@ -398,3 +398,46 @@ def test_the_sku_page_without_forecast_and_with_clickhouse_down_says_what_happen
         assert broken.status == 503 and "could not be read now" in await broken.text()
 
     run(users, scenario, service=Bare())
+
+
+def test_a_long_list_shows_the_newest_two_hundred_and_says_how_many_matched(
+    users: UserStore,
+) -> None:
+    """Given 205 proposals to review, then the list shows 200, the newest first, and says
+    200 of 205 matched."""
+    many = [
+        {**proposal(f"PO-{i:03d}", line("chair", 24)), "updated_at": 1_790_000_000_000 + i}
+        for i in range(205)
+    ]
+
+    async def scenario(client: Client, _: FakePurchasing) -> None:
+        await login(client, users, "viewer1")
+        text = await (await client.get("/proposals")).text()
+        assert text.count('class="card proposal"') == 200
+        assert "The newest 200 of 205" in text
+        assert "PO-204" in text and "PO-004" not in text
+
+    run(users, scenario, service=FakePurchasing(*many))
+
+
+def test_a_service_failure_during_an_approval_is_shown_as_such_with_the_proposal(
+    users: UserStore,
+) -> None:
+    """Given a service whose publish fails (Kafka did not acknowledge), when an approver
+    approves, then 503 shows the proposal as the service keeps it (still proposed) and says
+    the approval could not be done now."""
+
+    class Down(FakePurchasing):
+        async def approve(self, proposal_id: str, by: str) -> dict[str, Any]:
+            raise RuntimeError("Kafka did not acknowledge the proposal within 30 s")
+
+    async def scenario(client: Client, _: FakePurchasing) -> None:
+        await login(client, users, "approver1")
+        token = await csrf_of(client, "/proposals/PO-acme-paris-1")
+        answer = await client.post("/proposals/PO-acme-paris-1/approve", data={"csrf": token})
+        text = await answer.text()
+        assert answer.status == 503
+        assert "The approval could not be done now" in text
+        assert 'id="status">proposed<' in text
+
+    run(users, scenario, service=Down(*_service().state.values()))
