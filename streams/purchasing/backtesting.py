@@ -11,7 +11,8 @@ from typing import TextIO
 from streams.kernel.settings import Settings
 from streams.purchasing.demand import daily_demand
 from streams.replenishment.backtest import BacktestResult, backtest
-from streams.replenishment.model import ReplenishmentConfig
+from streams.replenishment.calendar import uplift_for
+from streams.replenishment.config import ReplenishmentConfigError, load_replenishment
 
 FORMATS = ("table", "json")
 UNAVAILABLE = 1
@@ -41,7 +42,11 @@ def run_backtest(
         db = database_name(settings)
     except ValueError as exc:
         return _fail(str(exc), USAGE_ERROR)
-    history_days = ReplenishmentConfig().history_days
+    try:  # the history length and the peaks of STOCKFLOW_CONFIG's replenishment section
+        config = load_replenishment(settings.config_path or None)
+    except ReplenishmentConfigError as exc:
+        return _fail(str(exc), USAGE_ERROR)
+    history_days = config.history_days
     today = datetime.now(UTC).date()
     # the driver logs each refused connection with a traceback; the message below says it all
     logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
@@ -66,7 +71,13 @@ def run_backtest(
         )
     finally:
         client.disconnect()
-    result = backtest(series, end=today, weeks=weeks, history_days=history_days)
+    result = backtest(
+        series,
+        end=today,
+        weeks=weeks,
+        history_days=history_days,
+        uplift=lambda key: uplift_for(config.peaks, config.categories.get(key[0])),
+    )
     if result.series == 0:
         where = f" at {location}" if location else ""
         return _fail(
