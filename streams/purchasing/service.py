@@ -472,6 +472,7 @@ class PurchasingService:
                 await self._put([nxt])
                 if then is not None:
                     await then()
+                log.info("purchasing: %s %s: %s", ref, nxt["status"], nxt["note"])
             self._receipts_seen.add(movement_id)
         return copy.deepcopy(nxt)
 
