@@ -383,7 +383,7 @@ class PurchasingService:
     # -- sending --------------------------------------------------------------------------
 
     async def _send(self, proposal_id: str) -> dict[str, Any]:
-        proposal = self._state[proposal_id]
+        proposal = copy.deepcopy(self._state[proposal_id])  # the sender gets its own copy
         supplier = self.config.suppliers.get(proposal["supplier"])
         outcome: SendReceiptLike | None = None
         reason = ""
@@ -472,6 +472,7 @@ class PurchasingService:
                 await self._put([nxt])
                 if then is not None:
                     await then()
+                log.info("purchasing: %s %s: %s", ref, nxt["status"], nxt["note"])
             self._receipts_seen.add(movement_id)
         return copy.deepcopy(nxt)
 
