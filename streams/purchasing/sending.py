@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -134,7 +134,11 @@ def _email_message(
     msg["To"] = ", ".join(supplier.email)
     msg["Subject"] = f"Purchase order {number} from {buyer}"
     msg["Date"] = formatdate(usegmt=True)  # when sent; the order's own date is in the PDF
-    msg["Message-ID"] = make_msgid(idstring=re.sub(r"[^\w.-]", "_", number), domain=domain)
+    # the same purchase order version always carries the same Message-ID: a resend after a
+    # crash between sending and recording it is recognisable as the same message
+    version = int(proposal.get("version") or 0)
+    local = re.sub(r"[^\w.-]", "_", number)
+    msg["Message-ID"] = f"<{local}.v{version}@{domain}>"
     body = [
         f"Dear {supplier.name},",
         "",

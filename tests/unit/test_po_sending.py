@@ -122,6 +122,19 @@ def smtp_server(inbox: Inbox, *, auth: bool = False) -> Iterator[int]:
         controller.stop()
 
 
+def test_an_email_order_sent_again_carries_the_same_message_id() -> None:
+    """Given a PO sent by email, When the same version is sent again (a resend after a crash
+    before it was recorded), Then both messages carry the same Message-ID, which names the
+    PO and its version, so the supplier's mail system can tell it is the same order."""
+    inbox = Inbox()
+    with smtp_server(inbox) as port:
+        first = send(proposal(), supplier(), settings(smtp_port=port))
+        again = send(proposal(), supplier(), settings(smtp_port=port))
+    assert first.ref == again.ref
+    assert first.ref.startswith(f"<{PO}.v") and first.ref.endswith(">")
+    assert [m["Message-ID"].strip() for _, m in inbox.messages] == [first.ref, first.ref]
+
+
 def test_an_email_order_arrives_with_the_pdf_and_csv_attached_and_its_message_id() -> None:
     """Given a local SMTP server, When a PO is sent by email, Then one message reaches both
     supplier addresses, with ``<PO>.pdf`` (application/pdf, a PDF) and ``<PO>.csv``
