@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
@@ -21,15 +20,12 @@ from aiohttp import web
 
 from streams.kernel.settings import Settings
 from streams.purchasing.service import PurchasingService
+from streams.replenishment.config import load_replenishment
 from streams.replenishment.model import ReplenishmentConfig
 
 log = logging.getLogger("stockflow.purchasing")
 
 SERVICE_KEY = web.AppKey("purchasing_service", PurchasingService)
-
-
-class ConfigUnavailableError(RuntimeError):
-    """The replenishment configuration cannot be loaded; the message says why."""
 
 
 def load_config(settings: Settings) -> ReplenishmentConfig:
@@ -38,15 +34,7 @@ def load_config(settings: Settings) -> ReplenishmentConfig:
     if not settings.config_path:
         log.warning("purchasing: STOCKFLOW_CONFIG is not set: no supplier, nothing planned")
         return ReplenishmentConfig()
-    try:
-        module: Any = importlib.import_module("streams.replenishment.config")
-    except ImportError as exc:
-        raise ConfigUnavailableError(
-            f"the replenishment configuration parser is not installed ({exc})"
-        ) from None
-    config = module.load_replenishment(settings.config_path)
-    assert isinstance(config, ReplenishmentConfig)
-    return config
+    return load_replenishment(settings.config_path)
 
 
 async def schedule(service: PurchasingService, every_s: float, stop: asyncio.Event) -> None:
@@ -105,7 +93,7 @@ def run_command(settings: Settings, *, once: bool) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         config = load_config(settings)
-    except (ConfigUnavailableError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         print(f"stockflow replenish run: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(run(settings, config, once=once))

@@ -8,13 +8,14 @@ after the location's latest movement, incoming as the sum of its ``delta_incomin
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.times import ms_to_iso
 from streams.kernel.settings import Settings
+from streams.purchasing.demand import daily_demand
+from streams.replenishment.forecast import forecast
 from streams.warehouse.clickhouse import connect, database_name
 from streams.warehouse.schema import SALE_TYPES
 
@@ -117,24 +118,19 @@ def read_sku_view(
 
 
 def _forecast(settings: Settings, sku: str, location: str, today: Any) -> dict[str, Any] | None:
-    """The next 14 days' forecast from the forecasting modules, None when they are not
-    installed or fail (the view still shows stock and movements)."""
-    try:
-        demand: Any = importlib.import_module("streams.purchasing.demand")
-        forecasting: Any = importlib.import_module("streams.replenishment.forecast")
-    except ImportError:
-        return None
+    """The next 14 days' forecast, None without history or when it fails (the view still
+    shows stock and movements)."""
     try:
         client = connect(settings)
         try:
-            history = demand.daily_demand(
+            history = daily_demand(
                 client, settings, until=today, days=91, skus=[sku], locations=[location]
             ).get((sku, location))
         finally:
             client.disconnect()
         if not history:
             return None
-        found = forecasting.forecast(history, start=today, horizon=14)
+        found = forecast(history, start=today, horizon=14)
         return {
             "method": found.method,
             "daily": [round(float(x), 2) for x in found.daily],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from streams.kernel.settings import Settings
+from streams.notifications.page import recent_page_alerts
 from streams.web.app import make_app
 from streams.web.users import UsersError, UserStore, users_path
 
@@ -42,14 +42,10 @@ def build(settings: Settings, config: Any = None, **service_options: Any) -> web
 
 
 def page_alerts(settings: Settings) -> Any:
-    """The notifications module's alerts routed to the page, when it is installed."""
-    try:
-        module: Any = importlib.import_module("streams.notifications.page")
-    except ImportError:
-        return None
+    """The alerts the notifier routed to the page (ClickHouse's alert_deliveries)."""
 
     def recent(limit: int) -> list[dict[str, Any]]:
-        return list(module.recent_page_alerts(limit, settings=settings))
+        return list(recent_page_alerts(limit, settings=settings))
 
     return recent
 

@@ -15,7 +15,6 @@ docs/ordering-page.png (the README's picture).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import shutil
 import signal
@@ -36,6 +35,7 @@ import pytest
 
 from schemas.codec import single_object_codec
 from streams.kernel.settings import PROJECT_ROOT, Secret, Settings
+from streams.purchasing.sending import send_purchase_order
 from streams.replenishment.model import ReplenishmentConfig, Supplier, SupplierItem
 from streams.web.run import build
 from streams.web.users import UserStore
@@ -55,7 +55,6 @@ from tests.support.web import (
     PageServer,
     SmtpServer,
     chromium,
-    email_purchase_order,
     viewport,
 )
 from tests.support.worker import WorkerProcess
@@ -111,16 +110,6 @@ def planned(supplier: str, store: str, skus: tuple[str, str]) -> dict[str, Any]:
         "created_at": 0,
         "updated_at": 0,
     }
-
-
-def purchase_order_sender() -> Any:
-    try:
-        importlib.import_module("streams.replenishment.documents")
-    except ImportError:
-        return email_purchase_order
-    from streams.purchasing.sending import send_purchase_order
-
-    return send_purchase_order
 
 
 @pytest.fixture
@@ -215,7 +204,7 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
                 settings,
                 config,
                 planner=planner,
-                sender=purchase_order_sender(),
+                sender=send_purchase_order,
                 receipts_group=f"page-{run}",
                 receipts_reset="latest",
             ),

@@ -244,7 +244,6 @@ def test_a_reorder_point_plan_forecasts_from_the_sales_in_clickhouse(
     When the real sink stores the movements and `stockflow replenish plan` runs
     Then the lamp's line comes from a forecast of about 4 a day: about 20 over the lead time,
     17 <= the reorder point, and the order brings the position to about 24 + safety stock."""
-    pytest.importorskip("streams.purchasing.demand", reason="forecasting not installed")
     settings, codec, group = env
     today = "2026-11-30"
     start = ms(today) - 28 * DAY

@@ -7,20 +7,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import smtplib
 import threading
-import uuid
-from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiosmtpd.controller import Controller
-
-from streams.kernel.settings import Settings
-from streams.replenishment.model import Supplier
 
 T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,67 +81,6 @@ class SmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
-
-
-def minimal_pdf(title: str) -> bytes:
-    """A one-page PDF saying ``title`` (a stand-in for the purchase-order document)."""
-    text = title.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-    stream = f"BT /F1 16 Tf 50 780 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
-
-
-@dataclass(frozen=True)
-class Receipt:
-    via: str
-    ref: str
-
-
-async def email_purchase_order(
-    proposal: Mapping[str, Any], supplier: Supplier, settings: Settings
-) -> Receipt:
-    """Stand-in for streams.purchasing.sending.send_purchase_order (email only): the order
-    to ``supplier.email`` through STOCKFLOW_SMTP_*, with a PDF of it attached."""
-    message = EmailMessage()
-    message["From"] = settings.smtp_from
-    message["To"] = ", ".join(supplier.email)
-    message["Subject"] = f"Purchase order {proposal['proposal_id']}"
-    ref = f"<{uuid.uuid4().hex}@stockflow>"
-    message["Message-ID"] = ref
-    lines = "\n".join(f"{line['sku']}: {line['qty']}" for line in proposal["lines"])
-    message.set_content(f"Purchase order {proposal['proposal_id']}\n\n{lines}\n")
-    message.add_attachment(
-        minimal_pdf(f"Purchase order {proposal['proposal_id']}"),
-        maintype="application",
-        subtype="pdf",
-        filename=f"{proposal['proposal_id']}.pdf",
-    )
-
-    def send() -> None:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
-            smtp.send_message(message)
-
-    await asyncio.to_thread(send)
-    return Receipt("email", ref)
 
 
 def chromium(profile: Path, *, width: int = 390, height: int = 844) -> Any:
