@@ -28,24 +28,42 @@ there until the next rebalance reads them again.
 Here: a batch taken from the fetcher before or during a seek is not delivered once the seek
 ran, and the consumer seeks to the committed offsets again (so everything from the
 committed offset is read again, the ledger skipping what it applied by its per-SKU input
-position); a partition of that batch with no committed offset yet (a new group, or one that
-never committed there) is not moved by that seek (aiokafka's ``seek_to_committed`` skips
-it), so it is sought to the first record this process fetched of it (events delivered
-before the seek may have been dropped from the agent's channel too); and nothing is
+position); a partition with no committed offset yet (a new group, or one that never
+committed there) is not moved by a seek to the committed offsets (aiokafka's
+``seek_to_committed`` skips it), so every such seek also seeks it to the first record this
+process fetched of it (events delivered before the seek, in this batch or an earlier one,
+may have been dropped from the agent's channel); and nothing is
 committed while the lowest acknowledged offset is above the committed one. The ledger's
 input has no transactional producers (no control records), so an offset that is never
 acknowledged is an event that was not processed.
 
+**Drain, per fetched batch.** Faust's ``Consumer._drain_messages`` hands each fetched
+message to the streams with ``await self.wait_first(callback(message),
+self.suspend_flow.wait())``: several tasks and an ``asyncio.wait`` per message (measured
+here at about a tenth of the worker's time per event), so that a delivery blocked on a full
+stream buffer is given up when a rebalance suspends the flow. :meth:`SeekSafeConsumer.
+_drain_messages` keeps that loop line for line but waits the same way once per fetched
+batch: one task delivers the batch's messages in order (``await callback(message)`` each)
+and is given up, with the rest of the batch, when the flow is suspended or the consumer
+stops. A message given up is not marked read (Faust marked it read and relied on the seek
+to the committed offsets that follows every assignment), so the read offsets never pass
+a message that was not handed to the streams. A batch delivered across a seek is cut as
+above (the seek race a per-batch drain once stalled on: the rest of a batch fetched before
+a restarted worker's seek moved the read offsets past the rewound records, which were then
+dropped and never acknowledged).
+
 ``tests/unit/test_ledger_consumer.py`` pins the Faust version and the source of the methods
-this relies on: a Faust upgrade must re-read them before it passes.
+this relies on or replaces: a Faust upgrade must re-read them before it passes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import Consumer
 from faust.types import TP, Message
 
@@ -55,8 +73,8 @@ FAUST_VERSION = "0.15.3"
 
 
 class SeekSafeConsumer(Consumer):
-    """Faust's aiokafka consumer whose seeks cut the batch in delivery, and whose commits
-    never pass an offset that was not acknowledged."""
+    """Faust's aiokafka consumer whose seeks cut the batch in delivery, whose commits never
+    pass an offset that was not acknowledged, and whose drain waits once per fetched batch."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,6 +96,9 @@ class SeekSafeConsumer(Consumer):
         self._seeks += 1
         try:
             await super().perform_seek()
+            # events already handed to the streams are dropped from their channels when the
+            # flow resumes after this seek, whether their batch was cut or not
+            await self._seek_uncommitted()
         finally:
             self._seeks += 1
 
@@ -104,7 +125,6 @@ class SeekSafeConsumer(Consumer):
             log.info("a batch fetched around a seek was cut; seeking to the committed offsets")
             try:
                 await self.perform_seek()
-                await self._seek_uncommitted()
             except Exception as exc:
                 if not self.flow_active:
                     log.info("that seek met a rebalance (%r), which ends with its own seek", exc)
@@ -140,3 +160,91 @@ class SeekSafeConsumer(Consumer):
                 return None  # the offset at the committed position is not acknowledged
         result: int | None = super()._new_offset(tp)
         return result
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        # Faust's loop (faust/transport/consumer.py, Consumer._drain_messages) with the
+        # per-message wait_first moved around the batch: see the module's docstring.
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                messages = self.getmany(timeout=1.0)
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
+                await self.sleep(0)
+                if self.should_stop:
+                    await messages.aclose()  # type: ignore[attr-defined]
+                    continue
+                # the fetch is awaited here, as in Faust's loop: never given up half-way
+                # (records taken from the fetcher and dropped), and with the flow stopped
+                # it waits for the flow to resume (Consumer._wait_next_records)
+                first = await anext(messages, None)
+                if first is not None:
+                    await self.wait_first(self._deliver(first, messages), self.suspend_flow.wait())
+                unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(
+        self, first: tuple[TP, Message], messages: AsyncIterator[tuple[TP, Message]]
+    ) -> None:
+        """Hand one fetched batch (``first``, then the rest of ``messages``) to the streams,
+        in order (the body of Faust's loop)."""
+        callback = self.callback
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+        batch = _chain(first, messages)
+        try:
+            async for tp, message in batch:
+                num_since_yield += 1
+                if num_since_yield > yield_every:
+                    await sleep(0)
+                    num_since_yield = 0
+                offset = message.offset
+                r_offset = get_read_offset(tp)
+                if r_offset is None or offset >= r_offset:
+                    gap = offset - (r_offset or 0)
+                    # We have a gap in income messages
+                    if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                        await self._add_gap(tp, r_offset + 1, offset)
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await callback(message)
+                    set_read_offset(tp, offset)
+                else:
+                    self.log.dev(
+                        "DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value
+                    )
+        finally:
+            await batch.aclose()  # type: ignore[attr-defined]
+            await messages.aclose()  # type: ignore[attr-defined]
+
+
+async def _chain(
+    first: tuple[TP, Message], rest: AsyncIterator[tuple[TP, Message]]
+) -> AsyncIterator[tuple[TP, Message]]:
+    yield first
+    async for item in rest:
+        yield item

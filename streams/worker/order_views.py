@@ -49,6 +49,14 @@ class WholeTopicView:
     def apply(self, record: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
+    def take(self, key: bytes | None, value: bytes) -> None:
+        """One record as read from the topic: decoded and applied (a subclass may keep the
+        bytes and decode them when read)."""
+        try:
+            self.apply(self.codec.decode_as(self.spec.value_schema, value))
+        except (CodecError, KeyError, TypeError, ValueError) as exc:
+            log.debug("%s: record skipped (%s)", self.name, exc)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
@@ -95,10 +103,7 @@ class WholeTopicView:
                     value = msg.value()
                     if value is None:
                         continue
-                    try:
-                        self.apply(self.codec.decode_as(self.spec.value_schema, value))
-                    except (CodecError, KeyError, TypeError, ValueError) as exc:
-                        log.debug("%s: record skipped (%s)", self.name, exc)
+                    self.take(msg.key(), value)
                 if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
                     self.ready.set()
         finally:
@@ -106,13 +111,31 @@ class WholeTopicView:
 
 
 class LevelsView(WholeTopicView):
-    """The latest ``locations`` split of every SKU, from ``stock.levels.v1``."""
+    """The latest ``locations`` split of every SKU, from ``stock.levels.v1``.
+
+    Every worker follows every level the cluster writes (one per event applied), and routing
+    reads few of them: a record is kept as bytes, by its key (the SKU), and decoded when its
+    SKU is read. Decoding each in the thread took the worker's interpreter from the ledger
+    for as long (about a tenth of its time per event). Of the records that arrived since a
+    SKU was last read only the last is decoded: a SKU's levels are written to one partition,
+    in the order of their versions (a replay writes the same versions again, in order); the
+    version check still refuses one older than the version already read."""
 
     def __init__(self, settings: Settings, codec: Codec) -> None:
         super().__init__(settings, codec, STOCK_LEVELS, "levels")
         self.levels: dict[str, tuple[int, dict[str, int]]] = {}  # sku -> (version, split)
+        self._unread: dict[bytes, bytes] = {}  # SKU key -> its latest record, not decoded
+
+    def take(self, key: bytes | None, value: bytes) -> None:
+        if key is None:  # not the ledger's (it keys levels by SKU): decoded at once
+            super().take(key, value)
+        else:
+            self._unread[key] = value  # one dict store: atomic for the reading thread
 
     def __call__(self, sku: str) -> Mapping[str, int]:
+        value = self._unread.pop(sku.encode(), None)
+        if value is not None:
+            super().take(None, value)
         found = self.levels.get(sku)
         return found[1] if found is not None else {}
 

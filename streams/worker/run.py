@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import signal
 import sys
 
 import faust
+import uvloop
 
 from schemas.codec import codec_for
 from streams.kernel.kafka_admin import ensure_topics
@@ -57,6 +59,9 @@ def changelogs(settings: Settings, *tables: str) -> tuple[TopicSpec, ...]:
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Declare the topics, then run the ledger until stopped (SIGINT/SIGTERM)."""
     gc.set_threshold(*GC_THRESHOLDS)
+    # libuv's event loop: the worker's tasks, futures and socket reads and writes (aiokafka's
+    # fetches and produce requests, Faust's consumer thread) cost less than on asyncio's own
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from streams.worker import app
     from streams.worker import orders as order_book
     from streams.worker.app import Ledger

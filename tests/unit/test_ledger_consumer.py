@@ -46,7 +46,7 @@ def test_the_faust_code_the_consumer_fix_relies_on_is_the_code_that_was_read() -
 async def _seek_during_delivery(
     *, seek_at: int, in_flight: bool, committed: bool = True
 ) -> tuple[list[int], set[int]]:
-    """Faust's own ``_drain_messages`` delivers offsets 100..119 of a partition just
+    """The consumer's ``_drain_messages`` delivers offsets 100..119 of a partition just
     assigned (committed offset 100), in batches of 10 taken from a fetcher that reads on
     from its position, into a channel; the agent takes offset 100 at once and the others
     later. When offset ``seek_at`` is delivered (or, for ``seek_at`` 0, while the second
@@ -180,8 +180,8 @@ def test_a_seek_during_the_delivery_of_a_batch_loses_nothing_where_nothing_was_c
 ) -> None:
     """Given a ledger worker whose group never committed on its input partition (a new
     group), and a batch of offsets 100..109 being delivered to the agent,
-    when the seek to the committed offsets lands during that delivery, or while the next
-    batch is fetched (that seek leaves the fetcher where it is),
+    when the seek to the committed offsets lands during that delivery, right after it, or
+    while the next batch is fetched (that seek leaves the fetcher where it is),
     then the events dropped are read again from the first one fetched and processed:
     nothing is lost."""
     commits, processed = asyncio.run(
@@ -216,3 +216,74 @@ def test_an_unacknowledged_event_at_the_committed_offset_holds_the_commit() -> N
         return held, consumer._new_offset(tp)
 
     assert asyncio.run(main()) == (None, 103)
+
+
+def test_a_batch_in_delivery_is_given_up_unread_when_the_flow_is_suspended() -> None:
+    """Given a ledger consumer delivering a fetched batch of offsets 100..109 whose delivery
+    of offset 103 waits on a full stream buffer,
+    when a rebalance suspends the flow,
+    then the batch is given up at once: offsets 100..102 are marked read, 103 and after are
+    neither delivered nor marked read (they are fetched again once the rebalance is over),
+    and the drain waited once for the whole batch, not once per message."""
+
+    async def main() -> tuple[list[int], int | None, int]:
+        app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
+        app.topic(TOPIC, key_type=bytes, value_type=bytes)
+        consumer = app.consumer
+        assert isinstance(consumer, SeekSafeConsumer)
+        tp = TP(TOPIC, 0)
+        consumer._set_active_tps({tp})
+        fetches = [0]
+
+        async def fetched(active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109
+            fetches[0] += 1
+            if fetches[0] > 1:
+                await asyncio.sleep(10)  # nothing more to fetch
+            return {tp: [SimpleNamespace(offset=o) for o in range(100, 110)]}
+
+        def to_message(tp_: TP, record: Any) -> faust.types.Message:
+            return faust.types.Message(TOPIC, 0, record.offset, 0.0, 0, None, b"k", b"v", None)
+
+        consumer._getmany = fetched
+        consumer._to_message = to_message
+        consumer.highwater = lambda tp_: 200
+        delivered: list[int] = []
+        full = asyncio.Event()
+
+        async def deliver(message: Any) -> None:
+            if message.offset == 103:
+                full.set()
+                await asyncio.sleep(10)  # the stream's buffer is full
+            delivered.append(message.offset)
+
+        consumer.callback = deliver
+        waits = [0]
+        wait_first = consumer.wait_first
+
+        async def counted(*coros: Any, **kwargs: Any) -> Any:
+            waits[0] += 1
+            return await wait_first(*coros, **kwargs)
+
+        consumer.wait_first = counted  # type: ignore[method-assign]
+        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        drain = asyncio.create_task(consumer._drain_messages(fetcher))
+        await asyncio.wait_for(full.wait(), 5)
+        consumer.suspend_flow.set()
+        for _ in range(20):
+            await asyncio.sleep(0.001)
+        read = consumer._read_offset[tp]
+        fetcher._stopped.set()
+        drain.cancel()
+        consumer._thread.thread_loop.close()
+        return delivered, read, waits[0]
+
+    delivered, read, waits = asyncio.run(main())
+    assert delivered == [100, 101, 102]
+    assert read == 102
+    assert waits == 1
+
+
+def test_the_worker_s_consumer_drains_per_fetched_batch() -> None:
+    """Given the ledger's app, when its consumer class is looked at, then its drain loop is
+    the batch-wise one, not Faust's per-message loop."""
+    assert SeekSafeConsumer._drain_messages is not Consumer._drain_messages

@@ -1,0 +1,48 @@
+"""The order book's view of the levels keeps records as bytes and decodes a SKU's latest when
+routing reads it (streams/worker/order_views.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.codec import single_object_codec
+from streams.kernel.settings import Settings
+from streams.kernel.topics import STOCK_LEVELS
+from streams.worker.order_views import LevelsView
+
+
+def _level(sku: str, version: int, locations: dict[str, int]) -> dict[str, Any]:
+    return {
+        "sku": sku,
+        "version": version,
+        "channels": {"shop": sum(locations.values())},
+        "locations": locations,
+        "cause_event_id": f"e-{sku}-{version}",
+        "occurred_at": 1_700_000_000_000,
+        "at": 1_700_000_000_000,
+    }
+
+
+def test_a_sku_s_levels_are_decoded_when_read_and_the_latest_version_wins() -> None:
+    """Given the levels view fed records of two SKUs as read from stock.levels.v1,
+    when routing reads one SKU,
+    then it gets that SKU's latest split, the other SKU's records are still undecoded
+    bytes, and a record older than the version already read changes nothing."""
+    codec = single_object_codec()
+    view = LevelsView(Settings(), codec)
+
+    def feed(sku: str, version: int, locations: dict[str, int]) -> None:
+        record = _level(sku, version, locations)
+        view.take(sku.encode(), codec.encode(STOCK_LEVELS.value_schema, record))
+
+    feed("A", 1, {"paris": 5})
+    feed("A", 2, {"paris": 4, "lyon": 1})
+    feed("B", 1, {"lyon": 9})
+    assert view("A") == {"paris": 4, "lyon": 1}
+    assert b"B" in view._unread and "B" not in view.levels
+    feed("A", 1, {"paris": 5})  # older than what was read: refused
+    assert view("A") == {"paris": 4, "lyon": 1}
+    feed("A", 3, {"paris": 2})
+    assert view("A") == {"paris": 2}
+    assert view("B") == {"lyon": 9}
+    assert view("C") == {}
