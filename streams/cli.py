@@ -70,6 +70,14 @@ def _deadletters(args: argparse.Namespace) -> int:
     return run_deadletters(load(), args)
 
 
+def _pos(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from streams.worker.pos_import import run_import
+
+    return run_import(load(), Path(args.file), args.store, source=args.source)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from deploy.bench import run_bench
 
@@ -289,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--output", help="create: write the token to this file (mode 0600)")
     token.add_argument("--replace", action="store_true", help="create: replace a live token")
     token.set_defaults(func=_token)
+
+    pos = sub.add_parser("pos", help="tills: import an end-of-day CSV of till sales")
+    pos.add_argument("action", choices=["import"])
+    pos.add_argument("file", help="CSV: id;sku;qty;occurred_at[;type;receipt;...] with a header")
+    pos.add_argument("--store", required=True, help="the till's stockflow location")
+    pos.add_argument("--source", help="the events' source (default pos:STORE)")
+    pos.set_defaults(func=_pos)
 
     notify = sub.add_parser("notify", help="send alerts to people (email, webhooks, the page)")
     notify.add_argument("action", choices=["run"])

@@ -16,6 +16,10 @@ Contract:
 * A ``stock_count`` older than the newest count of its (source, location) by
   ``source_seq``, or older than the location's last count by ``as_of``, is recorded as
   applied but has no effect (``Emitted.skipped = "stale_count"``): conflict rule 4.
+* A ``sale``, ``return_received``, ``adjustment`` or ``receipt`` that occurred before its
+  location's last count is in that count: recorded as applied without moving on_hand
+  (``skipped = "before_count"``; a receipt still lowers ``incoming``), so counts and deltas
+  give the same stock whatever their arrival order (conflict rule 5).
 """
 
 from __future__ import annotations
@@ -45,7 +49,10 @@ def apply(
     if state.seen(key):
         return state, Emitted(duplicate=True)
     step = Step(state, event, config, now_ms)
-    _HANDLERS[kind](step)
+    if kind in _COUNTED_DELTAS and _before_last_count(state, event, config):
+        step.out.skipped = "before_count"  # the count already holds it (conflict rule 5)
+    else:
+        _HANDLERS[kind](step)
     if state.backorders:
         orders.allocate_backorders(step)
     state.remember(key, config.applied_ids_limit, now_ms, config.applied_ids_window_ms)
@@ -53,6 +60,22 @@ def apply(
 
 
 # -- stock handlers ---------------------------------------------------------------------
+
+# Deltas of one location that a physical count of it includes when they happened before it
+_COUNTED_DELTAS = frozenset({"sale", "return_received", "adjustment"})
+
+
+def _before_last_count(state: SkuState, event: dict[str, Any], config: LedgerConfig) -> bool:
+    """True when the event happened before its location's last count: the count (which
+    rebases on the movements *after* its time) already holds it, so a delta arriving late is
+    absorbed instead of moving the stock twice. A delta of the count's very millisecond is
+    applied (sources stamping everything with one time keep their old figures)."""
+    loc = state.locations.get(event.get("location") or config.default_location)
+    return (
+        loc is not None
+        and loc.last_count_as_of is not None
+        and event["occurred_at"] < loc.last_count_as_of
+    )
 
 
 def _where(step: Step) -> str:
@@ -73,6 +96,11 @@ def _receipt(step: Step) -> None:
     name, qty = _where(step), step.event["qty"]
     loc = step.state.locations.get(name)
     incoming = loc.incoming if loc is not None else 0
+    if _before_last_count(step.state, step.event, step.config):  # the count holds the units
+        step.out.skipped = "before_count"
+        if incoming:
+            step.move(name, "receipt", incoming=-min(qty, incoming))
+        return
     step.move(
         name,
         "receipt",

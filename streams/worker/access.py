@@ -5,6 +5,7 @@ Routes and their scopes (anything else, Faust's own pages included, needs ``admi
 - ``GET /v1/stock/{sku}``: ``stock:read``
 - ``POST /v1/events``: per event, ``orders:write`` for ``order_*``, ``holds:write`` for
   ``hold*``, ``events:write`` for the other types
+- ``POST /v1/pos/changes``: ``events:write``, for a store among the token's locations
 - ``POST /v1/holds``, ``DELETE /v1/holds/{hold_id}``: ``holds:write``
 - ``POST /v1/orders``: ``orders:write``; ``GET /v1/orders``, ``GET /v1/orders/{order_id}``:
   ``orders:read``; ``POST /v1/orders/{order_id}/approve|reject|reroute|cancel``:
@@ -45,6 +46,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/stock/{sku}"): need(STOCK_READ),
     ("POST", "/v1/events"): need(EVENTS_WRITE, ORDERS_WRITE, HOLDS_WRITE, write=True),
     ("POST", "/v1/holds"): need(HOLDS_WRITE, write=True),
+    ("POST", "/v1/pos/changes"): need(EVENTS_WRITE, write=True),  # and the store's location
     ("DELETE", "/v1/holds/{hold_id}"): need(HOLDS_WRITE, write=True),
     ("POST", "/v1/orders"): need(ORDERS_WRITE, write=True),
     ("GET", "/v1/orders"): need(ORDERS_READ),

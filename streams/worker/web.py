@@ -33,6 +33,7 @@ from streams.worker.intake import parse_items
 from streams.worker.order_reads import MemoryOrderBook, OrderBookView
 from streams.worker.orders_web import register_order_views
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
+from streams.worker.pos_web import register_pos_views
 from streams.worker.registry import resolve_off_loop
 from streams.worker.routing import FORWARDED, SERVED_BY, answer_from_owner
 
@@ -104,6 +105,8 @@ def register_views(
             )
         for future in futures:
             await future
+
+    register_pos_views(app, codec, config, publish)
 
     @app.page("/v1/stock/{sku}")
     async def get_stock(view: web.View, request: web.Request, sku: str) -> web.Response:
