@@ -15,8 +15,9 @@ SKU. A ``LOC`` after a ``LIN`` is the place of the quantities that follow it.
   destination, which also lowers ``incoming``; id ``feeds/recadv/<doc>/<line>/<sku>``.
 
 Places are mapped through ``locations`` (code → stockflow location), else used as they are.
-Bad segments (a quantity that is not a whole number, a quantity before any ``LIN``, an item
-without an id) are bad rows with the segment's line in the file; other messages are skipped.
+Bad segments (a quantity that is not a whole number, a quantity before any ``LIN`` or of an
+item without an id, a message without a date) are bad rows with the segment's line in the
+file; other messages are skipped.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class _Message:
         self.at: int | None = None
         self.po = ""
         self.place = ""  # header place
+        self.in_lin = False  # after the first LIN: item-level segments
         self.item = ""  # current LIN's id (GTIN) or its PIA SKU
         self.item_line = ""  # LIN's line number
         self.item_place = ""
@@ -149,18 +151,14 @@ class _Message:
         elif tag == "NAD" and _part(segment, 0) in HEADER_PLACES and not self.place:
             self.place = _part(segment, 1)
         elif tag == "LOC":
-            if self.item:
+            if self.in_lin:
                 self.item_place = _part(segment, 1)
             else:
                 self.place = _part(segment, 1)
         elif tag == "LIN":
-            self.item, self.item_line, self.item_place = _part(segment, 2), _part(segment, 0), ""
-            if not self.item:
-                self.out.bad.append(
-                    BadRow(line, "missing_item", "LIN: no item number (LIN+n++GTIN:SRV)", raw)
-                )
-                self.item = "?"
-        elif tag == "PIA" and self.item and _part(segment, 1, 1) == "IN":
+            self.in_lin, self.item_place = True, ""
+            self.item, self.item_line = _part(segment, 2), _part(segment, 0)
+        elif tag == "PIA" and self.in_lin and _part(segment, 1, 1) == "IN":
             self.item = _part(segment, 1) or self.item
         elif tag == "QTY":
             self._quantity(segment, line, raw)
@@ -171,11 +169,19 @@ class _Message:
         if qualifier not in wanted:
             return
         self.out.rows += 1
-        if not self.item:
+        if not self.in_lin:
             self.out.bad.append(BadRow(line, "qty_before_lin", "QTY: before any LIN", text))
             return
-        if self.item == "?":
-            return  # its LIN is already reported
+        if not self.item:
+            self.out.bad.append(
+                BadRow(
+                    line,
+                    "missing_item",
+                    "LIN: no item number (LIN+n++GTIN:SRV) nor PIA+1+sku:IN",
+                    text,
+                )
+            )
+            return
         raw = _part(segment, 0, 1)
         try:
             qty = int(raw)
