@@ -22,11 +22,12 @@ file; other messages are skipped.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydifact.exceptions import EDISyntaxError
+from pydifact.exceptions import EDISyntaxError, MissingImplementationWarning
 from pydifact.parser import Parser
 from pydifact.segmentcollection import Interchange
 from pydifact.segments import Segment
@@ -41,8 +42,11 @@ HEADER_PLACES = ("DP", "ST")  # NAD parties that are the place of delivery
 
 def read(text: str, locations: Mapping[str, str]) -> Parsed:
     try:
-        segments = list(Parser().parse(text))  # UNA (when present), UNB, ..., UNZ
-        Interchange.from_segments(iter(segments))  # checks the UNB header
+        with warnings.catch_warnings():
+            # pydifact ships no segment tables for most directories and says so per segment
+            warnings.simplefilter("ignore", MissingImplementationWarning)
+            segments = list(Parser().parse(text))  # UNA (when present), UNB, ..., UNZ
+            Interchange.from_segments(iter(segments))  # checks the UNB header
     except (EDISyntaxError, ValueError, IndexError, AssertionError) as exc:
         raise Unreadable(f"EDIFACT that pydifact cannot read: {exc}") from None
     lines = _segment_lines(text, len(segments))
