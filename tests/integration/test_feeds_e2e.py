@@ -63,6 +63,17 @@ def _edifact(kind: str, doc: str, at: datetime, lines: list[tuple[str, str, int]
     return f"UNA:+.? '\n{unb}\n{body}UNZ+1+{doc}'\n"
 
 
+def _invrpt(doc: str, at: datetime, sku: str) -> str:
+    """An INVRPT counting ``sku``: 7 at lyon, 1 at the paris GLN."""
+    body = (
+        f"UNH+1+INVRPT:D:96A:UN:EAN008'\nBGM+35+{doc}+9'\nDTM+366:{at:%Y%m%d%H%M}:203'\n"
+        f"LIN+1++4000000000031:SRV'\nPIA+1+{sku}:IN'\nLOC+18+lyon'\nQTY+145:7'\n"
+        f"LOC+18+{GLN_PARIS}::9'\nQTY+145:1'\nUNT+9+1'\n"
+    )
+    unb = f"UNB+UNOC:3+5412345000013:14+5498765000012:14+{at:%y%m%d:%H%M}+{doc}'"
+    return f"{unb}\n{body}UNZ+1+{doc}'\n"
+
+
 def _drop(folder: Path, name: str, text: str, at: float) -> None:
     (folder / name).write_text(text, encoding="utf-8")
     os.utime(folder / name, (at, at))
@@ -78,12 +89,14 @@ def test_files_dropped_in_the_folder_make_the_ledgers_stock(
     When a nightly snapshot (chair 10 and desk 5 at paris, as of two hours ago), a delta
     file (chair -2, then a bad row), a DESADV of 6 chairs to the paris GLN, a RECADV of 4
     of them, and the snapshot again under another name are dropped, and one more RECADV is
-    imported with ``stockflow feeds import`` (desk 3), and a junk file too,
-    Then the worker's stock is chair on_hand 10-2+4=12 with 6-4=2 incoming, desk 5+3=8;
+    imported with ``stockflow feeds import`` (desk 3), a junk file too, and an INVRPT
+    (lamp: 7 at lyon, 1 at the paris GLN) is taken by ``stockflow feeds watch --once``,
+    Then the worker's stock is chair on_hand 10-2+4=12 with 6-4=2 incoming, desk 5+3=8,
+    lamp 7 at lyon and 1 at paris;
     the delta's bad row is in its report and a dead letter on stock.deadletter.v1; the
     duplicate applied nothing; the junk import exits 1 with its report beside it."""
     run = uuid.uuid4().hex[:8]
-    chair, desk = f"chair-{run}", f"desk-{run}"
+    chair, desk, lamp = f"chair-{run}", f"desk-{run}", f"lamp-{run}"
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     as_of = (now - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
     moved = (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
@@ -143,20 +156,41 @@ def test_files_dropped_in_the_folder_make_the_ledgers_stock(
     out, err = capsys.readouterr()
     assert "1 events published, 0 bad rows" in out and "1/1 events" in err
     assert main([*cli, str(junk)]) == 1 and "unreadable" in capsys.readouterr().out
+    nightly = tmp_path / "nightly"
+    nightly.mkdir()
+    _drop(nightly, "invrpt.edi", _invrpt(f"I{run}", now, lamp), old)
+    watch = [
+        "feeds",
+        "watch",
+        "--folder",
+        str(nightly),
+        "--once",
+        "--seen",
+        cli[3],
+        "--location",
+        f"{GLN_PARIS}=paris",
+    ]
+    assert main(watch) == 0 and (nightly / "done" / "invrpt.edi").exists()
     assert (tmp_path / "junk.csv.report.csv").exists()
 
     last: list[Any] = []
 
     def stock_is_right() -> bool:
-        got = worker.stock(chair), worker.stock(desk)
+        got = worker.stock(chair), worker.stock(desk), worker.stock(lamp)
         last[:] = got
-        if got[0] is None or got[1] is None:
+        if None in got:
             return False
         c, d = got[0]["locations"].get("paris", {}), got[1]["locations"].get("paris", {})
-        return (c.get("on_hand"), c.get("incoming"), d.get("on_hand")) == (12, 2, 8)
+        lamp_at = {k: v["on_hand"] for k, v in got[2]["locations"].items()}
+        return (c.get("on_hand"), c.get("incoming"), d.get("on_hand"), lamp_at) == (
+            12,
+            2,
+            8,
+            {"lyon": 7, "paris": 1},
+        )
 
     try:
-        wait_for(stock_is_right, timeout=60, what=f"{chair} 12 on hand + 2 incoming, {desk} 8")
+        wait_for(stock_is_right, timeout=60, what=f"{chair} 12 + 2 incoming, {desk} 8, {lamp}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the worker has {last}") from None
     report = (inbox / "done" / "2-deltas.csv.report.csv").read_text()
