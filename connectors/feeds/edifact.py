@@ -7,7 +7,8 @@ buyer's item number, as stockflow's own ORDERS carry it) names the SKU, else the
 SKU. A ``LOC`` after a ``LIN`` is the place of the quantities that follow it.
 
 - INVRPT ``QTY+145`` (actual stock) → ``stock_count`` at the place, as of the report time
-  (also its sequence); id ``feeds/invrpt/<doc>/<place>/<sku>``.
+  (also its sequence); id ``feeds/invrpt/<doc>/<place>/<sku>`` (the report time when
+  ``BGM`` has no number).
 - DESADV ``QTY+12`` (despatched) → ``purchase_ordered`` at the destination: ``incoming``
   until the goods are received; source_ref the purchase order (else the DESADV number); id
   ``feeds/desadv/<doc>/<line>/<sku>``.
@@ -216,7 +217,7 @@ class _Message:
             return stock_event(
                 "stock_count",
                 sku,
-                f"feeds/invrpt/{self.doc}/{location or '-'}/{sku}",
+                f"feeds/invrpt/{self.doc or at}/{location or '-'}/{sku}",
                 at,
                 ingested_at=self.now,
                 qty=qty,

@@ -5,7 +5,8 @@ Formats, told apart by their content (never by the file's name):
 - CSV snapshot ``sku;location;on_hand;as_of;seq`` (a ``gtin`` column is allowed and ignored):
   one ``stock_count`` per row, ``as_of`` the moment the count is true and ``seq`` its
   sequence, so the ledger rebases on it and re-applies later movements; event id
-  ``feeds/count/<location>/<sku>/<seq>``.
+  ``feeds/count/<location>/<sku>/<seq>/<as_of ms>`` (a sequence that starts again
+  another day makes new ids).
 - CSV delta ``movement_id;sku;location;delta;reason;occurred_at``: one ``adjustment`` per row
   (signed), event id ``feeds/movement/<movement_id>``, so a movement sent twice counts once.
 - EDIFACT (the text starts with ``UNA`` or ``UNB``): INVRPT, DESADV, RECADV
@@ -124,7 +125,7 @@ def _count(row: dict[str, str], now: int) -> dict[str, Any]:
     return stock_event(
         "stock_count",
         sku,
-        f"feeds/count/{location}/{sku}/{seq}",
+        f"feeds/count/{location}/{sku}/{seq}/{as_of}",
         as_of,
         ingested_at=now,
         qty=_int(row, "on_hand"),

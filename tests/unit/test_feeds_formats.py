@@ -59,7 +59,10 @@ def test_a_snapshot_row_is_a_stock_count_that_rebases_with_its_sequence() -> Non
     assert (line1, line2) == (2, 3)
     assert chair["type"] == "stock_count" and chair["qty"] == 12 and chair["location"] == "paris"
     assert chair["as_of"] == parse_time_ms(AS_OF, "as_of") and chair["source_seq"] == 7
-    assert chair["event_id"] == "feeds/count/paris/chair/7" and chair["source"] == "erp"
+    assert (
+        chair["event_id"] == f"feeds/count/paris/chair/7/{chair['as_of']}"
+        and chair["source"] == "erp"
+    )
     assert desk["qty"] == 0
     assert [check(e) for _, e in parsed.events] == ["stock_count", "stock_count"]
     assert read(data).events[0][1]["event_id"] == chair["event_id"]

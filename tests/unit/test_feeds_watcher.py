@@ -18,6 +18,7 @@ from connectors.feeds.seen import SeenFiles
 from connectors.feeds.sources import FolderSource, SftpFolder, SftpSource
 from connectors.feeds.watcher import FeedImporter, Watcher
 from connectors.framework.kafka import PublishError
+from schemas.times import parse_time_ms
 from streams.kernel.settings import Secret, load
 from tests.unit.test_po_sending import SFTP_PASSWORD, sftp_server
 
@@ -94,7 +95,11 @@ def test_a_settled_file_is_published_once_and_moved_to_done(tmp_path: Path) -> N
     assert scan(watcher) == [] and published(publisher) == []
     (outcome,) = scan(watcher)
     assert outcome.status == "done" and outcome.applied == 2
-    assert published(publisher) == ["feeds/count/paris/chair/7", "feeds/count/paris/desk/7"]
+    as_of = parse_time_ms(AS_OF, "as_of")
+    assert published(publisher) == [
+        f"feeds/count/paris/chair/7/{as_of}",
+        f"feeds/count/paris/desk/7/{as_of}",
+    ]
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["stock.csv"]
     assert not (inbox / "stock.csv").exists() and scan(watcher) == []
     assert len(SeenFiles(tmp_path / "seen.json")) == 1
