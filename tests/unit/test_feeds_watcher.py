@@ -296,3 +296,19 @@ def test_an_sftp_url_with_a_password_is_refused_without_repeating_it() -> None:
         SftpFolder.parse("sftp://acme:hunter2@erp.example:2222/out")
     assert "hunter2" not in str(bad.value)
     assert str(SftpFolder.parse("sftp://acme@erp.example/out/")) == "sftp://acme@erp.example:22/out"
+
+
+def test_feeds_import_of_a_missing_file_exits_1_and_a_bad_option_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given no Kafka needed, When ``stockflow feeds import`` is given a file that does not
+    exist, Then it exits 1 naming it; given ``--location`` without ``=``, it exits 2 with
+    the form to write."""
+    from streams.cli import main
+
+    assert main(["feeds", "import", str(tmp_path / "nowhere.csv")]) == 1
+    assert "nowhere.csv: No such file" in capsys.readouterr().err
+    (tmp_path / "f.csv").write_text(SNAPSHOT)
+    seen = ["--seen", str(tmp_path / "seen.json")]
+    assert main(["feeds", "import", str(tmp_path / "f.csv"), "--location", "paris", *seen]) == 2
+    assert "CODE=NAME" in capsys.readouterr().err
