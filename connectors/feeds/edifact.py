@@ -65,6 +65,8 @@ def read(text: str, locations: Mapping[str, str]) -> Parsed:
             kind = KINDS.get(_message_type(segment))
             reader = _Message(kind, locations, out) if kind else None
         elif segment.tag == "UNT":
+            if reader is not None:
+                reader.flush()
             reader = None
         elif reader is not None:
             reader.take(segment, line, raw)
@@ -141,6 +143,7 @@ class _Message:
         self.item = ""  # current LIN's id (GTIN) or its PIA SKU
         self.item_line = ""  # LIN's line number
         self.item_place = ""
+        self.received: dict[str, tuple[Segment, int, str]] = {}  # RECADV: 194 / 48 of a LIN
         self.now = now_ms()
 
     def take(self, segment: Segment, line: int, raw: str) -> None:
@@ -156,17 +159,27 @@ class _Message:
         elif tag == "NAD" and _part(segment, 0) in HEADER_PLACES and not self.place:
             self.place = _part(segment, 1)
         elif tag == "LOC":
+            self.flush()
             if self.in_lin:
                 self.item_place = _part(segment, 1)
             else:
                 self.place = _part(segment, 1)
         elif tag == "LIN":
+            self.flush()
             self.in_lin, self.item_place = True, ""
             self.item, self.item_line = _part(segment, 2), _part(segment, 0)
         elif tag == "PIA" and self.in_lin and _part(segment, 1, 1) == "IN":
             self.item = _part(segment, 1) or self.item
+        elif tag == "QTY" and self.kind == "recadv" and _part(segment, 0) in ("194", "48"):
+            self.received[_part(segment, 0)] = (segment, line, raw)
         elif tag == "QTY":
             self._quantity(segment, line, raw)
+
+    def flush(self) -> None:
+        """A RECADV item's receipt: its accepted quantity (194), else the received one (48)."""
+        if self.received:
+            self._quantity(*(self.received.get("194") or self.received["48"]))
+            self.received.clear()
 
     def _quantity(self, segment: Segment, line: int, text: str) -> None:
         qualifier = _part(segment, 0)

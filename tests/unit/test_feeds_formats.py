@@ -205,6 +205,7 @@ def test_a_recadv_line_is_a_receipt_of_the_accepted_quantity() -> None:
         *head("REC-3", Segment("RFF", ["ON", "PO-1"]), Segment("LOC", "7", ["paris"])),
         Segment("LIN", "1", "", ["4000000000017", "SRV"]),
         Segment("PIA", "1", ["chair", "IN"]),
+        Segment("QTY", ["48", "10"]),
         Segment("QTY", ["194", "9"]),
         Segment("LIN", "2", "", ["4000000000024", "SRV"]),
         Segment("QTY", ["48", "4"]),
