@@ -178,6 +178,20 @@ def _web(args: argparse.Namespace) -> int:
     return run_web(load())
 
 
+def _feeds(args: argparse.Namespace) -> int:
+    from connectors.feeds.command import run
+
+    return run(load(), args)
+
+
+def _add_feeds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow feeds watch|import`: ERP/WMS files (CSV snapshots and deltas, EDIFACT)."""
+    from connectors.feeds.command import add_parser
+
+    add_parser(sub)
+    sub.choices["feeds"].set_defaults(func=_feeds)
+
+
 def _add_web(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`stockflow web [user add|list|remove]`: the ordering page and its users."""
     web = sub.add_parser("web", help="serve the ordering page (or manage its users)")
@@ -316,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_replenish(sub)
     _add_web(sub)
+    _add_feeds(sub)
     return parser
 
 
