@@ -22,7 +22,7 @@ def _client(client: Any, mapping: Any) -> PriceWriter:
 
 
 WRITERS: dict[str, PriceWriterFactory] = {
-    # "magento": _client,
+    "magento": _client,
     # "prestashop": _client,
 }
 

@@ -15,9 +15,14 @@ import aiohttp
 
 from connectors.framework import redact
 from connectors.framework.ratelimit import parse_retry_after
-from connectors.framework.types import RejectedError, UnavailableError
-from connectors.magento.limits import MAX_PAGE_SIZE, MagentoLimits
-from connectors.magento.prices import ItemResult, PriceItem, price_body
+from connectors.framework.types import (
+    Outcome,
+    RejectedError,
+    ThrottledError,
+    UnavailableError,
+)
+from connectors.magento.limits import MAX_PAGE_SIZE, SYNC_LIST_LIMIT, MagentoLimits
+from connectors.magento.prices import ItemResult, PriceItem, price_body, price_results, prices_read
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Magento's UTC timestamps: "2026-11-30 06:00:00"
 
@@ -76,6 +81,8 @@ def search_criteria(
 
 
 class MagentoClient:
+    max_batch = SYNC_LIST_LIMIT  # prices per base-prices request (the Web API input limit)
+
     def __init__(
         self,
         session: aiohttp.ClientSession,
@@ -83,11 +90,13 @@ class MagentoClient:
         token: str,
         *,
         store_code: str = "all",
+        currency: str = "EUR",
         limits: MagentoLimits | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self._session = session
         self._root = f"{base_url.rstrip('/')}/rest/{store_code}"
+        self.currency = currency  # the website's base currency (prices read back)
         self._headers = {"Authorization": f"Bearer {token}"}
         redact.register(token)
         self.limits = limits or MagentoLimits()
@@ -175,19 +184,27 @@ class MagentoClient:
         return list(body.get("operations_list") or [])
 
     async def set_prices(self, items: Sequence[PriceItem]) -> list[ItemResult]:
-        """``POST /V1/products/base-prices``: one result per item. Magento answers 200 with
-        the items it refused (``{message, parameters}`` naming the SKU); the rest are saved."""
+        """``POST /V1/products/base-prices``: one result per item, never raises for a
+        channel error (throttle or 5xx → retry; a 4xx for the request → failed; an item
+        Magento lists as refused → refused, the others are saved)."""
         if not items:
             return []
-        body = await self.request("POST", "/V1/products/base-prices", json=price_body(items))
-        refused: dict[str, str] = {}
-        for problem in body if isinstance(body, list) else []:
-            params = problem.get("parameters")
-            values = list(params.values()) if isinstance(params, dict) else list(params or [])
-            for item in items:
-                if item.sku in (str(v) for v in values):
-                    refused.setdefault(item.sku, render(problem))
-        return [ItemResult(i.sku, i.sku not in refused, refused.get(i.sku, "")) for i in items]
+        try:
+            answer = await self.request("POST", "/V1/products/base-prices", json=price_body(items))
+        except (ThrottledError, UnavailableError) as exc:
+            return [ItemResult(i.sku, Outcome.RETRY, str(exc), exc.retry_after) for i in items]
+        except (RejectedError, MagentoError) as exc:
+            return [ItemResult(i.sku, Outcome.FAILED, str(exc)) for i in items]
+        return price_results(items, answer, render)
+
+    async def get_prices(self, skus: Sequence[str]) -> dict[str, int]:
+        """Global-scope base prices in minor units of ``currency`` (unknown SKUs left out)."""
+        if not skus:
+            return {}
+        answer = await self.request(
+            "POST", "/V1/products/base-prices-information", json={"skus": list(skus)}
+        )
+        return prices_read(answer, self.currency)
 
 
 __all__ = ["MagentoClient", "MagentoError", "RejectedError"]

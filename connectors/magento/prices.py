@@ -1,48 +1,49 @@
-"""Base prices for Magento (``POST /V1/products/base-prices``).
+"""Base prices for Magento: ``POST /V1/products/base-prices`` and its read-back
+``POST /V1/products/base-prices-information``, in the price writer contract
+(:mod:`connectors.framework.prices`).
 
-``PriceItem`` and ``ItemResult`` follow the price writer protocol
-(``async def set_prices(self, items: Sequence[PriceItem]) -> list[ItemResult]``); the writer
-registry of the price propagation calls :meth:`MagentoClient.set_prices` with them.
+Magento answers 200 with the items it refused (``{message, parameters}`` naming the SKU);
+the other items of the request are saved. Prices are written in the global scope
+(``store_id`` 0), in the website's base currency: the channel's price rules convert before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from connectors.framework.orders import _EXPONENT
+from connectors.framework.prices import ItemResult, PriceItem, from_decimal
+from connectors.framework.types import Outcome
 
-
-@dataclass(frozen=True, slots=True)
-class PriceItem:
-    sku: str
-    amount_minor: int  # in minor units of ``currency`` (1999 = 19.99 EUR)
-    currency: str
-    store_id: int = 0  # 0 = the global (default) scope
-
-
-@dataclass(frozen=True, slots=True)
-class ItemResult:
-    sku: str
-    ok: bool
-    error: str = ""
-
-
-def major_units(amount_minor: int, currency: str) -> float:
-    exponent = _EXPONENT.get(currency.upper(), 2)
-    return float(Decimal(amount_minor).scaleb(-exponent))
+__all__ = ["ItemResult", "PriceItem", "price_body", "price_results", "prices_read"]
 
 
 def price_body(items: Sequence[PriceItem]) -> dict[str, Any]:
+    return {"prices": [{"sku": i.sku, "price": float(i.amount), "store_id": 0} for i in items]}
+
+
+def price_results(items: Sequence[PriceItem], answer: Any, render: Any) -> list[ItemResult]:
+    """One result per item from Magento's list of refused items."""
+    refused: dict[str, str] = {}
+    for problem in answer if isinstance(answer, list) else []:
+        params = problem.get("parameters") if isinstance(problem, dict) else None
+        values = list(params.values()) if isinstance(params, dict) else list(params or [])
+        for item in items:
+            if item.sku in (str(v) for v in values):
+                refused.setdefault(item.sku, render(problem))
+    return [
+        ItemResult(i.sku, Outcome.REFUSED, refused[i.sku])
+        if i.sku in refused
+        else ItemResult(i.sku, Outcome.OK)
+        for i in items
+    ]
+
+
+def prices_read(answer: Any, currency: str) -> dict[str, int]:
+    """``base-prices-information`` rows of the global scope → minor units."""
+    rows = answer if isinstance(answer, list) else []
     return {
-        "prices": [
-            {
-                "sku": i.sku,
-                "price": major_units(i.amount_minor, i.currency),
-                "store_id": i.store_id,
-            }
-            for i in items
-        ]
+        str(row["sku"]): from_decimal(row["price"], currency)
+        for row in rows
+        if isinstance(row, dict) and int(row.get("store_id") or 0) == 0
     }

@@ -18,7 +18,8 @@
   for ``bulk_delay_s`` then complete (1) or fail as ``bulk_fail`` said (2 retriably, 3 not);
   ``GET /V1/bulk/{uuid}/status`` and ``/detailed-status``.
 - ``POST /V1/products/base-prices`` ``{"prices": [{sku, price, store_id}]}`` → ``[]``, or
-  the refused items ``{message, parameters}`` inside the 200.
+  the refused items ``{message, parameters}`` inside the 200;
+  ``POST /V1/products/base-prices-information`` ``{"skus": [...]}`` reads them back.
 - No rate limit of its own; ``fail_next``/``storm``/``down`` (e.g. ``down(s, status=503)``)
   from the base imitate a host's WAF or an outage, 429 with ``Retry-After``.
 
@@ -116,6 +117,7 @@ class FakeMagento(FakeChannel):
             web.get(v1 + "/bulk/{uuid}/status", self._bulk_status),
             web.get(v1 + "/bulk/{uuid}/detailed-status", self._bulk_status),
             web.post(v1 + "/products/base-prices", self._base_prices),
+            web.post(v1 + "/products/base-prices-information", self._read_prices),
         ]
 
     # ---- set-up and switches ---------------------------------------------------------
@@ -542,6 +544,18 @@ class FakeMagento(FakeChannel):
                 self.products[sku] = float(price["price"])
                 self.price_writes.append(dict(price))
         return web.json_response(problems)
+
+    async def _read_prices(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        skus = list((await request.json()).get("skus") or [])
+        return web.json_response(
+            [
+                {"sku": sku, "price": self.products[sku], "store_id": 0}
+                for sku in skus
+                if sku in self.products
+            ]
+        )
 
 
 def main() -> None:

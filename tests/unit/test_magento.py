@@ -12,13 +12,14 @@ import aiohttp
 import pytest
 
 from connectors.config import ConnectorConfigError, parse_connectors_config
+from connectors.framework.prices import PriceItem
 from connectors.framework.types import Outcome, PushItem
 from connectors.magento.client import MagentoClient
 from connectors.magento.inbound import MagentoInbound
 from connectors.magento.mapping import BulkOptions, MagentoMapping
 from connectors.magento.outbound import MagentoPusher
-from connectors.magento.prices import PriceItem
 from connectors.magento.wiring import _without_personal_data
+from connectors.price_writers import writer_for
 from connectors.testing.magento import FakeMagento
 
 SKUS = ("chair", "table", "lamp")
@@ -233,17 +234,28 @@ def test_async_bulk_completes_later_and_per_item_failures_are_retried_or_failed(
 
 
 def test_base_prices_are_written_and_an_unknown_sku_is_refused_inside_the_200() -> None:
-    """Given two prices, one for a SKU Magento does not know, when written, then the known
-    one is saved at 19.99 and the unknown one is reported with Magento's message."""
+    """Given the writer registered for Magento, when two prices are written, one for a SKU
+    Magento does not know, then the known one is saved at 19.99 (and reads back as 1999),
+    the unknown one is refused with Magento's message; during an outage the item is to be
+    retried, not raised."""
 
     async def scenario() -> None:
         async with magento() as (fake, client):
-            results = await client.set_prices(
+            writer = writer_for("magento", client, mapping())
+            assert writer is client
+            results = await writer.set_prices(
                 [PriceItem("chair", 1999, "EUR"), PriceItem("nope", 500, "EUR")]
             )
-            assert [(r.sku, r.ok) for r in results] == [("chair", True), ("nope", False)]
+            assert [(r.sku, r.outcome) for r in results] == [
+                ("chair", Outcome.OK),
+                ("nope", Outcome.REFUSED),
+            ]
             assert "nope" in results[1].error
             assert fake.products["chair"] == 19.99
+            assert await client.get_prices(["chair", "nope"]) == {"chair": 1999}
+            fake.down(5, status=503)
+            down = await client.set_prices([PriceItem("chair", 2499, "EUR")])
+            assert [r.outcome for r in down] == [Outcome.RETRY]
 
     run(scenario)
 
