@@ -47,6 +47,7 @@ from connectors.framework.orders import (
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from connectors.magento.client import MagentoClient
 from connectors.magento.mapping import MagentoMapping
+from connectors.magento.reservations import Reservations
 from schemas.times import iso_to_ms
 
 STATES = {
@@ -344,7 +345,9 @@ class MagentoInbound:
         client: MagentoClient | None = None,
         *,
         orders_mode: str = DEFAULT_ORDER_MODE,
+        reservations: Reservations | None = None,
     ) -> None:
+        self.reservations = reservations  # Magento's open orders, kept for the pusher
         self.book = orders_mode == "book"
         self.mapping = mapping
         self.channel = mapping.channel
@@ -386,6 +389,8 @@ class MagentoInbound:
             for memo in sorted(memos, key=lambda c: int(c["entity_id"])):  # oldest first
                 refunds.extend(n.creditmemo_events(memo, shipped_left))
         events.extend(refunds)
+        if self.reservations is not None:
+            self.reservations.update(order)
         orders = n.records(shipments, refunds) if self.book else []
         updated = str(order["updated_at"])
         digest = hashlib.sha256(orjson.dumps(order, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]

@@ -1,5 +1,9 @@
 """Magento out: the absolute physical quantity of the push source's source item.
 
+The quantity written is the channel's figure plus Magento's own open reservations of the
+SKU (``connectors.magento.reservations``): MSI subtracts those again, so the store shows
+the figure; ``read`` answers the source quantity less those reservations.
+
 Synchronous: ``POST /V1/inventory/source-items`` with at most 20 source items (the Web API
 input limit when the merchant enables it); the answer is ``[]``. A 400 for a batch is split
 in halves until the refused item is alone (refused: drift), so the others are still written.
@@ -34,16 +38,23 @@ from connectors.framework.types import (
 from connectors.magento.client import MagentoClient, MagentoError
 from connectors.magento.limits import ASYNC_LIST_LIMIT, SYNC_LIST_LIMIT
 from connectors.magento.mapping import MagentoMapping
+from connectors.magento.reservations import Reservations
 
 COMPLETE, RETRIABLY_FAILED, FAILED, OPEN, REJECTED = 1, 2, 3, 4, 5
 
 
 class MagentoPusher:
     def __init__(
-        self, client: MagentoClient, mapping: MagentoMapping, *, max_batch: int = SYNC_LIST_LIMIT
+        self,
+        client: MagentoClient,
+        mapping: MagentoMapping,
+        *,
+        max_batch: int = SYNC_LIST_LIMIT,
+        reservations: Reservations | None = None,
     ) -> None:
         self.client = client
         self.mapping = mapping
+        self.reservations = reservations or Reservations(frozenset(mapping.skus))
         self.channel = mapping.channel
         limit = ASYNC_LIST_LIMIT if mapping.bulk.enabled else SYNC_LIST_LIMIT
         self.max_batch = max(1, min(max_batch, limit))
@@ -52,10 +63,11 @@ class MagentoPusher:
         return None  # absolute writes without compare-and-set: nothing to remember
 
     def source_item(self, item: PushItem) -> dict[str, Any]:
+        physical = item.quantity + self.reservations.open(item.sku)
         return {
             "sku": item.sku,
             "source_code": self.mapping.push_source,
-            "quantity": item.quantity,
+            "quantity": physical,
             "status": 1 if item.quantity > 0 else 0,
         }
 
@@ -63,9 +75,10 @@ class MagentoPusher:
         known = [s for s in skus if self.mapping.knows(s)]
         if not known:
             return {}
+        await self.reservations.ensure_loaded(self.client)
         rows = await self.client.source_items(known, self.mapping.push_source)
         return {
-            str(r["sku"]): int(float(r["quantity"]))
+            str(r["sku"]): int(float(r["quantity"])) - self.reservations.open(str(r["sku"]))
             for r in rows
             if r.get("source_code") == self.mapping.push_source and r.get("sku") in known
         }
@@ -77,6 +90,12 @@ class MagentoPusher:
             if not self.mapping.knows(i.sku)
         ]
         mapped = [i for i in items if self.mapping.knows(i.sku)]
+        try:
+            await self.reservations.ensure_loaded(self.client)
+        except (ThrottledError, UnavailableError, RejectedError, MagentoError) as exc:
+            error = f"Magento's open orders unreadable: {exc}"
+            retry_after = getattr(exc, "retry_after", None)
+            return [*results, *(PushResult(i, Outcome.RETRY, error, retry_after) for i in mapped)]
         for start in range(0, len(mapped), self.max_batch):
             chunk = mapped[start : start + self.max_batch]
             if self.mapping.bulk.enabled:

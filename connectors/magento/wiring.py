@@ -16,6 +16,7 @@ from connectors.magento.limits import MagentoLimits
 from connectors.magento.mapping import MagentoMapping
 from connectors.magento.outbound import MagentoPusher
 from connectors.magento.refusals import MagentoRefusals
+from connectors.magento.reservations import Reservations
 from schemas.codec import Codec
 from streams.kernel import topics
 from streams.kernel.deadletter import dead_letter
@@ -34,9 +35,10 @@ def build_magento(
     client = MagentoClient(
         session, base_url, token, limits=MagentoLimits(mapping.channel, **dict(limits))
     )
+    reservations = Reservations(frozenset(mapping.skus))
     return (
-        MagentoInbound(mapping, client, orders_mode=orders),
-        MagentoPusher(client, mapping, max_batch=max_batch),
+        MagentoInbound(mapping, client, orders_mode=orders, reservations=reservations),
+        MagentoPusher(client, mapping, max_batch=max_batch, reservations=reservations),
         MagentoRefusals(client, mapping),
         MagentoCanceller(client, mapping),
     )

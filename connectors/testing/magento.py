@@ -12,7 +12,9 @@
   ``extension_attributes.return_to_stock_items`` (order item ids put back in stock).
 - ``POST /V1/inventory/source-items`` ``{"sourceItems": [...]}`` → ``[]``; Web API input
   limits (20 items) when ``input_limits`` is on; an unknown SKU or source fails the whole
-  request with 400. ``GET /V1/inventory/source-items`` with ``searchCriteria``.
+  request with 400. ``GET /V1/inventory/source-items`` with ``searchCriteria``;
+  ``GET /V1/inventory/get-product-salable-quantity/{sku}/{stockId}`` = in-stock source
+  quantities less the reservations of open orders (one stock).
 - ``POST /async/bulk/V1/inventory/source-items`` (a list of request bodies, one operation
   each, at most 5,000) → 202 ``{bulk_uuid, request_items, errors}``; operations stay open (4)
   for ``bulk_delay_s`` then complete (1) or fail as ``bulk_fail`` said (2 retriably, 3 not);
@@ -112,6 +114,9 @@ class FakeMagento(FakeChannel):
             web.get(v1 + "/shipments", self._list_shipments),
             web.get(v1 + "/creditmemos", self._list_creditmemos),
             web.get(v1 + "/inventory/source-items", self._list_source_items),
+            web.get(
+                v1 + "/inventory/get-product-salable-quantity/{sku}/{stock:\\d+}", self._salable
+            ),
             web.post(v1 + "/inventory/source-items", self._save_source_items),
             web.post(PREFIX + "/async/bulk/V1/inventory/source-items", self._bulk_source_items),
             web.get(v1 + "/bulk/{uuid}/status", self._bulk_status),
@@ -144,6 +149,27 @@ class FakeMagento(FakeChannel):
     def quantity(self, sku: str, source: str = "default") -> int | None:
         item = self.source_items.get((sku, source))
         return None if item is None else int(item["quantity"])
+
+    def reserved(self, sku: str) -> int:
+        """MSI reservations still open for ``sku``: units of open orders not yet shipped,
+        cancelled or refunded."""
+        total = 0.0
+        for order in self.orders.values():
+            if order["state"] in ("complete", "canceled", "closed"):
+                continue
+            for i in order["items"]:
+                if i["sku"] == sku:
+                    unshipped_refund = max(0.0, i["qty_refunded"] - i["qty_shipped"])
+                    total += i["qty_ordered"] - i["qty_shipped"] - i["qty_canceled"]
+                    total -= unshipped_refund
+        return int(total)
+
+    def salable(self, sku: str) -> int:
+        """``get-product-salable-quantity``: in-stock source quantities less reservations."""
+        physical = sum(
+            i["quantity"] for (s, _), i in self.source_items.items() if s == sku and i["status"]
+        )
+        return int(physical) - self.reserved(sku)
 
     def bulk_fail(self, sku: str, status: int, times: int = 1, message: str = "") -> None:
         """The next ``times`` bulk operations writing ``sku`` end with ``status`` (2: retriably
@@ -389,6 +415,11 @@ class FakeMagento(FakeChannel):
 
     async def _list_source_items(self, request: web.Request) -> web.Response:
         return self._guard(request) or self._search(request, list(self.source_items.values()))
+
+    async def _salable(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        return web.json_response(self.salable(request.match_info["sku"]))
 
     def _invalid(self, item: dict[str, Any]) -> str | None:
         if item.get("sku") not in self.products:
