@@ -14,7 +14,8 @@ operation per item (up to 5,000), then ``GET /V1/bulk/{uuid}/detailed-status`` e
 1 complete → ok; 2 retriably failed or still open → retried; 3 failed or 5 rejected →
 failed (dead-lettered with Magento's message).
 
-``status`` is 1 (in stock) when the physical quantity written is positive, else 0. No compare-and-set and no
+``status`` is 1 (in stock) when the physical quantity written is positive,
+else 0. No compare-and-set and no
 idempotency key exist: the engine's ordering (newest version only) is what keeps writes in
 order, and an absolute write repeated is harmless.
 """
