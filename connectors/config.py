@@ -37,6 +37,11 @@ Format::
 
 WooCommerce credentials are ``consumer_key`` and ``consumer_secret``; its mapping is
 ``{site: ..., refunds_restock: false, products: [{sku, product_id, variation_id}]}``.
+
+Magento's credential is ``token`` (an integration access token used as a Bearer; no webhook
+secrets: its orders are polled); limits ``{per_s, burst}``; its mapping is ``{store: ...,
+push_source: default, sources: {source_code: location}, skus: [...], refunds_restock: false,
+bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
 """
 
 from __future__ import annotations
@@ -50,12 +55,13 @@ from typing import Any
 import yaml
 
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
+from connectors.magento.mapping import MagentoMapping
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce")
+KINDS = ("shopify", "woocommerce", "magento")
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels"}
 _CHANNEL_KEYS = {
     "name",
@@ -78,10 +84,12 @@ REFUSAL_POLICIES = ("cancel", "backorder", "flag")
 _CREDENTIALS = {
     "shopify": {"token", "webhook_secrets"},
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
+    "magento": {"token"},
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
+    "magento": {"per_s", "burst"},
 }
 
 
@@ -108,7 +116,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -129,6 +137,8 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
+        if isinstance(m, MagentoMapping):
+            return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
 
@@ -275,6 +285,8 @@ def _credentials(raw: Any, path: str, kind: str) -> tuple[dict[str, Secret], tup
         for key in sorted(_CREDENTIALS[kind] - {"webhook_secrets"})
     }
     listed = raw.get("webhook_secrets")
+    if "webhook_secrets" not in _CREDENTIALS[kind]:
+        return values, ()  # polled only
     if isinstance(listed, str):
         listed = [listed]
     if not isinstance(listed, list) or not 1 <= len(listed) <= 2:
@@ -297,15 +309,20 @@ def _secret(raw: Any, path: str) -> Secret:
     return Secret(raw)
 
 
-def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ShopifyMapping | WooMapping:
+def _channel_mapping(
+    raw: Any, path: str, kind: str, name: str
+) -> ShopifyMapping | WooMapping | MagentoMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping = shopify
+            mapping: ShopifyMapping | WooMapping | MagentoMapping = shopify
             skus = [i.sku for i in shopify.items]
+        elif kind == "magento":
+            magento = MagentoMapping.from_config(data)
+            mapping, skus = magento, list(magento.skus)
         else:
             woo = WooMapping.from_config(data)
             mapping, skus = woo, [p.sku for p in woo.products]

@@ -57,6 +57,9 @@ from connectors.framework.polling import Poller
 from connectors.framework.refusals import ExceptionsView, RefusalActions, RefusalHandler
 from connectors.framework.state import ConnectorState
 from connectors.framework.types import ChannelPusher, PushItem
+from connectors.magento.inbound import MagentoInbound
+from connectors.magento.mapping import MagentoMapping
+from connectors.magento.wiring import build_magento, dead_letter_bad_orders
 from connectors.server import InboundChannel, create_app
 from connectors.server import runner as receiver_runner
 from connectors.shopify.cancel import ShopifyCanceller
@@ -90,7 +93,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -120,6 +123,17 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
             ShopifyRefusals(client, mapping),
             ShopifyCanceller(client, mapping),
         )
+    if isinstance(mapping, MagentoMapping):
+        parts = build_magento(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            token=inst.secret("token"),
+            limits=inst.limits,
+            orders=inst.orders,
+            max_batch=inst.max_batch,
+        )
+        return Channel(inst, *parts)
     assert isinstance(mapping, WooMapping)
     woo = WooClient(
         session,
@@ -226,6 +240,7 @@ class Runtime:
                 alert=KafkaDriftAlerts(publisher, codec),
                 grace_s=self.config.drift_grace_s,
             )
+            dead_letter_bad_orders([c.inbound for c in channels], publisher, codec)
             intake = Intake(
                 publisher, observe=drift.observe, publish_orders=publisher.publish_orders
             )

@@ -1,0 +1,1 @@
+"""Magento 2 with MSI: orders, shipments and credit memos polled in, source items out."""
