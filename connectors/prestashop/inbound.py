@@ -153,6 +153,7 @@ class PrestaInbound:
         unreadable: Unreadable | None = None,
     ) -> None:
         self._unreadable = unreadable
+        self._set_aside: set[tuple[str, str]] = set()  # (id, date_upd) dead-lettered once
         self.book = orders_mode == "book"
         self.mapping = mapping
         self.channel = mapping.channel
@@ -207,9 +208,14 @@ class PrestaInbound:
             try:
                 deliveries.append(await self.normalise(order))
             except InvalidPayloadError as exc:
-                # one bad order is set aside (dead letter); the orders around it go on
+                # one bad order is set aside (dead letter, once per change of it); the
+                # orders around it go on
+                seen = (str(order.get("id")), str(order.get("date_upd")))
+                if seen in self._set_aside:
+                    continue
                 log.warning("prestashop order skipped: %s", exc)
                 if self._unreadable is not None:
                     await self._unreadable(order, str(exc))
+                self._set_aside.add(seen)
         newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
         return deliveries, max(checkpoint_ms, newest)

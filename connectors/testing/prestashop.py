@@ -99,6 +99,7 @@ class FakePrestaShop(FakeChannel):
         *,
         webservice_key: str = "PSKEY0123456789ABCDEFGHIJKLMNOPQ",
         shop_id: int = 1,
+        first_id: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
@@ -127,7 +128,7 @@ class FakePrestaShop(FakeChannel):
         }
         self.address_reads: list[str] = []  # the display= of every addresses request
         self._overwrite: list[int] = []
-        self._ids = 0
+        self._ids = first_id  # ids of rows, orders, details: all from one counter
         self._last_upd = 0
         super().__init__(host=host, port=port, seed=seed)
 

@@ -155,7 +155,7 @@ def test_book_mode_gives_order_records_without_personal_data() -> None:
 def test_an_unreadable_order_is_set_aside_and_the_orders_around_it_go_through() -> None:
     """Given three changed orders, the middle one with an unreadable date, when polled,
     then the other two are published, the bad one is handed to the dead-letter sink with
-    the reason, and the poll does not fail."""
+    the reason (once, however often it is polled), and the poll does not fail."""
 
     async def scenario(fake: FakePrestaShop, client: PrestaClient) -> None:
         published = Published()
@@ -171,11 +171,13 @@ def test_an_unreadable_order_is_set_aside_and_the_orders_around_it_go_through() 
         broken["date_add"] = "yesterday"
         poller = Poller(inbound, Intake(published), checkpoint_ms=now_ms() - 60_000)
         assert await poller.poll_once() == 2
+        await poller.poll_once()  # the bad order is read again: set aside once only
         assert {e["order_id"] for e in published.events} == {
             f"prestashop:{first['id']}",
             f"prestashop:{last['id']}",
         }
-        assert bad[0][0] == str(broken["id"]) and "unreadable" in bad[0][1]
+        [(order_id, reason)] = bad
+        assert order_id == str(broken["id"]) and "unreadable" in reason
 
     run(scenario)
 
