@@ -1,0 +1,33 @@
+"""Which price writer each channel kind uses: one line per kind.
+
+A factory receives the channel's client and mapping (as ``connectors.runtime`` builds them)
+and returns a :class:`connectors.framework.prices.PriceWriter`. A kind whose client already
+implements ``set_prices`` on SKUs is registered as ``"kind": _client``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from connectors.framework.prices import PriceWriter
+
+PriceWriterFactory = Callable[[Any, Any], PriceWriter]
+
+
+def _client(client: Any, mapping: Any) -> PriceWriter:
+    """The client is the writer (it addresses products by SKU)."""
+    writer: PriceWriter = client
+    return writer
+
+
+WRITERS: dict[str, PriceWriterFactory] = {
+    # "magento": _client,
+    # "prestashop": _client,
+}
+
+
+def writer_for(kind: str, client: Any, mapping: Any) -> PriceWriter | None:
+    """The price writer of a channel of ``kind``, or ``None`` when the kind has none."""
+    factory = WRITERS.get(kind)
+    return None if factory is None else factory(client, mapping)
