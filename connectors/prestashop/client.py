@@ -10,8 +10,6 @@ with ``Retry-After``) is ``ThrottledError`` through :class:`PrestaLimits`; 401/4
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -19,8 +17,9 @@ import aiohttp
 import orjson
 
 from connectors.framework import redact
+from connectors.framework.prices import ItemResult, PriceItem, from_decimal
 from connectors.framework.ratelimit import parse_retry_after
-from connectors.framework.types import UnavailableError
+from connectors.framework.types import Outcome, ThrottledError, UnavailableError
 from connectors.prestashop.limits import PrestaLimits
 
 PAGE = 100
@@ -61,23 +60,6 @@ def _rows(body: Any, resource: str) -> list[dict[str, Any]]:
     return []
 
 
-@dataclass(frozen=True, slots=True)
-class PriceItem:
-    """One product's base price (tax excluded), in minor units of the shop's currency."""
-
-    sku: str
-    amount_minor: int
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class ItemResult:
-    sku: str
-    ok: bool
-    error: str = ""
-    retry: bool = False  # transient: push again later
-
-
 class PrestaClient:
     """``base_url`` is the shop root, e.g. ``https://shop.example`` (a fake's URL in tests)."""
 
@@ -90,8 +72,12 @@ class PrestaClient:
         limits: PrestaLimits | None = None,
         timeout_s: float = 30.0,
         products: Mapping[str, int] | None = None,
+        currency: str = "EUR",
+        max_batch: int = 20,
     ) -> None:
         self.products = dict(products or {})  # SKU -> id_product, for prices
+        self.currency = currency  # the shop's default currency: its prices are in it
+        self.max_batch = max_batch  # prices per set_prices call (one request pair each)
         self._addresses: dict[int, tuple[str, str] | None] = {}
         self._countries: dict[int, str] = {}
         self._session = session
@@ -191,28 +177,54 @@ class PrestaClient:
         )
 
     async def set_prices(self, items: Sequence[PriceItem]) -> list[ItemResult]:
-        """The base price (tax excluded) of each item's product: the product as read, with
-        ``price`` changed, PUT back whole (the webservice resets a field left out). One
-        result per item; a SKU without a product in ``products`` is refused."""
+        """The base price (tax excluded, in the shop's default currency) of each item's
+        product: the product as read, with ``price`` changed, PUT back whole (the webservice
+        resets a field left out). One result per item, never raises for channel errors; a
+        SKU without a simple product in ``products`` is refused (a combination's price is
+        an impact on its product's, not a price)."""
         results: list[ItemResult] = []
         for item in items:
             pid = self.products.get(item.sku)
             if pid is None:
-                results.append(ItemResult(item.sku, False, "no PrestaShop product mapped"))
+                results.append(
+                    ItemResult(item.sku, Outcome.REFUSED, "no PrestaShop simple product mapped")
+                )
+                continue
+            if item.currency.upper() != self.currency:
+                error = f"price in {item.currency}; the shop's prices are in {self.currency}"
+                results.append(ItemResult(item.sku, Outcome.REFUSED, error))
                 continue
             try:
                 body = await self.request("GET", f"/products/{pid}")
                 product = dict((body or {}).get("product") or {})
-                product["price"] = f"{Decimal(item.amount_minor) / 100:.6f}"
+                product["price"] = f"{item.amount:.6f}"
                 await self.request("PUT", f"/products/{pid}", xml=to_xml("product", product))
-                results.append(ItemResult(item.sku, True))
-            except UnavailableError as exc:
-                results.append(ItemResult(item.sku, False, str(exc), retry=True))
+                results.append(ItemResult(item.sku, Outcome.OK))
+            except (ThrottledError, UnavailableError) as exc:
+                results.append(ItemResult(item.sku, Outcome.RETRY, str(exc), exc.retry_after))
             except PrestaError as exc:
-                results.append(ItemResult(item.sku, False, str(exc), retry=exc.status == 429))
-            except Exception as exc:  # ThrottledError and the rest: transient for the caller
-                results.append(ItemResult(item.sku, False, redact.describe(exc), retry=True))
+                outcome = Outcome.REFUSED if exc.status == 404 else Outcome.FAILED
+                results.append(ItemResult(item.sku, outcome, str(exc)))
         return results
+
+    async def get_prices(self, skus: Sequence[str]) -> dict[str, int]:
+        """Base prices of the SKUs' products in minor units (price drift detection)."""
+        wanted = {self.products[s]: s for s in skus if s in self.products}
+        if not wanted:
+            return {}
+        body = await self.request(
+            "GET",
+            "/products",
+            params={
+                "filter[id]": "[" + "|".join(str(p) for p in sorted(wanted)) + "]",
+                "display": "[id,price]",
+            },
+        )
+        return {
+            wanted[int(str(p["id"]))]: from_decimal(str(p["price"]), self.currency)
+            for p in _rows(body, "products")
+            if int(str(p["id"])) in wanted
+        }
 
     async def ship_to(self, address_id: int) -> tuple[str, str] | None:
         """(country ISO code, postal code) of a delivery address: only those two fields are

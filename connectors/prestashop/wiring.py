@@ -66,6 +66,7 @@ def build_prestashop(
         webservice_key,
         limits=PrestaLimits(mapping.channel, **dict(limits)),
         products={p.sku: p.product_id for p in mapping.products if not p.combination_id},
+        currency=mapping.currency,
     )
     inbound = PrestaInbound(
         mapping,

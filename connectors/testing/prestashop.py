@@ -145,6 +145,7 @@ class FakePrestaShop(FakeChannel):
             web.post(f"{API}/messages", self._add_message),
             web.get(f"{API}/addresses", self._list_addresses),
             web.get(f"{API}/countries/{{cid:\\d+}}", self._get_country),
+            web.get(f"{API}/products", self._list_products),
             web.get(f"{API}/products/{{pid:\\d+}}", self._get_product),
             web.put(f"{API}/products/{{pid:\\d+}}", self._put_product),
         ]
@@ -452,6 +453,12 @@ class FakePrestaShop(FakeChannel):
         return web.json_response({"country": as_json(country)})
 
     # ---- products (prices) -------------------------------------------------------------
+    async def _list_products(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        rows = self._filtered(request, [dict(p) for _, p in sorted(self.products.items())])
+        return self._list(request, "products", rows)
+
     async def _get_product(self, request: web.Request) -> web.Response:
         if (denied := self._guard(request)) is not None:
             return denied

@@ -15,11 +15,13 @@ from connectors.config import ConnectorConfigError, parse_connectors_config
 from connectors.framework.engine import OutboundEngine
 from connectors.framework.intake import Intake
 from connectors.framework.polling import Poller
+from connectors.framework.prices import PriceItem
 from connectors.framework.types import Outcome, PushItem
-from connectors.prestashop.client import PrestaClient, PrestaError, PriceItem
+from connectors.prestashop.client import PrestaClient, PrestaError
 from connectors.prestashop.inbound import PrestaInbound
 from connectors.prestashop.mapping import PrestaMapping, PrestaProduct
 from connectors.prestashop.outbound import PrestaPusher
+from connectors.price_writers import writer_for
 from connectors.testing.prestashop import FakePrestaShop
 from schemas.times import now_ms
 from tests.fakes.harness import Published
@@ -288,16 +290,31 @@ def test_the_webservice_key_is_the_basic_user_and_a_wrong_one_is_refused() -> No
 
 def test_set_prices_puts_the_whole_product_with_the_new_price() -> None:
     """Given chair at 10.00, when its price is set to 1999 minor units, then the product
-    shows 19.990000 and keeps its name and reference; a SKU without a product is refused."""
+    shows 19.990000 and keeps its name and reference, and reads back as 1999; a SKU without
+    a product, or a price in another currency than the shop's, is refused; a down shop is
+    a retry. The client is the channel kind's writer."""
 
     async def scenario(fake: FakePrestaShop, client: PrestaClient) -> None:
         results = await client.set_prices(
-            [PriceItem("chair", 1999, "EUR"), PriceItem("ghost", 100, "EUR")]
+            [
+                PriceItem("chair", 1999, "EUR"),
+                PriceItem("ghost", 100, "EUR"),
+                PriceItem("chair", 2500, "USD"),
+            ]
         )
-        assert [(r.sku, r.ok) for r in results] == [("chair", True), ("ghost", False)]
+        assert [(r.sku, r.outcome) for r in results] == [
+            ("chair", Outcome.OK),
+            ("ghost", Outcome.REFUSED),
+            ("chair", Outcome.REFUSED),
+        ]
         assert fake.products[1]["price"] == "19.990000"
         assert fake.products[1]["name"] == "Product 1"
         assert fake.products[1]["reference"] == "ref-1"
+        assert await client.get_prices(["chair", "ghost"]) == {"chair": 1999}
+        assert writer_for("prestashop", client, MAPPING) is client
+        fake.down(5, status=503)
+        [down] = await client.set_prices([PriceItem("chair", 2099, "EUR")])
+        assert down.outcome is Outcome.RETRY
 
     run(scenario)
 
