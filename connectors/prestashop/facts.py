@@ -35,7 +35,12 @@ def shipped(order: Mapping[str, Any], m: PrestaMapping) -> bool:
 
 
 def reserves(order: Mapping[str, Any], m: PrestaMapping) -> bool:
+    """The order holds (or held until it shipped) its units: shipped; else not cancelled nor
+    refunded, and paid unless ``reserve_unpaid``. An order first seen cancelled reserves
+    nothing (its cancellation then releases nothing)."""
+    if shipped(order, m):
+        return True
     state = m.state(order.get("current_state"))
-    if state == "cancelled":
+    if state in ("cancelled", "refunded"):
         return False
-    return m.reserve_unpaid or state is not None or shipped(order, m)
+    return m.reserve_unpaid or state == "paid"

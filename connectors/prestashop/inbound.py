@@ -5,11 +5,12 @@ checkpoint, paged; ``order_details`` for refunded and returned quantities. The o
 state maps through the configured state ids (``connectors.prestashop.mapping``). Facts,
 with ids made of PrestaShop's own ids:
 
-- every row of an order that reserves (any state when ``reserve_unpaid``, else paid,
-  shipped or refunded) → ``order_placed`` of ``product_quantity``
+- every row of an order that reserves (shipped; else not cancelled nor refunded, and
+  paid unless ``reserve_unpaid``) → ``order_placed`` of ``product_quantity``
 - every row of an order in a shipped state, or with a ``delivery_date`` → ``order_shipped``
   with qty 0: the whole reservation the row still holds
-- an order cancelled, or refunded before it shipped → ``order_cancelled`` per row (qty 0)
+- an order cancelled, or refunded before it shipped → ``order_cancelled`` per row (qty 0:
+  whatever it still holds; an order first seen in that state never reserved)
 - per order detail of a shipped order: each unit of ``product_quantity_return`` (units
   sent back through a merchandise return) → ``return_received`` resellable, one event per
   unit (``…/detail/<id>/return/<n>``) so a growing count adds only the new units; of an
@@ -62,7 +63,7 @@ def order_events(order: Mapping[str, Any], m: PrestaMapping) -> list[StockEventD
         def eid(kind: str, row: Mapping[str, Any] = row) -> str:
             return event_id(m.channel, m.shop, "order", oid, "row", row["id"], kind)
 
-        if reserves(order, m) or sent or state in ("cancelled", "refunded"):
+        if reserves(order, m):
             qty = int(row["product_quantity"])
             events.append(
                 stock_event(

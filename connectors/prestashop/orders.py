@@ -46,7 +46,7 @@ def order_records(
     if not mapped:
         return []
     records: list[OrderDict] = []
-    if inbound.reserves(order, m) or sent or state in ("cancelled", "refunded"):
+    if inbound.reserves(order, m):
         records.append(
             order_record(
                 event_id=event_id(m.channel, m.shop, "order", oid, "placed"),

@@ -92,21 +92,21 @@ def test_polled_orders_reserve_ship_and_return_once_whatever_the_repolls() -> No
 
 
 def test_cancelled_and_refunded_orders_release_and_unpaid_orders_wait_when_configured() -> None:
-    """Given the default state ids, an order cancelled (6) and one refunded (7) before
-    shipping release every row (order_cancelled qty 0); with reserve_unpaid false an order
-    awaiting payment (state 10) gives nothing until it is paid (2)."""
+    """Given the default state ids, an order polled paid then cancelled (6) and one polled
+    paid then refunded (7) before shipping release every row (order_cancelled qty 0); an
+    order first seen cancelled reserves nothing; with reserve_unpaid false an order awaiting
+    payment (state 10) gives nothing until it is paid (2)."""
 
     async def scenario(fake: FakePrestaShop, client: PrestaClient) -> None:
         inbound = PrestaInbound(MAPPING, client)
-        cancelled = fake.set_state(fake.place_order([(1, 0, 1)])["id"], 6)
-        refunded = fake.set_state(fake.place_order([(2, 0, 3)])["id"], 7)
-        for order, reason in ((cancelled, "cancelled"), (refunded, "refunded")):
-            events = (await inbound.normalise(_as_sent(order))).events
-            assert [(e["type"], e["qty"]) for e in events] == [
-                ("order_placed", int(order["associations"]["order_rows"][0]["product_quantity"])),
-                ("order_cancelled", 0),
+        for state, reason in ((6, "cancelled"), (7, "refunded")):
+            order = fake.place_order([(1, 0, 2)])
+            placed = (await inbound.normalise(_as_sent(order))).events
+            later = (await inbound.normalise(_as_sent(fake.set_state(order["id"], state)))).events
+            assert [(e["type"], e["qty"]) for e in placed] == [("order_placed", 2)]
+            assert [(e["type"], e["qty"], e["reason"]) for e in later] == [
+                ("order_cancelled", 0, reason)
             ]
-            assert events[1]["reason"] == reason
         strict = PrestaInbound(
             PrestaMapping(shop="s", products=MAPPING.products, reserve_unpaid=False), client
         )
