@@ -176,6 +176,14 @@ class PrestaClient:
             "PUT", f"/stock_availables/{row['id']}", xml=to_xml("stock_available", row)
         )
 
+    async def patch_stock_available(self, row_id: int, quantity: int) -> None:
+        """PrestaShop 8 and 9: only the fields sent change."""
+        await self.request(
+            "PATCH",
+            f"/stock_availables/{row_id}",
+            xml=to_xml("stock_available", {"id": row_id, "quantity": quantity}),
+        )
+
     async def set_prices(self, items: Sequence[PriceItem]) -> list[ItemResult]:
         """The base price (tax excluded, in the shop's default currency) of each item's
         product: the product as read, with ``price`` changed, PUT back whole (the webservice

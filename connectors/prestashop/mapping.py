@@ -3,7 +3,7 @@
 Configuration shape::
 
     {"channel": "prestashop", "shop": "https://shop.example/", "shop_id": 1,
-     "timezone": "UTC", "reserve_unpaid": true, "currency": "EUR",
+     "timezone": "UTC", "reserve_unpaid": true, "currency": "EUR", "stock_write": "put",
      "states": {"paid": [2, 3, 9, 11], "shipped": [4, 5], "cancelled": [6, 8],
                 "refunded": [7]},
      "products": [{"sku": "chair", "product_id": 1},
@@ -13,7 +13,8 @@ State ids differ per shop (merchants add their own); the defaults are a fresh in
 An order reserves its units from the moment it exists (``reserve_unpaid: true``, as the
 shop's own stock does) or only once its state is paid, shipped or refunded. ``timezone``
 is the shop's (``PS_TIMEZONE``): the webservice gives and filters times in it, without an
-offset. PrestaShop has no stock locations: every event is for the channel's pool.
+offset. ``stock_write: patch`` (PrestaShop 8 and 9) sends only the row's id and quantity
+instead of the full row. PrestaShop has no stock locations: every event is for the channel's pool.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class PrestaMapping:
     timezone: str = "UTC"
     reserve_unpaid: bool = True
     currency: str = "EUR"
+    stock_write: str = "put"  # put: the full row (every version); patch: id + quantity (8, 9)
     channel: str = "prestashop"
     _by_sku: dict[str, PrestaProduct] = field(init=False, repr=False, compare=False)
     _by_key: dict[tuple[int, int], PrestaProduct] = field(init=False, repr=False, compare=False)
@@ -59,6 +61,8 @@ class PrestaMapping:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_sku", {p.sku: p for p in self.products})
         object.__setattr__(self, "_by_key", {p.key: p for p in self.products})
+        if self.stock_write not in ("put", "patch"):
+            raise ValueError(f"stock_write {self.stock_write!r}: use put or patch (8 and 9)")
         try:  # an unknown zone fails at start, not at the first order
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -91,6 +95,7 @@ class PrestaMapping:
             timezone=str(data.get("timezone", "UTC")),
             reserve_unpaid=bool(data.get("reserve_unpaid", True)),
             currency=str(data.get("currency", "EUR")).upper(),
+            stock_write=str(data.get("stock_write", "put")),
             channel=str(data.get("channel", "prestashop")),
         )
 

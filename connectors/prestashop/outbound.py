@@ -4,7 +4,8 @@ The row of a product (and combination, ``id_product_attribute`` 0 for a simple p
 in the configured shop is found once with
 ``GET /api/stock_availables?filter[id_product]=[P]&filter[id_product_attribute]=[A]`` and
 kept (id and fields). A write is ``PUT /api/stock_availables/{id}`` with the full XML row
-(the webservice resets a field left out), one row per request: there is no batch. The
+(the webservice resets a field left out), or with ``stock_write: patch`` (8 and 9)
+``PATCH`` of the id and quantity only; one row per request: there is no batch. The
 webservice has no compare-and-set and no idempotency key, so every write is read back
 (``GET /api/stock_availables/{id}``): a quantity other than the one written (a module, an
 ERP or the back office wrote in between) is pushed again through the engine's retries and
@@ -114,7 +115,10 @@ class PrestaPusher:
                     Outcome.REFUSED,
                     f"stock_available {row['id']} depends on advanced stock management",
                 )
-            await self.client.put_stock_available({**row, "quantity": item.quantity})
+            if self.mapping.stock_write == "patch":
+                await self.client.patch_stock_available(int(str(row["id"])), item.quantity)
+            else:
+                await self.client.put_stock_available({**row, "quantity": item.quantity})
             back = await self.client.stock_available(int(str(row["id"])))
         except NoRowError as exc:
             return PushResult(item, Outcome.REFUSED, str(exc))

@@ -7,7 +7,8 @@
 - ``/api/stock_availables``: ``GET`` filtered by ``id``, ``id_product``,
   ``id_product_attribute`` (``filter[x]=[1|2]``), ``GET /{id}``, ``PUT /{id}`` with the full
   XML row: the fields PrestaShop requires must be there (else 400), any field left out is
-  reset, the body's id must be the URL's. No compare-and-set.
+  reset, the body's id must be the URL's; ``PATCH /{id}`` (8 and 9) changes only the
+  fields sent. No compare-and-set.
 - ``/api/orders``: ``filter[date_upd]=[from,to]`` only with ``date=1`` (else 400), times in
   the shop's timezone without offset, ``sort=[date_upd_ASC,id_ASC]``, ``limit=offset,count``;
   rows in ``associations.order_rows``. ``GET /api/orders/{id}``.
@@ -112,7 +113,7 @@ class FakePrestaShop(FakeChannel):
         self.details: dict[int, dict[str, Any]] = {}  # order_detail id → detail
         self.histories: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
-        self.puts: list[dict[str, str]] = []  # every stock_available PUT body, in order
+        self.puts: list[dict[str, str]] = []  # every stock_available PUT/PATCH body, in order
         self.unauthorized = 0
         self.countries: dict[int, dict[str, Any]] = {8: {"id": 8, "iso_code": "FR"}}
         self.addresses: dict[int, dict[str, Any]] = {
@@ -137,6 +138,7 @@ class FakePrestaShop(FakeChannel):
             web.get(f"{API}/stock_availables", self._list_stock),
             web.get(f"{API}/stock_availables/{{sid:\\d+}}", self._get_stock),
             web.put(f"{API}/stock_availables/{{sid:\\d+}}", self._put_stock),
+            web.patch(f"{API}/stock_availables/{{sid:\\d+}}", self._put_stock),
             web.get(f"{API}/orders", self._list_orders),
             web.get(f"{API}/orders/{{oid:\\d+}}", self._get_order),
             web.get(f"{API}/order_details", self._list_details),
@@ -346,6 +348,9 @@ class FakePrestaShop(FakeChannel):
             return ps_error(400, 127, str(exc))
         if sent.get("id") != str(sid):
             return ps_error(400, 89, "id is invalid: it must be the one in the URL")
+        original = dict(sent)
+        if request.method == "PATCH":  # 8 and 9: only the fields sent change
+            sent = {**{k: str(v) for k, v in self.stock[sid].items()}, **sent}
         missing = [f for f in STOCK_REQUIRED if sent.get(f, "") == ""]
         if missing:
             return ps_error(400, 41, f'parameter "{missing[0]}" required')
@@ -353,7 +358,7 @@ class FakePrestaShop(FakeChannel):
             quantity = int(sent["quantity"])
         except ValueError:
             return ps_error(400, 41, 'parameter "quantity" is not an integer')
-        self.puts.append(sent)
+        self.puts.append(original)
         row: dict[str, Any] = {
             f: sent.get(f, "") for f in STOCK_FIELDS
         }  # a field left out is reset

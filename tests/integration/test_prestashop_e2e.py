@@ -257,12 +257,12 @@ def test_a_back_office_edit_is_drift_alerted_and_corrected(shop: Shop) -> None:
 
 
 def test_an_outage_delays_orders_and_stock_but_loses_nothing(shop: Shop) -> None:
-    """Given the shop down (503) for 3 s, when orders are placed on it and the ledger's
+    """Given the shop down (503) for 2 s, when orders are placed on it and the ledger's
     figure changes meanwhile, then once it answers again every order is reserved exactly
     once and the shop shows the ledger's figure."""
     sku = shop.skus[3]
     fake = shop.fake
-    fake.call(lambda: fake.shop.down(3, status=503))
+    fake.call(lambda: fake.shop.down(2, status=503))
     for _ in range(OUTAGE_ORDERS):
         fake.call(lambda: fake.shop.place_order([(shop.pid(sku), 0, 1)], state=2))
     shop.count({sku: 25})

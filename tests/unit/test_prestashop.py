@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -12,11 +13,14 @@ import orjson
 import pytest
 
 from connectors.config import ConnectorConfigError, parse_connectors_config
+from connectors.framework.cancellations import ALREADY, CANCELLED, CancelRequest
 from connectors.framework.engine import OutboundEngine
 from connectors.framework.intake import Intake
 from connectors.framework.polling import Poller
 from connectors.framework.prices import PriceItem
-from connectors.framework.types import Outcome, PushItem
+from connectors.framework.refusals import Refusal
+from connectors.framework.types import Outcome, PushItem, RejectedError
+from connectors.prestashop.cancel import PrestaCanceller, PrestaRefusals
 from connectors.prestashop.client import PrestaClient, PrestaError
 from connectors.prestashop.inbound import PrestaInbound
 from connectors.prestashop.mapping import PrestaMapping, PrestaProduct
@@ -187,7 +191,8 @@ def test_an_unreadable_order_is_set_aside_and_the_orders_around_it_go_through() 
 def test_a_push_puts_the_full_row_keeps_its_id_and_reads_it_back() -> None:
     """Given a row with a location set in the back office, when chair is pushed 7 then 9,
     then each PUT carried every field of the row (location kept) with the new quantity, the
-    row was searched once (its id kept), each write was read back, and the shop shows 9."""
+    row was searched once (its id kept), each write was read back, and the shop shows 9;
+    with stock_write patch only the id and quantity are sent and the location stays."""
 
     async def scenario(fake: FakePrestaShop, client: PrestaClient) -> None:
         fake.row(1)["location"] = "A-12"
@@ -199,6 +204,10 @@ def test_a_push_puts_the_full_row_keeps_its_id_and_reads_it_back() -> None:
         searches = [r for r in fake.requests if r == ("GET", "/api/stock_availables")]
         reads = [r for r in fake.requests if r[0] == "GET" and r[1].startswith("/api/stock_av")]
         assert len(searches) == 1 and len(reads) == 3  # one search, two reads after write
+        patching = PrestaPusher(client, replace(MAPPING, stock_write="patch"))
+        assert [r.outcome for r in await patching.push([_item("chair", 11, 3)])] == [Outcome.OK]
+        assert fake.puts[-1] == {"id": str(fake.row(1)["id"]), "quantity": "11"}
+        assert fake.qty(1) == 11 and fake.row(1)["location"] == "A-12"
 
     run(scenario)
 
@@ -349,3 +358,34 @@ def test_configuration_of_a_prestashop_channel() -> None:
         parse_connectors_config(config(timezone="Mars/Olympus"))
     with pytest.raises(ConnectorConfigError, match="unknown"):
         parse_connectors_config(config(states={"lost": [1]}))
+
+
+def test_cancellations_and_refusals_go_through_order_histories_and_private_messages() -> None:
+    """Given a paid order and a shipped one, when the first is cancelled from here twice and
+    flagged twice for one line, then one order_histories record moved it to state 6 (the
+    second cancel is 'already'), one private message carries the line's marker; cancelling
+    the shipped order is refused."""
+
+    async def scenario(fake: FakePrestaShop, client: PrestaClient) -> None:
+        open_order = fake.place_order([(1, 0, 1)])
+        shipped = fake.set_state(fake.place_order([(2, 0, 1)])["id"], 4)
+        canceller = PrestaCanceller(client, MAPPING)
+
+        def request(oid: int) -> CancelRequest:
+            return CancelRequest(f"prestashop:{oid}", "prestashop", str(oid), 3, "ops")
+
+        assert await canceller.cancel_order(request(open_order["id"])) == CANCELLED
+        assert await canceller.cancel_order(request(open_order["id"])) == ALREADY
+        with pytest.raises(RejectedError):
+            await canceller.cancel_order(request(shipped["id"]))
+        assert [h for h in fake.histories if h["id_order"] == open_order["id"]] == [
+            {"id_order": open_order["id"], "id_order_state": 6}
+        ]
+        refusal = Refusal("d1", "prestashop", str(shipped["id"]), "9", "table", 1, "oversell", 0)
+        refusals = PrestaRefusals(client, MAPPING)
+        await refusals.flag(refusal)
+        await refusals.flag(refusal)
+        [message] = fake.messages
+        assert message["private"] == "1" and message["message"].startswith("[stockflow line 9]")
+
+    run(scenario)
