@@ -232,19 +232,23 @@ def test_a_write_overwritten_at_once_is_pushed_again_until_the_shop_shows_it() -
 
 
 def test_refusals_outages_and_a_recreated_row() -> None:
-    """Given a row under advanced stock management, a SKU with no row and a down shop:
-    the first is refused (drift), the second refused, a 503 outage retries every item of
-    the batch after one request; a row recreated under a new id (404 on the kept id) is
+    """Given a row under advanced stock management, a SKU with no row, a 429 and a down
+    shop: the first is refused (drift) while the rest of its batch is written, the second
+    refused, the 429 retried after the shop's Retry-After, a 503 outage retries every item
+    of the batch after one request; a row recreated under a new id (404 on the kept id) is
     found again on the next push."""
 
     async def scenario(fake: FakePrestaShop, client: PrestaClient) -> None:
         pusher = PrestaPusher(client, MAPPING)
         fake.row(2)["depends_on_stock"] = 1
         mapping = PrestaMapping(shop="s", products=(PrestaProduct("ghost", 99),))
-        [managed] = await pusher.push([_item("table", 5)])
+        managed, chair = await pusher.push([_item("table", 5), _item("chair", 4)])
         [ghost] = await PrestaPusher(client, mapping).push([_item("ghost", 5)])
         assert (managed.outcome, ghost.outcome) == (Outcome.REFUSED, Outcome.REFUSED)
-        await pusher.push([_item("chair", 4)])
+        assert chair.outcome is Outcome.OK and fake.qty(1) == 4  # the rest of the batch went
+        fake.fail_next(1, status=429, retry_after=2)
+        [throttled] = await pusher.push([_item("chair", 5, 2)])
+        assert (throttled.outcome, throttled.retry_after) == (Outcome.RETRY, 2.0)
         fake.down(30, status=503)
         before = len(fake.requests)
         results = await pusher.push([_item("chair", 5, 2), _item("lamp-red", 5, 2)])
