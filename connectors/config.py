@@ -13,7 +13,7 @@ Format::
     drift_grace_s: 10                      # wait before a differing observation is drift
     channels:
       - name: shopify                      # the ledger's channel name; webhooks at /webhooks/<name>
-        kind: shopify                      # shopify | woocommerce
+        kind: shopify                      # shopify | woocommerce | prestashop
         base_url: https://demo.myshopify.com
         api_version: 2026-01               # shopify only
         credentials:
@@ -42,6 +42,10 @@ Magento's credential is ``token`` (an integration access token used as a Bearer;
 secrets: its orders are polled); limits ``{per_s, burst}``; its mapping is ``{store: ...,
 push_source: default, sources: {source_code: location}, skus: [...], refunds_restock: false,
 bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
+PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_s``); its
+mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
+states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
+products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
 """
 
 from __future__ import annotations
@@ -56,12 +60,13 @@ import yaml
 
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.magento.mapping import MagentoMapping
+from connectors.prestashop.mapping import PrestaMapping
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop")
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels"}
 _CHANNEL_KEYS = {
     "name",
@@ -85,11 +90,13 @@ _CREDENTIALS = {
     "shopify": {"token", "webhook_secrets"},
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
+    "prestashop": {"webservice_key"},  # no webhooks in core: polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
+    "prestashop": {"per_s", "burst"},
 }
 
 
@@ -116,7 +123,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -284,6 +291,8 @@ def _credentials(raw: Any, path: str, kind: str) -> tuple[dict[str, Secret], tup
         key: _secret(raw.get(key), f"{path}.{key}")
         for key in sorted(_CREDENTIALS[kind] - {"webhook_secrets"})
     }
+    if "webhook_secrets" not in _CREDENTIALS[kind]:
+        return values, ()
     listed = raw.get("webhook_secrets")
     if "webhook_secrets" not in _CREDENTIALS[kind]:
         return values, ()  # polled only
@@ -311,18 +320,21 @@ def _secret(raw: Any, path: str) -> Secret:
 
 def _channel_mapping(
     raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping:
+) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping = shopify
+            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "prestashop":
+            presta = PrestaMapping.from_config(data)
+            mapping, skus = presta, [p.sku for p in presta.products]
         else:
             woo = WooMapping.from_config(data)
             mapping, skus = woo, [p.sku for p in woo.products]

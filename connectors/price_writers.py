@@ -23,7 +23,7 @@ def _client(client: Any, mapping: Any) -> PriceWriter:
 
 WRITERS: dict[str, PriceWriterFactory] = {
     "magento": _client,
-    # "prestashop": _client,
+    "prestashop": _client,
 }
 
 

@@ -60,6 +60,9 @@ from connectors.framework.types import ChannelPusher, PushItem
 from connectors.magento.inbound import MagentoInbound
 from connectors.magento.mapping import MagentoMapping
 from connectors.magento.wiring import build_magento, dead_letter_bad_orders
+from connectors.prestashop.inbound import PrestaInbound
+from connectors.prestashop.mapping import PrestaMapping
+from connectors.prestashop.wiring import build_prestashop
 from connectors.server import InboundChannel, create_app
 from connectors.server import runner as receiver_runner
 from connectors.shopify.cancel import ShopifyCanceller
@@ -76,6 +79,7 @@ from connectors.woocommerce.limits import WooLimits
 from connectors.woocommerce.mapping import WooMapping
 from connectors.woocommerce.outbound import WooPusher
 from connectors.woocommerce.refusals import WooRefusals
+from schemas.codec import Codec
 from schemas.times import now_ms
 from streams.kernel import topics
 from streams.kernel.audit import Send
@@ -93,15 +97,33 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
 
 
-def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Channel:
+def build_channel(
+    session: aiohttp.ClientSession,
+    inst: ChannelInstance,
+    publisher: KafkaPublisher | None = None,
+    codec: Codec | None = None,
+) -> Channel:
     secrets = [s.reveal() for s in inst.webhook_secrets]
     mapping = inst.mapping
+    if isinstance(mapping, PrestaMapping):
+        parts = build_prestashop(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            webservice_key=inst.secret("webservice_key"),
+            limits=inst.limits,
+            orders=inst.orders,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *parts)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
@@ -124,7 +146,7 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
             ShopifyCanceller(client, mapping),
         )
     if isinstance(mapping, MagentoMapping):
-        parts = build_magento(
+        magento = build_magento(
             session,
             mapping,
             base_url=inst.base_url,
@@ -133,7 +155,7 @@ def build_channel(session: aiohttp.ClientSession, inst: ChannelInstance) -> Chan
             orders=inst.orders,
             max_batch=inst.max_batch,
         )
-        return Channel(inst, *parts)
+        return Channel(inst, *magento)
     assert isinstance(mapping, WooMapping)
     woo = WooClient(
         session,
@@ -219,7 +241,9 @@ class Runtime:
                 topics.STOCK_LEVELS.name,
             )
         async with aiohttp.ClientSession() as session:
-            channels = [build_channel(session, inst) for inst in self.config.channels]
+            channels = [
+                build_channel(session, inst, publisher, codec) for inst in self.config.channels
+            ]
             engine = OutboundEngine(
                 [c.pusher for c in channels],
                 policies={

@@ -1,0 +1,1 @@
+"""PrestaShop webservice: orders polled in, ``stock_availables`` written out (no webhooks)."""
