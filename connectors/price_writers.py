@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.framework.prices import PriceWriter
+from connectors.shopify.prices import ShopifyPrices
+from connectors.woocommerce.prices import WooPrices
 
 PriceWriterFactory = Callable[[Any, Any], PriceWriter]
 
@@ -22,8 +24,8 @@ def _client(client: Any, mapping: Any) -> PriceWriter:
 
 
 WRITERS: dict[str, PriceWriterFactory] = {
-    # "magento": _client,
-    # "prestashop": _client,
+    "shopify": lambda client, mapping: ShopifyPrices(client, mapping),
+    "woocommerce": lambda client, mapping: WooPrices(client, mapping),
 }
 
 

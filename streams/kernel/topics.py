@@ -148,6 +148,17 @@ API_TOKENS = TopicSpec(
     partitions=1,
 )
 
+PRICE_EVENTS = TopicSpec(
+    name="prices.events.v1",
+    key="sku",
+    value_schema="stockflow.v1.PriceChange",
+    cleanup_policy="delete",
+    writer=Writer.OPERATOR,
+    doc="Base price changes (`stockflow price set`, back-office feeds): the connectors read it"
+    " whole at start and keep, per SKU, the highest version already due; its retention must"
+    " cover the oldest price still in force.",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     STOCK_LEVELS,
@@ -161,6 +172,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS_STATE,
     REPLENISHMENT_PROPOSALS,
     NOTIFICATION_DELIVERIES,
+    PRICE_EVENTS,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
