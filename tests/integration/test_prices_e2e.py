@@ -14,12 +14,13 @@ import pytest
 
 from connectors.price_command import run_price
 from schemas.codec import codec_for
+from schemas.prices import price_change
 from streams.cli import build_parser
 from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
-from streams.kernel.topics import STOCK_ALERTS
+from streams.kernel.topics import PRICE_EVENTS, STOCK_ALERTS, STOCK_DEADLETTER
 from tests.fakes.e2e import ConnectorsProcess, FakesThread
-from tests.support.kafka import read_topic, wait_for
+from tests.support.kafka import produce_raw, read_topic, wait_for
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -142,3 +143,40 @@ def test_a_change_below_the_floor_is_blocked_on_that_channel_with_an_alert(
     ]
     assert "below the floor" in alerts[0]["message"]
     assert prices.woo_price(2) == "15.00"
+
+
+def test_bad_price_records_are_dead_lettered_and_the_next_good_one_still_applies(
+    prices: PriceStack,
+) -> None:
+    """Given bytes no codec reads and a decodable change with a negative price on
+    prices.events.v1, when a good change of the first SKU follows, then both bad records are
+    dead-lettered (with their reasons) and both shops show the good price."""
+    sku = prices.skus[0]
+    codec = codec_for(prices.settings)
+    bad = price_change(sku, 1, "EUR", version=1, source="test")
+    bad["amount_minor"] = -100
+    produce_raw(
+        prices.settings,
+        [
+            (sku.encode(), b"not a price"),
+            (sku.encode(), codec.encode(PRICE_EVENTS.value_schema, bad)),
+        ],
+        PRICE_EVENTS,
+    )
+    prices.set_price(sku, "9.50")
+    wait_for(
+        lambda: prices.shopify_price(1) == "11.99" and prices.woo_price(1) == "10.00",
+        timeout=30,
+        what="11.99 USD on Shopify and 10.00 EUR on WooCommerce",
+    )
+    letters = read_topic(
+        prices.settings,
+        codec,
+        STOCK_DEADLETTER,
+        lambda d: d["topic"] == PRICE_EVENTS.name and d["key"] == sku.encode(),
+        until=lambda found: len(found) >= 2,
+        timeout=30,
+    )
+    reasons = sorted(d["reason"] for d in letters)
+    print(f"[prices] dead letters: {reasons}")
+    assert reasons == ["bad_amount_minor", "bad_magic"]

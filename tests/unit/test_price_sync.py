@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
+from prometheus_client import REGISTRY
 
 from connectors.framework.engine import LanePolicy
 from connectors.framework.price_sync import PriceChannel, PriceSync
@@ -37,7 +38,7 @@ def shop_mapping() -> ShopifyMapping:
         shop="demo.myshopify.com",
         push_location_id=1,
         items=tuple(
-            ShopifyItem(sku, 100 + n, 10 * n, product_id=n) for n, sku in enumerate(SKUS, 1)
+            ShopifyItem(sku, 100 + n, 10 * n, product_id=min(n, 4)) for n, sku in enumerate(SKUS, 1)
         ),
         channel="shopify",
     )
@@ -75,7 +76,7 @@ async def rig(shop_rule: PriceRule = SHOPIFY_RULE) -> AsyncIterator[Rig]:
         aiohttp.ClientSession() as session,
     ):
         for n, sku in enumerate(SKUS, 1):
-            shop.add_item(100 + n, 10 * n, sku, 1, 5, product_id=n)
+            shop.add_item(100 + n, 10 * n, sku, 1, 5, product_id=min(n, 4))  # desk+sofa: one
         seed_woo(woo)
         shop_writer = writer_for("shopify", shopify_client(session, shop), shop_mapping())
         woo_writer = writer_for("woocommerce", woo_client(session, woo), woo_mapping())
@@ -110,6 +111,13 @@ def synchronous(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], N
         asyncio.run(test())
 
     return run
+
+
+def retried(lane: str) -> float:
+    return (
+        REGISTRY.get_sample_value("stockflow_connector_push_retries_total", {"channel": lane})
+        or 0.0
+    )
 
 
 def woo_price(woo: FakeWooCommerce, sku: str) -> str:
@@ -160,16 +168,19 @@ async def test_quick_changes_coalesce_and_a_throttle_only_delays() -> None:
 
 @synchronous
 async def test_a_partial_batch_failure_refuses_only_the_bad_items() -> None:
-    """Given a Shopify mapping with a variant the shop does not have, and a WooCommerce
-    product that refuses its update, when both are priced with good ones, then the good
-    ones are written and only the bad ones are refused (no retry storm)."""
+    """Given a Shopify product whose desk variant the shop no longer has (the mutation is all
+    or nothing), and a WooCommerce product that refuses its update, when desk and sofa (same
+    Shopify product) are priced together, then sofa is written on both and only desk is
+    refused (no retry storm)."""
     bad = PriceRule(currency="USD", rounding="none")
     async with rig(bad) as r:
         del r.shop.products[40]  # desk's variant vanished on Shopify's side
         r.woo.item_error(4, "woocommerce_rest_invalid_product", "Invalid product.", 400)
+        retries = retried("shopify:prices")
         await r.sync.take(change("desk", 1000, 1))
-        await r.sync.take(change("sofa", 2000, 1))
+        await r.sync.take(change("sofa", 2000, 1))  # coalesced: one mutation for both
         await r.sync.engine.drained()
+        assert retried("shopify:prices") == retries  # sofa sent again at once, not retried
         assert r.shop.prices[50] == "22.00"
         assert r.shop.prices[40] == "0.00"
         assert woo_price(r.woo, "sofa") == "20.00"
