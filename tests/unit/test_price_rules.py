@@ -4,6 +4,7 @@ overrides, scheduled prices. Property tests over the pure rules."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,7 @@ from connectors.framework.pricing import (
 )
 from schemas.prices import InvalidPrice, change_id_of, price_change, problems
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy/local/connectors.example.yaml"
 RATES = Rates(
     base="EUR", date="2026-11-30", rates={"USD": Decimal("1.0825"), "JPY": Decimal("162.5")}
 )
@@ -196,3 +198,39 @@ def test_price_change_records_are_checked_and_get_deterministic_ids() -> None:
         price_change("chair", -1, "EUR", version=1, source="cli")
     with pytest.raises(InvalidPrice, match="sku"):
         price_change("", 1, "EUR", version=1, source="cli")
+
+
+def test_a_price_change_survives_the_wire_and_its_schema_is_documented() -> None:
+    """Given a price change with and without a cost, when encoded and decoded with the
+    project's codec, then it comes back equal, and the schema is a current one."""
+    from schemas.codec import single_object_codec
+    from schemas.loader import current_schemas
+
+    codec = single_object_codec()
+    assert "stockflow.v1.PriceChange" in current_schemas()
+    for cost in (None, 1250):
+        record = price_change("chair", 1999, "EUR", version=7, source="cli", cost_minor=cost)
+        name, back = codec.decode(codec.encode("stockflow.v1.PriceChange", record))
+        assert (name, back) == ("stockflow.v1.PriceChange", record)
+
+
+def test_the_connector_configuration_names_a_bad_price_rule_by_its_path() -> None:
+    """Given the example configuration with a bad rounding, a bad rate and an unknown key,
+    when parsed, then each is refused with its key path; the example itself parses."""
+    import yaml
+
+    from connectors.config import ConnectorConfigError, parse_connectors_config
+
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    good = parse_connectors_config(raw)
+    assert [c.prices is not None for c in good.channels] == [True, True]
+    assert good.price_rates.rate("EUR", "USD") == Decimal("1.0825")
+    for change, where in (
+        (lambda r: r["channels"][1]["prices"].update(rounding="0.49"), r"channels\[1\].prices"),
+        (lambda r: r["price_rates"]["rates"].update(USD="x"), "price_rates"),
+        (lambda r: r["channels"][0]["prices"].update(markup=1), r"channels\[0\].prices.markup"),
+    ):
+        bad = yaml.safe_load(EXAMPLE.read_text())
+        change(bad)
+        with pytest.raises(ConnectorConfigError, match=where):
+            parse_connectors_config(bad)
