@@ -117,12 +117,23 @@ class PriceRuntime:
 
     async def _consume(self) -> None:
         async for change in self.source.changes():
-            await self.sync.take(change)
+            try:
+                await self.sync.take(change)
+            except Exception as exc:  # one change must not stop the prices of every SKU
+                log.warning(
+                    "price change %s of %s not applied: %s",
+                    change.get("change_id"),
+                    change.get("sku"),
+                    redact.describe(exc),
+                )
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            await self.sync.tick()
+            try:
+                await self.sync.tick()
+            except Exception as exc:
+                log.warning("scheduled prices not applied: %s", redact.describe(exc))
 
     async def _reconcile(self) -> None:
         while True:
@@ -134,10 +145,16 @@ class PriceRuntime:
                 log.warning("price reconciliation failed: %s", redact.describe(exc))
 
     async def stop(self) -> None:
+        """Stop reading (the consumer's poll ends within 0.5 s: it is never closed while
+        polling), let the lanes push what they hold (bounded), stop."""
         self.source.stop()
+        for task in self._tasks[1:]:
+            task.cancel()
+        if self._tasks:  # the first one reads the topic
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._tasks[0]), 15.0)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         with contextlib.suppress(Exception):
