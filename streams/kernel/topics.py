@@ -152,11 +152,11 @@ PRICE_EVENTS = TopicSpec(
     name="prices.events.v1",
     key="sku",
     value_schema="stockflow.v1.PriceChange",
-    cleanup_policy="delete",
+    cleanup_policy="compact",
     writer=Writer.OPERATOR,
     doc="Base price changes (`stockflow price set`, back-office feeds): the connectors read it"
-    " whole at start and keep, per SKU, the highest version already due; its retention must"
-    " cover the oldest price still in force.",
+    " whole at start and keep, per SKU, the highest version already due (compacted: the last"
+    " change per SKU stays, so a price in force is never lost to retention).",
 )
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (

@@ -11,14 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.price_command import run_price
 from schemas.codec import codec_for
 from schemas.prices import price_change
 from streams.cli import build_parser
 from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.kafka_config import consumer_config
 from streams.kernel.settings import Settings
-from streams.kernel.topics import PRICE_EVENTS, STOCK_ALERTS, STOCK_DEADLETTER
+from streams.kernel.topics import (
+    PRICE_EVENTS,
+    STOCK_ALERTS,
+    STOCK_DEADLETTER,
+    STOCK_DECISIONS,
+    STOCK_LEVELS,
+    TopicSpec,
+)
 from tests.fakes.e2e import ConnectorsProcess, FakesThread
 from tests.support.kafka import produce_raw, read_topic, wait_for
 from tests.support.ports import free_port
@@ -78,10 +87,32 @@ channels:
 """
 
 
+def _wait_for_leaders(settings: Settings, specs: tuple[TopicSpec, ...]) -> None:
+    """Until every partition answers its offsets (a topic created a moment ago on a fresh
+    broker may still answer NOT_LEADER, which the connectors' start does not wait out)."""
+    consumer = Consumer(consumer_config(settings, f"prices-e2e-{uuid.uuid4().hex[:6]}"))
+    try:
+
+        def ready() -> bool:
+            try:
+                for spec in specs:
+                    meta = consumer.list_topics(spec.name, timeout=5)
+                    for p in meta.topics[spec.name].partitions:
+                        consumer.get_watermark_offsets(TopicPartition(spec.name, p), timeout=5)
+            except (KafkaException, KeyError):
+                return False
+            return True
+
+        wait_for(ready, timeout=30, what="leaders of the connectors' topics")
+    finally:
+        consumer.close()
+
+
 @pytest.fixture(scope="module")
 def prices(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PriceStack]:
     folder: Path = tmp_path_factory.mktemp("prices-e2e")
     ensure_topics(local_stack)  # as a worker or `stack up` would: the connectors need them
+    _wait_for_leaders(local_stack, (STOCK_LEVELS, STOCK_DECISIONS, PRICE_EVENTS))
     tag = uuid.uuid4().hex[:8]
     skus = [f"price-{tag}-{n}" for n in (1, 2)]
     port = free_port()
