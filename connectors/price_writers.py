@@ -1,8 +1,11 @@
 """Which price writer each channel kind uses: one line per kind.
 
-A factory receives the channel's client and mapping (as ``connectors.runtime`` builds them)
-and returns a :class:`connectors.framework.prices.PriceWriter`. A kind whose client already
-implements ``set_prices`` on SKUs is registered as ``"kind": _client``.
+A factory receives the channel's client and mapping and returns a
+:class:`connectors.framework.prices.PriceWriter` (``connectors.price_runtime`` passes the
+``client`` attribute of the channel's stock pusher, as ``connectors.runtime`` built it, and
+the channel's mapping). A kind whose client already implements ``set_prices`` on SKUs (and
+``get_prices`` for price drift) is registered as ``"kind": _client``. A channel is priced
+when its configuration entry has ``prices:`` rules and its kind is listed here.
 """
 
 from __future__ import annotations

@@ -216,7 +216,8 @@ def test_a_price_change_survives_the_wire_and_its_schema_is_documented() -> None
 
 def test_the_connector_configuration_names_a_bad_price_rule_by_its_path() -> None:
     """Given the example configuration with a bad rounding, a bad rate and an unknown key,
-    when parsed, then each is refused with its key path; the example itself parses."""
+    when parsed, then each is refused with its key path; the example itself parses, and a
+    channel's prices sync in real time or every N minutes, like its stock."""
     import yaml
 
     from connectors.config import ConnectorConfigError, parse_connectors_config
@@ -225,6 +226,10 @@ def test_the_connector_configuration_names_a_bad_price_rule_by_its_path() -> Non
     good = parse_connectors_config(raw)
     assert [c.prices is not None for c in good.channels] == [True, True]
     assert good.price_rates.rate("EUR", "USD") == Decimal("1.0825")
+    assert good.channels[0].price_sync.interval_s is None  # real time, like stock
+    every = yaml.safe_load(EXAMPLE.read_text())
+    every["channels"][1]["prices"]["sync"] = {"every_minutes": 15}
+    assert parse_connectors_config(every).channels[1].price_sync.interval_s == 900
     for change, where in (
         (lambda r: r["channels"][1]["prices"].update(rounding="0.49"), r"channels\[1\].prices"),
         (lambda r: r["price_rates"]["rates"].update(USD="x"), "price_rates"),
