@@ -45,8 +45,19 @@ def price_channels(config: ConnectorsConfig, built: Sequence[Any]) -> list[Price
                 "prices: channel %s (%s) has no price writer; not pushed", inst.name, inst.kind
             )
             continue
-        if hasattr(writer, "currency"):
-            writer.currency = inst.prices.currency or config.price_rates.base
+        shown = inst.prices.currency or config.price_rates.base
+        known = getattr(writer, "currency", None)
+        if known == "":
+            writer.currency = shown  # type: ignore[attr-defined]  # read-back unit
+        elif known is not None and str(known).upper() != shown:
+            log.warning(
+                "prices: channel %s shows prices in %s but its rules give %s; set "
+                "prices.currency: %s (or the price_rates base) in its entry",
+                inst.name,
+                known,
+                shown,
+                known,
+            )
         out.append(
             PriceChannel(
                 name=inst.name,
