@@ -34,6 +34,10 @@ Format::
                                            # book: Order records to orders.v1 for the order
                                            # book, and orders cancelled here are cancelled
                                            # on the channel (connectors.framework.orders)
+        prices: {currency: USD, markup_pct: 20, offset: "0", rounding: "0.99",
+                 floor_margin_pct: 15, overrides: {chair: "49.00"}, sync: realtime}
+                                           # optional: push prices (connectors.framework.pricing)
+    price_rates: {base: EUR, date: 2026-11-30, rates: {USD: "1.0825"}}
 
 WooCommerce credentials are ``consumer_key`` and ``consumer_secret``; its mapping is
 ``{site: ..., refunds_restock: false, products: [{sku, product_id, variation_id}]}``.
@@ -52,13 +56,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
+from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.shopify.mapping import ShopifyMapping
@@ -67,7 +72,7 @@ from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
 KINDS = ("shopify", "woocommerce", "magento", "prestashop")
-_TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels"}
+_TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
     "kind",
@@ -84,6 +89,7 @@ _CHANNEL_KEYS = {
     "max_batch",
     "on_refusal",
     "orders",
+    "prices",
 }
 REFUSAL_POLICIES = ("cancel", "backorder", "flag")
 _CREDENTIALS = {
@@ -135,6 +141,8 @@ class ChannelInstance:
     max_attempts: int = 8
     dirty_retry_s: float = 30.0
     orders: str = DEFAULT_ORDER_MODE  # lines | book
+    prices: PriceRule | None = None  # None: this channel's prices are not pushed
+    price_sync: SyncMode = field(default_factory=SyncMode)
 
     def secret(self, name: str) -> str:
         return self.credentials[name].reveal()
@@ -155,6 +163,7 @@ class ConnectorsConfig:
     consumer_group: str = "stockflow-connectors"
     reconcile_interval_s: float = 300.0
     drift_grace_s: float = 10.0
+    price_rates: Rates = field(default_factory=Rates)
 
 
 def config_path() -> str:
@@ -198,6 +207,7 @@ def parse_connectors_config(raw: Any) -> ConnectorsConfig:
             raw.get("reconcile_interval_s", 300), "reconcile_interval_s", minimum=1
         ),
         drift_grace_s=_number(raw.get("drift_grace_s", 10), "drift_grace_s"),
+        price_rates=_price_rates(raw.get("price_rates")),
     )
 
 
@@ -231,7 +241,29 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
             raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
         ),
         **_retry(raw.get("retry") or {}, f"{path}.retry"),
+        **_prices(raw.get("prices"), f"{path}.prices"),
     )
+
+
+def _prices(raw: Any, path: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    _keys(raw, path, set(PRICE_KEYS))
+    try:
+        rule = PriceRule.from_config(raw, path)
+    except PriceRuleError as exc:
+        raise ConnectorConfigError(path, str(exc)) from None
+    return {"prices": rule, "price_sync": _sync(raw.get("sync", "realtime"), f"{path}.sync")}
+
+
+def _price_rates(raw: Any) -> Rates:
+    if raw is None:
+        return Rates()
+    _keys(raw, "price_rates", {"base", "date", "rates"})
+    try:
+        return Rates.from_config(raw)
+    except PriceRuleError as exc:
+        raise ConnectorConfigError("price_rates", str(exc)) from None
 
 
 def _retry(raw: Any, path: str) -> dict[str, Any]:

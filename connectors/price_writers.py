@@ -1,8 +1,11 @@
 """Which price writer each channel kind uses: one line per kind.
 
-A factory receives the channel's client and mapping (as ``connectors.runtime`` builds them)
-and returns a :class:`connectors.framework.prices.PriceWriter`. A kind whose client already
-implements ``set_prices`` on SKUs is registered as ``"kind": _client``.
+A factory receives the channel's client and mapping and returns a
+:class:`connectors.framework.prices.PriceWriter` (``connectors.price_runtime`` passes the
+``client`` attribute of the channel's stock pusher, as ``connectors.runtime`` built it, and
+the channel's mapping). A kind whose client already implements ``set_prices`` on SKUs (and
+``get_prices`` for price drift) is registered as ``"kind": _client``. A channel is priced
+when its configuration entry has ``prices:`` rules and its kind is listed here.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from connectors.framework.prices import PriceWriter
+from connectors.shopify.prices import ShopifyPrices
+from connectors.woocommerce.prices import WooPrices
 
 PriceWriterFactory = Callable[[Any, Any], PriceWriter]
 
@@ -22,6 +27,8 @@ def _client(client: Any, mapping: Any) -> PriceWriter:
 
 
 WRITERS: dict[str, PriceWriterFactory] = {
+    "shopify": lambda client, mapping: ShopifyPrices(client, mapping),
+    "woocommerce": lambda client, mapping: WooPrices(client, mapping),
     "magento": _client,
     "prestashop": _client,
 }

@@ -15,6 +15,8 @@ Parts (see ``connectors.framework`` for how each works):
   (operator, order book) is cancelled on its channel (``connectors.framework.cancellations``);
 - drift: Shopify's stock notifications are checked against our writes, and every channel is
   reconciled on an interval; drift is an alert on ``stock.alerts.v1``;
+- prices (channels with ``prices:`` rules): ``prices.events.v1`` in, each channel's price out
+  through its own lanes (``connectors.price_runtime``);
 - the state folder (``connectors.framework.state``): polling checkpoints, dirty SKUs and the
   quantities each channel acknowledged, so a restart resumes where the process stopped.
 
@@ -63,6 +65,7 @@ from connectors.magento.wiring import build_magento, dead_letter_bad_orders
 from connectors.prestashop.inbound import PrestaInbound
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.prestashop.wiring import build_prestashop
+from connectors.price_runtime import PriceRuntime
 from connectors.server import InboundChannel, create_app
 from connectors.server import runner as receiver_runner
 from connectors.shopify.cancel import ShopifyCanceller
@@ -325,6 +328,9 @@ class Runtime:
                 else None
             )
             skus = {c.instance.name: c.instance.skus for c in channels}
+            prices = PriceRuntime.build(self.settings, self.config, channels, publisher, codec)
+            if prices is not None:
+                prices.start()
             engine.start()
             consume = asyncio.create_task(self._consume(levels, engine, skus), name="levels")
             background = [
@@ -378,6 +384,8 @@ class Runtime:
                 await asyncio.wait_for(cancel, DRAIN_TIMEOUT_S)  # ends after its poll
             if cancel.done() and states is not None:
                 states.close()  # commits what was acted on
+            if prices is not None:
+                await prices.stop()
             levels.stop()
             with contextlib.suppress(Exception):
                 await consume

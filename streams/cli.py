@@ -93,6 +93,20 @@ def _token(args: argparse.Namespace) -> int:
     return run_token(load(), args)
 
 
+def _price(args: argparse.Namespace) -> int:
+    from connectors.price_command import run_price
+
+    return run_price(load(), args)
+
+
+def _add_price(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow price set SKU AMOUNT`: a base price change for every channel."""
+    from connectors.price_command import add_price_parser
+
+    add_price_parser(sub)
+    sub.choices["price"].set_defaults(func=_price)
+
+
 def _replenish_run(args: argparse.Namespace) -> int:
     from streams.purchasing.run import run_command
 
@@ -331,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replenish(sub)
     _add_web(sub)
     _add_feeds(sub)
+    _add_price(sub)
     return parser
 
 

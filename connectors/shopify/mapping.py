@@ -4,7 +4,8 @@ Configuration shape (YAML or JSON)::
 
     {"channel": "shopify", "shop": "demo.myshopify.com", "push_location_id": 1,
      "locations": {"1": "paris"},
-     "items": [{"sku": "chair", "inventory_item_id": 101, "variant_id": 10}]}
+     "items": [{"sku": "chair", "inventory_item_id": 101, "variant_id": 10,
+                "product_id": 1}]}
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class ShopifyItem:
     sku: str
     inventory_item_id: int
     variant_id: int | None = None
+    product_id: int | None = None  # needed to push prices (productVariantsBulkUpdate)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class ShopifyMapping:
                     sku=str(i["sku"]),
                     inventory_item_id=int(i["inventory_item_id"]),
                     variant_id=None if i.get("variant_id") is None else int(i["variant_id"]),
+                    product_id=None if i.get("product_id") is None else int(i["product_id"]),
                 )
                 for i in data.get("items", [])
             ),

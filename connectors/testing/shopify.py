@@ -11,6 +11,9 @@
   order already cancelled or unknown is a user error, and cancelling sends
   ``orders/cancelled``), ``tagsAdd`` on orders, and the ``order(id:)`` read of its risk
   assessments.
+- Prices: ``productVariantsBulkUpdate(productId, variants: [{id, price}])`` (all or nothing:
+  an unknown variant or a bad price is a user error and nothing changes) and the
+  ``nodes(ids:)`` read of ``ProductVariant.price``.
 - Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
   read of its order and lines (``reverse_fulfillment_orders/dispose`` names only those).
 - Orders carry ``fulfillments[]``; ``fulfil()`` ships lines (partially or not) from a
@@ -39,6 +42,9 @@ from connectors.testing.base import FakeChannel, SentWebhook, Write, serve_forev
 
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
+VARIANT_GID = "gid://shopify/ProductVariant/"
+PRODUCT_GID = "gid://shopify/Product/"
+_MONEY = re.compile(r"\d+(\.\d{1,2})?")
 _IDEMPOTENT = re.compile(r'@idempotent\(\s*key:\s*(?:"([^"]+)"|\$(\w+))\s*\)')
 
 
@@ -95,6 +101,9 @@ class FakeShopify(FakeChannel):
         self.stock: dict[tuple[int, int], int] = {}
         self.skus: dict[int, str] = {}  # inventory item id -> sku
         self.variants: dict[int, int] = {}  # variant id -> inventory item id
+        self.products: dict[int, int] = {}  # variant id -> product id
+        self.prices: dict[int, str] = {}  # variant id -> price (shop currency, "19.99")
+        self.price_writes: list[tuple[int, str]] = []  # (variant id, price) applied
         self.non_mutable: set[int] = set()  # e.g. bundle parents: writes refused
         self.orders: dict[int, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
@@ -118,9 +127,21 @@ class FakeShopify(FakeChannel):
         return self._ids
 
     # ---- catalogue and orders (test set-up) ------------------------------------------
-    def add_item(self, item_id: int, variant_id: int, sku: str, location_id: int, qty: int) -> None:
+    def add_item(
+        self,
+        item_id: int,
+        variant_id: int,
+        sku: str,
+        location_id: int,
+        qty: int,
+        *,
+        product_id: int | None = None,
+        price: str = "0.00",
+    ) -> None:
         self.skus[item_id] = sku
         self.variants[variant_id] = item_id
+        self.products[variant_id] = variant_id // 10 if product_id is None else product_id
+        self.prices[variant_id] = price
         self.stock[(item_id, location_id)] = qty
 
     def set_available(self, item_id: int, location_id: int, qty: int) -> None:
@@ -517,7 +538,12 @@ class FakeShopify(FakeChannel):
         body = await request.json()
         query: str = body.get("query", "")
         variables: dict[str, Any] = body.get("variables") or {}
-        if "inventorySetQuantities" in query or "orderCancel" in query or "tagsAdd" in query:
+        if (
+            "productVariantsBulkUpdate" in query
+            or "inventorySetQuantities" in query
+            or "orderCancel" in query
+            or "tagsAdd" in query
+        ):
             requested = 10.0
         elif "reverseFulfillmentOrder(" in query:
             requested = 5.0
@@ -545,6 +571,18 @@ class FakeShopify(FakeChannel):
             }
             return web.json_response(throttled, status=self.throttle_status)
         self._gql_available -= requested
+        if "productVariantsBulkUpdate" in query:
+            updated = {"productVariantsBulkUpdate": self._update_variants(variables)}
+            return web.json_response(
+                {"data": updated, "extensions": {"cost": self._cost(requested, requested)}}
+            )
+        if "nodes(" in query and "ProductVariant" in query:
+            return web.json_response(
+                {
+                    "data": self._read_prices(variables),
+                    "extensions": {"cost": self._cost(requested, requested)},
+                }
+            )
         if "nodes(" in query:
             data = self._read_levels(variables)
             return web.json_response(
@@ -676,6 +714,56 @@ class FakeShopify(FakeChannel):
             )
             nodes.append({"id": gid, "inventoryLevel": level})
         return {"nodes": nodes}
+
+    def _read_prices(self, variables: dict[str, Any]) -> dict[str, list[dict[str, Any] | None]]:
+        nodes: list[dict[str, Any] | None] = []
+        for gid in variables["ids"]:
+            variant = _gid_int(gid, VARIANT_GID)
+            price = self.prices.get(variant)
+            nodes.append(None if price is None else {"id": gid, "price": price})
+        return {"nodes": nodes}
+
+    def _update_variants(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """``productVariantsBulkUpdate(productId, variants)`` without ``allowPartialUpdates``:
+        any user error and nothing is applied."""
+        product = _gid_int(str(variables.get("productId", "")), PRODUCT_GID)
+        errors: list[dict[str, Any]] = []
+        planned: list[tuple[int, str]] = []
+        for i, v in enumerate(variables.get("variants") or []):
+            variant = _gid_int(str(v.get("id", "")), VARIANT_GID)
+            if self.products.get(variant) != product:
+                errors.append(
+                    {
+                        "code": "PRODUCT_VARIANT_DOES_NOT_EXIST",
+                        "field": ["variants", str(i), "id"],
+                        "message": "Product variant does not exist",
+                    }
+                )
+                continue
+            price = v.get("price")
+            if price is not None and not (isinstance(price, str) and _MONEY.fullmatch(price)):
+                errors.append(
+                    {
+                        "code": "INVALID",
+                        "field": ["variants", str(i), "price"],
+                        "message": "Price is invalid",
+                    }
+                )
+                continue
+            if price is not None:
+                planned.append((variant, price))
+        if errors:
+            return {"product": None, "productVariants": None, "userErrors": errors}
+        for variant, price in planned:
+            self.prices[variant] = price
+            self.price_writes.append((variant, price))
+        return {
+            "product": {"id": f"{PRODUCT_GID}{product}"},
+            "productVariants": [
+                {"id": f"{VARIANT_GID}{variant}", "price": price} for variant, price in planned
+            ],
+            "userErrors": [],
+        }
 
     def _set_quantities(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         match = _IDEMPOTENT.search(query)

@@ -2,7 +2,8 @@
 
 - ``/wp-json/wc/v3/products`` (``GET ?include=``, ``PUT /{id}``, ``POST /batch``) and
   ``/products/{pid}/variations/batch``: batches of at most 100 items (else 413
-  ``woocommerce_rest_request_entity_too_large``), per-item errors inside a 200.
+  ``woocommerce_rest_request_entity_too_large``), per-item errors inside a 200;
+  ``regular_price`` as a decimal string (anything else: ``rest_invalid_param``).
 - ``GET /orders?modified_after=&dates_are_gmt=true`` and ``GET /orders/{id}/refunds/{rid}``
   for polling; HTTP Basic auth with the ``ck_``/``cs_`` keys.
 - ``GET``/``PUT /orders/{id}`` (``status``: any valid status, as core's REST controller
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -33,6 +35,7 @@ from connectors.testing.base import FakeChannel, SentWebhook, Write, serve_forev
 from schemas.times import iso_to_ms
 
 API = "/wp-json/wc/v3"
+_PRICE = re.compile(r"\d+(\.\d+)?")
 ORDER_STATUSES = frozenset(
     {"pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"}
 )
@@ -71,6 +74,7 @@ class FakeWooCommerce(FakeChannel):
         self.orders: dict[int, dict[str, Any]] = {}
         self.refund_details: dict[int, dict[str, Any]] = {}
         self.item_errors: dict[int, list[tuple[str, str, int]]] = {}
+        self.price_writes: list[tuple[int, str, str]] = []  # (id, sku, regular_price)
         self._rate: tuple[float, float] | None = None
         self._tokens = 0.0
         self._tokens_at = time.monotonic()
@@ -113,7 +117,13 @@ class FakeWooCommerce(FakeChannel):
             "manage_stock": True,
             "stock_quantity": qty,
             "stock_status": "instock" if qty > 0 else "outofstock",
+            "regular_price": "",
+            "price": "",
         }
+
+    def set_price(self, pid: int, price: str) -> None:
+        """A price edited on WooCommerce's side (a merchant in wp-admin), not by our connector."""
+        self.products[pid]["regular_price"] = self.products[pid]["price"] = price
 
     def set_stock(self, pid: int, qty: int) -> None:
         self.products[pid]["stock_quantity"] = qty
@@ -360,6 +370,20 @@ class FakeWooCommerce(FakeChannel):
             product["stock_quantity"] = qty
             product["stock_status"] = "instock" if qty > 0 else "outofstock"
             self.writes.append(Write(time.monotonic(), str(pid), product["sku"], qty))
+        if "regular_price" in change:
+            price = change["regular_price"]
+            if not isinstance(price, str) or not _PRICE.fullmatch(price):
+                # WooCommerce takes prices as strings with a dot; anything else is refused
+                return {
+                    "id": pid,
+                    "error": {
+                        "code": "rest_invalid_param",
+                        "message": "Invalid parameter(s): regular_price",
+                        "data": {"status": 400},
+                    },
+                }
+            product["regular_price"] = product["price"] = price
+            self.price_writes.append((pid, product["sku"], price))
         return dict(product)
 
     async def _put_product(self, request: web.Request) -> web.Response:

@@ -59,7 +59,12 @@ READS: dict[str, tuple[topics.TopicSpec, ...]] = {
         topics.STOCK_LEVELS,
     ),
     "sink": topics.SINK_TOPICS,
-    "connectors": (topics.STOCK_LEVELS, topics.STOCK_DECISIONS, topics.API_TOKENS),
+    "connectors": (
+        topics.STOCK_LEVELS,
+        topics.STOCK_DECISIONS,
+        topics.API_TOKENS,
+        topics.PRICE_EVENTS,  # the price book (prices: channels)
+    ),
 }
 WRITER_OF: dict[str, tuple[topics.Writer, ...]] = {
     "ledger": (

@@ -148,6 +148,17 @@ API_TOKENS = TopicSpec(
     partitions=1,
 )
 
+PRICE_EVENTS = TopicSpec(
+    name="prices.events.v1",
+    key="sku",
+    value_schema="stockflow.v1.PriceChange",
+    cleanup_policy="compact",
+    writer=Writer.OPERATOR,
+    doc="Base price changes (`stockflow price set`, back-office feeds): the connectors read it"
+    " whole at start and keep, per SKU, the highest version already due (compacted: the last"
+    " change per SKU stays, so a price in force is never lost to retention).",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     STOCK_LEVELS,
@@ -161,6 +172,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ORDERS_STATE,
     REPLENISHMENT_PROPOSALS,
     NOTIFICATION_DELIVERIES,
+    PRICE_EVENTS,
 )
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (

@@ -239,4 +239,15 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "alert_at": T,
         "at": T + 1500,
     },
+    "stockflow.v1.PriceChange": {
+        "change_id": "price-5a0c9e8d2f31b7c4a6e1d209",
+        "sku": "chair",
+        "amount_minor": 1999,
+        "currency": "EUR",
+        "cost_minor": 1250,
+        "valid_from": T,
+        "source": "cli",
+        "version": 7,
+        "at": T,
+    },
 }
