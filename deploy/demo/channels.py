@@ -46,7 +46,8 @@ def command(
     add: Callable[[Any], None], run: Callable[[Settings, argparse.Namespace], int],
     settings: Settings, argv: Sequence[str],
 ) -> tuple[int, str]:  # fmt: skip
-    """A stockflow command run in-process: its exit code and what it printed."""
+    """A stockflow command run in-process: its exit code and what it printed (captured by
+    swapping sys.stdout and sys.stderr: run it while nothing else prints)."""
     parser = argparse.ArgumentParser(prog="stockflow")
     add(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
@@ -60,10 +61,12 @@ def expected_prices(sku: str, shops: Sequence[str]) -> dict[str, str]:
     """What each shop must show for the base price, by its rules."""
     rates = Rates.from_config(PRICE_RATES)
     amount = int(Decimal(BASE_PRICE) * 100)
-    return {
-        shop: f"{Decimal(channel_price(PriceRule.from_config(PRICE_RULES[shop]), rates, sku, amount, 'EUR').amount_minor) / 100:.2f}"  # noqa: E501
-        for shop in shops
-    }
+    out = {}
+    for shop in shops:
+        rule = PriceRule.from_config(PRICE_RULES[shop])
+        shown = channel_price(rule, rates, sku, amount, "EUR").amount_minor
+        out[shop] = f"{Decimal(shown) / 100:.2f}"
+    return out
 
 
 def shown_price(shop: str, fake: Any, sku: str) -> str | None:
