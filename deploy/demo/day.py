@@ -1,7 +1,9 @@
 """The scripted day: a count, a rush on three channels, cancellations, a return into
 quarantine, a supplier receipt, orders through the order book (a multi-line order, a
-click-and-collect pickup, a B2B order waiting for approval) where the worker runs it, and a
-cycle count that finds a discrepancy."""
+click-and-collect pickup, a B2B order waiting for approval) where the worker runs it, a
+cycle count that finds a discrepancy; and, with the Magento and PrestaShop shops, an order
+polled in from Magento, the store's till, the nightly ERP snapshot and a price change that
+every shop shows."""
 
 from __future__ import annotations
 
@@ -14,7 +16,15 @@ from typing import Any
 import aiohttp
 
 from deploy.demo.counters import OutcomeCounter
-from deploy.demo.setup import SHOPIFY_ITEM, SHOPIFY_LOCATION, SHOPIFY_VARIANT, WOO_PRODUCT
+from deploy.demo.setup import (
+    PRESTA_PRODUCT,
+    SHOPIFY_ITEM,
+    SHOPIFY_LOCATION,
+    SHOPIFY_VARIANT,
+    STORE,
+    WAREHOUSE,
+    WOO_PRODUCT,
+)
 from deploy.demo.view import Board
 
 Shops = Any  # (FakeShopify, FakeWooCommerce); kept loose: the fakes live with the tests
@@ -33,7 +43,13 @@ class Day:
         token: str | None = None,
         orders: Any = None,
         purchasing: Any = None,
+        magento: Any = None,
+        presta: Any = None,
+        evening: Any = None,
     ) -> None:
+        self.magento = magento  # connectors.testing.magento.FakeMagento
+        self.presta = presta  # connectors.testing.prestashop.FakePrestaShop
+        self.evening = evening  # deploy.demo.channels.EveningDay
         self.purchasing = purchasing  # deploy.demo.purchasing.PurchasingDay
         self.orders = orders  # deploy.demo.orders.OrderDay, when the order agent runs
         self.token = token  # the bearer token of the worker's API
@@ -66,10 +82,15 @@ class Day:
             return await answer.json() if answer.status == 200 else None
 
     def shop_quantities(self) -> dict[str, int | None]:
-        return {
+        shown: dict[str, int | None] = {
             "shopify": self.shopify.stock.get((SHOPIFY_ITEM, SHOPIFY_LOCATION)),
             "woocommerce": self.woo.products.get(WOO_PRODUCT, {}).get("stock_quantity"),
         }
+        if self.magento is not None:  # what Magento sells: its source less its reservations
+            shown["magento"] = self.magento.salable(self.sku)
+        if self.presta is not None:
+            shown["prestashop"] = self.presta.qty(PRESTA_PRODUCT)
+        return shown
 
     async def refresh(self) -> None:
         state = await self.stock()
@@ -112,13 +133,17 @@ class Day:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         async with aiohttp.ClientSession(headers=headers) as self.http:
             await self.count()
+            await self.price_change()
             await self.rush()
             await self.cancellations()
             await self.quarantine_return()
             await self.supplier_receipt()
+            await self.magento_order()
             await self.order_book()
             await self.replenishment()
             await self.cycle_count()
+            await self.till()
+            await self.erp_snapshot()
             self.board.step = "end of day: shops in sync"
             await self.until(self.shops_match_ledger, 60, "the shops to match the ledger")
 
@@ -132,6 +157,70 @@ class Day:
             return self.board.ledger.get("store") == 100 and await self.shops_match_ledger()
 
         await self.until(listed, 60, "100 chairs listed on every channel")
+
+    async def price_change(self) -> None:
+        if self.evening is None:
+            return
+        self.board.step = "09:00 the chair's price: 129.00 EUR"
+        await self.evening.set_price()
+        await self.evening.until_prices()
+
+    async def magento_order(self) -> None:
+        if self.evening is None or self.magento is None:
+            return
+        self.board.step = "15:30 an order on Magento, polled in"
+        accepted = self.board.decisions.get("accepted", 0)
+        order = self.magento.place_order([(self.sku, 2)])  # on Magento's side: polled in
+
+        async def reserved() -> bool:
+            return (
+                self.board.decisions.get("accepted", 0) > accepted
+                and await self.shops_match_ledger()
+            )
+
+        await self.until(reserved, 60, "the Magento order's decision and the shops' update")
+        self.evening.say(
+            f"Magento order {order['increment_id']} (2 chairs) polled in and reserved: every "
+            f"shop now shows {self.board.ledger.get('magento')}, Magento sells "
+            f"{self.magento.salable(self.sku)} of {self.magento.quantity(self.sku)} in its source"
+        )
+        self.board.show()
+
+    async def till(self) -> None:
+        if self.evening is None:
+            return
+        self.board.step = "19:00 the store's till: count, 2 sales"
+        assert self.http is not None
+        answer = await self.evening.till(self.http, self.worker_url)
+
+        async def applied() -> bool:
+            state = await self.stock()
+            store = (state or {}).get("locations", {}).get(STORE, {})
+            return bool(store.get("on_hand") == 4) and await self.shops_match_ledger()
+
+        await self.until(applied, 30, "the till's changes")
+        events = [r.get("event_id") for r in answer.get("results", [])]
+        self.evening.say(
+            f"the till at {STORE} (POST /v1/pos/changes): counted 6 chairs, sold 2 -> "
+            f"on hand 4 ({len(events)} changes accepted, e.g. {events[-1] if events else '-'})"
+        )
+        self.board.show()
+
+    async def erp_snapshot(self) -> None:
+        if self.evening is None:
+            return
+        self.board.step = "23:00 nightly ERP snapshot"
+        state = await self.stock()
+        on_hand = int((state or {}).get("locations", {}).get(WAREHOUSE, {}).get("on_hand", 0))
+        figure = await self.evening.erp_snapshot(on_hand)
+
+        async def recounted() -> bool:
+            state = await self.stock()
+            place = (state or {}).get("locations", {}).get(WAREHOUSE, {})
+            return bool(place.get("on_hand") == figure) and await self.shops_match_ledger()
+
+        await self.until(recounted, 30, "the ERP snapshot's recount")
+        self.board.show()
 
     async def rush(self) -> None:
         self.board.step = "10:00 rush on three channels"

@@ -6,8 +6,11 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+from connectors.testing.magento import FakeMagento
+from connectors.testing.prestashop import FakePrestaShop
 from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
+from deploy.demo.channels import EveningDay
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
 from deploy.demo.orders import OrderDay, orders_config
@@ -19,9 +22,12 @@ from deploy.demo.purchasing import (
     replenishment_config,
 )
 from deploy.demo.setup import (
+    MAGENTO_SOURCE,
+    PRESTA_PRODUCT,
     SHOPIFY_ITEM,
     SHOPIFY_LOCATION,
     SHOPIFY_PORT,
+    SHOPIFY_PRODUCT,
     SHOPIFY_VARIANT,
     WOO_PORT,
     WOO_PRODUCT,
@@ -54,9 +60,12 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
         "notifications": notifications_config(lamp),
     }
     folder = settings.state_dir / "demo"
+    # PrestaShop ids unlike those of earlier runs on the same broker (dead letters use them)
+    shops = Shops(free_port(), free_port(), first_id=int(run[-9:]) * 1000)
     ledger_config, connectors_config = write_configs(
-        folder, sku, run, orders=orders, extra=purchasing
-    )
+        folder, sku, run, orders=orders, extra=purchasing, magento_port=shops.magento.port,
+        presta_port=shops.presta.port, presta_key=shops.presta.key,
+    )  # fmt: skip
     users = folder / "web-users.yaml"
     approver = add_approver(users)
     smtp_port, web_port = free_port(), free_port()
@@ -85,7 +94,18 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     try:
         with Mailbox(smtp_port) as mailbox:
             return asyncio.run(
-                _play(settings, children, sku, started, run, lamp, mailbox, approver, web_port)
+                _play(
+                    settings,
+                    children,
+                    sku,
+                    started,
+                    run,
+                    lamp,
+                    mailbox,
+                    approver,
+                    web_port,
+                    shops,
+                )
             )
     finally:
         say("stopping the worker, the sink and the connectors")
@@ -112,15 +132,22 @@ async def _play(
     mailbox: Mailbox,
     approver: tuple[str, str],
     web_port: int,
+    shops: Shops,
 ) -> int:
     worker_url = f"http://127.0.0.1:{settings.worker_web_port}"
     receiver = f"http://127.0.0.1:{settings.connectors_port}"
     shopify = FakeShopify(port=SHOPIFY_PORT, webhook_target=f"{receiver}/webhooks/shopify")
     woo = FakeWooCommerce(port=WOO_PORT, webhook_target=f"{receiver}/webhooks/woocommerce")
-    shopify.add_item(SHOPIFY_ITEM, SHOPIFY_VARIANT, sku, SHOPIFY_LOCATION, 0)
+    shopify.add_item(
+        SHOPIFY_ITEM, SHOPIFY_VARIANT, sku, SHOPIFY_LOCATION, 0, product_id=SHOPIFY_PRODUCT
+    )
     woo.add_product(WOO_PRODUCT, sku, 0)
-    async with shopify, woo:
+    magento, presta = shops.magento, shops.presta
+    magento.add_product(sku, 0, MAGENTO_SOURCE)
+    presta.add_product(PRESTA_PRODUCT, 0)
+    async with shopify, woo, magento, presta:
         say(f"fake Shopify on {shopify.url}, fake WooCommerce on {woo.url}")
+        say(f"fake Magento on {magento.url}, fake PrestaShop on {presta.url}")
         for child in children:
             say(f"starting the {child.name} (log: {child.log_path})")
             child.start()
@@ -131,18 +158,23 @@ async def _play(
         web_url = f"http://127.0.0.1:{web_port}"
         await asyncio.to_thread(children[3].wait_serving, f"{web_url}/health", 60)
         say(f"ordering page at {web_url} (log: {children[3].log_path}); mailbox on {mailbox.port}")
-        say(f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, store")
+        say(
+            f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, "
+            "magento, prestashop, store"
+        )
         board = Board()
         counter = OutcomeCounter(settings, sku)
         orders = OrderDay(settings, worker_url, sku, run)
         buying = PurchasingDay(
             settings, worker_url, web_url, mailbox, chair=sku, lamp=lamp, approver=approver
         )
+        fakes = {"shopify": shopify, "woocommerce": woo, "magento": magento, "prestashop": presta}
+        evening = EveningDay(settings, sku, fakes, settings.state_dir / "demo")
         try:
             token = await asyncio.to_thread(demo_token, settings)
             day = Day(
-                worker_url, sku, shopify, woo, board, counter,
-                token=token, orders=orders, purchasing=buying,
+                worker_url, sku, shopify, woo, board, counter, token=token, orders=orders,
+                purchasing=buying, magento=magento, presta=presta, evening=evening,
             )  # fmt: skip
             await day.play()
         finally:
@@ -150,4 +182,14 @@ async def _play(
             orders.close()
             buying.close()
         board.show()
-    return await asyncio.to_thread(summarise, settings, sku, board, started, orders, buying)
+    return await asyncio.to_thread(
+        summarise, settings, sku, board, started, orders, buying, evening.lines
+    )
+
+
+class Shops:
+    """The Magento and PrestaShop fakes of the day, on ports chosen before the configs."""
+
+    def __init__(self, magento_port: int, presta_port: int, first_id: int) -> None:
+        self.magento = FakeMagento(port=magento_port, bulk_delay_s=0.2)
+        self.presta = FakePrestaShop(port=presta_port, first_id=first_id)

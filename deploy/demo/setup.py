@@ -1,4 +1,6 @@
-"""The demo's configuration files: one warehouse, three channels, two fake shops."""
+"""The demo's configuration files: one warehouse, a store, the channels and their fake shops
+(Shopify, WooCommerce and, when given their ports, Magento and PrestaShop), each with its
+price rules."""
 
 from __future__ import annotations
 
@@ -11,9 +13,19 @@ SHOPIFY_PORT = 8701
 WOO_PORT = 8702
 SHOPIFY_ITEM, SHOPIFY_VARIANT, SHOPIFY_LOCATION = 5001, 5002, 1
 WOO_PRODUCT = 301
+SHOPIFY_PRODUCT = 500
+PRESTA_PRODUCT = 12
+MAGENTO_SOURCE = "default"
+PRICE_RATES = {"base": "EUR", "date": "2026-11-30", "rates": {"USD": "1.10"}}
+PRICE_RULES: dict[str, dict[str, Any]] = {
+    # each shop shows the one base price by its own rules (connectors/framework/pricing.py)
+    "shopify": {"markup_pct": 10, "rounding": "0.99"},
+    "woocommerce": {"rounding": "whole"},
+    "magento": {"rounding": "none"},
+    "prestashop": {"markup_pct": -5, "rounding": "0.95"},
+}
 WAREHOUSE = "paris-wh"
 STORE = "paris-store"  # click and collect, where the order book runs
-CHANNELS = ("shopify", "woocommerce", "store")
 
 
 def write_configs(
@@ -24,10 +36,14 @@ def write_configs(
     woo_port: int = WOO_PORT,
     orders: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    magento_port: int | None = None,
+    presta_port: int | None = None,
+    presta_key: str = "",
 ) -> tuple[Path, Path]:
     """(ledger config, connectors config) for this run's SKU and shops; ``orders``: the
     order book's section (with it, the store's click-and-collect location too); ``extra``:
-    more top-level sections of the ledger's file (replenishment, notifications)."""
+    more top-level sections of the ledger's file (replenishment, notifications);
+    ``magento_port``, ``presta_port``: the Magento and PrestaShop shops, when given."""
     folder.mkdir(parents=True, exist_ok=True)
     ledger = folder / "channels.yaml"
     locations = [{"name": WAREHOUSE}] + ([{"name": STORE}] if orders is not None else [])
@@ -36,7 +52,7 @@ def write_configs(
         "low_stock_threshold": 10,
         "discrepancy_alert_threshold": 0,
         "locations": locations,
-        "channels": [{"name": name} for name in CHANNELS],
+        "channels": [{"name": name} for name in channels(magento_port, presta_port)],
     }
     if orders is not None:
         ledger_config["orders"] = orders
@@ -48,6 +64,7 @@ def write_configs(
             {
                 "consumer_group": f"demo-connectors-{run}",
                 "reconcile_interval_s": 30,
+                "price_rates": PRICE_RATES,
                 "channels": [
                     {
                         "name": "shopify",
@@ -67,10 +84,12 @@ def write_configs(
                                     "sku": sku,
                                     "inventory_item_id": SHOPIFY_ITEM,
                                     "variant_id": SHOPIFY_VARIANT,
+                                    "product_id": SHOPIFY_PRODUCT,
                                 }
                             ],
                         },
                         "poll_interval_s": 0,
+                        "prices": PRICE_RULES["shopify"],
                     },
                     {
                         "name": "woocommerce",
@@ -86,10 +105,65 @@ def write_configs(
                             "products": [{"sku": sku, "product_id": WOO_PRODUCT}],
                         },
                         "poll_interval_s": 0,
+                        "prices": PRICE_RULES["woocommerce"],
                     },
+                    *_more_shops(sku, magento_port, presta_port, presta_key),
                 ],
             },
             sort_keys=False,
         )
     )
     return ledger, connectors
+
+
+def channels(magento_port: int | None = None, presta_port: int | None = None) -> list[str]:
+    """The ledger's channels: the shops given, and the store's till."""
+    shops = ["shopify", "woocommerce"]
+    shops += ["magento"] if magento_port is not None else []
+    shops += ["prestashop"] if presta_port is not None else []
+    return [*shops, "store"]
+
+
+def _more_shops(
+    sku: str, magento_port: int | None, presta_port: int | None, presta_key: str
+) -> list[dict[str, Any]]:
+    """Magento (MSI, bulk writes) and PrestaShop (webservice): both polled, no webhooks."""
+    shops: list[dict[str, Any]] = []
+    if magento_port is not None:
+        shops.append(
+            {
+                "name": "magento",
+                "kind": "magento",
+                "base_url": f"http://127.0.0.1:{magento_port}",
+                "credentials": {"token": "magento-token"},
+                "mapping": {
+                    "store": "magento.example",
+                    "push_source": MAGENTO_SOURCE,
+                    "sources": {MAGENTO_SOURCE: WAREHOUSE},
+                    "skus": [sku],
+                    "bulk": {"enabled": True, "poll_s": 0.1, "wait_s": 5},
+                },
+                "sync": {"coalesce_ms": 0},
+                "poll_interval_s": 0.5,
+                "poll_lookback_s": 60,
+                "prices": PRICE_RULES["magento"],
+            }
+        )
+    if presta_port is not None:
+        shops.append(
+            {
+                "name": "prestashop",
+                "kind": "prestashop",
+                "base_url": f"http://127.0.0.1:{presta_port}",
+                "credentials": {"webservice_key": presta_key},
+                "mapping": {
+                    "shop": "https://presta.example/",
+                    "states": {"paid": [2], "shipped": [4, 5], "cancelled": [6], "refunded": [7]},
+                    "products": [{"sku": sku, "product_id": PRESTA_PRODUCT}],
+                },
+                "sync": {"coalesce_ms": 20},
+                "poll_interval_s": 1,
+                "prices": PRICE_RULES["prestashop"],
+            }
+        )
+    return shops

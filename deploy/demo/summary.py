@@ -24,9 +24,11 @@ def summarise(
     started: float,
     orders: Any = None,
     purchasing: Any = None,
+    channels: list[str] | None = None,
 ) -> int:
     """Prints the day's summary; ``orders``: the day's OrderDay (None: no order agent);
-    ``purchasing``: the day's PurchasingDay (None: none played)."""
+    ``purchasing``: the day's PurchasingDay (None: none played); ``channels``: the lines of
+    the Magento order, the till, the ERP snapshot and the prices."""
     rows = _clickhouse_rows(settings, sku)
     print()
     print("=" * 72)
@@ -41,6 +43,8 @@ def summarise(
     for channel, quantity in sorted(board.ledger.items()):
         shown = board.shops.get(channel, "(till: reads the ledger)")
         print(f"  {channel:<12} {quantity:>4}  ->  {shown}")
+    for line in channels or []:
+        print(line)
     print("alerts: " + (", ".join(f"{k} {v}" for k, v in sorted(board.alerts.items())) or "none"))
     if orders is not None:
         for line in orders.summary():

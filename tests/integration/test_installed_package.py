@@ -70,7 +70,8 @@ def test_stockflow_demo_runs_from_the_installed_package(
 ) -> None:
     """Given the wheel installed outside the checkout and the local stack up,
     when `stockflow demo` runs from another folder, then the day plays through and the
-    summary shows the accepted orders and the rows in ClickHouse."""
+    summary shows the accepted orders, the four shops with their quantity and price, the
+    Magento order, the till, the ERP snapshot and the rows in ClickHouse."""
     result = _run(
         installed,
         tmp_path,
@@ -85,3 +86,11 @@ def test_stockflow_demo_runs_from_the_installed_package(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Summary for office-chair-" in result.stdout
     assert "rows in ClickHouse (distinct ids): stock_movements" in result.stdout
+    summary = result.stdout.split("Summary for office-chair-", 1)[1]
+    for shop in ("shopify", "woocommerce", "magento", "prestashop"):
+        assert f"\n  {shop} " in summary, shop
+    assert "on every shop: magento 129.00" in summary
+    assert "prestashop 122.95" in summary and "shopify 141.99" in summary
+    assert "Magento order" in summary and "polled in and reserved" in summary
+    assert "POST /v1/pos/changes" in summary
+    assert "nightly ERP snapshot" in summary
