@@ -428,7 +428,7 @@ def _placed_problems(order: Mapping[str, Any]) -> list[InvalidOrder]:
     if not isinstance(ship_to, Mapping):
         return [*out, InvalidOrder("bad_ship_to", "ship_to: an object {country, postal_code}")]
     country = ship_to.get("country")
-    if country not in COUNTRIES:
+    if not isinstance(country, str) or country not in COUNTRIES:
         hint = " (the United Kingdom is GB)" if country == "UK" else ""
         out.append(
             InvalidOrder(

@@ -110,6 +110,7 @@ def test_a_valid_item_becomes_a_placed_order_named_channel_colon_id_that_encodes
         ),
         ({"ship_to": {"country": "UK"}}, "bad_country"),
         ({"ship_to": {"country": "fr"}}, "bad_country"),
+        ({"ship_to": {"country": [{"FR": 1}, {}]}}, "bad_country"),  # found by the API fuzzer
         ({"ship_to": {"country": "FR", "lat": 91, "lon": 0}}, "bad_coordinates"),
         ({"ship_to": {"country": "FR", "lat": 45.0}}, "bad_coordinates"),
         ({"ship_to": None}, "missing_ship_to"),
