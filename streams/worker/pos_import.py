@@ -119,11 +119,14 @@ def run_import(
     store: str,
     *,
     source: str | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
     """Import one till CSV for ``store``; prints progress on ``err`` and the summary on
-    ``out``. Returns the exit status (see the module's docstring)."""
+    ``out`` (default: the process's streams as they are when called). Returns the exit
+    status (see the module's docstring)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     from confluent_kafka import KafkaError, Message, Producer
 
     from streams.kernel.kafka_config import producer_config
