@@ -9,7 +9,7 @@ the order through the same SMTP settings with a PDF attached.
 
 Screenshots (phone 390x844, desktop 1280x800) go to $STOCKFLOW_ARTEFACTS or the test's tmp
 folder; with STOCKFLOW_UPDATE_SCREENSHOT=1 the desktop one also replaces
-docs/ordering-page.png (the README's picture).
+streams/web/screenshots/ordering-page.png (the README's picture).
 """
 
 from __future__ import annotations
@@ -310,8 +310,9 @@ def test_an_approver_logs_in_with_totp_edits_a_line_and_approves_in_a_real_brows
         f"\n[page] login to sent in {clicked:.1f} s (page start included); screenshots in {shots}"
     )
     if os.environ.get("STOCKFLOW_UPDATE_SCREENSHOT") == "1":
-        (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
-        shutil.copy(shots / "proposal-desktop.png", PROJECT_ROOT / "docs" / "ordering-page.png")
+        picture = PROJECT_ROOT / "streams" / "web" / "screenshots" / "ordering-page.png"
+        picture.parent.mkdir(exist_ok=True)
+        shutil.copy(shots / "proposal-desktop.png", picture)
 
 
 def test_stockflow_web_serves_the_page_and_the_till_route_and_stops_on_sigterm(
