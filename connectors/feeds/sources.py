@@ -15,11 +15,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 import asyncssh
 
 from streams.kernel.settings import Settings
+from streams.kernel.sftp_url import SftpUrl
 
 DONE, FAILED = "done", "failed"
 REPORT_SUFFIX = ".report.csv"
@@ -97,42 +97,16 @@ class FolderSource:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class SftpFolder:
-    """``sftp://user@host[:port]/path[?key_file=...]``: no password in it (the password is
-    ``STOCKFLOW_SFTP_PASSWORD``), the host key checked against ``STOCKFLOW_SFTP_KNOWN_HOSTS``."""
+class SftpFolder(SftpUrl):
+    """A feed folder on an SFTP server; the host key is checked against
+    ``STOCKFLOW_SFTP_KNOWN_HOSTS`` when it is opened."""
 
-    user: str
-    host: str
-    port: int
-    path: str
-    key_file: str
-
-    def __str__(self) -> str:
-        return f"sftp://{self.user}@{self.host}:{self.port}{self.path}"
+    __slots__ = ()
 
     @classmethod
-    def parse(cls, url: str) -> SftpFolder:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            raise ValueError(
-                "an sftp:// feed folder must not carry a password: put it in "
-                "STOCKFLOW_SFTP_PASSWORD or use a key file (?key_file=)"
-            )
-        try:
-            port = parts.port or 22
-        except ValueError:
-            raise ValueError(f"sftp://{parts.hostname}: the port is not a number") from None
-        if parts.scheme != "sftp" or not parts.hostname or not parts.username:
-            raise ValueError("an SFTP feed folder is sftp://user@host[:port]/path")
-        key_file = ""
-        for pair in parts.query.split("&") if parts.query else ():
-            key, _, value = pair.partition("=")
-            if key != "key_file":
-                raise ValueError(f"sftp:// feed folder: unknown option {key!r} (only key_file=)")
-            key_file = unquote(value)
-        path = (parts.path or "/").rstrip("/") or "/"
-        return cls(unquote(parts.username), parts.hostname, port, path, key_file)
+    def parse(cls, url: str, what: str = "feed folder") -> SftpFolder:
+        parsed = SftpUrl.parse(url, what)
+        return cls(parsed.user, parsed.host, parsed.port, parsed.path, parsed.key_file)
 
 
 class SftpSource:

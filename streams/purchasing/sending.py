@@ -24,12 +24,13 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncssh
 
 from streams.kernel.settings import Settings
+from streams.kernel.sftp_url import SftpUrl
 from streams.replenishment.documents import (
     DocumentError,
     edifact_file_name,
@@ -305,42 +306,9 @@ def _folder_put(supplier: Supplier, folder: Path, name: str, content: bytes) -> 
             Path(tmp).unlink(missing_ok=True)
 
 
-@dataclass(frozen=True, slots=True)
-class SftpTarget:
-    """Where ``sftp://user@host:port/path`` points; ``key_file`` from ``?key_file=``."""
-
-    user: str
-    host: str
-    port: int
-    path: str
-    key_file: str
-
-    def __str__(self) -> str:  # never a password: the URL may not carry one
-        return f"sftp://{self.user}@{self.host}:{self.port}{self.path}"
-
-
-def parse_sftp_url(url: str) -> SftpTarget:
-    """The parts of an EDI folder URL; ValueError (with the URL's password left out) when it is
-    not ``sftp://user@host[:port]/path`` or carries a password."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        raise ValueError(
-            "an sftp:// EDI folder must not carry a password: put it in STOCKFLOW_SFTP_PASSWORD "
-            "(or STOCKFLOW_SFTP_PASSWORD_FILE) or use a key file"
-        )
-    try:
-        port = parts.port or 22
-    except ValueError:
-        raise ValueError(f"sftp://{parts.hostname}: the port is not a number") from None
-    if parts.scheme != "sftp" or not parts.hostname or not parts.username:
-        raise ValueError("an EDI folder URL is sftp://user@host[:port]/path")
-    key_file = ""
-    for pair in parts.query.split("&") if parts.query else ():
-        key, _, value = pair.partition("=")
-        if key != "key_file":
-            raise ValueError(f"sftp:// EDI folder: unknown option {key!r} (only key_file=)")
-        key_file = unquote(value)
-    return SftpTarget(unquote(parts.username), parts.hostname, port, parts.path or "/", key_file)
+def parse_sftp_url(url: str) -> SftpUrl:
+    """The parts of an EDI folder URL (see :mod:`streams.kernel.sftp_url`)."""
+    return SftpUrl.parse(url, "EDI folder")
 
 
 async def _sftp_put(supplier: Supplier, settings: Settings, name: str, content: bytes) -> None:
