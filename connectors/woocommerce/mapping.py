@@ -30,6 +30,13 @@ class WooProduct:
         """The id a stock write addresses: the variation's own id, or the product's."""
         return self.variation_id or self.product_id
 
+    @property
+    def batch_path(self) -> str:
+        """The batch endpoint that updates this product (a variation's is under its parent)."""
+        if self.variation_id:
+            return f"/products/{self.product_id}/variations/batch"
+        return "/products/batch"
+
 
 @dataclass(frozen=True)
 class WooMapping:

@@ -37,12 +37,7 @@ class WooPrices:
                     ItemResult(item.sku, Outcome.REFUSED, f"no WooCommerce product for {item.sku}")
                 )
                 continue
-            path = (
-                f"/products/{product.product_id}/variations/batch"
-                if product.variation_id
-                else "/products/batch"
-            )
-            groups.setdefault(path, []).append((product.write_id, item))
+            groups.setdefault(product.batch_path, []).append((product.write_id, item))
         for path, members in groups.items():
             for start in range(0, len(members), self.max_batch):
                 results.extend(await self._batch(path, members[start : start + self.max_batch]))
