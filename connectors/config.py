@@ -46,6 +46,11 @@ Magento's credential is ``token`` (an integration access token used as a Bearer;
 secrets: its orders are polled); limits ``{per_s, burst}``; its mapping is ``{store: ...,
 push_source: default, sources: {source_code: location}, skus: [...], refunds_restock: false,
 bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
+Cdiscount (Octopia Seller API v2, ``base_url: https://api.octopia-io.net/seller/v2``) has
+``client_id`` and ``client_secret`` (OAuth2 client credentials); limits ``{per_s, burst}``;
+orders are polled (``orders: lines`` only); its mapping is ``{seller_id: ..., sales_channel:
+CDISFR, auth_url: ..., skus: [...], acceptance_window_s: 172800, refusal_reason: OutOfStock,
+packages: {poll_s: 5, wait_s: 600, max_offers: 1000}}`` (``connectors.cdiscount.mapping``).
 PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_s``); its
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
@@ -62,6 +67,7 @@ from typing import Any
 
 import yaml
 
+from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
@@ -71,7 +77,8 @@ from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount")
+BOOKLESS = ("cdiscount",)  # marketplaces whose orders go through the acceptance gate
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -97,12 +104,14 @@ _CREDENTIALS = {
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
+    "cdiscount": {"client_id", "client_secret"},  # OAuth2 client credentials; polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
+    "cdiscount": {"per_s", "burst"},
 }
 
 
@@ -129,7 +138,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -152,7 +161,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping):
+        if isinstance(m, MagentoMapping | CdiscountMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -222,6 +231,12 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
     limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
+    if kind in BOOKLESS and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders",
+            f"{kind} orders are accepted or refused from the ledger's per-line decisions: "
+            "use lines (or leave it out)",
+        )
     return ChannelInstance(
         name=name,
         kind=kind,
@@ -352,18 +367,23 @@ def _secret(raw: Any, path: str) -> Secret:
 
 def _channel_mapping(
     raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
+) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
+            mapping: (
+                ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping
+            ) = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "cdiscount":
+            cdiscount = CdiscountMapping.from_config(data)
+            mapping, skus = cdiscount, list(cdiscount.skus)
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

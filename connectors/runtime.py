@@ -40,6 +40,9 @@ import aiohttp
 from aiohttp import web
 
 from connectors.access import protect
+from connectors.cdiscount.inbound import CdiscountInbound
+from connectors.cdiscount.mapping import CdiscountMapping
+from connectors.cdiscount.wiring import build_cdiscount
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
@@ -101,7 +104,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | CdiscountInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -129,6 +132,26 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *parts)
+    if isinstance(mapping, CdiscountMapping):
+        cdiscount = build_cdiscount(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            client_id=inst.secret("client_id"),
+            client_secret=inst.secret("client_secret"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(
+            inst,
+            cdiscount.inbound,
+            cdiscount.pusher,
+            cdiscount.refusals,
+            cdiscount.canceller,
+            acceptance=cdiscount.acceptance,
+        )
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
