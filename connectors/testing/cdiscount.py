@@ -29,7 +29,9 @@
   ``{sellerExternalReference, integrationStatus, resultCode, message}``. ``reject(sku, code,
   times)`` rejects the next requests of a reference (an unknown reference is always rejected
   ``OfferNotFound``). ``GET /offers?salesChannelId=&sellerExternalReferences=`` reads
-  quantities back.
+  quantities back. ``package_quota_per_h`` (off by default; an integrator reports about 25)
+  refuses package creations past it with 429 ``{"code": "QuotaExceeded"}`` and
+  ``Retry-After``.
 
 Octopia's exact JSON names for the order filters, the approval body and the results route
 are not published in what we could read; the names above are this project's reading and
@@ -77,6 +79,7 @@ class FakeCdiscount(FakeChannel):
         burst: float = 5.0,
         acceptance_window_s: float = 172800.0,
         integration_delay_s: float = 0.3,
+        package_quota_per_h: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
@@ -89,6 +92,9 @@ class FakeCdiscount(FakeChannel):
         self.token_cap = token_cap
         self.acceptance_window_s = acceptance_window_s
         self.integration_delay_s = integration_delay_s
+        self.package_quota_per_h = package_quota_per_h
+        self._packages_at: deque[float] = deque()
+        self.quota_refusals = 0
         self.tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.tokens_issued = 0
         self.token_refusals = 0
@@ -359,6 +365,23 @@ class FakeCdiscount(FakeChannel):
             return api_error(400, "packageType must be Upsert, Update or Delete")
         if body.get("salesChannelId") != self.sales_channel:
             return api_error(400, f"Unknown salesChannelId {body.get('salesChannelId')!r}")
+        if self.package_quota_per_h is not None:
+            now = time.monotonic()
+            while self._packages_at and self._packages_at[0] < now - 3600:
+                self._packages_at.popleft()
+            if len(self._packages_at) >= self.package_quota_per_h:
+                self.quota_refusals += 1
+                wait = max(1, round(self._packages_at[0] + 3600 - now))
+                return web.json_response(
+                    {
+                        "statusCode": 429,
+                        "code": "QuotaExceeded",
+                        "message": "Package quota exceeded",
+                    },
+                    status=429,
+                    headers={"Retry-After": str(wait)},
+                )
+            self._packages_at.append(now)
         pid = uuid.uuid4().hex
         self.packages[pid] = {
             "packageId": pid,

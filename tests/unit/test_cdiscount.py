@@ -299,3 +299,35 @@ def test_configuration_reads_a_cdiscount_channel_and_refuses_book_mode() -> None
     assert inst.skus == frozenset({"chair"}) and inst.secret("client_secret") == "secret"
     with pytest.raises(ConnectorConfigError, match=r"channels\[0\]\.orders"):
         parse_connectors_config({"channels": [{**channel, "orders": "book"}]})
+
+
+def test_a_token_is_renewed_before_it_expires_without_a_refused_call() -> None:
+    """Given tokens living 1 s, when calls are made for 1.5 s, then a new token was fetched
+    before the old one expired: no call was ever answered 401."""
+
+    async def scenario() -> None:
+        async with octopia(token_ttl_s=1) as (fake, client):
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 1.5
+            while loop.time() < end:
+                await client.orders_updated_since(0)
+                await asyncio.sleep(0.05)
+            assert fake.tokens_issued >= 2 and fake.expired_calls == 0
+
+    run(scenario)
+
+
+def test_the_package_quota_is_a_throttle_with_octopia_s_delay() -> None:
+    """Given a quota of one package an hour, when two pushes are made, then the first is
+    integrated and the second is retried after Octopia's Retry-After, not failed."""
+
+    async def scenario() -> None:
+        async with octopia(package_quota_per_h=1) as (fake, client):
+            pusher = CdiscountPusher(client, mapping())
+            [first] = await pusher.push([item("chair", 1)])
+            [second] = await pusher.push([item("chair", 2, version=2)])
+            assert first.outcome is Outcome.OK
+            assert second.outcome is Outcome.RETRY and (second.retry_after or 0) > 60
+            assert fake.quota_refusals == 1
+
+    run(scenario)
