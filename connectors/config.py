@@ -50,6 +50,12 @@ PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
 products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
+Amazon's credentials are ``client_id``, ``client_secret`` and ``refresh_token`` (Login with
+Amazon; no webhooks: set ``poll_interval_s``; ``orders: lines`` only); ``base_url`` is the
+regional Selling Partner API host; limits override documented rates per operation
+(``{getOrders: 0.0167, patchListingsItem: 5, ...}``); its mapping is ``{seller_id: ...,
+marketplace_id: ..., skus: [...], fba_location: amazon-fba, token_url: ..., confirm:
+{poll_s, wait_s}, feed: {above, poll_s, wait_s}}`` (see ``connectors.amazon.mapping``).
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ from typing import Any
 
 import yaml
 
+from connectors.amazon.limits import RATES as AMAZON_RATES
+from connectors.amazon.mapping import AmazonMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
@@ -71,7 +79,7 @@ from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "amazon")
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -97,12 +105,14 @@ _CREDENTIALS = {
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
+    "amazon": {"client_id", "client_secret", "refresh_token"},  # Login with Amazon: polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
+    "amazon": set(AMAZON_RATES),  # rate per second of each operation
 }
 
 
@@ -129,7 +139,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | AmazonMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -152,7 +162,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping):
+        if isinstance(m, MagentoMapping | AmazonMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -222,6 +232,10 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
     limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
+    if kind == "amazon" and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders", "amazon supports lines only (its orders cannot be cancelled by API)"
+        )
     return ChannelInstance(
         name=name,
         kind=kind,
@@ -352,18 +366,22 @@ def _secret(raw: Any, path: str) -> Secret:
 
 def _channel_mapping(
     raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
+) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | AmazonMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
+            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | AmazonMapping
+            mapping = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "amazon":
+            amazon = AmazonMapping.from_config(data)
+            mapping, skus = amazon, list(amazon.skus)
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

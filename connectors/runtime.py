@@ -40,6 +40,9 @@ import aiohttp
 from aiohttp import web
 
 from connectors.access import protect
+from connectors.amazon.inbound import AmazonInbound
+from connectors.amazon.mapping import AmazonMapping
+from connectors.amazon.wiring import build_amazon
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework import redact
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
@@ -100,7 +103,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | AmazonInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -127,6 +130,20 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *parts)
+    if isinstance(mapping, AmazonMapping):
+        amazon = build_amazon(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            client_id=inst.secret("client_id"),
+            client_secret=inst.secret("client_secret"),
+            refresh_token=inst.secret("refresh_token"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *amazon)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
