@@ -122,6 +122,7 @@ class FakeAmazon(FakeChannel):
         self.rates = dict(rates or RATES)
         self._buckets: dict[str, tuple[float, float]] = {}  # op -> (tokens, at)
         self.throttles: dict[str, int] = {}
+        self.quota_answers = 0
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.tokens_issued = 0
         self.expired_refusals = 0
@@ -190,7 +191,12 @@ class FakeAmazon(FakeChannel):
     def place_order(
         self, lines: list[tuple[str, int]], *, status: str = "Pending", channel: str = "MFN"
     ) -> dict[str, Any]:
-        """An order of ``(sku, qty)`` lines, with the buyer's personal data as Amazon has it."""
+        """An order of ``(sku, qty)`` lines, with the buyer's personal data as Amazon has it.
+        Amazon sells no more than a merchant-fulfilled listing shows: more raises."""
+        if channel == "MFN":
+            for sku, qty in lines:
+                if qty > self.listings.get(sku, 0):
+                    raise ValueError(f"Amazon shows {self.listings.get(sku, 0)} of {sku}: no {qty}")
         oid = f"402-{self._next_id():07d}-{self.rng.randint(1000000, 9999999)}"
         now = self._now()
         order = {
@@ -232,8 +238,7 @@ class FakeAmazon(FakeChannel):
         ]
         if channel == "MFN" and status != "Canceled":
             for sku, qty in lines:
-                if sku in self.listings:
-                    self.listings[sku] = max(0, self.listings[sku] - qty)
+                self.listings[sku] -= qty
         return order
 
     def set_status(self, oid: str, status: str, shipped: dict[str, int] | None = None) -> None:
@@ -254,6 +259,7 @@ class FakeAmazon(FakeChannel):
 
     # ---- protocol helpers ------------------------------------------------------------
     def throttled(self, retry_after: float) -> web.Response:
+        self.quota_answers += 1  # storm() and fail_next(status=429): Amazon sends no Retry-After
         return sp_error(429, "QuotaExceeded", QUOTA)
 
     def _auth(self, request: web.Request) -> web.Response | None:
