@@ -361,3 +361,24 @@ def test_an_amazon_channel_is_configured_and_its_mistakes_are_named() -> None:
         parse_connectors_config(_config(limits={"getOrderz": 1}))
     with pytest.raises(ConnectorConfigError, match="refresh_token"):
         parse_connectors_config(_config(credentials={"client_id": "id", "client_secret": "s"}))
+
+
+def test_a_feed_still_running_is_waited_for_before_a_newer_write() -> None:
+    """Given a feed Amazon has not finished when the pusher stops waiting, when its items
+    are retried and a newer quantity is pushed, then the first answer is a retry and the
+    newer write starts only once that feed is done, so Amazon ends on the newer quantity."""
+
+    async def scenario() -> None:
+        async with amazon(feed_delay_s=0.6) as (fake, client):
+            pusher = AmazonPusher(
+                client, mapping(feed=FeedOptions(above=1, poll_s=0.05, wait_s=0.4))
+            )
+            first = await pusher.push([item("chair", 30), item("table", 30)])
+            assert {r.outcome for r in first} == {Outcome.RETRY}
+            assert "IN_" in first[0].error
+            later = await pusher.push([item("chair", 31, 2)])
+            assert [r.outcome for r in later] == [Outcome.OK]
+            assert [f["processingStatus"] for f in fake.feeds.values()] == ["DONE"]
+            assert fake.quantity("chair") == 31 and fake.quantity("table") == 30
+
+    run(scenario)
