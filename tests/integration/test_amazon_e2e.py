@@ -80,6 +80,7 @@ class Stack:
     worker: WorkerProcess
     fake: FakeThread
     skus: list[str]
+    connectors_log: Path
 
     def qty(self, sku: str) -> int | None:
         return self.fake.call(lambda: self.fake.amazon.quantity(sku))
@@ -165,7 +166,7 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         config.write_text(_config(fake.amazon, skus, f"amz-connectors-{tag}"))
         connectors = ConnectorsProcess(config, free_port(), logs)
         connectors.start()
-        s = Stack(local_stack, worker, fake, skus)
+        s = Stack(local_stack, worker, fake, skus, connectors.log_path)
         s.count(dict.fromkeys(skus, 10))
         wait_for(
             lambda: all(s.qty(sku) == 10 for sku in skus[:4]),
@@ -289,7 +290,8 @@ def test_a_quota_storm_and_an_expired_token_are_survived_with_every_order_once(
 ) -> None:
     """Given Amazon answering 429 QuotaExceeded to everything for 2 s and every access token
     expired, when orders are placed meanwhile, then after the storm a new token is fetched,
-    every order is reserved exactly once and Amazon shows the ledger's figure."""
+    every order is reserved exactly once, Amazon shows the ledger's figure, and no credential
+    or token is in the connectors' log."""
     sku = stack.skus[1]
     m = stack.fake.amazon
     issued = stack.fake.call(lambda: m.tokens_issued)
@@ -314,3 +316,6 @@ def test_a_quota_storm_and_an_expired_token_are_survived_with_every_order_once(
     )
     assert throttled > 0 and tokens >= 1 and refused >= 1
     assert stack.location(sku)["reserved"] == STORM_ORDERS
+    log = stack.connectors_log.read_text()
+    assert "QuotaExceeded" in log  # the storm is in the log, the credentials are not
+    assert m.client_secret not in log and m.refresh_token not in log and "Atza|" not in log
