@@ -55,6 +55,12 @@ PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
 products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
+Amazon's credentials are ``client_id``, ``client_secret`` and ``refresh_token`` (Login with
+Amazon; no webhooks: set ``poll_interval_s``; ``orders: lines`` only); ``base_url`` is the
+regional Selling Partner API host; limits override documented rates per operation
+(``{getOrders: 0.0167, patchListingsItem: 5, ...}``); its mapping is ``{seller_id: ...,
+marketplace_id: ..., skus: [...], fba_location: amazon-fba, token_url: ..., confirm:
+{poll_s, wait_s}, feed: {above, poll_s, wait_s}}`` (see ``connectors.amazon.mapping``).
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ from typing import Any
 
 import yaml
 
+from connectors.amazon.limits import RATES as AMAZON_RATES
+from connectors.amazon.mapping import AmazonMapping
 from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
@@ -77,8 +85,12 @@ from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount")
-BOOKLESS = ("cdiscount",)  # marketplaces whose orders go through the acceptance gate
+# one per channel kind
+ChannelMapping = (
+    ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping | AmazonMapping
+)
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount", "amazon")
+BOOKLESS = ("cdiscount", "amazon")  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -105,6 +117,7 @@ _CREDENTIALS = {
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
     "cdiscount": {"client_id", "client_secret"},  # OAuth2 client credentials; polled
+    "amazon": {"client_id", "client_secret", "refresh_token"},  # Login with Amazon: polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
@@ -112,6 +125,7 @@ _LIMITS = {
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
     "cdiscount": {"per_s", "burst"},
+    "amazon": set(AMAZON_RATES),  # rate per second of each operation
 }
 
 
@@ -138,7 +152,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping
+    mapping: ChannelMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -161,7 +175,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping | CdiscountMapping):
+        if isinstance(m, MagentoMapping | CdiscountMapping | AmazonMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -234,8 +248,8 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     if kind in BOOKLESS and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
         raise ConnectorConfigError(
             f"{path}.orders",
-            f"{kind} orders are accepted or refused from the ledger's per-line decisions: "
-            "use lines (or leave it out)",
+            f"{kind} orders stay per-line events (accepted or refused from the ledger's "
+            "per-line decisions, or not cancellable by API): use lines (or leave it out)",
         )
     return ChannelInstance(
         name=name,
@@ -365,18 +379,14 @@ def _secret(raw: Any, path: str) -> Secret:
     return Secret(raw)
 
 
-def _channel_mapping(
-    raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping:
+def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ChannelMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: (
-                ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping
-            ) = shopify
+            mapping: ChannelMapping = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
@@ -384,6 +394,9 @@ def _channel_mapping(
         elif kind == "cdiscount":
             cdiscount = CdiscountMapping.from_config(data)
             mapping, skus = cdiscount, list(cdiscount.skus)
+        elif kind == "amazon":
+            amazon = AmazonMapping.from_config(data)
+            mapping, skus = amazon, list(amazon.skus)
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

@@ -40,6 +40,9 @@ import aiohttp
 from aiohttp import web
 
 from connectors.access import protect
+from connectors.amazon.inbound import AmazonInbound
+from connectors.amazon.mapping import AmazonMapping
+from connectors.amazon.wiring import build_amazon
 from connectors.cdiscount.inbound import CdiscountInbound
 from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.cdiscount.wiring import build_cdiscount
@@ -94,6 +97,11 @@ from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
 
+# one per channel kind
+ChannelInbound = (
+    ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | CdiscountInbound | AmazonInbound
+)
+
 DRAIN_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 30.0
 
@@ -104,7 +112,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | CdiscountInbound
+    inbound: ChannelInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -152,6 +160,20 @@ def build_channel(
             cdiscount.canceller,
             acceptance=cdiscount.acceptance,
         )
+    if isinstance(mapping, AmazonMapping):
+        amazon = build_amazon(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            client_id=inst.secret("client_id"),
+            client_secret=inst.secret("client_secret"),
+            refresh_token=inst.secret("refresh_token"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *amazon)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
