@@ -46,6 +46,10 @@ Magento's credential is ``token`` (an integration access token used as a Bearer;
 secrets: its orders are polled); limits ``{per_s, burst}``; its mapping is ``{store: ...,
 push_source: default, sources: {source_code: location}, skus: [...], refunds_restock: false,
 bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
+Fnac Darty's credentials are ``partner_id``, ``shop_id`` and ``key`` (``auth`` gives the token;
+no webhooks: set ``poll_interval_s``); limits ``{per_s, burst}`` (Fnac publishes none); only
+``orders: lines``; its mapping is ``{shop: ..., product_state: 11, acceptance_hours: 48,
+batch: {poll_s: 2, wait_s: 60}, products: [{sku, ean}]}`` (``connectors.fnac.mapping``).
 PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_s``); its
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
@@ -62,6 +66,7 @@ from typing import Any
 
 import yaml
 
+from connectors.fnac.mapping import FnacMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
@@ -71,7 +76,7 @@ from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "fnac")
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -97,12 +102,14 @@ _CREDENTIALS = {
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
+    "fnac": {"partner_id", "shop_id", "key"},  # no webhooks: polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
+    "fnac": {"per_s", "burst"},
 }
 
 
@@ -129,7 +136,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | FnacMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -152,7 +159,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping):
+        if isinstance(m, MagentoMapping | FnacMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -222,6 +229,10 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
     limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
+    if kind == "fnac" and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders", "Fnac Darty orders go through the acceptance gate: use lines"
+        )
     return ChannelInstance(
         name=name,
         kind=kind,
@@ -352,18 +363,23 @@ def _secret(raw: Any, path: str) -> Secret:
 
 def _channel_mapping(
     raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
+) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | FnacMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
+            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | FnacMapping
+            mapping = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "fnac":
+            fnac = FnacMapping.from_config(data)
+            listed = data.get("products") or []
+            mapping, skus = fnac, [str(p.get("sku")) for p in listed if isinstance(p, dict)]
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

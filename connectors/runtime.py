@@ -41,6 +41,9 @@ from aiohttp import web
 
 from connectors.access import protect
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.fnac.inbound import FnacInbound
+from connectors.fnac.mapping import FnacMapping
+from connectors.fnac.wiring import build_fnac
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
@@ -101,7 +104,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | FnacInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -129,6 +132,20 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *parts)
+    if isinstance(mapping, FnacMapping):
+        fnac = build_fnac(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            partner_id=inst.secret("partner_id"),
+            shop_id=inst.secret("shop_id"),
+            key=inst.secret("key"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *fnac)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
