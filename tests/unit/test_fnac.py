@@ -43,7 +43,8 @@ def mapping(**changes: Any) -> FnacMapping:
 
 @asynccontextmanager
 async def fnac(**fake_options: Any) -> AsyncIterator[tuple[FakeFnac, FnacClient]]:
-    async with FakeFnac(batch_delay_s=0.1, **fake_options) as fake:
+    fake_options.setdefault("batch_delay_s", 0.1)
+    async with FakeFnac(**fake_options) as fake:
         for sku in SKUS:
             fake.add_offer(sku, 5)
         async with aiohttp.ClientSession() as session:
@@ -150,12 +151,14 @@ def test_order_states_map_to_placed_shipped_and_cancelled_with_the_gate_ids() ->
 
 
 def test_a_push_is_ok_only_once_the_batch_report_says_so() -> None:
-    """Given three offers, when their quantities are pushed, then the push waits for the
-    batch's report: the applied ones are ok and written, an offer Fnac refuses in the
-    report is failed with Fnac's code, and an unknown offer without an EAN is failed."""
+    """Given three offers and batches queued long enough to be read queued first (status OK
+    with only the batch id, as Fnac answers), when their quantities are pushed, then the
+    push waits for the batch's report: the applied ones are ok and written, an offer Fnac
+    refuses in the report is failed with Fnac's code, and an unknown offer without an EAN
+    is failed."""
 
     async def scenario() -> None:
-        async with fnac() as (fake, client):
+        async with fnac(batch_delay_s=0.6) as (fake, client):
             fake.offer_fail("table", code="ERR_120", message="Invalid quantity")
             del fake.offers["lamp"]
             results = await FnacPusher(client, mapping()).push(
