@@ -173,6 +173,8 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
                 print(f"[fnac-e2e] connectors exited {code}; {log}")
                 text = Path(log).read_text()
                 assert fake.fnac.key not in text, "the Fnac key reached the connectors' log"
+                tokens = fake.call(lambda: list(fake.fnac.tokens))
+                assert not [t for t in tokens if t in text], "a Fnac token reached the log"
         finally:
             try:
                 worker.stop()
