@@ -2,8 +2,9 @@
 
 An order waiting for the seller is answered by the acceptance gate, so the refusal policies
 only meet orders already accepted (by a person, in the back office) whose line the ledger
-rejected. Fnac's seller API has no order note and no seller cancellation once an order is
-accepted (the customer service cancels), so every policy is a flag: the line is listed at
+rejected. The seller API's order actions (``accept_order``, ``confirm_to_send``,
+``update`` and their ``_all`` forms) include no note and no cancellation of an accepted
+order (Fnac's customer service cancels), so every policy is a flag: the line is listed at
 ``GET /v1/exceptions`` for a person to handle in the Fnac back office. Cancelling from the
 order book is refused for the same reason.
 """
