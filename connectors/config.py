@@ -13,7 +13,7 @@ Format::
     drift_grace_s: 10                      # wait before a differing observation is drift
     channels:
       - name: shopify                      # the ledger's channel name; webhooks at /webhooks/<name>
-        kind: shopify                      # shopify | woocommerce | prestashop
+        kind: shopify                      # shopify | woocommerce | magento | prestashop | fnac
         base_url: https://demo.myshopify.com
         api_version: 2026-01               # shopify only
         credentials:

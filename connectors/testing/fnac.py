@@ -234,6 +234,12 @@ class FakeFnac(FakeChannel):
         """Accepted → ToShip: Fnac billed the customer."""
         self._move(oid, "ToShip", "debited_at")
 
+    def ship(self, oid: str, tracking_number: str = "TRK") -> None:
+        """Shipped by the seller in the back office (what ``confirm_to_send`` does)."""
+        for detail in self.orders[oid]["details"]:
+            detail["tracking_number"] = tracking_number
+        self._move(oid, "Shipped", "shipped_at")
+
     def receive(self, oid: str) -> None:
         self._move(oid, "Received", "received_at")
 

@@ -186,7 +186,8 @@ def test_orders_are_accepted_up_to_the_stock_and_the_others_refused_whole(stack:
     """Given 10 units counted and pushed, when ORDERS orders of 3 units arrive awaiting
     acceptance, then exactly floor(10/3) are accepted on Fnac and the others refused, the
     ledger reserves only the accepted units and Fnac is pushed what is left; and an order
-    of two SKUs, one of them short, is refused whole: its other line is released."""
+    of two SKUs, one of them short, is refused whole: its other line is released; when an
+    accepted order ships, its reservation is consumed."""
     sku, other = stack.skus[0], stack.skus[1]
     orders = [stack.place([(sku, UNITS)]) for _ in range(ORDERS)]
     wait_for(
@@ -216,6 +217,13 @@ def test_orders_are_accepted_up_to_the_stock_and_the_others_refused_whole(stack:
         what="the short order's other line released",
     )
     assert stack.location(sku)["reserved"] == UNITS * want
+    stack.fake.call(lambda: stack.fnac.ship(accepted[0]))
+    wait_for(
+        lambda: stack.location(sku).get("reserved") == UNITS * (want - 1),
+        timeout=30,
+        what="the shipped order's reservation consumed",
+    )
+    assert stack.location(sku)["on_hand"] == STOCK - UNITS
 
 
 def test_a_token_expiry_and_a_429_storm_are_survived(stack: Stack) -> None:
