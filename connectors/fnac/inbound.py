@@ -18,6 +18,9 @@ detail of a mapped SKU (``offer_seller_id``), ids made of Fnac's ``order_id`` an
 - ``Refunded``: a detail refunded before it shipped is released (``order_cancelled``); one
   refunded after shipping gives nothing (Fnac does not say whether the unit came back).
 
+An order awaiting acceptance none of whose details is a mapped SKU is not stockflow's to
+answer: it is left to the seller (Fnac cancels it when its window closes).
+
 The order's version is its newest ``*_at`` time. Names, addresses and emails, which every
 order carries, are never read. An order that cannot be read is set aside (a dead letter
 with its id and state only) and the poll goes on.
