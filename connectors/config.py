@@ -13,7 +13,7 @@ Format::
     drift_grace_s: 10                      # wait before a differing observation is drift
     channels:
       - name: shopify                      # the ledger's channel name; webhooks at /webhooks/<name>
-        kind: shopify                      # shopify | woocommerce | prestashop
+        kind: shopify                      # shopify | woocommerce | magento | prestashop | fnac
         base_url: https://demo.myshopify.com
         api_version: 2026-01               # shopify only
         credentials:
@@ -51,6 +51,10 @@ Cdiscount (Octopia Seller API v2, ``base_url: https://api.octopia-io.net/seller/
 orders are polled (``orders: lines`` only); its mapping is ``{seller_id: ..., sales_channel:
 CDISFR, auth_url: ..., skus: [...], acceptance_window_s: 172800, refusal_reason: OutOfStock,
 packages: {poll_s: 5, wait_s: 600, max_offers: 1000}}`` (``connectors.cdiscount.mapping``).
+Fnac Darty's credentials are ``partner_id``, ``shop_id`` and ``key`` (``auth`` gives the token;
+no webhooks: set ``poll_interval_s``); limits ``{per_s, burst}`` (Fnac publishes none); only
+``orders: lines``; its mapping is ``{shop: ..., product_state: 11, acceptance_hours: 48,
+batch: {poll_s: 2, wait_s: 60}, products: [{sku, ean}]}`` (``connectors.fnac.mapping``).
 PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_s``); its
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
@@ -76,6 +80,7 @@ import yaml
 from connectors.amazon.limits import RATES as AMAZON_RATES
 from connectors.amazon.mapping import AmazonMapping
 from connectors.cdiscount.mapping import CdiscountMapping
+from connectors.fnac.mapping import FnacMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
@@ -87,10 +92,16 @@ from streams.kernel.settings import Secret
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
 # one per channel kind
 ChannelMapping = (
-    ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | CdiscountMapping | AmazonMapping
+    ShopifyMapping
+    | WooMapping
+    | MagentoMapping
+    | PrestaMapping
+    | CdiscountMapping
+    | AmazonMapping
+    | FnacMapping
 )
-KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount", "amazon")
-BOOKLESS = ("cdiscount", "amazon")  # marketplaces whose orders stay per-line events
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount", "amazon", "fnac")
+BOOKLESS = ("cdiscount", "amazon", "fnac")  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -118,6 +129,7 @@ _CREDENTIALS = {
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
     "cdiscount": {"client_id", "client_secret"},  # OAuth2 client credentials; polled
     "amazon": {"client_id", "client_secret", "refresh_token"},  # Login with Amazon: polled
+    "fnac": {"partner_id", "shop_id", "key"},  # no webhooks: polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
@@ -126,6 +138,7 @@ _LIMITS = {
     "prestashop": {"per_s", "burst"},
     "cdiscount": {"per_s", "burst"},
     "amazon": set(AMAZON_RATES),  # rate per second of each operation
+    "fnac": {"per_s", "burst"},
 }
 
 
@@ -175,7 +188,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping | CdiscountMapping | AmazonMapping):
+        if isinstance(m, MagentoMapping | CdiscountMapping | AmazonMapping | FnacMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -397,6 +410,10 @@ def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ChannelMappin
         elif kind == "amazon":
             amazon = AmazonMapping.from_config(data)
             mapping, skus = amazon, list(amazon.skus)
+        elif kind == "fnac":
+            fnac = FnacMapping.from_config(data)
+            listed = data.get("products") or []
+            mapping, skus = fnac, [str(p.get("sku")) for p in listed if isinstance(p, dict)]
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

@@ -47,6 +47,9 @@ from connectors.cdiscount.inbound import CdiscountInbound
 from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.cdiscount.wiring import build_cdiscount
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.fnac.inbound import FnacInbound
+from connectors.fnac.mapping import FnacMapping
+from connectors.fnac.wiring import build_fnac
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
@@ -99,7 +102,13 @@ log = logging.getLogger("stockflow.connectors")
 
 # one per channel kind
 ChannelInbound = (
-    ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | CdiscountInbound | AmazonInbound
+    ShopifyInbound
+    | WooInbound
+    | MagentoInbound
+    | PrestaInbound
+    | CdiscountInbound
+    | AmazonInbound
+    | FnacInbound
 )
 
 DRAIN_TIMEOUT_S = 10.0
@@ -174,6 +183,20 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *amazon)
+    if isinstance(mapping, FnacMapping):
+        fnac = build_fnac(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            partner_id=inst.secret("partner_id"),
+            shop_id=inst.secret("shop_id"),
+            key=inst.secret("key"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *fnac)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
