@@ -261,8 +261,9 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     if kind in BOOKLESS and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
         raise ConnectorConfigError(
             f"{path}.orders",
-            f"{kind} orders stay per-line events (accepted or refused from the ledger's "
-            "per-line decisions, or not cancellable by API): use lines (or leave it out)",
+            f"{kind} orders stay per-line events (answered through the acceptance gate from "
+            "the ledger's per-line decisions, or not cancellable by API): use lines (or "
+            "leave it out)",
         )
     return ChannelInstance(
         name=name,
