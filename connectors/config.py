@@ -50,6 +50,13 @@ PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
 products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
+eMAG (one platform and seller account per channel: ``base_url`` is the platform's API, e.g.
+``https://marketplace-api.emag.ro/api-3``): credentials ``username``, ``password`` (HTTP
+Basic) and ``callback_key`` (the secret in the order callback URL
+``/callbacks/<name>/<callback_key>``); limits ``{orders_per_s: 12, others_per_s: 3}``;
+``orders: lines`` only; its mapping is ``{account: ..., timezone: Europe/Bucharest,
+warehouse_id: 1, accept_within_s: 0, products: [{sku, offer_id}]}``
+(``connectors.emag.mapping``); ``max_batch`` at most 50.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from typing import Any
 
 import yaml
 
+from connectors.emag.mapping import EmagMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
@@ -71,7 +79,7 @@ from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "emag")
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -97,12 +105,14 @@ _CREDENTIALS = {
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
+    "emag": {"username", "password", "callback_key"},
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
+    "emag": {"orders_per_s", "others_per_s"},
 }
 
 
@@ -129,7 +139,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | EmagMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -152,7 +162,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping):
+        if isinstance(m, MagentoMapping | EmagMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -222,6 +232,8 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
     limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
+    if kind == "emag":
+        _emag_rules(raw, path)
     return ChannelInstance(
         name=name,
         kind=kind,
@@ -243,6 +255,17 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         **_retry(raw.get("retry") or {}, f"{path}.retry"),
         **_prices(raw.get("prices"), f"{path}.prices"),
     )
+
+
+def _emag_rules(raw: Any, path: str) -> None:
+    """eMAG: per-line order events only (the acceptance gate works on them), ≤ 50 offers per
+    save (eMAG refuses more)."""
+    if raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders", "eMAG orders go through the acceptance gate: use lines"
+        )
+    if isinstance(raw.get("max_batch"), int) and raw["max_batch"] > 50:
+        raise ConnectorConfigError(f"{path}.max_batch", "eMAG saves at most 50 offers at once")
 
 
 def _prices(raw: Any, path: str) -> dict[str, Any]:
@@ -352,18 +375,22 @@ def _secret(raw: Any, path: str) -> Secret:
 
 def _channel_mapping(
     raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
+) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | EmagMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
+            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | EmagMapping
+            mapping = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "emag":
+            emag = EmagMapping.from_config(data)
+            mapping, skus = emag, emag.skus
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

@@ -41,6 +41,10 @@ from aiohttp import web
 
 from connectors.access import protect
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.emag.callback import callback_routes
+from connectors.emag.inbound import EmagInbound
+from connectors.emag.mapping import EmagMapping
+from connectors.emag.wiring import build_emag
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
@@ -101,7 +105,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | EmagInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -129,6 +133,19 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *parts)
+    if isinstance(mapping, EmagMapping):
+        emag = build_emag(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            username=inst.secret("username"),
+            password=inst.secret("password"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *emag)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
@@ -304,6 +321,11 @@ class Runtime:
             audit = KafkaAudit(publisher, codec)
             gate = acceptance_gate(channels, publisher, state)
             app = receiver_app(intake, inbounds, exceptions, audit, gate)
+            for c in channels:  # eMAG calls back with GET ?order_id= (no signed webhooks)
+                if isinstance(c.inbound, EmagInbound):
+                    app.add_routes(
+                        callback_routes(c.inbound, intake, c.instance.secret("callback_key"))
+                    )
             tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)
             await runner.setup()
