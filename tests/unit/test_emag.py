@@ -300,3 +300,64 @@ def test_an_emag_channel_is_configured_with_its_limits_and_refuses_book_orders()
         parse_connectors_config(
             _config(mapping={"account": "ro", "products": [{"sku": "x", "offer_id": 0}]})
         )
+
+
+def test_a_returned_order_restocks_and_an_unreadable_order_is_set_aside_without_personal_data() -> (
+    None
+):
+    """Given an order finalized then returned (status 5), and an order whose status eMAG
+    does not define, when they are polled twice, then the returned order publishes its
+    shipment and one resellable return_received per line, and the unreadable order is handed
+    once to the dead-letter sink with its ids, status and lines but no customer details,
+    while the orders around it go on."""
+
+    async def scenario(fake: FakeEmag, client: EmagClient) -> None:
+        published = Published()
+        unreadable: list[tuple[dict[str, Any], str]] = []
+
+        async def sink(order: Any, error: str) -> None:
+            unreadable.append((dict(order), error))
+
+        inbound = EmagInbound(MAPPING, client, unreadable=sink)
+        inbound.acceptance_gate = Gate()  # type: ignore[assignment]
+        poller = Poller(inbound, Intake(published), checkpoint_ms=now_ms() - 60_000)
+        order = fake.place_order([(1004, 3)], status=4)
+        broken = fake.place_order([(1005, 1)])
+        fake.orders[broken["id"]]["status"] = 9
+        await poller.poll_once()
+        fake.set_status(order["id"], 5)
+        await poller.poll_once()
+        await poller.poll_once()
+        kinds = [(e["type"], e["qty"], e.get("disposition")) for e in published.events]
+        assert kinds == [
+            ("order_placed", 3, None),
+            ("order_shipped", 3, None),
+            ("return_received", 3, "resellable"),
+        ]
+        assert len(unreadable) == 1 and "status 9" in unreadable[0][1]
+        assert unreadable[0][0]["products"][0]["product_id"] == 1005
+        assert "customer" not in unreadable[0][0] and "Popescu" not in str(unreadable)
+
+    run(scenario)
+
+
+def test_each_platform_is_its_own_channel_with_its_own_host() -> None:
+    """Given eMAG RO and BG configured at once, then each is a channel with its own host,
+    credentials, account and timezone."""
+    ro = _config()["channels"][0]
+    bg = {
+        **ro,
+        "name": "emag-bg",
+        "base_url": "https://marketplace-api.emag.bg/api-3",
+        "mapping": {
+            "account": "bg",
+            "timezone": "Europe/Sofia",
+            "products": ro["mapping"]["products"],
+        },
+    }
+    config = parse_connectors_config({"channels": [ro, bg]})
+    hosts = {c.name: (c.base_url, c.mapping.account, c.mapping.timezone) for c in config.channels}  # type: ignore[union-attr]
+    assert hosts == {
+        "emag-ro": ("https://marketplace-api.emag.ro/api-3", "ro", "Europe/Bucharest"),
+        "emag-bg": ("https://marketplace-api.emag.bg/api-3", "bg", "Europe/Sofia"),
+    }
