@@ -266,6 +266,11 @@ def _emag_rules(raw: Any, path: str) -> None:
         )
     if isinstance(raw.get("max_batch"), int) and raw["max_batch"] > 50:
         raise ConnectorConfigError(f"{path}.max_batch", "eMAG saves at most 50 offers at once")
+    for key, value in (raw.get("limits") or {}).items():
+        if isinstance(value, int | float) and value < 1:
+            raise ConnectorConfigError(
+                f"{path}.limits.{key}", "at least 1 request per second (eMAG counts per second)"
+            )
 
 
 def _prices(raw: Any, path: str) -> dict[str, Any]:

@@ -141,6 +141,12 @@ class EmagClient:
             raise UnavailableError(f"eMAG {path}: answer {status} without the isError envelope")
         if envelope["isError"] is True or status >= 400:
             ENVELOPES.labels(self.channel, "error").inc()
+            log.warning(
+                "eMAG %s answered isError (%d): %s",
+                path,
+                status,
+                redact.scrub("; ".join(messages_of(envelope)))[:500],
+            )
             raise EmagError(path, messages_of(envelope), envelope.get("results"))
         ENVELOPES.labels(self.channel, "ok").inc()
         return envelope.get("results")

@@ -296,6 +296,8 @@ def test_an_emag_channel_is_configured_with_its_limits_and_refuses_book_orders()
         parse_connectors_config(_config(orders="book"))
     with pytest.raises(ConnectorConfigError, match="max_batch"):
         parse_connectors_config(_config(max_batch=60))
+    with pytest.raises(ConnectorConfigError, match="others_per_s"):
+        parse_connectors_config(_config(limits={"others_per_s": 0.5}))
     with pytest.raises(ConnectorConfigError, match="mapping"):
         parse_connectors_config(
             _config(mapping={"account": "ro", "products": [{"sku": "x", "offer_id": 0}]})
