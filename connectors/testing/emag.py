@@ -99,6 +99,7 @@ class FakeEmag(FakeChannel):
         self.unauthorized = 0
         self.invalid_requests = 0
         self.throttled_requests = 0
+        self.over_limit = 0  # requests past the 12/3 per second limits (not storm() ones)
         self.bare = 0  # answers left to send without the envelope (a proxy's 200)
         self._windows: dict[str, deque[float]] = {"orders": deque(), "others": deque()}
         self._ids = 0
@@ -244,6 +245,7 @@ class FakeEmag(FakeChannel):
             self.unauthorized += 1
             return envelope(None, "Invalid username or password", error=True, status=401)
         if self._over_limit(path):
+            self.over_limit += 1
             return self.throttled(1.0)
         if self.bare > 0:
             self.bare -= 1
