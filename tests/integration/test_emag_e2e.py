@@ -255,9 +255,11 @@ def test_stock_survives_a_429_storm_and_a_campaign_lock_is_an_alert_not_a_retry_
     )
     assert throttled > 0 and max(len(s) for s in saves) <= 50
     assert over == 0  # the client kept to eMAG's 12/3 requests per second
+    tries = sum(stack.offers[locked] in save for save in saves)
+    assert tries == 1  # refused once: a drift alert, not a retry loop
     print(
         f"[emag-e2e] storm: {throttled} requests answered 429 ({over} past the limits), "
         f"{len(good)} offers saved "
         f"in {len(saves)} saves (largest {max(len(s) for s in saves)}); campaign lock alerted, "
-        "unknown offer dead-lettered"
+        f"locked offer sent {tries} time, unknown offer dead-lettered"
     )
