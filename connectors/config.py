@@ -65,6 +65,14 @@ regional Selling Partner API host; limits override documented rates per operatio
 (``{getOrders: 0.0167, patchListingsItem: 5, ...}``); its mapping is ``{seller_id: ...,
 marketplace_id: ..., skus: [...], fba_location: amazon-fba, token_url: ..., confirm:
 {poll_s, wait_s}, feed: {above, poll_s, wait_s}}`` (see ``connectors.amazon.mapping``).
+
+eMAG (one platform and seller account per channel: ``base_url`` is the platform's API, e.g.
+``https://marketplace-api.emag.ro/api-3``): credentials ``username``, ``password`` (HTTP
+Basic) and ``callback_key`` (the secret in the order callback URL
+``/callbacks/<name>/<callback_key>``); limits ``{orders_per_s: 12, others_per_s: 3}``;
+``orders: lines`` only; its mapping is ``{account: ..., timezone: Europe/Bucharest,
+warehouse_id: 1, accept_within_s: 0, products: [{sku, offer_id}]}``
+(``connectors.emag.mapping``); ``max_batch`` at most 50.
 """
 
 from __future__ import annotations
@@ -80,6 +88,7 @@ import yaml
 from connectors.amazon.limits import RATES as AMAZON_RATES
 from connectors.amazon.mapping import AmazonMapping
 from connectors.cdiscount.mapping import CdiscountMapping
+from connectors.emag.mapping import EmagMapping
 from connectors.fnac.mapping import FnacMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
@@ -99,8 +108,9 @@ ChannelMapping = (
     | CdiscountMapping
     | AmazonMapping
     | FnacMapping
+    | EmagMapping
 )
-KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount", "amazon", "fnac")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount", "amazon", "fnac", "emag")
 BOOKLESS = ("cdiscount", "amazon", "fnac")  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
@@ -130,6 +140,7 @@ _CREDENTIALS = {
     "cdiscount": {"client_id", "client_secret"},  # OAuth2 client credentials; polled
     "amazon": {"client_id", "client_secret", "refresh_token"},  # Login with Amazon: polled
     "fnac": {"partner_id", "shop_id", "key"},  # no webhooks: polled
+    "emag": {"username", "password", "callback_key"},
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
@@ -139,6 +150,7 @@ _LIMITS = {
     "cdiscount": {"per_s", "burst"},
     "amazon": set(AMAZON_RATES),  # rate per second of each operation
     "fnac": {"per_s", "burst"},
+    "emag": {"orders_per_s", "others_per_s"},
 }
 
 
@@ -188,7 +200,9 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping | CdiscountMapping | AmazonMapping | FnacMapping):
+        if isinstance(
+            m, MagentoMapping | CdiscountMapping | AmazonMapping | FnacMapping | EmagMapping
+        ):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -265,6 +279,8 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
             "the ledger's per-line decisions, or not cancellable by API): use lines (or "
             "leave it out)",
         )
+    if kind == "emag":
+        _emag_rules(raw, path)
     return ChannelInstance(
         name=name,
         kind=kind,
@@ -286,6 +302,22 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         **_retry(raw.get("retry") or {}, f"{path}.retry"),
         **_prices(raw.get("prices"), f"{path}.prices"),
     )
+
+
+def _emag_rules(raw: Any, path: str) -> None:
+    """eMAG: per-line order events only (the acceptance gate works on them), ≤ 50 offers per
+    save (eMAG refuses more)."""
+    if raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders", "eMAG orders go through the acceptance gate: use lines"
+        )
+    if isinstance(raw.get("max_batch"), int) and raw["max_batch"] > 50:
+        raise ConnectorConfigError(f"{path}.max_batch", "eMAG saves at most 50 offers at once")
+    for key, value in (raw.get("limits") or {}).items():
+        if isinstance(value, int | float) and value < 1:
+            raise ConnectorConfigError(
+                f"{path}.limits.{key}", "at least 1 request per second (eMAG counts per second)"
+            )
 
 
 def _prices(raw: Any, path: str) -> dict[str, Any]:
@@ -415,6 +447,9 @@ def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ChannelMappin
             fnac = FnacMapping.from_config(data)
             listed = data.get("products") or []
             mapping, skus = fnac, [str(p.get("sku")) for p in listed if isinstance(p, dict)]
+        elif kind == "emag":
+            emag = EmagMapping.from_config(data)
+            mapping, skus = emag, emag.skus
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

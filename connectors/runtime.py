@@ -47,6 +47,10 @@ from connectors.cdiscount.inbound import CdiscountInbound
 from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.cdiscount.wiring import build_cdiscount
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.emag.callback import callback_routes
+from connectors.emag.inbound import EmagInbound
+from connectors.emag.mapping import EmagMapping
+from connectors.emag.wiring import build_emag
 from connectors.fnac.inbound import FnacInbound
 from connectors.fnac.mapping import FnacMapping
 from connectors.fnac.wiring import build_fnac
@@ -109,6 +113,7 @@ ChannelInbound = (
     | CdiscountInbound
     | AmazonInbound
     | FnacInbound
+    | EmagInbound
 )
 
 DRAIN_TIMEOUT_S = 10.0
@@ -197,6 +202,19 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *fnac)
+    if isinstance(mapping, EmagMapping):
+        emag = build_emag(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            username=inst.secret("username"),
+            password=inst.secret("password"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *emag)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
@@ -372,6 +390,11 @@ class Runtime:
             audit = KafkaAudit(publisher, codec)
             gate = acceptance_gate(channels, publisher, state)
             app = receiver_app(intake, inbounds, exceptions, audit, gate)
+            for c in channels:  # eMAG calls back with GET ?order_id= (no signed webhooks)
+                if isinstance(c.inbound, EmagInbound):
+                    app.add_routes(
+                        callback_routes(c.inbound, intake, c.instance.secret("callback_key"))
+                    )
             tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)
             await runner.setup()
