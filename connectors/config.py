@@ -50,6 +50,11 @@ PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
 products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
+A Mirakl operator (``kind: mirakl``, one channel per operator, ``base_url`` its instance)
+takes ``api_key``; limits ``{or11_interval_s, of01_interval_s, throttle_pause_s, per_s,
+burst}``; its mapping is ``{operator, shop, shop_id, write: of24|of01, import: {poll_s,
+wait_s}, offers: [{sku, price, state_code, product_id, product_id_type}]}``
+(``connectors.mirakl.mapping``).
 """
 
 from __future__ import annotations
@@ -65,13 +70,15 @@ import yaml
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
+from connectors.mirakl.limits import LIMIT_KEYS as MIRAKL_LIMITS
+from connectors.mirakl.mapping import MiraklMapping
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop")
+KINDS = ("shopify", "woocommerce", "magento", "prestashop", "mirakl")
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -97,12 +104,14 @@ _CREDENTIALS = {
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
+    "mirakl": {"api_key"},  # the shop's key on that operator; polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
+    "mirakl": set(MIRAKL_LIMITS),
 }
 
 
@@ -129,7 +138,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
+    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | MiraklMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -152,7 +161,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping):
+        if isinstance(m, MagentoMapping | MiraklMapping):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -235,7 +244,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
         on_refusal=_refusal(raw.get("on_refusal", "flag"), f"{path}.on_refusal"),
-        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders"),
+        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders", kind),
         poll_lookback_s=_number(raw.get("poll_lookback_s", 900), f"{path}.poll_lookback_s"),
         webhook_max_age_s=_number(
             raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
@@ -307,7 +316,11 @@ def _refusal(raw: Any, path: str) -> str:
     return str(raw)
 
 
-def _orders_mode(raw: Any, path: str) -> str:
+def _orders_mode(raw: Any, path: str, kind: str = "") -> str:
+    if kind == "mirakl" and raw != "lines":
+        raise ConnectorConfigError(
+            path, f"{raw!r}: a Mirakl channel sends per-line order events (lines) only"
+        )
     if raw not in ORDER_MODES:
         raise ConnectorConfigError(
             path,
@@ -352,18 +365,23 @@ def _secret(raw: Any, path: str) -> Secret:
 
 def _channel_mapping(
     raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
+) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | MiraklMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
+            mapping: (
+                ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping | MiraklMapping
+            ) = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "mirakl":
+            mirakl = MiraklMapping.from_config(data)
+            mapping, skus = mirakl, list(mirakl.skus)
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

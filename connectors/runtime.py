@@ -62,6 +62,9 @@ from connectors.framework.types import ChannelPusher, PushItem
 from connectors.magento.inbound import MagentoInbound
 from connectors.magento.mapping import MagentoMapping
 from connectors.magento.wiring import build_magento, dead_letter_bad_orders
+from connectors.mirakl.inbound import MiraklInbound
+from connectors.mirakl.mapping import MiraklMapping
+from connectors.mirakl.wiring import build_mirakl
 from connectors.prestashop.inbound import PrestaInbound
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.prestashop.wiring import build_prestashop
@@ -100,7 +103,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
+    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound | MiraklInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -127,6 +130,18 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *parts)
+    if isinstance(mapping, MiraklMapping):
+        inbound, pusher, refusals, canceller, _acceptance = build_mirakl(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            api_key=inst.secret("api_key"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, inbound, pusher, refusals, canceller)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
