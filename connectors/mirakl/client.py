@@ -127,13 +127,19 @@ class MiraklClient:
             # never {exc!r}: aiohttp's errors can print the request headers (the key)
             raise UnavailableError(f"Mirakl unreachable: {redact.describe(exc)}") from None
 
-    async def _pages(self, path: str, key: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    async def _pages(
+        self, path: str, key: str, params: Mapping[str, str], *, first: Any = None
+    ) -> list[dict[str, Any]]:
+        """Every item, all pages (``first``: the first page, already read)."""
         found: list[dict[str, Any]] = []
         offset = 0
         while True:
-            body = await self.request(
-                "GET", path, params={**params, "max": str(MAX_PAGE), "offset": str(offset)}
-            )
+            body = first
+            first = None
+            if body is None:
+                body = await self.request(
+                    "GET", path, params={**params, "max": str(MAX_PAGE), "offset": str(offset)}
+                )
             batch = list(body.get(key) or [])
             found.extend(batch)
             offset += len(batch)
@@ -144,8 +150,15 @@ class MiraklClient:
     async def orders_updated_since(self, since_ms: int) -> list[dict[str, Any]]:
         """OR11: every order changed since ``since_ms``, all pages (a list call: spaced by
         the operation's maximum frequency)."""
-        await self.limits.spaced("OR11")
-        return await self._pages("/orders", "orders", {"start_update_date": ms_to_iso(since_ms)})
+        async with self.limits.spaced("OR11"):
+            first = await self.request(
+                "GET",
+                "/orders",
+                params={"start_update_date": ms_to_iso(since_ms), "max": str(MAX_PAGE)},
+            )
+        return await self._pages(
+            "/orders", "orders", {"start_update_date": ms_to_iso(since_ms)}, first=first
+        )
 
     async def order(self, order_id: str) -> dict[str, Any] | None:
         """OR11 for one order (``order_ids``), or None when the operator has no such order."""
@@ -195,10 +208,10 @@ class MiraklClient:
 
     async def import_offers_file(self, content: bytes) -> int:
         """OF01: a CSV offers file (at most once a minute) → the import id to follow."""
-        await self.limits.spaced("OF01")
         form = aiohttp.FormData()
         form.add_field("file", content, filename="offers.csv", content_type="text/csv")
-        body = await self.request("POST", "/offers/imports", data=form)
+        async with self.limits.spaced("OF01"):
+            body = await self.request("POST", "/offers/imports", data=form)
         return self._import_id(body)
 
     @staticmethod

@@ -11,8 +11,9 @@ no header) pauses ``throttle_pause_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from connectors.framework import metrics
 from connectors.framework.ratelimit import TokenBucket, parse_retry_after
@@ -41,8 +42,11 @@ class MiraklLimits:
         self._last: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def spaced(self, operation: str) -> None:
-        """Wait until ``operation`` may be called again (its maximum call frequency)."""
+    @contextlib.asynccontextmanager
+    async def spaced(self, operation: str) -> AsyncIterator[None]:
+        """Around one call of ``operation``: waits until it may be called again (its maximum
+        call frequency), counted from the end of the previous call (the operator stamps the
+        call when it arrives, which is before our end of it)."""
         interval = self.intervals.get(operation, 0.0)
         lock = self._locks.setdefault(operation, asyncio.Lock())
         async with lock:
@@ -51,7 +55,10 @@ class MiraklLimits:
                 wait = last + interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            self._last[operation] = time.monotonic()
+            try:
+                yield
+            finally:
+                self._last[operation] = time.monotonic()
 
     async def before_request(self) -> None:
         if self.bucket is not None:
