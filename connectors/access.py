@@ -2,8 +2,8 @@
 
 The webhook receivers stay open to the network: each delivery is authenticated by its
 channel's HMAC signature (401 without a valid one, :mod:`connectors.server`). Everything
-else needs a bearer token: ``GET /metrics`` the scope ``metrics:read``, ``GET /v1/exceptions``
-and any route without a rule ``admin``; ``GET /health`` is open.
+else needs a bearer token: ``GET /metrics`` the scope ``metrics:read``, ``GET /v1/exceptions``,
+``GET /v1/acceptances`` and any route without a rule ``admin``; ``GET /health`` is open.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def rules(channels: Iterable[str]) -> dict[tuple[str, str], Rule]:
         ("GET", "/openapi.json"): OPEN,  # the API's description: no secret in it
         ("GET", "/metrics"): need(METRICS_READ),
         ("GET", "/v1/exceptions"): ADMIN_ONLY,
+        ("GET", "/v1/acceptances"): ADMIN_ONLY,
     }
 
 

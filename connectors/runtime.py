@@ -32,7 +32,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from aiohttp import web
 from connectors.access import protect
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework import redact
+from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
@@ -107,6 +108,7 @@ class Channel:
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
+    acceptance: AcceptanceActions | None = None  # marketplaces that hold orders for the seller
 
 
 def build_channel(
@@ -225,11 +227,32 @@ async def _every(interval_s: float, what: str, step: Callable[[], Awaitable[Any]
 
 
 def receiver_app(
-    intake: Intake, inbounds: list[InboundChannel], exceptions: ExceptionsView, audit: Send
+    intake: Intake,
+    inbounds: list[InboundChannel],
+    exceptions: ExceptionsView,
+    audit: Send,
+    acceptances: AcceptanceGate | None = None,
 ) -> web.Application:
     """Every route the connectors serve: the webhooks, health, metrics, the exceptions, the
-    API document; ``audit`` sends the record of each write."""
-    return create_app(intake, *inbounds, exceptions=exceptions, audit=audit)
+    acceptances, the API document; ``audit`` sends the record of each write."""
+    return create_app(
+        intake, *inbounds, exceptions=exceptions, audit=audit, acceptances=acceptances
+    )
+
+
+def acceptance_gate(
+    channels: Sequence[Channel], publisher: KafkaPublisher, state: ConnectorState
+) -> AcceptanceGate | None:
+    """The gate of the marketplaces that hold orders for the seller, handed to their
+    inbounds (``acceptance_gate``); None when no configured channel does."""
+    accepting = {c.instance.name: c.acceptance for c in channels if c.acceptance is not None}
+    if not accepting:
+        return None
+    gate = AcceptanceGate(accepting, publisher, path=state.folder / "acceptance.json")
+    for c in channels:
+        if c.acceptance is not None:
+            c.inbound.acceptance_gate = gate  # type: ignore[union-attr]
+    return gate
 
 
 class Runtime:
@@ -294,7 +317,8 @@ class Runtime:
                 exceptions,
             )
             audit = KafkaAudit(publisher, codec)
-            app = receiver_app(intake, inbounds, exceptions, audit)
+            gate = acceptance_gate(channels, publisher, state)
+            app = receiver_app(intake, inbounds, exceptions, audit, gate)
             tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)
             await runner.setup()
@@ -328,6 +352,7 @@ class Runtime:
                 refusals,
                 group_id=f"{self.config.consumer_group}-decisions",
                 dead_letters=publisher,
+                gate=gate,
             )
             # orders cancelled here reach the channels whose orders the order book holds
             booked = {c.instance.name: c.canceller for c in channels if c.instance.orders == "book"}
@@ -360,6 +385,8 @@ class Runtime:
                 ),
                 asyncio.create_task(self._progress(levels, engine), name="progress"),
             ]
+            if gate is not None:
+                background.append(asyncio.create_task(gate.run(), name="acceptance"))
             decide = asyncio.create_task(decisions.run(), name="decisions")
             cancel = asyncio.create_task(
                 states.run() if states is not None else asyncio.sleep(0), name="order-states"

@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.framework import metrics
+from connectors.framework.acceptance import AcceptanceGate, acceptance_routes
 from connectors.framework.exceptions_view import exceptions_routes
 from connectors.framework.intake import Intake
 from connectors.framework.refusals import ExceptionsView
@@ -150,9 +151,11 @@ def create_app(
     *channels: InboundChannel,
     exceptions: ExceptionsView | None = None,
     audit: Send = _no_audit,
+    acceptances: AcceptanceGate | None = None,
 ) -> web.Application:
     """The receiver app for these channels; each is served at ``/webhooks/{channel}``.
-    ``exceptions``: serve ``GET /v1/exceptions``; ``audit`` sends each write's record."""
+    ``exceptions``: serve ``GET /v1/exceptions``; ``acceptances``: ``GET /v1/acceptances``;
+    ``audit`` sends each write's record."""
     actions = {("POST", f"/webhooks/{c.channel}"): f"webhook.{c.channel}" for c in channels}
     app = web.Application(
         client_max_size=MAX_BODY,
@@ -163,6 +166,8 @@ def create_app(
     app.add_routes([web.get(openapi.PATH, openapi.handler(DOCUMENT))])
     if exceptions is not None:
         app.add_routes(exceptions_routes(exceptions))
+    if acceptances is not None:
+        app.add_routes(acceptance_routes(acceptances))
     return app
 
 

@@ -30,7 +30,8 @@ from connectors.framework.types import PushItem
 log = logging.getLogger(__name__)
 
 
-def _write(path: Path, document: Any) -> None:
+def write_json(path: Path, document: Any) -> None:
+    """Replace ``path`` with ``document`` atomically (temporary file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w") as fh:
@@ -40,7 +41,8 @@ def _write(path: Path, document: Any) -> None:
     tmp.replace(path)
 
 
-def _read(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """``path``'s document, or None when it is missing or unreadable (logged)."""
     if not path.is_file():
         return None
     try:
@@ -85,30 +87,30 @@ class ConnectorState:
 
     # ---- lanes (engine.LaneStore) ----------------------------------------------------
     def load(self, channel: str) -> tuple[dict[str, PushItem], dict[str, PushItem]]:
-        acked = _items(channel, _read(self.folder / f"acked-{channel}.json"))
-        dirty = _items(channel, _read(self.folder / f"dirty-{channel}.json"))
+        acked = _items(channel, read_json(self.folder / f"acked-{channel}.json"))
+        dirty = _items(channel, read_json(self.folder / f"dirty-{channel}.json"))
         if dirty:
             log.info("%s: %d dirty SKUs restored, pushed again at start", channel, len(dirty))
         return acked, dirty
 
     def save_dirty(self, channel: str, dirty: Mapping[str, PushItem]) -> None:
         with self._lock:
-            _write(self.folder / f"dirty-{channel}.json", _dump(dirty))
+            write_json(self.folder / f"dirty-{channel}.json", _dump(dirty))
 
     def save_acked(self, channel: str, acked: Mapping[str, PushItem]) -> None:
         with self._lock:
-            _write(self.folder / f"acked-{channel}.json", _dump(acked))
+            write_json(self.folder / f"acked-{channel}.json", _dump(acked))
 
     # ---- polling checkpoints -----------------------------------------------------------
     def checkpoint(self, channel: str) -> int | None:
-        raw = _read(self.folder / "checkpoints.json")
+        raw = read_json(self.folder / "checkpoints.json")
         value = raw.get(channel) if isinstance(raw, dict) else None
         return int(value) if isinstance(value, int) else None
 
     def save_checkpoint(self, channel: str, checkpoint_ms: int) -> None:
         with self._lock:
             path = self.folder / "checkpoints.json"
-            raw = _read(path)
+            raw = read_json(path)
             document = raw if isinstance(raw, dict) else {}
             document[channel] = int(checkpoint_ms)
-            _write(path, document)
+            write_json(path, document)

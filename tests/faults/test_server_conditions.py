@@ -48,9 +48,9 @@ from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-REGISTRY_SECONDS = float(os.environ.get("STOCKFLOW_REGISTRY_FAULT_SECONDS", "20"))
-READONLY_SECONDS = float(os.environ.get("STOCKFLOW_READONLY_SECONDS", "20"))
-AUTH_SECONDS = float(os.environ.get("STOCKFLOW_AUTH_FAULT_SECONDS", "10"))
+REGISTRY_SECONDS = float(os.environ.get("STOCKFLOW_REGISTRY_FAULT_SECONDS", "12"))
+READONLY_SECONDS = float(os.environ.get("STOCKFLOW_READONLY_SECONDS", "12"))
+AUTH_SECONDS = float(os.environ.get("STOCKFLOW_AUTH_FAULT_SECONDS", "6"))
 DAY0 = 1_794_960_000_000
 
 

@@ -17,6 +17,7 @@ from streams.kernel.topics import STOCK_EVENTS
 from tests.faults.test_worker_crash import _expected, _stream, movements_add_up
 from tests.support.kafka import group_lag, produce_events, wait_for
 from tests.support.ports import free_port
+from tests.support.stores import fault_stores
 from tests.support.worker import WorkerProcess, state_mismatches
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 BACKLOG_ROUNDS = int(os.environ.get("STOCKFLOW_REBALANCE_BACKLOG_ROUNDS", "4"))
 
 
-@pytest.fixture(params=["memory://", "rocksdb://"])
+@pytest.fixture(params=fault_stores())
 def store(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

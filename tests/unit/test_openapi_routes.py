@@ -10,6 +10,7 @@ import pytest
 import schemathesis
 from aiohttp import web
 
+from connectors.framework.acceptance import AcceptanceGate
 from connectors.framework.intake import Intake
 from connectors.framework.refusals import ExceptionsView
 from connectors.framework.types import Delivery
@@ -43,9 +44,15 @@ def worker_router() -> web.UrlDispatcher:
 
 
 def connectors_app() -> web.Application:
-    """The receiver as ``stockflow connectors serve`` builds it with both channels."""
+    """The receiver as ``stockflow connectors serve`` builds it with both channels and a
+    marketplace that holds orders for the seller (the acceptances route)."""
     inbounds = (_Inbound("shopify"), _Inbound("woocommerce"))
-    return create_app(Intake(_publish), *inbounds, exceptions=ExceptionsView())
+    return create_app(
+        Intake(_publish),
+        *inbounds,
+        exceptions=ExceptionsView(),
+        acceptances=AcceptanceGate({}, _publish),
+    )
 
 
 def test_every_route_of_the_worker_is_documented_and_every_documented_one_is_served() -> None:
