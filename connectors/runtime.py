@@ -133,7 +133,7 @@ def build_channel(
         )
         return Channel(inst, *parts)
     if isinstance(mapping, MiraklMapping):
-        inbound, pusher, refusals, canceller, _acceptance = build_mirakl(
+        inbound, pusher, refusals, canceller, acceptance = build_mirakl(
             session,
             mapping,
             base_url=inst.base_url,
@@ -143,7 +143,7 @@ def build_channel(
             publisher=publisher,
             codec=codec,
         )
-        return Channel(inst, inbound, pusher, refusals, canceller)
+        return Channel(inst, inbound, pusher, refusals, canceller, acceptance)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,

@@ -146,20 +146,21 @@ def awaited(order: Mapping[str, Any], m: MiraklMapping) -> AwaitedOrder | None:
 
 
 class MiraklInbound:
-    """Normalises polled Mirakl orders; ``gate`` (set by the runtime) decides acceptance."""
+    """Normalises polled Mirakl orders; ``acceptance_gate`` (set by the runtime) answers the
+    orders awaiting acceptance."""
 
     def __init__(
         self,
         mapping: MiraklMapping,
         client: MiraklClient | None = None,
         *,
-        gate: AcceptanceGate | None = None,
+        acceptance_gate: AcceptanceGate | None = None,
         unreadable: Unreadable | None = None,
     ) -> None:
         self.mapping = mapping
         self.channel = mapping.channel
         self._client = client
-        self.gate = gate
+        self.acceptance_gate = acceptance_gate
         self.unreadable = unreadable
         self._set_aside: set[tuple[str, str]] = set()  # (id, last_updated_date) dead-lettered
 
@@ -179,8 +180,8 @@ class MiraklInbound:
             raise InvalidPayloadError(
                 f"Mirakl order {order.get('order_id')!r} unreadable: {exc!r}"
             ) from exc
-        if waiting is not None and waiting.lines and self.gate is not None:
-            self.gate.expect(waiting)  # before its lines reach the ledger
+        if waiting is not None and waiting.lines and self.acceptance_gate is not None:
+            self.acceptance_gate.expect(waiting)  # before its lines reach the ledger
         return Delivery(
             m.channel,
             "orders",

@@ -9,7 +9,8 @@ channel-contracts §5.4. Several operators are several instances (one host and p
   ``start_update_date``, ``end_update_date``, ``order_state_codes``, ``order_ids``;
   ``{orders, total_count}``. Orders carry the customer's name, addresses and phone (a real
   payload does): the connector must drop them. **Call frequency**: a first page (offset 0)
-  asked less than ``or11_interval_s`` after the previous one is throttled (429).
+  of a listing asked less than ``or11_interval_s`` after the previous one is throttled
+  (429); reading given orders (``order_ids``) is not a listing.
 - OR21 ``PUT /api/orders/{id}/accept`` ``{order_lines: [{id, accepted}]}``: every line of a
   ``WAITING_ACCEPTANCE`` order must be named (400 otherwise, and 400 for an order in another
   state); accepted lines go ``SHIPPING`` (the debit is immediate here), refused ones
@@ -315,7 +316,7 @@ class FakeMirakl(FakeChannel):
             return mirakl_error(400, "offset and max must be integers")
         if size > MAX_PAGE or size < 1:
             return mirakl_error(400, f"max must be between 1 and {MAX_PAGE}")
-        if offset == 0:
+        if offset == 0 and "order_ids" not in q:  # listing changes, not reading given orders
             now = time.monotonic()
             if now - self._last_or11 < self.or11_interval_s:
                 self.or11_refused += 1

@@ -148,7 +148,7 @@ def _config(urls: dict[str, str], skus: list[str], group: str) -> str:
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("mirakl-e2e")
     tag = uuid.uuid4().hex[:8]
-    skus = [f"mkl-{tag}-{n}" for n in range(1, 5)]
+    skus = [f"mkl-{tag}-{n}" for n in range(1, 6)]
     ledger = folder / "ledger.yaml"
     ledger.write_text(
         f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n"
@@ -266,3 +266,36 @@ def test_orders_during_a_429_storm_and_a_refused_key_are_reserved_once(stack: St
     )
     assert throttled > 0 and refused > 0
     assert stack.location(sku)["reserved"] == STORM_ORDERS
+
+
+def test_an_order_is_accepted_and_the_next_refused_for_want_of_stock(stack: Stack) -> None:
+    """Given a SKU counted at 3, when two orders of 2 wait for acceptance, then the ledger
+    reserves the first and the gate accepts it (OR21: SHIPPING), rejects the second and
+    refuses it (REFUSED): never more accepted than the stock, and the refused order keeps
+    nothing reserved; when the accepted order ships (OR23 tracking, OR24), its reservation
+    is consumed."""
+    sku = stack.skus[4]
+    lm = stack.op("lm")
+    stack.count({sku: 3})
+    wait_for(lambda: stack.qty(sku) == 3, timeout=30, what="the count imported")
+    first = stack.fake.call(lambda: lm.place_order([(sku, 2)]))["order_id"]
+    second = stack.fake.call(lambda: lm.place_order([(sku, 2)]))["order_id"]
+    wait_for(
+        lambda: {stack.state("lm", first), stack.state("lm", second)} == {"SHIPPING", "REFUSED"},
+        timeout=30,
+        what="both orders answered on the operator",
+    )
+    assert (stack.state("lm", first), stack.state("lm", second)) == ("SHIPPING", "REFUSED")
+    wait_for(lambda: stack.qty(sku) == 1, timeout=30, what="the operator showing 3 - 2 accepted")
+    assert stack.location(sku)["reserved"] == 2
+    calls = stack.fake.call(lambda: [(o, a) for o, a in lm.accept_calls if o in (first, second)])
+    accepted = [o for o, answers in calls if all(answers.values())]
+    assert accepted == [first] and len(calls) == 2
+    stack.fake.call(lambda: lm.ship_order(first))
+    wait_for(
+        lambda: stack.location(sku).get("reserved") == 0,
+        timeout=30,
+        what="the shipment consuming the reservation",
+    )
+    assert stack.location(sku)["on_hand"] == 1
+    print(f"[mirakl-e2e] acceptance: 3 in stock, orders of 2 and 2: accepted {accepted}")

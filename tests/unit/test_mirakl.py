@@ -80,7 +80,7 @@ def test_orders_are_polled_page_by_page_and_each_state_maps_to_its_facts() -> No
     async def scenario() -> None:
         async with mirakl() as (fake, client):
             gate = Gate()
-            inbound = MiraklInbound(mapping(), client, gate=gate)
+            inbound = MiraklInbound(mapping(), client, acceptance_gate=gate)  # type: ignore[arg-type]
             for _ in range(116):
                 fake.place_order([("chair", 1)])
             waiting = fake.place_order([("chair", 2), ("unknown", 1)])
@@ -225,7 +225,7 @@ def test_acceptance_accepts_refuses_and_is_idempotent() -> None:
     async def scenario() -> None:
         async with mirakl() as (fake, client):
             gate = Gate()
-            inbound = MiraklInbound(mapping(), client, gate=gate)
+            inbound = MiraklInbound(mapping(), client, acceptance_gate=gate)  # type: ignore[arg-type]
             actions = MiraklAcceptance(client, mapping())
             ok = fake.place_order([("chair", 2)])
             ko = fake.place_order([("table", 3)])
