@@ -31,12 +31,15 @@ from schemas.times import ms_to_iso
 
 
 class MiraklError(Exception):
-    """A Mirakl 4xx answer ``{status, message}`` (other than 401/403/429)."""
+    """A Mirakl 4xx answer ``{status, message, code}`` (other than 401/403/429); ``code`` is
+    the immutable error code when the operation documents one (e.g. OR21's
+    ``ORDER_INVALID_STATE``)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
+    def __init__(self, status: int, message: str, code: str = "") -> None:
+        super().__init__(f"{status}: {f'{code} ' if code else ''}{message}")
         self.status = status
         self.message = message
+        self.code = code
 
 
 def _message(body: Any) -> str:
@@ -119,7 +122,8 @@ class MiraklClient:
                         "for this operator)"
                     )
                 if response.status >= 400:
-                    raise MiraklError(response.status, _message(body))
+                    code = str(body.get("code") or "") if isinstance(body, dict) else ""
+                    raise MiraklError(response.status, _message(body), code)
                 if response.status == 204:
                     return None
                 return body

@@ -12,9 +12,10 @@ channel-contracts §5.4. Several operators are several instances (one host and p
   of a listing asked less than ``or11_interval_s`` after the previous one is throttled
   (429); reading given orders (``order_ids``) is not a listing.
 - OR21 ``PUT /api/orders/{id}/accept`` ``{order_lines: [{id, accepted}]}``: every line of a
-  ``WAITING_ACCEPTANCE`` order must be named (400 otherwise, and 400 for an order in another
-  state); accepted lines go ``SHIPPING`` (the debit is immediate here), refused ones
-  ``REFUSED``; an order whose lines are all refused is ``REFUSED``. An order still waiting
+  ``WAITING_ACCEPTANCE`` order must be named (400 ``ORDER_LINE_ACCEPTANCE_DECISION_MISSING``
+  otherwise, 400 ``ORDER_INVALID_STATE`` for an order in another state); accepted lines go
+  ``SHIPPING`` (the debit is immediate here), refused ones ``REFUSED``; an order whose lines
+  are all refused is ``REFUSED``. An order still waiting
   at its ``acceptance_decision_date`` is refused by the operator (lines ``REFUSED``) and
   its reserved units go back to the offers.
 - OR23 ``PUT /api/orders/{id}/tracking`` ``{carrier_code, carrier_name, carrier_url,
@@ -71,8 +72,11 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def mirakl_error(status: int, message: str) -> web.Response:
-    return web.json_response({"status": status, "message": message}, status=status)
+def mirakl_error(status: int, message: str, code: str | None = None) -> web.Response:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if code is not None:
+        body["code"] = code  # the seller API's immutable error code (OR21 lists them)
+    return web.json_response(body, status=status)
 
 
 class FakeMirakl(FakeChannel):
@@ -347,17 +351,25 @@ class FakeMirakl(FakeChannel):
             return refused
         order = self.orders.get(request.match_info["oid"])
         if order is None:
-            return mirakl_error(404, f"Order with id {request.match_info['oid']} not found")
+            return mirakl_error(
+                404, f"Order with id {request.match_info['oid']} not found", "ORDER_NOT_FOUND"
+            )
         body = await request.json()
         answers = {str(line["id"]): bool(line["accepted"]) for line in body.get("order_lines", [])}
         self.accept_calls.append((order["order_id"], answers))
         if order["order_state"] != ACCEPTANCE:
             return mirakl_error(
-                400, f"The order {order['order_id']} is not in state WAITING_ACCEPTANCE"
+                400,
+                f"The order {order['order_id']} is not in state WAITING_ACCEPTANCE",
+                "ORDER_INVALID_STATE",
             )
         ids = {line["order_line_id"] for line in order["order_lines"]}
         if set(answers) != ids:
-            return mirakl_error(400, "All the order lines must be accepted or refused")
+            return mirakl_error(
+                400,
+                "All the order lines must be accepted or refused",
+                "ORDER_LINE_ACCEPTANCE_DECISION_MISSING",
+            )
         for line in order["order_lines"]:
             if answers[line["order_line_id"]]:
                 line["order_line_state"] = "SHIPPING"
