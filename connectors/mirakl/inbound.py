@@ -5,6 +5,9 @@ Mirakl sends no webhooks to a seller: every order changed since the checkpoint i
 Facts per order line, with ids made of Mirakl's own ids (``order_id``, ``order_line_id``),
 so every poll of the same fact yields the same id:
 
+- ``STAGING`` (the operator's fraud check): nothing yet; its lines are placed once the order
+  awaits acceptance, after the gate was told (a line placed before would be decided
+  before the gate waits for it);
 - ``WAITING_ACCEPTANCE``: the order is handed to the acceptance gate (which accepts it with
   OR21 only when the ledger reserved every line, and refuses it otherwise, before its
   ``acceptance_decision_date``), then each line → ``order_placed`` of its quantity;
@@ -51,7 +54,8 @@ HOLDING = frozenset(
 )
 SHIPPED = frozenset({"SHIPPED", "TO_COLLECT", "RECEIVED", "CLOSED", "REFUNDED"})
 ENDED = frozenset({"REFUSED", "CANCELED"})
-STATES = HOLDING | SHIPPED | ENDED
+NOT_YET = frozenset({"STAGING"})  # the operator's fraud check: not offered to the seller yet
+STATES = HOLDING | SHIPPED | ENDED | NOT_YET
 
 Unreadable = Callable[[Mapping[str, Any], str], Awaitable[None]]
 """Called with an order the connector cannot read and the reason (a dead letter)."""
@@ -94,6 +98,8 @@ def order_events(order: Mapping[str, Any], m: MiraklMapping) -> list[StockEventD
         def eid(kind: str, lid: str = lid) -> str:
             return event_id(m.channel, m.shop, "order", oid, "line", lid, kind)
 
+        if state in NOT_YET:
+            continue  # placed once it awaits acceptance, after the gate knows of it
         if state in ENDED:
             events.append(
                 stock_event(

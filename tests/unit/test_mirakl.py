@@ -72,10 +72,11 @@ def item(sku: str, qty: int, version: int = 1) -> PushItem:
 
 
 def test_orders_are_polled_page_by_page_and_each_state_maps_to_its_facts() -> None:
-    """Given 120 orders (two OR11 pages) and one order in each later state, when polled,
+    """Given 121 orders (two OR11 pages) and one order in each other state, when polled,
     then a waiting order is handed to the gate before its lines are placed, accepted and
     shipping orders are placed, shipped ones placed and shipped, refused and cancelled ones
-    cancelled (qty 0), a foreign SKU is skipped, and no customer data is in any event."""
+    cancelled (qty 0), an order in the operator's fraud check gives nothing yet, a foreign
+    SKU is skipped, and no customer data is in any event."""
 
     async def scenario() -> None:
         async with mirakl() as (fake, client):
@@ -95,8 +96,11 @@ def test_orders_are_polled_page_by_page_and_each_state_maps_to_its_facts() -> No
             refused = fake.place_order([("table", 2)])
             fake.orders[refused["order_id"]]["order_state"] = "REFUSED"
             refused["order_lines"][0]["order_line_state"] = "REFUSED"
+            staged = fake.place_order([("lamp", 1)])
+            fake.orders[staged["order_id"]]["order_state"] = "STAGING"
+            staged["order_lines"][0]["order_line_state"] = "STAGING"
             deliveries, newest = await inbound.changed_since(0)
-            assert len(deliveries) == 120 and fake.or11_calls == 2
+            assert len(deliveries) == 121 and fake.or11_calls == 2
             by_order = {d.order_key.rsplit("/", 1)[-1]: d for d in deliveries if d.order_key}
             kinds = {
                 name: [(e["type"], e["sku"], e["qty"]) for e in by_order[o["order_id"]].events]
@@ -105,6 +109,7 @@ def test_orders_are_polled_page_by_page_and_each_state_maps_to_its_facts() -> No
                     ("shipping", shipping),
                     ("shipped", shipped),
                     ("refused", refused),
+                    ("staged", staged),
                 )
             }
             assert kinds == {
@@ -112,6 +117,7 @@ def test_orders_are_polled_page_by_page_and_each_state_maps_to_its_facts() -> No
                 "shipping": [("order_placed", "table", 1)],
                 "shipped": [("order_placed", "lamp", 3), ("order_shipped", "lamp", 3)],
                 "refused": [("order_cancelled", "table", 0)],
+                "staged": [],
             }
             line_id = waiting["order_lines"][0]["order_line_id"]
             assert by_order[waiting["order_id"]].events[0]["event_id"] == (
