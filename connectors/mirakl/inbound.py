@@ -15,7 +15,9 @@ so every poll of the same fact yields the same id:
   shipment), ``INCIDENT_OPEN``/``INCIDENT_CLOSED``: ``order_placed`` (the same id: nothing new
   once seen);
 - ``SHIPPED``, ``TO_COLLECT``, ``RECEIVED``, ``CLOSED``: ``order_placed`` and
-  ``order_shipped`` of the line's quantity (the reservation is consumed);
+  ``order_shipped`` qty 0 (whatever the line still holds is consumed);
+- each of a line's ``cancelations`` (some units cancelled, the rest goes on) →
+  ``order_cancelled`` of its ``quantity`` (``…/line/<id>/cancelation/<id>/cancelled``);
 - ``REFUSED``, ``CANCELED``: ``order_cancelled`` (qty 0: whatever the line still holds; the
   gate's own release of a refused order has the same id, so the ledger counts it once); a
   line first seen refused never reserved.
@@ -121,12 +123,34 @@ def order_events(order: Mapping[str, Any], m: MiraklMapping) -> list[StockEventD
                 **common,
             )
         )
+        for cancelation in line.get("cancelations") or []:
+            # units of the line cancelled while the rest goes on (OR30, the customer)
+            events.append(
+                stock_event(
+                    event_id=event_id(
+                        m.channel,
+                        m.shop,
+                        "order",
+                        oid,
+                        "line",
+                        lid,
+                        "cancelation",
+                        cancelation["id"],
+                        "cancelled",
+                    ),
+                    type="order_cancelled",
+                    qty=int(cancelation["quantity"]),
+                    reason="cancelation",
+                    occurred_at=updated_at,
+                    **common,
+                )
+            )
         if state in SHIPPED:
             events.append(
                 stock_event(
                     event_id=eid("shipped"),
                     type="order_shipped",
-                    qty=qty,
+                    qty=0,  # what the line still holds: its quantity less its cancelations
                     occurred_at=updated_at,
                     **common,
                 )

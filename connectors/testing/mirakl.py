@@ -21,6 +21,8 @@ channel-contracts §5.4. Several operators are several instances (one host and p
 - OR23 ``PUT /api/orders/{id}/tracking`` ``{carrier_code, carrier_name, carrier_url,
   tracking_number}`` → 204; OR24 ``PUT /api/orders/{id}/ship`` → 204, ``SHIPPING`` →
   ``SHIPPED`` (400 from another state).
+- ``cancel_units(order, line, n)``: a line's ``cancelations`` entry (units cancelled while
+  the rest goes on), its units back on the offer.
 - OF24 ``POST /api/offers`` ``{offers: [{shop_sku, product_id, product_id_type, price,
   state_code, quantity, update_delete}]}`` → 201 ``{import_id}``; OF01 ``POST
   /api/offers/imports`` (multipart ``file``, CSV ``;``-separated with a header row, column
@@ -264,6 +266,25 @@ class FakeMirakl(FakeChannel):
             if line["order_line_state"] in OPEN_STATES:
                 self._give_back(line)
         self._set_state(oid, "CANCELED", frm=OPEN_STATES)
+
+    def cancel_units(self, oid: str, line_index: int, quantity: int) -> None:
+        """Some units of a line cancelled (OR30, the customer): a ``cancelations`` entry on
+        the line, the units back on the offer; a line with nothing left is ``CANCELED``,
+        an order with no line left too."""
+        order = self.orders[oid]
+        line = order["order_lines"][line_index - 1]
+        self._ids += 1
+        line.setdefault("cancelations", []).append(
+            {"id": f"C{self._ids}", "quantity": quantity, "reason_code": "34"}
+        )
+        offer = self.offers.get(line["offer_sku"])
+        if offer is not None:
+            offer["quantity"] += quantity
+        if sum(c["quantity"] for c in line["cancelations"]) >= line["quantity"]:
+            line["order_line_state"] = "CANCELED"
+        if all(x["order_line_state"] == "CANCELED" for x in order["order_lines"]):
+            order["order_state"] = "CANCELED"
+        self._touch(order)
 
     def _set_state(self, oid: str, state: str, *, frm: tuple[str, ...]) -> None:
         order = self.orders[oid]

@@ -115,7 +115,7 @@ def test_orders_are_polled_page_by_page_and_each_state_maps_to_its_facts() -> No
             assert kinds == {
                 "waiting": [("order_placed", "chair", 2)],
                 "shipping": [("order_placed", "table", 1)],
-                "shipped": [("order_placed", "lamp", 3), ("order_shipped", "lamp", 3)],
+                "shipped": [("order_placed", "lamp", 3), ("order_shipped", "lamp", 0)],
                 "refused": [("order_cancelled", "table", 0)],
                 "staged": [],
             }
@@ -344,5 +344,36 @@ def test_one_fake_serves_several_operators_on_their_own_ports() -> None:
                     await wrong.offer_quantities()
         finally:
             await operators.close()
+
+    run(scenario)
+
+
+def test_units_cancelled_on_a_line_are_released_and_the_rest_ships() -> None:
+    """Given an order of 3 accepted, when 1 unit of its line is cancelled and the order is
+    polled, then that unit is released once (its own id) and the line stays placed; when
+    the rest ships, the shipment consumes what the line still holds (qty 0)."""
+
+    async def scenario() -> None:
+        async with mirakl() as (fake, client):
+            inbound = MiraklInbound(mapping(), client)
+            order = fake.place_order([("chair", 3)])
+            oid = order["order_id"]
+            await MiraklAcceptance(client, mapping()).accept(
+                AwaitedOrder("mirakl-lm", "2001", oid, (), None)
+            )
+            fake.cancel_units(oid, 1, 1)
+            deliveries, _ = await inbound.changed_since(0)
+            events = [
+                (e["type"], e["qty"], e["event_id"].split("/")[-3:]) for e in deliveries[0].events
+            ]
+            cancelation = order["order_lines"][0]["cancelations"][0]["id"]
+            assert events == [
+                ("order_placed", 3, ["line", f"{oid}-1", "placed"]),
+                ("order_cancelled", 1, ["cancelation", cancelation, "cancelled"]),
+            ]
+            assert fake.quantity("chair") == 3  # 5 - 3 ordered + 1 cancelled
+            fake.ship_order(oid)
+            deliveries, _ = await inbound.changed_since(0)
+            assert [(e["type"], e["qty"]) for e in deliveries[0].events][-1] == ("order_shipped", 0)
 
     run(scenario)
