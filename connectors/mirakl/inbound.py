@@ -23,6 +23,9 @@ so every poll of the same fact yields the same id:
   line first seen refused never reserved.
 - ``REFUNDED`` (the line's units refunded): as shipped; the return itself is not read.
 
+A release seen for the first time also asks the pusher to write the SKU's figure again
+(``reassert``): Mirakl gave the units back to the offer by itself.
+
 Only ids, SKUs, quantities, states and times are read: the order's ``customer`` (names,
 addresses, phone, email) never leaves this module. An order that cannot be read is a dead
 letter (its ids and states only), once per change of it; the poll goes on.
@@ -31,7 +34,7 @@ letter (its ids and states only), once per change of it; the poll goes on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from connectors.framework.acceptance import AcceptanceGate, AwaitedLine, AwaitedOrder
@@ -192,6 +195,8 @@ class MiraklInbound:
         self._client = client
         self.acceptance_gate = acceptance_gate
         self.unreadable = unreadable
+        self.reassert: Callable[[Iterable[str]], None] | None = None  # set by the wiring
+        self._released: set[str] = set()  # release event ids already reasserted
         self._set_aside: set[tuple[str, str]] = set()  # (id, last_updated_date) dead-lettered
 
     async def handle(self, headers: Mapping[str, str], raw: bytes) -> Delivery:
@@ -236,5 +241,15 @@ class MiraklInbound:
                 if self.unreadable is not None:
                     await self.unreadable(order, str(exc))
                 self._set_aside.add(seen)
+        released = [
+            e
+            for d in deliveries
+            for e in d.events
+            if e["type"] == "order_cancelled" and e["event_id"] not in self._released
+        ]
+        if released and self.reassert is not None:
+            # Mirakl gave these units back to the offers: the figure is written again
+            self.reassert(e["sku"] for e in released)
+            self._released.update(e["event_id"] for e in released)
         newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
         return deliveries, max(checkpoint_ms, newest)

@@ -13,14 +13,22 @@ asynchronous: its id is followed with OF02 every ``import.poll_s`` until ``COMPL
 - import ``FAILED`` as a whole, unreadable, or still pending after ``import.wait_s`` →
   retried (absolute quantities: writing again is harmless);
 - a SKU the mapping does not list → refused (a drift alert), never sent.
+
+Mirakl gives a refused or cancelled order's units back to the offer by itself, whatever
+stockflow's figure is; when that release changes nothing in the ledger (an order the
+ledger never reserved, refused by the gate or at the operator's deadline) no new level
+comes, so the inbound asks for the SKU's figure to be written again (:meth:`reassert`):
+the newest quantity this pusher was given, in its own import. Imports are serialised, so
+such a write never lands after a newer one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from connectors.framework.types import (
@@ -33,6 +41,8 @@ from connectors.framework.types import (
 )
 from connectors.mirakl.client import MiraklClient, MiraklError, csv_file
 from connectors.mirakl.mapping import MiraklMapping, Offer
+
+log = logging.getLogger(__name__)
 
 DONE = ("COMPLETE", "FAILED")
 TRANSIENT = (
@@ -89,8 +99,43 @@ class MiraklPusher:
         self.mapping = mapping
         self.channel = mapping.channel
         self.max_batch = max_batch
+        self._newest: dict[str, PushItem] = {}  # per SKU, the newest quantity given to push
+        self._lock = asyncio.Lock()  # one import at a time: none lands after a newer one
+        self._background: set[asyncio.Task[None]] = set()
 
     async def push(self, items: Sequence[PushItem]) -> list[PushResult]:
+        async with self._lock:
+            for item in items:
+                known = self._newest.get(item.sku)
+                if known is None or item.version >= known.version:
+                    self._newest[item.sku] = item
+            return await self._push(items)
+
+    def reassert(self, skus: Iterable[str]) -> None:
+        """Write the newest known quantity of ``skus`` again, in the background (the
+        operator gave a refused or cancelled order's units back to the offers)."""
+        wanted = sorted({s for s in skus if s in self._newest})
+        if not wanted:
+            return
+        task = asyncio.ensure_future(self._reassert(wanted))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reassert(self, skus: list[str]) -> None:
+        async with self._lock:
+            results = await self._push([self._newest[s] for s in skus])
+        for result in results:
+            if result.outcome is not Outcome.OK:
+                # the reconciliation (OF21 read back) catches what is still off
+                log.warning(
+                    "mirakl re-write channel=%s sku=%s %s: %s",
+                    self.channel,
+                    result.item.sku,
+                    result.outcome,
+                    result.error,
+                )
+
+    async def _push(self, items: Sequence[PushItem]) -> list[PushResult]:
         results = [
             PushResult(i, Outcome.REFUSED, f"SKU {i.sku} is not an offer of this Mirakl shop")
             for i in items

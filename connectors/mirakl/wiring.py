@@ -123,9 +123,11 @@ def build_mirakl(
             else UnreadableOrders(publisher, codec, mapping.channel)
         ),
     )
+    pusher = MiraklPusher(client, mapping, max_batch=max_batch)
+    inbound.reassert = pusher.reassert
     return (
         inbound,
-        MiraklPusher(client, mapping, max_batch=max_batch),
+        pusher,
         MiraklRefusals(mapping),
         MiraklCanceller(mapping),
         MiraklAcceptance(client, mapping),

@@ -37,7 +37,8 @@ channel-contracts §5.4. Several operators are several instances (one host and p
   ``error-line`` and ``error-message`` columns (404 when there is none).
 - OF21 ``GET /api/offers`` (offset paging, ``max`` ≤ 100): ``{offers: [{shop_sku,
   quantity, …}], total_count}``. An order placed takes its units off the offer's quantity
-  (given back when the order is refused or cancelled), as Mirakl does.
+  (given back when the order is refused or cancelled, whatever stockflow's figure is), as
+  Mirakl does.
 - Throttling, both ways seen on operators' instances: ``throttle_next(n, retry_after)``
   answers 429 with ``Retry-After`` (seconds) or, with ``retry_after=None``, a bare 429;
   ``storm``/``fail_next``/``down`` from the base work too.
@@ -119,6 +120,7 @@ class FakeMirakl(FakeChannel):
         self._last_or11 = -1e9
         self._last_of01 = -1e9
         self._ids = 0
+        self._taken: dict[str, int] = {}  # order line id -> units taken off its offer
         self._last_update = datetime.now(tz=UTC)
         super().__init__(host=host, port=port, seed=seed)
 
@@ -210,8 +212,10 @@ class FakeMirakl(FakeChannel):
                     "order_line_state": ACCEPTANCE,
                 }
             )
-            if sku in self.offers:
-                self.offers[sku]["quantity"] = max(0, self.offers[sku]["quantity"] - qty)
+            if sku in self.offers:  # an offer showing too few units gives what it has
+                taken = min(qty, self.offers[sku]["quantity"])
+                self.offers[sku]["quantity"] -= taken
+                self._taken[f"{oid}-{n}"] = taken
         order = {
             "order_id": oid,
             "commercial_id": f"{100000 + self._ids}",
@@ -235,9 +239,10 @@ class FakeMirakl(FakeChannel):
         return order
 
     def _give_back(self, line: dict[str, Any]) -> None:
+        """A refused or cancelled line's units go back on its offer (what was taken)."""
         offer = self.offers.get(line["offer_sku"])
         if offer is not None:
-            offer["quantity"] += int(line["quantity"])
+            offer["quantity"] += self._taken.pop(line["order_line_id"], 0)
 
     def _expire(self) -> None:
         """Orders still waiting past their acceptance date are refused by the operator."""
@@ -278,8 +283,10 @@ class FakeMirakl(FakeChannel):
             {"id": f"C{self._ids}", "quantity": quantity, "reason_code": "34"}
         )
         offer = self.offers.get(line["offer_sku"])
-        if offer is not None:
-            offer["quantity"] += quantity
+        back = min(quantity, self._taken.get(line["order_line_id"], 0))
+        if offer is not None and back:
+            offer["quantity"] += back
+            self._taken[line["order_line_id"]] -= back
         if sum(c["quantity"] for c in line["cancelations"]) >= line["quantity"]:
             line["order_line_state"] = "CANCELED"
         if all(x["order_line_state"] == "CANCELED" for x in order["order_lines"]):

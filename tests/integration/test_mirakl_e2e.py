@@ -3,7 +3,8 @@ ledger worker → decisions → acceptance (OR21) and levels → offers written 
 on one operator, OF01 CSV on the other) confirmed by their reports. Real broker, real Faust
 worker, ``stockflow connectors serve`` as a subprocess; only the marketplaces are fakes.
 
-Sizes: ``STOCKFLOW_MIRAKL_E2E_ORDERS`` orders placed during the 429 storm (default 3)."""
+Sizes: ``STOCKFLOW_MIRAKL_E2E_ORDERS`` orders placed during the 429 storm (default 3),
+``STOCKFLOW_MIRAKL_E2E_RACE`` orders of one unit after the two competing orders (default 2)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 LOCATION = "main"
 STORM_ORDERS = int(os.environ.get("STOCKFLOW_MIRAKL_E2E_ORDERS", "3"))
+RACE_ORDERS = int(os.environ.get("STOCKFLOW_MIRAKL_E2E_RACE", "2"))
 OPERATORS = {"lm": "of24", "cf": "of01"}  # channel suffix → how its offers are written
 
 
@@ -243,20 +245,21 @@ def test_a_line_the_operator_rejects_is_dead_lettered_with_its_message(stack: St
 def test_orders_during_a_429_storm_and_a_refused_key_are_reserved_once(stack: Stack) -> None:
     """Given the operator throttling every request for 2 s (429 with Retry-After), then
     answering two bare 429s and refusing the shop's key (401) for 2 s more, when orders are placed
-    meanwhile, then every order is polled and reserved exactly once and the operator's
-    offer ends at the ledger's figure."""
+    meanwhile (10 in stock), then every order is polled and reserved exactly once (those past
+    the stock refused) and the operator's offer ends at the ledger's figure."""
     sku = stack.skus[1]
     lm = stack.op("lm")
     stack.fake.call(lambda: lm.storm(2, retry_after=1))
     orders = [stack.fake.call(lambda: lm.place_order([(sku, 1)])) for _ in range(STORM_ORDERS)]
     stack.fake.call(lambda: lm.throttle_next(2, retry_after=None))
     stack.fake.call(lambda: lm.revoke_key(4))  # 2 s past the storm
+    reserved = min(STORM_ORDERS, 10)  # orders past the 10 in stock are refused
     wait_for(
-        lambda: stack.location(sku).get("reserved") == STORM_ORDERS,
-        timeout=40,
+        lambda: stack.location(sku).get("reserved") == reserved,
+        timeout=40 + STORM_ORDERS,
         what="the orders of the storm reserved",
     )
-    want = 10 - STORM_ORDERS
+    want = 10 - reserved
     wait_for(lambda: stack.qty(sku) == want, timeout=30, what="the operator showing the figure")
     throttled = stack.fake.call(lambda: lm.throttled_answers)
     refused = stack.fake.call(lambda: lm.unauthorized)
@@ -265,37 +268,45 @@ def test_orders_during_a_429_storm_and_a_refused_key_are_reserved_once(stack: St
         f"{len(orders)} orders, reserved {stack.location(sku)['reserved']}"
     )
     assert throttled > 0 and refused > 0
-    assert stack.location(sku)["reserved"] == STORM_ORDERS
+    assert stack.location(sku)["reserved"] == reserved
 
 
 def test_an_order_is_accepted_and_the_next_refused_for_want_of_stock(stack: Stack) -> None:
-    """Given a SKU counted at 3, when two orders of 2 wait for acceptance, then the ledger
-    reserves the first and the gate accepts it (OR21: SHIPPING), rejects the second and
-    refuses it (REFUSED): never more accepted than the stock, and the refused order keeps
-    nothing reserved; when the accepted order ships (OR23 tracking, OR24), its reservation
-    is consumed."""
+    """Given a SKU counted at 3, when two orders of 2 wait for acceptance (then
+    ``STOCKFLOW_MIRAKL_E2E_RACE`` orders of 1), then the ledger reserves in order and the
+    gate accepts the orders it reserved in full (OR21: SHIPPING) and refuses the others
+    (REFUSED): never more accepted than the stock, and a refused order keeps nothing
+    reserved; when the first accepted order ships, its reservation is consumed."""
     sku = stack.skus[4]
     lm = stack.op("lm")
     stack.count({sku: 3})
     wait_for(lambda: stack.qty(sku) == 3, timeout=30, what="the count imported")
-    first = stack.fake.call(lambda: lm.place_order([(sku, 2)]))["order_id"]
-    second = stack.fake.call(lambda: lm.place_order([(sku, 2)]))["order_id"]
+    sizes = [2, 2] + [1] * RACE_ORDERS
+    orders = [stack.fake.call(lambda n=n: lm.place_order([(sku, n)]))["order_id"] for n in sizes]
+    left, expected = 3, []
+    for n in sizes:  # the ledger decides in the order the orders were placed
+        expected.append("SHIPPING" if n <= left else "REFUSED")
+        left -= n if n <= left else 0
     wait_for(
-        lambda: {stack.state("lm", first), stack.state("lm", second)} == {"SHIPPING", "REFUSED"},
-        timeout=30,
-        what="both orders answered on the operator",
+        lambda: all(stack.state("lm", o) in ("SHIPPING", "REFUSED") for o in orders),
+        timeout=30 + len(orders),
+        what="every order answered on the operator",
     )
-    assert (stack.state("lm", first), stack.state("lm", second)) == ("SHIPPING", "REFUSED")
-    wait_for(lambda: stack.qty(sku) == 1, timeout=30, what="the operator showing 3 - 2 accepted")
-    assert stack.location(sku)["reserved"] == 2
-    calls = stack.fake.call(lambda: [(o, a) for o, a in lm.accept_calls if o in (first, second)])
-    accepted = [o for o, answers in calls if all(answers.values())]
-    assert accepted == [first] and len(calls) == 2
-    stack.fake.call(lambda: lm.ship_order(first))
+    assert [stack.state("lm", o) for o in orders] == expected
+    accepted = sum(n for n, state in zip(sizes, expected, strict=True) if state == "SHIPPING")
+    assert accepted <= 3
+    wait_for(lambda: stack.qty(sku) == 3 - accepted, timeout=30, what="the offer at the rest")
+    assert stack.location(sku)["reserved"] == accepted
+    calls = stack.fake.call(lambda: [(o, a) for o, a in lm.accept_calls if o in orders])
+    assert len(calls) == len(orders)  # one answer per order
+    stack.fake.call(lambda: lm.ship_order(orders[0]))
     wait_for(
-        lambda: stack.location(sku).get("reserved") == 0,
+        lambda: stack.location(sku).get("reserved") == accepted - 2,
         timeout=30,
         what="the shipment consuming the reservation",
     )
     assert stack.location(sku)["on_hand"] == 1
-    print(f"[mirakl-e2e] acceptance: 3 in stock, orders of 2 and 2: accepted {accepted}")
+    print(
+        f"[mirakl-e2e] acceptance: 3 in stock, orders {sizes}: {expected.count('SHIPPING')} "
+        f"accepted ({accepted} units), {expected.count('REFUSED')} refused"
+    )

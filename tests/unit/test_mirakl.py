@@ -377,3 +377,32 @@ def test_units_cancelled_on_a_line_are_released_and_the_rest_ships() -> None:
             assert [(e["type"], e["qty"]) for e in deliveries[0].events][-1] == ("order_shipped", 0)
 
     run(scenario)
+
+
+def test_units_the_operator_gives_back_on_a_refusal_are_overwritten_by_the_figure() -> None:
+    """Given chair written at 4, an order of 2 taking its units off the offer and the
+    figure since written at 1, when the order is refused (the operator gives the 2 units
+    back: 3 on the offer), then the next poll sees the refusal and the pusher writes 1
+    again, once."""
+
+    async def scenario() -> None:
+        async with mirakl(import_delay_s=0.02) as (fake, client):
+            pusher = MiraklPusher(client, mapping(), max_batch=100)
+            inbound = MiraklInbound(mapping(), client)
+            inbound.reassert = pusher.reassert
+            await pusher.push([item("chair", 4, version=1)])
+            order = fake.place_order([("chair", 2)])
+            await pusher.push([item("chair", 1, version=2)])
+            await MiraklAcceptance(client, mapping()).refuse(
+                AwaitedOrder("mirakl-lm", "2001", order["order_id"], (), None), "insufficient"
+            )
+            assert fake.quantity("chair") == 3
+            writes = len(fake.writes)
+            await inbound.changed_since(0)
+            await asyncio.gather(*pusher._background)
+            assert fake.quantity("chair") == 1
+            await inbound.changed_since(0)  # the same refusal polled again: nothing more
+            await asyncio.gather(*pusher._background)
+            assert len(fake.writes) == writes + 1
+
+    run(scenario)
