@@ -21,6 +21,7 @@ class Writer(StrEnum):
     ORDER_BOOK = "order-book"  # the worker's order agent
     PURCHASING = "purchasing"  # the purchasing service (`replenish run`, `web`)
     NOTIFIER = "notifier"  # the alert notifier (`stockflow notify run`)
+    FULFILMENT = "fulfilment"  # waves, picking and shipping
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +77,11 @@ STOCK_ALERTS = TopicSpec(
     writer=Writer.LEDGER_AND_CONNECTORS,
     doc="Low stock, out of stock, back in stock, discrepancy, oversell attempt (written by the"
     " ledger, about stock figures); drift (written by the connectors, about a channel showing"
-    " another quantity than the ledger's); po_late (written by the purchasing service, about"
-    " a purchase order past its day). Disjoint kinds: no alert kind has two writers.",
+    " another quantity than the ledger's); po_late and preorder_at_risk (written by the"
+    " purchasing service, about a purchase order past its day, and the pre-orders sold against"
+    " a late or cancelled one); short_pick and delivery_exception (written by fulfilment, about"
+    " a pick that found fewer units and a parcel the carrier cannot deliver). Disjoint kinds:"
+    " no alert kind has two writers.",
 )
 STOCK_DEADLETTER = TopicSpec(
     name="stock.deadletter.v1",

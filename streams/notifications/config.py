@@ -31,6 +31,9 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "discrepancy": "warning",
     "drift": "warning",
     "po_late": "warning",
+    "short_pick": "warning",
+    "delivery_exception": "warning",
+    "preorder_at_risk": "warning",
     "back_in_stock": "info",
     "other": "info",
 }

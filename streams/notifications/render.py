@@ -21,6 +21,9 @@ TITLES = {
     "oversell_attempt": "Oversell attempt",
     "drift": "Channel drift",
     "po_late": "Purchase order late",
+    "short_pick": "Short pick",
+    "delivery_exception": "Delivery exception",
+    "preorder_at_risk": "Pre-orders at risk",
 }
 
 
