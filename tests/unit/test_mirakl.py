@@ -224,9 +224,10 @@ def test_of01_imports_keep_to_their_call_frequency() -> None:
 
 def test_acceptance_accepts_refuses_and_is_idempotent() -> None:
     """Given two orders awaiting acceptance, when one is accepted twice and the other
-    refused twice, then the first is SHIPPING after one OR21, the second REFUSED with its
-    units back on the offer after one OR21; accepting an order the operator refused at its
-    deadline raises (refused by the marketplace)."""
+    refused twice, then the first is SHIPPING, the second REFUSED with its units back on
+    the offer, each answered by OR21 without a read first, the repeat recognised as done
+    from the order's state; accepting an order the operator refused at its deadline raises
+    (refused by the marketplace)."""
 
     async def scenario() -> None:
         async with mirakl() as (fake, client):
@@ -244,7 +245,8 @@ def test_acceptance_accepts_refuses_and_is_idempotent() -> None:
             await actions.refuse(orders[ko["order_id"]], "insufficient_stock")
             assert fake.orders[ok["order_id"]]["order_state"] == "SHIPPING"
             assert fake.orders[ko["order_id"]]["order_state"] == "REFUSED"
-            assert [o for o, _ in fake.accept_calls] == [ok["order_id"], ko["order_id"]]
+            assert [o for o, _ in fake.accept_calls] == [ok["order_id"]] * 2 + [ko["order_id"]] * 2
+            assert fake.or11_calls == 3  # the poll, then one read per repeated answer
             assert fake.quantity("table") == 5 and fake.quantity("chair") == 3
             await asyncio.sleep(0.1)
             with pytest.raises(RejectedError, match="REFUSED"):
