@@ -73,6 +73,12 @@ Basic) and ``callback_key`` (the secret in the order callback URL
 ``orders: lines`` only; its mapping is ``{account: ..., timezone: Europe/Bucharest,
 warehouse_id: 1, accept_within_s: 0, products: [{sku, offer_id}]}``
 (``connectors.emag.mapping``); ``max_batch`` at most 50.
+
+A Mirakl operator (``kind: mirakl``, one channel per operator, ``base_url`` its instance)
+takes ``api_key``; limits ``{or11_interval_s, of01_interval_s, throttle_pause_s, per_s,
+burst}``; its mapping is ``{operator, shop, shop_id, write: of24|of01, import: {poll_s,
+wait_s}, offers: [{sku, price, state_code, product_id, product_id_type}]}``
+(``connectors.mirakl.mapping``).
 """
 
 from __future__ import annotations
@@ -93,6 +99,8 @@ from connectors.fnac.mapping import FnacMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
+from connectors.mirakl.limits import LIMIT_KEYS as MIRAKL_LIMITS
+from connectors.mirakl.mapping import MiraklMapping
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
@@ -109,8 +117,28 @@ ChannelMapping = (
     | AmazonMapping
     | FnacMapping
     | EmagMapping
+    | MiraklMapping
 )
-KINDS = ("shopify", "woocommerce", "magento", "prestashop", "cdiscount", "amazon", "fnac", "emag")
+# the mappings that list their SKUs as such (the others list products or items)
+_LISTS_SKUS = (
+    MagentoMapping,
+    CdiscountMapping,
+    AmazonMapping,
+    FnacMapping,
+    EmagMapping,
+    MiraklMapping,
+)
+KINDS = (
+    "shopify",
+    "woocommerce",
+    "magento",
+    "prestashop",
+    "cdiscount",
+    "amazon",
+    "fnac",
+    "emag",
+    "mirakl",
+)
 BOOKLESS = ("cdiscount", "amazon", "fnac")  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
@@ -141,6 +169,7 @@ _CREDENTIALS = {
     "amazon": {"client_id", "client_secret", "refresh_token"},  # Login with Amazon: polled
     "fnac": {"partner_id", "shop_id", "key"},  # no webhooks: polled
     "emag": {"username", "password", "callback_key"},
+    "mirakl": {"api_key"},  # the shop's key on that operator; polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
@@ -151,6 +180,7 @@ _LIMITS = {
     "amazon": set(AMAZON_RATES),  # rate per second of each operation
     "fnac": {"per_s", "burst"},
     "emag": {"orders_per_s", "others_per_s"},
+    "mirakl": set(MIRAKL_LIMITS),
 }
 
 
@@ -200,9 +230,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(
-            m, MagentoMapping | CdiscountMapping | AmazonMapping | FnacMapping | EmagMapping
-        ):
+        if isinstance(m, _LISTS_SKUS):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -294,7 +322,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
         on_refusal=_refusal(raw.get("on_refusal", "flag"), f"{path}.on_refusal"),
-        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders"),
+        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders", kind),
         poll_lookback_s=_number(raw.get("poll_lookback_s", 900), f"{path}.poll_lookback_s"),
         webhook_max_age_s=_number(
             raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
@@ -382,7 +410,11 @@ def _refusal(raw: Any, path: str) -> str:
     return str(raw)
 
 
-def _orders_mode(raw: Any, path: str) -> str:
+def _orders_mode(raw: Any, path: str, kind: str = "") -> str:
+    if kind == "mirakl" and raw != "lines":
+        raise ConnectorConfigError(
+            path, f"{raw!r}: a Mirakl channel sends per-line order events (lines) only"
+        )
     if raw not in ORDER_MODES:
         raise ConnectorConfigError(
             path,
@@ -450,6 +482,9 @@ def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ChannelMappin
         elif kind == "emag":
             emag = EmagMapping.from_config(data)
             mapping, skus = emag, emag.skus
+        elif kind == "mirakl":
+            mirakl = MiraklMapping.from_config(data)
+            mapping, skus = mirakl, list(mirakl.skus)
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

@@ -76,6 +76,9 @@ from connectors.framework.types import ChannelPusher, PushItem
 from connectors.magento.inbound import MagentoInbound
 from connectors.magento.mapping import MagentoMapping
 from connectors.magento.wiring import build_magento, dead_letter_bad_orders
+from connectors.mirakl.inbound import MiraklInbound
+from connectors.mirakl.mapping import MiraklMapping
+from connectors.mirakl.wiring import build_mirakl
 from connectors.prestashop.inbound import PrestaInbound
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.prestashop.wiring import build_prestashop
@@ -114,6 +117,7 @@ ChannelInbound = (
     | AmazonInbound
     | FnacInbound
     | EmagInbound
+    | MiraklInbound
 )
 
 DRAIN_TIMEOUT_S = 10.0
@@ -215,6 +219,18 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *emag)
+    if isinstance(mapping, MiraklMapping):
+        inbound, pusher, refusals, canceller, acceptance = build_mirakl(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            api_key=inst.secret("api_key"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, inbound, pusher, refusals, canceller, acceptance)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
