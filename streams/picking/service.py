@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from streams.fulfilment.config import FulfilmentConfig
 from streams.fulfilment.documents import delivery_note_pdf, pick_list_pdf, wave_summary_pdf
 from streams.fulfilment.model import Wave, WaveStatus
 from streams.fulfilment.picking import PickError, confirm
-from streams.fulfilment.planner import WAVEABLE, plan_waves, waved_lines
+from streams.fulfilment.planner import WAVEABLE, finished, plan_waves, waved_lines
 from streams.fulfilment.records import wave_from_record, wave_record
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.kafka_admin import ensure_topics
@@ -55,7 +55,6 @@ from streams.picking.kafka_io import Publisher, Raw, Reader
 log = logging.getLogger("stockflow.waves")
 
 COMPONENT = "fulfilment"
-DONE = frozenset({"shipped", "delivered", "cancelled", "rejected", "returned", "picked_up"})
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 Record = tuple[TopicSpec, str, dict[str, Any]]
@@ -175,7 +174,8 @@ class WaveService:
             made: list[Wave] = []
             for loc in [location] if location is not None else self.locations():
                 made += plan_waves(self.states.values(), loc, waved, self.config, now)
-            closed = [w.with_status(WaveStatus.CLOSED, now) for w in self._finished()]
+            done = finished(self.waves.values(), self.states)
+            closed = [w.with_status(WaveStatus.CLOSED, now) for w in done]
             await self.publisher.send(
                 [(FULFILMENT_WAVES, w.wave_id, wave_record(w)) for w in (*made, *closed)]
             )
@@ -184,13 +184,6 @@ class WaveService:
         for wave in made:
             await asyncio.to_thread(self.write_documents, wave)
         return made
-
-    def _finished(self) -> Iterable[Wave]:
-        for wave in self.waves.values():
-            if wave.status is not WaveStatus.PICKED:
-                continue
-            if all(self.states.get(o.order_id, {}).get("status") in DONE for o in wave.orders):
-                yield wave
 
     # -- picking -------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from schemas.events import check
 from streams.fulfilment.config import FulfilmentConfigError, load_fulfilment, parse
 from streams.fulfilment.model import WaveStatus
 from streams.fulfilment.picking import PickError, confirm
-from streams.fulfilment.planner import pick_list, plan_waves, walk_key, waved_lines
+from streams.fulfilment.planner import finished, pick_list, plan_waves, walk_key, waved_lines
 from streams.fulfilment.records import wave_from_record, wave_record
 
 NOW = 1_795_420_800_000
@@ -229,3 +229,17 @@ def test_confirmations_again_count_once_and_bad_ones_are_refused() -> None:
         with pytest.raises(PickError) as err:
             confirm(wave, *args, NOW)
         assert err.value.reason == reason
+
+
+def test_a_picked_wave_closes_once_every_order_left() -> None:
+    """Given a picked wave of two orders
+    When one order is shipped, then the other cancelled
+    Then the wave is to close only after both."""
+    states = [state("w:1", [("1", "a", 1, "wh")]), state("w:2", [("1", "b", 1, "wh")])]
+    (wave,) = plan_waves(states, "wh", set(), parse({"split_single_line": False}), NOW)
+    assert finished([wave], {}) == []  # planned, not picked
+    for oid in ("w:1", "w:2"):
+        wave = confirm(wave, oid, "1", 1, NOW).wave
+    assert finished([wave], {"w:1": {"status": "shipped"}, "w:2": {"status": "allocated"}}) == []
+    left = {"w:1": {"status": "shipped"}, "w:2": {"status": "cancelled"}}
+    assert finished([wave], left) == [wave]
