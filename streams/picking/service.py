@@ -48,6 +48,7 @@ from streams.kernel.topics import (
     STOCK_ALERTS,
     STOCK_DEADLETTER,
     STOCK_EVENTS,
+    STOCKFLOW_AUDIT,
     TopicSpec,
 )
 from streams.picking.kafka_io import Publisher, Raw, Reader
@@ -87,7 +88,8 @@ class WaveService:
 
     async def start(self) -> None:
         specs = (FULFILMENT_WAVES, ORDERS_STATE, ORDERS, STOCK_EVENTS, STOCK_ALERTS)
-        await asyncio.to_thread(ensure_topics, self.settings, (*specs, STOCK_DEADLETTER))
+        more = (STOCK_DEADLETTER, STOCKFLOW_AUDIT)
+        await asyncio.to_thread(ensure_topics, self.settings, (*specs, *more))
         self._publisher = Publisher(self.settings, self.codec)
         self._readers = {s.name: Reader(self.settings, s) for s in (FULFILMENT_WAVES, ORDERS_STATE)}
         await self.refresh()
