@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.codec import Codec, CodecError, codec_for
 from schemas.times import now_ms
-from streams.fulfilment.config import FulfilmentConfig
+from streams.fulfilment.config import FulfilmentConfig, FulfilmentConfigError, reload_bins
 from streams.fulfilment.documents import delivery_note_pdf, pick_list_pdf, wave_summary_pdf
 from streams.fulfilment.model import Wave, WaveStatus
 from streams.fulfilment.picking import PickError, confirm
@@ -171,6 +171,10 @@ class WaveService:
         and their documents written; waves whose every order left are closed."""
         async with self._lock:
             await self.refresh()
+            try:
+                self.config = reload_bins(self.config)
+            except FulfilmentConfigError as exc:
+                log.warning("waves: %s; the bins read before are kept", exc)
             now = now_ms()
             waved = waved_lines(self.waves.values())
             made: list[Wave] = []

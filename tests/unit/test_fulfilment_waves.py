@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from schemas.codec import single_object_codec
 from schemas.events import check
-from streams.fulfilment.config import FulfilmentConfigError, load_fulfilment, parse
+from streams.fulfilment.config import FulfilmentConfigError, load_fulfilment, parse, reload_bins
 from streams.fulfilment.model import WaveStatus
 from streams.fulfilment.picking import PickError, confirm
 from streams.fulfilment.planner import finished, pick_list, plan_waves, walk_key, waved_lines
@@ -164,6 +165,11 @@ def test_bins_from_a_wms_file_win_over_the_configuration(tmp_path: Path) -> None
     )
     config = load_fulfilment(tmp_path / "config.yaml")
     assert [config.bin_of("wh", s) for s in "abdx"] == ["Z-9", "B-1", "D-1", None]
+    assert reload_bins(config) is config  # unchanged file: nothing read
+    (tmp_path / "bins.csv").write_text("location,sku,bin\nwh,d,D-7\n")
+    os.utime(tmp_path / "bins.csv", (1, 1))
+    again = reload_bins(config)  # the WMS dropped a new file: a is back to the config's bin
+    assert [again.bin_of("wh", s) for s in "abd"] == ["A-1", "B-1", "D-7"]
     (tmp_path / "bins.csv").write_text("where,sku,bin\nwh,a,Z-9\n")
     with pytest.raises(FulfilmentConfigError, match="location missing"):
         load_fulfilment(tmp_path / "config.yaml")
