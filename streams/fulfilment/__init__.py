@@ -1,0 +1,1 @@
+"""Fulfilment: waves of released orders, pick lists, pick confirmation and shipping documents."""
