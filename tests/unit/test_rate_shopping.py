@@ -39,7 +39,7 @@ from connectors.testing.carriers.ups import FakeUps
 FROM = Address("FR", "75011", "Paris", ("1 rue de la Roquette",), "Stockflow SAS")
 TO = Address("FR", "69002", "Lyon", ("12 quai Saint-Antoine",), "Jeanne Martin")
 BOX = Parcel(1500, 300, 200, 100)
-FAST = HttpLimits(timeout_s=0.5, max_attempts=2, backoff_base_s=0.01, backoff_cap_s=0.02)
+FAST = HttpLimits(timeout_s=3.0, max_attempts=2, backoff_base_s=0.01, backoff_cap_s=0.02)
 
 rates_st = st.lists(
     st.builds(
@@ -314,3 +314,31 @@ def test_the_carriers_config_builds_clients_and_names_each_mistake(
     ]:
         with pytest.raises(CarrierConfigError, match=path.replace("[", r"\[").replace("]", r"\]")):
             parse_carriers_config(broken)
+
+
+def test_tracking_is_polled_per_carrier_and_a_carrier_down_does_not_hide_the_others() -> None:
+    """Given a label from each fake carrier of the fleet (built from the fleet's config), when
+    UPS's parcel is delivered, DHL's refused and Chronopost is down, then one poll returns
+    UPS delivered and DHL exception, and reports Chronopost failed (asked again next time)."""
+    from connectors.carriers.tracking import poll
+    from connectors.testing.carriers.fleet import FakeCarrierFleet
+
+    async def main() -> None:
+        async with FakeCarrierFleet() as fleet, aiohttp.ClientSession() as session:
+            config = parse_carriers_config(fleet.config())
+            carriers = build_carriers(config, session)
+            numbers: dict[str, list[str]] = {}
+            for carrier in carriers:
+                rate = (await carrier.rates(FROM, TO, [BOX]))[0]
+                label = await carrier.ship(rate, FROM, TO, [BOX], f"SO-3{carrier.name}")
+                numbers[carrier.name] = [label.tracking_number]
+            fleet.progress("ups", numbers["ups"][0], "delivered")
+            fleet.progress("dhl", numbers["dhl"][0], "exception")
+            fleet.chronopost.down(30)
+            result = await poll(carriers, numbers)
+            assert result.statuses[numbers["ups"][0]].status == "delivered"
+            assert result.statuses[numbers["dhl"][0]].status == "exception"
+            assert numbers["chronopost"][0] not in result.statuses
+            assert list(result.failed) == ["chronopost"]
+
+    asyncio.run(main())
