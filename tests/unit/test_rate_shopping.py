@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from connectors.carriers.base import CarrierRefused, CarrierUnavailable
 from connectors.carriers.chronopost.client import ChronopostCarrier
@@ -184,6 +185,16 @@ def test_express_buys_the_fastest_and_standard_the_cheapest_across_carriers() ->
     asyncio.run(main())
 
 
+def fallbacks(carrier: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "stockflow_carrier_label_fallbacks_total",
+            {"carrier": carrier, "reason": "unavailable"},
+        )
+        or 0.0
+    )
+
+
 def test_a_label_failing_at_the_best_carrier_falls_back_to_the_next_carriers_best_rate() -> None:
     """Given Chronopost with the three cheapest rates, answering quotes but failing its label
     call (500), when the parcel is bought, then the label comes from the next carrier's best
@@ -201,7 +212,9 @@ def test_a_label_failing_at_the_best_carrier_falls_back_to_the_next_carriers_bes
             quote = await shop(carriers, FROM, TO, [BOX], ServiceLevel(STANDARD))
             assert [r.carrier for r in quote.rates[:3]] == ["chronopost"] * 3
             chrono.down(30)
+            before = fallbacks("chronopost")
             purchase = await buy(carriers, quote, FROM, TO, [BOX], "SO-2004")
+            assert fallbacks("chronopost") == before + 1
             next_best = next(r for r in quote.rates if r.carrier != "chronopost")
             assert purchase.rate == next_best and purchase.label.carrier == next_best.carrier
             assert list(purchase.failed) == ["chronopost"] and chrono.failed_requests == 1
