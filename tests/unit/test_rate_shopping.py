@@ -355,3 +355,30 @@ def test_tracking_is_polled_per_carrier_and_a_carrier_down_does_not_hide_the_oth
             assert list(result.failed) == ["chronopost"]
 
     asyncio.run(main())
+
+
+@given(st.text(max_size=3), st.text(max_size=3), st.booleans())
+def test_every_carrier_code_folds_into_one_of_the_four_order_statuses(
+    code: str, sub_code: str, high_priority: bool
+) -> None:
+    """Given any carrier code (known or not), when grouped and folded, then the status is one
+    of in_transit, delivered, exception, unknown; the documented delivered codes fold to
+    delivered and an unknown code to unknown (never delivered by accident)."""
+    from connectors.carriers import statuses
+    from connectors.carriers.model import STATUSES
+
+    for fine in (
+        statuses.ups(code, sub_code),
+        statuses.dhl(code),
+        statuses.chronopost(code, high_priority),
+    ):
+        assert statuses.fold(fine) in STATUSES
+    assert statuses.fold(statuses.ups("D", "011")) == "delivered"
+    assert statuses.fold(statuses.dhl("OK")) == "delivered"
+    assert statuses.fold(statuses.chronopost("D")) == "delivered"
+    if code not in ("D", "OK", "PD", "011") and sub_code != "011":
+        assert "delivered" not in {
+            statuses.fold(statuses.ups(code, sub_code)),
+            statuses.fold(statuses.dhl(code)),
+            statuses.fold(statuses.chronopost(code, high_priority)),
+        }
