@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -143,22 +144,27 @@ def test_a_hold_through_the_events_intake_obeys_the_maximum_ttl(worker: WorkerPr
     and a hold the contract refuses (a location too long) at once rather than undecided."""
     sku = new_sku()
     post_events(worker, {"event_id": f"{sku}-r", "type": "receipt", "sku": sku, "qty": 3})
-    placed = "2026-11-23T08:00:00Z"
+    placed = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    week = placed + timedelta(seconds=MAX_HOLD_TTL_SECONDS)  # still ahead: the hold holds
+
+    def iso(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
     too_long = {
         "event_id": f"{sku}-h1",
         "type": "hold",
         "sku": sku,
         "qty": 1,
         "order_id": "cart",
-        "occurred_at": placed,
-        "expires_at": "2026-11-30T08:00:01Z",
+        "occurred_at": iso(placed),
+        "expires_at": iso(week + timedelta(seconds=1)),
     }
     status, body = call(worker, "POST", "/v1/events", too_long)
     assert status == 400, body
     assert any(
         "expires_at" in e and str(MAX_HOLD_TTL_SECONDS) in e for e in body["results"][0]["errors"]
     )
-    longest = {**too_long, "event_id": f"{sku}-h2", "expires_at": "2026-11-30T08:00:00Z"}
+    longest = {**too_long, "event_id": f"{sku}-h2", "expires_at": iso(week)}
     assert call(worker, "POST", "/v1/events", longest)[0] == 202
     where(worker, sku, "default", on_hand=3, reserved=1)
     hold = {"sku": sku, "qty": 1, "channel": "web", "ttl_seconds": MAX_HOLD_TTL_SECONDS + 1}
