@@ -43,6 +43,7 @@ from connectors.access import protect
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
+from connectors.framework.bundles import BundleExpander, KafkaBundleRefusals
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
@@ -85,6 +86,7 @@ from connectors.woocommerce.outbound import WooPusher
 from connectors.woocommerce.refusals import WooRefusals
 from schemas.codec import Codec
 from schemas.times import now_ms
+from streams.bundles.catalogue import load_catalogue
 from streams.kernel import topics
 from streams.kernel.audit import Send
 from streams.kernel.settings import Settings
@@ -292,7 +294,11 @@ class Runtime:
             )
             dead_letter_bad_orders([c.inbound for c in channels], publisher, codec)
             intake = Intake(
-                publisher, observe=drift.observe, publish_orders=publisher.publish_orders
+                publisher,
+                observe=drift.observe,
+                publish_orders=publisher.publish_orders,
+                bundles=BundleExpander(load_catalogue(self.settings.config_path or None)),
+                bundle_refusals=KafkaBundleRefusals(publisher, codec),
             )
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
             exceptions = ExceptionsView()

@@ -49,6 +49,9 @@ class WholeTopicView:
     def apply(self, record: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
+    def on_ready(self) -> None:
+        """Called once read up to the ends Kafka had at the start (in the view's thread)."""
+
     def take(self, key: bytes | None, value: bytes) -> None:
         """One record as read from the topic: decoded and applied (a subclass may keep the
         bytes and decode them when read)."""
@@ -56,6 +59,11 @@ class WholeTopicView:
             self.apply(self.codec.decode_as(self.spec.value_schema, value))
         except (CodecError, KeyError, TypeError, ValueError) as exc:
             log.debug("%s: record skipped (%s)", self.name, exc)
+
+    def _set_ready(self) -> None:
+        if not self.ready.is_set():
+            self.ready.set()
+            self.on_ready()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -94,7 +102,7 @@ class WholeTopicView:
             consumer.assign(parts)
             position = {tp.partition: tp.offset for tp in parts}
             if all(position[p] >= ends[p] for p in ends):
-                self.ready.set()
+                self._set_ready()
             while not self._stop.is_set():
                 for msg in consumer.consume(500, 0.2):
                     if msg.error():
@@ -105,7 +113,7 @@ class WholeTopicView:
                         continue
                     self.take(msg.key(), value)
                 if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
-                    self.ready.set()
+                    self._set_ready()
         finally:
             consumer.close()
 
