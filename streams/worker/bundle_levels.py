@@ -15,7 +15,8 @@ component level that changes a bundle's figures. The record is a pure function o
 component versions read (:func:`streams.bundles.derive.bundle_level`): every worker of the
 group writes the same records, at worst a little behind one another, and the connectors
 drop a version they already pushed. Sync bound: one component level's trip from the ledger
-back to this thread (tens of milliseconds) plus one write, then the connectors' push.
+back to this thread (reads wait at most 10 ms for more records) plus one write, then the
+connectors' push.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ log = logging.getLogger("stockflow.bundles")
 
 class BundleLevels(WholeTopicView):
     """Follows the components' levels and writes the bundles' (see the module's doc)."""
+
+    wait_s = 0.01  # the sync bound: read what arrived, don't wait for a batch to fill
 
     def __init__(self, settings: Settings, codec: Codec, catalogue: Catalogue) -> None:
         super().__init__(settings, codec, STOCK_LEVELS, "bundle-levels")

@@ -37,6 +37,8 @@ class WholeTopicView:
     """A compacted topic read whole and followed from a thread; ``ready`` once read up to
     the ends Kafka had at the start. Subclasses apply each decoded record."""
 
+    wait_s = 0.2  # a read waits this long for a batch to fill (the view's added delay)
+
     def __init__(self, settings: Settings, codec: Codec, spec: TopicSpec, name: str) -> None:
         self.settings = settings
         self.codec = codec
@@ -104,7 +106,7 @@ class WholeTopicView:
             if all(position[p] >= ends[p] for p in ends):
                 self._set_ready()
             while not self._stop.is_set():
-                for msg in consumer.consume(500, 0.2):
+                for msg in consumer.consume(500, self.wait_s):
                     if msg.error():
                         raise KafkaException(msg.error())
                     position[msg.partition() or 0] = (msg.offset() or 0) + 1
