@@ -23,13 +23,21 @@ from typing import Any
 from schemas.events import MAX_TEXT
 from streams.bundles.catalogue import Catalogue
 
-__all__ = ["EXPANDED", "BundleEventError", "bundle_ref", "expand_event", "expand_order"]
+__all__ = [
+    "BUNDLE_NOT_STOCKED",
+    "EXPANDED",
+    "BundleEventError",
+    "bundle_ref",
+    "expand_event",
+    "expand_order",
+]
 
 # StockEvent types that act on a bundle's components; the others are refused for a bundle
 EXPANDED = frozenset(
     {"order_placed", "order_cancelled", "order_shipped", "return_received", "sale", "hold"}
 ) | {"hold_released"}
 LINE_SEP = "~"
+BUNDLE_NOT_STOCKED = "a bundle is never stocked; count, receive or adjust its components instead"
 
 
 class BundleEventError(ValueError):
@@ -101,8 +109,7 @@ def expand_event(event: Mapping[str, Any], catalogue: Catalogue) -> list[dict[st
     if kind not in EXPANDED:
         raise BundleEventError(
             "bundle_not_stocked",
-            f"{kind} for {bundle.sku!r}: a bundle is never stocked; count, receive or adjust "
-            "its components",
+            f"{kind} for {bundle.sku!r}: {BUNDLE_NOT_STOCKED}",
         )
     qty = int(event.get("qty") or 0)
     out = []

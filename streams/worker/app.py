@@ -173,6 +173,7 @@ class Ledger:
             self.pending,
             orders=TableOrderBook(self.orders.table),
             order_table=self.orders.table,
+            bundles=bundles,
         )
         self.tokens = protect(self.app, self.settings)
 

@@ -244,3 +244,20 @@ def test_the_line_intake_publishes_components_and_dead_letters_what_a_bundle_can
         ("l2", "C", 3),
     ]
     assert refused == [("l3", "bundle_not_stocked")]
+
+
+def test_the_http_intake_refuses_a_count_of_a_bundle_and_keeps_its_sale() -> None:
+    """Given POST /v1/events items: a stock count of the bundle SKU, a sale of it and a
+    receipt of a component
+    When parsed with the bundle definitions
+    Then the count is refused with its reason and the other two are accepted."""
+    from streams.worker.intake import parse_items, refuse_unstocked
+
+    items = [
+        {"event_id": "c1", "type": "stock_count", "sku": "SET", "qty": 4, "location": "a"},
+        {"event_id": "s1", "type": "sale", "sku": "SET", "qty": 1, "location": "a"},
+        {"event_id": "r1", "type": "receipt", "sku": "A", "qty": 9, "location": "a"},
+    ]
+    results = refuse_unstocked(parse_items(items), CATALOGUE)
+    assert [r.ok for r in results] == [False, True, True]
+    assert "never stocked" in results[0].errors[0]
