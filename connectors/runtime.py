@@ -228,14 +228,22 @@ def receiver_app(
 
 
 def acceptance_gate(
-    channels: Sequence[Channel], publisher: KafkaPublisher, state: ConnectorState
+    channels: Sequence[Channel],
+    publisher: KafkaPublisher,
+    state: ConnectorState,
+    settings: Settings | None = None,
 ) -> AcceptanceGate | None:
     """The gate of the marketplaces that hold orders for the seller, handed to their
     inbounds (``acceptance_gate``); None when no configured channel does."""
     accepting = {c.instance.name: c.acceptance for c in channels if c.acceptance is not None}
     if not accepting:
         return None
-    gate = AcceptanceGate(accepting, publisher, path=state.folder / "acceptance.json")
+    gate = AcceptanceGate(
+        accepting,
+        publisher,
+        path=state.folder / "acceptance.json",
+        bundles=load_catalogue(settings.config_path or None) if settings else None,
+    )
     for c in channels:
         if c.acceptance is not None:
             c.inbound.acceptance_gate = gate  # type: ignore[union-attr]
@@ -308,7 +316,7 @@ class Runtime:
                 exceptions,
             )
             audit = KafkaAudit(publisher, codec)
-            gate = acceptance_gate(channels, publisher, state)
+            gate = acceptance_gate(channels, publisher, state, self.settings)
             app = receiver_app(intake, inbounds, exceptions, audit, gate)
             tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)

@@ -28,6 +28,7 @@ __all__ = [
     "EXPANDED",
     "BundleEventError",
     "bundle_ref",
+    "component_event_id",
     "expand_event",
     "expand_order",
 ]
@@ -54,7 +55,7 @@ def bundle_ref(sku: str) -> str:
     return f"bundle:{sku}"[:MAX_TEXT]
 
 
-def _id(base: str, suffix: str) -> str:
+def component_event_id(base: str, suffix: str) -> str:
     found = f"{base}|{suffix}"
     if len(found) <= MAX_TEXT:
         return found
@@ -117,7 +118,7 @@ def expand_event(event: Mapping[str, Any], catalogue: Catalogue) -> list[dict[st
         out.append(
             {
                 **event,
-                "event_id": _id(str(event["event_id"]), sku),
+                "event_id": component_event_id(str(event["event_id"]), sku),
                 "sku": sku,
                 "qty": qty * per,
                 "source_ref": bundle_ref(bundle.sku),

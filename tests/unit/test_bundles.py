@@ -261,3 +261,38 @@ def test_the_http_intake_refuses_a_count_of_a_bundle_and_keeps_its_sale() -> Non
     results = refuse_unstocked(parse_items(items), CATALOGUE)
     assert [r.ok for r in results] == [False, True, True]
     assert "never stocked" in results[0].errors[0]
+
+
+def test_a_marketplace_bundle_line_waits_for_every_component_and_releases_them_all() -> None:
+    """Given a marketplace order awaiting acceptance with a bundle's line (A + 2 B)
+    When the ledger reserves A and refuses B (the intake expanded the line)
+    Then the order is refused only once both components are decided, the releases are the
+    components' (never the bundle SKU's), and the answer lists the line as refused."""
+    from connectors.framework.acceptance import AwaitedLine, AwaitedOrder
+    from tests.unit.test_acceptance_gate import Marketplace, _gate
+
+    market = Marketplace()
+    published: list[dict[str, Any]] = []
+    gate = _gate(market, published, bundles=CATALOGUE)
+    line = AwaitedLine("L1", "SET", 1)
+    order = AwaitedOrder("cdiscount", "seller-1", "A1", (line,), None)
+    gate.expect(order)
+
+    def decision(sku: str, outcome: str) -> dict[str, Any]:
+        placed = event("order_placed", "SET", 1, order.placed_id(line))
+        [found] = [e for e in expand_event(placed, CATALOGUE) if e["sku"] == sku]
+        return {"event_id": found["event_id"], "outcome": outcome, "reason": "insufficient"}
+
+    async def run() -> None:
+        assert await gate.on_decision(decision("A", "accepted"))
+        await gate.answer_due()
+        assert market.calls == []  # B not decided yet
+        assert await gate.on_decision(decision("B", "rejected"))
+        await gate.answer_due()
+
+    asyncio.run(run())
+    assert [c[0] for c in market.calls] == ["refuse"]
+    assert sorted((e["sku"], e["type"], e["qty"]) for e in published) == [
+        ("A", "order_cancelled", 1),
+        ("B", "order_cancelled", 2),
+    ]
