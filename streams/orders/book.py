@@ -242,6 +242,8 @@ class OrderBookState:
                     "shipped_qty": ln.shipped_qty,
                     "unit_price": ln.unit_price,
                     "currency": ln.currency,
+                    "bundle": ln.bundle,
+                    "bundle_line": ln.bundle_line,
                 }
                 for ln in self.lines
             ],
