@@ -296,3 +296,26 @@ def test_a_marketplace_bundle_line_waits_for_every_component_and_releases_them_a
         ("A", "order_cancelled", 1),
         ("B", "order_cancelled", 2),
     ]
+
+
+def test_a_tills_csv_sells_a_bundle_and_refuses_a_count_of_it() -> None:
+    """Given a till's CSV selling a bundle and counting it
+    When read with the bundle definitions
+    Then the sale stays (published as its components' sales) and the count is refused with
+    its reason, like any bad row."""
+    from streams.worker.pos_import import _unstocked_refused, read_rows
+
+    text = (
+        "id;sku;qty;occurred_at;type\n"
+        "s1;SET;1;2026-11-30T09:00:00Z;sale\n"
+        "c1;SET;4;2026-11-30T09:01:00Z;count\n"
+    )
+    rows = [
+        _unstocked_refused(row, CATALOGUE)
+        for row in read_rows(text, store="paris", source="pos:paris", received_ms=NOW)
+    ]
+    assert [r.result.ok for r in rows] == [True, False]
+    assert "never stocked" in rows[1].result.errors[0]
+    sale = rows[0].result.event
+    assert sale is not None
+    assert [(e["sku"], e["qty"]) for e in expand_event(sale, CATALOGUE)] == [("A", 1), ("B", 2)]
