@@ -319,3 +319,27 @@ def test_a_tills_csv_sells_a_bundle_and_refuses_a_count_of_it() -> None:
     sale = rows[0].result.event
     assert sale is not None
     assert [(e["sku"], e["qty"]) for e in expand_event(sale, CATALOGUE)] == [("A", 1), ("B", 2)]
+
+
+def test_a_refused_component_of_a_bundle_line_reaches_the_channels_refusal_policy() -> None:
+    """Given a bundle's order line expanded by the line intake
+    When the ledger rejects one component
+    Then the refusal policy sees the channel's order and line (the bundle's), with the
+    component's SKU and units, as for any refused line."""
+    from connectors.framework.refusals import refusal_from
+
+    placed = event("order_placed", "SET", 1, "shop/acct/order/5/line/9/placed")
+    [_, b] = expand_event(placed, CATALOGUE)
+    decision = {
+        "decision_id": "d1",
+        "event_id": b["event_id"],
+        "channel": "shop",
+        "sku": "B",
+        "qty": 2,
+        "outcome": "rejected",
+        "reason": "insufficient_stock",
+        "at": NOW,
+    }
+    refusal = refusal_from(decision, "shop", "acct")
+    assert refusal is not None
+    assert (refusal.order_id, refusal.line_id, refusal.sku, refusal.qty) == ("5", "9", "B", 2)
