@@ -56,6 +56,7 @@ from connectors.fnac.mapping import FnacMapping
 from connectors.fnac.wiring import build_fnac
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
+from connectors.framework.bundles import BundleExpander, KafkaBundleRefusals
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
@@ -101,6 +102,7 @@ from connectors.woocommerce.outbound import WooPusher
 from connectors.woocommerce.refusals import WooRefusals
 from schemas.codec import Codec
 from schemas.times import now_ms
+from streams.bundles.catalogue import load_catalogue
 from streams.kernel import topics
 from streams.kernel.audit import Send
 from streams.kernel.settings import Settings
@@ -328,14 +330,22 @@ def receiver_app(
 
 
 def acceptance_gate(
-    channels: Sequence[Channel], publisher: KafkaPublisher, state: ConnectorState
+    channels: Sequence[Channel],
+    publisher: KafkaPublisher,
+    state: ConnectorState,
+    settings: Settings | None = None,
 ) -> AcceptanceGate | None:
     """The gate of the marketplaces that hold orders for the seller, handed to their
     inbounds (``acceptance_gate``); None when no configured channel does."""
     accepting = {c.instance.name: c.acceptance for c in channels if c.acceptance is not None}
     if not accepting:
         return None
-    gate = AcceptanceGate(accepting, publisher, path=state.folder / "acceptance.json")
+    gate = AcceptanceGate(
+        accepting,
+        publisher,
+        path=state.folder / "acceptance.json",
+        bundles=load_catalogue(settings.config_path or None) if settings else None,
+    )
     for c in channels:
         if c.acceptance is not None:
             c.inbound.acceptance_gate = gate  # type: ignore[union-attr]
@@ -394,7 +404,11 @@ class Runtime:
             )
             dead_letter_bad_orders([c.inbound for c in channels], publisher, codec)
             intake = Intake(
-                publisher, observe=drift.observe, publish_orders=publisher.publish_orders
+                publisher,
+                observe=drift.observe,
+                publish_orders=publisher.publish_orders,
+                bundles=BundleExpander(load_catalogue(self.settings.config_path or None)),
+                bundle_refusals=KafkaBundleRefusals(publisher, codec),
             )
             inbounds: list[InboundChannel] = [c.inbound for c in channels]
             exceptions = ExceptionsView()
@@ -404,7 +418,7 @@ class Runtime:
                 exceptions,
             )
             audit = KafkaAudit(publisher, codec)
-            gate = acceptance_gate(channels, publisher, state)
+            gate = acceptance_gate(channels, publisher, state, self.settings)
             app = receiver_app(intake, inbounds, exceptions, audit, gate)
             for c in channels:  # eMAG calls back with GET ?order_id= (no signed webhooks)
                 if isinstance(c.inbound, EmagInbound):

@@ -50,6 +50,8 @@ from connectors.framework import events as channel_events
 from connectors.framework.state import read_json, write_json
 from connectors.framework.types import StockEventDict, ThrottledError, UnavailableError
 from schemas.times import ms_to_iso, now_ms
+from streams.bundles.catalogue import Catalogue
+from streams.bundles.expand import component_event_id, expand_event
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +132,20 @@ def _lines(pending: _Pending) -> list[dict[str, Any]]:
             "line_id": line.line_id,
             "sku": line.sku,
             "qty": line.qty,
-            "ledger": pending.outcomes.get(line.line_id, "undecided"),
+            "ledger": _outcome(pending, line.line_id),
         }
         for line in pending.order.lines
     ]
+
+
+def _outcome(pending: _Pending, line_id: str) -> str:
+    """The ledger's answer on a line; a bundle's line: its components' (the first refusal)."""
+    if line_id in pending.outcomes:
+        return pending.outcomes[line_id]
+    parts = [o for i, o in pending.outcomes.items() if i.startswith(f"{line_id}~")]
+    if not parts:
+        return "undecided"
+    return next((o for o in parts if o != RESERVED), RESERVED)
 
 
 def _order_doc(order: AwaitedOrder) -> dict[str, Any]:
@@ -170,8 +182,11 @@ class AcceptanceGate:
         backoff_s: float = 1.0,
         max_rows: int = 10_000,
         clock: Callable[[], int] = now_ms,
+        bundles: Catalogue | None = None,
     ) -> None:
         self.actions = dict(actions)
+        # a bundle's line waits for its components' decisions (the intake expanded it)
+        self._bundles = bundles or Catalogue()
         self._publish = publish
         self._path = path
         self._margin_ms = int(margin_s * 1000)
@@ -212,7 +227,7 @@ class AcceptanceGate:
             return True
         pending.outcomes[line_id] = str(decision.get("outcome"))
         pending.reasons[line_id] = str(decision.get("reason") or "")
-        if len(pending.outcomes) == len(pending.order.lines):
+        if len(pending.outcomes) == len(self._waited(pending.order)):
             refused = [i for i, o in pending.outcomes.items() if o != RESERVED]
             if refused:
                 pending.answer = "refuse"
@@ -287,7 +302,7 @@ class AcceptanceGate:
 
     def _releases(self, order: AwaitedOrder) -> list[StockEventDict]:
         at = self._clock()
-        return [
+        releases = [
             channel_events.stock_event(
                 event_id=order.cancelled_id(line),
                 type="order_cancelled",
@@ -300,12 +315,13 @@ class AcceptanceGate:
             )
             for line in order.lines
         ]
+        return [e for release in releases for e in expand_event(release, self._bundles)]
 
     def _finish(self, key: str, pending: _Pending, outcome: str, error: str | None) -> None:
         order = pending.order
         del self._pending[key]
-        for line in order.lines:
-            self._by_event.pop(order.placed_id(line), None)
+        for event_id in self._waited(order):
+            self._by_event.pop(event_id, None)
         row: dict[str, Any] = {
             "channel": order.channel,
             "order_id": order.order_id,
@@ -350,8 +366,21 @@ class AcceptanceGate:
     def _track(self, pending: _Pending) -> None:
         order = pending.order
         self._pending[order.key] = pending
+        for event_id, line_id in self._waited(order).items():
+            self._by_event[event_id] = (order.key, line_id)
+
+    def _waited(self, order: AwaitedOrder) -> dict[str, str]:
+        """The reservations the order waits for: event id -> line (a bundle's line: one per
+        component, ``{line}~{component}``)."""
+        waited = {}
         for line in order.lines:
-            self._by_event[order.placed_id(line)] = (order.key, line.line_id)
+            bundle = self._bundles.get(line.sku)
+            if bundle is None:
+                waited[order.placed_id(line)] = line.line_id
+                continue
+            for sku in bundle.for_channel(order.channel):
+                waited[component_event_id(order.placed_id(line), sku)] = f"{line.line_id}~{sku}"
+        return waited
 
     def _save(self) -> None:
         if self._path is None:

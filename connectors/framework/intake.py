@@ -14,10 +14,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 
 from connectors.framework import metrics
+from connectors.framework.bundles import BundleExpander
 from connectors.framework.dedupe import DedupeStore, HighWater
-from connectors.framework.types import Delivery, OrderPublisher, Publisher, StockObservation
+from connectors.framework.types import (
+    Delivery,
+    OrderPublisher,
+    Publisher,
+    StockEventDict,
+    StockObservation,
+)
+from streams.bundles.expand import BundleEventError
 
 ObservationSink = Callable[[Sequence[StockObservation]], Awaitable[None]]
+# a StockEvent of a bundle the ledger cannot take (connectors.framework.bundles)
+BundleRefusals = Callable[[StockEventDict, BundleEventError], Awaitable[None]]
 
 
 class IntakeResult(StrEnum):
@@ -36,10 +46,14 @@ class Intake:
         dedupe: DedupeStore | None = None,
         high_water: HighWater | None = None,
         publish_orders: OrderPublisher | None = None,
+        bundles: BundleExpander | None = None,
+        bundle_refusals: BundleRefusals | None = None,
     ) -> None:
         self._publish = publish
         self._publish_orders = publish_orders
         self._observe = observe
+        self._bundles = bundles
+        self._bundle_refusals = bundle_refusals
         self.dedupe = dedupe or DedupeStore()
         self.high_water = high_water or HighWater()
 
@@ -67,7 +81,7 @@ class Intake:
         fresh = [e for e in delivery.events if not self.dedupe.seen(f"event:{e['event_id']}")]
         metrics.EVENTS_DEDUPLICATED.labels(channel).inc(len(delivery.events) - len(fresh))
         if fresh:
-            await self._publish(fresh)
+            await self._publish_events(fresh)
             for event in fresh:
                 self.dedupe.add(f"event:{event['event_id']}")
                 metrics.EVENTS_PUBLISHED.labels(channel, event["type"]).inc()
@@ -76,3 +90,16 @@ class Intake:
         for key in delivery.delivery_keys:
             self.dedupe.add(f"delivery:{key}")
         return IntakeResult.ACCEPTED
+
+    async def _publish_events(self, events: list[StockEventDict]) -> None:
+        """A bundle's events as its components' (refused ones dead-lettered), then publish."""
+        if self._bundles is None:
+            await self._publish(events)
+            return
+        kept, refused = self._bundles(events)
+        for event, error in refused:
+            if self._bundle_refusals is None:
+                raise error
+            await self._bundle_refusals(event, error)
+        if kept:
+            await self._publish(kept)

@@ -70,7 +70,8 @@ def refusal_from(decision: Mapping[str, Any], channel: str, account: str) -> Ref
         or len(parts) != 5
         or parts[0] != "order"
         or parts[2] != "line"
-        or parts[4] != "placed"
+        # a bundle's component: ``.../placed|{component}`` (connectors.framework.bundles)
+        or parts[4].partition("|")[0] != "placed"
     ):
         return None
     return Refusal(

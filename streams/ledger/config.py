@@ -165,6 +165,7 @@ _TOP_KEYS = {
     "replenishment",  # suppliers and policies (streams.replenishment.config); ignored here
     "notifications",  # alert routing (streams.notifications.config); ignored here
     "fulfilment",  # waves and bins (streams.fulfilment.config); ignored here
+    "bundles",  # bundle definitions (streams.bundles.catalogue); ignored here
 }
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
 _CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient", "min_shelf_life_days"}

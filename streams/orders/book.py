@@ -137,6 +137,12 @@ class LineState:
     unit_price: int | None = None
     currency: str | None = None
     refusal: str | None = None  # the ledger's reason, for the last attempt
+    # a component line of a bundle sold (streams.bundles.expand): the bundle's SKU, its line
+    # on the channel, the component's units per bundle and the definition's version
+    bundle: str | None = None
+    bundle_line: str | None = None
+    per_bundle: int = 0
+    bundle_version: int | None = None
 
 
 @dataclass
@@ -189,7 +195,11 @@ class OrderBookState:
         return cls(**data)
 
     def total(self) -> int:
-        return sum(line.qty * (line.unit_price or 0) for line in self.lines)
+        # a bundle's price is on its first component line, per bundle
+        return sum(
+            (line.qty // line.per_bundle if line.per_bundle else line.qty) * (line.unit_price or 0)
+            for line in self.lines
+        )
 
     def as_order(self) -> dict[str, Any]:
         """The order as the routing and approval rules read it."""
@@ -234,6 +244,8 @@ class OrderBookState:
                     "shipped_qty": ln.shipped_qty,
                     "unit_price": ln.unit_price,
                     "currency": ln.currency,
+                    "bundle": ln.bundle,
+                    "bundle_line": ln.bundle_line,
                 }
                 for ln in self.lines
             ],
@@ -321,6 +333,7 @@ class _Step:
             channel=s.channel,
             order_id=s.order_id,
             source=SOURCE,
+            source_ref=_bundle_ref(line),
         )
 
     def release(self, skus: list[str], kind: str) -> None:
@@ -354,6 +367,7 @@ class _Step:
                 channel=s.channel,
                 order_id=s.order_id,
                 source=SOURCE,
+                source_ref=_bundle_ref(line),
             )
         )
 
@@ -558,6 +572,26 @@ class _Step:
         self.go(status, reason, by)
 
 
+def _bundle_ref(line: LineState) -> str | None:
+    """The bundle a component line was sold in, as its movements' reference."""
+    return f"bundle:{line.bundle}"[:MAX_TEXT] if line.bundle else None
+
+
+def _named(state: OrderBookState, lines: list[Mapping[str, Any]]) -> dict[str, int | None]:
+    """The lines an event names, by line id, with their quantities: a bundle's line (the
+    channel's) stands for its component lines, its quantity in bundles."""
+    named: dict[str, int | None] = {}
+    for line in lines:
+        line_id, qty = line["line_id"], line.get("qty")
+        parts = [ln for ln in state.lines if ln.bundle and ln.bundle_line == line_id]
+        if any(ln.line_id == line_id for ln in state.lines) or not parts:
+            named[line_id] = qty
+            continue
+        for ln in parts:
+            named[ln.line_id] = qty * ln.per_bundle if qty else qty
+    return named
+
+
 def _ship_id(order_id: str, event_id: str, line_id: str) -> str:
     """``ob|{order}|ship|{event id}|{line}``; the event id hashed when that is too long."""
     found = f"ob|{order_id}|ship|{event_id}|{line_id}"
@@ -608,6 +642,10 @@ def _placed(event: Mapping[str, Any], now: int) -> OrderBookState:
                 qty,
                 unit_price=line.get("unit_price"),
                 currency=line.get("currency"),
+                bundle=line.get("bundle"),
+                bundle_line=line.get("bundle_line"),
+                per_bundle=int(line.get("per_bundle") or 0),
+                bundle_version=line.get("bundle_version"),
             )
         )
     delivery = event.get("delivery") or "ship"
@@ -768,7 +806,7 @@ def _rerouted_missing(step: _Step, event: Mapping[str, Any]) -> None:
 def _shipped(step: _Step, event: Mapping[str, Any]) -> None:
     s = step.s
     _need(step, SHIPPABLE | {"exception"}, "shipped")
-    named = {line["line_id"]: line.get("qty") for line in event.get("lines") or []}
+    named = _named(s, event.get("lines") or [])
     unknown = set(named) - {ln.line_id for ln in s.lines}
     if unknown:
         raise OrderInputError("unknown_line", f"lines: {sorted(unknown)} not in the order")
@@ -807,7 +845,7 @@ def _delivered(step: _Step, event: Mapping[str, Any]) -> None:
 
 def _returned(step: _Step, event: Mapping[str, Any]) -> None:
     _need(step, {"shipped", "partially_shipped", "delivered", "picked_up"}, "returned")
-    named = {line["line_id"] for line in event.get("lines") or []}
+    named = set(_named(step.s, event.get("lines") or []))
     for ln in step.s.lines:
         if ln.status in ("shipped", "delivered") and (not named or ln.line_id in named):
             ln.status = "returned"

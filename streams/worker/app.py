@@ -17,6 +17,7 @@ from faust.streams import _current_event  # the current-event context Faust's ta
 from yarl import URL
 
 from schemas.codec import Codec
+from streams.bundles.catalogue import Catalogue
 from streams.kernel.replication import Replication, replication
 from streams.kernel.settings import ProcessingGuarantee, Settings, SettingsError
 from streams.kernel.topics import STOCK_EVENTS
@@ -25,6 +26,7 @@ from streams.orders.setup import OrderConfig
 from streams.worker.access import protect
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
+from streams.worker.bundle_levels import BundleLevels
 from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
 from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
@@ -50,6 +52,7 @@ class Ledger:
         codec: Codec,
         copies: Replication | None = None,
         orders: OrderConfig | None = None,
+        bundles: Catalogue | None = None,
     ) -> None:
         if settings.processing_guarantee is not ProcessingGuarantee.AT_LEAST_ONCE:
             raise SettingsError(
@@ -152,7 +155,16 @@ class Ledger:
                 k: v if k == "max_write_buffer_number" else v // 4
                 for k, v in _rocksdb_options(settings).items()
             },
+            catalogue=bundles,
         )
+        # bundles: their levels from their components' (none configured: nothing runs)
+        self.bundle_levels = BundleLevels(settings, codec, bundles) if bundles else None
+        if self.bundle_levels is not None:
+
+            @self.app.task
+            async def follow_bundles() -> None:
+                await self._follow_bundles()
+
         register_views(
             self.app,
             self.table,
@@ -161,8 +173,13 @@ class Ledger:
             self.pending,
             orders=TableOrderBook(self.orders.table),
             order_table=self.orders.table,
+            bundles=bundles,
         )
         self.tokens = protect(self.app, self.settings)
+
+    async def _follow_bundles(self) -> None:
+        if self.bundle_levels is not None:
+            self.bundle_levels.start()
 
     async def _index_holds(self) -> None:
         began = time.monotonic()

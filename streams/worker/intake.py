@@ -14,6 +14,8 @@ from typing import Any
 
 from schemas.events import FIELDS, MAX_QTY, problems, stock_event
 from schemas.times import now_ms, parse_date_days, parse_time_ms
+from streams.bundles.catalogue import Catalogue
+from streams.bundles.expand import BUNDLE_NOT_STOCKED, EXPANDED
 
 _TIME_FIELDS = ("occurred_at", "as_of", "expires_at")
 # ingested_at is stockflow's own: the intake stamps it
@@ -86,3 +88,19 @@ def _parse_one(
     if errors:
         return IntakeResult(index, None, tuple(errors))
     return IntakeResult(index, event, ())
+
+
+def refuse_unstocked(results: list[IntakeResult], bundles: Catalogue) -> list[IntakeResult]:
+    """``results`` with each event a bundle SKU cannot have (a receipt, a count, an
+    adjustment of a SKU that is never stocked) refused with its reason; the bundle's orders,
+    sales and returns stay, to be published as its components' events."""
+    if not bundles:
+        return results
+    out = []
+    for result in results:
+        event = result.event
+        if event is not None and bundles.get(event["sku"]) and event["type"] not in EXPANDED:
+            error = f"{event['type']} for bundle {event['sku']!r}: {BUNDLE_NOT_STOCKED}"
+            result = IntakeResult(result.index, None, (error,))
+        out.append(result)
+    return out

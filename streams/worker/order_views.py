@@ -37,6 +37,8 @@ class WholeTopicView:
     """A compacted topic read whole and followed from a thread; ``ready`` once read up to
     the ends Kafka had at the start. Subclasses apply each decoded record."""
 
+    wait_s = 0.2  # a read waits this long for a batch to fill (the view's added delay)
+
     def __init__(self, settings: Settings, codec: Codec, spec: TopicSpec, name: str) -> None:
         self.settings = settings
         self.codec = codec
@@ -49,6 +51,9 @@ class WholeTopicView:
     def apply(self, record: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
+    def on_ready(self) -> None:
+        """Called once read up to the ends Kafka had at the start (in the view's thread)."""
+
     def take(self, key: bytes | None, value: bytes) -> None:
         """One record as read from the topic: decoded and applied (a subclass may keep the
         bytes and decode them when read)."""
@@ -56,6 +61,11 @@ class WholeTopicView:
             self.apply(self.codec.decode_as(self.spec.value_schema, value))
         except (CodecError, KeyError, TypeError, ValueError) as exc:
             log.debug("%s: record skipped (%s)", self.name, exc)
+
+    def _set_ready(self) -> None:
+        if not self.ready.is_set():
+            self.ready.set()
+            self.on_ready()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -94,9 +104,9 @@ class WholeTopicView:
             consumer.assign(parts)
             position = {tp.partition: tp.offset for tp in parts}
             if all(position[p] >= ends[p] for p in ends):
-                self.ready.set()
+                self._set_ready()
             while not self._stop.is_set():
-                for msg in consumer.consume(500, 0.2):
+                for msg in consumer.consume(500, self.wait_s):
                     if msg.error():
                         raise KafkaException(msg.error())
                     position[msg.partition() or 0] = (msg.offset() or 0) + 1
@@ -105,7 +115,7 @@ class WholeTopicView:
                         continue
                     self.take(msg.key(), value)
                 if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
-                    self.ready.set()
+                    self._set_ready()
         finally:
             consumer.close()
 

@@ -61,6 +61,8 @@ from aiokafka.errors import KafkaError
 
 from schemas.codec import Codec, CodecError
 from schemas.times import now_ms
+from streams.bundles.catalogue import Catalogue
+from streams.bundles.expand import expand_order
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.settings import Settings
 from streams.kernel.topics import (
@@ -137,10 +139,12 @@ class OrderBook:
         writing_as: Callable[[Any], AbstractContextManager[Any]],
         serves: Callable[[str, str], bool] | None = None,
         store_options: Mapping[str, int] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.config = config
+        self.catalogue = catalogue or Catalogue()  # bundle lines become component lines
         self.codec = codec
         self.writing_as = writing_as
         self.partitions = settings.partitions
@@ -221,6 +225,8 @@ class OrderBook:
         before: bytes | None = None
         try:
             record = self.codec.decode_as(schema, raw)
+            if is_order:  # a bundle's line: its components, as defined when placed
+                record = dict(expand_order(record, self.catalogue))
             event_id = record.get("event_id")
             order_id = record["order_id"] if is_order else order_id_of_decision(record)
             if not order_id:

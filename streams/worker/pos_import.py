@@ -23,12 +23,14 @@ import io
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from schemas.codec import Codec, CodecError, codec_for
 from schemas.times import now_ms
+from streams.bundles.catalogue import Catalogue, load_catalogue
+from streams.bundles.expand import BUNDLE_NOT_STOCKED, EXPANDED, expand_event
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_DEADLETTER, STOCK_EVENTS
@@ -149,6 +151,8 @@ def run_import(
     except CodecError as exc:
         print(f"error: schema registry: {exc}", file=err)
         return 1
+    bundles = load_catalogue(settings.config_path or None)
+    rows = [_unstocked_refused(row, bundles) for row in rows]
     producer = Producer(producer_config(settings, **{"client.id": "stockflow-pos-import"}))
     summary = Summary(rows=len(rows))
 
@@ -160,10 +164,11 @@ def run_import(
     for n, row in enumerate(rows, 1):
         event = row.result.event
         if event is not None:
-            value = codec.encode(STOCK_EVENTS.value_schema, event)
-            produce(
-                producer, STOCK_EVENTS.name, event["sku"].encode(), value, on_delivery=delivered
-            )
+            for part in expand_event(event, bundles):  # a bundle's sale: its components'
+                value = codec.encode(STOCK_EVENTS.value_schema, part)
+                produce(
+                    producer, STOCK_EVENTS.name, part["sku"].encode(), value, on_delivery=delivered
+                )
             summary.sent += 1
         else:
             summary.refused.append(row)
@@ -187,6 +192,15 @@ def run_import(
     if summary.failed:
         return 1
     return 2 if summary.refused else 0
+
+
+def _unstocked_refused(row: Row, bundles: Catalogue) -> Row:
+    """``row`` refused when it counts, receives or adjusts a bundle SKU (never stocked)."""
+    event = row.result.event
+    if event is None or not bundles.get(event["sku"]) or event["type"] in EXPANDED:
+        return row
+    error = f"{event['type']} for bundle {event['sku']!r}: {BUNDLE_NOT_STOCKED}"
+    return replace(row, result=ChangeResult(row.result.index, None, (error,)))
 
 
 def _print_summary(summary: Summary, path: Path, store: str, took: float, out: TextIO) -> None:

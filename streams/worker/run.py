@@ -12,6 +12,7 @@ import faust
 import uvloop
 
 from schemas.codec import codec_for
+from streams.bundles.catalogue import load_catalogue
 from streams.kernel.kafka_admin import ensure_topics
 from streams.kernel.settings import Settings
 from streams.kernel.topics import TopicSpec, Writer
@@ -69,6 +70,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
 
     config = load_config(settings.config_path or None)
     orders = load_order_config(settings.config_path or None)
+    bundles = load_catalogue(settings.config_path or None)
     codec = codec_for(settings)
     own = (
         replies_topic(settings),
@@ -77,7 +79,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     created = ensure_topics(settings) + ensure_topics(settings, own)
     if created:
         print(f"[worker] declared topics: {', '.join(created)}", file=sys.stderr)
-    ledger = Ledger(settings, config, codec, orders=orders)
+    ledger = Ledger(settings, config, codec, orders=orders, bundles=bundles)
     worker = faust.Worker(ledger.app, loglevel=loglevel, quiet=True)
     signal.signal(signal.SIGUSR1, lambda *_: _dump_tasks())
     worker.execute_from_commandline()  # exits the process when the worker stops

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.codec import Codec
 from schemas.events import MAX_HOLD_TTL_SECONDS, problems, stock_event
 from schemas.times import now_ms
+from streams.bundles.catalogue import Catalogue
 from streams.kernel.access.guard import principal_of
 from streams.kernel.audit import note
 from streams.kernel.topics import STOCK_EVENTS
@@ -28,8 +29,9 @@ from streams.ledger.config import LedgerConfig
 from streams.ledger.lots import day_of, lots_view
 from streams.ledger.state import SkuState, event_key
 from streams.worker import access, edges, metrics
+from streams.worker.bundle_intake import bundles_expanded
 from streams.worker.hold_ids import hold_id_for, sku_of_hold
-from streams.worker.intake import parse_items
+from streams.worker.intake import parse_items, refuse_unstocked
 from streams.worker.order_reads import MemoryOrderBook, OrderBookView
 from streams.worker.orders_web import register_order_views
 from streams.worker.pending import HoldOutcome, PendingHolds, Waiting
@@ -82,11 +84,14 @@ def register_views(
     pending: PendingHolds | None = None,
     orders: OrderBookView | None = None,
     order_table: Any = None,
+    bundles: Catalogue | None = None,
 ) -> None:
     """The worker's routes on ``app``: ``table`` is the SKU table, ``config`` the ledger's,
     ``pending`` the holds requests wait for (resolved by the worker's batch step),
     ``orders`` the order book's table read by the orders API and ``order_table`` that
-    table (``streams.worker.orders_web``)."""
+    table (``streams.worker.orders_web``), ``bundles`` the bundle definitions: an event of a
+    bundle SKU is published as its components' events (:mod:`streams.bundles.expand`)."""
+    catalogue = bundles or Catalogue()
     holds = pending if pending is not None else PendingHolds()
     edges.install(app, codec, FORWARDED)
     # until the order agent runs here, an empty book: every order is unknown (404)
@@ -96,7 +101,7 @@ def register_views(
     async def publish(events: list[dict[str, Any]]) -> None:
         futures = []
         await resolve_off_loop(codec)
-        for event in events:
+        for event in await bundles_expanded(app, codec, events, catalogue):
             value = codec.encode(STOCK_EVENTS.value_schema, event)
             futures.append(
                 await app.producer.send(
@@ -129,11 +134,14 @@ def register_views(
             if isinstance(body, list) and len(body) > MAX_BATCH:
                 return self.json({"error": f"at most {MAX_BATCH} events per request"}, status=413)
             principal = principal_of(request)
-            results = parse_items(
-                body,
-                source=principal.default_source,
-                default_location=config.default_location,
-                max_qty=config.max_qty,
+            results = refuse_unstocked(
+                parse_items(
+                    body,
+                    source=principal.default_source,
+                    default_location=config.default_location,
+                    max_qty=config.max_qty,
+                ),
+                catalogue,
             )
             forbidden = access.refusals(principal, results)
             if forbidden:  # nothing of the request is published

@@ -125,6 +125,15 @@ class Stack:
     fakes: FakesThread
     skus: list[str]
     group: str  # the connectors' consumer group (their state folder is named after it)
+    # a bundle of the first SKU and two of the second, mapped on both fakes after the SKUs
+    # (never counted: its quantity is derived), when the stack was asked for one
+    bundle: str | None = None
+
+    @property
+    def bundle_ids(self) -> tuple[int, int, int]:
+        """The bundle's Shopify item, Shopify variant and Woo product ids."""
+        n = len(self.skus) + 1
+        return 100 + n, 10 * n, n
 
     def item(self, sku: str) -> int:
         return 100 + self.skus.index(sku) + 1
@@ -222,6 +231,7 @@ def e2e_stack(
     n_skus: int,
     on_refusal: dict[str, str] | None = None,
     channel_extra: str = "",
+    bundle: bool = False,
 ) -> Iterator[Stack]:
     """A worker, the fakes (``n_skus`` fresh SKUs at 0 on both) and the connectors
     (``on_refusal``: policy per channel name, default flag; ``channel_extra``: YAML lines
@@ -230,13 +240,20 @@ def e2e_stack(
     skus = [f"e2e-{tag}-{n}" for n in range(1, n_skus + 1)]
     ledger = folder / "ledger.yaml"
     ledger.write_text(LEDGER_CONFIG)
+    set_sku = f"e2e-{tag}-set" if bundle else None
+    if set_sku is not None:
+        ledger.write_text(
+            LEDGER_CONFIG
+            + f"bundles:\n  - sku: {set_sku}\n    components: {{{skus[0]}: 1, {skus[1]}: 2}}\n"
+        )
     logs = settings.state_dir / "logs"
     worker = WorkerProcess(f"e2e-{tag}", worker_port, logs, STOCKFLOW_CONFIG=str(ledger))
     fakes = FakesThread(f"http://127.0.0.1:{connectors_port}")
     connectors: ConnectorsProcess | None = None
     try:
         fakes.start()
-        for n, sku in enumerate(skus, start=1):
+        mapped = skus + ([set_sku] if set_sku is not None else [])
+        for n, sku in enumerate(mapped, start=1):
             fakes.shopify.add_item(100 + n, 10 * n, sku, 1, 0)
             fakes.woo.add_product(n, sku, 0)
         worker.start()
@@ -244,7 +261,7 @@ def e2e_stack(
         group = f"e2e-connectors-{tag}"
         config.write_text(
             connectors_yaml(
-                skus,
+                mapped,
                 fakes.shopify.url,
                 fakes.woo.url,
                 group,
@@ -252,9 +269,11 @@ def e2e_stack(
                 channel_extra,
             )
         )
-        connectors = ConnectorsProcess(config, connectors_port, logs)
+        # the bundle definitions, for the line intake (the connectors read no other key)
+        env = {"STOCKFLOW_CONFIG": str(ledger)} if set_sku is not None else {}
+        connectors = ConnectorsProcess(config, connectors_port, logs, **env)
         connectors.start()
-        yield Stack(settings, worker, connectors, fakes, skus, group)
+        yield Stack(settings, worker, connectors, fakes, skus, group, set_sku)
     finally:
         try:
             if connectors is not None:

@@ -15,7 +15,7 @@ import pytest
 
 from connectors.testing.base import SentWebhook
 from streams.kernel.settings import Settings
-from tests.fakes.e2e import Stack, e2e_stack
+from tests.fakes.e2e import LOCATION, Stack, e2e_stack
 from tests.support.kafka import wait_for
 from tests.support.ports import free_port
 
@@ -28,7 +28,12 @@ START = 1000  # counted stock of every SKU
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("connectors-e2e")
     with e2e_stack(
-        local_stack, folder, worker_port=free_port(), connectors_port=free_port(), n_skus=24
+        local_stack,
+        folder,
+        worker_port=free_port(),
+        connectors_port=free_port(),
+        n_skus=24,
+        bundle=True,
     ) as stack:
         stack.count(dict.fromkeys(stack.skus, START))
         yield stack
@@ -93,6 +98,59 @@ def test_a_signed_woocommerce_order_webhook_lowers_the_quantity_shopify_holds(
         what="Shopify 996",
     )
     assert stack.ledger_qty(sku, "shopify") == START - 4
+
+
+def test_a_bundle_sold_on_shopify_reserves_its_components_and_every_channel_shows_the_sets(
+    stack: Stack,
+) -> None:
+    """Given a bundle of one unit of SKU 1 and two of SKU 2, mapped on both fakes like any SKU
+    When Shopify sells 3 bundles (signed orders/create, the line intake), then WooCommerce
+    sells 7 units of SKU 2 alone
+    Then the ledger reserves 3 of SKU 1 and 6 of SKU 2 (the bundle SKU itself never reaches
+    it), and both fakes show the sets the components make: the bundle lowers its
+    components, a component sold alone lowers the bundle."""
+    s1, s2 = stack.skus[0], stack.skus[1]
+    assert stack.bundle is not None
+    item, variant, pid = stack.bundle_ids
+    fakes = stack.fakes
+
+    def reserved(sku: str) -> int:
+        return int((stack.worker.stock(sku) or {})["locations"][LOCATION]["reserved"])
+
+    def sets(channel: str) -> int:
+        return min(stack.ledger_qty(s1, channel) or 0, (stack.ledger_qty(s2, channel) or 0) // 2)
+
+    def shown() -> tuple[int | None, int | None]:
+        return fakes.shopify_qty(item), fakes.woo_qty(pid)
+
+    before = reserved(s1), reserved(s2)
+    wait_for(
+        lambda: shown() == (sets("shopify"), sets("woocommerce")), what="sets shown", timeout=30
+    )
+    order = fakes.call(lambda: fakes.shopify.place_order([(variant, 3)]))
+    assert fakes.run(fakes.shopify.deliver("orders/create", order)).statuses == [200]
+    wait_for(
+        lambda: (reserved(s1), reserved(s2)) == (before[0] + 3, before[1] + 6),
+        what="parts",
+        timeout=30,
+    )
+    wait_for(
+        lambda: shown() == (sets("shopify"), sets("woocommerce")),
+        what="sets after sale",
+        timeout=30,
+    )
+    assert stack.worker.stock(stack.bundle) is None  # never stocked by the ledger
+    after_bundle = shown()
+    _, sent = _woo_order(stack, s2, 7)
+    assert sent.statuses == [200]
+    wait_for(lambda: reserved(s2) == before[1] + 13, what="the single sale", timeout=30)
+    wait_for(
+        lambda: shown() == (sets("shopify"), sets("woocommerce")),
+        what="sets after part",
+        timeout=30,
+    )
+    print(f"\n[e2e] bundle shown {after_bundle} after 3 sets, {shown()} after 7 of SKU 2")
+    assert shown()[0] is not None and shown()[0] < (after_bundle[0] or 0)
 
 
 def test_a_webhook_with_a_bad_signature_changes_nothing_in_the_ledger(stack: Stack) -> None:

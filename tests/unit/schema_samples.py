@@ -157,6 +157,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
                 "shipped_qty": 0,
                 "unit_price": 4990,
                 "currency": "EUR",
+                "bundle": "desk-set",
+                "bundle_line": "1",
             }
         ],
         "route_reason": "single location: lyon ships every line, 4 km",
