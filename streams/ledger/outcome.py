@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import InvalidEvent
-from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
+from streams.ledger.availability import (
+    DEFAULT_CHANNEL,
+    channel_quantities,
+    location_available,
+    preorder_figures,
+)
 from streams.ledger.config import LedgerConfig
 from streams.ledger.lots import day_of
 from streams.ledger.state import Lot, SkuState
@@ -134,6 +139,8 @@ class Step:
         location: str | None = None,
         reason: str | None = None,
         lots: list[str] | None = None,
+        preorder: bool = False,
+        promised_on: int | None = None,
     ) -> None:
         ev = self.event
         self.out.decision = {
@@ -150,6 +157,8 @@ class Step:
             "occurred_at": ev["occurred_at"],
             "at": self.now,
             "lot": ",".join(lots) if lots else None,
+            "preorder": preorder,
+            "promised_on": promised_on,
         }
 
     def alert(
@@ -216,6 +225,11 @@ class Step:
         qty = channel_quantities(state, config, day)
         last = state.last_qty
         changed = [c for c, q in qty.items() if last.get(c, 0) != q]
+        caps = config.preorders.get(sku) if config.preorders else None
+        pre = preorder_figures(state, config, caps) if caps else {}
+        if pre != state.last_preorders:
+            state.last_preorders = pre
+            split_moved = True  # the pre-order figure is part of the level
         if not changed and not split_moved:
             return self.out
         known = state.version > 0
@@ -245,6 +259,7 @@ class Step:
             "locations": {
                 n: location_available(loc, n, config, day) for n, loc in state.locations.items()
             },
+            "preorders": pre,
             "cause_event_id": self.event["event_id"],
             "occurred_at": self.event["occurred_at"],
             "at": self.now,

@@ -119,6 +119,7 @@ def purchase_event(
 ) -> dict[str, Any]:
     """The ``purchase_ordered`` / ``purchase_cancelled`` StockEvent of one line, checked."""
     suffix = "" if kind == "purchase_ordered" else "|cancel"
+    expected = proposal.get("expected_on") if kind == "purchase_ordered" else None
     event = stock_event(
         kind,
         sku,
@@ -128,6 +129,7 @@ def purchase_event(
         location=proposal["location"],
         source=SOURCE,
         source_ref=proposal["proposal_id"],
+        expected_on=None if expected is None else int(expected),  # pre-orders' promised day
     )
     check_event(event)
     return event
