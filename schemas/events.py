@@ -91,6 +91,7 @@ POSITIVE = frozenset(
         "quarantine_released",
         "purchase_ordered",
         "purchase_cancelled",
+        "purchase_late",
     }
 )
 NEEDS_ORDER = frozenset(
@@ -100,7 +101,9 @@ NEEDS_REASON = {
     "adjustment": "damage, shrinkage, correction...",
     "quarantine_released": "inspection passed, scrapped...",
 }
-NEEDS_PO = frozenset({"purchase_ordered", "purchase_cancelled"})  # source_ref: the PO number
+NEEDS_PO = frozenset(
+    {"purchase_ordered", "purchase_cancelled", "purchase_late"}
+)  # source_ref: the PO number
 # Where released quarantined units go; "quarantine" would release them into quarantine.
 RELEASE_DISPOSITIONS = ("resellable", "damaged")
 MAX_HOLD_TTL_SECONDS = 7 * 24 * 3600  # longest a checkout hold may last, on every route

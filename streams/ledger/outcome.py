@@ -35,7 +35,7 @@ class Emitted:
     ``duplicate``: the event id was applied before; nothing changed, nothing is emitted.
     ``skipped``: applied (its id is recorded) but without effect, and why
     (``stale_count``, ``count_before_journal``, ``before_count``, ``unknown_order``,
-    ``unknown_hold``, ``nothing_incoming``).
+    ``unknown_hold``, ``nothing_incoming``, ``no_preorders``).
     """
 
     movements: list[Record] = field(default_factory=list)

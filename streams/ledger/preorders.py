@@ -42,6 +42,7 @@ __all__ = [
     "REASON",
     "place",
     "purchase_cancelled",
+    "purchase_late",
     "purchase_ordered",
     "receipt",
 ]
@@ -133,6 +134,43 @@ def purchase_cancelled(step: Step, units: int) -> None:
         f"{', '.join(sorted(risky))}",
         value=uncovered,
         threshold=incoming,
+    )
+
+
+def purchase_late(step: Step) -> None:
+    """A purchase order past its expected day (``purchase_late``, from the purchasing
+    service; no stock effect): a ``preorder_at_risk`` alert lists the waiting pre-orders
+    whose units are to come from it (their place in the queue falls on its open units)."""
+    state, ref = step.state, step.event["source_ref"]
+    late = state.purchases.get(ref)
+    if late is None or not any(b.preorder for b in state.backorders.values()):
+        step.out.skipped = "no_preorders"
+        return
+    ordered = sorted(
+        (p for p in state.purchases.items() if p[1][1] > 0),
+        key=lambda p: (p[1][2] is None, p[1][2] or 0, p[0]),
+    )
+    start = 0
+    for name, entry in ordered:
+        if name == ref:
+            break
+        start += entry[1]
+    end = start + late[1]  # the late order's units are queue places start+1 .. end
+    risky, units, place = [], 0, 0
+    for order_id, b in state.backorders.items():
+        first, place = place + 1, place + b.qty
+        if b.preorder and first <= end and place > start:
+            risky.append(order_id)
+            units += b.qty
+    if not risky:
+        step.out.skipped = "no_preorders"
+        return
+    step.alert(
+        AT_RISK,
+        f"{state.sku}: purchase order {ref} is late ({step.event['qty']} unit(s) open); "
+        f"{units} pre-sold unit(s) wait for it; pre-orders at risk: {', '.join(sorted(risky))}",
+        value=units,
+        threshold=late[1],
     )
 
 

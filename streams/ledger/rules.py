@@ -198,6 +198,7 @@ _HANDLERS = {
     "quarantine_released": stock.quarantine_released,
     "purchase_ordered": stock.purchase_ordered,
     "purchase_cancelled": stock.purchase_cancelled,
+    "purchase_late": preorders.purchase_late,
     "hold": orders.hold,
     "hold_released": orders.hold_released,
 }

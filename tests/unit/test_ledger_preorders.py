@@ -146,6 +146,31 @@ def test_a_cancelled_purchase_order_lists_the_preorders_it_leaves_uncovered() ->
     assert out.level is not None and out.level["preorders"] == {"shop": 0, "market": 0}
 
 
+def test_a_late_purchase_order_lists_the_preorders_waiting_for_its_units() -> None:
+    """Given PO-soon (2 units, DAY) and PO-late (3 units, DAY + 5), and pre-orders o1 (2:
+    from PO-soon), o2 (2: one from each... no, places 3-4: PO-late) and o3 (1: place 5),
+    when the purchasing service says PO-late is late, then one preorder_at_risk alert names
+    o2 and o3, not o1; said again (same event id) nothing more is raised; said of PO-soon,
+    only o1 is named."""
+    ledger = Ledger()
+    ledger.po("PO-soon", 2, DAY)
+    ledger.po("PO-late", 3, DAY + 5)
+    ledger.order("o1", 2)
+    ledger.order("o2", 2, "market")
+    ledger.order("o3", 1)
+    late = {"qty": 3, "location": "wh", "source_ref": "PO-late"}
+    out = ledger.send("purchase_late", **late)
+    [alert] = out.alerts
+    assert alert["kind"] == "preorder_at_risk"
+    assert "o2, o3" in alert["message"] and "o1" not in alert["message"]
+    assert (alert["value"], out.movements, out.level) == (3, [], None)
+    event = stock_event("purchase_late", SKU, "e6", T + 6, **late)  # the same id again
+    _, again = apply(ledger.state, event, CONFIG, T + 7)
+    assert again.duplicate and not again.alerts
+    soon = ledger.send("purchase_late", qty=2, location="wh", source_ref="PO-soon")
+    assert "o1" in soon.alerts[0]["message"] and "o2" not in soon.alerts[0]["message"]
+
+
 def test_a_sku_without_an_allowance_stores_and_emits_what_it_did() -> None:
     """Given a SKU with no pre-order allowance, when a purchase order and an order beyond
     the stock arrive, then the order is refused as before, no purchase order is kept in the
