@@ -227,9 +227,12 @@ class Step:
         changed = [c for c, q in qty.items() if last.get(c, 0) != q]
         caps = config.preorders.get(sku) if config.preorders else None
         pre = preorder_figures(state, config, caps) if caps else {}
-        if pre != state.last_preorders:
+        pre_changed: list[str] = []
+        if pre != state.last_preorders:  # the pre-order figure is part of what is shown
+            shown = state.last_preorders
+            pre_changed = [c for c, n in pre.items() if shown.get(c) != n and c not in changed]
             state.last_preorders = pre
-            split_moved = True  # the pre-order figure is part of the level
+            split_moved = True
         if not changed and not split_moved:
             return self.out
         known = state.version > 0
@@ -249,6 +252,7 @@ class Step:
                 )
         state.last_qty = qty
         state.version += 1
+        changed.extend(pre_changed)
         default = qty[DEFAULT_CHANNEL]
         self.out.level = {
             "sku": sku,

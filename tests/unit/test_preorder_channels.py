@@ -1,0 +1,90 @@
+"""The pre-order figure reaches the channels: the level names the channel when only its
+pre-order figure changed, the push item carries it, WooCommerce shows it as backorders."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+
+from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
+from connectors.testing.woocommerce import FakeWooCommerce
+from connectors.woocommerce.outbound import PREORDER_META, WooPusher
+from schemas.events import stock_event
+from streams.ledger import apply, parse_config
+from tests.fakes.harness import SKUS, seed_woo, woo_client, woo_mapping
+
+FAST = LanePolicy(coalesce_s=0.02, backoff_base_s=0.05, backoff_cap_s=0.2, max_attempts=20)
+T = 1_795_000_000_000
+
+
+def level(version: int, qty: int, preorder: int | None) -> dict[str, Any]:
+    return {
+        "sku": SKUS[0],
+        "version": version,
+        "channels": {"woocommerce": qty},
+        "changed_channels": ["woocommerce"],
+        "default_quantity": qty,
+        "locations": {"wh": qty},
+        "preorders": {} if preorder is None else {"woocommerce": preorder},
+        "cause_event_id": f"e{version}",
+        "occurred_at": int(time.time() * 1000),
+        "at": 0,
+    }
+
+
+def test_a_purchase_order_alone_changes_the_preorder_figure_and_names_the_channel() -> None:
+    """Given a SKU with an allowance of 4 on woocommerce and none on amazon, when only a
+    purchase order of 10 arrives (no channel quantity changes), then a level is emitted
+    whose changed_channels is woocommerce alone, with preorders {woocommerce: 4}, and the
+    connectors' push item for it carries preorder 4 (amazon's none)."""
+    config = parse_config(
+        {
+            "channels": [{"name": "woocommerce"}, {"name": "amazon"}],
+            "preorders": [{"sku": "desk", "channel": "woocommerce", "cap": 4}],
+        }
+    )
+    state, _ = apply(None, stock_event("receipt", "desk", "e1", T, qty=1), config, T)
+    event = stock_event(
+        "purchase_ordered", "desk", "e2", T + 1, qty=10, source_ref="PO-1", expected_on=20_800
+    )
+    _, out = apply(state, event, config, T + 1)
+    assert out.level is not None
+    assert out.level["changed_channels"] == ["woocommerce"]
+    assert out.level["preorders"] == {"woocommerce": 4}
+    [item] = items_from_level(out.level, ["woocommerce", "amazon"])
+    assert (item.channel, item.quantity, item.preorder) == ("woocommerce", 1, 4)
+    [other] = items_from_level({**out.level, "changed_channels": ["amazon"]}, ["amazon"])
+    assert other.preorder is None
+
+
+def test_woocommerce_allows_backorders_while_units_may_be_pre_sold() -> None:
+    """Given a WooCommerce product, when a level says 0 in stock with 3 units to pre-sell,
+    then the product is written with backorders notify, stock 0, stock_status onbackorder
+    and the allowance in its meta; when the allowance is used up (0), backorders go back to
+    no and it is out of stock; a level without pre-orders leaves backorders alone."""
+
+    async def scenario() -> None:
+        async with FakeWooCommerce(seed=2) as woo, aiohttp.ClientSession() as session:
+            seed_woo(woo)
+            pusher = WooPusher(woo_client(session, woo), woo_mapping())
+            async with OutboundEngine([pusher], policies={"woocommerce": FAST}) as engine:
+                product = woo.products[1]
+                engine.offer(level(1, 0, 3))
+                await engine.drained()
+                assert (product["stock_quantity"], product["backorders"]) == (0, "notify")
+                assert product["stock_status"] == "onbackorder"
+                assert product["meta_data"][0]["key"] == PREORDER_META
+                assert product["meta_data"][0]["value"] == "3"
+                engine.offer(level(2, 0, 0))
+                await engine.drained()
+                assert (product["backorders"], product["stock_status"]) == ("no", "outofstock")
+                assert product["meta_data"][0]["value"] == "0"
+                product["backorders"] = "yes"  # set by the merchant for another reason
+                engine.offer(level(3, 5, None))
+                await engine.drained()
+                assert (product["stock_quantity"], product["backorders"]) == (5, "yes")
+
+    asyncio.run(scenario())
