@@ -191,7 +191,8 @@ class Step:
     def finish(self) -> Emitted:
         """Emit the level and crossing alerts; bound the journal. Returns the outcome."""
         state, config = self.state, self.config
-        if not self.touched:
+        caps = config.preorders.get(state.sku) if config.preorders else None
+        if not self.touched and not caps:  # (a pre-order moves no units: its figure does)
             return self.out
         state.journal_trim(config.journal_limit, self.now - config.journal_max_age_ms)
         sku = state.sku
@@ -225,7 +226,6 @@ class Step:
         qty = channel_quantities(state, config, day)
         last = state.last_qty
         changed = [c for c, q in qty.items() if last.get(c, 0) != q]
-        caps = config.preorders.get(sku) if config.preorders else None
         pre = preorder_figures(state, config, caps) if caps else {}
         pre_changed: list[str] = []
         if pre != state.last_preorders:  # the pre-order figure is part of what is shown

@@ -82,12 +82,17 @@ def test_an_order_line_short_of_available_is_a_preorder_promised_for_the_purchas
 def test_preorders_never_exceed_the_cap_nor_the_incoming() -> None:
     """Given 6 incoming and no stock, when the shop (cap 5) orders 3, 3, then the market
     (cap 8) 3 and 1, then the first shop line is a pre-order, the second is refused (cap),
-    the market's 3 is a pre-order and its 1 a plain backorder (incoming all promised)."""
+    the market's 3 is a pre-order and its 1 a plain backorder (incoming all promised); the
+    first pre-order's level shows what each channel may still pre-sell."""
     ledger = Ledger()
     ledger.send("adjustment", qty=1, location="wh", reason="first")
     ledger.send("sale", qty=1, location="wh")
     ledger.po("PO-1", 6, DAY)
-    assert ledger.order("s1", 3).decision["preorder"] is True
+    first = ledger.order("s1", 3)
+    assert first.decision["preorder"] is True
+    assert first.level is not None  # no units moved, the pre-order figures did
+    assert first.level["preorders"] == {"shop": 2, "market": 3}
+    assert first.level["changed_channels"] == ["shop", "market"]
     second = ledger.order("s2", 3).decision
     assert (second["outcome"], second["preorder"]) == ("rejected", False)
     assert ledger.order("m1", 3, "market").decision["preorder"] is True
