@@ -10,25 +10,37 @@ from typing import Any
 import aiohttp
 
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
+from connectors.shopify.mapping import ShopifyItem, ShopifyMapping
+from connectors.shopify.outbound import ShopifyPusher
+from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.outbound import PREORDER_META, WooPusher
 from schemas.events import stock_event
 from streams.ledger import apply, parse_config
-from tests.fakes.harness import SKUS, seed_woo, woo_client, woo_mapping
+from tests.fakes.harness import (
+    SKUS,
+    seed_shopify,
+    seed_woo,
+    shopify_client,
+    woo_client,
+    woo_mapping,
+)
 
 FAST = LanePolicy(coalesce_s=0.02, backoff_base_s=0.05, backoff_cap_s=0.2, max_attempts=20)
 T = 1_795_000_000_000
 
 
-def level(version: int, qty: int, preorder: int | None) -> dict[str, Any]:
+def level(
+    version: int, qty: int, preorder: int | None, channel: str = "woocommerce"
+) -> dict[str, Any]:
     return {
         "sku": SKUS[0],
         "version": version,
-        "channels": {"woocommerce": qty},
-        "changed_channels": ["woocommerce"],
+        "channels": {channel: qty},
+        "changed_channels": [channel],
         "default_quantity": qty,
         "locations": {"wh": qty},
-        "preorders": {} if preorder is None else {"woocommerce": preorder},
+        "preorders": {} if preorder is None else {channel: preorder},
         "cause_event_id": f"e{version}",
         "occurred_at": int(time.time() * 1000),
         "at": 0,
@@ -86,5 +98,37 @@ def test_woocommerce_allows_backorders_while_units_may_be_pre_sold() -> None:
                 engine.offer(level(3, 5, None))
                 await engine.drained()
                 assert (product["stock_quantity"], product["backorders"]) == (5, "yes")
+
+    asyncio.run(scenario())
+
+
+def test_shopify_sells_on_at_zero_while_units_may_be_pre_sold() -> None:
+    """Given a Shopify variant (mapped with its product), when a level says 0 with 2 units
+    to pre-sell, then the quantity is written and the variant's inventoryPolicy becomes
+    CONTINUE; when the allowance is used up it goes back to DENY; a level with the same
+    figure again does not call productVariantsBulkUpdate a second time."""
+
+    async def scenario() -> None:
+        async with FakeShopify(seed=1) as shop, aiohttp.ClientSession() as session:
+            seed_shopify(shop)
+            mapping = ShopifyMapping(
+                shop="demo.myshopify.com",
+                push_location_id=1,
+                items=(ShopifyItem(SKUS[0], 101, 10, product_id=1),),
+                locations={1: "paris"},
+            )
+            pusher = ShopifyPusher(shopify_client(session, shop), mapping)
+            async with OutboundEngine([pusher], policies={"shopify": FAST}) as engine:
+                engine.offer(level(1, 0, 2, "shopify"))
+                await engine.drained()
+                assert shop.stock[(101, 1)] == 0
+                assert shop.policies == {10: "CONTINUE"}
+                engine.offer(level(2, 0, 0, "shopify"))
+                await engine.drained()
+                assert shop.policies == {10: "DENY"}
+                engine.offer(level(3, 1, 0, "shopify"))
+                await engine.drained()
+                assert shop.stock[(101, 1)] == 1
+                assert shop.policy_writes == [(10, "CONTINUE"), (10, "DENY")]
 
     asyncio.run(scenario())
