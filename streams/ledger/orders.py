@@ -95,7 +95,7 @@ def order_placed(step: Step) -> None:
         lines = state.orders.setdefault(order_id, {})
         lines[name] = lines.get(name, 0) + qty
         step.decide("accepted", qty, before, location=name, lots=used)
-    elif _preorder(step, before):
+    elif step.config.preorders and _preorder(step, before):
         return
     elif step.config.on_insufficient(channel) == "backorder":
         waiting = state.backorders.get(order_id)

@@ -252,7 +252,8 @@ class Step:
                 )
         state.last_qty = qty
         state.version += 1
-        changed.extend(pre_changed)
+        if pre_changed:
+            changed.extend(pre_changed)
         default = qty[DEFAULT_CHANNEL]
         self.out.level = {
             "sku": sku,

@@ -102,9 +102,28 @@ def purchase_ordered(step: Step, name: str) -> None:
             entry[2] = ev["expected_on"]
 
 
-def receipt(step: Step, units: int) -> None:
-    """A receipt naming a purchase order lowers its open units."""
-    _lower(step.state, step.event.get("source_ref"), units)
+def receipt(step: Step, name: str, units: int, incoming_after: int) -> None:
+    """A receipt naming a purchase order lowers its open units; then the open units of the
+    location's purchase orders are kept within its ``incoming`` (a receipt naming none
+    lowered it too): the earliest expected give way first."""
+    state = step.state
+    _lower(state, step.event.get("source_ref"), units)
+    _within(state, name, incoming_after)
+
+
+def _within(state: SkuState, name: str, incoming: int) -> None:
+    """Keep the open units of the location's purchase orders within its ``incoming``."""
+    here = sorted(
+        (p for p in state.purchases.items() if p[1][0] == name),
+        key=lambda p: (p[1][2] is None, p[1][2] or 0, p[0]),
+    )
+    over = sum(entry[1] for _, entry in here) - incoming
+    for ref, entry in here:
+        if over <= 0:
+            break
+        take = min(over, entry[1])
+        _lower(state, ref, take)
+        over -= take
 
 
 def purchase_cancelled(step: Step, units: int) -> None:
@@ -112,6 +131,8 @@ def purchase_cancelled(step: Step, units: int) -> None:
     incoming no longer covers are listed in a ``preorder_at_risk`` alert."""
     state = step.state
     _lower(state, step.event["source_ref"], units)
+    name = step.event.get("location") or step.config.default_location
+    _within(state, name, state.location(name).incoming)
     incoming = sum(loc.incoming for loc in state.locations.values())
     waiting = list(state.backorders.items())
     uncovered = sum(b.qty for _, b in waiting) - incoming

@@ -97,7 +97,7 @@ def _receipt(step: Step) -> None:
     loc = step.state.locations.get(name)
     incoming = loc.incoming if loc is not None else 0
     if step.state.purchases:  # a SKU with a pre-order allowance follows its purchase orders
-        preorders.receipt(step, qty)
+        preorders.receipt(step, name, qty, incoming - min(qty, incoming))
     if _before_last_count(step.state, step.event, step.config):  # the count holds the units
         step.out.skipped = "before_count"
         if incoming:

@@ -134,6 +134,19 @@ def test_a_receipt_serves_preorders_oldest_first_before_new_orders() -> None:
     assert (late["outcome"], late["preorder"]) == ("rejected", False)
 
 
+def test_a_receipt_naming_no_purchase_order_keeps_the_promises_within_incoming() -> None:
+    """Given PO-a (3 units, DAY) and PO-b (3 units, DAY + 4), when 2 units are received
+    naming no purchase order, then the earliest expected order gives way (PO-a 1 open),
+    so a pre-order of 2 is promised for PO-b's day."""
+    ledger = Ledger()
+    ledger.po("PO-a", 3, DAY)
+    ledger.po("PO-b", 3, DAY + 4)
+    ledger.send("receipt", qty=2, location="wh")
+    ledger.send("sale", qty=2, location="wh")
+    assert ledger.sku_state.purchases == {"PO-a": ["wh", 1, DAY], "PO-b": ["wh", 3, DAY + 4]}
+    assert ledger.order("o1", 2).decision["promised_on"] == DAY + 4
+
+
 def test_a_cancelled_purchase_order_lists_the_preorders_it_leaves_uncovered() -> None:
     """Given pre-orders o1 (2), o2 (2), o3 (1) on 6 incoming, when 3 units of the purchase
     order are cancelled, then one preorder_at_risk alert names o3 and o2 (the newest) and
@@ -244,14 +257,15 @@ def test_preorders_stay_within_cap_and_incoming_and_receipts_serve_them_first(
     shipments, when applied, then after every step (1) each channel's waiting pre-orders
     are at most its cap, (2) the pre-order units accepted while waiting never exceeded the
     incoming, (3) after a receipt either no backorder waits or nothing is available (the
-    goods went to the waiting pre-orders first), and reserved never exceeds on_hand."""
+    goods went to the waiting pre-orders first), reserved never exceeds on_hand, and the
+    purchase orders followed never promise more than the location's incoming."""
     ledger = Ledger()
     for kind, qty, channel, n in steps:
         if kind == "po":
             out = ledger.po(f"PO-{n}", qty, DAY + n)
         elif kind == "order":
             out = ledger.order(f"o{n}", qty, channel)
-        elif kind == "receipt":
+        elif kind == "receipt":  # may name an order never placed, or received already
             out = ledger.send("receipt", qty=qty, location="wh", source_ref=f"PO-{n}")
         elif kind == "cancel_po":
             out = ledger.send("purchase_cancelled", qty=qty, location="wh", source_ref=f"PO-{n}")
@@ -269,8 +283,9 @@ def test_preorders_stay_within_cap_and_incoming_and_receipts_serve_them_first(
         if decision is not None and decision["preorder"]:
             incoming = sum(loc.incoming for loc in state.locations.values())
             assert sum(b.qty for b in state.backorders.values()) <= incoming
-        for loc in state.locations.values():
+        for name, loc in state.locations.items():
             assert loc.reserved <= loc.on_hand
+            assert sum(p[1] for p in state.purchases.values() if p[0] == name) <= loc.incoming
         if kind == "receipt" and state.backorders:
             wh = state.locations["wh"]
             assert wh.available(0) == 0
