@@ -31,9 +31,13 @@ oldest keep their place), by order id only.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
+from typing import Any
 
+from streams.ledger.availability import preorder_figures as room_figures
 from streams.ledger.availability import preorder_room as room
 from streams.ledger.availability import serving
+from streams.ledger.config import LedgerConfig
 from streams.ledger.outcome import Step
 from streams.ledger.state import Backorder, SkuState
 
@@ -45,9 +49,11 @@ __all__ = [
     "purchase_late",
     "purchase_ordered",
     "receipt",
+    "view",
 ]
 
 AT_RISK = "preorder_at_risk"
+_EPOCH = date(1970, 1, 1).toordinal()
 REASON = "preorder"
 
 
@@ -193,6 +199,30 @@ def purchase_late(step: Step) -> None:
         value=units,
         threshold=late[1],
     )
+
+
+def view(state: SkuState, config: LedgerConfig) -> dict[str, Any] | None:
+    """The pre-order part of ``GET /v1/stock/{sku}``: what each channel with an allowance
+    may still pre-sell, and the waiting pre-orders (order id, channel, units, promised day
+    in ISO 8601), oldest first; None for a SKU without either."""
+    caps = config.preorders.get(state.sku)
+    waiting = [(k, b) for k, b in state.backorders.items() if b.preorder]
+    if not caps and not waiting:
+        return None
+    return {
+        "room": room_figures(state, config, caps) if caps else {},
+        "waiting": [
+            {
+                "order_id": order_id,
+                "channel": b.channel,
+                "qty": b.qty,
+                "promised_on": None
+                if b.promised is None
+                else date.fromordinal(_EPOCH + b.promised).isoformat(),
+            }
+            for order_id, b in waiting
+        ],
+    }
 
 
 def _lower(state: SkuState, ref: str | None, units: int) -> None:

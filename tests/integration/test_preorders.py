@@ -170,3 +170,9 @@ def test_preorders_are_sold_against_the_purchase_order_and_served_first_on_recei
     assert "m1" in alert["message"] and "w1" not in alert["message"]
     stock = worker.stock(sku) or {}
     assert stock["locations"]["wh"]["reserved"] == 4
+    assert stock["preorders"] == {
+        "room": {"web": 0, "market": 0},
+        "waiting": [
+            {"order_id": "m1", "channel": "market", "qty": 1, "promised_on": expected.isoformat()}
+        ],
+    }
