@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.events import stock_event
+from schemas.events import InvalidEvent, check, stock_event
 from streams.ledger import ConfigError, SkuState, apply, parse_config
 from streams.ledger.availability import preorder_room as room
+from streams.worker.intake import parse_items
 
 SKU = "desk"
 T = 1_795_000_000_000
@@ -291,3 +292,24 @@ def test_preorders_stay_within_cap_and_incoming_and_receipts_serve_them_first(
             assert wh.available(0) == 0
         for ch in CONFIG.preorders[SKU]:
             assert room(state, CONFIG, CONFIG.preorders[SKU], ch) >= 0
+
+
+def test_expected_on_is_a_day_on_purchase_ordered_only() -> None:
+    """Given events naming expected_on, when checked (the API and the ledger share the
+    check), then a purchase_ordered with a day passes, and a sale with one, a day out of
+    range or a text are refused with their reason; the API takes YYYY-MM-DD."""
+    ok = stock_event("purchase_ordered", SKU, "p", T, qty=1, source_ref="PO", expected_on=DAY)
+    assert check(ok) == "purchase_ordered"
+    for fields, reason in (
+        ({"type": "sale", "expected_on": DAY}, "expected_on_not_applicable"),
+        ({"expected_on": 5}, "bad_expected_on"),
+        ({"expected_on": "2026-12-01"}, "bad_expected_on"),
+    ):
+        with pytest.raises(InvalidEvent) as err:
+            check({**ok, **fields})
+        assert err.value.reason == reason
+    [parsed] = parse_items(
+        {"event_id": "p1", "type": "purchase_ordered", "sku": SKU, "qty": 2,
+         "source_ref": "PO", "expected_on": "2026-12-01"}
+    )  # fmt: skip
+    assert parsed.event is not None and parsed.event["expected_on"] == 20_788
