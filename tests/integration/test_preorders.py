@@ -4,6 +4,7 @@ and orders over HTTP, the decisions, levels, movements and alerts read back from
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from schemas.codec import single_object_codec
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_ALERTS, STOCK_DECISIONS, STOCK_LEVELS, STOCK_MOVEMENTS
+from tests.integration.test_order_book import order, place, states
 from tests.support.kafka import read_topic
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
@@ -33,7 +35,9 @@ def _config(sku: str) -> dict[str, Any]:
         "preorders": [
             {"sku": sku, "channel": "web", "cap": 5},
             {"sku": sku, "channel": "market", "cap": 3},
+            {"sku": f"{sku}-book", "channel": "web", "cap": 4},
         ],
+        "orders": {"channels": [{"name": "web", "policy": "all_or_nothing"}]},
     }
 
 
@@ -176,3 +180,41 @@ def test_preorders_are_sold_against_the_purchase_order_and_served_first_on_recei
             {"order_id": "m1", "channel": "market", "qty": 1, "promised_on": expected.isoformat()}
         ],
     }
+
+
+def test_an_order_book_order_beyond_the_stock_waits_as_a_preorder(
+    local_stack: Settings, worker: WorkerProcess, sku: str
+) -> None:
+    """Given a SKU no location holds, 5 units on a purchase order and web allowed to
+    pre-sell 4 of it (the order book runs in the worker),
+    When a web order of 2 comes through orders.v1,
+    Then the order book asks the ledger though no location has the units, the ledger takes
+    the line as a pre-order, and the order waits backordered; the ledger lists it waiting."""
+    book_sku = f"{sku}-book"
+    expected = datetime.now(UTC).date() + timedelta(days=9)
+    _post(
+        worker,
+        [
+            {"sku": book_sku, "location": "wh", "source_ref": "PO-9", "event_id": f"{book_sku}-po",
+             "type": "purchase_ordered", "qty": 5, "expected_on": expected.isoformat()},
+        ],
+    )  # fmt: skip
+    codec = single_object_codec()
+    read_topic(
+        local_stack,
+        codec,
+        STOCK_LEVELS,
+        lambda lv: lv["sku"] == book_sku and lv["preorders"].get("web") == 4,
+        until=lambda found: bool(found),
+        timeout=30,
+    )
+    time.sleep(1.0)  # the order book's view of the levels follows the same topic
+    order_id = f"web:{book_sku}"
+    place(local_stack, codec, [order(order_id, [("1", book_sku, 2)])])
+    found = states(local_stack, codec, {order_id}, {"backordered", "exception"})
+    last = found[order_id][-1]
+    assert last["status"] == "backordered", last
+    waiting = (worker.stock(book_sku) or {})["preorders"]["waiting"]
+    assert waiting == [
+        {"order_id": order_id, "channel": "web", "qty": 2, "promised_on": expected.isoformat()}
+    ]
