@@ -13,7 +13,7 @@ Format::
     drift_grace_s: 10                      # wait before a differing observation is drift
     channels:
       - name: shopify                      # the ledger's channel name; webhooks at /webhooks/<name>
-        kind: shopify                      # shopify | woocommerce | prestashop
+        kind: shopify                      # shopify | woocommerce | magento | prestashop | fnac
         base_url: https://demo.myshopify.com
         api_version: 2026-01               # shopify only
         credentials:
@@ -46,10 +46,39 @@ Magento's credential is ``token`` (an integration access token used as a Bearer;
 secrets: its orders are polled); limits ``{per_s, burst}``; its mapping is ``{store: ...,
 push_source: default, sources: {source_code: location}, skus: [...], refunds_restock: false,
 bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
+Cdiscount (Octopia Seller API v2, ``base_url: https://api.octopia-io.net/seller/v2``) has
+``client_id`` and ``client_secret`` (OAuth2 client credentials); limits ``{per_s, burst}``;
+orders are polled (``orders: lines`` only); its mapping is ``{seller_id: ..., sales_channel:
+CDISFR, auth_url: ..., skus: [...], acceptance_window_s: 172800, refusal_reason: OutOfStock,
+packages: {poll_s: 5, wait_s: 600, max_offers: 1000}}`` (``connectors.cdiscount.mapping``).
+Fnac Darty's credentials are ``partner_id``, ``shop_id`` and ``key`` (``auth`` gives the token;
+no webhooks: set ``poll_interval_s``); limits ``{per_s, burst}`` (Fnac publishes none); only
+``orders: lines``; its mapping is ``{shop: ..., product_state: 11, acceptance_hours: 48,
+batch: {poll_s: 2, wait_s: 60}, products: [{sku, ean}]}`` (``connectors.fnac.mapping``).
 PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_s``); its
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
 products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
+Amazon's credentials are ``client_id``, ``client_secret`` and ``refresh_token`` (Login with
+Amazon; no webhooks: set ``poll_interval_s``; ``orders: lines`` only); ``base_url`` is the
+regional Selling Partner API host; limits override documented rates per operation
+(``{getOrders: 0.0167, patchListingsItem: 5, ...}``); its mapping is ``{seller_id: ...,
+marketplace_id: ..., skus: [...], fba_location: amazon-fba, token_url: ..., confirm:
+{poll_s, wait_s}, feed: {above, poll_s, wait_s}}`` (see ``connectors.amazon.mapping``).
+
+eMAG (one platform and seller account per channel: ``base_url`` is the platform's API, e.g.
+``https://marketplace-api.emag.ro/api-3``): credentials ``username``, ``password`` (HTTP
+Basic) and ``callback_key`` (the secret in the order callback URL
+``/callbacks/<name>/<callback_key>``); limits ``{orders_per_s: 12, others_per_s: 3}``;
+``orders: lines`` only; its mapping is ``{account: ..., timezone: Europe/Bucharest,
+warehouse_id: 1, accept_within_s: 0, products: [{sku, offer_id}]}``
+(``connectors.emag.mapping``); ``max_batch`` at most 50.
+
+A Mirakl operator (``kind: mirakl``, one channel per operator, ``base_url`` its instance)
+takes ``api_key``; limits ``{or11_interval_s, of01_interval_s, throttle_pause_s, per_s,
+burst}``; its mapping is ``{operator, shop, shop_id, write: of24|of01, import: {poll_s,
+wait_s}, offers: [{sku, price, state_code, product_id, product_id_type}]}``
+(``connectors.mirakl.mapping``).
 """
 
 from __future__ import annotations
@@ -62,16 +91,55 @@ from typing import Any
 
 import yaml
 
+from connectors.amazon.limits import RATES as AMAZON_RATES
+from connectors.amazon.mapping import AmazonMapping
+from connectors.cdiscount.mapping import CdiscountMapping
+from connectors.emag.mapping import EmagMapping
+from connectors.fnac.mapping import FnacMapping
 from connectors.framework.orders import DEFAULT_ORDER_MODE, ORDER_MODES
 from connectors.framework.pricing import PRICE_KEYS, PriceRule, PriceRuleError, Rates
 from connectors.magento.mapping import MagentoMapping
+from connectors.mirakl.limits import LIMIT_KEYS as MIRAKL_LIMITS
+from connectors.mirakl.mapping import MiraklMapping
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.woocommerce.mapping import WooMapping
 from streams.kernel.settings import Secret
 
 CONFIG_ENV = "STOCKFLOW_CONNECTORS_CONFIG"
-KINDS = ("shopify", "woocommerce", "magento", "prestashop")
+# one per channel kind
+ChannelMapping = (
+    ShopifyMapping
+    | WooMapping
+    | MagentoMapping
+    | PrestaMapping
+    | CdiscountMapping
+    | AmazonMapping
+    | FnacMapping
+    | EmagMapping
+    | MiraklMapping
+)
+# the mappings that list their SKUs as such (the others list products or items)
+_LISTS_SKUS = (
+    MagentoMapping,
+    CdiscountMapping,
+    AmazonMapping,
+    FnacMapping,
+    EmagMapping,
+    MiraklMapping,
+)
+KINDS = (
+    "shopify",
+    "woocommerce",
+    "magento",
+    "prestashop",
+    "cdiscount",
+    "amazon",
+    "fnac",
+    "emag",
+    "mirakl",
+)
+BOOKLESS = ("cdiscount", "amazon", "fnac")  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -97,12 +165,22 @@ _CREDENTIALS = {
     "woocommerce": {"consumer_key", "consumer_secret", "webhook_secrets"},
     "magento": {"token"},
     "prestashop": {"webservice_key"},  # no webhooks in core: polled
+    "cdiscount": {"client_id", "client_secret"},  # OAuth2 client credentials; polled
+    "amazon": {"client_id", "client_secret", "refresh_token"},  # Login with Amazon: polled
+    "fnac": {"partner_id", "shop_id", "key"},  # no webhooks: polled
+    "emag": {"username", "password", "callback_key"},
+    "mirakl": {"api_key"},  # the shop's key on that operator; polled
 }
 _LIMITS = {
     "shopify": {"gql_capacity", "gql_restore", "rest_capacity", "rest_leak"},
     "woocommerce": {"per_s", "burst"},
     "magento": {"per_s", "burst"},
     "prestashop": {"per_s", "burst"},
+    "cdiscount": {"per_s", "burst"},
+    "amazon": set(AMAZON_RATES),  # rate per second of each operation
+    "fnac": {"per_s", "burst"},
+    "emag": {"orders_per_s", "others_per_s"},
+    "mirakl": set(MIRAKL_LIMITS),
 }
 
 
@@ -129,7 +207,7 @@ class ChannelInstance:
     base_url: str
     credentials: Mapping[str, Secret]
     webhook_secrets: tuple[Secret, ...]
-    mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping
+    mapping: ChannelMapping
     sync: SyncMode
     poll_interval_s: float
     limits: Mapping[str, float]
@@ -152,7 +230,7 @@ class ChannelInstance:
         m = self.mapping
         if isinstance(m, ShopifyMapping):
             return frozenset(i.sku for i in m.items)
-        if isinstance(m, MagentoMapping):
+        if isinstance(m, _LISTS_SKUS):
             return frozenset(m.skus)
         return frozenset(p.sku for p in m.products)
 
@@ -222,6 +300,15 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
     limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
+    if kind in BOOKLESS and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders",
+            f"{kind} orders stay per-line events (answered through the acceptance gate from "
+            "the ledger's per-line decisions, or not cancellable by API): use lines (or "
+            "leave it out)",
+        )
+    if kind == "emag":
+        _emag_rules(raw, path)
     return ChannelInstance(
         name=name,
         kind=kind,
@@ -235,7 +322,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         max_batch=int(_number(raw.get("max_batch", 100), f"{path}.max_batch", minimum=1)),
         api_version=_str(raw.get("api_version", "2026-01"), f"{path}.api_version"),
         on_refusal=_refusal(raw.get("on_refusal", "flag"), f"{path}.on_refusal"),
-        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders"),
+        orders=_orders_mode(raw.get("orders", DEFAULT_ORDER_MODE), f"{path}.orders", kind),
         poll_lookback_s=_number(raw.get("poll_lookback_s", 900), f"{path}.poll_lookback_s"),
         webhook_max_age_s=_number(
             raw.get("webhook_max_age_s", 21600), f"{path}.webhook_max_age_s", minimum=1
@@ -243,6 +330,22 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
         **_retry(raw.get("retry") or {}, f"{path}.retry"),
         **_prices(raw.get("prices"), f"{path}.prices"),
     )
+
+
+def _emag_rules(raw: Any, path: str) -> None:
+    """eMAG: per-line order events only (the acceptance gate works on them), ≤ 50 offers per
+    save (eMAG refuses more)."""
+    if raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
+        raise ConnectorConfigError(
+            f"{path}.orders", "eMAG orders go through the acceptance gate: use lines"
+        )
+    if isinstance(raw.get("max_batch"), int) and raw["max_batch"] > 50:
+        raise ConnectorConfigError(f"{path}.max_batch", "eMAG saves at most 50 offers at once")
+    for key, value in (raw.get("limits") or {}).items():
+        if isinstance(value, int | float) and value < 1:
+            raise ConnectorConfigError(
+                f"{path}.limits.{key}", "at least 1 request per second (eMAG counts per second)"
+            )
 
 
 def _prices(raw: Any, path: str) -> dict[str, Any]:
@@ -307,7 +410,11 @@ def _refusal(raw: Any, path: str) -> str:
     return str(raw)
 
 
-def _orders_mode(raw: Any, path: str) -> str:
+def _orders_mode(raw: Any, path: str, kind: str = "") -> str:
+    if kind == "mirakl" and raw != "lines":
+        raise ConnectorConfigError(
+            path, f"{raw!r}: a Mirakl channel sends per-line order events (lines) only"
+        )
     if raw not in ORDER_MODES:
         raise ConnectorConfigError(
             path,
@@ -350,20 +457,34 @@ def _secret(raw: Any, path: str) -> Secret:
     return Secret(raw)
 
 
-def _channel_mapping(
-    raw: Any, path: str, kind: str, name: str
-) -> ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping:
+def _channel_mapping(raw: Any, path: str, kind: str, name: str) -> ChannelMapping:
     if not isinstance(raw, dict):
         raise ConnectorConfigError(path, "must be a mapping of the channel's ids to SKUs")
     data = {**raw, "channel": name}
     try:
         if kind == "shopify":
             shopify = ShopifyMapping.from_config(data)
-            mapping: ShopifyMapping | WooMapping | MagentoMapping | PrestaMapping = shopify
+            mapping: ChannelMapping = shopify
             skus = [i.sku for i in shopify.items]
         elif kind == "magento":
             magento = MagentoMapping.from_config(data)
             mapping, skus = magento, list(magento.skus)
+        elif kind == "cdiscount":
+            cdiscount = CdiscountMapping.from_config(data)
+            mapping, skus = cdiscount, list(cdiscount.skus)
+        elif kind == "amazon":
+            amazon = AmazonMapping.from_config(data)
+            mapping, skus = amazon, list(amazon.skus)
+        elif kind == "fnac":
+            fnac = FnacMapping.from_config(data)
+            listed = data.get("products") or []
+            mapping, skus = fnac, [str(p.get("sku")) for p in listed if isinstance(p, dict)]
+        elif kind == "emag":
+            emag = EmagMapping.from_config(data)
+            mapping, skus = emag, emag.skus
+        elif kind == "mirakl":
+            mirakl = MiraklMapping.from_config(data)
+            mapping, skus = mirakl, list(mirakl.skus)
         elif kind == "prestashop":
             presta = PrestaMapping.from_config(data)
             mapping, skus = presta, [p.sku for p in presta.products]

@@ -40,7 +40,20 @@ import aiohttp
 from aiohttp import web
 
 from connectors.access import protect
+from connectors.amazon.inbound import AmazonInbound
+from connectors.amazon.mapping import AmazonMapping
+from connectors.amazon.wiring import build_amazon
+from connectors.cdiscount.inbound import CdiscountInbound
+from connectors.cdiscount.mapping import CdiscountMapping
+from connectors.cdiscount.wiring import build_cdiscount
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.emag.callback import callback_routes
+from connectors.emag.inbound import EmagInbound
+from connectors.emag.mapping import EmagMapping
+from connectors.emag.wiring import build_emag
+from connectors.fnac.inbound import FnacInbound
+from connectors.fnac.mapping import FnacMapping
+from connectors.fnac.wiring import build_fnac
 from connectors.framework import redact
 from connectors.framework.acceptance import AcceptanceActions, AcceptanceGate
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
@@ -63,6 +76,9 @@ from connectors.framework.types import ChannelPusher, PushItem
 from connectors.magento.inbound import MagentoInbound
 from connectors.magento.mapping import MagentoMapping
 from connectors.magento.wiring import build_magento, dead_letter_bad_orders
+from connectors.mirakl.inbound import MiraklInbound
+from connectors.mirakl.mapping import MiraklMapping
+from connectors.mirakl.wiring import build_mirakl
 from connectors.prestashop.inbound import PrestaInbound
 from connectors.prestashop.mapping import PrestaMapping
 from connectors.prestashop.wiring import build_prestashop
@@ -91,6 +107,19 @@ from streams.kernel.settings import Settings
 
 log = logging.getLogger("stockflow.connectors")
 
+# one per channel kind
+ChannelInbound = (
+    ShopifyInbound
+    | WooInbound
+    | MagentoInbound
+    | PrestaInbound
+    | CdiscountInbound
+    | AmazonInbound
+    | FnacInbound
+    | EmagInbound
+    | MiraklInbound
+)
+
 DRAIN_TIMEOUT_S = 10.0
 PROGRESS_EVERY_S = 30.0
 
@@ -101,7 +130,7 @@ class Channel:
     does with the ledger's refusals."""
 
     instance: ChannelInstance
-    inbound: ShopifyInbound | WooInbound | MagentoInbound | PrestaInbound
+    inbound: ChannelInbound
     pusher: ChannelPusher
     refusals: RefusalActions
     canceller: ChannelCanceller
@@ -129,6 +158,79 @@ def build_channel(
             codec=codec,
         )
         return Channel(inst, *parts)
+    if isinstance(mapping, CdiscountMapping):
+        cdiscount = build_cdiscount(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            client_id=inst.secret("client_id"),
+            client_secret=inst.secret("client_secret"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(
+            inst,
+            cdiscount.inbound,
+            cdiscount.pusher,
+            cdiscount.refusals,
+            cdiscount.canceller,
+            acceptance=cdiscount.acceptance,
+        )
+    if isinstance(mapping, AmazonMapping):
+        amazon = build_amazon(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            client_id=inst.secret("client_id"),
+            client_secret=inst.secret("client_secret"),
+            refresh_token=inst.secret("refresh_token"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *amazon)
+    if isinstance(mapping, FnacMapping):
+        fnac = build_fnac(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            partner_id=inst.secret("partner_id"),
+            shop_id=inst.secret("shop_id"),
+            key=inst.secret("key"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *fnac)
+    if isinstance(mapping, EmagMapping):
+        emag = build_emag(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            username=inst.secret("username"),
+            password=inst.secret("password"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, *emag)
+    if isinstance(mapping, MiraklMapping):
+        inbound, pusher, refusals, canceller, acceptance = build_mirakl(
+            session,
+            mapping,
+            base_url=inst.base_url,
+            api_key=inst.secret("api_key"),
+            limits=inst.limits,
+            max_batch=inst.max_batch,
+            publisher=publisher,
+            codec=codec,
+        )
+        return Channel(inst, inbound, pusher, refusals, canceller, acceptance)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
@@ -304,6 +406,11 @@ class Runtime:
             audit = KafkaAudit(publisher, codec)
             gate = acceptance_gate(channels, publisher, state)
             app = receiver_app(intake, inbounds, exceptions, audit, gate)
+            for c in channels:  # eMAG calls back with GET ?order_id= (no signed webhooks)
+                if isinstance(c.inbound, EmagInbound):
+                    app.add_routes(
+                        callback_routes(c.inbound, intake, c.instance.secret("callback_key"))
+                    )
             tokens = protect(app, self.settings, [i.channel for i in inbounds])
             runner = receiver_runner(app)
             await runner.setup()

@@ -154,7 +154,8 @@ def create_app(
     acceptances: AcceptanceGate | None = None,
 ) -> web.Application:
     """The receiver app for these channels; each is served at ``/webhooks/{channel}``.
-    ``exceptions``: serve ``GET /v1/exceptions``; ``acceptances``: ``GET /v1/acceptances``;
+    ``exceptions``: serve ``GET /v1/exceptions``; ``acceptances``: the marketplace orders
+    ``GET /v1/acceptances`` lists (none when no channel holds orders for the seller);
     ``audit`` sends each write's record."""
     actions = {("POST", f"/webhooks/{c.channel}"): f"webhook.{c.channel}" for c in channels}
     app = web.Application(
@@ -166,8 +167,7 @@ def create_app(
     app.add_routes([web.get(openapi.PATH, openapi.handler(DOCUMENT))])
     if exceptions is not None:
         app.add_routes(exceptions_routes(exceptions))
-    if acceptances is not None:
-        app.add_routes(acceptance_routes(acceptances))
+    app.add_routes(acceptance_routes(acceptances))
     return app
 
 

@@ -17,6 +17,8 @@ class OutcomeCounter(TopicTail):
         self.sku = sku
         self.decisions: Counter[str] = Counter()
         self.alerts: Counter[str] = Counter()
+        self.units_accepted: Counter[str] = Counter()  # per channel
+        self.refused: Counter[str] = Counter()  # lines, per channel
         self._seen: set[str] = set()
         super().__init__(settings, (STOCK_DECISIONS, STOCK_ALERTS), "view")
 
@@ -26,6 +28,11 @@ class OutcomeCounter(TopicTail):
         if name.endswith("Decision") and record["decision_id"] not in self._seen:
             self._seen.add(record["decision_id"])
             self.decisions[record["outcome"]] += 1
+            channel = str(record.get("channel") or "")
+            if record["outcome"] == "accepted":
+                self.units_accepted[channel] += int(record["qty"])
+            elif record["outcome"] == "rejected":
+                self.refused[channel] += 1
         elif name.endswith("Alert") and record["alert_id"] not in self._seen:
             self._seen.add(record["alert_id"])
             self.alerts[record["kind"]] += 1

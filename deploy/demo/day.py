@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from deploy.demo.counters import OutcomeCounter
+from deploy.demo.marketplaces import AMAZON, MIRAKL
 from deploy.demo.setup import (
     PRESTA_PRODUCT,
     SHOPIFY_ITEM,
@@ -46,7 +47,9 @@ class Day:
         magento: Any = None,
         presta: Any = None,
         evening: Any = None,
+        markets: Any = None,
     ) -> None:
+        self.markets = markets  # deploy.demo.marketplaces.MarketplaceRush
         self.magento = magento  # connectors.testing.magento.FakeMagento
         self.presta = presta  # connectors.testing.prestashop.FakePrestaShop
         self.evening = evening  # deploy.demo.channels.EveningDay
@@ -90,6 +93,9 @@ class Day:
             shown["magento"] = self.magento.salable(self.sku)
         if self.presta is not None:
             shown["prestashop"] = self.presta.qty(PRESTA_PRODUCT)
+        if self.markets is not None:  # what each marketplace offers
+            shown[AMAZON] = self.markets.shops.amazon.quantity(self.sku)
+            shown[MIRAKL] = self.markets.shops.mirakl.quantity(self.sku)
         return shown
 
     async def refresh(self) -> None:
@@ -258,18 +264,43 @@ class Day:
                 orders["store"] += 1
                 await asyncio.sleep(self.rng.uniform(0.01, 0.06))
 
+        markets = self.markets
+        sellers = [shopify(), woo(), till()]
+        if markets is not None:  # the marketplaces' buyers at the same moment
+            sellers += [markets.amazon(orders), markets.mirakl(orders)]
+        done = asyncio.Event()
+
         async def watch() -> None:
-            while sum(orders.values()) < 135:
+            while not done.is_set():
                 await self.refresh()
                 self.board.show()
                 await asyncio.sleep(0.5)
 
-        await asyncio.gather(shopify(), woo(), till(), watch())
+        async def sell() -> None:
+            await asyncio.gather(*sellers)
+            done.set()
+
+        await asyncio.gather(sell(), watch())
 
         async def decided() -> bool:
-            return sum(self.board.decisions.values()) >= 135
+            return sum(self.board.decisions.values()) >= sum(orders.values())
 
         await self.until(decided, 60, "a decision for every order")
+        if markets is not None:
+
+            async def answered() -> bool:
+                return markets.answered()[2] == 0 and await self.shops_match_ledger()
+
+            await self.until(answered, 60, "every Mirakl order answered, the shops in sync")
+            assert self.evening is not None
+            counter = self.counter
+            for line in markets.lines(counter.units_accepted, counter.refused):
+                self.evening.say(line)
+            self.evening.say(
+                f"the rush: {sum(counter.units_accepted.values())} chairs reserved of the 100 "
+                "counted, across "
+                + ", ".join(f"{c} {n}" for c, n in sorted(counter.units_accepted.items()))
+            )
         self.board.show()
 
     async def cancellations(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from connectors.testing.woocommerce import FakeWooCommerce
 from deploy.demo.channels import EveningDay
 from deploy.demo.counters import OutcomeCounter
 from deploy.demo.day import Day
+from deploy.demo.marketplaces import AMAZON, MIRAKL, MarketplaceRush, Marketplaces
 from deploy.demo.orders import OrderDay, orders_config
 from deploy.demo.purchasing import (
     Mailbox,
@@ -62,9 +64,11 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     folder = settings.state_dir / "demo"
     # PrestaShop ids unlike those of earlier runs on the same broker (dead letters use them)
     shops = Shops(free_port(), free_port(), first_id=int(run[-9:]) * 1000)
+    markets = Marketplaces(free_port(), free_port())
     ledger_config, connectors_config = write_configs(
         folder, sku, run, orders=orders, extra=purchasing, magento_port=shops.magento.port,
         presta_port=shops.presta.port, presta_key=shops.presta.key,
+        marketplaces=markets.connector_channels(sku),
     )  # fmt: skip
     users = folder / "web-users.yaml"
     approver = add_approver(users)
@@ -105,6 +109,7 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
                     approver,
                     web_port,
                     shops,
+                    markets,
                 )
             )
     finally:
@@ -133,6 +138,7 @@ async def _play(
     approver: tuple[str, str],
     web_port: int,
     shops: Shops,
+    markets: Marketplaces,
 ) -> int:
     worker_url = f"http://127.0.0.1:{settings.worker_web_port}"
     receiver = f"http://127.0.0.1:{settings.connectors_port}"
@@ -145,9 +151,11 @@ async def _play(
     magento, presta = shops.magento, shops.presta
     magento.add_product(sku, 0, MAGENTO_SOURCE)
     presta.add_product(PRESTA_PRODUCT, 0)
-    async with shopify, woo, magento, presta:
+    markets.add(sku)
+    async with shopify, woo, magento, presta, markets.amazon, markets.mirakl:
         say(f"fake Shopify on {shopify.url}, fake WooCommerce on {woo.url}")
         say(f"fake Magento on {magento.url}, fake PrestaShop on {presta.url}")
+        say(f"fake Amazon on {markets.amazon.url}, fake Mirakl operator on {markets.mirakl.url}")
         for child in children:
             say(f"starting the {child.name} (log: {child.log_path})")
             child.start()
@@ -160,7 +168,7 @@ async def _play(
         say(f"ordering page at {web_url} (log: {children[3].log_path}); mailbox on {mailbox.port}")
         say(
             f"playing a day for {sku}: 100 chairs listed in full on shopify, woocommerce, "
-            "magento, prestashop, store"
+            f"magento, prestashop, store, {AMAZON}, {MIRAKL}"
         )
         board = Board()
         counter = OutcomeCounter(settings, sku)
@@ -175,6 +183,7 @@ async def _play(
             day = Day(
                 worker_url, sku, shopify, woo, board, counter, token=token, orders=orders,
                 purchasing=buying, magento=magento, presta=presta, evening=evening,
+                markets=MarketplaceRush(markets, sku, random.Random(11)),
             )  # fmt: skip
             await day.play()
         finally:

@@ -39,11 +39,13 @@ def write_configs(
     magento_port: int | None = None,
     presta_port: int | None = None,
     presta_key: str = "",
+    marketplaces: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, Path]:
     """(ledger config, connectors config) for this run's SKU and shops; ``orders``: the
     order book's section (with it, the store's click-and-collect location too); ``extra``:
     more top-level sections of the ledger's file (replenishment, notifications);
-    ``magento_port``, ``presta_port``: the Magento and PrestaShop shops, when given."""
+    ``magento_port``, ``presta_port``: the Magento and PrestaShop shops, when given;
+    ``marketplaces``: the marketplaces' channels of the connectors' file."""
     folder.mkdir(parents=True, exist_ok=True)
     ledger = folder / "channels.yaml"
     locations = [{"name": WAREHOUSE}] + ([{"name": STORE}] if orders is not None else [])
@@ -52,7 +54,8 @@ def write_configs(
         "low_stock_threshold": 10,
         "discrepancy_alert_threshold": 0,
         "locations": locations,
-        "channels": [{"name": name} for name in channels(magento_port, presta_port)],
+        "channels": [{"name": name} for name in channels(magento_port, presta_port)]
+        + [{"name": m["name"], "locations": [WAREHOUSE]} for m in marketplaces or []],
     }
     if orders is not None:
         ledger_config["orders"] = orders
@@ -108,6 +111,7 @@ def write_configs(
                         "prices": PRICE_RULES["woocommerce"],
                     },
                     *_more_shops(sku, magento_port, presta_port, presta_key),
+                    *(marketplaces or []),
                 ],
             },
             sort_keys=False,

@@ -29,7 +29,7 @@ def test_the_example_configuration_loads_and_never_prints_its_secrets() -> None:
     ("text", "path"),
     [
         ("channels: []", "channels"),
-        ("channels: [{name: s, kind: amazon}]", "channels[0].kind"),
+        ("channels: [{name: s, kind: ebay}]", "channels[0].kind"),
         (
             "channels: [{name: s, kind: shopify, base_url: https://x, credentials: {token: t,"
             " webhook_secrets: [a, b, c]}, mapping: {shop: x, push_location_id: 1}}]",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,11 @@ def test_stockflow_demo_runs_from_the_installed_package(
     assert "Magento order" in summary and "polled in and reserved" in summary
     assert "POST /v1/pos/changes" in summary
     assert "nightly ERP snapshot" in summary
+    # the rush on the marketplaces: never more reserved than the 100 chairs counted, every
+    # Mirakl order answered, and each marketplace ends showing the ledger's figure
+    rush = re.search(r"the rush: (\d+) chairs reserved of the 100 counted", summary)
+    assert rush and 0 < int(rush.group(1)) <= 100, summary
+    assert re.search(r"Mirakl \(leroymerlin\): (\d+) orders awaiting acceptance", summary)
+    for market in ("amazon", "mirakl-leroymerlin"):
+        shown = re.search(rf"\n  {market} +(\d+)  ->  (\d+)", summary)
+        assert shown and shown.group(1) == shown.group(2), market

@@ -10,6 +10,9 @@ import pytest
 import schemathesis
 from aiohttp import web
 
+from connectors.emag.callback import callback_routes
+from connectors.emag.inbound import EmagInbound
+from connectors.emag.mapping import EmagMapping
 from connectors.framework.acceptance import AcceptanceGate
 from connectors.framework.intake import Intake
 from connectors.framework.refusals import ExceptionsView
@@ -45,14 +48,20 @@ def worker_router() -> web.UrlDispatcher:
 
 def connectors_app() -> web.Application:
     """The receiver as ``stockflow connectors serve`` builds it with both channels and a
-    marketplace that holds orders for the seller (the acceptances route)."""
+    marketplace that holds orders for the seller (the acceptances route) and eMAG's order
+    callback."""
     inbounds = (_Inbound("shopify"), _Inbound("woocommerce"))
-    return create_app(
+    app = create_app(
         Intake(_publish),
         *inbounds,
         exceptions=ExceptionsView(),
         acceptances=AcceptanceGate({}, _publish),
     )
+    emag = EmagMapping.from_config(
+        {"channel": "emag", "account": "seller", "products": [{"sku": "chair", "offer_id": 1}]}
+    )
+    app.add_routes(callback_routes(EmagInbound(emag), Intake(_publish), "callback-key"))
+    return app
 
 
 def test_every_route_of_the_worker_is_documented_and_every_documented_one_is_served() -> None:

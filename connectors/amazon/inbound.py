@@ -1,0 +1,241 @@
+"""Amazon in: merchant-fulfilled orders polled with ``getOrders``, FBA stock as counts.
+
+Orders API v0: ``getOrders`` with ``LastUpdatedAfter`` (every page through ``NextToken``),
+then ``getOrderItems`` for each order (kept per order and ``LastUpdateDate``, so the overlap
+of the next poll costs no call). Only merchant-fulfilled orders (``FulfillmentChannel``
+``MFN``) touch our stock; Amazon's own (``AFN``) are skipped. Per line (``OrderItemId``),
+ids made of Amazon's ids:
+
+- ``Pending`` (not paid yet, but Amazon already lowered the listing), ``Unshipped`` and
+  ``PendingAvailability`` (pre-order) → ``order_placed`` of ``QuantityOrdered`` (the same id
+  in every state: the ledger reserves once, whichever state is seen first);
+- ``PartiallyShipped``, ``Shipped`` and ``InvoiceUnconfirmed`` → the placement, and one
+  ``order_shipped`` of 1 unit per shipped unit (``.../shipped/<n>``), so a line shipped in
+  two parcels is consumed once per unit whatever polls see;
+- ``Canceled`` → ``order_cancelled`` (qty 0: whatever is still reserved), id
+  ``.../line/<id>/cancelled``;
+- ``Unfulfillable`` (multi-channel fulfilment by Amazon) → nothing.
+
+An order whose state or lines cannot be read is handed to ``dead_letter`` (its ids only) and
+skipped. The buyer's name, email and address (``BuyerInfo``, ``ShippingAddress``) are never
+read. With ``fba_location`` set, every poll also reads the FBA summaries and hands each
+mapped SKU's ``fulfillableQuantity`` to the ledger as a ``stock_count`` at that location, as
+of Amazon's ``lastUpdatedTime`` (read-only: that location is never pushed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+
+from connectors.amazon.client import AmazonClient, AmazonError
+from connectors.amazon.mapping import AmazonMapping
+from connectors.framework.events import event_id, stock_event
+from connectors.framework.types import (
+    Delivery,
+    InvalidPayloadError,
+    StockEventDict,
+    ThrottledError,
+    UnavailableError,
+)
+from schemas.times import iso_to_ms, now_ms
+
+STATES = {
+    "Pending": "placed",
+    "Unshipped": "placed",
+    "PendingAvailability": "placed",
+    "PartiallyShipped": "shipped",
+    "Shipped": "shipped",
+    "InvoiceUnconfirmed": "shipped",
+    "Canceled": "cancelled",
+    "Unfulfillable": "ignored",
+}
+ITEMS_CACHE = 5_000
+
+BadOrderSink = Callable[[Mapping[str, Any], str], Awaitable[None]]
+"""Called with the order (as Amazon sent it) and the error for an unreadable order."""
+
+
+def state_of(order: Mapping[str, Any]) -> str:
+    status = str(order.get("OrderStatus") or "")
+    if status not in STATES:
+        raise InvalidPayloadError(f"Amazon OrderStatus {status!r} is not one of {sorted(STATES)}")
+    return STATES[status]
+
+
+def order_events(
+    m: AmazonMapping, order: Mapping[str, Any], items: list[dict[str, Any]]
+) -> list[StockEventDict]:
+    """The StockEvents of one MFN order in its current state (see the module docstring)."""
+    state = state_of(order)
+    if state == "ignored":
+        return []
+    oid = str(order["AmazonOrderId"])
+    placed_at = iso_to_ms(str(order["PurchaseDate"]))
+    updated_at = iso_to_ms(str(order["LastUpdateDate"]))
+    events: list[StockEventDict] = []
+
+    def event(
+        kind: str, item: Mapping[str, Any], qty: int, at: int, *tail: object, **kw: Any
+    ) -> None:
+        events.append(
+            stock_event(
+                event_id=event_id(
+                    m.channel, m.seller_id, "order", oid, "line", item["OrderItemId"], *tail
+                ),
+                type=kind,
+                sku=str(item["SellerSKU"]),
+                qty=qty,
+                channel=m.channel,
+                occurred_at=at,
+                order_id=f"{m.channel}:{oid}",
+                source_ref=oid,
+                **kw,
+            )
+        )
+
+    for item in items:
+        if not m.knows(item.get("SellerSKU")):
+            continue
+        ordered = int(item["QuantityOrdered"])
+        if state == "cancelled":
+            event("order_cancelled", item, 0, updated_at, "cancelled", reason="canceled")
+            continue
+        if ordered > 0:
+            event("order_placed", item, ordered, placed_at, "placed")
+        if state == "shipped":
+            shipped = min(ordered, int(item.get("QuantityShipped") or 0))
+            for n in range(1, shipped + 1):
+                event("order_shipped", item, 1, updated_at, "shipped", n)
+    return events
+
+
+def fba_counts(m: AmazonMapping, summaries: list[dict[str, Any]]) -> list[StockEventDict]:
+    """``stock_count`` per mapped SKU at ``fba_location`` from the FBA summaries."""
+    assert m.fba_location is not None
+    events = []
+    for row in summaries:
+        sku = row.get("sellerSku")
+        details = row.get("inventoryDetails") or {}
+        if not m.knows(sku) or "fulfillableQuantity" not in details:
+            continue
+        qty = int(details["fulfillableQuantity"])
+        stamp = str(row.get("lastUpdatedTime") or "")
+        as_of = iso_to_ms(stamp) if stamp else now_ms()
+        events.append(
+            stock_event(
+                event_id=event_id(m.channel, m.seller_id, "fba", sku, as_of, qty),
+                type="stock_count",
+                sku=str(sku),
+                qty=qty,
+                channel=m.channel,
+                occurred_at=as_of,
+                location=m.fba_location,
+                source_ref=str(row.get("fnSku") or sku),
+                reason="fba",
+            )
+        )
+    return events
+
+
+class AmazonInbound:
+    """Polls the seller's orders (and FBA stock); Amazon sends nothing to our webhooks."""
+
+    def __init__(self, mapping: AmazonMapping, client: AmazonClient | None = None) -> None:
+        self.mapping = mapping
+        self.channel = mapping.channel
+        self._client = client
+        self._items: OrderedDict[str, tuple[str, list[dict[str, Any]]]] = OrderedDict()
+        self.dead_letter: BadOrderSink | None = None
+        self.unreadable = 0
+        self.skipped_afn = 0
+
+    async def handle(self, headers: Mapping[str, str], raw: bytes) -> Delivery:
+        raise InvalidPayloadError(
+            "Amazon sends no webhooks to this endpoint: its orders are polled "
+            "(poll_interval_s in the channel's configuration)"
+        )
+
+    async def items_of(self, order: Mapping[str, Any]) -> list[dict[str, Any]]:
+        assert self._client is not None
+        oid, version = str(order["AmazonOrderId"]), str(order.get("LastUpdateDate"))
+        cached = self._items.get(oid)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        items = await self._client.order_items(oid)
+        self._items[oid] = (version, items)
+        self._items.move_to_end(oid)
+        while len(self._items) > ITEMS_CACHE:
+            self._items.popitem(last=False)
+        return items
+
+    def normalise(self, order: Mapping[str, Any], items: list[dict[str, Any]]) -> Delivery:
+        try:
+            events = order_events(self.mapping, order, items)
+            updated = iso_to_ms(str(order["LastUpdateDate"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidPayloadError):
+                raise
+            raise InvalidPayloadError(f"Amazon order unreadable: {exc!r}") from exc
+        oid = str(order["AmazonOrderId"])
+        facts = orjson.dumps(
+            [order.get("OrderStatus"), [(e["event_id"], e["qty"]) for e in events]]
+        )
+        digest = hashlib.sha256(facts).hexdigest()[:16]
+        return Delivery(
+            self.channel,
+            "order.polled",
+            events=events,
+            delivery_keys=(f"{self.channel}:order:{oid}:{order['LastUpdateDate']}:{digest}",),
+            order_key=event_id(self.channel, self.mapping.seller_id, "order", oid),
+            order_version=updated,
+        )
+
+    async def changed_since(self, checkpoint_ms: int) -> tuple[list[Delivery], int]:
+        if self._client is None:
+            raise RuntimeError("AmazonInbound needs an AmazonClient to poll")
+        deliveries = await self._fba()
+        orders = await self._client.orders_updated_since(checkpoint_ms)
+        newest = checkpoint_ms
+        for order in orders:
+            if order.get("FulfillmentChannel") == "AFN":
+                self.skipped_afn += 1
+            else:
+                try:
+                    items = await self.items_of(order)
+                except (ThrottledError, UnavailableError):
+                    # the rest next poll (the items read so far are kept): no checkpoint move
+                    return deliveries, checkpoint_ms
+                except (AmazonError, KeyError) as exc:
+                    await self._bad(order, f"Amazon order items unreadable: {exc}")
+                    items = None
+                if items is not None:
+                    try:
+                        deliveries.append(self.normalise(order, items))
+                    except InvalidPayloadError as exc:
+                        await self._bad(order, str(exc))
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                newest = max(newest, iso_to_ms(str(order["LastUpdateDate"])))
+        return deliveries, newest
+
+    async def _fba(self) -> list[Delivery]:
+        if self.mapping.fba_location is None or self._client is None:
+            return []
+        try:
+            summaries = await self._client.fba_inventory()
+        except (ThrottledError, UnavailableError):
+            return []  # the orders still go on; FBA stock is read again next poll
+        events = fba_counts(self.mapping, summaries)
+        if not events:
+            return []
+        return [Delivery(self.channel, "fba.polled", events=events)]
+
+    async def _bad(self, order: Mapping[str, Any], error: str) -> None:
+        self.unreadable += 1
+        if self.dead_letter is not None:
+            await self.dead_letter(order, error)
