@@ -355,7 +355,7 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
         local_stack,
         CODEC,
         STOCK_EVENTS,
-        lambda r: r["event_id"] in wanted,
+        lambda r: r.get("event_id") in wanted,
         until=lambda found: len({r["event_id"] for r in found}) >= 3,
         timeout=30,
     )
