@@ -91,6 +91,7 @@ POSITIVE = frozenset(
         "quarantine_released",
         "purchase_ordered",
         "purchase_cancelled",
+        "purchase_late",
     }
 )
 NEEDS_ORDER = frozenset(
@@ -100,7 +101,9 @@ NEEDS_REASON = {
     "adjustment": "damage, shrinkage, correction...",
     "quarantine_released": "inspection passed, scrapped...",
 }
-NEEDS_PO = frozenset({"purchase_ordered", "purchase_cancelled"})  # source_ref: the PO number
+NEEDS_PO = frozenset(
+    {"purchase_ordered", "purchase_cancelled", "purchase_late"}
+)  # source_ref: the PO number
 # Where released quarantined units go; "quarantine" would release them into quarantine.
 RELEASE_DISPOSITIONS = ("resellable", "damaged")
 MAX_HOLD_TTL_SECONDS = 7 * 24 * 3600  # longest a checkout hold may last, on every route
@@ -201,6 +204,8 @@ def problems(
         out.append(InvalidEvent("bad_source_seq", "source_seq: outside a 64-bit integer"))
     if event.get("lot") is not None or event.get("expires_on") is not None:
         out.extend(_lot_problems(event))
+    if event.get("expected_on") is not None:
+        out.extend(_expected_problems(event))
     if event.get("disposition") not in (None, *DISPOSITIONS):
         out.append(
             InvalidEvent(
@@ -294,6 +299,25 @@ def _lot_problems(event: Mapping[str, Any]) -> list[InvalidEvent]:
             InvalidEvent("expires_on_not_applicable", "expires_on: only on the receipt of a lot")
         )
     return out
+
+
+def _expected_problems(event: Mapping[str, Any]) -> list[InvalidEvent]:
+    """``expected_on`` (days since 1970-01-01) only on a ``purchase_ordered``."""
+    expected, kind = event.get("expected_on"), event.get("type")
+    if not _is_int(expected):
+        return [InvalidEvent("bad_expected_on", "expected_on: a date (days since 1970-01-01)")]
+    if not MIN_TIME_MS // DAY_MS <= expected < MAX_TIME_MS // DAY_MS:
+        return [
+            InvalidEvent("bad_expected_on", "expected_on: not between 2000-01-01 and 2099-12-31")
+        ]
+    if kind in EVENT_TYPES and kind != "purchase_ordered":
+        return [
+            InvalidEvent(
+                "expected_on_not_applicable",
+                "expected_on: only on purchase_ordered (the purchase order's expected day)",
+            )
+        ]
+    return []
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

@@ -277,6 +277,7 @@ def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[
     if not changed and level.get("locations"):
         return []  # a transfer: every channel's quantity stays
     quantities: Mapping[str, int] = level.get("channels") or {}
+    preorders: Mapping[str, int] = level.get("preorders") or {}
     items = []
     for channel in channels:
         if changed and channel not in changed:
@@ -289,6 +290,7 @@ def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[
                 quantity=max(0, int(quantity)),
                 version=int(level["version"]),
                 occurred_at=int(level["occurred_at"]),
+                preorder=int(preorders[channel]) if channel in preorders else None,
             )
         )
     return items

@@ -36,6 +36,9 @@ class PushItem:
     version: int
     occurred_at: int  # source time of the level's cause event, epoch ms (sync lag start)
     attempt: int = 0
+    # units the channel may pre-sell against incoming stock (StockLevel.preorders); None:
+    # the SKU has no pre-order allowance there, the channel's setting is left alone
+    preorder: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

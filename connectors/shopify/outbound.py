@@ -8,10 +8,20 @@ after a lost response replays the first result instead of writing twice.
 The mutation is all or nothing. On ``CHANGE_FROM_QUANTITY_STALE`` we re-read the stale items
 and try once more; items Shopify refuses (unknown, not stocked, bundle) are set aside as
 ``refused`` and the rest retried without them.
+
+Pre-orders: an item whose SKU has a pre-order allowance on the channel
+(``PushItem.preorder`` not None) also sets its variant's ``inventoryPolicy`` with
+``productVariantsBulkUpdate`` (one call per product, only when the policy changes):
+``CONTINUE`` while units may be pre-sold (Shopify keeps selling at 0), ``DENY`` once the
+allowance is used up. Shopify has no limit of its own for ``CONTINUE``: the ledger refuses a
+pre-order beyond the allowance (the connector's refusal policy then acts on it). The
+variant needs ``variant_id`` and ``product_id`` in the mapping; without them the policy is
+left alone.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +38,8 @@ from connectors.framework.types import (
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.limits import MUTATION_COST
 from connectors.shopify.mapping import ShopifyMapping
+
+log = logging.getLogger(__name__)
 
 ITEM_GID = "gid://shopify/InventoryItem/"
 LOCATION_GID = "gid://shopify/Location/"
@@ -49,6 +61,16 @@ mutation SetAvailable($input: InventorySetQuantitiesInput!) {
   }
 }
 """
+POLICY_MUTATION = """
+mutation SetPolicy($productId: ID!, $variants: [ProductVariantsBulkInput!]!) {
+  productVariantsBulkUpdate(productId: $productId, variants: $variants) {
+    productVariants { id inventoryPolicy }
+    userErrors { code field message }
+  }
+}
+"""
+VARIANT_GID = "gid://shopify/ProductVariant/"
+PRODUCT_GID = "gid://shopify/Product/"
 READ_QUERY = """
 query Levels($ids: [ID!]!, $locationId: ID!) {
   nodes(ids: $ids) {
@@ -74,6 +96,7 @@ class ShopifyPusher:
         self.channel = mapping.channel
         self.max_batch = max_batch
         self.known: dict[int, int] = {}  # inventory item id -> quantity we believe Shopify holds
+        self.policies: dict[int, str] = {}  # variant id -> inventoryPolicy we last set
         self._location_gid = f"{LOCATION_GID}{mapping.push_location_id}"
 
     def observed(self, sku: str, quantity: int) -> None:
@@ -143,7 +166,61 @@ class ShopifyPusher:
             )
         except RejectedError as exc:
             results.extend(PushResult(i, Outcome.FAILED, str(exc)) for i in todo.values())
+        if any(r.item.preorder is not None and r.outcome is Outcome.OK for r in results):
+            results = await self._policies(results)
         return results
+
+    async def _policies(self, results: list[PushResult]) -> list[PushResult]:
+        """Set the inventory policy of the pushed items that carry a pre-order figure. An
+        item whose policy Shopify could not take now (throttled, unavailable) is answered
+        ``retry``; a refusal is logged and the quantity stands."""
+        products: dict[int, list[tuple[int, str]]] = {}
+        for r in results:
+            mapped = self.mapping.item_for_sku(r.item.sku)
+            if r.item.preorder is None or r.outcome is not Outcome.OK or mapped is None:
+                continue
+            if mapped.variant_id is None or mapped.product_id is None:
+                continue
+            policy = "CONTINUE" if r.item.preorder > 0 else "DENY"
+            if self.policies.get(mapped.variant_id) != policy:
+                products.setdefault(mapped.product_id, []).append((mapped.variant_id, policy))
+        failed: dict[int, str] = {}
+        for product, variants in products.items():
+            variables = {
+                "productId": f"{PRODUCT_GID}{product}",
+                "variants": [
+                    {"id": f"{VARIANT_GID}{v}", "inventoryPolicy": p} for v, p in variants
+                ],
+            }
+            try:
+                data = await self.client.graphql(POLICY_MUTATION, variables, cost=MUTATION_COST)
+            except (ThrottledError, UnavailableError) as exc:  # transient: push again
+                failed.update((v, f"inventory policy not set: {exc}") for v, _ in variants)
+                continue
+            except RejectedError as exc:  # e.g. no write_products scope: said, not retried
+                log.warning(
+                    "%s: inventory policy of product %s refused: %s", self.channel, product, exc
+                )
+                continue
+            errors = (data.get("productVariantsBulkUpdate") or {}).get("userErrors") or []
+            if errors:
+                log.warning(
+                    "%s: inventory policy of product %s refused: %s",
+                    self.channel,
+                    product,
+                    "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors),
+                )
+            else:
+                self.policies.update(variants)
+        if not failed:
+            return results
+        out = []
+        for r in results:
+            mapped = self.mapping.item_for_sku(r.item.sku)
+            if mapped is not None and mapped.variant_id in failed:
+                r = PushResult(r.item, Outcome.RETRY, failed[mapped.variant_id])
+            out.append(r)
+        return out
 
     async def _write(self, todo: dict[int, PushItem], results: list[PushResult]) -> list[int]:
         """One mutation for everything in ``todo``; settles what it can (removing it from

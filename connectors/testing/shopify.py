@@ -11,8 +11,9 @@
   order already cancelled or unknown is a user error, and cancelling sends
   ``orders/cancelled``), ``tagsAdd`` on orders, and the ``order(id:)`` read of its risk
   assessments.
-- Prices: ``productVariantsBulkUpdate(productId, variants: [{id, price}])`` (all or nothing:
-  an unknown variant or a bad price is a user error and nothing changes) and the
+- Prices and inventory policies: ``productVariantsBulkUpdate(productId, variants: [{id,
+  price, inventoryPolicy}])`` (all or nothing: an unknown variant, a bad price or a policy
+  other than ``DENY``/``CONTINUE`` is a user error and nothing changes) and the
   ``nodes(ids:)`` read of ``ProductVariant.price``.
 - Returns: ``create_return()``/``dispose()`` and the GraphQL ``reverseFulfillmentOrder``
   read of its order and lines (``reverse_fulfillment_orders/dispose`` names only those).
@@ -104,6 +105,10 @@ class FakeShopify(FakeChannel):
         self.products: dict[int, int] = {}  # variant id -> product id
         self.prices: dict[int, str] = {}  # variant id -> price (shop currency, "19.99")
         self.price_writes: list[tuple[int, str]] = []  # (variant id, price) applied
+        # variant id -> inventoryPolicy: DENY (Shopify's default) stops selling at 0,
+        # CONTINUE sells on (pre-orders / backorders)
+        self.policies: dict[int, str] = {}
+        self.policy_writes: list[tuple[int, str]] = []  # (variant id, policy) applied
         self.non_mutable: set[int] = set()  # e.g. bundle parents: writes refused
         self.orders: dict[int, dict[str, Any]] = {}
         self.idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
@@ -729,6 +734,7 @@ class FakeShopify(FakeChannel):
         product = _gid_int(str(variables.get("productId", "")), PRODUCT_GID)
         errors: list[dict[str, Any]] = []
         planned: list[tuple[int, str]] = []
+        policies: list[tuple[int, str]] = []
         for i, v in enumerate(variables.get("variants") or []):
             variant = _gid_int(str(v.get("id", "")), VARIANT_GID)
             if self.products.get(variant) != product:
@@ -750,17 +756,38 @@ class FakeShopify(FakeChannel):
                     }
                 )
                 continue
+            policy = v.get("inventoryPolicy")
+            if policy is not None and policy not in ("DENY", "CONTINUE"):
+                errors.append(
+                    {
+                        "code": "INVALID",
+                        "field": ["variants", str(i), "inventoryPolicy"],
+                        "message": "Inventory policy is invalid",
+                    }
+                )
+                continue
             if price is not None:
                 planned.append((variant, price))
+            if policy is not None:
+                policies.append((variant, policy))
         if errors:
             return {"product": None, "productVariants": None, "userErrors": errors}
         for variant, price in planned:
             self.prices[variant] = price
             self.price_writes.append((variant, price))
+        for variant, policy in policies:
+            self.policies[variant] = policy
+            self.policy_writes.append((variant, policy))
+        touched = dict.fromkeys([v for v, _ in planned] + [v for v, _ in policies])
         return {
             "product": {"id": f"{PRODUCT_GID}{product}"},
             "productVariants": [
-                {"id": f"{VARIANT_GID}{variant}", "price": price} for variant, price in planned
+                {
+                    "id": f"{VARIANT_GID}{variant}",
+                    "price": self.prices.get(variant),
+                    "inventoryPolicy": self.policies.get(variant, "DENY"),
+                }
+                for variant in touched
             ],
             "userErrors": [],
         }

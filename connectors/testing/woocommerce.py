@@ -117,8 +117,11 @@ class FakeWooCommerce(FakeChannel):
             "manage_stock": True,
             "stock_quantity": qty,
             "stock_status": "instock" if qty > 0 else "outofstock",
+            "backorders": "no",
+            "backorders_allowed": False,
             "regular_price": "",
             "price": "",
+            "meta_data": [],
         }
 
     def set_price(self, pid: int, price: str) -> None:
@@ -364,12 +367,38 @@ class FakeWooCommerce(FakeChannel):
                 "id": pid,
                 "error": {"code": code, "message": message, "data": {"status": status}},
             }
+        if change.get("backorders") not in (None, "no", "notify", "yes"):
+            return {  # WooCommerce's enum check of the field
+                "id": pid,
+                "error": {
+                    "code": "rest_invalid_param",
+                    "message": "Invalid parameter(s): backorders",
+                    "data": {"status": 400},
+                },
+            }
+        if "backorders" in change:
+            product["backorders"] = change["backorders"]
+            product["backorders_allowed"] = change["backorders"] != "no"
+        for meta in change.get("meta_data") or []:  # update_meta_data: by key
+            kept = next((m for m in product["meta_data"] if m["key"] == meta["key"]), None)
+            if kept is None:
+                product["meta_data"].append({"id": len(product["meta_data"]) + 1, **meta})
+            else:
+                kept["value"] = meta["value"]
         if "stock_quantity" in change:
             qty = int(change["stock_quantity"])
             product["manage_stock"] = change.get("manage_stock", product["manage_stock"])
             product["stock_quantity"] = qty
-            product["stock_status"] = "instock" if qty > 0 else "outofstock"
             self.writes.append(Write(time.monotonic(), str(pid), product["sku"], qty))
+        if "stock_quantity" in change or "backorders" in change:
+            qty = int(product["stock_quantity"] or 0)
+            product["stock_status"] = (
+                "instock"
+                if qty > 0
+                else "onbackorder"
+                if product["backorders_allowed"]
+                else "outofstock"
+            )
         if "regular_price" in change:
             price = change["regular_price"]
             if not isinstance(price, str) or not _PRICE.fullmatch(price):

@@ -5,6 +5,11 @@ Simple products go to ``POST /products/batch``, variations to
 fail inside a 200: a 5xx-like item error is retried, any other is the channel refusing the
 item (drift). WooCommerce has no compare-and-set and no idempotency key; ordering comes from
 the engine (one worker per channel, newest version only).
+
+A SKU with a pre-order allowance on the channel (``PushItem.preorder`` not None) also sets
+``backorders``: ``notify`` while units may be pre-sold (the shop keeps selling at 0 and tells
+the customer), ``no`` once the allowance is used up, and the units left in the product's
+``_stockflow_preorders`` meta; the ledger refuses a pre-order beyond it either way.
 """
 
 from __future__ import annotations
@@ -26,6 +31,17 @@ from connectors.woocommerce.mapping import WooMapping
 
 def _item_outcome(status: int) -> Outcome:
     return Outcome.RETRY if status >= 500 or status == 429 else Outcome.REFUSED
+
+
+PREORDER_META = "_stockflow_preorders"
+
+
+def _update(wid: int, item: PushItem) -> dict[str, Any]:
+    change: dict[str, Any] = {"id": wid, "manage_stock": True, "stock_quantity": item.quantity}
+    if item.preorder is not None:
+        change["backorders"] = "notify" if item.preorder > 0 else "no"
+        change["meta_data"] = [{"key": PREORDER_META, "value": str(item.preorder)}]
+    return change
 
 
 class WooPusher:
@@ -74,10 +90,7 @@ class WooPusher:
         return results
 
     async def _batch(self, path: str, members: list[tuple[int, PushItem]]) -> list[PushResult]:
-        update = [
-            {"id": wid, "manage_stock": True, "stock_quantity": item.quantity}
-            for wid, item in members
-        ]
+        update = [_update(wid, item) for wid, item in members]
         try:
             body, _ = await self.client.request("POST", path, json={"update": update})
         except ThrottledError as exc:

@@ -9,6 +9,8 @@ that is ``default_quantity`` (key ``"*"`` in :func:`channel_quantities`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from streams.ledger.config import LedgerConfig
 from streams.ledger.lots import allocatable
 from streams.ledger.state import LocationStock, SkuState
@@ -19,6 +21,9 @@ __all__ = [
     "channel_quantity",
     "location_available",
     "locations_available",
+    "preorder_figures",
+    "preorder_room",
+    "serving",
 ]
 
 DEFAULT_CHANNEL = "*"  # key of the default quantity (a channel the config does not name)
@@ -84,3 +89,46 @@ def channel_quantity(
     ch = config.channels.get(channel) if channel is not None else None
     pool = channel_pool(state, config, channel, day)
     return ch.rule.apply(pool) if ch is not None else pool
+
+
+# -- pre-orders (streams.ledger.preorders has the rules) ------------------------------
+
+
+def serving(
+    state: SkuState, config: LedgerConfig, channel: str | None, wanted: str | None
+) -> list[str]:
+    """Locations an order line of ``channel`` may take units from (``wanted``: the one
+    it names)."""
+    if wanted is not None:
+        return [wanted] if wanted in state.locations else []
+    ch = config.channels.get(channel) if channel is not None else None
+    return [n for n in state.locations if ch is None or ch.serves(n)]
+
+
+def preorder_room(
+    state: SkuState,
+    config: LedgerConfig,
+    caps: Mapping[str, int],
+    channel: str | None,
+    wanted: str | None = None,
+) -> int:
+    """Units ``channel`` may still pre-sell (0 without an allowance there): its cap less
+    its waiting pre-orders, and at most the incoming of the locations serving it less every
+    waiting backorder (they are served first)."""
+    cap = caps.get(channel) if channel is not None else None
+    if cap is None:
+        return 0
+    incoming = sum(state.locations[n].incoming for n in serving(state, config, channel, wanted))
+    waiting = mine = 0
+    for b in state.backorders.values():
+        waiting += b.qty
+        if b.preorder and b.channel == channel:
+            mine += b.qty
+    return max(0, min(cap - mine, incoming - waiting))
+
+
+def preorder_figures(
+    state: SkuState, config: LedgerConfig, caps: Mapping[str, int]
+) -> dict[str, int]:
+    """The pre-order figure of every channel with an allowance (StockLevel.preorders)."""
+    return {channel: preorder_room(state, config, caps, channel) for channel in caps}

@@ -30,6 +30,12 @@ Format (every key optional)::
         min_shelf_life_days: 30        # lots allocated to / shown on this channel expire
                                        # 30 days or more after the event's day; absent:
                                        # any lot not yet expired (streams.ledger.lots)
+    preorders:                         # pre-order allowance per SKU x channel
+      - sku: desk-oak
+        channel: shopify
+        cap: 20                        # at most 20 units pre-sold on shopify against
+                                       # incoming (open purchase orders) when available
+                                       # is short (streams.ledger.preorders)
 
 Channel rules apply in this fixed order to the channel's pool (sum of ``available`` over
 its locations): ``zero_at_or_below`` (pool <= N sends 0), then ``buffer`` (minus N),
@@ -124,6 +130,8 @@ class LedgerConfig:
     hold_ttl_ms: int = 15 * 60 * 1000
     max_qty: int = MAX_QTY
     max_open_entries: int = 1_000
+    # pre-order allowance: SKU -> channel -> cap (streams.ledger.preorders); {}: none
+    preorders: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def safety_stock(self, location: str) -> int:
         loc = self.locations.get(location)
@@ -161,6 +169,7 @@ _TOP_KEYS = {
     "max_open_entries",
     "locations",
     "channels",
+    "preorders",
     "orders",  # the order book's (streams.orders.setup); the ledger ignores it
     "replenishment",  # suppliers and policies (streams.replenishment.config); ignored here
     "notifications",  # alert routing (streams.notifications.config); ignored here
@@ -170,6 +179,7 @@ _TOP_KEYS = {
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
 _CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient", "min_shelf_life_days"}
 MAX_SHELF_LIFE_DAYS = 36_500  # a hundred years: more is a unit error (minutes, hours)
+_PREORDER_KEYS = {"sku", "channel", "cap"}
 _RULE_KEYS = {"zero_at_or_below", "buffer", "percentage", "max_shown"}
 _POLICIES = ("reject", "backorder")
 
@@ -224,7 +234,34 @@ def parse_config(raw: Any) -> LedgerConfig:
         hold_ttl_ms=1000 * _hold_ttl(raw.get("hold_ttl_seconds")),
         max_qty=_max_qty(raw.get("max_qty")),
         max_open_entries=_int(raw.get("max_open_entries"), "max_open_entries", 1_000, 10),
+        preorders=_preorders(raw.get("preorders", []), channels),
     )
+
+
+def _preorders(raw: Any, channels: Mapping[str, ChannelConfig]) -> dict[str, dict[str, int]]:
+    """``preorders: [{sku, channel, cap}]`` as SKU -> channel -> cap."""
+    if not isinstance(raw, list):
+        raise ConfigError("preorders", "must be a list of {sku: ..., channel: ..., cap: ...} items")
+    out: dict[str, dict[str, int]] = {}
+    for i, item in enumerate(raw):
+        path = f"preorders[{i}]"
+        _mapping(item, path, _PREORDER_KEYS)
+        sku = _name(item.get("sku"), f"{path}.sku")
+        channel = _name(item.get("channel"), f"{path}.channel")
+        if channels and channel not in channels:
+            raise ConfigError(
+                f"{path}.channel",
+                f"{channel!r} is not one of channels[].name; declare it or fix the name",
+            )
+        if item.get("cap") is None:
+            raise ConfigError(f"{path}.cap", "required: units that may be pre-sold, e.g. cap: 20")
+        cap = _int(item.get("cap"), f"{path}.cap", None, 1)
+        if cap > MAX_QTY:
+            raise ConfigError(f"{path}.cap", f"{cap} is above {MAX_QTY:,}; a unit error?")
+        if channel in out.get(sku, {}):
+            raise ConfigError(f"{path}", f"{sku!r} on {channel!r} is listed twice; keep one entry")
+        out.setdefault(sku, {})[channel] = cap
+    return out
 
 
 def _hold_ttl(raw: Any) -> int:

@@ -19,7 +19,7 @@ do not count), and the line takes lots earliest expiry first (:mod:`streams.ledg
 
 from __future__ import annotations
 
-from streams.ledger import lots
+from streams.ledger import lots, preorders
 from streams.ledger.availability import channel_quantity
 from streams.ledger.outcome import Step
 from streams.ledger.state import Backorder, Hold, LocationStock
@@ -95,8 +95,13 @@ def order_placed(step: Step) -> None:
         lines = state.orders.setdefault(order_id, {})
         lines[name] = lines.get(name, 0) + qty
         step.decide("accepted", qty, before, location=name, lots=used)
+    elif step.config.preorders and _preorder(step, before):
+        return
     elif step.config.on_insufficient(channel) == "backorder":
         waiting = state.backorders.get(order_id)
+        if waiting is not None and waiting.preorder:  # beyond the order's pre-order room
+            step.decide("rejected", qty, before, reason="preorder_cap")
+            return
         if waiting is None:
             if _state_full(step):
                 step.decide("rejected", qty, before, reason="sku_state_full")
@@ -115,6 +120,17 @@ def order_placed(step: Step) -> None:
             threshold=units,
             channel=channel,
         )
+
+
+def _preorder(step: Step, before: int) -> bool:
+    """True when the line was taken as a pre-order (:mod:`streams.ledger.preorders`); a
+    SKU without an allowance on the line's channel costs one lookup."""
+    caps = step.config.preorders.get(step.state.sku) if step.config.preorders else None
+    if not caps or step.event.get("channel") not in caps:
+        return False
+    if step.event["order_id"] not in step.state.backorders and _state_full(step):
+        return False
+    return preorders.place(step, caps, before)
 
 
 def order_cancelled(step: Step) -> None:
@@ -271,8 +287,9 @@ def allocate_backorders(step: Step) -> None:
                 continue
             take = min(waiting.qty, _units(step, name, loc, waiting.channel))
             if take > 0:
+                why = preorders.REASON if waiting.preorder else "backorder"
                 lots.reserve(
-                    step, name, take, "backorder_allocated", order_id, waiting.channel, "backorder"
+                    step, name, take, "backorder_allocated", order_id, waiting.channel, why
                 )
                 lines = state.orders.setdefault(order_id, {})
                 lines[name] = lines.get(name, 0) + take

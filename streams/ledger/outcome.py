@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.events import InvalidEvent
-from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
+from streams.ledger.availability import (
+    DEFAULT_CHANNEL,
+    channel_quantities,
+    location_available,
+    preorder_figures,
+)
 from streams.ledger.config import LedgerConfig
 from streams.ledger.lots import day_of
 from streams.ledger.state import Lot, SkuState
@@ -30,7 +35,7 @@ class Emitted:
     ``duplicate``: the event id was applied before; nothing changed, nothing is emitted.
     ``skipped``: applied (its id is recorded) but without effect, and why
     (``stale_count``, ``count_before_journal``, ``before_count``, ``unknown_order``,
-    ``unknown_hold``, ``nothing_incoming``).
+    ``unknown_hold``, ``nothing_incoming``, ``no_preorders``).
     """
 
     movements: list[Record] = field(default_factory=list)
@@ -134,6 +139,8 @@ class Step:
         location: str | None = None,
         reason: str | None = None,
         lots: list[str] | None = None,
+        preorder: bool = False,
+        promised_on: int | None = None,
     ) -> None:
         ev = self.event
         self.out.decision = {
@@ -150,6 +157,8 @@ class Step:
             "occurred_at": ev["occurred_at"],
             "at": self.now,
             "lot": ",".join(lots) if lots else None,
+            "preorder": preorder,
+            "promised_on": promised_on,
         }
 
     def alert(
@@ -182,7 +191,8 @@ class Step:
     def finish(self) -> Emitted:
         """Emit the level and crossing alerts; bound the journal. Returns the outcome."""
         state, config = self.state, self.config
-        if not self.touched:
+        caps = config.preorders.get(state.sku) if config.preorders else None
+        if not self.touched and not caps:  # (a pre-order moves no units: its figure does)
             return self.out
         state.journal_trim(config.journal_limit, self.now - config.journal_max_age_ms)
         sku = state.sku
@@ -216,6 +226,13 @@ class Step:
         qty = channel_quantities(state, config, day)
         last = state.last_qty
         changed = [c for c, q in qty.items() if last.get(c, 0) != q]
+        pre = preorder_figures(state, config, caps) if caps else {}
+        pre_changed: list[str] = []
+        if pre != state.last_preorders:  # the pre-order figure is part of what is shown
+            shown = state.last_preorders
+            pre_changed = [c for c, n in pre.items() if shown.get(c) != n and c not in changed]
+            state.last_preorders = pre
+            split_moved = True
         if not changed and not split_moved:
             return self.out
         known = state.version > 0
@@ -235,6 +252,8 @@ class Step:
                 )
         state.last_qty = qty
         state.version += 1
+        if pre_changed:
+            changed.extend(pre_changed)
         default = qty[DEFAULT_CHANNEL]
         self.out.level = {
             "sku": sku,
@@ -245,6 +264,7 @@ class Step:
             "locations": {
                 n: location_available(loc, n, config, day) for n, loc in state.locations.items()
             },
+            "preorders": pre,
             "cause_event_id": self.event["event_id"],
             "occurred_at": self.event["occurred_at"],
             "at": self.now,

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.events import check
-from streams.ledger import lots, orders, stock
+from streams.ledger import lots, orders, preorders, stock
 from streams.ledger.config import LedgerConfig
 from streams.ledger.outcome import Emitted, InvalidEvent, Step
 from streams.ledger.state import SkuState, event_key
@@ -96,6 +96,8 @@ def _receipt(step: Step) -> None:
     name, qty = _where(step), step.event["qty"]
     loc = step.state.locations.get(name)
     incoming = loc.incoming if loc is not None else 0
+    if step.state.purchases:  # a SKU with a pre-order allowance follows its purchase orders
+        preorders.receipt(step, name, qty, incoming - min(qty, incoming))
     if _before_last_count(step.state, step.event, step.config):  # the count holds the units
         step.out.skipped = "before_count"
         if incoming:
@@ -196,6 +198,7 @@ _HANDLERS = {
     "quarantine_released": stock.quarantine_released,
     "purchase_ordered": stock.purchase_ordered,
     "purchase_cancelled": stock.purchase_cancelled,
+    "purchase_late": preorders.purchase_late,
     "hold": orders.hold,
     "hold_released": orders.hold_released,
 }

@@ -148,10 +148,19 @@ class Hold:
 
 @dataclass(slots=True)
 class Backorder:
-    """Units of an order accepted against future stock; never counted in ``reserved``."""
+    """Units of an order accepted against future stock; never counted in ``reserved``.
+    A pre-order (:mod:`streams.ledger.preorders`) is one, sold against incoming units
+    within the channel's allowance and promised for ``promised`` (days since 1970-01-01)."""
 
     qty: int
     channel: str | None
+    preorder: bool = False
+    promised: int | None = None
+
+    def stored(self, order_id: str) -> list[Any]:
+        if not self.preorder:
+            return [order_id, self.qty, self.channel]
+        return [order_id, self.qty, self.channel, 1, self.promised]
 
 
 def _ring() -> array[int]:
@@ -172,6 +181,10 @@ class SkuState:
     order_lots: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     backorders: dict[str, Backorder] = field(default_factory=dict)  # FIFO by insertion
     seq_high: dict[str, int] = field(default_factory=dict)  # "source|location" -> source_seq
+    # only for a SKU with a pre-order allowance (streams.ledger.preorders): open purchase
+    # orders {po: [location, open units, expected_on]} and the pre-order figures last shown
+    purchases: dict[str, list[Any]] = field(default_factory=dict)
+    last_preorders: dict[str, int] = field(default_factory=dict)
     version: int = 0  # version of the last emitted StockLevel
     last_qty: dict[str, int] = field(default_factory=dict)  # channel ("*": default) -> qty
     last_available: dict[str, int] = field(default_factory=dict)  # location -> available
@@ -319,13 +332,15 @@ class SkuState:
             [[k, h.event_id, h.location, h.qty, h.channel, h.expires_at]
              for k, h in self.holds.items()],
             orders,
-            [[k, b.qty, b.channel] for k, b in self.backorders.items()],
+            [b.stored(k) for k, b in self.backorders.items()],
             self.seq_high,
             self.last_qty,
             self.last_available,
         ]  # fmt: skip
-        if self.order_lots:  # format 4; a SKU without lots stores what format 3 stored
-            doc.append(self.order_lots)
+        if self.order_lots or self.purchases or self.last_preorders:
+            doc.append(self.order_lots)  # format 4; a SKU without lots stores format 3's
+        if self.purchases or self.last_preorders:  # pre-orders: a 13th item
+            doc.append([self.purchases, self.last_preorders])
         return doc
 
     @classmethod
@@ -365,7 +380,12 @@ class SkuState:
             order_lots=parts.doc[11] if len(parts.doc) > 11 else {},
             holds={r[0]: Hold(r[1], r[2], r[3], r[4], r[5]) for r in holds},
             orders=orders,
-            backorders={r[0]: Backorder(r[1], r[2]) for r in backs},
+            backorders={
+                r[0]: Backorder(r[1], r[2], len(r) > 3 and bool(r[3]), r[4] if len(r) > 4 else None)
+                for r in backs
+            },
+            purchases=parts.doc[12][0] if len(parts.doc) > 12 else {},
+            last_preorders=parts.doc[12][1] if len(parts.doc) > 12 else {},
             seq_high=seq_high,
             version=version,
             last_qty=last_qty,

@@ -8,7 +8,7 @@ only, which is never sellable: it tells buyers what is on its way.
 
 from __future__ import annotations
 
-from streams.ledger import lots
+from streams.ledger import lots, preorders
 from streams.ledger.outcome import Step
 from streams.ledger.state import LocationStock
 
@@ -78,8 +78,12 @@ def quarantine_released(step: Step) -> None:
 
 
 def purchase_ordered(step: Step) -> None:
-    """A supplier order line: ``incoming`` up until a receipt or a cancellation lowers it."""
-    step.move(_where(step), "purchase_ordered", incoming=step.event["qty"])
+    """A supplier order line: ``incoming`` up until a receipt or a cancellation lowers it.
+    A SKU with a pre-order allowance also keeps the line's open units and expected day."""
+    name = _where(step)
+    step.move(name, "purchase_ordered", incoming=step.event["qty"])
+    if step.config.preorders and step.state.sku in step.config.preorders:
+        preorders.purchase_ordered(step, name)
 
 
 def purchase_cancelled(step: Step) -> None:
@@ -91,3 +95,5 @@ def purchase_cancelled(step: Step) -> None:
         step.out.skipped = "nothing_incoming"
         return
     step.move(name, "purchase_cancelled", incoming=-take)
+    if step.config.preorders and step.state.sku in step.config.preorders:
+        preorders.purchase_cancelled(step, take)

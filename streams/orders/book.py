@@ -91,6 +91,10 @@ def _no_orders() -> Mapping[str, int]:
     return {}
 
 
+def _no_preorders(sku: str, channel: str) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class Network:
     """What routing reads besides the order: the available units per SKU and location,
@@ -103,8 +107,12 @@ class Network:
     # the levels as the ledger last published them, when ``levels`` also holds back the
     # units of reservations still undecided: tried when ``levels`` leaves no plan
     settled: Levels | None = None
+    # units a channel may still pre-sell of a SKU (StockLevel.preorders): an order that no
+    # location can serve is asked of the ledger when pre-orders cover what is missing
+    preorders: Callable[[str, str], int] = _no_preorders
 
 
+PREORDER = "preorder"  # the reason of a ledger Decision taking a line as a pre-order
 HOLDING = frozenset({"routed", "allocated", "partially_allocated", "backordered"})
 HOLDING |= {"pending_approval", "released", "ready_for_pickup", "partially_shipped"}
 SHIPPABLE = frozenset(
@@ -417,6 +425,10 @@ class _Step:
                     serves=lambda name: serves(channel, name), used_capacity=used,
                 )  # fmt: skip
             published = self.net.settled or self.levels
+            if found is None and s.attempt < s.round_start and self._preorderable(published):
+                # pre-orders cover what no location has: the ledger chooses and decides
+                lines = cast(dict[str, str], dict.fromkeys(ln.line_id for ln in s.lines))
+                found = Plan(lines, "pre-orders cover the units no location has")
             unseen = sorted({ln.sku for ln in s.lines if not published(ln.sku)})
             if found is None and s.attempt == 0 and unseen:
                 # levels not seen here yet (a first receipt on its way to this worker's
@@ -444,6 +456,21 @@ class _Step:
         self.go("routed", found.reason, by)
         self.reserve()
 
+    def _preorderable(self, published: Levels) -> bool:
+        """True when some line needs pre-orders and every line is either available at the
+        channel's locations (as published) or within the channel's pre-order figure."""
+        s, serves = self.s, self.net.serves
+        if s.delivery == "pickup":
+            return False
+        needs = False
+        for ln in s.lines:
+            have = sum(u for loc, u in published(ln.sku).items() if serves(s.channel, loc))
+            if have < ln.qty:
+                if self.net.preorders(ln.sku, s.channel) < ln.qty:
+                    return False
+                needs = True
+        return needs
+
     def _refusals(self) -> str:
         refused = [
             f"{ln.line_id} ({ln.sku} at {ln.location}: {ln.refusal})"
@@ -470,6 +497,11 @@ class _Step:
             return
         if not refused:
             self.allocated()
+            return
+        if all(ln.status == "backordered" and ln.refusal == PREORDER for ln in refused):
+            # pre-orders wait for the goods (the ledger serves them first when they come)
+            s.reason = self._refusals()
+            self.go("backordered", s.reason)
             return
         policy = self.config.channel(s.channel).policy
         if accepted and policy == "ship_available":

@@ -19,7 +19,9 @@ ledger applies them once).
 
 Receipts are followed from ``stock.movements.v1`` (movements of type ``receipt`` whose
 ``source_ref`` is a purchase order number); a timer raises one ``po_late`` Alert per purchase
-order still open after its expected day.
+order still open after its expected day, with one ``purchase_late`` StockEvent per open
+line (no stock effect: the ledger answers with a ``preorder_at_risk`` alert listing the
+pre-orders waiting for those units).
 """
 
 from __future__ import annotations
@@ -118,7 +120,8 @@ def purchase_event(
     kind: str, proposal: Mapping[str, Any], sku: str, qty: int, at: int
 ) -> dict[str, Any]:
     """The ``purchase_ordered`` / ``purchase_cancelled`` StockEvent of one line, checked."""
-    suffix = "" if kind == "purchase_ordered" else "|cancel"
+    suffix = {"purchase_ordered": "", "purchase_late": "|late"}.get(kind, "|cancel")
+    expected = proposal.get("expected_on") if kind == "purchase_ordered" else None
     event = stock_event(
         kind,
         sku,
@@ -128,6 +131,7 @@ def purchase_event(
         location=proposal["location"],
         source=SOURCE,
         source_ref=proposal["proposal_id"],
+        expected_on=None if expected is None else int(expected),  # pre-orders' promised day
     )
     check_event(event)
     return event
@@ -485,10 +489,22 @@ class PurchasingService:
             days = lifecycle.days_late(proposal, today)
             if days <= 0 or proposal["proposal_id"] in self._late_alerted:
                 continue
-            alert = late_alert(proposal, days, now_ms())
+            at = now_ms()
+            alert = late_alert(proposal, days, at)
+            # each open line to the ledger too: it lists the pre-orders waiting for it
+            late = [
+                purchase_event("purchase_late", proposal, sku, units, at)
+                for sku, units in lifecycle.open_units(proposal).items()
+                if units > 0
+            ]
             assert self._publisher is not None
             async with self._lock:
-                await self._publisher.send([(STOCK_ALERTS, alert["sku"], alert)])
+                await self._publisher.send(
+                    [
+                        (STOCK_ALERTS, alert["sku"], alert),
+                        *((STOCK_EVENTS, e["sku"], e) for e in late),
+                    ]
+                )
                 self._late_alerted.add(proposal["proposal_id"])
             log.warning("purchasing: %s", alert["message"])
             raised.append(alert)

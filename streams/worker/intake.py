@@ -68,12 +68,13 @@ def _parse_one(
             except ValueError as exc:
                 errors.append(str(exc))
                 del fields[name]
-    if "expires_on" in fields:
-        try:
-            fields["expires_on"] = parse_date_days(fields["expires_on"], "expires_on")
-        except ValueError as exc:
-            errors.append(str(exc))
-            del fields["expires_on"]
+    for day_field in ("expires_on", "expected_on"):
+        if day_field in fields:
+            try:
+                fields[day_field] = parse_date_days(fields[day_field], day_field)
+            except ValueError as exc:
+                errors.append(str(exc))
+                del fields[day_field]
     event = stock_event(
         fields.pop("type", None),
         fields.pop("sku", None),

@@ -134,6 +134,7 @@ class LevelsView(WholeTopicView):
     def __init__(self, settings: Settings, codec: Codec) -> None:
         super().__init__(settings, codec, STOCK_LEVELS, "levels")
         self.levels: dict[str, tuple[int, dict[str, int]]] = {}  # sku -> (version, split)
+        self.preorders: dict[str, dict[str, int]] = {}  # sku -> channel -> pre-order figure
         self._unread: dict[bytes, bytes] = {}  # SKU key -> its latest record, not decoded
 
     def take(self, key: bytes | None, value: bytes) -> None:
@@ -153,6 +154,13 @@ class LevelsView(WholeTopicView):
         old = self.levels.get(record["sku"])
         if old is None or record["version"] >= old[0]:
             self.levels[record["sku"]] = (record["version"], dict(record.get("locations") or {}))
+            if record.get("preorders") or record["sku"] in self.preorders:
+                self.preorders[record["sku"]] = dict(record.get("preorders") or {})
+
+    def preorder_room(self, sku: str, channel: str) -> int:
+        """Units ``channel`` may still pre-sell of ``sku`` as last published (0: none)."""
+        self(sku)  # decodes the SKU's latest record if it is waiting
+        return self.preorders.get(sku, {}).get(channel, 0)
 
 
 class CapacityView(WholeTopicView):

@@ -181,6 +181,7 @@ class OrderBook:
             serves or (lambda _channel, _location: True),
             self.capacity,
             settled=self.view,
+            preorders=self.view.preorder_room,
         )
         self.sender = BatchSender(lambda: app.producer)
         self.writer = AckedTableWriter(self.table, self.sender.send, writing_as)

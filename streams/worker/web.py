@@ -24,6 +24,7 @@ from streams.bundles.catalogue import Catalogue
 from streams.kernel.access.guard import principal_of
 from streams.kernel.audit import note
 from streams.kernel.topics import STOCK_EVENTS
+from streams.ledger import preorders
 from streams.ledger.availability import DEFAULT_CHANNEL, channel_quantities, location_available
 from streams.ledger.config import LedgerConfig
 from streams.ledger.lots import day_of, lots_view
@@ -54,6 +55,7 @@ def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any
     day = day_of(now_ms())
     quantities = channel_quantities(state, config, day)
     default = quantities.pop(DEFAULT_CHANNEL)
+    pre = preorders.view(state, config) if config.preorders or state.backorders else None
     return {
         "sku": sku,
         "version": state.version,
@@ -73,6 +75,7 @@ def stock_view(sku: str, state: SkuState, config: LedgerConfig) -> dict[str, Any
         },
         "channels": quantities,
         "default_channel_quantity": default,
+        **({"preorders": pre} if pre is not None else {}),
     }
 
 

@@ -34,7 +34,7 @@ from streams.kernel.access.command import create
 from streams.kernel.access.store import publish
 from streams.kernel.access.tokens import REPLENISH, TokenRecord
 from streams.kernel.settings import Settings
-from streams.kernel.topics import REPLENISHMENT_PROPOSALS, STOCK_ALERTS
+from streams.kernel.topics import REPLENISHMENT_PROPOSALS, STOCK_ALERTS, STOCK_EVENTS
 from streams.purchasing import lifecycle
 from streams.purchasing.api import TRIGGER, add_routes
 from streams.purchasing.run import SERVICE_KEY, attach
@@ -252,7 +252,9 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
     waits as proposed. When a new plan comes, bolt's old proposal is superseded and the new
     one, approved while bolt's mailbox refuses for good, is send_failed with the reason;
     approved again, it is sent and incoming rises by 24. When its expected day has passed,
-    one po_late alert is raised for each open order, once. When the ERP receives 5 then 9
+    one po_late alert is raised for each open order, once, with a purchase_late event per
+    open line to the ledger (and the purchase_ordered events carried the expected day).
+    When the ERP receives 5 then 9
     chairs against acme's order, it is partially received then received with the 2 extra
     units noted, and incoming is back to 0; when the rest of bolt's order is cancelled,
     its incoming is back to 0 too."""
@@ -345,6 +347,25 @@ def test_a_plan_sends_the_automatic_order_and_receipts_and_cancellation_bring_in
         timeout=30,
     )
     assert sorted(x["kind"] for x in alerts) == ["po_late", "po_late"]
+    # the ledger is told of each late line (for the pre-orders waiting on it), and each
+    # purchase_ordered carried its order's expected day (the pre-orders' promised day)
+    b2 = f"{large['proposal_id']}-2"
+    wanted = {f"po|{a}|chair-{RUN}|late", f"po|{b2}|desk-{RUN}|late", f"po|{a}|chair-{RUN}"}
+    events = read_topic(
+        local_stack,
+        CODEC,
+        STOCK_EVENTS,
+        lambda r: r.get("event_id") in wanted,
+        until=lambda found: len({r["event_id"] for r in found}) >= 3,
+        timeout=30,
+    )
+    told = {(r["event_id"], r["type"], r["qty"], r["expected_on"]) for r in events}
+    expected = lifecycle.day_number(TODAY + timedelta(days=3))
+    assert told == {
+        (f"po|{a}|chair-{RUN}", "purchase_ordered", 12, expected),
+        (f"po|{a}|chair-{RUN}|late", "purchase_late", 12, None),
+        (f"po|{b2}|desk-{RUN}|late", "purchase_late", 24, None),
+    }
 
 
 def test_a_restarted_service_restores_its_orders_counts_receipts_and_resends_one_caught_mid_send(

@@ -30,6 +30,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "changed_channels": ["shopify"],
         "default_quantity": 12,
         "locations": {"paris-wh": 12, "lyon": 0},
+        "preorders": {"shopify": 4},
         "cause_event_id": "e1",
         "occurred_at": T,
         "at": T + 3,
@@ -68,6 +69,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "occurred_at": T,
         "at": T + 1,
         "lot": None,
+        "preorder": False,
+        "promised_on": None,
     },
     "stockflow.v1.Alert": {
         "alert_id": "e2:oversell_attempt:amazon",

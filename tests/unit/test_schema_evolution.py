@@ -144,6 +144,7 @@ def test_a_hand_written_v0_event_decodes_with_the_new_fields_at_their_defaults()
         "disposition": None,
         "lot": None,
         "expires_on": None,
+        "expected_on": None,
     }
 
 
