@@ -48,7 +48,9 @@ class Day:
         presta: Any = None,
         evening: Any = None,
         markets: Any = None,
+        sets: Any = None,
     ) -> None:
+        self.sets = sets  # deploy.demo.sets.SetsDay, with the order book
         self.markets = markets  # deploy.demo.marketplaces.MarketplaceRush
         self.magento = magento  # connectors.testing.magento.FakeMagento
         self.presta = presta  # connectors.testing.prestashop.FakePrestaShop
@@ -146,6 +148,7 @@ class Day:
             await self.supplier_receipt()
             await self.magento_order()
             await self.order_book()
+            await self.sets_and_wave()
             await self.replenishment()
             await self.cycle_count()
             await self.till()
@@ -345,6 +348,14 @@ class Day:
         assert self.http is not None
         for line in await self.orders.play(self.http, self.post_events):
             print(f"[demo] {line}", flush=True)
+        self.board.show()
+
+    async def sets_and_wave(self) -> None:
+        if self.sets is None or self.orders is None:
+            return
+        self.board.step = "16:30 a desk set, a pre-order, the warehouse's wave"
+        assert self.http is not None
+        await self.sets.play(self.http, self.post_events)
         self.board.show()
 
     async def replenishment(self) -> None:

@@ -60,7 +60,9 @@ def orders_config() -> dict[str, Any]:
     }
 
 
-def _order(order_id: str, kind: str, lines: list[tuple[str, str, int, int]], **fields: Any) -> Any:
+def order_record(
+    order_id: str, kind: str, lines: list[tuple[str, str, int, int]], **fields: Any
+) -> Any:
     """An Order record: ``lines`` as (line_id, sku, qty, unit price in cents)."""
     now = int(time.time() * 1000)
     record: dict[str, Any] = {
@@ -141,7 +143,7 @@ class OrderDay:
         if self.producer.flush(30) != 0:
             raise RuntimeError(f"orders.v1 did not acknowledge {record['event_id']}")
 
-    async def _place(self, http: aiohttp.ClientSession, record: dict[str, Any]) -> None:
+    async def place(self, http: aiohttp.ClientSession, record: dict[str, Any]) -> None:
         body = {
             k: record[k]
             for k in ("channel", "ship_to", "delivery", "pickup_location", "customer_ref")
@@ -182,11 +184,11 @@ class OrderDay:
         if status != 405 and body != {"error": "Not Found"}:  # served, but refused
             error = body.get("error") if isinstance(body, dict) else body
             print(f"[demo] the API did not take the approval ({error}); sent on orders.v1")
-        record = _order(order_id, "approved", [], note="credit checked", by="operator")
+        record = order_record(order_id, "approved", [], note="credit checked", by="operator")
         await asyncio.to_thread(self._send, record)
         self.paths["orders.v1 (approved)"] += 1
 
-    async def _until(self, order_id: str, done: Callable[[str], bool], what: str) -> str:
+    async def until(self, order_id: str, done: Callable[[str], bool], what: str) -> str:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             state = self.states.get(order_id)
@@ -219,25 +221,25 @@ class OrderDay:
         await asyncio.sleep(2)  # the order agent sees the desks in the stock levels
         lyon = {"country": "FR", "postal_code": "69002", "lat": 45.75, "lon": 4.83}
         lines = [("1", self.chair, 2, 12_900), ("2", self.desk, 1, 34_900)]
-        await self._place(http, _order(self.multi, "placed", lines, ship_to=lyon))
-        status = await self._until(self.multi, lambda s: s not in ("received", "routed"), "routed")
+        await self.place(http, order_record(self.multi, "placed", lines, ship_to=lyon))
+        status = await self.until(self.multi, lambda s: s not in ("received", "routed"), "routed")
         said.append(f"multi-line order {self.multi}: {status}")
 
-        pickup = _order(
+        pickup = order_record(
             self.pickup,
             "placed",
             [("1", self.desk, 1, 34_900)],
             delivery="pickup",
             pickup_location=STORE,
         )
-        await self._place(http, pickup)
-        await self._until(self.pickup, lambda s: s == "allocated", "allocated")
+        await self.place(http, pickup)
+        await self.until(self.pickup, lambda s: s == "allocated", "allocated")
         for kind in ("ready_for_pickup", "picked_up"):
-            await asyncio.to_thread(self._send, _order(self.pickup, kind, [], by=STORE))
-            await self._until(self.pickup, kind.__eq__, kind)
+            await asyncio.to_thread(self._send, order_record(self.pickup, kind, [], by=STORE))
+            await self.until(self.pickup, kind.__eq__, kind)
         said.append(f"pickup {self.pickup} at {STORE}: picked_up")
 
-        big = _order(
+        big = order_record(
             self.approval,
             "placed",
             [("1", self.chair, 3, B2B_PRICE)],
@@ -245,13 +247,13 @@ class OrderDay:
             customer_ref=f"acme-{self.run}",
             customer_type="b2b",
         )
-        await self._place(http, big)
-        status = await self._until(
+        await self.place(http, big)
+        status = await self.until(
             self.approval, lambda s: s not in ("received", "routed"), "decided"
         )
         if status == "pending_approval":
             await self._approve(http, self.approval)
-            status = await self._until(self.approval, lambda s: s == "released", "approved")
+            status = await self.until(self.approval, lambda s: s == "released", "approved")
             said.append(f"B2B order {self.approval}: waited for approval, approved -> {status}")
         else:
             said.append(f"B2B order {self.approval}: {status} (no approval rule in this build)")

@@ -23,6 +23,7 @@ from deploy.demo.purchasing import (
     notifications_config,
     replenishment_config,
 )
+from deploy.demo.sets import SetsDay, sets_config
 from deploy.demo.setup import (
     MAGENTO_SOURCE,
     PRESTA_PRODUCT,
@@ -60,6 +61,7 @@ def run_demo(settings: Settings, *, keep: bool) -> int:
     purchasing = {
         "replenishment": replenishment_config(sku, lamp),
         "notifications": notifications_config(lamp),
+        **sets_config(sku, f"desk-{run}", f"poster-{run}", f"desk-set-{run}"),
     }
     folder = settings.state_dir / "demo"
     # PrestaShop ids unlike those of earlier runs on the same broker (dead letters use them)
@@ -171,8 +173,10 @@ async def _play(
             f"magento, prestashop, store, {AMAZON}, {MIRAKL}"
         )
         board = Board()
+        ledger_file = settings.state_dir / "demo" / "channels.yaml"  # as write_configs made it
         counter = OutcomeCounter(settings, sku)
         orders = OrderDay(settings, worker_url, sku, run)
+        sets = SetsDay(settings, worker_url, run, orders, ledger_file)
         buying = PurchasingDay(
             settings, worker_url, web_url, mailbox, chair=sku, lamp=lamp, approver=approver
         )
@@ -184,6 +188,7 @@ async def _play(
                 worker_url, sku, shopify, woo, board, counter, token=token, orders=orders,
                 purchasing=buying, magento=magento, presta=presta, evening=evening,
                 markets=MarketplaceRush(markets, sku, random.Random(11)),
+                sets=sets,
             )  # fmt: skip
             await day.play()
         finally:
@@ -192,7 +197,7 @@ async def _play(
             buying.close()
         board.show()
     return await asyncio.to_thread(
-        summarise, settings, sku, board, started, orders, buying, evening.lines
+        summarise, settings, sku, board, started, orders, buying, evening.lines + sets.lines
     )
 
 

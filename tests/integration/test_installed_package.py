@@ -100,6 +100,11 @@ def test_stockflow_demo_runs_from_the_installed_package(
     rush = re.search(r"the rush: (\d+) chairs reserved of the 100 counted", summary)
     assert rush and 0 < int(rush.group(1)) <= 100, summary
     assert re.search(r"Mirakl \(leroymerlin\): (\d+) orders awaiting acceptance", summary)
+    # a desk set sold as its components, a pre-order served first, the warehouse's wave
+    assert re.search(r"desk set desk-set-\S+ \(bundle: 1 chair \+ 1 desk\).*: allocated", summary)
+    assert "reason preorder, promised" in summary and "pre-order was served first" in summary
+    waves = re.search(r"waves plan --location paris-wh: (\d+) wave", summary)
+    assert waves and int(waves.group(1)) >= 1 and "pick-list.pdf, summary.pdf" in summary
     for market in ("amazon", "mirakl-leroymerlin"):
         shown = re.search(rf"\n  {market} +(\d+)  ->  (\d+)", summary)
         assert shown and shown.group(1) == shown.group(2), market
