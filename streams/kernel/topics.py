@@ -163,6 +163,17 @@ PRICE_EVENTS = TopicSpec(
     " change per SKU stays, so a price in force is never lost to retention).",
 )
 
+FULFILMENT_SHIPMENTS = TopicSpec(
+    name="fulfilment.shipments.v1",
+    key="shipment id",
+    value_schema="stockflow.v1.Shipment",
+    cleanup_policy="compact",
+    writer=Writer.FULFILMENT,
+    doc="Parcels shipped by the shipping service (`stockflow ship run`): order, lines, carrier,"
+    " tracking number, label URL, cost, status, one record per version (compacted: the last"
+    " one per shipment stays). No address.",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     STOCK_LEVELS,
@@ -178,6 +189,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATION_DELIVERIES,
     PRICE_EVENTS,
 )
+ALL_TOPICS += (FULFILMENT_SHIPMENTS,)  # the shipping service
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_LEVELS,

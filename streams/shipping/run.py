@@ -1,0 +1,56 @@
+"""Running the shipping service (`stockflow ship run`): the service and its label route.
+
+SIGTERM or SIGINT stop it cleanly: the shipment under way finishes, the Kafka clients are
+closed, the exit code is 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from connectors.carriers.base import Carrier
+from streams.kernel.settings import Settings
+from streams.shipping.config import ShippingConfig
+from streams.shipping.service import ShippingService
+from streams.shipping.web import add_routes
+
+log = logging.getLogger("stockflow.shipping")
+
+
+def label_base_url(settings: Settings) -> str:
+    return f"http://{settings.ship_bind}:{settings.ship_port}"
+
+
+async def run(
+    settings: Settings,
+    config: ShippingConfig,
+    carriers: Mapping[str, Carrier],
+    *,
+    stop: asyncio.Event | None = None,
+) -> int:
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    service = ShippingService(settings, config, carriers, label_base_url=label_base_url(settings))
+    app = web.Application()
+    add_routes(app, service)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.ship_bind, settings.ship_port).start()
+    await service.start()
+    log.info("shipping: labels on %s", label_base_url(settings))
+    try:
+        await service.run(stop)
+    finally:
+        await service.stop()
+        await runner.cleanup()
+        log.info("shipping: stopped (%s)", service.counts)
+    return 0
