@@ -78,7 +78,7 @@ class Wave:
     cutoff: str | None = None  # "HH:MM" local cut-off of the carrier the wave was planned for
     zone: str | None = None
     kind: str = "multi"  # "single" (single-line orders only) or "multi"
-    priority: int = 0  # lower first: express waves are 0
+    priority: int = 0  # pick order at the location, lower first (express waves first)
     picks: tuple[str, ...] = field(default_factory=tuple)  # ids of the confirmations applied
 
     @property

@@ -162,6 +162,17 @@ PRICE_EVENTS = TopicSpec(
     " whole at start and keep, per SKU, the highest version already due (compacted: the last"
     " change per SKU stays, so a price in force is never lost to retention).",
 )
+FULFILMENT_WAVES = TopicSpec(
+    name="fulfilment.waves.v1",
+    key="wave id",
+    value_schema="stockflow.v1.Wave",
+    cleanup_policy="compact",
+    writer=Writer.FULFILMENT,
+    doc="Waves of orders picked together per location (planned, picking, picked, closed) with"
+    " their pick confirmations; compacted: the last version of each wave stays. The wave"
+    " service also writes short picks' adjustments (stock.events.v1), re-routing (orders.v1)"
+    " and short_pick alerts.",
+)
 
 FULFILMENT_SHIPMENTS = TopicSpec(
     name="fulfilment.shipments.v1",
@@ -188,6 +199,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     REPLENISHMENT_PROPOSALS,
     NOTIFICATION_DELIVERIES,
     PRICE_EVENTS,
+    FULFILMENT_WAVES,
 )
 ALL_TOPICS += (FULFILMENT_SHIPMENTS,)  # the shipping service
 

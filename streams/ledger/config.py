@@ -164,6 +164,7 @@ _TOP_KEYS = {
     "orders",  # the order book's (streams.orders.setup); the ledger ignores it
     "replenishment",  # suppliers and policies (streams.replenishment.config); ignored here
     "notifications",  # alert routing (streams.notifications.config); ignored here
+    "fulfilment",  # waves and bins (streams.fulfilment.config); ignored here
     "shipping",  # parcels, service levels, addresses (streams.shipping.config); ignored here
 }
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}

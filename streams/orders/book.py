@@ -12,6 +12,7 @@ Lifecycle::
                              |                                 pending_approval -> released
                              +--(a line refused)--> routed (next plan) ... -> exception
     allocated | released -> partially_shipped -> shipped -> delivered -> returned
+    allocated | released | partially_shipped --(rerouted with lines: short pick)--> routed
     pickup: allocated | released -> ready_for_pickup -> picked_up
     cancelled (channel), cancel_requested (operator) -> cancelled; rejected -> rejected
 
@@ -161,6 +162,7 @@ class OrderBookState:
     customer_ref: str | None = None
     customer_type: str = "b2c"
     risk: str | None = None
+    short: bool = False  # the attempt routes a short pick's missing units only
     seen: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     routed_at: int = 0  # when the current attempt's reservations were (last) sent
@@ -449,6 +451,9 @@ class _Step:
         s = self.s
         accepted = [ln for ln in s.lines if ln.status == "reserved"]
         refused = [ln for ln in s.lines if ln.status in ("refused", "backordered")]
+        if s.short:
+            self.settle_short(refused)
+            return
         if not refused:
             self.allocated()
             return
@@ -472,6 +477,54 @@ class _Step:
             if ln.status in ("reserved", "backordered"):
                 ln.status = "released"
         self.route()
+
+    def route_short(self, by: str | None = None) -> None:
+        """Plan the pending lines alone (a short pick's missing units): the other lines keep
+        their reservations. No plan: the ledger chooses among the channel's locations."""
+        s = self.s
+        pending = [ln for ln in s.lines if ln.status == "pending"]
+        order = s.as_order()
+        order["lines"] = [
+            x for x in order["lines"] if x["line_id"] in {ln.line_id for ln in pending}
+        ]
+        available = {ln.sku: self.levels(ln.sku) for ln in pending}
+        excluded = [frozenset((a, b) for a, b in tried) for tried in s.tried]
+        channel, serves = s.channel, self.net.serves
+        found = route(
+            order, available, self.config.routing, excluded=excluded,
+            serves=lambda name: serves(channel, name), used_capacity=self.net.used_capacity(),
+        )  # fmt: skip
+        s.attempt += 1
+        plan = found.lines if found is not None else {}
+        s.tried.append([[line, loc] for line, loc in sorted(plan.items())])
+        for ln in pending:
+            ln.location = plan.get(ln.line_id)
+            ln.refusal = None
+        why = found.reason if found is not None else "short pick: the ledger chooses"
+        s.routed_at = self.now
+        s.resends = 0
+        self.go("routed", f"short pick re-routed: {why}", by)
+        self.reserve()
+
+    def settle_short(self, refused: list[LineState]) -> None:
+        s = self.s
+        if not refused:
+            s.short = False
+            s.reason = None
+            self.go("allocated", "short pick re-routed")
+            return
+        if s.attempt - s.round_start + 1 < self.config.max_tries and any(
+            ln.status == "refused" for ln in refused
+        ):
+            for ln in refused:
+                if ln.status == "refused":
+                    ln.status = "pending"
+            self.route_short()
+            return
+        s.short = False
+        s.reason = self._refusals()
+        backordered = any(ln.status == "backordered" for ln in refused)
+        self.go("backordered" if backordered else "partially_allocated", s.reason)
 
     def allocated(self) -> None:
         s = self.s
@@ -646,6 +699,9 @@ def _approved(step: _Step, event: Mapping[str, Any]) -> None:
 
 
 def _rerouted(step: _Step, event: Mapping[str, Any]) -> None:
+    if event.get("lines"):
+        _rerouted_missing(step, event)
+        return
     s = step.s
     _need(step, REROUTABLE, "reroute")
     step.close_balance()
@@ -657,6 +713,56 @@ def _rerouted(step: _Step, event: Mapping[str, Any]) -> None:
     s.tried = []
     s.round_start = s.attempt + 1
     step.route(_by(event), event.get("location"))
+
+
+def _rerouted_missing(step: _Step, event: Mapping[str, Any]) -> None:
+    """Units of reserved lines missing where they were reserved (a short pick): the named
+    quantity of each line is released (``ob|{order}|{attempt}|{line}|short``), the line
+    keeps the rest, and a new line ``{line}/r{n}`` of the missing units is routed alone."""
+    s = step.s
+    _need(step, {"allocated", "released", "partially_shipped"}, "reroute lines")
+    by_id = {ln.line_id: ln for ln in s.lines}
+    moved: list[LineState] = []
+    for named in event.get("lines") or []:
+        ln = by_id.get(named.get("line_id"))
+        if ln is None or ln.status != "reserved":
+            raise OrderInputError(
+                "unknown_line", f"lines: {named.get('line_id')!r} is not a reserved line"
+            )
+        missing = min(int(named.get("qty") or 0), ln.qty - ln.shipped_qty)
+        if missing <= 0:
+            continue
+        step.out.events.append(
+            stock_event(
+                "order_cancelled",
+                ln.sku,
+                f"ob|{s.order_id}|{s.attempt}|{ln.line_id}|short",
+                step.now,
+                qty=missing,
+                channel=s.channel,
+                order_id=s.order_id,
+                source=SOURCE,
+                reason="short_pick",
+            )
+        )
+        ln.qty -= missing
+        if ln.qty <= ln.shipped_qty:
+            ln.status = "shipped" if ln.shipped_qty else "released"
+        root = ln.line_id.split("/r", 1)[0]
+        n = sum(1 for x in s.lines if x.line_id.split("/r", 1)[0] == root)
+        moved.append(
+            LineState(
+                f"{root}/r{n}", ln.sku, missing, unit_price=ln.unit_price, currency=ln.currency
+            )
+        )
+    if not moved:
+        return
+    s.lines.extend(moved)
+    s.short = True
+    s.tried = []
+    s.round_start = s.attempt + 1
+    s.reason = event.get("note")
+    step.route_short(_by(event))
 
 
 def _shipped(step: _Step, event: Mapping[str, Any]) -> None:
