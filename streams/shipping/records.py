@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.carriers.model import Label
 from schemas.orders import order_event
-from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
+from streams.fulfilment.model import Wave, WaveOrder
 
 SOURCE = "shipping"
 OPEN = ("created", "shipped", "in_transit")  # tracked until delivered or exception
@@ -139,50 +139,3 @@ def exception_alert(shipment: Mapping[str, Any], detail: str, now: int) -> dict[
         "event_id": shipment["shipment_id"],
         "at": now,
     }
-
-
-def wave_from_record(record: Mapping[str, Any]) -> Wave:
-    """A ``fulfilment.waves.v1`` record as the wave model."""
-
-    def status(value: Any) -> WaveStatus:
-        try:
-            return WaveStatus(value)
-        except ValueError:
-            return WaveStatus.PLANNED
-
-    return Wave(
-        wave_id=record["wave_id"],
-        location=record["location"],
-        status=status(record.get("status")),
-        orders=tuple(
-            WaveOrder(
-                order_id=o["order_id"],
-                channel=o["channel"],
-                lines=tuple(
-                    WaveLine(
-                        line_id=ln["line_id"],
-                        sku=ln["sku"],
-                        qty=int(ln["qty"]),
-                        bin=ln.get("bin"),
-                        lot=ln.get("lot"),
-                        picked_qty=None if ln.get("picked_qty") is None else int(ln["picked_qty"]),
-                    )
-                    for ln in o.get("lines") or ()
-                ),
-                express=bool(o.get("express")),
-                carrier=o.get("carrier"),
-                country=o.get("country"),
-                postal_code=o.get("postal_code"),
-            )
-            for o in record.get("orders") or ()
-        ),
-        created_at_ms=int(record.get("created_at") or 0),
-        updated_at_ms=int(record.get("updated_at") or 0),
-        version=int(record.get("version") or 1),
-        carrier=record.get("carrier"),
-        cutoff=record.get("cutoff"),
-        zone=record.get("zone"),
-        kind=str(record.get("kind") or "multi"),
-        priority=int(record.get("priority") or 0),
-        picks=tuple(record.get("picks") or ()),
-    )

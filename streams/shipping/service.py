@@ -47,16 +47,17 @@ from connectors.carriers.model import Address
 from schemas.codec import Codec, codec_for
 from schemas.times import now_ms
 from streams.fulfilment.model import Wave, WaveOrder
+from streams.fulfilment.records import wave_from_record
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.metrics import dead_letter_counter
 from streams.kernel.settings import Settings
 from streams.kernel.topics import (
     FULFILMENT_SHIPMENTS,
+    FULFILMENT_WAVES,
     ORDERS,
     STOCK_ALERTS,
     STOCK_DEADLETTER,
     TopicSpec,
-    by_name,
 )
 from streams.purchasing.kafka_io import Publisher, TopicReader
 from streams.shipping import records
@@ -67,7 +68,6 @@ from streams.shipping.packing import pack
 log = logging.getLogger("stockflow.shipping")
 
 COMPONENT = "shipping"
-WAVES_TOPIC = "fulfilment.waves.v1"
 SHIPPABLE_WAVES = ("picking", "picked", "closed")
 
 
@@ -107,7 +107,7 @@ class ShippingService:
                 self._keep(record)
         finally:
             await reader.close()
-        self._waves_reader = TopicReader(self.settings, waves_topic(), self.codec)
+        self._waves_reader = TopicReader(self.settings, FULFILMENT_WAVES, self.codec)
         for record in await self._waves_reader.catch_up():
             self._keep_wave(record)
         for shipment in list(self.shipments.values()):
@@ -153,7 +153,7 @@ class ShippingService:
 
     def _keep_wave(self, record: Mapping[str, Any]) -> None:
         try:
-            wave = records.wave_from_record(record)
+            wave = wave_from_record(record)
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("shipping: unreadable wave skipped (%s)", exc)
             return
@@ -267,7 +267,7 @@ class ShippingService:
             reason="ship_failed",
             error=f"{reason}: {error}",
             original=original,
-            topic=waves_topic().name,
+            topic=FULFILMENT_WAVES.name,
             key=wave.wave_id.encode(),
             event_id=sid,
         )
@@ -339,10 +339,6 @@ class ShippingService:
     async def _send(self, batch: list[tuple[TopicSpec, str, dict[str, Any]]]) -> None:
         assert self._publisher is not None, "start() first"
         await self._publisher.send(batch)
-
-
-def waves_topic() -> TopicSpec:
-    return by_name(WAVES_TOPIC)
 
 
 def destination(order: WaveOrder) -> Address:

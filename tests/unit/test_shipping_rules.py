@@ -16,6 +16,7 @@ from connectors.carriers.model import Address, Label, Parcel, Rate, TrackingStat
 from schemas.codec import single_object_codec
 from schemas.orders import check
 from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
+from streams.fulfilment.records import wave_from_record
 from streams.shipping import records
 from streams.shipping.buying import NoLabelError, buy, rank
 from streams.shipping.config import ServiceLevel, ShippingConfigError, parse_shipping
@@ -227,4 +228,4 @@ def test_a_waves_record_reads_back_as_the_model() -> None:
         "created_at": T,
         "updated_at": T,
     }
-    assert records.wave_from_record(record) == w
+    assert wave_from_record(record) == w
