@@ -250,4 +250,38 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "version": 7,
         "at": T,
     },
+    "stockflow.v1.Wave": {
+        "wave_id": "wave-paris-wh-0a1b2c3d4e5f",
+        "version": 2,
+        "location": "paris-wh",
+        "status": "picking",
+        "kind": "multi",
+        "priority": 0,
+        "carrier": "dhl",
+        "cutoff": "17:30",
+        "zone": None,
+        "orders": [
+            {
+                "order_id": "shopify:1001",
+                "channel": "shopify",
+                "express": False,
+                "carrier": "dhl",
+                "country": "FR",
+                "postal_code": "75011",
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "sku": "chair",
+                        "qty": 2,
+                        "bin": "A-01-02",
+                        "lot": None,
+                        "picked_qty": 1,
+                    },
+                ],
+            }
+        ],
+        "picks": ["wave-paris-wh-0a1b2c3d4e5f|shopify:1001|1"],
+        "created_at": T,
+        "updated_at": T + 60_000,
+    },
 }
