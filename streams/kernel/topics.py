@@ -215,6 +215,7 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
 SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT, ORDERS_STATE)
 SINK_TOPICS += (REPLENISHMENT_PROPOSALS,)  # purchase orders (migration 6)
 SINK_TOPICS += (NOTIFICATION_DELIVERIES,)  # alert deliveries → alert_deliveries
+SINK_TOPICS += (FULFILMENT_SHIPMENTS,)  # shipments and their cost → shipments (migration 8)
 
 
 def by_name(name: str) -> TopicSpec:

@@ -17,10 +17,15 @@ from schemas.codec import single_object_codec
 from schemas.orders import check
 from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
 from streams.fulfilment.records import wave_from_record
+from streams.kernel.topics import FULFILMENT_SHIPMENTS, SINK_TOPICS
 from streams.shipping import records
 from streams.shipping.buying import NoLabelError, buy, rank
 from streams.shipping.config import ServiceLevel, ShippingConfigError, parse_shipping
 from streams.shipping.packing import pack
+from streams.sink.order_rows import table_rows
+from streams.sink.rows import RowError
+from streams.sink.shipment_rows import SHIPMENT, SHIPMENTS
+from streams.warehouse.schema import MIGRATIONS
 
 T = 1_795_420_800_000
 HOME = Address("FR", "75011")
@@ -229,3 +234,27 @@ def test_a_waves_record_reads_back_as_the_model() -> None:
         "updated_at": T,
     }
     assert wave_from_record(record) == w
+
+
+def test_a_shipment_becomes_one_row_of_shipments_with_its_cost_and_units() -> None:
+    """Given a shipment version read at partition 1 offset 4, when the sink maps it, then it
+    is one shipments row with the label's cost, the units shipped and the version; a negative
+    cost is refused for the dead-letter topic; migration 8 creates the table and the sink
+    reads the topic."""
+    w = wave()
+    label = Label("ups", "11", "1Z999", "PDF", b"%PDF", 1290, "EUR")
+    shipment = records.moved(
+        records.new_shipment(w, w.orders[0], label, parcels=1, weight_g=900, label_url=None, now=T),
+        "shipped",
+        T + 1000,
+    )
+    [(table, [row])] = table_rows(SHIPMENT, shipment, 1, 4)
+    assert table is SHIPMENTS
+    values = dict(zip(table.columns, row, strict=True))
+    assert (values["cost_minor"], values["currency"], values["units"]) == (1290, "EUR", 3)
+    assert (values["version"], values["status"], values["channel"]) == (2, "shipped", "shopify")
+    assert values["updated_at_ms"] == T + 1000 and values["kafka_offset"] == 4
+    with pytest.raises(RowError, match="cost_minor"):
+        table_rows(SHIPMENT, {**shipment, "cost_minor": -1}, 0, 0)
+    [eight] = [m for m in MIGRATIONS if m.version == 8]
+    assert "shipments" in eight.statements[0] and FULFILMENT_SHIPMENTS in SINK_TOPICS
