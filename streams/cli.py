@@ -138,6 +138,26 @@ def _replenish_backtest(args: argparse.Namespace) -> int:
     return run_backtest(load(), weeks=args.weeks, location=args.location, fmt=args.format)
 
 
+def _waves(args: argparse.Namespace) -> int:
+    from streams.picking.run import run_command
+
+    once = args.action == "plan"
+    return run_command(load(), once=once, location=getattr(args, "location", None),
+                       port=getattr(args, "port", None))  # fmt: skip
+
+
+def _add_waves(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow waves ...`: waves of released orders, pick lists, pick confirmations."""
+    waves = sub.add_parser("waves", help="plan waves of released orders; the pick API")
+    actions = waves.add_subparsers(dest="action", required=True)
+    plan = actions.add_parser("plan", help="plan the waves now, print them, write documents")
+    plan.add_argument("--location", help="only this location (default: every location)")
+    plan.set_defaults(func=_waves)
+    run = actions.add_parser("run", help="the wave service: scheduled plans and the pick API")
+    run.add_argument("--port", type=int, help="HTTP port (default STOCKFLOW_WAVES_PORT, 8096)")
+    run.set_defaults(func=_waves)
+
+
 def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`stockflow replenish ...`: demand forecasts and supplier order proposals."""
     replenish = sub.add_parser("replenish", help="demand forecasts and supplier order proposals")
@@ -312,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes",
         nargs="+",
         help="create: stock:read, events:write, holds:write, orders:write, orders:read, "
-        "orders:approve, metrics:read, replenish, admin",
+        "orders:approve, metrics:read, replenish, fulfilment:write, admin",
     )
     token.add_argument(
         "--locations", nargs="+", help="create: the only locations it may act for (replenish)"
@@ -343,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     _add_replenish(sub)
+    _add_waves(sub)
     _add_web(sub)
     _add_feeds(sub)
     _add_price(sub)

@@ -182,6 +182,7 @@ class Settings:
     sink_group: str = field(default_factory=lambda: _env("SINK_GROUP", "stockflow-sink"))
     sink_metrics_port: int = field(default_factory=lambda: _env_int("SINK_METRICS_PORT", 9464))
     connectors_port: int = field(default_factory=lambda: _env_int("CONNECTORS_PORT", 8088))
+    waves_port: int = field(default_factory=lambda: _env_int("WAVES_PORT", 8096))  # `waves run`
     partitions: int = field(default_factory=lambda: _env_int("PARTITIONS", 8))
     # 0: the cluster's default.replication.factor / min.insync.replicas (kernel.replication)
     replication_factor: int = field(default_factory=lambda: _env_int("REPLICATION_FACTOR", 0))

@@ -23,6 +23,7 @@ ORDERS_READ = "orders:read"
 ORDERS_APPROVE = "orders:approve"
 METRICS_READ = "metrics:read"
 REPLENISH = "replenish"  # the till's replenishment trigger (for the token's locations)
+FULFILMENT_WRITE = "fulfilment:write"  # wave planning and pick confirmations
 ADMIN = "admin"
 SCOPES = (
     STOCK_READ,
@@ -33,6 +34,7 @@ SCOPES = (
     ORDERS_APPROVE,
     METRICS_READ,
     REPLENISH,
+    FULFILMENT_WRITE,
     ADMIN,
 )
 
