@@ -22,7 +22,7 @@ class CarrierError(Exception):
     """A carrier call failed; the text is safe to log (no secrets, no personal data)."""
 
 
-class CarrierUnavailable(CarrierError):
+class CarrierUnavailable(CarrierError):  # noqa: N818 - the protocol's name
     """5xx, timeout, throttled or unreachable: try another carrier (or this one later)."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
@@ -30,7 +30,7 @@ class CarrierUnavailable(CarrierError):
         self.retry_after = retry_after
 
 
-class CarrierRefused(CarrierError):
+class CarrierRefused(CarrierError):  # noqa: N818 - the protocol's name
     """The carrier refused the request (invalid address, no such service): says why."""
 
     def __init__(self, message: str, code: str = "") -> None:

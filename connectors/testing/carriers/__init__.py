@@ -1,0 +1,1 @@
+"""Fakes of the carriers (Chronopost, DHL Express, UPS) for tests and the demo."""
