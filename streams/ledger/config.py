@@ -165,7 +165,8 @@ _TOP_KEYS = {
     "replenishment",  # suppliers and policies (streams.replenishment.config); ignored here
     "notifications",  # alert routing (streams.notifications.config); ignored here
     "fulfilment",  # waves and bins (streams.fulfilment.config); ignored here
-    "shipping",  # parcels, service levels, addresses (streams.shipping.config); ignored here
+    "shipping",  # the shipping service's rhythm (streams.shipping.config); ignored here
+    "carriers",  # carrier accounts, parcels, ship-from (connectors.carriers.config); ignored
 }
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
 _CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient", "min_shelf_life_days"}

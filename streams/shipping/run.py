@@ -1,7 +1,8 @@
 """Running the shipping service (`stockflow ship run`): the service and its label route.
 
-SIGTERM or SIGINT stop it cleanly: the shipment under way finishes, the Kafka clients are
-closed, the exit code is 0.
+The carriers are built from the ``carriers:`` section of ``STOCKFLOW_CONFIG`` (one client per
+account, one HTTP session). SIGTERM or SIGINT stop it cleanly: the shipment under way
+finishes, the Kafka clients and the HTTP session are closed, the exit code is 0.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Mapping
 
+import aiohttp
 from aiohttp import web
 
 from connectors.carriers.base import Carrier
+from connectors.carriers.config import build_carriers
 from streams.kernel.settings import Settings
-from streams.shipping.config import ShippingConfig
+from streams.shipping.config import ShippingConfig, ShippingConfigError, load_shipping
 from streams.shipping.service import ShippingService
 from streams.shipping.web import add_routes
 
@@ -54,3 +58,24 @@ async def run(
         await runner.cleanup()
         log.info("shipping: stopped (%s)", service.counts)
     return 0
+
+
+async def _main(settings: Settings, config: ShippingConfig) -> int:
+    async with aiohttp.ClientSession() as session:
+        carriers = {c.name: c for c in build_carriers(config.carriers, session)}
+        if not carriers:
+            log.warning("shipping: no carrier account under carriers.accounts: nothing ships")
+        return await run(settings, config, carriers)
+
+
+def run_command(settings: Settings) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not settings.config_path:
+        print("stockflow ship run: STOCKFLOW_CONFIG is not set (carriers:)", file=sys.stderr)
+        return 2
+    try:
+        config = load_shipping(settings.config_path)
+    except (ShippingConfigError, OSError) as exc:
+        print(f"stockflow ship run: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(settings, config))

@@ -3,9 +3,9 @@
 It follows ``fulfilment.waves.v1`` (read whole at start, then followed; the latest version
 of each wave kept). Each order of a wave whose every line is confirmed is shipped once:
 
-1. packed into parcels (:mod:`streams.shipping.packing`), rates asked of every carrier and
-   the label bought from the best one for the channel's service level, falling back to the
-   next rate when a carrier is unavailable (:mod:`streams.shipping.buying`); the shipment id
+1. packed into parcels (sizes per SKU of ``carriers.parcels``), rates asked of every carrier
+   and the label bought from the best one for the channel's service level, falling back to
+   the next carrier when one cannot sell it (:mod:`connectors.carriers.shopping`); the shipment id
    is the reference given to the carrier;
 2. the label file stored under ``$STOCKFLOW_STATE_DIR/labels/`` (served by URL, see
    :mod:`streams.shipping.web`);
@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from prometheus_client import CollectorRegistry
 
 from connectors.carriers.base import Carrier, CarrierError
 from connectors.carriers.model import Address
+from connectors.carriers.shopping import parcels_for, shop_and_buy
 from schemas.codec import Codec, codec_for
 from schemas.times import now_ms
 from streams.fulfilment.model import Wave, WaveOrder
@@ -61,9 +63,7 @@ from streams.kernel.topics import (
 )
 from streams.purchasing.kafka_io import Publisher, TopicReader
 from streams.shipping import records
-from streams.shipping.buying import buy
 from streams.shipping.config import ShippingConfig, ShippingConfigError
-from streams.shipping.packing import pack
 
 log = logging.getLogger("stockflow.shipping")
 
@@ -193,25 +193,29 @@ class ShippingService:
             if sid in self.shipments:
                 return 0
             lines = records.shipped_lines(order)
-            parcels = pack(
-                ((ln["sku"], ln["qty"]) for ln in lines),
-                self.config.unit,
-                self.config.max_parcel_weight_g,
-            )
+            units: Counter[str] = Counter()
+            for ln in lines:
+                units[ln["sku"]] += ln["qty"]
+            carriers = self.config.carriers
             try:
+                parcels = parcels_for(
+                    units, carriers.parcels, carriers.default_parcel, carriers.max_parcel_weight_g
+                )
                 origin = self.config.origin(wave.location)
-                bought = await buy(
-                    self.carriers,
+                bought = await shop_and_buy(
+                    list(self.carriers.values()),
                     origin,
                     destination(order),
                     parcels,
-                    self.config.service(order.channel),
+                    carriers.level_for(order.channel),
                     sid,
+                    timeout_s=carriers.quote_timeout_s,
+                    currency=carriers.currency,
                 )
-            except (ShippingConfigError, CarrierError) as exc:
+            except (ShippingConfigError, CarrierError, KeyError) as exc:
                 await self._fail(sid, wave, order, type(exc).__name__, str(exc))
                 return 0
-            if bought.skipped:
+            if bought.failed:
                 self.counts["fallbacks"] += 1
             now = now_ms()
             url = self._store_label(sid, bought.label.format, bought.label.data)
@@ -241,7 +245,7 @@ class ShippingService:
                 len(parcels),
                 bought.label.cost_minor,
                 bought.label.currency,
-                f"; skipped {'; '.join(bought.skipped)}" if bought.skipped else "",
+                f"; passed over {dict(bought.failed)}" if bought.failed else "",
             )
             return 1
 

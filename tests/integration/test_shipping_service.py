@@ -43,16 +43,14 @@ from tests.support.worker import WorkerProcess
 pytestmark = [pytest.mark.integration]
 
 ORDERS = int(os.environ.get("STOCKFLOW_SHIP_ORDERS", "12"))
-SHIPPING = {
-    "skus": {},
+SHIPPING = {"track_every_seconds": 1, "poll_every_seconds": 0.3}
+CARRIERS = {
     "default_parcel": {"weight_g": 800, "length_mm": 300, "width_mm": 200, "height_mm": 100},
-    "locations": {
+    "ship_from": {
         "paris-wh": {"country": "FR", "postal_code": "75011", "city": "Paris"},
         "lyon-wh": {"country": "FR", "postal_code": "69007", "city": "Lyon"},
     },
-    "channels": {"shopify": {"service_level": "standard", "max_days": 4}},
-    "track_every_seconds": 1,
-    "poll_every_seconds": 0.3,
+    "service_levels": {"shopify": {"service_level": "standard", "max_days": 4}},
 }
 
 
@@ -161,7 +159,7 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
                 codec.encode(FULFILMENT_WAVES.value_schema, record),
             )
         assert producer.flush(30) == 0
-        with ShippingThread(settings, parse_shipping(SHIPPING), carriers) as shipping:
+        with ShippingThread(settings, parse_shipping(SHIPPING, CARRIERS), carriers) as shipping:
             follower.wait(ids, frozenset({"shipped"}), timeout=60, what="shipped")
             shipments = {
                 s["order_id"]: s for s in shipping.shipments().values() if s["order_id"] in ids

@@ -1,27 +1,18 @@
-"""Shipping as pure rules: packing, the shipping configuration, rate ranking per service
-level, label purchase with fallback, and the records the service writes."""
+"""Shipping as pure rules: the shipping configuration, the records the service writes and
+the sink's row of a shipment (packing and rate shopping: tests/unit/test_rate_shopping.py)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from datetime import date
-
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from connectors.carriers.base import CarrierRefused, CarrierUnavailable
-from connectors.carriers.model import Address, Label, Parcel, Rate, TrackingStatus
+from connectors.carriers.model import Address, Label
 from schemas.codec import single_object_codec
 from schemas.orders import check
 from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
 from streams.fulfilment.records import wave_from_record
 from streams.kernel.topics import FULFILMENT_SHIPMENTS, SINK_TOPICS
 from streams.shipping import records
-from streams.shipping.buying import NoLabelError, buy, rank
-from streams.shipping.config import ServiceLevel, ShippingConfigError, parse_shipping
-from streams.shipping.packing import pack
+from streams.shipping.config import ShippingConfigError, parse_shipping
 from streams.sink.order_rows import table_rows
 from streams.sink.rows import RowError
 from streams.sink.shipment_rows import SHIPMENT, SHIPMENTS
@@ -31,133 +22,26 @@ T = 1_795_420_800_000
 HOME = Address("FR", "75011")
 AWAY = Address("FR", "69001")
 
-units = st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(min_value=0, max_value=6)), max_size=6
-)
-SIZES = {
-    "a": Parcel(300, 200, 100, 50),
-    "b": Parcel(2500, 400, 300, 200),
-    "c": Parcel(9000, 600, 500, 400),
-}
-
-
-@given(units, st.integers(min_value=1000, max_value=30_000))
-def test_packing_puts_every_unit_in_one_parcel_within_the_weight(
-    lines: list[tuple[str, int]], limit: int
-) -> None:
-    """Given units of SKUs of known weight and a maximum parcel weight, when packed, then the
-    parcels' weights add up to the units' (none lost, none doubled), and a parcel passes the
-    maximum only when it holds one unit heavier than the maximum."""
-    parcels = pack(lines, SIZES.__getitem__, limit)
-    assert sum(p.weight_g for p in parcels) == sum(SIZES[s].weight_g * q for s, q in lines)
-    for p in parcels:
-        assert p.weight_g <= limit or p.weight_g in {u.weight_g for u in SIZES.values()}
-    assert (not parcels) == (sum(q for _, q in lines) == 0)
-
 
 def test_the_configuration_is_parsed_and_its_mistakes_named() -> None:
-    """Given a shipping section, when parsed, then SKUs, addresses and service levels are
-    kept; a typo, a bad level or a missing dimension is refused with the key named."""
+    """Given shipping and carriers sections, when parsed, then the rhythm and the ship-from
+    addresses are kept; a location without address, an unknown key, a bad number or a bad
+    carriers section is refused with the key named."""
     config = parse_shipping(
-        {
-            "skus": {
-                "chair": {"weight_g": 7000, "length_mm": 600, "width_mm": 500, "height_mm": 450}
-            },
-            "locations": {"paris": {"country": "fr", "postal_code": 75011, "city": "Paris"}},
-            "channels": {"shopify": {"service_level": "express", "max_days": 2}},
-        }
+        {"track_every_seconds": 60},
+        {"ship_from": {"paris": {"country": "FR", "postal_code": "75011", "city": "Paris"}}},
     )
-    assert config.unit("chair").weight_g == 7000 and config.unit("other") == config.default_parcel
+    assert config.track_every_seconds == 60 and config.poll_every_seconds == 2
     assert config.origin("paris") == Address("FR", "75011", "Paris")
-    assert config.service("shopify") == ServiceLevel("express", 2)
     with pytest.raises(ShippingConfigError, match="no address for location 'lyon'"):
         config.origin("lyon")
-    for bad, where in (
-        ({"sku": {}}, "unknown key"),
-        ({"channels": {"x": {"service_level": "fast"}}}, "shipping.channels.x.service_level"),
-        ({"skus": {"a": {"weight_g": 1}}}, "shipping.skus.a: missing"),
-        ({"locations": {"p": {"country": "FRA", "postal_code": "1"}}}, "p.country"),
+    for shipping, carriers, where in (
+        ({"track_every": 1}, None, "unknown key"),
+        ({"poll_every_seconds": 0}, None, "shipping.poll_every_seconds"),
+        (None, {"parcel": {}}, "carriers"),
     ):
         with pytest.raises(ShippingConfigError, match=where):
-            parse_shipping(bad)
-
-
-def rate(carrier: str, amount: int, days: int | None, service: str = "std") -> Rate:
-    return Rate(carrier, service, amount, "EUR", days, f"{carrier}-{service}")
-
-
-def test_standard_ranks_by_price_and_express_by_time_within_the_promise() -> None:
-    """Given rates of three carriers, when ranked, then standard puts the cheapest first,
-    express the fastest first, and rates slower than max_days come only when none is in."""
-    rates = [rate("dhl", 900, 1), rate("ups", 700, 3), rate("chronopost", 650, 6)]
-    assert [r.carrier for r in rank(rates, ServiceLevel("standard", 5))] == ["ups", "dhl"]
-    assert rank(rates, ServiceLevel("standard", None))[0].carrier == "chronopost"
-    assert [r.carrier for r in rank(rates, ServiceLevel("express", 2))] == ["dhl"]
-    assert rank([rate("ups", 700, 4)], ServiceLevel("express", 1))[0].carrier == "ups"
-
-
-class Stub:
-    """An in-memory carrier: fixed rates, and a failure switch per call."""
-
-    def __init__(self, name: str, amount: int, days: int, fail: Exception | None = None) -> None:
-        self.name = name
-        self.amount = amount
-        self.days = days
-        self.fail_rates: Exception | None = None
-        self.fail_ship = fail
-        self.shipped: list[str] = []
-
-    async def rates(
-        self, ship_from: Address, ship_to: Address, parcels: Sequence[Parcel]
-    ) -> list[Rate]:
-        if self.fail_rates is not None:
-            raise self.fail_rates
-        return [rate(self.name, self.amount * len(parcels), self.days)]
-
-    async def ship(
-        self,
-        r: Rate,
-        ship_from: Address,
-        ship_to: Address,
-        parcels: Sequence[Parcel],
-        reference: str,
-    ) -> Label:
-        if self.fail_ship is not None:
-            raise self.fail_ship
-        self.shipped.append(reference)
-        return Label(
-            self.name,
-            r.service,
-            f"{self.name.upper()}{len(self.shipped)}",
-            "PDF",
-            b"%PDF",
-            r.amount_minor,
-            "EUR",
-        )
-
-    async def pickup(self, ship_from: Address, day: date, parcels: int) -> str:
-        return "P1"
-
-    async def track(self, numbers: Sequence[str]) -> list[TrackingStatus]:
-        return [TrackingStatus(n, "delivered", T, "OK") for n in numbers]
-
-
-def test_a_label_comes_from_the_next_best_rate_when_a_carrier_is_down() -> None:
-    """Given three carriers, the cheapest failing its label with a 5xx and another failing
-    its rates, when a label is bought, then it comes from the remaining carrier and both
-    others are named as skipped; when every carrier fails, NoLabelError says why for each."""
-    cheap = Stub("ups", 500, 2, fail=CarrierUnavailable("UPS 503"))
-    down = Stub("chronopost", 400, 2)
-    down.fail_rates = CarrierUnavailable("timeout")
-    dear = Stub("dhl", 900, 1)
-    carriers = {c.name: c for c in (cheap, down, dear)}
-    parcels = [Parcel(1000, 100, 100, 100)]
-    bought = asyncio.run(buy(carriers, HOME, AWAY, parcels, ServiceLevel(), "ship|w|o"))
-    assert bought.label.carrier == "dhl" and dear.shipped == ["ship|w|o"]
-    assert len(bought.skipped) == 2 and any("ups: ship" in s for s in bought.skipped)
-    dear.fail_ship = CarrierRefused("invalid postal code", code="ADDR")
-    with pytest.raises(NoLabelError, match="dhl: ship CarrierRefused: invalid postal code"):
-        asyncio.run(buy(carriers, HOME, AWAY, parcels, ServiceLevel(), "ship|w|o2"))
+            parse_shipping(shipping, carriers)
 
 
 def wave() -> Wave:
