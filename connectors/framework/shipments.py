@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +41,8 @@ from streams.kernel.deadletter import dead_letter
 from streams.kernel.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_RESPLIT = re.compile(r"(/r\d+)+$")
 
 SHIPPED = "shipped"
 ALREADY = "already"
@@ -101,11 +104,18 @@ def ship_notice(shipment: Mapping[str, Any], channel: str) -> ShipNotice | None:
         service=str(shipment.get("service") or ""),
         tracking_number=str(shipment.get("tracking_number") or ""),
         location=str(shipment.get("location") or ""),
-        lines=tuple(
-            ShipLine(str(ln["line_id"]), str(ln["sku"]), int(ln["qty"]))
-            for ln in shipment.get("lines") or ()
-        ),
+        lines=_channel_lines(shipment.get("lines") or ()),
     )
+
+
+def _channel_lines(lines: Iterable[Mapping[str, Any]]) -> tuple[ShipLine, ...]:
+    """The shipment's lines in the channel's line ids: a line routed again after a short
+    pick is ``<channel line id>/r<n>`` in the order book; units of one channel line add up."""
+    units: dict[tuple[str, str], int] = {}
+    for ln in lines:
+        key = (_RESPLIT.sub("", str(ln["line_id"])), str(ln["sku"]))
+        units[key] = units.get(key, 0) + int(ln["qty"])
+    return tuple(ShipLine(line_id, sku, qty) for (line_id, sku), qty in units.items())
 
 
 FailureSink = Callable[[ShipNotice, str], Awaitable[None]]

@@ -53,13 +53,16 @@ def _shipment(
 
 def test_only_the_shipped_version_of_a_channels_order_asks_the_channel() -> None:
     """Given shipment versions, then the `shipped` one of a shopify order asks Shopify to
-    confirm it (in Shopify's ids); created, in_transit, delivered or another channel's do not."""
+    confirm it (in Shopify's ids: a line routed again after a short pick, 7/r1, is Shopify's
+    line 7); created, in_transit, delivered or another channel's do not."""
     notice = ship_notice(_shipment("shopify:5", [(7, "chair", 2)]), "shopify")
     assert notice is not None and notice.channel_order_id == "5"
     assert notice.lines[0].line_id == "7" and notice.tracking_number.startswith("JD")
     for status in ("created", "in_transit", "delivered", "exception"):
         assert ship_notice(_shipment("shopify:5", [], status), "shopify") is None
     assert ship_notice(_shipment("woocommerce:5", []), "shopify") is None
+    rerouted = ship_notice(_shipment("shopify:5", [(7, "a", 1), ("7/r1", "a", 1)]), "shopify")
+    assert rerouted is not None and [(x.line_id, x.qty) for x in rerouted.lines] == [("7", 2)]
 
 
 def test_a_shopify_order_shipped_here_is_fulfilled_once_with_its_tracking() -> None:
