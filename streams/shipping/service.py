@@ -112,7 +112,7 @@ class ShippingService:
             self._keep_wave(record)
         for shipment in list(self.shipments.values()):
             if shipment["status"] == "created":  # stopped between the two writes: finish
-                await self._finish(shipment)
+                await self._finish(shipment, resend=True)
         log.info(
             "shipping: started with %d shipment(s), %d wave(s), carriers %s",
             len(self.shipments),
@@ -249,16 +249,17 @@ class ShippingService:
             )
             return 1
 
-    async def _finish(self, shipment: Mapping[str, Any]) -> None:
+    async def _finish(self, shipment: Mapping[str, Any], *, resend: bool = False) -> None:
+        """The ``shipped`` version of a ``created`` shipment; with ``resend`` (a restart found
+        it at ``created``) the order's ``shipped`` event first, again (same id)."""
         now = now_ms()
         after = records.moved(shipment, "shipped", now)
-        if shipment["version"] == 1 and shipment["status"] == "created":
-            await self._send(
-                [
-                    (ORDERS, shipment["order_id"], records.shipped_event(shipment, now)),
-                    (FULFILMENT_SHIPMENTS, shipment["shipment_id"], after),
-                ]
-            )
+        out: list[tuple[TopicSpec, str, dict[str, Any]]] = [
+            (FULFILMENT_SHIPMENTS, shipment["shipment_id"], after)
+        ]
+        if resend:
+            out.insert(0, (ORDERS, shipment["order_id"], records.shipped_event(shipment, now)))
+        await self._send(out)
         self._keep(after)
 
     async def _fail(self, sid: str, wave: Wave, order: WaveOrder, reason: str, error: str) -> None:

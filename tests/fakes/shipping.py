@@ -9,9 +9,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from connectors.carriers.base import Carrier
+from connectors.carriers.config import build_carriers
 from streams.kernel.access.store import TokenStore
 from streams.kernel.access.tokens import new_token
 from streams.kernel.settings import Settings
@@ -23,11 +25,17 @@ from tests.support.ports import free_port
 
 class ShippingThread:
     def __init__(
-        self, settings: Settings, config: ShippingConfig, carriers: Mapping[str, Carrier]
+        self,
+        settings: Settings,
+        config: ShippingConfig,
+        carriers: Mapping[str, Carrier] | None = None,
     ) -> None:
+        """``carriers`` None: built from ``config.carriers`` in the service's own loop."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.service = ShippingService(settings, config, carriers, label_base_url=self.base)
+        self.config = config
+        self.service = ShippingService(settings, config, carriers or {}, label_base_url=self.base)
+        self._build = carriers is None
         self.tokens = TokenStore()
         self.token, record = new_token("packer", ["orders:read"])
         self.tokens.apply(record)
@@ -51,7 +59,14 @@ class ShippingThread:
         self._thread.join(30)
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        asyncio.run(self._with_session())
+
+    async def _with_session(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            if self._build:
+                built = build_carriers(self.config.carriers, session)
+                self.service.carriers = {c.name: c for c in built}
+            await self._main()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
