@@ -19,7 +19,9 @@ fulfilment:
   bins_file: /var/lib/wms/bins.csv      # optional CSV "location,sku,bin" (a WMS drops it)
 ```
 
-A bin in ``bins_file`` wins over the same location and SKU in ``bins``.
+A bin in ``bins_file`` wins over the same location and SKU in ``bins``. The wave service
+reads the file again before a plan when it changed (:func:`reload_bins`); a file that
+became unreadable keeps the bins read before (and says why).
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["CarrierRule", "FulfilmentConfig", "FulfilmentConfigError", "load_fulfilment", "parse"]
+__all__ = [
+    "CarrierRule",
+    "FulfilmentConfig",
+    "FulfilmentConfigError",
+    "load_fulfilment",
+    "parse",
+    "reload_bins",
+]
 
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 MAX_BIN = 64
@@ -60,6 +69,9 @@ class FulfilmentConfig:
     express_channels: frozenset[str] = frozenset()
     carriers: tuple[CarrierRule, ...] = ()
     bins: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (location, sku) -> bin
+    static_bins: Mapping[tuple[str, str], str] = field(default_factory=dict)  # from `bins:`
+    bins_file: Path | None = None
+    bins_file_mtime: float | None = None
 
     def bin_of(self, location: str, sku: str) -> str | None:
         return self.bins.get((location, sku))
@@ -174,10 +186,13 @@ def parse(raw: Any, base: Path | None = None) -> FulfilmentConfig:
             raise FulfilmentConfigError(f"fulfilment.bins.{location}: a mapping sku -> bin")
         for sku, value in skus.items():
             bins[(str(location), str(sku))] = _bin(value, f"fulfilment.bins.{location}.{sku}")
+    static = dict(bins)
+    path, mtime = None, None
     if raw.get("bins_file"):
         path = Path(str(raw["bins_file"]))
         if base is not None and not path.is_absolute():
             path = base / path
+        mtime = _mtime(path)
         bins.update(read_bins_file(path))
     return FulfilmentConfig(
         plan_every_seconds=_int(raw.get("plan_every_seconds", 60), "fulfilment.plan_every_seconds"),
@@ -192,7 +207,29 @@ def parse(raw: Any, base: Path | None = None) -> FulfilmentConfig:
         express_channels=_names(raw.get("express_channels", []), "fulfilment.express_channels"),
         carriers=_carriers(raw.get("carriers", [])),
         bins=bins,
+        static_bins=static,
+        bins_file=path,
+        bins_file_mtime=mtime,
     )
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def reload_bins(config: FulfilmentConfig) -> FulfilmentConfig:
+    """``config`` with the bins file read again if it changed since it was read (the same
+    object when it did not); FulfilmentConfigError when it changed and cannot be read."""
+    if config.bins_file is None:
+        return config
+    mtime = _mtime(config.bins_file)
+    if mtime == config.bins_file_mtime:
+        return config
+    bins = {**config.static_bins, **read_bins_file(config.bins_file)}
+    return replace(config, bins=bins, bins_file_mtime=mtime)
 
 
 def load_fulfilment(path: str | Path) -> FulfilmentConfig:

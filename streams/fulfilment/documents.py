@@ -61,8 +61,8 @@ def _when(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _barcode(value: str, height_mm: float = 12) -> Code128:
-    return Code128(value, barHeight=height_mm * mm, barWidth=0.28 * mm, humanReadable=False)
+def _barcode(value: str, height_mm: float = 12, bar_mm: float = 0.28) -> Code128:
+    return Code128(value, barHeight=height_mm * mm, barWidth=bar_mm * mm, humanReadable=False)
 
 
 def _facts(st: _Styles, rows: Sequence[tuple[str, str]]) -> Table:
@@ -133,7 +133,7 @@ def pick_list_pdf(wave: Wave) -> bytes:
                 str(row.qty),
                 st.cell(row.order_id),
                 st.cell(row.line_id),
-                _barcode(row.order_id, 7),
+                _barcode(row.order_id, 7, 0.19),
             )
         )
     story: list[Flowable] = [
@@ -142,7 +142,7 @@ def pick_list_pdf(wave: Wave) -> bytes:
         Spacer(1, 3 * mm),
         _facts(st, _wave_facts(wave)),
         Spacer(1, 5 * mm),
-        _grid(st, rows, [22, 28, 20, 11, 35, 12, 42]),
+        _grid(st, rows, [20, 24, 22, 10, 34, 10, 50]),
     ]
     return _pdf(f"Pick list {wave.wave_id}", story)
 
@@ -162,7 +162,7 @@ def wave_summary_pdf(wave: Wave) -> bytes:
                 str(units),
                 picked,
                 st.cell(" ".join(x for x in (order.country, order.postal_code) if x)),
-                _barcode(order.order_id, 7),
+                _barcode(order.order_id, 7, 0.19),
             )
         )
     facts = [("Status", wave.status.value), *_wave_facts(wave)]
@@ -172,7 +172,7 @@ def wave_summary_pdf(wave: Wave) -> bytes:
         Spacer(1, 3 * mm),
         _facts(st, facts),
         Spacer(1, 5 * mm),
-        _grid(st, rows, [38, 30, 12, 12, 14, 22, 42]),
+        _grid(st, rows, [36, 28, 11, 11, 13, 21, 50]),
     ]
     return _pdf(f"Wave summary {wave.wave_id}", story)
 

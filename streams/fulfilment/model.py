@@ -4,7 +4,10 @@ A wave groups orders of one location picked together. Its status moves
 planned -> picking -> picked -> closed; each pick confirmation sets `picked_qty` on a line.
 An order of a wave is ready to pack when every one of its lines is confirmed
 (`WaveOrder.picked`); the units to ship are the picked ones (`WaveLine.picked_qty`), the
-missing ones (`WaveLine.missing`) were routed again.
+missing ones (`WaveLine.missing`) were routed again (the order's line then holds only the
+picked units; the missing ones are a new line ``<line>/r<n>``, waved where it is reserved).
+Records of the topic to and from these: :mod:`streams.fulfilment.records`; documents
+(delivery note with the tracking number): :mod:`streams.fulfilment.documents`.
 """
 
 from __future__ import annotations

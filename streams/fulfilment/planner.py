@@ -33,9 +33,18 @@ from typing import Any
 from streams.fulfilment.config import FulfilmentConfig
 from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
 
-__all__ = ["PickRow", "candidates", "pick_list", "plan_waves", "walk_key", "waved_lines"]
+__all__ = [
+    "PickRow",
+    "candidates",
+    "finished",
+    "pick_list",
+    "plan_waves",
+    "walk_key",
+    "waved_lines",
+]
 
 WAVEABLE = frozenset({"allocated", "released"})
+LEFT = frozenset({"shipped", "delivered", "cancelled", "rejected", "returned", "picked_up"})
 _PARTS = re.compile(r"(\d+)")
 
 
@@ -59,6 +68,16 @@ def waved_lines(waves: Iterable[Wave]) -> set[tuple[str, str]]:
         for order in wave.orders
         for line in order.lines
     }
+
+
+def finished(waves: Iterable[Wave], states: Mapping[str, Mapping[str, Any]]) -> list[Wave]:
+    """Picked waves whose every order left (shipped, delivered, cancelled...): to close."""
+    return [
+        wave
+        for wave in waves
+        if wave.status is WaveStatus.PICKED
+        and all(states.get(o.order_id, {}).get("status") in LEFT for o in wave.orders)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

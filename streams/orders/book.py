@@ -919,6 +919,16 @@ def on_timer(
             return Result(state)
         step = _Step(state, config, levels, now, f"ob|{state.order_id}|timer|{now}", customer)
         state.routed_at = now
+        if state.resends >= MAX_RESENDS and state.short:
+            # a short pick's new lines never answered: they are refused; the picked lines
+            # keep their reservations (a release per SKU would take theirs too)
+            for ln in state.lines:
+                if ln.status == "pending":
+                    ln.status, ln.refusal = "refused", "no decision from the ledger"
+            state.short = False
+            state.reason = step._refusals()
+            step.go("partially_allocated", state.reason)
+            return step.result()
         if state.resends >= MAX_RESENDS:
             # no Decision however often asked (the ledger refused the events as invalid, or
             # its decisions were lost): give up on the attempt, releasing whatever it holds

@@ -31,6 +31,8 @@ from streams.fulfilment.records import wave_record
 from streams.kernel.access.guard import Limits, Rule, guard, need, principal_of
 from streams.kernel.access.store import TokenFollower, TokenStore
 from streams.kernel.access.tokens import ADMIN, FULFILMENT_WRITE, ORDERS_READ
+from streams.kernel.audit import audit_middleware, note
+from streams.kernel.topics import STOCKFLOW_AUDIT
 from streams.picking.kafka_io import PublishError
 from streams.picking.service import WaveService
 
@@ -53,6 +55,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", SUMMARY): _READ,
     ("GET", NOTE): _READ,
 }
+SERVICE = "waves"
+ACTIONS = {("POST", PLAN): "plan waves", ("POST", PICKS): "confirm picks"}
 MAX_PICKS = 500
 MAX_TEXT = 256
 _STATUS = {"invalid_pick": 400, "unknown_line": 404, "conflict": 409, "closed": 409}
@@ -117,6 +121,12 @@ def add_routes(
 
         app.on_startup.append(follow)
         app.on_cleanup.append(unfollow)
+
+    async def audit(record: dict[str, Any]) -> None:
+        await service.publisher.send([(STOCKFLOW_AUDIT, record["who"], record)])
+
+    # the audit outermost: refusals of the guard (401, 403, 429) are audited too
+    app.middlewares.append(audit_middleware(SERVICE, audit, ACTIONS))
     app.middlewares.append(
         guard(
             tokens,
@@ -164,6 +174,7 @@ def add_routes(
         parsed = _picks(body)
         if isinstance(parsed, str):
             return _error(400, parsed)
+        note(request).add(ids=[request.match_info["wave"], *dict.fromkeys(p[0] for p in parsed)])
         try:
             wave, short = await service.pick(
                 request.match_info["wave"], parsed, principal_of(request).name
@@ -190,7 +201,7 @@ def add_routes(
             wave if isinstance(wave, web.Response) else pdf(wave_summary_pdf(wave), "summary.pdf")
         )
 
-    async def note(request: web.Request) -> web.StreamResponse:
+    async def delivery_note(request: web.Request) -> web.StreamResponse:
         wave = found(request)
         if isinstance(wave, web.Response):
             return wave
@@ -203,7 +214,7 @@ def add_routes(
     app.router.add_get(WAVES, listing)
     app.router.add_get(PICK_LIST, pick_list)
     app.router.add_get(SUMMARY, summary)
-    app.router.add_get(NOTE, note)
+    app.router.add_get(NOTE, delivery_note)
     app.router.add_post(PICKS, picks)
     app.router.add_get(WAVE, one)
     return tokens

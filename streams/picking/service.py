@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,11 @@ from prometheus_client import CollectorRegistry
 
 from schemas.codec import Codec, CodecError, codec_for
 from schemas.times import now_ms
-from streams.fulfilment.config import FulfilmentConfig
+from streams.fulfilment.config import FulfilmentConfig, FulfilmentConfigError, reload_bins
 from streams.fulfilment.documents import delivery_note_pdf, pick_list_pdf, wave_summary_pdf
 from streams.fulfilment.model import Wave, WaveStatus
 from streams.fulfilment.picking import PickError, confirm
-from streams.fulfilment.planner import WAVEABLE, plan_waves, waved_lines
+from streams.fulfilment.planner import WAVEABLE, finished, plan_waves, waved_lines
 from streams.fulfilment.records import wave_from_record, wave_record
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.kafka_admin import ensure_topics
@@ -48,6 +48,7 @@ from streams.kernel.topics import (
     STOCK_ALERTS,
     STOCK_DEADLETTER,
     STOCK_EVENTS,
+    STOCKFLOW_AUDIT,
     TopicSpec,
 )
 from streams.picking.kafka_io import Publisher, Raw, Reader
@@ -55,7 +56,6 @@ from streams.picking.kafka_io import Publisher, Raw, Reader
 log = logging.getLogger("stockflow.waves")
 
 COMPONENT = "fulfilment"
-DONE = frozenset({"shipped", "delivered", "cancelled", "rejected", "returned", "picked_up"})
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 Record = tuple[TopicSpec, str, dict[str, Any]]
@@ -88,7 +88,8 @@ class WaveService:
 
     async def start(self) -> None:
         specs = (FULFILMENT_WAVES, ORDERS_STATE, ORDERS, STOCK_EVENTS, STOCK_ALERTS)
-        await asyncio.to_thread(ensure_topics, self.settings, (*specs, STOCK_DEADLETTER))
+        more = (STOCK_DEADLETTER, STOCKFLOW_AUDIT)
+        await asyncio.to_thread(ensure_topics, self.settings, (*specs, *more))
         self._publisher = Publisher(self.settings, self.codec)
         self._readers = {s.name: Reader(self.settings, s) for s in (FULFILMENT_WAVES, ORDERS_STATE)}
         await self.refresh()
@@ -170,12 +171,17 @@ class WaveService:
         and their documents written; waves whose every order left are closed."""
         async with self._lock:
             await self.refresh()
+            try:
+                self.config = reload_bins(self.config)
+            except FulfilmentConfigError as exc:
+                log.warning("waves: %s; the bins read before are kept", exc)
             now = now_ms()
             waved = waved_lines(self.waves.values())
             made: list[Wave] = []
             for loc in [location] if location is not None else self.locations():
                 made += plan_waves(self.states.values(), loc, waved, self.config, now)
-            closed = [w.with_status(WaveStatus.CLOSED, now) for w in self._finished()]
+            done = finished(self.waves.values(), self.states)
+            closed = [w.with_status(WaveStatus.CLOSED, now) for w in done]
             await self.publisher.send(
                 [(FULFILMENT_WAVES, w.wave_id, wave_record(w)) for w in (*made, *closed)]
             )
@@ -184,13 +190,6 @@ class WaveService:
         for wave in made:
             await asyncio.to_thread(self.write_documents, wave)
         return made
-
-    def _finished(self) -> Iterable[Wave]:
-        for wave in self.waves.values():
-            if wave.status is not WaveStatus.PICKED:
-                continue
-            if all(self.states.get(o.order_id, {}).get("status") in DONE for o in wave.orders):
-                yield wave
 
     # -- picking -------------------------------------------------------------------------
 

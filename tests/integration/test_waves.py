@@ -25,7 +25,12 @@ from streams.kernel.access.command import create
 from streams.kernel.access.store import publish
 from streams.kernel.access.tokens import FULFILMENT_WRITE, ORDERS_READ, TokenRecord
 from streams.kernel.settings import Settings
-from streams.kernel.topics import FULFILMENT_WAVES, STOCK_ALERTS, STOCK_DEADLETTER
+from streams.kernel.topics import (
+    FULFILMENT_WAVES,
+    STOCK_ALERTS,
+    STOCK_DEADLETTER,
+    STOCKFLOW_AUDIT,
+)
 from streams.picking.api import add_routes
 from streams.picking.service import WaveService
 from tests.support.kafka import produce_events, produce_raw, read_topic, stock_event, wait_for
@@ -127,7 +132,7 @@ def test_waves_are_planned_picked_and_a_short_pick_is_routed_again(
     the store (counted meanwhile), the warehouse's mug on_hand and reserved both went down
     by 1, a short_pick alert names the order; the store's wave holds the new line; the
     documents are written and served as PDF; an unreadable record on the waves topic is
-    dead-lettered and the service goes on."""
+    dead-lettered and the service goes on; every write is in the access audit."""
     worker, follower = allocated
     picker, picker_rec = create(local_stack, f"picker-{RUN}", [FULFILMENT_WRITE])
     reader, reader_rec = create(local_stack, f"reader-{RUN}", [ORDERS_READ])
@@ -239,3 +244,11 @@ def test_waves_are_planned_picked_and_a_short_pick_is_routed_again(
         until=lambda found: bool(found), timeout=30,
     )  # fmt: skip
     assert dead and dead[0]["topic"] == FULFILMENT_WAVES.name
+    audits = read_topic(
+        local_stack, CODEC, STOCKFLOW_AUDIT,
+        lambda r: r.get("service") == "waves" and r["who"] == f"picker-{RUN}",
+        until=lambda found: len(found) >= 3 + -(-N // 3) + 1, timeout=30,
+    )  # fmt: skip
+    picks = [(r["who"], r["status"]) for r in audits if r["action"] == "confirm picks"]
+    assert sorted(set(picks)) == [(f"picker-{RUN}", s) for s in (200, 400, 409)]
+    assert any(first in r["ids"] for r in audits if r["status"] == 200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,10 @@ from hypothesis import strategies as st
 
 from schemas.codec import single_object_codec
 from schemas.events import check
-from streams.fulfilment.config import FulfilmentConfigError, load_fulfilment, parse
+from streams.fulfilment.config import FulfilmentConfigError, load_fulfilment, parse, reload_bins
 from streams.fulfilment.model import WaveStatus
 from streams.fulfilment.picking import PickError, confirm
-from streams.fulfilment.planner import pick_list, plan_waves, walk_key, waved_lines
+from streams.fulfilment.planner import finished, pick_list, plan_waves, walk_key, waved_lines
 from streams.fulfilment.records import wave_from_record, wave_record
 
 NOW = 1_795_420_800_000
@@ -164,6 +165,11 @@ def test_bins_from_a_wms_file_win_over_the_configuration(tmp_path: Path) -> None
     )
     config = load_fulfilment(tmp_path / "config.yaml")
     assert [config.bin_of("wh", s) for s in "abdx"] == ["Z-9", "B-1", "D-1", None]
+    assert reload_bins(config) is config  # unchanged file: nothing read
+    (tmp_path / "bins.csv").write_text("location,sku,bin\nwh,d,D-7\n")
+    os.utime(tmp_path / "bins.csv", (1, 1))
+    again = reload_bins(config)  # the WMS dropped a new file: a is back to the config's bin
+    assert [again.bin_of("wh", s) for s in "abd"] == ["A-1", "B-1", "D-7"]
     (tmp_path / "bins.csv").write_text("where,sku,bin\nwh,a,Z-9\n")
     with pytest.raises(FulfilmentConfigError, match="location missing"):
         load_fulfilment(tmp_path / "config.yaml")
@@ -229,3 +235,17 @@ def test_confirmations_again_count_once_and_bad_ones_are_refused() -> None:
         with pytest.raises(PickError) as err:
             confirm(wave, *args, NOW)
         assert err.value.reason == reason
+
+
+def test_a_picked_wave_closes_once_every_order_left() -> None:
+    """Given a picked wave of two orders
+    When one order is shipped, then the other cancelled
+    Then the wave is to close only after both."""
+    states = [state("w:1", [("1", "a", 1, "wh")]), state("w:2", [("1", "b", 1, "wh")])]
+    (wave,) = plan_waves(states, "wh", set(), parse({"split_single_line": False}), NOW)
+    assert finished([wave], {}) == []  # planned, not picked
+    for oid in ("w:1", "w:2"):
+        wave = confirm(wave, oid, "1", 1, NOW).wave
+    assert finished([wave], {"w:1": {"status": "shipped"}, "w:2": {"status": "allocated"}}) == []
+    left = {"w:1": {"status": "shipped"}, "w:2": {"status": "cancelled"}}
+    assert finished([wave], left) == [wave]

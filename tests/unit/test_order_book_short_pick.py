@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
 from streams.fulfilment.picking import confirm
+from streams.orders.book import MAX_RESENDS, on_timer
 from streams.orders.setup import OrderConfig
 from tests.unit.test_order_book import NOW, Exchange, action, placed
 
@@ -84,3 +85,31 @@ def test_the_same_short_pick_twice_counts_once() -> None:
     assert again.duplicate
     assert len(ex.state("web:3").lines) == 2
     assert sum(ex.skus["x"].orders["web:3"].values()) == 3
+
+
+def test_a_short_line_never_answered_is_refused_and_the_picked_ones_stay_reserved() -> None:
+    """Given a short pick whose new line the ledger never answers
+    When the resends are spent
+    Then the new line is refused, the order partially_allocated, and the picked units of
+    the same SKU are still reserved."""
+    ex = Exchange({"x": {"a": 3, "b": 5}}, OrderConfig())
+    ex.order(placed("web:4", [("1", "x", 3)]))
+    ex.settle()
+    wave = Wave("w", "a", WaveStatus.PLANNED,
+                (WaveOrder("web:4", "web", (WaveLine("1", "x", 3),)),), 0, 0)  # fmt: skip
+    out = confirm(wave, "web:4", "1", 2, NOW)
+    ex.apply_stock(out.stock_events[0])
+    ex.refresh()
+    ex.order(out.order_events[0])
+    ex.inflight.clear()  # the decision is lost
+    config = OrderConfig()
+    now = NOW
+    for _ in range(MAX_RESENDS + 1):
+        now += config.core.resend_after_seconds * 1000 + 1
+        result = on_timer(ex.state("web:4"), config, ex.levels, now)
+        ex.take(result, "web:4")
+    ex.inflight.clear()
+    s = ex.state("web:4")
+    assert s.status == "partially_allocated"
+    assert [(ln.line_id, ln.status) for ln in s.lines] == [("1", "reserved"), ("1/r1", "refused")]
+    assert ex.skus["x"].orders["web:4"]["a"] == 2  # the picked units
