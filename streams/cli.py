@@ -240,6 +240,20 @@ def _add_feeds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sub.choices["feeds"].set_defaults(func=_feeds)
 
 
+def _carriers(args: argparse.Namespace) -> int:
+    from connectors.carriers.command import run
+
+    return run(load().config_path, args)
+
+
+def _add_carriers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow carriers rate-table`: the routing's rates from live carrier quotes."""
+    from connectors.carriers.command import add_parser
+
+    add_parser(sub)
+    sub.choices["carriers"].set_defaults(func=_carriers)
+
+
 def _add_web(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`stockflow web [user add|list|remove]`: the ordering page and its users."""
     web = sub.add_parser("web", help="serve the ordering page (or manage its users)")
@@ -381,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ship(sub)
     _add_web(sub)
     _add_feeds(sub)
+    _add_carriers(sub)
     _add_price(sub)
     return parser
 

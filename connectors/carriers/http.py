@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from connectors.carriers import metrics
 from connectors.carriers.base import CarrierUnavailable
 from connectors.framework import redact
 from connectors.framework.ratelimit import TokenBucket, backoff_delay, parse_retry_after
@@ -98,6 +100,7 @@ class CarrierHttp:
                 await self._bucket.acquire(1.0)
             self.attempts += 1
             wait: float | None = None
+            started = time.monotonic()
             try:
                 async with self._session.request(
                     method, self.base_url + path, headers=headers, timeout=timeout, **kwargs
@@ -105,11 +108,15 @@ class CarrierHttp:
                     body = await response.read()
                     answer = Answer(response.status, dict(response.headers), body)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                metrics.LATENCY.labels(self.carrier).observe(time.monotonic() - started)
+                metrics.REQUESTS.labels(self.carrier, "unreachable").inc()
                 # never {exc!r}: aiohttp's errors print the request headers (credentials)
                 last = f"unreachable ({redact.describe(exc)})"
                 if not safe:
                     break
             else:
+                metrics.LATENCY.labels(self.carrier).observe(time.monotonic() - started)
+                metrics.REQUESTS.labels(self.carrier, _outcome(answer.status)).inc()
                 if answer.status == 429:
                     last = "429 throttled"
                     wait = parse_retry_after(answer.headers.get("Retry-After"))
@@ -137,3 +144,11 @@ class CarrierHttp:
         raise CarrierUnavailable(
             redact.scrub(f"{self.carrier} {method} {path.split('?')[0]}: {last}")
         )
+
+
+def _outcome(status: int) -> str:
+    if status == 429:
+        return "throttled"
+    if status >= 500:
+        return "server_error"
+    return "refused" if status >= 400 else "ok"

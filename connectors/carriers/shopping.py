@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from connectors.carriers import metrics
 from connectors.carriers.base import Carrier, CarrierError, CarrierRefused, CarrierUnavailable
 from connectors.carriers.model import Address, Label, Parcel, Rate
 
@@ -94,6 +95,7 @@ async def shop(
     skipped: dict[str, str] = {}
     for carrier, answer in zip(carriers, answers, strict=True):
         if isinstance(answer, str):
+            metrics.QUOTES_SKIPPED.labels(carrier.name).inc()
             skipped[carrier.name] = answer
         elif not answer:
             skipped[carrier.name] = "no rate for this parcel"
@@ -122,9 +124,11 @@ async def buy(
         try:
             label = await carrier.ship(rate, ship_from, ship_to, parcels, reference)
         except CarrierRefused as exc:
+            metrics.LABEL_FALLBACKS.labels(rate.carrier, "refused").inc()
             failed[rate.carrier] = f"refused: {exc}"
             refusals += 1
         except CarrierError as exc:  # unavailable, or misconfigured: the next carrier
+            metrics.LABEL_FALLBACKS.labels(rate.carrier, "unavailable").inc()
             failed[rate.carrier] = f"{type(exc).__name__}: {exc}"
         else:
             return Purchase(label, rate, failed)

@@ -28,7 +28,7 @@ FROM = Address("FR", "75011", "Paris", ("1 rue de la Roquette",), "Stockflow SAS
 TO = Address("FR", "69002", "Lyon", ("12 quai Saint-Antoine",), "Jeanne Martin")
 BAD = Address("FR", "00000", "Nowhere", ("1 rue X",), "Jeanne Martin")
 BOX = Parcel(1500, 300, 200, 100)
-FAST = HttpLimits(timeout_s=0.5, max_attempts=3, backoff_base_s=0.01, backoff_cap_s=0.02)
+FAST = HttpLimits(timeout_s=3.0, max_attempts=3, backoff_base_s=0.01, backoff_cap_s=0.02)
 
 Scenario = Callable[[FakeCarrier, Carrier], Awaitable[None]]
 

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from connectors.carriers.base import CarrierRefused, CarrierUnavailable
 from connectors.carriers.chronopost.client import ChronopostCarrier
@@ -39,7 +40,7 @@ from connectors.testing.carriers.ups import FakeUps
 FROM = Address("FR", "75011", "Paris", ("1 rue de la Roquette",), "Stockflow SAS")
 TO = Address("FR", "69002", "Lyon", ("12 quai Saint-Antoine",), "Jeanne Martin")
 BOX = Parcel(1500, 300, 200, 100)
-FAST = HttpLimits(timeout_s=0.5, max_attempts=2, backoff_base_s=0.01, backoff_cap_s=0.02)
+FAST = HttpLimits(timeout_s=3.0, max_attempts=2, backoff_base_s=0.01, backoff_cap_s=0.02)
 
 rates_st = st.lists(
     st.builds(
@@ -184,6 +185,16 @@ def test_express_buys_the_fastest_and_standard_the_cheapest_across_carriers() ->
     asyncio.run(main())
 
 
+def fallbacks(carrier: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "stockflow_carrier_label_fallbacks_total",
+            {"carrier": carrier, "reason": "unavailable"},
+        )
+        or 0.0
+    )
+
+
 def test_a_label_failing_at_the_best_carrier_falls_back_to_the_next_carriers_best_rate() -> None:
     """Given Chronopost with the three cheapest rates, answering quotes but failing its label
     call (500), when the parcel is bought, then the label comes from the next carrier's best
@@ -201,7 +212,9 @@ def test_a_label_failing_at_the_best_carrier_falls_back_to_the_next_carriers_bes
             quote = await shop(carriers, FROM, TO, [BOX], ServiceLevel(STANDARD))
             assert [r.carrier for r in quote.rates[:3]] == ["chronopost"] * 3
             chrono.down(30)
+            before = fallbacks("chronopost")
             purchase = await buy(carriers, quote, FROM, TO, [BOX], "SO-2004")
+            assert fallbacks("chronopost") == before + 1
             next_best = next(r for r in quote.rates if r.carrier != "chronopost")
             assert purchase.rate == next_best and purchase.label.carrier == next_best.carrier
             assert list(purchase.failed) == ["chronopost"] and chrono.failed_requests == 1
@@ -314,3 +327,58 @@ def test_the_carriers_config_builds_clients_and_names_each_mistake(
     ]:
         with pytest.raises(CarrierConfigError, match=path.replace("[", r"\[").replace("]", r"\]")):
             parse_carriers_config(broken)
+
+
+def test_tracking_is_polled_per_carrier_and_a_carrier_down_does_not_hide_the_others() -> None:
+    """Given a label from each fake carrier of the fleet (built from the fleet's config), when
+    UPS's parcel is delivered, DHL's refused and Chronopost is down, then one poll returns
+    UPS delivered and DHL exception, and reports Chronopost failed (asked again next time)."""
+    from connectors.carriers.tracking import poll
+    from connectors.testing.carriers.fleet import FakeCarrierFleet
+
+    async def main() -> None:
+        async with FakeCarrierFleet() as fleet, aiohttp.ClientSession() as session:
+            config = parse_carriers_config(fleet.config())
+            carriers = build_carriers(config, session)
+            numbers: dict[str, list[str]] = {}
+            for carrier in carriers:
+                rate = (await carrier.rates(FROM, TO, [BOX]))[0]
+                label = await carrier.ship(rate, FROM, TO, [BOX], f"SO-3{carrier.name}")
+                numbers[carrier.name] = [label.tracking_number]
+            fleet.progress("ups", numbers["ups"][0], "delivered")
+            fleet.progress("dhl", numbers["dhl"][0], "exception")
+            fleet.chronopost.down(30)
+            result = await poll(carriers, numbers)
+            assert result.statuses[numbers["ups"][0]].status == "delivered"
+            assert result.statuses[numbers["dhl"][0]].status == "exception"
+            assert numbers["chronopost"][0] not in result.statuses
+            assert list(result.failed) == ["chronopost"]
+
+    asyncio.run(main())
+
+
+@given(st.text(max_size=3), st.text(max_size=3), st.booleans())
+def test_every_carrier_code_folds_into_one_of_the_four_order_statuses(
+    code: str, sub_code: str, high_priority: bool
+) -> None:
+    """Given any carrier code (known or not), when grouped and folded, then the status is one
+    of in_transit, delivered, exception, unknown; the documented delivered codes fold to
+    delivered and an unknown code to unknown (never delivered by accident)."""
+    from connectors.carriers import statuses
+    from connectors.carriers.model import STATUSES
+
+    for fine in (
+        statuses.ups(code, sub_code),
+        statuses.dhl(code),
+        statuses.chronopost(code, high_priority),
+    ):
+        assert statuses.fold(fine) in STATUSES
+    assert statuses.fold(statuses.ups("D", "011")) == "delivered"
+    assert statuses.fold(statuses.dhl("OK")) == "delivered"
+    assert statuses.fold(statuses.chronopost("D")) == "delivered"
+    if code not in ("D", "OK", "PD", "011") and sub_code != "011":
+        assert "delivered" not in {
+            statuses.fold(statuses.ups(code, sub_code)),
+            statuses.fold(statuses.dhl(code)),
+            statuses.fold(statuses.chronopost(code, high_priority)),
+        }

@@ -210,7 +210,7 @@ class ChronopostCarrier:
                         "service": "0",
                         "objectType": "MAR",
                         "evtCode": "DC",
-                        "shipDate": now.isoformat(timespec="seconds"),
+                        "shipDate": now.strftime("%Y-%m-%dT%H:%M:%S"),
                         "shipHour": now.hour,
                         "weight": kg(p.weight_g),
                         "weightUnit": "KGM",
@@ -273,7 +273,7 @@ class ChronopostCarrier:
                     "ville": ship_from.city,
                     "codePays": ship_from.country,
                 },
-                "contenu": {"nombreColis": parcels, "poids": kg(1000 * max(1, parcels))},
+                "contenu": f"{parcels} colis",  # a string in the WSDL
                 "locale": "fr_FR",
             },
             safe=False,
