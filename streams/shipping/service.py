@@ -36,7 +36,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,7 +45,7 @@ from prometheus_client import CollectorRegistry
 
 from connectors.carriers.base import Carrier, CarrierError
 from connectors.carriers.model import Address
-from connectors.carriers.shopping import parcels_for, shop_and_buy
+from connectors.carriers.shopping import buy, parcels_for, shop
 from schemas.codec import Codec, codec_for
 from schemas.times import now_ms
 from streams.fulfilment.model import Wave, WaveOrder
@@ -68,6 +68,9 @@ from streams.shipping.config import ShippingConfig, ShippingConfigError
 log = logging.getLogger("stockflow.shipping")
 
 COMPONENT = "shipping"
+
+AddressBook = Callable[[WaveOrder], Awaitable[Address | None]]
+"""The full destination of an order, asked of its channel at label time (never stored)."""
 SHIPPABLE_WAVES = ("picking", "picked", "closed")
 
 
@@ -81,6 +84,7 @@ class ShippingService:
         codec: Codec | None = None,
         label_base_url: str | None = None,
         registry: CollectorRegistry | None = None,
+        addresses: AddressBook | None = None,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -88,9 +92,11 @@ class ShippingService:
         self.codec = codec if codec is not None else codec_for(settings)
         self.labels_dir = Path(settings.state_dir) / "labels"
         self.label_base_url = label_base_url
+        self.addresses = addresses
         self.shipments: dict[str, dict[str, Any]] = {}
         self.waves: dict[str, Wave] = {}
         self.failed: set[str] = set()  # shipment ids dead-lettered (retried at tracking ticks)
+        self.last_error = ""
         self.counts = {"shipped": 0, "fallbacks": 0, "failed": 0, "delivered": 0, "exceptions": 0}
         self._dead = dead_letter_counter(registry or CollectorRegistry())
         self._lock = asyncio.Lock()
@@ -202,20 +208,24 @@ class ShippingService:
                     units, carriers.parcels, carriers.default_parcel, carriers.max_parcel_weight_g
                 )
                 origin = self.config.origin(wave.location)
-                bought = await shop_and_buy(
+                ship_to = await self._destination(order)
+                quote = await shop(
                     list(self.carriers.values()),
                     origin,
-                    destination(order),
+                    ship_to,
                     parcels,
                     carriers.level_for(order.channel),
-                    sid,
                     timeout_s=carriers.quote_timeout_s,
                     currency=carriers.currency,
+                )
+                bought = await buy(
+                    list(self.carriers.values()), quote, origin, ship_to, parcels, sid
                 )
             except (ShippingConfigError, CarrierError, KeyError) as exc:
                 await self._fail(sid, wave, order, type(exc).__name__, str(exc))
                 return 0
-            if bought.failed:
+            passed_over = {**quote.skipped, **bought.failed}
+            if passed_over:  # a carrier gave no rate or no label: the next one sold it
                 self.counts["fallbacks"] += 1
             now = now_ms()
             url = self._store_label(sid, bought.label.format, bought.label.data)
@@ -245,7 +255,7 @@ class ShippingService:
                 len(parcels),
                 bought.label.cost_minor,
                 bought.label.currency,
-                f"; passed over {dict(bought.failed)}" if bought.failed else "",
+                f"; passed over {passed_over}" if passed_over else "",
             )
             return 1
 
@@ -265,6 +275,7 @@ class ShippingService:
     async def _fail(self, sid: str, wave: Wave, order: WaveOrder, reason: str, error: str) -> None:
         self.failed.add(sid)
         self.counts["failed"] += 1
+        self.last_error = f"{sid}: {reason}: {error}"[:500]
         original = json.dumps({"wave_id": wave.wave_id, "order_id": order.order_id}).encode()
         record = dead_letter(
             self._dead,
@@ -278,6 +289,15 @@ class ShippingService:
         )
         with contextlib.suppress(Exception):  # the dead letter is best effort: logged above
             await self._send([(STOCK_DEADLETTER, order.order_id, record)])
+
+    async def _destination(self, order: WaveOrder) -> Address:
+        """Where the parcel goes: from the address book (the channel keeps the street and
+        the name; they go to the carrier and nowhere else), else country and postal code."""
+        if self.addresses is not None:
+            found = await self.addresses(order)
+            if found is not None:
+                return found
+        return destination(order)
 
     # -- labels --------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from streams.kernel.access.store import TokenStore
 from streams.kernel.access.tokens import new_token
 from streams.kernel.settings import Settings
 from streams.shipping.config import ShippingConfig
-from streams.shipping.service import ShippingService
+from streams.shipping.service import AddressBook, ShippingService
 from streams.shipping.web import add_routes
 from tests.support.ports import free_port
 
@@ -29,12 +29,15 @@ class ShippingThread:
         settings: Settings,
         config: ShippingConfig,
         carriers: Mapping[str, Carrier] | None = None,
+        addresses: AddressBook | None = None,
     ) -> None:
         """``carriers`` None: built from ``config.carriers`` in the service's own loop."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.config = config
-        self.service = ShippingService(settings, config, carriers or {}, label_base_url=self.base)
+        self.service = ShippingService(
+            settings, config, carriers or {}, label_base_url=self.base, addresses=addresses
+        )
         self._build = carriers is None
         self.tokens = TokenStore()
         self.token, record = new_token("packer", ["orders:read"])
