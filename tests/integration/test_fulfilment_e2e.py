@@ -385,18 +385,27 @@ def test_allocated_orders_are_waved_picked_shipped_confirmed_and_delivered(
         for s in mine.values():
             for ln in s["lines"]:
                 shipped_units[(ln["sku"], s["location"])] += ln["qty"]
-        missing: Counter[tuple[str, str]] = Counter({(sku, loc): n for sku, loc, n in shorts})
+        missing: Counter[tuple[str, str]] = Counter()
+        for sku, loc, n in shorts:
+            missing[(sku, loc)] += n
         assert len(shorts) == SHORTS
         expected = {
             sku: (STOCK - shipped_units[(sku, loc)] - missing[(sku, loc)], 0)
             for loc in SKUS
             for sku in SKUS[loc]
         }
-        wait_for(
-            lambda: {s: _levels(worker, s)[loc] for loc in SKUS for s in SKUS[loc]} == expected,
-            timeout=60,
-            what=f"on_hand down by the shipped and missing units, nothing reserved: {expected}",
-        )
+
+        def levels() -> dict[str, tuple[int, int]]:
+            return {s: _levels(worker, s)[loc] for loc in SKUS for s in SKUS[loc]}
+
+        try:
+            wait_for(lambda: levels() == expected, timeout=60, what="the ledger's figures")
+        except AssertionError:
+            raise AssertionError(
+                f"on_hand down by the shipped and missing units, nothing reserved: expected "
+                f"{expected}, the ledger has {levels()}; shipped {dict(shipped_units)}, "
+                f"missing {dict(missing)}"
+            ) from None
     finally:
         out.stop()
         if created:
