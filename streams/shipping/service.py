@@ -48,6 +48,7 @@ from connectors.carriers.model import Address
 from connectors.carriers.shopping import buy, parcels_for, shop
 from schemas.codec import Codec, codec_for
 from schemas.times import now_ms
+from streams.fulfilment.documents import delivery_note_pdf
 from streams.fulfilment.model import Wave, WaveOrder
 from streams.fulfilment.records import wave_from_record
 from streams.kernel.deadletter import dead_letter
@@ -229,6 +230,13 @@ class ShippingService:
                 self.counts["fallbacks"] += 1
             now = now_ms()
             url = self._store_label(sid, bought.label.format, bought.label.data)
+            note = delivery_note_pdf(
+                wave,
+                order,
+                tracking_number=bought.label.tracking_number,
+                carrier=bought.label.carrier,
+            )
+            self._store_file(self.note_path(sid), note)
             shipment = records.new_shipment(
                 wave,
                 order,
@@ -305,12 +313,19 @@ class ShippingService:
         digest = hashlib.sha256(shipment_id.encode()).hexdigest()[:32]
         return self.labels_dir / f"{digest}.{'zpl' if fmt.upper() == 'ZPL' else 'pdf'}"
 
-    def _store_label(self, shipment_id: str, fmt: str, data: bytes) -> str | None:
-        path = self.label_path(shipment_id, fmt)
+    def note_path(self, shipment_id: str) -> Path:
+        """The delivery note of the parcel, with its tracking number and barcode."""
+        return self.label_path(shipment_id, "PDF").with_suffix(".note.pdf")
+
+    @staticmethod
+    def _store_file(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
+
+    def _store_label(self, shipment_id: str, fmt: str, data: bytes) -> str | None:
+        self._store_file(self.label_path(shipment_id, fmt), data)
         if self.label_base_url is None:
             return None
         return f"{self.label_base_url.rstrip('/')}/v1/labels/{quote(shipment_id, safe='')}"

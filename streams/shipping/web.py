@@ -1,4 +1,6 @@
-"""The label route of the shipping service: ``GET /v1/labels/{shipment}``.
+"""The label routes of the shipping service: ``GET /v1/labels/{shipment}`` and
+``GET /v1/labels/{shipment}/delivery-note.pdf`` (the parcel's delivery note with its
+tracking number and Code 128 barcode, written when the label is bought).
 
 Answers the label file the carrier returned for the shipment (``application/pdf`` or, for
 ZPL, ``application/x-zpl``), as stored under ``$STOCKFLOW_STATE_DIR/labels/``. Who may read
@@ -17,7 +19,11 @@ from streams.kernel.access.tokens import ADMIN, ORDERS_READ
 from streams.shipping.service import ShippingService
 
 LABEL = "/v1/labels/{shipment}"
-RULES: dict[tuple[str, str], Rule] = {("GET", LABEL): need(ORDERS_READ, ADMIN)}
+NOTE = "/v1/labels/{shipment}/delivery-note.pdf"
+RULES: dict[tuple[str, str], Rule] = {
+    ("GET", LABEL): need(ORDERS_READ, ADMIN),
+    ("GET", NOTE): need(ORDERS_READ, ADMIN),
+}
 TYPES = {"PDF": "application/pdf", "ZPL": "application/x-zpl"}
 
 
@@ -58,8 +64,19 @@ def add_routes(
             body=path.read_bytes(), content_type=TYPES.get(fmt, "application/octet-stream")
         )
 
+    async def note(request: web.Request) -> web.StreamResponse:
+        sid = request.match_info["shipment"]
+        path = service.note_path(sid)
+        if sid not in service.shipments or not path.is_file():
+            return web.json_response({"error": f"no delivery note of {sid!r} here"}, status=404)
+        return web.Response(body=path.read_bytes(), content_type="application/pdf")
+
     async def guarded(request: web.Request) -> web.StreamResponse:
         return await check(request, label)
 
+    async def guarded_note(request: web.Request) -> web.StreamResponse:
+        return await check(request, note)
+
+    app.router.add_get(NOTE, guarded_note)
     app.router.add_get(LABEL, guarded)
     return tokens

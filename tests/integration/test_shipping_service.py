@@ -5,6 +5,7 @@ leaving, tracking to delivered, a delivery exception alerted, labels served by U
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -94,7 +95,8 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     with nothing left reserved; when the carriers report every parcel delivered but one,
     which is an exception, then those orders turn delivered, the other's shipment is at
     exception with one delivery_exception alert; each label is served by URL to a token
-    with orders:read, and refused without one."""
+    with orders:read, and refused without one, and so is the parcel's delivery note, which
+    names the order, the carrier and the tracking number."""
     settings = local_stack
     codec = single_object_codec()
     run = uuid.uuid4().hex[:6]
@@ -205,6 +207,12 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
             status, body = _get(url, shipping.token)
             assert status == 200 and body.startswith(b"%PDF") and lost.encode() in body
             assert _get(url, None)[0] == 401
+            status, note = _get(f"{url}/delivery-note.pdf", shipping.token)
+            assert status == 200 and note.startswith(b"%PDF")
+            text = subprocess.run(
+                ["pdftotext", "-", "-"], input=note, capture_output=True, check=True
+            ).stdout.decode()
+            assert lost in text and late["order_id"] in text and "dhl" in text
             assert _get(f"{shipping.base}/v1/labels/nope", shipping.token)[0] == 404
     print(
         f"shipping: {ORDERS} orders shipped by dhl after ups refused {ORDERS} labels; units {units}"
