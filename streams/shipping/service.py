@@ -35,6 +35,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -100,7 +101,9 @@ class ShippingService:
         self.last_error = ""
         self.counts = {"shipped": 0, "fallbacks": 0, "failed": 0, "delivered": 0, "exceptions": 0}
         self._dead = dead_letter_counter(registry or CollectorRegistry())
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # tracking updates, one at a time
+        self._busy: set[str] = set()  # shipment ids under way
+        self.concurrency = 8  # orders shipped at once (each one's steps stay in order)
         self._publisher: Publisher | None = None
         self._waves_reader: TopicReader | None = None
 
@@ -188,17 +191,27 @@ class ShippingService:
         assert self._waves_reader is not None, "start() first"
         for record in await self._waves_reader.poll():
             self._keep_wave(record)
-        done = 0
-        for wave, order in self.ready():
-            done += await self.ship(wave, order)
-        return done
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(wave: Wave, order: WaveOrder) -> int:
+            async with gate:
+                return await self.ship(wave, order)
+
+        results = await asyncio.gather(
+            *(one(w, o) for w, o in self.ready()), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:  # each shipment is whole or not at all: the next round tries again
+            raise failures[0]
+        return sum(r for r in results if isinstance(r, int))
 
     async def ship(self, wave: Wave, order: WaveOrder) -> int:
         """Ship ``order`` of ``wave`` (see the module docstring); 1 when shipped, else 0."""
         sid = records.shipment_id(wave.wave_id, order.order_id)
-        async with self._lock:
-            if sid in self.shipments:
-                return 0
+        if sid in self.shipments or sid in self._busy:
+            return 0
+        self._busy.add(sid)
+        try:
             lines = records.shipped_lines(order)
             units: Counter[str] = Counter()
             for ln in lines:
@@ -230,11 +243,8 @@ class ShippingService:
                 self.counts["fallbacks"] += 1
             now = now_ms()
             url = self._store_label(sid, bought.label.format, bought.label.data)
-            note = delivery_note_pdf(
-                wave,
-                order,
-                tracking_number=bought.label.tracking_number,
-                carrier=bought.label.carrier,
+            note = await asyncio.to_thread(
+                _render_note, wave, order, bought.label.tracking_number, bought.label.carrier
             )
             self._store_file(self.note_path(sid), note)
             shipment = records.new_shipment(
@@ -266,6 +276,8 @@ class ShippingService:
                 f"; passed over {passed_over}" if passed_over else "",
             )
             return 1
+        finally:
+            self._busy.discard(sid)
 
     async def _finish(self, shipment: Mapping[str, Any], *, resend: bool = False) -> None:
         """The ``shipped`` version of a ``created`` shipment; with ``resend`` (a restart found
@@ -379,6 +391,14 @@ class ShippingService:
     async def _send(self, batch: list[tuple[TopicSpec, str, dict[str, Any]]]) -> None:
         assert self._publisher is not None, "start() first"
         await self._publisher.send(batch)
+
+
+_REPORTLAB = threading.Lock()  # reportlab keeps global state: one document at a time
+
+
+def _render_note(wave: Wave, order: WaveOrder, tracking_number: str, carrier: str) -> bytes:
+    with _REPORTLAB:
+        return delivery_note_pdf(wave, order, tracking_number=tracking_number, carrier=carrier)
 
 
 def destination(order: WaveOrder) -> Address:

@@ -24,7 +24,7 @@ class MemoryCarrier:
         self.rates_down = False
         self.labels: dict[str, str] = {}  # reference -> tracking number
         self.status: dict[str, str] = {}  # tracking number -> status
-        self.refused_labels = 0
+        self.refused: list[str] = []  # references of the labels refused while down
         self._lock = threading.Lock()
 
     async def rates(
@@ -45,7 +45,7 @@ class MemoryCarrier:
     ) -> Label:
         with self._lock:
             if self.labels_down:
-                self.refused_labels += 1
+                self.refused.append(reference)
                 raise CarrierUnavailable(f"{self.name}: 503 Service Unavailable")
             number = self.labels.setdefault(reference, f"{self.name.upper()}{len(self.labels):08d}")
             self.status.setdefault(number, "in_transit")
