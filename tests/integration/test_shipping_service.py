@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from confluent_kafka import Producer
 
+from connectors.carriers.model import Label
 from schemas.codec import single_object_codec
 from streams.fulfilment.config import parse as parse_fulfilment
 from streams.fulfilment.picking import confirm
@@ -25,7 +26,8 @@ from streams.fulfilment.records import wave_record
 from streams.kernel.kafka_config import producer_config
 from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
-from streams.kernel.topics import FULFILMENT_WAVES, STOCK_ALERTS
+from streams.kernel.topics import FULFILMENT_SHIPMENTS, FULFILMENT_WAVES, STOCK_ALERTS
+from streams.shipping import records
 from streams.shipping.config import parse_shipping
 from tests.fakes.carriers import MemoryCarrier
 from tests.fakes.shipping import ShippingThread
@@ -218,3 +220,66 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     print(
         f"shipping: {ORDERS} orders shipped by dhl after ups refused {ORDERS} labels; units {units}"
     )
+
+
+def test_a_shipment_left_at_created_by_a_stop_is_finished_at_start_without_a_second_label(
+    local_stack: Settings, worker: WorkerProcess
+) -> None:
+    """Given an order allocated, waved and picked, whose shipment the shipping service wrote
+    at `created` before it stopped (its shipped event never sent), when the service starts,
+    then it sends the order's shipped event and the shipment's shipped version, the order is
+    shipped and its units leave the stock, and no carrier is asked for another label."""
+    settings = local_stack
+    codec = single_object_codec()
+    run = uuid.uuid4().hex[:6]
+    sku = f"ship-stool-{run}"
+    produce_events(
+        settings, codec, [stock_event(f"{run}-s", "stock_count", sku, 10, location="paris-wh")]
+    )
+    wait_for(lambda: _levels(worker, sku).get("paris-wh") == (10, 0), timeout=60, what="counted")
+    time.sleep(1.5)  # the order agent's view of the levels follows the ledger's
+    order_id = f"shopify:restart-{run}"
+    ship_to = {"country": "FR", "postal_code": "33000", "lat": None, "lon": None}
+    with StateFollower(settings, codec, f"restart-{run}") as follower:
+        send_orders(
+            settings, codec, [order_record(order_id, "shopify", [("1", sku, 2)], ship_to=ship_to)]
+        )
+        follower.wait({order_id}, frozenset({"allocated"}), timeout=60, what="allocated")
+        now = int(time.time() * 1000)
+        [wave] = plan_waves(
+            list(follower.snapshot().values()), "paris-wh", set(), parse_fulfilment({}), now
+        )
+        wave = confirm(wave, order_id, "1", 2, now).wave
+        label = Label("dhl", "std", f"JD{run}", "PDF", b"%PDF-1.4 label", 700, "EUR")
+        created = records.new_shipment(
+            wave, wave.orders[0], label, parcels=1, weight_g=800, label_url=None, now=now
+        )
+        producer = Producer(producer_config(settings))
+        produce(
+            producer,
+            FULFILMENT_WAVES.name,
+            wave.wave_id.encode(),
+            codec.encode(FULFILMENT_WAVES.value_schema, wave_record(wave)),
+        )
+        produce(
+            producer,
+            FULFILMENT_SHIPMENTS.name,
+            created["shipment_id"].encode(),
+            codec.encode(FULFILMENT_SHIPMENTS.value_schema, created),
+        )
+        assert producer.flush(30) == 0
+        carriers = {"dhl": MemoryCarrier("dhl", 700, 1)}
+        with ShippingThread(settings, parse_shipping(SHIPPING, CARRIERS), carriers) as shipping:
+            follower.wait({order_id}, frozenset({"shipped"}), timeout=60, what="shipped")
+            wait_for(
+                lambda: (
+                    shipping.shipments()[created["shipment_id"]]["status"]
+                    in ("shipped", "in_transit")
+                ),
+                timeout=30,
+                what="the shipment's shipped version",
+            )
+            assert carriers["dhl"].labels == {}
+            wait_for(
+                lambda: _levels(worker, sku)["paris-wh"] == (8, 0), timeout=30, what="2 units left"
+            )
