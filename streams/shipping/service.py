@@ -24,8 +24,8 @@ shipment (delivered also sends the order's ``delivered`` event), ``exception`` m
 raises one ``delivery_exception`` alert.
 
 An order that cannot be shipped (no address for its location, no carrier selling a label)
-is dead-lettered once (component ``shipping``, the original is the wave id and order id) and
-tried again at the next tracking tick, when the carriers may be back.
+is dead-lettered once per process (component ``shipping``, the original is the wave id and
+order id) and tried again at each tracking tick, when the carriers may be back.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class ShippingService:
         self._dead = dead_letter_counter(registry or CollectorRegistry())
         self._lock = asyncio.Lock()  # tracking updates, one at a time
         self._busy: set[str] = set()  # shipment ids under way
+        self._lettered: set[str] = set()  # shipment ids dead-lettered by this process
         self.concurrency = 8  # orders shipped at once (each one's steps stay in order)
         self._publisher: Publisher | None = None
         self._waves_reader: TopicReader | None = None
@@ -296,6 +297,10 @@ class ShippingService:
         self.failed.add(sid)
         self.counts["failed"] += 1
         self.last_error = f"{sid}: {reason}: {error}"[:500]
+        if sid in self._lettered:  # tried again at a tracking tick: one dead letter is enough
+            log.warning("shipping: %s still cannot ship: %s: %s", sid, reason, error[:300])
+            return
+        self._lettered.add(sid)
         original = json.dumps({"wave_id": wave.wave_id, "order_id": order.order_id}).encode()
         record = dead_letter(
             self._dead,

@@ -26,7 +26,12 @@ from streams.fulfilment.records import wave_record
 from streams.kernel.kafka_config import producer_config
 from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
-from streams.kernel.topics import FULFILMENT_SHIPMENTS, FULFILMENT_WAVES, STOCK_ALERTS
+from streams.kernel.topics import (
+    FULFILMENT_SHIPMENTS,
+    FULFILMENT_WAVES,
+    STOCK_ALERTS,
+    STOCK_DEADLETTER,
+)
 from streams.shipping import records
 from streams.shipping.config import parse_shipping
 from tests.fakes.carriers import MemoryCarrier
@@ -96,7 +101,9 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     best carrier, the orders turn shipped, and on_hand drops by exactly the shipped units
     with nothing left reserved; when the carriers report every parcel delivered but one,
     which is an exception, then those orders turn delivered, the other's shipment is at
-    exception with one delivery_exception alert; each label is served by URL to a token
+    exception with one delivery_exception alert; an order picked at a store without a
+    ship-from address is dead-lettered (ship_failed, naming the store) and the others ship
+    all the same; each label is served by URL to a token
     with orders:read, and refused without one, and so is the parcel's delivery note, which
     names the order, the carrier and the tracking number."""
     settings = local_stack
@@ -109,6 +116,7 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
         [
             stock_event(f"{run}-c", "stock_count", chair, 100, location="paris-wh"),
             stock_event(f"{run}-l", "stock_count", lamp, 100, location="lyon-wh"),
+            stock_event(f"{run}-v", "stock_count", f"{lamp}-vase", 5, location="lille-store"),
         ],
     )
     wait_for(
@@ -129,6 +137,11 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
         )
         for i in range(ORDERS)
     ]
+    # the store ships nothing: no ship-from address is configured for it (bad input)
+    stray = order_record(
+        f"shopify:ship-{run}-stray", "shopify", [("1", f"{lamp}-vase", 1)],
+        ship_to={"country": "FR", "postal_code": "33000", "lat": None, "lon": None},
+    )  # fmt: skip
     units = {chair: sum(1 + i % 2 for i in range(ORDERS) if i % 2 == 0)}
     units[lamp] = sum(1 + i % 2 for i in range(ORDERS) if i % 2 == 1)
     ids = {o["order_id"] for o in orders}
@@ -139,17 +152,19 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     }
     carriers["ups"].labels_down = True
     with StateFollower(settings, codec, f"ship-{run}-") as follower:
-        send_orders(settings, codec, orders)
-        follower.wait(ids, frozenset({"allocated"}), timeout=60, what="allocated")
+        send_orders(settings, codec, [*orders, stray])
+        follower.wait(
+            {*ids, stray["order_id"]}, frozenset({"allocated"}), timeout=60, what="allocated"
+        )
         config = parse_fulfilment({})
         now = int(time.time() * 1000)
         states = list(follower.snapshot().values())
         waves = [
             w
-            for loc in ("paris-wh", "lyon-wh")
+            for loc in ("paris-wh", "lyon-wh", "lille-store")
             for w in plan_waves(states, loc, set(), config, now)
         ]
-        assert sum(len(w.orders) for w in waves) == ORDERS
+        assert sum(len(w.orders) for w in waves) == ORDERS + 1
         producer = Producer(producer_config(settings))
         for wave in waves:
             for order in wave.orders:
@@ -172,6 +187,19 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
             assert {s["carrier"] for s in shipments.values()} == {"dhl"}
             refused = [ref for ref in carriers["ups"].refused if f"ship-{run}-" in ref]
             assert len(refused) == ORDERS and not carriers["ups"].labels
+            dead = read_topic(
+                settings,
+                codec,
+                STOCK_DEADLETTER,
+                lambda d: (
+                    d.get("component") == "shipping"
+                    and d.get("event_id", "").endswith(stray["order_id"])
+                ),
+                until=lambda found: bool(found),
+                timeout=20,
+            )
+            assert dead[0]["reason"] == "ship_failed" and "lille-store" in dead[0]["error"]
+            assert follower.snapshot()[stray["order_id"]]["status"] == "allocated"
             assert all(s["status"] in ("shipped", "in_transit") for s in shipments.values())
             wait_for(
                 lambda: (
