@@ -72,6 +72,7 @@ from connectors.framework.kafka import (
 from connectors.framework.order_states import CancelFailures, OrderStatesSource
 from connectors.framework.polling import Poller
 from connectors.framework.refusals import ExceptionsView, RefusalActions, RefusalHandler
+from connectors.framework.shipments import ChannelShipper, ShipmentsSource
 from connectors.framework.state import ConnectorState
 from connectors.framework.types import ChannelPusher, PushItem
 from connectors.magento.inbound import MagentoInbound
@@ -93,6 +94,7 @@ from connectors.shopify.limits import ShopifyLimits
 from connectors.shopify.mapping import ShopifyMapping
 from connectors.shopify.outbound import ShopifyPusher
 from connectors.shopify.refusals import ShopifyRefusals
+from connectors.shopify.ship import ShopifyShipper
 from connectors.woocommerce.cancel import WooCanceller
 from connectors.woocommerce.client import WooClient
 from connectors.woocommerce.inbound import WooInbound
@@ -100,6 +102,7 @@ from connectors.woocommerce.limits import WooLimits
 from connectors.woocommerce.mapping import WooMapping
 from connectors.woocommerce.outbound import WooPusher
 from connectors.woocommerce.refusals import WooRefusals
+from connectors.woocommerce.ship import WooShipper
 from schemas.codec import Codec
 from schemas.times import now_ms
 from streams.bundles.catalogue import load_catalogue
@@ -137,6 +140,7 @@ class Channel:
     refusals: RefusalActions
     canceller: ChannelCanceller
     acceptance: AcceptanceActions | None = None  # marketplaces that hold orders for the seller
+    shipper: ChannelShipper | None = None  # confirms shipments (connectors.framework.shipments)
 
 
 def build_channel(
@@ -253,6 +257,7 @@ def build_channel(
             ShopifyPusher(client, mapping, max_batch=inst.max_batch),
             ShopifyRefusals(client, mapping),
             ShopifyCanceller(client, mapping),
+            shipper=ShopifyShipper(client, mapping),
         )
     if isinstance(mapping, MagentoMapping):
         magento = build_magento(
@@ -279,6 +284,7 @@ def build_channel(
         WooPusher(woo, mapping, max_batch=inst.max_batch),
         WooRefusals(woo, mapping),
         WooCanceller(woo, mapping),
+        shipper=WooShipper(woo, mapping),
     )
 
 
@@ -473,6 +479,9 @@ class Runtime:
                 if booked
                 else None
             )
+            shipments = ShipmentsSource.build(
+                self.settings, codec, channels, self.config, publisher
+            )
             skus = {c.instance.name: c.instance.skus for c in channels}
             prices = PriceRuntime.build(self.settings, self.config, channels, publisher, codec)
             if prices is not None:
@@ -496,6 +505,9 @@ class Runtime:
             decide = asyncio.create_task(decisions.run(), name="decisions")
             cancel = asyncio.create_task(
                 states.run() if states is not None else asyncio.sleep(0), name="order-states"
+            )
+            ship = asyncio.create_task(
+                shipments.run() if shipments is not None else asyncio.sleep(0), name="shipments"
             )
             log.info(
                 "connectors: receiving webhooks at http://%s:%d/webhooks/{%s}; levels "
@@ -521,6 +533,8 @@ class Runtime:
             decisions.stop()
             if states is not None:
                 states.stop()
+            if shipments is not None:
+                shipments.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -532,6 +546,10 @@ class Runtime:
                 await asyncio.wait_for(cancel, DRAIN_TIMEOUT_S)  # ends after its poll
             if cancel.done() and states is not None:
                 states.close()  # commits what was acted on
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ship, DRAIN_TIMEOUT_S)
+            if ship.done() and shipments is not None:
+                shipments.close()
             if prices is not None:
                 await prices.stop()
             levels.stop()

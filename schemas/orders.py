@@ -280,7 +280,16 @@ def problems(order: Mapping[str, Any]) -> list[InvalidOrder]:
         out.append(InvalidOrder("unknown_type", f"type: {kind!r} is not one of {known}"))
     for name in ("event_id", "order_id", "channel", "source"):
         _text(out, name, order.get(name), required=True)
-    for name in ("pickup_location", "customer_ref", "risk", "location", "note", "by"):
+    for name in (
+        "pickup_location",
+        "customer_ref",
+        "risk",
+        "location",
+        "note",
+        "by",
+        "tracking_number",
+        "carrier",
+    ):
         _text(out, name, order.get(name), required=False)
     channel, order_id = order.get("channel"), order.get("order_id")
     if isinstance(channel, str) and not _CHANNEL.fullmatch(channel):

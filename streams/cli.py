@@ -158,6 +158,20 @@ def _add_waves(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     run.set_defaults(func=_waves)
 
 
+def _ship(args: argparse.Namespace) -> int:
+    from streams.shipping.run import run_command
+
+    return run_command(load())
+
+
+def _add_ship(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`stockflow ship run`: picked orders packed, labelled, shipped and tracked."""
+    ship = sub.add_parser("ship", help="the shipping service: labels, shipments, tracking")
+    actions = ship.add_subparsers(dest="action", required=True)
+    run = actions.add_parser("run", help="ship picked orders, track them, serve the labels")
+    run.set_defaults(func=_ship)
+
+
 def _add_replenish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`stockflow replenish ...`: demand forecasts and supplier order proposals."""
     replenish = sub.add_parser("replenish", help="demand forecasts and supplier order proposals")
@@ -378,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_replenish(sub)
     _add_waves(sub)
+    _add_ship(sub)
     _add_web(sub)
     _add_feeds(sub)
     _add_carriers(sub)

@@ -51,6 +51,8 @@ _IDEMPOTENT = re.compile(r'@idempotent\(\s*key:\s*(?:"([^"]+)"|\$(\w+))\s*\)')
 
 ORDER_GID = "gid://shopify/Order/"
 RFO_GID = "gid://shopify/ReverseFulfillmentOrder/"
+FO_GID = "gid://shopify/FulfillmentOrder/"
+FO_LINE_GID = "gid://shopify/FulfillmentOrderLineItem/"
 
 
 def _gid_int(gid: str, prefix: str) -> int:
@@ -548,6 +550,7 @@ class FakeShopify(FakeChannel):
             or "inventorySetQuantities" in query
             or "orderCancel" in query
             or "tagsAdd" in query
+            or "fulfillmentCreate" in query
         ):
             requested = 10.0
         elif "reverseFulfillmentOrder(" in query:
@@ -593,6 +596,16 @@ class FakeShopify(FakeChannel):
             return web.json_response(
                 {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
             )
+        if "fulfillmentOrders" in query:
+            data = {"order": self._fulfillment_orders(str(variables.get("id", "")))}
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
+        if "fulfillmentCreate" in query:
+            data = {"fulfillmentCreate": self._fulfillment_create(variables)}
+            return web.json_response(
+                {"data": data, "extensions": {"cost": self._cost(requested, requested)}}
+            )
         if "order(id:" in query:
             data = {"order": self._order_risk(str(variables.get("id", "")))}
             return web.json_response(
@@ -614,6 +627,104 @@ class FakeShopify(FakeChannel):
         result = self._set_quantities(query, variables)
         result.setdefault("extensions", {"cost": self._cost(requested, requested)})
         return web.json_response(result)
+
+    def _fulfillment_orders(self, gid: str) -> dict[str, Any] | None:
+        """``order(id:) { fulfillments { id trackingInfo { company number } } fulfillmentOrders
+        { nodes { id status lineItems { nodes { id remainingQuantity lineItem { id sku } } } }
+        } }``: one fulfilment order per order here
+        (its id is the order's), OPEN while units remain, CLOSED after; null for no order."""
+        order = self.orders.get(_gid_int(gid, ORDER_GID))
+        if order is None:
+            return None
+        left = sum(li["fulfillable_quantity"] for li in order["line_items"])
+        status = "CLOSED" if not left or order["cancelled_at"] else "OPEN"
+        lines = [
+            {
+                "id": f"{FO_LINE_GID}{li['id']}",
+                "remainingQuantity": li["fulfillable_quantity"],
+                "lineItem": {"id": f"gid://shopify/LineItem/{li['id']}", "sku": li["sku"]},
+            }
+            for li in order["line_items"]
+        ]
+        done = [
+            {
+                "id": f["admin_graphql_api_id"],
+                "trackingInfo": [{"company": f["tracking_company"], "number": f["tracking_number"]}]
+                if f.get("tracking_number")
+                else [],
+            }
+            for f in order["fulfillments"]
+        ]
+        return {
+            "fulfillments": done,
+            "fulfillmentOrders": {
+                "nodes": [
+                    {
+                        "id": f"{FO_GID}{order['id']}",
+                        "status": status,
+                        "lineItems": {"nodes": lines},
+                    }
+                ]
+            },
+        }
+
+    def _fulfillment_create(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """``fulfillmentCreate(fulfillment: {lineItemsByFulfillmentOrder, trackingInfo,
+        notifyCustomer})``: ships the named fulfilment order lines (all remaining when a
+        fulfilment order names none) with the tracking info; user errors as Shopify gives
+        them (an unknown fulfilment order, more than remains, a closed one)."""
+        fulfillment = variables.get("fulfillment") or {}
+        groups = fulfillment.get("lineItemsByFulfillmentOrder") or []
+
+        def error(message: str) -> dict[str, Any]:
+            return {
+                "fulfillment": None,
+                "userErrors": [{"field": ["fulfillment"], "message": message}],
+            }
+
+        if not groups:
+            return error("Line items by fulfillment order must not be empty")
+        shipped: list[tuple[int, int]] = []
+        order_id = 0
+        for group in groups:
+            order_id = _gid_int(str(group.get("fulfillmentOrderId", "")), FO_GID)
+            order = self.orders.get(order_id)
+            if order is None:
+                return error("Fulfillment order does not exist.")
+            by_id = {li["id"]: li for li in order["line_items"]}
+            items = group.get("fulfillmentOrderLineItems")
+            if items is None:
+                items = [
+                    {"id": f"{FO_LINE_GID}{li['id']}", "quantity": li["fulfillable_quantity"]}
+                    for li in order["line_items"]
+                    if li["fulfillable_quantity"]
+                ]
+            if not items:
+                return error("Fulfillment order is closed: nothing left to fulfill")
+            for item in items:
+                line = by_id.get(_gid_int(str(item.get("id", "")), FO_LINE_GID))
+                qty = int(item.get("quantity") or 0)
+                if line is None:
+                    return error("Fulfillment order line item does not exist.")
+                if not 0 < qty <= line["fulfillable_quantity"]:
+                    return error(f"Invalid quantity {qty} for line item {line['id']}")
+                shipped.append((line["id"], qty))
+        result = self.fulfil(order_id, shipped)
+        tracking = fulfillment.get("trackingInfo") or {}
+        stored = self.orders[order_id]["fulfillments"][-1]
+        for target in (stored, result):
+            target["tracking_company"] = tracking.get("company")
+            target["tracking_number"] = tracking.get("number")
+            target["notify_customer"] = bool(fulfillment.get("notifyCustomer"))
+        info = [{k: tracking.get(k) for k in ("company", "number", "url")}]
+        return {
+            "fulfillment": {
+                "id": result["admin_graphql_api_id"],
+                "status": str(result["status"]).upper(),
+                "trackingInfo": info if tracking else [],
+            },
+            "userErrors": [],
+        }
 
     def _order_risk(self, gid: str) -> dict[str, Any] | None:
         """``order(id:) { risk { assessments { riskLevel } } }``; null for an unknown order."""

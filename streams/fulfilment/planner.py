@@ -43,7 +43,8 @@ __all__ = [
     "waved_lines",
 ]
 
-WAVEABLE = frozenset({"allocated", "released"})
+# partially_shipped: a short pick's remainder, reserved again after the rest of the order left
+WAVEABLE = frozenset({"allocated", "released", "partially_shipped"})
 LEFT = frozenset({"shipped", "delivered", "cancelled", "rejected", "returned", "picked_up"})
 _PARTS = re.compile(r"(\d+)")
 

@@ -174,6 +174,17 @@ FULFILMENT_WAVES = TopicSpec(
     " and short_pick alerts.",
 )
 
+FULFILMENT_SHIPMENTS = TopicSpec(
+    name="fulfilment.shipments.v1",
+    key="shipment id",
+    value_schema="stockflow.v1.Shipment",
+    cleanup_policy="compact",
+    writer=Writer.FULFILMENT,
+    doc="Parcels shipped by the shipping service (`stockflow ship run`): order, lines, carrier,"
+    " tracking number, label URL, cost, status, one record per version (compacted: the last"
+    " one per shipment stays). No address.",
+)
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_EVENTS,
     STOCK_LEVELS,
@@ -190,6 +201,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     PRICE_EVENTS,
     FULFILMENT_WAVES,
 )
+ALL_TOPICS += (FULFILMENT_SHIPMENTS,)  # the shipping service
 
 OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
     STOCK_LEVELS,
@@ -203,6 +215,7 @@ OUTPUT_TOPICS: tuple[TopicSpec, ...] = (
 SINK_TOPICS: tuple[TopicSpec, ...] = (*OUTPUT_TOPICS, STOCKFLOW_AUDIT, ORDERS_STATE)
 SINK_TOPICS += (REPLENISHMENT_PROPOSALS,)  # purchase orders (migration 6)
 SINK_TOPICS += (NOTIFICATION_DELIVERIES,)  # alert deliveries → alert_deliveries
+SINK_TOPICS += (FULFILMENT_SHIPMENTS,)  # shipments and their cost → shipments (migration 8)
 
 
 def by_name(name: str) -> TopicSpec:

@@ -175,6 +175,8 @@ _TOP_KEYS = {
     "notifications",  # alert routing (streams.notifications.config); ignored here
     "fulfilment",  # waves and bins (streams.fulfilment.config); ignored here
     "bundles",  # bundle definitions (streams.bundles.catalogue); ignored here
+    "shipping",  # the shipping service's rhythm (streams.shipping.config); ignored here
+    "carriers",  # carrier accounts, parcels, ship-from (connectors.carriers.config); ignored
 }
 _LOCATION_KEYS = {"name", "safety_stock", "low_stock_threshold"}
 _CHANNEL_KEYS = {"name", "locations", "rule", "on_insufficient", "min_shelf_life_days"}

@@ -29,6 +29,7 @@ from streams.sink.rows import (
     _text,
     to_rows,
 )
+from streams.sink.shipment_rows import SHIPMENT, SHIPMENTS, shipment_rows
 
 ORDER_STATE = "stockflow.v1.OrderState"
 MAX_QTY = 2**62  # far above any real quantity; keeps qty x unit_price inside Int64 sums
@@ -226,6 +227,8 @@ def table_rows(schema: str, record: Mapping[str, Any], partition: int, offset: i
         return proposal_rows(record, partition, offset)
     if schema == ALERT_DELIVERY:
         return [(ALERT_DELIVERIES, delivery_rows(record, partition, offset))]
+    if schema == SHIPMENT:
+        return [(SHIPMENTS, shipment_rows(record, partition, offset))]
     table, rows = to_rows(schema, record, partition, offset)
     return [(table, rows)]
 

@@ -436,3 +436,38 @@ ORDER BY (recipient, delivery_id, status)
 """
 
 MIGRATIONS += (Migration(7, "alert deliveries", (_ALERT_DELIVERIES,)),)
+# -- Shipments (fulfilment.shipments.v1) ----------------------------------------------------
+# One row per Shipment version (no address): carrier, tracking, status, units and the label's
+# cost, the order's shipping cost as bought. ReplacingMergeTree(version) keeps each
+# shipment's last version; cost per order or channel: ``argMax(cost_minor, version)`` per
+# shipment_id, summed.
+_SHIPMENTS = """
+CREATE TABLE IF NOT EXISTS {db}.shipments (
+    shipment_id String,
+    version UInt64,
+    order_id String,
+    channel String,
+    location String,
+    wave_id Nullable(String),
+    carrier String,
+    service String,
+    tracking_number String,
+    status String,
+    units UInt64,
+    parcels UInt32,
+    weight_g UInt64,
+    cost_minor Int64,
+    currency String,
+    country Nullable(String),
+    created_at DateTime('UTC'),
+    created_at_ms UInt64,
+    updated_at DateTime('UTC'),
+    updated_at_ms UInt64,
+    kafka_partition UInt32,
+    kafka_offset UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(created_at)
+ORDER BY (channel, order_id, shipment_id)
+"""
+
+MIGRATIONS += (Migration(8, "shipments", (_SHIPMENTS,)),)

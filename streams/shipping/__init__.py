@@ -1,0 +1,1 @@
+"""The shipping service: picked orders packed, labelled, shipped and tracked to delivery."""
