@@ -3,7 +3,7 @@ are dead-lettered, their SKUs are kept dirty, and once the channel answers again
 brought to the ledger's figures with no manual step. Drift found by reconciliation becomes
 an alert on stock.alerts.v1.
 
-``STOCKFLOW_CHANNEL_OUTAGE_SECONDS`` sets the outage (CI default 30; the reliability figure
+``STOCKFLOW_CHANNEL_OUTAGE_SECONDS`` sets the outage (CI default 15; the reliability figure
 in the README is from 90)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests.support.ports import free_port
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 START = 500
-OUTAGE_S = float(os.environ.get("STOCKFLOW_CHANNEL_OUTAGE_SECONDS", "30"))
+OUTAGE_S = float(os.environ.get("STOCKFLOW_CHANNEL_OUTAGE_SECONDS", "15"))
 DIRTY_RETRY_S = 5.0
 # 3 attempts (about 1.5 s of backoff) so that even the CI outage dead-letters pushes and the
 # healing path, not the ordinary retry, is what brings the channel back

@@ -20,7 +20,7 @@ from streams.ledger.rules import apply
 from streams.ledger.state import SkuState
 from tests.support.kafka import group_lag, produce_events, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
-from tests.support.stores import fault_stores
+from tests.support.stores import table_stores
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -118,7 +118,7 @@ def _expected(events: list[dict[str, Any]]) -> dict[str, SkuState]:
     return states
 
 
-@pytest.fixture(params=fault_stores())
+@pytest.fixture(params=table_stores())
 def worker(local_stack: Settings, request: pytest.FixtureRequest) -> Iterator[WorkerProcess]:
     """A worker on each table store: Faust's in-memory store, and RocksDB."""
     process = WorkerProcess(

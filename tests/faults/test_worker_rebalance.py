@@ -17,17 +17,17 @@ from streams.kernel.topics import STOCK_EVENTS
 from tests.faults.test_worker_crash import _expected, _stream, movements_add_up
 from tests.support.kafka import group_lag, produce_events, wait_for
 from tests.support.ports import free_port
-from tests.support.stores import fault_stores
+from tests.support.stores import table_stores
 from tests.support.worker import WorkerProcess, state_mismatches
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 # rounds of 20,000 events: a backlog far larger than the worker's stream buffers (8,192
 # events), so that its drain waits on full buffers when the rebalances come
-BACKLOG_ROUNDS = int(os.environ.get("STOCKFLOW_REBALANCE_BACKLOG_ROUNDS", "4"))
+BACKLOG_ROUNDS = int(os.environ.get("STOCKFLOW_REBALANCE_BACKLOG_ROUNDS", "3"))
 
 
-@pytest.fixture(params=fault_stores())
+@pytest.fixture(params=table_stores())
 def store(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -29,7 +29,7 @@ from tests.faults.test_worker_crash import _stream
 from tests.support.group import OwnershipSampler, ownerless_episodes, read_from
 from tests.support.kafka import end_offsets, rewind_group
 from tests.support.ports import free_port
-from tests.support.stores import fault_stores
+from tests.support.stores import table_stores
 from tests.support.storm import caught_up, movement_or_decision_checks, stock_mismatches
 from tests.support.worker import WorkerProcess
 
@@ -39,7 +39,7 @@ KILLS = int(os.environ.get("STOCKFLOW_STORM_KILLS", "3"))
 EVENTS = int(os.environ.get("STOCKFLOW_STORM_EVENTS", "20000"))
 RATE = int(os.environ.get("STOCKFLOW_STORM_RATE", "1000"))  # events/s offered
 SEED = int(os.environ.get("STOCKFLOW_STORM_SEED", "12"))
-STORES = fault_stores()
+STORES = table_stores()
 WORKERS = 3
 # the whole run: producing, the kills, catching up and the checks, with room on shared cores
 RUN_LIMIT_S = max(600, EVENTS // 100 + KILLS * 30 + 300)

@@ -22,6 +22,7 @@ from tests.support.kafka import (
     wait_for,
 )
 from tests.support.ports import free_port
+from tests.support.stores import table_stores
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ def codec() -> Codec:
     return single_object_codec()
 
 
-@pytest.fixture(scope="module", params=["memory://", "rocksdb://"])
+@pytest.fixture(scope="module", params=table_stores())
 def worker(
     local_stack: Settings, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[WorkerProcess]:

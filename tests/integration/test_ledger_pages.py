@@ -14,6 +14,7 @@ from schemas.codec import single_object_codec
 from streams.kernel.settings import Settings
 from tests.support.kafka import produce_events, stock_event, wait_for
 from tests.support.ports import free_port
+from tests.support.stores import table_stores
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ EVENTS = 300  # per SKU: ~9 pages of ids and ~19 of journal sealed, most dropped
 WINDOW = 50  # applied_ids_limit: older ids are forgotten and their pages deleted
 
 
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+@pytest.mark.parametrize("store", table_stores())
 def test_a_busy_sku_recovers_its_paged_state_and_still_knows_its_window(
     local_stack: Settings, tmp_path: Path, store: str
 ) -> None:

@@ -38,7 +38,7 @@ pytestmark = [
     pytest.mark.integration,
 ]
 
-ORDERS = int(os.environ.get("STOCKFLOW_BOOK_ORDERS", "2000"))
+ORDERS = int(os.environ.get("STOCKFLOW_BOOK_ORDERS", "1000"))
 SKUS = int(os.environ.get("STOCKFLOW_BOOK_SKUS", "20"))
 RATE = float(os.environ.get("STOCKFLOW_BOOK_RATE", "1000"))  # orders/s, the channels together
 SETTLE_S = max(180, ORDERS // 10)

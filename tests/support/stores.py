@@ -1,17 +1,14 @@
-"""The table stores the worker fault tests run on.
+"""The table stores the worker tests that recover a table run on.
 
-``STOCKFLOW_FAULT_STORES`` (comma-separated): RocksDB by default, the store a worker uses
+``STOCKFLOW_TEST_STORES`` (comma-separated): RocksDB by default, the store a worker uses
 unless told otherwise; ``rocksdb://,memory://`` adds Faust's in-memory store, whose
-recovery replays the whole changelog (the ledger's own tests cover it on every run)."""
+recovery replays the whole changelog."""
 
 from __future__ import annotations
 
 import os
 
 
-def fault_stores() -> list[str]:
-    return [
-        s.strip()
-        for s in os.environ.get("STOCKFLOW_FAULT_STORES", "rocksdb://").split(",")
-        if s.strip()
-    ]
+def table_stores() -> list[str]:
+    stores = os.environ.get("STOCKFLOW_TEST_STORES", "rocksdb://").split(",")
+    return [s.strip() for s in stores if s.strip()]
