@@ -7,15 +7,12 @@ Sizes: ``STOCKFLOW_FNAC_E2E_ORDERS`` orders of 3 units competing for 10 (default
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -24,52 +21,25 @@ from schemas.codec import single_object_codec
 from streams.kernel import topics
 from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
+from tests.support.fake_loop import FakesOnLoop
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 LOCATION = "main"
 ORDERS = int(os.environ.get("STOCKFLOW_FNAC_E2E_ORDERS", "5"))
 UNITS = 3
 STOCK = 10
 
 
-class FakeThread:
+class FakeThread(FakesOnLoop):
     """The fake Fnac on its own event loop thread; state touched only from that loop."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.fnac = FakeFnac(batch_delay_s=0.3, seed=5)
-
-    def start(self) -> None:
-        self._thread.start()
-        self.run(self.fnac.start())
-
-    def stop(self) -> None:
-        try:
-            self.run(self.fnac.close(), timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T], timeout: float = 30) -> T:
-        done: Future[T] = Future()
-
-        def invoke() -> None:
-            try:
-                done.set_result(fn())
-            except Exception as exc:  # handed to the caller's thread
-                done.set_exception(exc)
-
-        self.loop.call_soon_threadsafe(invoke)
-        return done.result(timeout)
+        super().__init__(self.fnac)
 
 
 @dataclass
