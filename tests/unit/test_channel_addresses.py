@@ -28,6 +28,7 @@ from streams.fulfilment.model import Wave, WaveLine, WaveOrder, WaveStatus
 from streams.kernel.settings import Settings
 from streams.shipping import records
 from streams.shipping.config import parse_shipping
+from streams.shipping.run import run_command
 from streams.shipping.service import ShippingService
 from tests.fakes.harness import seed_shopify, seed_woo, shopify_client, woo_client
 
@@ -284,3 +285,16 @@ def test_the_book_is_built_from_the_connectors_configuration_by_channel_kind() -
             assert await book(_order("magento:000000001")) is None
 
     asyncio.run(run())
+
+
+def test_ship_run_refuses_a_connectors_configuration_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given STOCKFLOW_CONNECTORS_CONFIG naming a missing file, when `stockflow ship run`
+    starts, then it exits 2 naming the variable, before touching Kafka or a carrier."""
+    config = tmp_path / "stockflow.yaml"
+    config.write_text('carriers: {ship_from: {paris: {country: FR, postal_code: "75011"}}}\n')
+    monkeypatch.setenv("STOCKFLOW_CONNECTORS_CONFIG", str(tmp_path / "missing.yaml"))
+    settings = Settings(state_dir=tmp_path, config_path=str(config))
+    assert run_command(settings) == 2
+    assert "STOCKFLOW_CONNECTORS_CONFIG" in capsys.readouterr().err
