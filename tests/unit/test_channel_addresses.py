@@ -20,6 +20,7 @@ from connectors.carriers.destinations import AddressUnavailableError, ChannelAdd
 from connectors.carriers.model import Address, Rate
 from connectors.config import parse_connectors_config
 from connectors.shopify.addresses import ShopifyAddresses
+from connectors.shopify.client import ShopifyClient
 from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.addresses import WooAddresses
@@ -298,3 +299,21 @@ def test_ship_run_refuses_a_connectors_configuration_it_cannot_read(
     settings = Settings(state_dir=tmp_path, config_path=str(config))
     assert run_command(settings) == 2
     assert "STOCKFLOW_CONNECTORS_CONFIG" in capsys.readouterr().err
+
+
+def test_a_channel_answering_too_late_raises_for_a_later_try() -> None:
+    """Given a Shopify store answering after 0.5 s and a client waiting 0.2 s, when an
+    order's address is asked, then the book raises AddressUnavailableError (timeout), not
+    None."""
+
+    async def run() -> None:
+        async with FakeShopify() as fake, aiohttp.ClientSession() as session:
+            seed_shopify(fake)
+            oid = fake.place_order([(10, 1)])["id"]
+            client = ShopifyClient(session, fake.url, fake.token, timeout_s=0.2)
+            book = ChannelAddresses({"shopify": ShopifyAddresses(client)})
+            fake.slow(500)
+            with pytest.raises(AddressUnavailableError, match="unreachable"):
+                await book(_order(f"shopify:{oid}"))
+
+    asyncio.run(run())
