@@ -83,6 +83,16 @@ class ShopifyClient:
                 return orders
             params = {"limit": str(limit), "page_info": cursor}
 
+    async def order(self, order_id: str, fields: str) -> dict[str, Any] | None:
+        """``GET /orders/{id}.json?fields=…`` (REST): the order's ``fields``, or ``None``
+        when the store has no such order (404)."""
+        await self.limits.before_rest()
+        body, _ = await self._call_with_headers(
+            "GET", f"/orders/{order_id}.json", params={"fields": fields}, rest=True, missing=True
+        )
+        order = body.get("order")
+        return order if isinstance(order, dict) else None
+
     async def _call(
         self, method: str, path: str, *, rest: bool = False, **kwargs: Any
     ) -> dict[str, Any]:
@@ -90,8 +100,15 @@ class ShopifyClient:
         return body
 
     async def _call_with_headers(
-        self, method: str, path: str, *, rest: bool = False, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        rest: bool = False,
+        missing: bool = False,
+        **kwargs: Any,
     ) -> tuple[dict[str, Any], dict[str, str]]:
+        """``missing``: a 404 answers ``{}`` instead of raising ``RejectedError``."""
         try:
             async with self._session.request(
                 method, self._api + path, headers=self._headers, timeout=self._timeout, **kwargs
@@ -108,6 +125,8 @@ class ShopifyClient:
                     if isinstance(payload, dict):
                         self.limits.after_graphql(payload)
                     self.limits.throttled(response.headers)
+                if response.status == 404 and missing:
+                    return {}, dict(response.headers)
                 if response.status >= 400:
                     raise RejectedError(f"Shopify {response.status}: {payload}")
                 result: dict[str, Any] = payload

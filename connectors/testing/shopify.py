@@ -7,6 +7,8 @@
 - ``GET /admin/api/{version}/orders.json?updated_at_min=``: REST, under the 40 / 2 per s
   leaky bucket with ``X-Shopify-Shop-Api-Call-Limit`` and 429 + ``Retry-After``; at most 250
   per page, further pages through the ``Link: <…page_info=…>; rel="next"`` cursor.
+- ``GET /admin/api/{version}/orders/{id}.json?fields=``: one order (only ``fields`` when
+  given), same bucket; 404 ``{"errors": "Not Found"}`` for an unknown order.
 - ``orderCancel`` (reason, ``refund``, ``restock``, ``notifyCustomer``, ``staffNote``; an
   order already cancelled or unknown is a user error, and cancelling sends
   ``orders/cancelled``), ``tagsAdd`` on orders, and the ``order(id:)`` read of its risk
@@ -127,6 +129,7 @@ class FakeShopify(FakeChannel):
         return [
             web.post("/admin/api/{version}/graphql.json", self._graphql),
             web.get("/admin/api/{version}/orders.json", self._orders),
+            web.get("/admin/api/{version}/orders/{oid:\\d+}.json", self._order),
         ]
 
     def _next_id(self) -> int:
@@ -526,6 +529,20 @@ class FakeShopify(FakeChannel):
             headers["Link"] = f'<{url}>; rel="next"'
         self.pages_served += 1
         return web.json_response({"orders": page}, headers=headers)
+
+    async def _order(self, request: web.Request) -> web.Response:
+        if (denied := self._unauthorised(request)) is not None:
+            return denied
+        admitted, call_limit = self._rest_admit()
+        if not admitted:
+            return self.throttled(1 / self.rest_leak)
+        headers = {"X-Shopify-Shop-Api-Call-Limit": call_limit}
+        order = self.orders.get(int(request.match_info["oid"]))
+        if order is None:
+            return web.json_response({"errors": "Not Found"}, status=404, headers=headers)
+        fields = [f for f in request.query.get("fields", "").split(",") if f]
+        shown = {k: v for k, v in order.items() if k in fields} if fields else order
+        return web.json_response({"order": shown}, headers=headers)
 
     # ---- GraphQL -----------------------------------------------------------------------
     def _cost(self, requested: float, actual: float | None) -> dict[str, Any]:

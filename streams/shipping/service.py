@@ -23,9 +23,10 @@ Tracking: every ``track_every_seconds`` the open shipments are asked of their ca
 shipment (delivered also sends the order's ``delivered`` event), ``exception`` moves it and
 raises one ``delivery_exception`` alert.
 
-An order that cannot be shipped (no address for its location, no carrier selling a label)
-is dead-lettered once per process (component ``shipping``, the original is the wave id and
-order id) and tried again at each tracking tick, when the carriers may be back.
+An order that cannot be shipped (no address for its location, its channel not telling the
+destination now, no carrier selling a label) is dead-lettered once per process (component
+``shipping``, the original is the wave id and order id) and tried again at each tracking
+tick, when the carriers (or the channel) may be back.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from urllib.parse import quote
 from prometheus_client import CollectorRegistry
 
 from connectors.carriers.base import Carrier, CarrierError
+from connectors.carriers.destinations import AddressUnavailableError
 from connectors.carriers.model import Address
 from connectors.carriers.shopping import buy, parcels_for, shop
 from schemas.codec import Codec, codec_for
@@ -236,7 +238,7 @@ class ShippingService:
                 bought = await buy(
                     list(self.carriers.values()), quote, origin, ship_to, parcels, sid
                 )
-            except (ShippingConfigError, CarrierError, KeyError) as exc:
+            except (ShippingConfigError, CarrierError, AddressUnavailableError, KeyError) as exc:
                 await self._fail(sid, wave, order, type(exc).__name__, str(exc))
                 return 0
             passed_over = {**quote.skipped, **bought.failed}

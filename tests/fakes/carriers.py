@@ -25,6 +25,7 @@ class MemoryCarrier:
         self.labels: dict[str, str] = {}  # reference -> tracking number
         self.status: dict[str, str] = {}  # tracking number -> status
         self.refused: list[str] = []  # references of the labels refused while down
+        self.destinations: dict[str, Address] = {}  # reference -> where the label sends it
         self._lock = threading.Lock()
 
     async def rates(
@@ -48,6 +49,7 @@ class MemoryCarrier:
                 self.refused.append(reference)
                 raise CarrierUnavailable(f"{self.name}: 503 Service Unavailable")
             number = self.labels.setdefault(reference, f"{self.name.upper()}{len(self.labels):08d}")
+            self.destinations[reference] = ship_to
             self.status.setdefault(number, "in_transit")
         return Label(
             self.name, rate.service, number, "PDF", PDF + number.encode(), rate.amount_minor, "EUR"

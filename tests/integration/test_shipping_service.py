@@ -4,6 +4,7 @@ leaving, tracking to delivered, a delivery exception alerted, labels served by U
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import time
@@ -17,7 +18,8 @@ from urllib.parse import quote
 import pytest
 from confluent_kafka import Producer
 
-from connectors.carriers.model import Label
+from connectors.carriers.destinations import ChannelAddresses
+from connectors.carriers.model import Address, Label
 from schemas.codec import single_object_codec
 from streams.fulfilment.config import parse as parse_fulfilment
 from streams.fulfilment.picking import confirm
@@ -91,8 +93,16 @@ def _get(url: str, token: str | None) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
+class _Kept:
+    """The shop's address reader (the HTTP reads are proven against the fakes in
+    tests/unit/test_channel_addresses.py): every order ships to Jeanne in Paris."""
+
+    async def shipping_address(self, channel_order_id: str) -> Address | None:
+        return Address("FR", "75011", "Paris", ("12 rue Oberkampf",), "Jeanne Martin")
+
+
 def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_delivery(
-    local_stack: Settings, worker: WorkerProcess
+    local_stack: Settings, worker: WorkerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Given N shopify orders of 1-2 units of a chair stocked at paris-wh and a lamp at
     lyon-wh, allocated by the order book, planned into waves per location and every line
@@ -103,7 +113,8 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     which is an exception, then those orders turn delivered, the other's shipment is at
     exception with one delivery_exception alert; an order picked at a store without a
     ship-from address is dead-lettered (ship_failed, naming the store) and the others ship
-    all the same; each label is served by URL to a token
+    all the same; each label goes to the full destination the shop's address book tells,
+    which is nowhere in the shipments nor the log; each label is served by URL to a token
     with orders:read, and refused without one, and so is the parcel's delivery note, which
     names the order, the carrier and the tracking number."""
     settings = local_stack
@@ -178,13 +189,20 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
                 codec.encode(FULFILMENT_WAVES.value_schema, record),
             )
         assert producer.flush(30) == 0
-        with ShippingThread(settings, parse_shipping(SHIPPING, CARRIERS), carriers) as shipping:
+        caplog.set_level(logging.INFO)
+        book = ChannelAddresses({"shopify": _Kept()})
+        with ShippingThread(
+            settings, parse_shipping(SHIPPING, CARRIERS), carriers, addresses=book
+        ) as shipping:
             follower.wait(ids, frozenset({"shipped"}), timeout=60, what="shipped")
             shipments = {
                 s["order_id"]: s for s in shipping.shipments().values() if s["order_id"] in ids
             }
             assert len(shipments) == ORDERS
             assert {s["carrier"] for s in shipments.values()} == {"dhl"}
+            sent = [carriers["dhl"].destinations[s["shipment_id"]] for s in shipments.values()]
+            assert {(a.name, a.lines) for a in sent} == {("Jeanne Martin", ("12 rue Oberkampf",))}
+            assert "Oberkampf" not in repr(shipments) and "Jeanne" not in repr(shipments)
             refused = [ref for ref in carriers["ups"].refused if f"ship-{run}-" in ref]
             assert len(refused) == ORDERS and not carriers["ups"].labels
             dead = read_topic(
@@ -245,6 +263,7 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
             ).stdout.decode()
             assert lost in text and late["order_id"] in text and "dhl" in text
             assert _get(f"{shipping.base}/v1/labels/nope", shipping.token)[0] == 404
+    assert "Oberkampf" not in caplog.text and "Jeanne" not in caplog.text
     print(
         f"shipping: {ORDERS} orders shipped by dhl after ups refused {ORDERS} labels; units {units}"
     )

@@ -1,0 +1,54 @@
+"""The shipping service's address book built from the connectors' configuration.
+
+One address reader per channel instance whose kind can tell a shipping address (Shopify,
+WooCommerce), with the instance's base URL, credentials and limits, on the caller's HTTP
+session; other kinds have none (see :mod:`connectors.carriers.destinations`).
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from connectors.carriers.destinations import AddressReader, ChannelAddresses
+from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.shopify.addresses import ShopifyAddresses
+from connectors.shopify.client import ShopifyClient
+from connectors.shopify.limits import ShopifyLimits
+from connectors.woocommerce.addresses import WooAddresses
+from connectors.woocommerce.client import WooClient
+from connectors.woocommerce.limits import WooLimits
+
+
+def address_reader(session: aiohttp.ClientSession, inst: ChannelInstance) -> AddressReader | None:
+    if inst.kind == "shopify":
+        return ShopifyAddresses(
+            ShopifyClient(
+                session,
+                inst.base_url,
+                inst.secret("token"),
+                api_version=inst.api_version,
+                limits=ShopifyLimits(inst.name, **dict(inst.limits)),
+            )
+        )
+    if inst.kind == "woocommerce":
+        return WooAddresses(
+            WooClient(
+                session,
+                inst.base_url,
+                inst.secret("consumer_key"),
+                inst.secret("consumer_secret"),
+                limits=WooLimits(inst.name, **dict(inst.limits)),
+            )
+        )
+    return None
+
+
+def build_address_book(
+    session: aiohttp.ClientSession, config: ConnectorsConfig
+) -> ChannelAddresses:
+    readers = {}
+    for inst in config.channels:
+        reader = address_reader(session, inst)
+        if reader is not None:
+            readers[inst.name] = reader
+    return ChannelAddresses(readers)
