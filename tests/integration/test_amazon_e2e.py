@@ -103,7 +103,7 @@ channels:
       skus: [{", ".join(skus)}]
       fba_location: {FBA}
       token_url: {fake.url}/auth/o2/token
-      confirm: {{poll_s: 0.1, wait_s: 2}}
+      confirm: {{poll_s: 0.1, wait_s: 10}}
       feed: {{above: 3, poll_s: 0.1, wait_s: 10}}
     sync: {{coalesce_ms: 300}}
     poll_interval_s: 0.5

@@ -112,7 +112,7 @@ channels:
       auth_url: {fake_url}{TOKEN_PATH}
       skus: [{", ".join(skus)}]
       acceptance_window_s: 600
-      packages: {{poll_s: 0.1, wait_s: 10}}
+      packages: {{poll_s: 0.1, wait_s: 30}}
     sync: {{coalesce_ms: 0}}
     poll_interval_s: 0.5
     poll_lookback_s: 60

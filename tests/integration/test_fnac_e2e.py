@@ -95,7 +95,7 @@ channels:
     credentials: {{partner_id: {fake.partner_id}, shop_id: {fake.shop_id}, key: {fake.key}}}
     mapping:
       shop: shop-e2e
-      batch: {{poll_s: 0.1, wait_s: 5}}
+      batch: {{poll_s: 0.1, wait_s: 15}}
       products: [{products}]
     sync: {{coalesce_ms: 0}}
     poll_interval_s: 0.5

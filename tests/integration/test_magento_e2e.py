@@ -98,7 +98,7 @@ channels:
       push_source: default
       sources: {{default: {LOCATION}}}
       skus: [{listed}]
-      bulk: {{enabled: true, poll_s: 0.1, wait_s: 5}}
+      bulk: {{enabled: true, poll_s: 0.1, wait_s: 15}}
     limits: {{per_s: 50, burst: 20}}
     sync: {{coalesce_ms: 0}}
     poll_interval_s: 0.5

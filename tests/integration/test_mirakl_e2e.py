@@ -101,7 +101,7 @@ def _config(urls: dict[str, str], skus: list[str], group: str) -> str:
       operator: {name}
       shop: "2001"
       write: {write}
-      import: {{poll_s: 0.1, wait_s: 5}}
+      import: {{poll_s: 0.1, wait_s: 15}}
       offers: [{offers}]
     limits: {{or11_interval_s: 0.5, of01_interval_s: 0.5, throttle_pause_s: 0.5}}
     sync: {{coalesce_ms: 0}}
