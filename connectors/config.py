@@ -411,10 +411,6 @@ def _refusal(raw: Any, path: str) -> str:
 
 
 def _orders_mode(raw: Any, path: str, kind: str = "") -> str:
-    if kind == "mirakl" and raw != "lines":
-        raise ConnectorConfigError(
-            path, f"{raw!r}: a Mirakl channel sends per-line order events (lines) only"
-        )
     if raw not in ORDER_MODES:
         raise ConnectorConfigError(
             path,
