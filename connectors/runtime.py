@@ -208,6 +208,7 @@ def build_channel(
             key=inst.secret("key"),
             limits=inst.limits,
             max_batch=inst.max_batch,
+            orders=inst.orders,
             publisher=publisher,
             codec=codec,
         )
