@@ -280,6 +280,7 @@ class MiraklInbound:
         self.reassert: Callable[[Iterable[str]], None] | None = None  # set by the wiring
         self._released: set[str] = set()  # release event ids already reasserted
         self._set_aside: set[tuple[str, str]] = set()  # (id, last_updated_date) dead-lettered
+        self._book_skus: dict[str, tuple[str, ...]] = {}  # book order id → its SKUs, this poll
 
     async def handle(self, headers: Mapping[str, str], raw: bytes) -> Delivery:
         raise InvalidPayloadError(
@@ -291,6 +292,10 @@ class MiraklInbound:
         try:
             events = [] if self.book else order_events(order, m)
             records = order_records(order, m) if self.book else []
+            if records:
+                self._book_skus[records[0]["order_id"]] = tuple(
+                    str(line["offer_sku"]) for line, _ in mapped_lines(order, m)
+                )
             waiting = awaited(order, m, book=self.book)
             version = iso_to_ms(str(order["last_updated_date"]))
             oid = str(order["order_id"])
@@ -314,6 +319,7 @@ class MiraklInbound:
         if self._client is None:
             raise RuntimeError("MiraklInbound needs a MiraklClient to poll")
         deliveries = []
+        self._book_skus.clear()
         for order in await self._client.orders_updated_since(checkpoint_ms):
             try:
                 deliveries.append(self.normalise(order))
@@ -326,14 +332,21 @@ class MiraklInbound:
                     await self.unreadable(order, str(exc))
                 self._set_aside.add(seen)
         released = [
-            e
+            (str(e["event_id"]), str(e["sku"]))
             for d in deliveries
             for e in d.events
             if e["type"] == "order_cancelled" and e["event_id"] not in self._released
         ]
+        released += [  # book mode: an Order cancelled gives back every line of the order
+            (str(o["event_id"]), sku)
+            for d in deliveries
+            for o in d.orders
+            if o["type"] == "cancelled" and o["event_id"] not in self._released
+            for sku in self._book_skus.get(str(o["order_id"]), ())
+        ]
         if released and self.reassert is not None:
             # Mirakl gave these units back to the offers: the figure is written again
-            self.reassert(e["sku"] for e in released)
-            self._released.update(e["event_id"] for e in released)
+            self.reassert(sku for _, sku in released)
+            self._released.update(eid for eid, _ in released)
         newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
         return deliveries, max(checkpoint_ms, newest)

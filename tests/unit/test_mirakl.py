@@ -417,7 +417,8 @@ def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> No
     """Given a Mirakl channel with ``orders: book``, when an order awaiting acceptance and a
     refused one are polled, then the first is one Order ``placed`` (lines, unit prices in
     cents, country and postal code only) awaited by the gate as a book order, the second an
-    Order ``cancelled`` with the gate's own id, and no per-line StockEvent is sent."""
+    Order ``cancelled`` with the gate's own id whose SKUs are written again once (Mirakl gave
+    the units back to the offers), and no per-line StockEvent is sent."""
 
     async def scenario() -> None:
         async with mirakl() as (fake, client):
@@ -428,6 +429,8 @@ def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> No
                 acceptance_gate=gate,  # type: ignore[arg-type]
                 orders_mode="book",
             )
+            reasserted: list[str] = []
+            inbound.reassert = reasserted.extend
             ok = fake.place_order([("chair", 2), ("lamp", 1)])
             ko = fake.place_order([("table", 3)])
             await MiraklAcceptance(client, mapping()).refuse(
@@ -450,6 +453,8 @@ def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> No
             ]
             assert all(d.events == [] for d in deliveries)
             assert [(o.order_id, o.book) for o in gate.expected] == [(ok["order_id"], True)]
+            await inbound.changed_since(0)  # polled again: nothing new to write
+            assert reasserted == ["table"]
             text = orjson.dumps([d.orders for d in deliveries]).decode()
             assert not any(p in text for p in PERSONAL)
 
