@@ -20,7 +20,8 @@ order awaiting acceptance is reserved first and answered after:
 With ``orders: book`` (the order is an Order record for the order book, not per-line
 events) the same gate learns the outcome from the order's state on ``orders.state.v1``
 (:meth:`AcceptanceGate.on_state`): ``allocated`` or ``released`` → accept; ``exception``,
-``rejected``, ``backordered`` or ``partially_allocated`` → refuse, after an Order
+``rejected``, ``backordered``, ``partially_allocated`` (or ``cancelled`` in the book by an
+operator) → refuse, after an Order
 ``cancelled`` (id ``…/order/<id>/cancelled``, the id the inbound uses when it later sees the
 order refused) so the book releases what it holds. One gate, two ways to learn the outcome:
 the order says which (``AwaitedOrder.book``).
@@ -137,8 +138,11 @@ PublishOrders = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 
 BOOK_ACCEPT = frozenset({"allocated", "released"})
 """Order states of the book meaning every unit is held for the order: accept it."""
-BOOK_REFUSE = frozenset({"exception", "rejected", "backordered", "partially_allocated"})
-"""Order states meaning the book cannot hold it all: refuse it (and release what it holds)."""
+BOOK_REFUSE = frozenset(
+    {"exception", "rejected", "backordered", "partially_allocated", "cancelled"}
+)
+"""Order states meaning the book cannot hold it all (or an operator cancelled it there):
+refuse it (and release what it holds)."""
 
 
 @dataclass

@@ -318,7 +318,9 @@ def test_a_book_order_the_book_holds_in_full_is_accepted(status: str) -> None:
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("status", ["exception", "rejected", "backordered", "partially_allocated"])
+@pytest.mark.parametrize(
+    "status", ["exception", "rejected", "backordered", "partially_allocated", "cancelled"]
+)
 def test_a_book_order_the_book_cannot_hold_is_cancelled_in_the_book_and_refused(
     status: str,
 ) -> None:
