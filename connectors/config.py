@@ -139,7 +139,7 @@ KINDS = (
     "emag",
     "mirakl",
 )
-BOOKLESS = ("cdiscount", "amazon", "fnac")  # marketplaces whose orders stay per-line events
+BOOKLESS = ("cdiscount", "amazon")  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -411,10 +411,6 @@ def _refusal(raw: Any, path: str) -> str:
 
 
 def _orders_mode(raw: Any, path: str, kind: str = "") -> str:
-    if kind == "mirakl" and raw != "lines":
-        raise ConnectorConfigError(
-            path, f"{raw!r}: a Mirakl channel sends per-line order events (lines) only"
-        )
     if raw not in ORDER_MODES:
         raise ConnectorConfigError(
             path,

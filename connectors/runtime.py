@@ -208,6 +208,7 @@ def build_channel(
             key=inst.secret("key"),
             limits=inst.limits,
             max_batch=inst.max_batch,
+            orders=inst.orders,
             publisher=publisher,
             codec=codec,
         )
@@ -226,17 +227,18 @@ def build_channel(
         )
         return Channel(inst, *emag)
     if isinstance(mapping, MiraklMapping):
-        inbound, pusher, refusals, canceller, acceptance = build_mirakl(
+        inbound, pusher, refusals, canceller, acceptance, shipper = build_mirakl(
             session,
             mapping,
             base_url=inst.base_url,
             api_key=inst.secret("api_key"),
             limits=inst.limits,
             max_batch=inst.max_batch,
+            orders=inst.orders,
             publisher=publisher,
             codec=codec,
         )
-        return Channel(inst, inbound, pusher, refusals, canceller, acceptance)
+        return Channel(inst, inbound, pusher, refusals, canceller, acceptance, shipper)
     if isinstance(mapping, ShopifyMapping):
         client = ShopifyClient(
             session,
@@ -351,6 +353,7 @@ def acceptance_gate(
         publisher,
         path=state.folder / "acceptance.json",
         bundles=load_catalogue(settings.config_path or None) if settings else None,
+        publish_orders=publisher.publish_orders,
     )
     for c in channels:
         if c.acceptance is not None:
@@ -475,6 +478,7 @@ class Runtime:
                     CancelHandler(booked, failed=CancelFailures(publisher, codec)),
                     group_id=f"{self.config.consumer_group}-orders",
                     dead_letters=publisher,
+                    gate=gate,
                 )
                 if booked
                 else None

@@ -21,6 +21,13 @@ detail of a mapped SKU (``offer_seller_id``), ids made of Fnac's ``order_id`` an
 An order awaiting acceptance none of whose details is a mapped SKU is not stockflow's to
 answer: it is left to the seller (Fnac cancels it when its window closes).
 
+With ``orders: book`` the order is one Order record instead of per-line events: ``placed``
+(its details not refused or cancelled, unit price in minor units, ship-to country and postal
+code only) in every state but a refusal or cancellation of every detail, which gives
+``cancelled`` (``…/order/<id>/cancelled``, the gate's own id for a refusal); the acceptance
+gate learns the outcome from the order book's state, and shipments made here are confirmed
+by :class:`~connectors.fnac.shipping.FnacShipper`.
+
 The order's version is its newest ``*_at`` time. Names, addresses and emails, which every
 order carries, are never read. An order that cannot be read is set aside (a dead letter
 with its id and state only) and the poll goes on.
@@ -40,6 +47,13 @@ from connectors.fnac.dialog import text
 from connectors.fnac.mapping import FnacMapping
 from connectors.framework.acceptance import AcceptanceGate, AwaitedLine, AwaitedOrder
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import (
+    OrderDict,
+    minor_units,
+    order_line,
+    order_record,
+    ship_to,
+)
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from schemas.times import iso_to_ms, now_ms
 
@@ -85,8 +99,10 @@ class FnacInbound:
         *,
         gate: AcceptanceGate | None = None,
         unreadable: Unreadable | None = None,
+        orders_mode: str = "lines",
     ) -> None:
         self.mapping = mapping
+        self.book = orders_mode == "book"
         self.channel = mapping.channel
         self.acceptance_gate = gate  # set by the runtime once the gate exists
         self._client = client
@@ -111,7 +127,61 @@ class FnacInbound:
                 if m.knows(text(d, "offer_seller_id"))
             ),
             deadline_ms=created + int(m.acceptance_hours * 3_600_000),
+            book=self.book,
         )
+
+    def records(self, order: Element) -> list[OrderDict]:
+        """``orders: book``: the order as Order records (see the module docstring)."""
+        m = self.mapping
+        oid = text(order, "order_id")
+        order_state = text(order, "state")
+        if not oid or order_state not in STATES:
+            raise InvalidPayloadError(f"Fnac order {oid!r} in state {order_state!r}")
+        common: dict[str, Any] = {
+            "order_id": f"{m.channel}:{oid}",
+            "channel": m.channel,
+            "placed_at": fnac_ms(text(order, "created_at")),
+        }
+        mapped = [d for d in order.findall("order_detail") if m.knows(text(d, "offer_seller_id"))]
+        if not mapped:
+            return []
+        live = [d for d in mapped if (text(d, "state") or order_state) not in CANCELLED]
+        if not live:
+            return [
+                order_record(
+                    event_id=event_id(m.channel, m.shop, "order", oid, "cancelled"),
+                    type="cancelled",
+                    occurred_at=version_of(order),
+                    note=order_state.lower(),
+                    **common,
+                )
+            ]
+        address = order.find("shipping_address")
+        country = "" if address is None else text(address, "country").upper()
+        country = _ALPHA2.get(country, country)
+        return [
+            order_record(
+                event_id=event_id(m.channel, m.shop, "order", oid, "placed"),
+                type="placed",
+                occurred_at=common["placed_at"],
+                lines=[
+                    order_line(
+                        text(d, "order_detail_id"),
+                        text(d, "offer_seller_id"),
+                        _qty(d),
+                        minor_units(text(d, "price") or None, "EUR"),
+                        "EUR",
+                    )
+                    for d in live
+                ],
+                ship_to=(
+                    ship_to(country, text(address, "zipcode") or None)
+                    if address is not None and len(country) == 2
+                    else None
+                ),
+                **common,
+            )
+        ]
 
     def events(self, order: Element) -> list[StockEventDict]:
         m = self.mapping
@@ -147,7 +217,8 @@ class FnacInbound:
     async def normalise(self, order: Element) -> Delivery:
         m = self.mapping
         try:
-            events = self.events(order)
+            events = [] if self.book else self.events(order)
+            records = self.records(order) if self.book else []
             version = version_of(order)
             awaited = self.awaited(order) if text(order, "state") == AWAITING else None
         except (KeyError, TypeError, ValueError) as exc:
@@ -164,6 +235,7 @@ class FnacInbound:
             m.channel,
             "orders",
             events=events,
+            orders=records,
             delivery_keys=(f"{m.channel}:order:{oid}:{version}:{digest}",),
             order_key=event_id(m.channel, m.shop, "order", oid),
             order_version=version,
@@ -223,6 +295,9 @@ class _LineFact:
             source_ref=self.line,
             reason=self.state,
         )
+
+
+_ALPHA2 = {"FRA": "FR", "BEL": "BE", "ESP": "ES", "PRT": "PT", "CHE": "CH", "LUX": "LU"}
 
 
 def _qty(detail: Element) -> int:

@@ -16,6 +16,7 @@ from connectors.fnac.limits import FnacLimits
 from connectors.fnac.mapping import FnacMapping
 from connectors.fnac.outbound import FnacPusher
 from connectors.fnac.refusals import FnacCanceller, FnacRefusals
+from connectors.fnac.shipping import FnacShipper
 from connectors.framework import metrics, redact
 from connectors.framework.kafka import KafkaPublisher
 from schemas.codec import Codec
@@ -57,9 +58,10 @@ def build_fnac(
     key: str,
     limits: Mapping[str, float],
     max_batch: int,
+    orders: str = "lines",
     publisher: KafkaPublisher | None = None,
     codec: Codec | None = None,
-) -> tuple[FnacInbound, FnacPusher, FnacRefusals, FnacCanceller, FnacAcceptance]:
+) -> tuple[FnacInbound, FnacPusher, FnacRefusals, FnacCanceller, FnacAcceptance, FnacShipper]:
     """The parts of one channel (``connectors.config.ChannelInstance`` fields)."""
     client = FnacClient(
         session,
@@ -77,6 +79,7 @@ def build_fnac(
             if publisher is None or codec is None
             else UnreadableOrders(publisher, codec, mapping.channel)
         ),
+        orders_mode=orders,
     )
     return (
         inbound,
@@ -84,4 +87,5 @@ def build_fnac(
         FnacRefusals(mapping),
         FnacCanceller(mapping),
         FnacAcceptance(client, mapping),
+        FnacShipper(client, mapping),
     )

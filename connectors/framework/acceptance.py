@@ -17,6 +17,15 @@ order awaiting acceptance is reserved first and answered after:
 4. an order still undecided ``margin_s`` before its deadline is refused the same way
    (``deadline``): late is refused, never accepted blind.
 
+With ``orders: book`` (the order is an Order record for the order book, not per-line
+events) the same gate learns the outcome from the order's state on ``orders.state.v1``
+(:meth:`AcceptanceGate.on_state`): ``allocated`` or ``released`` → accept; ``exception``,
+``rejected``, ``backordered``, ``partially_allocated`` (or ``cancelled`` in the book by an
+operator) → refuse, after an Order
+``cancelled`` (id ``…/order/<id>/cancelled``, the id the inbound uses when it later sees the
+order refused) so the book releases what it holds. One gate, two ways to learn the outcome:
+the order says which (``AwaitedOrder.book``).
+
 Releasing every line, not only the reserved ones, needs no bookkeeping of which were: the
 release of a line follows its ``order_placed`` on the SKU's partition, so the ledger applies
 it after the reservation, and a line that was never reserved is skipped (``unknown_order``).
@@ -47,6 +56,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from connectors.framework import events as channel_events
+from connectors.framework.orders import order_record
 from connectors.framework.state import read_json, write_json
 from connectors.framework.types import StockEventDict, ThrottledError, UnavailableError
 from schemas.times import ms_to_iso, now_ms
@@ -80,6 +90,17 @@ class AwaitedOrder:
     order_id: str
     lines: tuple[AwaitedLine, ...]
     deadline_ms: int | None  # when the marketplace stops waiting (None: it did not say)
+    book: bool = False  # the order book holds it: its outcome comes from orders.state.v1
+
+    @property
+    def book_id(self) -> str:
+        """The order's id in the order book (``<channel>:<channel's id>``)."""
+        return f"{self.channel}:{self.order_id}"
+
+    def book_cancelled_id(self) -> str:
+        return channel_events.event_id(
+            self.channel, self.account, "order", self.order_id, "cancelled"
+        )
 
     def placed_id(self, line: AwaitedLine) -> str:
         return channel_events.event_id(
@@ -113,6 +134,15 @@ class AcceptanceActions(Protocol):
 
 
 Publish = Callable[[Sequence[StockEventDict]], Awaitable[None]]
+PublishOrders = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+
+BOOK_ACCEPT = frozenset({"allocated", "released"})
+"""Order states of the book meaning every unit is held for the order: accept it."""
+BOOK_REFUSE = frozenset(
+    {"exception", "rejected", "backordered", "partially_allocated", "cancelled"}
+)
+"""Order states meaning the book cannot hold it all (or an operator cancelled it there):
+refuse it (and release what it holds)."""
 
 
 @dataclass
@@ -155,6 +185,7 @@ def _order_doc(order: AwaitedOrder) -> dict[str, Any]:
         "order_id": order.order_id,
         "lines": [[line.line_id, line.sku, line.qty] for line in order.lines],
         "deadline_ms": order.deadline_ms,
+        "book": order.book,
     }
 
 
@@ -165,6 +196,7 @@ def _order_from(doc: Mapping[str, Any]) -> AwaitedOrder:
         order_id=str(doc["order_id"]),
         lines=tuple(AwaitedLine(str(i), str(s), int(q)) for i, s, q in doc["lines"]),
         deadline_ms=None if doc.get("deadline_ms") is None else int(doc["deadline_ms"]),
+        book=bool(doc.get("book")),
     )
 
 
@@ -183,11 +215,13 @@ class AcceptanceGate:
         max_rows: int = 10_000,
         clock: Callable[[], int] = now_ms,
         bundles: Catalogue | None = None,
+        publish_orders: PublishOrders | None = None,
     ) -> None:
         self.actions = dict(actions)
         # a bundle's line waits for its components' decisions (the intake expanded it)
         self._bundles = bundles or Catalogue()
         self._publish = publish
+        self._publish_orders = publish_orders
         self._path = path
         self._margin_ms = int(margin_s * 1000)
         self._attempts = attempts
@@ -208,6 +242,8 @@ class AcceptanceGate:
             raise ValueError(f"{order.channel}: no acceptance actions wired for this channel")
         if order.key in self._pending or order.key in self._answered:
             return
+        if order.book and self._publish_orders is None:
+            raise ValueError(f"{order.channel}: book orders need publish_orders to be released")
         self._track(_Pending(order))
         self._save()
         self._wake.set()
@@ -238,6 +274,32 @@ class AcceptanceGate:
         self._wake.set()
         return True
 
+    async def on_state(self, state: Mapping[str, Any]) -> bool:
+        """Learn a book order's outcome from its state on ``orders.state.v1``; True when the
+        state was of an awaited book order (decided or not yet)."""
+        channel = str(state.get("channel") or "")
+        order_id = str(state.get("order_id") or "")
+        if not order_id.startswith(f"{channel}:"):
+            return False
+        pending = self._pending.get(f"{channel}/{order_id.removeprefix(f'{channel}:')}")
+        if pending is None or not pending.order.book:
+            return False
+        if pending.answer is not None:
+            return True
+        status = str(state.get("status") or "")
+        if status in BOOK_ACCEPT:
+            pending.answer = "accept"
+        elif status in BOOK_REFUSE:
+            pending.answer = "refuse"
+            pending.why = str(state.get("reason") or "") or status
+        else:
+            return True  # received, routed…: the book has not decided yet
+        for line in pending.order.lines:
+            pending.outcomes[line.line_id] = status
+        self._save()
+        self._wake.set()
+        return True
+
     # ---- the answering loop -----------------------------------------------------------
     async def run(self, tick_s: float = 1.0) -> None:
         """Answer decided orders and refuse those at their deadline, until cancelled."""
@@ -264,7 +326,11 @@ class AcceptanceGate:
         order = pending.order
         actions = self.actions[order.channel]
         if pending.answer == "refuse" and not pending.released:
-            await self._publish(self._releases(order))
+            if order.book:
+                assert self._publish_orders is not None  # checked by expect
+                await self._publish_orders([self._book_release(order)])
+            else:
+                await self._publish(self._releases(order))
             pending.released = True
             self._save()
         call = (
@@ -316,6 +382,19 @@ class AcceptanceGate:
             for line in order.lines
         ]
         return [e for release in releases for e in expand_event(release, self._bundles)]
+
+    def _book_release(self, order: AwaitedOrder) -> dict[str, Any]:
+        """The Order ``cancelled`` that makes the book release what it holds for ``order``."""
+        at = self._clock()
+        return order_record(
+            event_id=order.book_cancelled_id(),
+            type="cancelled",
+            order_id=order.book_id,
+            channel=order.channel,
+            placed_at=at,
+            occurred_at=at,
+            note="refused_by_seller",
+        )
 
     def _finish(self, key: str, pending: _Pending, outcome: str, error: str | None) -> None:
         order = pending.order
@@ -372,7 +451,9 @@ class AcceptanceGate:
     def _waited(self, order: AwaitedOrder) -> dict[str, str]:
         """The reservations the order waits for: event id -> line (a bundle's line: one per
         component, ``{line}~{component}``)."""
-        waited = {}
+        waited: dict[str, str] = {}
+        if order.book:
+            return waited  # learnt from the order's state, not from per-line decisions
         for line in order.lines:
             bundle = self._bundles.get(line.sku)
             if bundle is None:

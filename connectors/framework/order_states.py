@@ -1,4 +1,6 @@
-"""``orders.state.v1`` → :class:`CancelHandler`: orders cancelled here reach their channel.
+"""``orders.state.v1`` → :class:`CancelHandler`: orders cancelled here reach their channel;
+and the acceptance gate learns there what the order book did with a marketplace order it
+awaits (``orders: book``; :meth:`AcceptanceGate.on_state`).
 
 Read as a consumer group (``<consumer_group>-orders``, a
 :class:`~connectors.framework.feed.TopicFeed`: offsets counted once the handler acted or
@@ -8,10 +10,13 @@ the failure was dead-lettered, a first start at the topic's end).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
 from connectors.framework import metrics
+from connectors.framework.acceptance import AcceptanceGate
 from connectors.framework.cancellations import CancelHandler, CancelRequest
 from connectors.framework.feed import TopicFeed
 from connectors.framework.kafka import KafkaPublisher
@@ -79,7 +84,8 @@ class CancelFailures:
 
 
 class OrderStatesSource(TopicFeed):
-    """``orders.state.v1``: each state to the :class:`CancelHandler`."""
+    """``orders.state.v1``: each state to the acceptance gate (an order it awaits), else to
+    the :class:`CancelHandler`."""
 
     def __init__(
         self,
@@ -90,14 +96,22 @@ class OrderStatesSource(TopicFeed):
         group_id: str,
         commit_every_s: float = 5.0,
         dead_letters: KafkaPublisher | None = None,
+        gate: AcceptanceGate | None = None,
     ) -> None:
+        self._gate = gate
+        self._cancels = handler
         super().__init__(
             settings,
             codec,
             topics.ORDERS_STATE,
             "order states",
-            handler.handle,
+            self._state,
             group_id=group_id,
             commit_every_s=commit_every_s,
             dead_letters=dead_letters,
         )
+
+    async def _state(self, state: Mapping[str, Any]) -> object:
+        if self._gate is not None and await self._gate.on_state(state):
+            return None  # an order awaiting acceptance: the gate answers the marketplace
+        return await self._cancels.handle(state)

@@ -23,6 +23,13 @@ so every poll of the same fact yields the same id:
   line first seen refused never reserved.
 - ``REFUNDED`` (the line's units refunded): as shipped; the return itself is not read.
 
+With ``orders: book`` the order is one Order record instead of per-line events: ``placed``
+(its lines not refused or cancelled, unit price in minor units, ship-to country and postal
+code only) once it awaits acceptance or later, ``cancelled`` (``…/order/<id>/cancelled``,
+the gate's own id for a refusal) once every line is refused or cancelled; the acceptance
+gate then learns the outcome from the order book's state. Shipments are the shipping
+service's (confirmed on Mirakl by :class:`~connectors.mirakl.shipping.MiraklShipper`).
+
 A release seen for the first time also asks the pusher to write the SKU's figure again
 (``reassert``): Mirakl gave the units back to the offer by itself.
 
@@ -39,6 +46,13 @@ from typing import Any
 
 from connectors.framework.acceptance import AcceptanceGate, AwaitedLine, AwaitedOrder
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import (
+    OrderDict,
+    minor_units,
+    order_line,
+    order_record,
+    ship_to,
+)
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from connectors.mirakl.client import MiraklClient
 from connectors.mirakl.mapping import MiraklMapping
@@ -161,7 +175,72 @@ def order_events(order: Mapping[str, Any], m: MiraklMapping) -> list[StockEventD
     return events
 
 
-def awaited(order: Mapping[str, Any], m: MiraklMapping) -> AwaitedOrder | None:
+_ALPHA2 = {
+    "FRA": "FR", "DEU": "DE", "ESP": "ES", "ITA": "IT", "BEL": "BE", "NLD": "NL",
+    "LUX": "LU", "PRT": "PT", "AUT": "AT", "CHE": "CH", "GBR": "GB", "IRL": "IE",
+    "POL": "PL", "ROU": "RO", "SWE": "SE", "DNK": "DK", "FIN": "FI", "CZE": "CZ",
+}  # fmt: skip
+
+
+def _ship_to(order: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Country and postal code of the shipping address: nothing else of the customer."""
+    address = (order.get("customer") or {}).get("shipping_address") or {}
+    country = str(address.get("country_iso_code") or "").upper()
+    country = _ALPHA2.get(country, country)
+    return ship_to(country, address.get("zip_code")) if len(country) == 2 else None
+
+
+def order_records(order: Mapping[str, Any], m: MiraklMapping) -> list[OrderDict]:
+    """``orders: book``: the order as Order records (see the module docstring)."""
+    oid = str(order["order_id"])
+    placed_at = iso_to_ms(str(order["created_date"]))
+    currency = order.get("currency_iso_code")
+    lines = mapped_lines(order, m)
+    if not lines or order.get("order_state") in NOT_YET:
+        return []
+    common: dict[str, Any] = {
+        "order_id": f"{m.channel}:{oid}",
+        "channel": m.channel,
+        "placed_at": placed_at,
+    }
+    live = [(line, state) for line, state in lines if state not in ENDED | NOT_YET]
+    if not live:
+        return [
+            order_record(
+                event_id=event_id(m.channel, m.shop, "order", oid, "cancelled"),
+                type="cancelled",
+                occurred_at=iso_to_ms(str(order["last_updated_date"])),
+                note=str(order.get("order_state") or "").lower() or None,
+                **common,
+            )
+        ]
+    for line, _ in live:
+        if int(line["quantity"]) <= 0:
+            raise InvalidPayloadError(f"line {line.get('order_line_id')!r} quantity")
+    return [
+        order_record(
+            event_id=event_id(m.channel, m.shop, "order", oid, "placed"),
+            type="placed",
+            occurred_at=placed_at,
+            lines=[
+                order_line(
+                    line["order_line_id"],
+                    str(line["offer_sku"]),
+                    int(line["quantity"]),
+                    minor_units(line.get("price_unit"), currency),
+                    currency,
+                )
+                for line, _ in live
+            ],
+            ship_to=_ship_to(order),
+            **common,
+        )
+    ]
+
+
+def awaited(
+    order: Mapping[str, Any], m: MiraklMapping, *, book: bool = False
+) -> AwaitedOrder | None:
     """The order as the acceptance gate waits on it, when it awaits the seller's answer."""
     if order.get("order_state") != AWAITING:
         return None
@@ -175,6 +254,7 @@ def awaited(order: Mapping[str, Any], m: MiraklMapping) -> AwaitedOrder | None:
             for line, _ in mapped_lines(order, m)
         ),
         deadline_ms=iso_to_ms(str(deadline)) if deadline else None,
+        book=book,
     )
 
 
@@ -189,8 +269,10 @@ class MiraklInbound:
         *,
         acceptance_gate: AcceptanceGate | None = None,
         unreadable: Unreadable | None = None,
+        orders_mode: str = "lines",
     ) -> None:
         self.mapping = mapping
+        self.book = orders_mode == "book"
         self.channel = mapping.channel
         self._client = client
         self.acceptance_gate = acceptance_gate
@@ -198,6 +280,7 @@ class MiraklInbound:
         self.reassert: Callable[[Iterable[str]], None] | None = None  # set by the wiring
         self._released: set[str] = set()  # release event ids already reasserted
         self._set_aside: set[tuple[str, str]] = set()  # (id, last_updated_date) dead-lettered
+        self._book_skus: dict[str, tuple[str, ...]] = {}  # book order id → its SKUs, this poll
 
     async def handle(self, headers: Mapping[str, str], raw: bytes) -> Delivery:
         raise InvalidPayloadError(
@@ -207,8 +290,13 @@ class MiraklInbound:
     def normalise(self, order: Mapping[str, Any]) -> Delivery:
         m = self.mapping
         try:
-            events = order_events(order, m)
-            waiting = awaited(order, m)
+            events = [] if self.book else order_events(order, m)
+            records = order_records(order, m) if self.book else []
+            if records:
+                self._book_skus[records[0]["order_id"]] = tuple(
+                    str(line["offer_sku"]) for line, _ in mapped_lines(order, m)
+                )
+            waiting = awaited(order, m, book=self.book)
             version = iso_to_ms(str(order["last_updated_date"]))
             oid = str(order["order_id"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -221,6 +309,7 @@ class MiraklInbound:
             m.channel,
             "orders",
             events=events,
+            orders=records,
             delivery_keys=(f"{m.channel}:order:{oid}:{order['last_updated_date']}",),
             order_key=event_id(m.channel, m.shop, "order", oid),
             order_version=version,
@@ -230,6 +319,7 @@ class MiraklInbound:
         if self._client is None:
             raise RuntimeError("MiraklInbound needs a MiraklClient to poll")
         deliveries = []
+        self._book_skus.clear()
         for order in await self._client.orders_updated_since(checkpoint_ms):
             try:
                 deliveries.append(self.normalise(order))
@@ -242,14 +332,21 @@ class MiraklInbound:
                     await self.unreadable(order, str(exc))
                 self._set_aside.add(seen)
         released = [
-            e
+            (str(e["event_id"]), str(e["sku"]))
             for d in deliveries
             for e in d.events
             if e["type"] == "order_cancelled" and e["event_id"] not in self._released
         ]
+        released += [  # book mode: an Order cancelled gives back every line of the order
+            (str(o["event_id"]), sku)
+            for d in deliveries
+            for o in d.orders
+            if o["type"] == "cancelled" and o["event_id"] not in self._released
+            for sku in self._book_skus.get(str(o["order_id"]), ())
+        ]
         if released and self.reassert is not None:
             # Mirakl gave these units back to the offers: the figure is written again
-            self.reassert(e["sku"] for e in released)
-            self._released.update(e["event_id"] for e in released)
+            self.reassert(sku for _, sku in released)
+            self._released.update(eid for eid, _ in released)
         newest = max((d.order_version or 0 for d in deliveries), default=checkpoint_ms)
         return deliveries, max(checkpoint_ms, newest)

@@ -21,6 +21,7 @@ from connectors.mirakl.inbound import MiraklInbound
 from connectors.mirakl.limits import MiraklLimits
 from connectors.mirakl.mapping import MiraklMapping
 from connectors.mirakl.outbound import MiraklPusher
+from connectors.mirakl.shipping import MiraklShipper
 from schemas.codec import Codec
 from streams.kernel import topics
 from streams.kernel.deadletter import dead_letter
@@ -103,9 +104,12 @@ def build_mirakl(
     api_key: str,
     limits: Mapping[str, float],
     max_batch: int,
+    orders: str = "lines",
     publisher: KafkaPublisher | None = None,
     codec: Codec | None = None,
-) -> tuple[MiraklInbound, MiraklPusher, MiraklRefusals, MiraklCanceller, MiraklAcceptance]:
+) -> tuple[
+    MiraklInbound, MiraklPusher, MiraklRefusals, MiraklCanceller, MiraklAcceptance, MiraklShipper
+]:
     """The parts of one operator's channel (``connectors.config.ChannelInstance`` fields)."""
     client = MiraklClient(
         session,
@@ -122,6 +126,7 @@ def build_mirakl(
             if publisher is None or codec is None
             else UnreadableOrders(publisher, codec, mapping.channel)
         ),
+        orders_mode=orders,
     )
     pusher = MiraklPusher(client, mapping, max_batch=max_batch)
     inbound.reassert = pusher.reassert
@@ -131,4 +136,5 @@ def build_mirakl(
         MiraklRefusals(mapping),
         MiraklCanceller(mapping),
         MiraklAcceptance(client, mapping),
+        MiraklShipper(client, mapping),
     )

@@ -1,6 +1,8 @@
 """Mirakl end to end: two operators' fake instances → polled orders (OR11) → Kafka → real
 ledger worker → decisions → acceptance (OR21) and levels → offers written by imports (OF24
-on one operator, OF01 CSV on the other) confirmed by their reports. Real broker, real Faust
+on one operator, OF01 CSV on the other) confirmed by their reports. A third operator has
+``orders: book``: its orders go through the order book (in the worker), accepted or refused
+from the order's state, and its shipments confirmed by OR23/OR24. Real broker, real Faust
 worker, ``stockflow connectors serve`` as a subprocess; only the marketplaces are fakes.
 
 Sizes: ``STOCKFLOW_MIRAKL_E2E_ORDERS`` orders placed during the 429 storm (default 3),
@@ -23,9 +25,10 @@ from streams.kernel import topics
 from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
-from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.kafka import produce_events, produce_raw, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
+from tests.unit.schema_samples import SAMPLES
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +36,7 @@ LOCATION = "main"
 STORM_ORDERS = int(os.environ.get("STOCKFLOW_MIRAKL_E2E_ORDERS", "3"))
 RACE_ORDERS = int(os.environ.get("STOCKFLOW_MIRAKL_E2E_RACE", "2"))
 OPERATORS = {"lm": "of24", "cf": "of01"}  # channel suffix → how its offers are written
+BOOK = "bk"  # the operator whose orders the order book holds (orders: book, OF24)
 
 
 class FakeThread(FakesOnLoop):
@@ -48,7 +52,7 @@ class FakeThread(FakesOnLoop):
                 import_delay_s=0.2,
                 seed=5,
             )
-            for name in OPERATORS
+            for name in (*OPERATORS, BOOK)
         }
         super().__init__(*self.fakes.values())
 
@@ -108,8 +112,9 @@ def _config(urls: dict[str, str], skus: list[str], group: str) -> str:
     poll_interval_s: 0.5
     poll_lookback_s: 60
     retry: {{max_attempts: 3, dirty_retry_s: 1}}
+    orders: {"book" if name == BOOK else "lines"}
 """
-        for name, write in OPERATORS.items()
+        for name, write in {**OPERATORS, BOOK: "of24"}.items()
     )
     return f"consumer_group: {group}\nreconcile_interval_s: 600\nchannels:{channels}"
 
@@ -118,11 +123,11 @@ def _config(urls: dict[str, str], skus: list[str], group: str) -> str:
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("mirakl-e2e")
     tag = uuid.uuid4().hex[:8]
-    skus = [f"mkl-{tag}-{n}" for n in range(1, 6)]
+    skus = [f"mkl-{tag}-{n}" for n in range(1, 7)]
     ledger = folder / "ledger.yaml"
     ledger.write_text(
         f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n"
-        "channels:\n" + "".join(f"  - name: mirakl-{name}\n" for name in OPERATORS)
+        "channels:\n" + "".join(f"  - name: mirakl-{name}\n" for name in (*OPERATORS, BOOK))
     )
     logs = local_stack.state_dir / "logs"
     worker = WorkerProcess(f"mkl-{tag}", free_port(), logs, STOCKFLOW_CONFIG=str(ledger))
@@ -130,7 +135,7 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     connectors: ConnectorsProcess | None = None
     try:
         fake.start()
-        for name in OPERATORS:
+        for name in (*OPERATORS, BOOK):
             for sku in skus:
                 fake.call(lambda sku=sku, name=name: fake.fakes[name].add_offer(sku, 0))
         worker.start()
@@ -278,3 +283,62 @@ def test_an_order_is_accepted_and_the_next_refused_for_want_of_stock(stack: Stac
         f"[mirakl-e2e] acceptance: 3 in stock, orders {sizes}: {expected.count('SHIPPING')} "
         f"accepted ({accepted} units), {expected.count('REFUSED')} refused"
     )
+
+
+def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipment_confirmed(
+    stack: Stack,
+) -> None:
+    """Given the ``orders: book`` operator and a SKU counted at 2, when an order of 2 and
+    then an order of 1 wait for acceptance, then the order book allocates the first and the
+    gate accepts it (OR21: SHIPPING), cannot hold the second and the gate refuses it
+    (REFUSED) with the book holding nothing for it (cancelled there, 2 reserved in all);
+    when the shipping service's ``shipped`` version of the accepted order's shipment comes,
+    the operator is given its carrier and tracking (OR23) and the order ships (OR24)."""
+    sku = stack.skus[5]
+    bk = stack.op(BOOK)
+    stack.count({sku: 2})
+    wait_for(lambda: stack.qty(sku, BOOK) == 2, timeout=30, what="the count on the operator")
+    ok = stack.fake.call(lambda: bk.place_order([(sku, 2)]))["order_id"]
+    ko = stack.fake.call(lambda: bk.place_order([(sku, 1)]))["order_id"]
+    wait_for(
+        lambda: stack.state(BOOK, ok) == "SHIPPING" and stack.state(BOOK, ko) == "REFUSED",
+        timeout=30,
+        what="the book order accepted and the next refused",
+    )
+    codec = single_object_codec()
+    states = read_topic(
+        stack.settings,
+        codec,
+        topics.ORDERS_STATE,
+        lambda r: r["order_id"] in (f"mirakl-bk:{ok}", f"mirakl-bk:{ko}"),
+        until=lambda found: any(
+            r["order_id"] == f"mirakl-bk:{ko}" and r["status"] == "cancelled" for r in found
+        ),
+        timeout=20,
+    )
+    last = {r["order_id"]: r["status"] for r in states}
+    assert last == {f"mirakl-bk:{ok}": "allocated", f"mirakl-bk:{ko}": "cancelled"}
+    wait_for(
+        lambda: stack.location(sku).get("reserved") == 2, timeout=20, what="2 held for the first"
+    )
+    shipment = {
+        **SAMPLES["stockflow.v1.Shipment"],
+        "shipment_id": f"ship|e2e|mirakl-bk:{ok}",
+        "order_id": f"mirakl-bk:{ok}",
+        "channel": "mirakl-bk",
+        "location": LOCATION,
+        "lines": [{"line_id": f"{ok}-1", "sku": sku, "qty": 2}],
+        "carrier": "colissimo",
+        "tracking_number": "6A0000001",
+    }
+    value = codec.encode(topics.FULFILMENT_SHIPMENTS.value_schema, shipment)
+    produce_raw(
+        stack.settings, [(shipment["shipment_id"].encode(), value)], topics.FULFILMENT_SHIPMENTS
+    )
+    wait_for(
+        lambda: stack.state(BOOK, ok) == "SHIPPED", timeout=20, what="the order shipped (OR24)"
+    )
+    tracking = stack.fake.call(lambda: dict(bk.trackings[ok]))
+    assert tracking == {"carrier_name": "colissimo", "tracking_number": "6A0000001"}
+    assert stack.state(BOOK, ko) == "REFUSED"
+    print(f"[mirakl-e2e] book: {ok} allocated, accepted, shipped; {ko} refused, nothing held")

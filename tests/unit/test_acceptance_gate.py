@@ -257,3 +257,121 @@ def test_an_order_of_a_channel_without_actions_is_a_wiring_error() -> None:
     gate = _gate(Marketplace(), [])
     with pytest.raises(ValueError, match="no acceptance actions"):
         gate.expect(AwaitedOrder("mirakl", "x", "1", (AwaitedLine("1", "s", 1),), None))
+
+
+# ---- orders: book (the outcome from the order book's state) -------------------------------
+
+
+def _book_order(order_id: str = "B1", deadline_ms: int | None = None) -> AwaitedOrder:
+    return AwaitedOrder(
+        channel="cdiscount",
+        account="seller-1",
+        order_id=order_id,
+        lines=(AwaitedLine("L0", "sku-0", 1), AwaitedLine("L1", "sku-1", 2)),
+        deadline_ms=deadline_ms,
+        book=True,
+    )
+
+
+def _state(order: AwaitedOrder, status: str, reason: str | None = None) -> dict[str, Any]:
+    return {
+        "order_id": f"{order.channel}:{order.order_id}",
+        "channel": order.channel,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def _book_gate(
+    market: Marketplace, published: list[StockEventDict], orders: list[dict[str, Any]], **kw: Any
+) -> AcceptanceGate:
+    async def publish_orders(records: Sequence[dict[str, Any]]) -> None:
+        orders.extend(records)
+
+    return _gate(market, published, publish_orders=publish_orders, **kw)
+
+
+@pytest.mark.parametrize("status", ["allocated", "released"])
+def test_a_book_order_the_book_holds_in_full_is_accepted(status: str) -> None:
+    """Given an awaited order the order book holds (``orders: book``), when its state goes
+    routed then ``allocated`` (or ``released`` to picking), then the marketplace is told to
+    accept it once and nothing is released; a ledger decision never decides it."""
+
+    async def run() -> None:
+        market, published, orders = Marketplace(), [], []
+        gate = _book_gate(market, published, orders)
+        order = _book_order()
+        gate.expect(order)
+        assert not await gate.on_decision(_decision(order, order.lines[0], "rejected"))
+        assert await gate.on_state(_state(order, "routed"))
+        await gate.answer_due()
+        assert market.calls == []  # the book has not decided yet
+        assert await gate.on_state(_state(order, status))
+        await gate.answer_due()
+        await gate.on_state(_state(order, status))  # redelivered
+        await gate.answer_due()
+        assert market.calls == [("accept", "B1", "")]
+        assert published == [] and orders == []
+        assert [r["outcome"] for r in gate.rows()] == ["accepted"]
+        assert not await gate.on_state({**_state(order, status), "order_id": "cdiscount:B9"})
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "status", ["exception", "rejected", "backordered", "partially_allocated", "cancelled"]
+)
+def test_a_book_order_the_book_cannot_hold_is_cancelled_in_the_book_and_refused(
+    status: str,
+) -> None:
+    """Given an awaited book order, when the book says it cannot hold it all, then one
+    valid Order ``cancelled`` (the id the inbound uses for a refused order, by the
+    connector) is published so the book releases what it holds, no per-line StockEvent,
+    and the marketplace is told to refuse it with the book's reason."""
+
+    async def run() -> None:
+        market, published, orders = Marketplace(throttle=1), [], []
+        gate = _book_gate(market, published, orders)
+        order = _book_order()
+        gate.expect(order)
+        assert await gate.on_state(_state(order, status, reason="insufficient_stock"))
+        await gate.answer_due()  # throttled: the release is not published twice
+        await gate.answer_due()
+        assert market.calls == [("refuse", "B1", "insufficient_stock")]
+        assert published == []
+        assert [(o["type"], o["order_id"], o["event_id"], o["by"]) for o in orders] == [
+            (
+                "cancelled",
+                "cdiscount:B1",
+                "cdiscount/seller-1/order/B1/cancelled",
+                "connector:cdiscount",
+            )
+        ]
+        codec = single_object_codec()
+        codec.encode("stockflow.v1.Order", orders[0])
+
+    asyncio.run(run())
+
+
+def test_a_book_order_undecided_at_its_deadline_is_refused_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Given a book order awaiting the book, when the gate restarts and then its deadline
+    comes with no state, then the restored gate refuses it and cancels it in the book; a
+    gate with no way to publish Order records will not take a book order."""
+
+    async def run() -> None:
+        clock = Clock()
+        market, published, orders = Marketplace(), [], []
+        path = tmp_path / "acceptance.json"
+        gate = _book_gate(market, published, orders, path=path, clock=clock, margin_s=60)
+        gate.expect(_book_order(deadline_ms=AT + 600_000))
+        again = _book_gate(market, published, orders, path=path, clock=clock, margin_s=60)
+        clock.now = AT + 540_000
+        await again.answer_due()
+        assert market.calls == [("refuse", "B1", "deadline")]
+        assert [o["type"] for o in orders] == ["cancelled"] and published == []
+        with pytest.raises(ValueError, match="publish_orders"):
+            _gate(market, published).expect(_book_order("B2"))
+
+    asyncio.run(run())

@@ -12,14 +12,16 @@ import aiohttp
 import orjson
 import pytest
 
-from connectors.config import ConnectorConfigError, parse_connectors_config
+from connectors.config import parse_connectors_config
 from connectors.fnac import dialog
 from connectors.fnac.acceptance import AnswerRefusedError, FnacAcceptance
 from connectors.fnac.client import FnacClient
 from connectors.fnac.inbound import FnacInbound
 from connectors.fnac.mapping import BatchOptions, FnacMapping
 from connectors.fnac.outbound import FnacPusher
-from connectors.framework.acceptance import AcceptanceGate
+from connectors.fnac.shipping import FnacShipper
+from connectors.framework.acceptance import AcceptanceGate, AwaitedOrder
+from connectors.framework.shipments import ShipLine, ShipNotice
 from connectors.framework.types import (
     Outcome,
     PushItem,
@@ -258,9 +260,9 @@ def test_an_answer_with_entities_is_refused_unread() -> None:
         dialog.parse(bomb)
 
 
-def test_fnac_configuration_is_read_and_book_mode_refused() -> None:
+def test_fnac_configuration_is_read_and_book_mode_taken() -> None:
     """Given a fnac channel, when the configuration is parsed, then its credentials, products
-    and batch pacing are read; orders: book is refused with the reason."""
+    and batch pacing are read; orders: book is taken (the order book holds its orders)."""
     channel = {
         "name": "fnac",
         "kind": "fnac",
@@ -278,5 +280,85 @@ def test_fnac_configuration_is_read_and_book_mode_refused() -> None:
     assert isinstance(inst.mapping, FnacMapping)
     assert inst.skus == frozenset({"chair", "table"})
     assert inst.mapping.products["chair"] == "3700000000017" and inst.mapping.batch.wait_s == 30
-    with pytest.raises(ConnectorConfigError, match="acceptance gate"):
-        parse_connectors_config({"channels": [{**channel, "orders": "book"}]})
+    book = parse_connectors_config({"channels": [{**channel, "orders": "book"}]})
+    assert book.channels[0].orders == "book"
+
+
+class _Waiting:
+    def __init__(self) -> None:
+        self.expected: list[AwaitedOrder] = []
+
+    def expect(self, order: AwaitedOrder) -> None:
+        self.expected.append(order)
+
+
+def test_in_book_mode_a_fnac_order_is_one_order_record_without_personal_data() -> None:
+    """Given a fnac channel with ``orders: book``, when an order awaiting the seller and a
+    cancelled one are polled, then the first is one Order ``placed`` (details, unit prices
+    in cents, country and postal code only) awaited by the gate as a book order, the second
+    an Order ``cancelled`` with the gate's own id, and no per-line StockEvent is sent."""
+
+    async def scenario() -> None:
+        async with fnac() as (fake, client):
+            gate = _Waiting()
+            inbound = FnacInbound(mapping(), client, gate=gate, orders_mode="book")  # type: ignore[arg-type]
+            ok = fake.place_order([("chair", 2), ("lamp", 1)])
+            ko = fake.place_order([("table", 1)], state="Cancelled")
+            deliveries, _ = await inbound.changed_since(0)
+            by_id = {d.orders[0]["order_id"]: d.orders for d in deliveries}
+            placed = by_id[f"fnac:{ok}"]
+            assert [(o["type"], o["event_id"]) for o in placed] == [
+                ("placed", f"fnac/shop-1/order/{ok}/placed")
+            ]
+            assert [
+                (ln["line_id"], ln["sku"], ln["qty"], ln["unit_price"]) for ln in placed[0]["lines"]
+            ] == [("1", "chair", 2, 4990), ("2", "lamp", 1, 4990)]
+            assert placed[0]["ship_to"]["country"] == "FR"
+            assert placed[0]["ship_to"]["postal_code"] == "75011"
+            assert [(o["type"], o["event_id"]) for o in by_id[f"fnac:{ko}"]] == [
+                ("cancelled", f"fnac/shop-1/order/{ko}/cancelled")
+            ]
+            assert all(d.events == [] for d in deliveries)
+            assert [(o.order_id, o.book) for o in gate.expected] == [(ok, True)]
+            text = orjson.dumps([d.orders for d in deliveries]).decode()
+            assert not any(p in text for p in ("Camille", "Durand", "rue des Lilas", "+336"))
+
+    run(scenario)
+
+
+def test_a_fnac_shipment_is_confirmed_to_send_with_its_tracking_once() -> None:
+    """Given an accepted Fnac order, when its shipment is confirmed twice, then one
+    ``confirm_to_send`` carried every detail with the tracking number and the order is
+    Shipped (``shipped``), the repeat read as done (``already``); a cancelled order cannot
+    be shipped (raised, for the dead letter)."""
+
+    async def scenario() -> None:
+        async with fnac() as (fake, client):
+            ok = fake.place_order([("chair", 2), ("lamp", 1)], state="Accepted")
+            ko = fake.place_order([("table", 1)], state="Cancelled")
+            shipper = FnacShipper(client, mapping())
+
+            def notice(oid: str) -> ShipNotice:
+                return ShipNotice(
+                    shipment_id=f"S-{oid}",
+                    order_id=f"fnac:{oid}",
+                    channel="fnac",
+                    channel_order_id=oid,
+                    carrier="colissimo",
+                    service="home",
+                    tracking_number="6A999",
+                    location="paris",
+                    lines=(ShipLine("1", "chair", 2), ShipLine("2", "lamp", 1)),
+                )
+
+            assert await shipper.confirm_shipment(notice(ok)) == "shipped"
+            assert await shipper.confirm_shipment(notice(ok)) == "already"
+            assert fake.state(ok) == "Shipped"
+            assert [(o, a, d) for o, a, d in fake.order_updates] == [
+                (ok, "confirm_to_send", [("1", "Shipped"), ("2", "Shipped")])
+            ]
+            assert {d["tracking_number"] for d in fake.orders[ok]["details"]} == {"6A999"}
+            with pytest.raises(RejectedError, match="Cancelled"):
+                await shipper.confirm_shipment(notice(ko))
+
+    run(scenario)

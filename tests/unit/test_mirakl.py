@@ -13,8 +13,9 @@ import aiohttp
 import orjson
 import pytest
 
-from connectors.config import ConnectorConfigError, parse_connectors_config
+from connectors.config import parse_connectors_config
 from connectors.framework.acceptance import AwaitedOrder
+from connectors.framework.shipments import ShipLine, ShipNotice
 from connectors.framework.types import Outcome, PushItem, RejectedError, ThrottledError
 from connectors.mirakl.acceptance import MiraklAcceptance
 from connectors.mirakl.client import MiraklClient
@@ -22,6 +23,7 @@ from connectors.mirakl.inbound import MiraklInbound
 from connectors.mirakl.limits import MiraklLimits
 from connectors.mirakl.mapping import MiraklMapping, Offer
 from connectors.mirakl.outbound import MiraklPusher
+from connectors.mirakl.shipping import MiraklShipper
 from connectors.mirakl.wiring import without_personal_data
 from connectors.testing.mirakl import FakeMirakl, FakeMiraklOperators
 
@@ -301,9 +303,10 @@ def test_an_unreadable_order_is_set_aside_once_and_the_poll_goes_on() -> None:
     run(scenario)
 
 
-def test_several_operators_are_configured_as_channels_and_book_mode_is_refused() -> None:
+def test_several_operators_are_configured_as_channels_and_book_mode_is_accepted() -> None:
     """Given two Mirakl operators in the configuration, then each is its own channel with
-    its own offers and limits; ``orders: book`` on one is refused with the reason."""
+    its own offers and limits; ``orders: book`` on one is taken (the order book holds its
+    orders)."""
 
     def operator(name: str, **extra: Any) -> dict[str, Any]:
         return {
@@ -325,8 +328,8 @@ def test_several_operators_are_configured_as_channels_and_book_mode_is_refused()
         ("mirakl-leroymerlin", frozenset({"chair"}), 300),
         ("mirakl-carrefour", frozenset({"chair"}), 300),
     ]
-    with pytest.raises(ConnectorConfigError, match="per-line"):
-        parse_connectors_config({"channels": [operator("decathlon", orders="book")]})
+    book = parse_connectors_config({"channels": [operator("decathlon", orders="book")]})
+    assert book.channels[0].orders == "book"
 
 
 def test_one_fake_serves_several_operators_on_their_own_ports() -> None:
@@ -406,5 +409,94 @@ def test_units_the_operator_gives_back_on_a_refusal_are_overwritten_by_the_figur
             await inbound.changed_since(0)  # the same refusal polled again: nothing more
             await asyncio.gather(*pusher._background)
             assert len(fake.writes) == writes + 1
+
+    run(scenario)
+
+
+def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> None:
+    """Given a Mirakl channel with ``orders: book``, when an order awaiting acceptance and a
+    refused one are polled, then the first is one Order ``placed`` (lines, unit prices in
+    cents, country and postal code only) awaited by the gate as a book order, the second an
+    Order ``cancelled`` with the gate's own id whose SKUs are written again once (Mirakl gave
+    the units back to the offers), and no per-line StockEvent is sent."""
+
+    async def scenario() -> None:
+        async with mirakl() as (fake, client):
+            gate = Gate()
+            inbound = MiraklInbound(
+                mapping(),
+                client,
+                acceptance_gate=gate,  # type: ignore[arg-type]
+                orders_mode="book",
+            )
+            reasserted: list[str] = []
+            inbound.reassert = reasserted.extend
+            ok = fake.place_order([("chair", 2), ("lamp", 1)])
+            ko = fake.place_order([("table", 3)])
+            await MiraklAcceptance(client, mapping()).refuse(
+                AwaitedOrder("mirakl-lm", "2001", ko["order_id"], (), None), "insufficient_stock"
+            )
+            deliveries, _ = await inbound.changed_since(0)
+            by_id = {d.orders[0]["order_id"]: d for d in deliveries}
+            placed = by_id[f"mirakl-lm:{ok['order_id']}"].orders
+            assert [(o["type"], o["event_id"]) for o in placed] == [
+                ("placed", f"mirakl-lm/2001/order/{ok['order_id']}/placed")
+            ]
+            assert [
+                (ln["sku"], ln["qty"], ln["unit_price"], ln["currency"])
+                for ln in placed[0]["lines"]
+            ] == [("chair", 2, 4900, "EUR"), ("lamp", 1, 4900, "EUR")]
+            assert placed[0]["ship_to"]["country"] == "FR"
+            refused = by_id[f"mirakl-lm:{ko['order_id']}"].orders
+            assert [(o["type"], o["event_id"]) for o in refused] == [
+                ("cancelled", f"mirakl-lm/2001/order/{ko['order_id']}/cancelled")
+            ]
+            assert all(d.events == [] for d in deliveries)
+            assert [(o.order_id, o.book) for o in gate.expected] == [(ok["order_id"], True)]
+            await inbound.changed_since(0)  # polled again: nothing new to write
+            assert reasserted == ["table"]
+            text = orjson.dumps([d.orders for d in deliveries]).decode()
+            assert not any(p in text for p in PERSONAL)
+
+    run(scenario)
+
+
+def test_a_shipment_is_confirmed_by_or23_and_or24_once() -> None:
+    """Given an accepted Mirakl order, when its shipment is confirmed twice, then OR23 gave
+    it the carrier and tracking number and OR24 made it SHIPPED (``shipped``), and the
+    repeat is recognised from the order's state (``already``); a refused order cannot be
+    shipped (raised, for the dead letter)."""
+
+    async def scenario() -> None:
+        async with mirakl() as (fake, client):
+            actions = MiraklAcceptance(client, mapping())
+            ok = fake.place_order([("chair", 2)])
+            ko = fake.place_order([("table", 1)])
+            await actions.accept(AwaitedOrder("mirakl-lm", "2001", ok["order_id"], (), None))
+            await actions.refuse(AwaitedOrder("mirakl-lm", "2001", ko["order_id"], (), None), "x")
+            shipper = MiraklShipper(client, mapping())
+
+            def notice(oid: str) -> ShipNotice:
+                return ShipNotice(
+                    shipment_id=f"S-{oid}",
+                    order_id=f"mirakl-lm:{oid}",
+                    channel="mirakl-lm",
+                    channel_order_id=oid,
+                    carrier="colissimo",
+                    service="home",
+                    tracking_number="6A123",
+                    location="paris",
+                    lines=(ShipLine(f"{oid}-1", "chair", 2),),
+                )
+
+            assert await shipper.confirm_shipment(notice(ok["order_id"])) == "shipped"
+            assert fake.orders[ok["order_id"]]["order_state"] == "SHIPPED"
+            assert fake.trackings[ok["order_id"]] == {
+                "carrier_name": "colissimo",
+                "tracking_number": "6A123",
+            }
+            assert await shipper.confirm_shipment(notice(ok["order_id"])) == "already"
+            with pytest.raises(RejectedError, match="REFUSED"):
+                await shipper.confirm_shipment(notice(ko["order_id"]))
 
     run(scenario)
