@@ -7,10 +7,10 @@ was bought (``created_at``, default: the last 30 days), optionally of one ``--ch
 
 Rows per channel, carrier and currency, then each channel over all its carriers
 (``carrier`` ``*``) and each carrier over all channels (``channel`` ``*``): shipments,
-parcels, orders shipped, units, total cost, mean cost per order and per parcel. With
-``--order ID`` one row per shipment of that order, whatever the period. Which carrier was
-passed over for a fallback is not recorded in the shipment (the shipping service counts and
-logs it), so the report cannot show it.
+parcels, orders shipped, units, total cost, mean cost per order and per parcel, fallbacks. With
+``--order ID`` one row per shipment of that order, whatever the period. ``fallbacks``:
+shipments whose label came from a carrier after others gave no rate or no label (the
+shipment's ``passed_over``; shipments written before it was recorded count as none).
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ SELECT shipment_id, argMax(order_id, version) AS s_order, argMax(channel, versio
        argMax(status, version) AS s_status, argMax(parcels, version) AS s_parcels,
        argMax(units, version) AS s_units, argMax(weight_g, version) AS s_weight,
        argMax(cost_minor, version) AS s_cost, argMax(currency, version) AS s_currency,
+       argMax(passed_over, version) AS s_passed,
        argMax(created_at_ms, version) AS s_created, max(version) AS s_version
 FROM {db}.shipments
 GROUP BY shipment_id
 """
 
 _BY_CARRIER = """
-SELECT s_channel, s_carrier, s_currency, count(), sum(s_parcels), sum(s_units), sum(s_cost)
+SELECT s_channel, s_carrier, s_currency, count(), sum(s_parcels), sum(s_units), sum(s_cost),
+       sum(notEmpty(s_passed))
 FROM ({last})
 WHERE s_created >= %(since)s AND s_created < %(until)s
   AND (%(channel)s = '' OR s_channel = %(channel)s)
@@ -53,7 +55,7 @@ GROUP BY s_channel, s_carrier, s_currency, s_order
 
 _ONE_ORDER = """
 SELECT shipment_id, s_order, s_channel, s_carrier, s_service, s_status, s_parcels, s_units,
-       s_weight, s_cost, s_currency, s_created, s_version
+       s_weight, s_cost, s_currency, s_passed, s_created, s_version
 FROM ({last})
 WHERE s_order = %(order)s
 ORDER BY s_created, shipment_id
@@ -61,12 +63,12 @@ ORDER BY s_created, shipment_id
 
 COLUMNS = (
     "channel", "carrier", "currency", "shipments", "parcels", "orders", "units", "cost",
-    "cost_per_order", "cost_per_parcel",
+    "cost_per_order", "cost_per_parcel", "fallbacks",
 )  # fmt: skip
 
 ORDER_COLUMNS = (
     "order_id", "shipment_id", "channel", "carrier", "service", "status", "parcels", "units",
-    "weight_g", "cost", "currency", "bought_at", "version",
+    "weight_g", "cost", "currency", "passed_over", "bought_at", "version",
 )  # fmt: skip
 
 
@@ -82,9 +84,9 @@ def shipping_cost_report(client: Query, db: str, period: Period, filters: Filter
     last = _LAST.format(db=db)
     # (channel, carrier, currency) -> shipments, parcels, units, cost; orders as sets, so an
     # order shipped in two parcels by one carrier, or by two carriers, counts once per total.
-    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     orders: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for ch, carrier, cur, n, parcels, units, cost in client.execute(
+    for ch, carrier, cur, n, parcels, units, cost, fallbacks in client.execute(
         _BY_CARRIER.format(last=last), params
     ):
         for key in ((ch, carrier, cur), (ch, "*", cur), ("*", carrier, cur)):
@@ -93,15 +95,17 @@ def shipping_cost_report(client: Query, db: str, period: Period, filters: Filter
             s[1] += int(parcels)
             s[2] += int(units)
             s[3] += int(cost)
+            s[4] += int(fallbacks)
     for ch, carrier, cur, order in client.execute(_ORDERS.format(last=last), params):
         for key in ((ch, carrier, cur), (ch, "*", cur), ("*", carrier, cur)):
             orders[key].add(order)
     rows: list[tuple[Any, ...]] = []
-    for (ch, carrier, cur), (n, parcels, units, cost) in sums.items():
+    for (ch, carrier, cur), (n, parcels, units, cost, fallbacks) in sums.items():
         k = len(orders[(ch, carrier, cur)])
         rows.append(
-            (ch, carrier, cur, n, parcels, k, units, cost, _mean(cost, k), _mean(cost, parcels))
-        )
+            (ch, carrier, cur, n, parcels, k, units, cost, _mean(cost, k), _mean(cost, parcels),
+             fallbacks)
+        )  # fmt: skip
     # Each channel's carriers, then its total (*); the carriers over all channels (*) last.
     rows.sort(key=lambda r: (r[0] == "*", r[0], r[1] == "*", r[1], r[2]))
     return Report(
@@ -125,13 +129,14 @@ def _order_report(client: Query, db: str, order_id: str) -> Report:
         weight,
         cost,
         cur,
+        passed,
         created,
         v,
     ) in client.execute(_ONE_ORDER.format(last=_LAST.format(db=db)), {"order": order_id}):
         bought = datetime.fromtimestamp(int(created) / 1000, tz=UTC)
         rows.append(
             (order, sid, ch, carrier, service, status, int(parcels), int(units), int(weight),
-             int(cost), cur, bought, int(v))
+             int(cost), cur, " ".join(passed), bought, int(v))
         )  # fmt: skip
     return Report(
         f"Shipping cost of order {order_id} (one row per shipment; minor units; any period)",

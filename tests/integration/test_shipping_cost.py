@@ -52,6 +52,7 @@ def shipment(
     *,
     versions: int = 2,
     bought: int = P,
+    passed_over: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """The shipment's records, version 1 (created), 2 (shipped), 3 (delivered)..."""
     out = []
@@ -72,20 +73,22 @@ def shipment(
             status=STATUSES[version - 1],
             created_at=bought,
             updated_at=bought + version * 60_000,
+            passed_over=list(passed_over),
         )
         out.append(record)
     return out
 
 
 def shipments() -> dict[str, list[dict[str, Any]]]:
-    """Six shipments of five orders in the period (shopify:2 in two waves, by two carriers;
+    """Six shipments of five orders in the period (shopify:2 in two waves, by two carriers,
+    the second dhl's after chronopost gave nothing; woo:4 by ups after chronopost and dhl;
     api:5 in USD), one bought two days before it."""
     every = [
         shipment("w1", "shopify:1", "dhl", 2, 1290, "EUR", [2, 1], versions=3),
         shipment("w1", "shopify:2", "chronopost", 1, 890, "EUR", [1]),
-        shipment("w2", "shopify:2", "dhl", 1, 1100, "EUR", [2]),
+        shipment("w2", "shopify:2", "dhl", 1, 1100, "EUR", [2], passed_over=("chronopost",)),
         shipment("w1", "woo:3", "chronopost", 1, 750, "EUR", [1]),
-        shipment("w1", "woo:4", "ups", 3, 2400, "EUR", [5, 1]),
+        shipment("w1", "woo:4", "ups", 3, 2400, "EUR", [5, 1], passed_over=("chronopost", "dhl")),
         shipment("w1", "api:5", "ups", 1, 1500, "USD", [1], versions=1),
         shipment("w0", "shopify:9", "dhl", 1, 990, "EUR", [1], bought=P - 2 * DAY),
     ]
@@ -95,7 +98,7 @@ def shipments() -> dict[str, list[dict[str, Any]]]:
 def expected(records: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str, str], Any]:
     """The report's figures worked out from the records: each shipment's last version,
     bought in the period, summed per (channel, carrier, currency) and the * totals."""
-    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     orders: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     for versions in records.values():
         s = max(versions, key=lambda r: r["version"])
@@ -104,13 +107,15 @@ def expected(records: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str, s
         units = sum(ln["qty"] for ln in s["lines"])
         ch, carrier, cur = s["channel"], s["carrier"], s["currency"]
         for key in ((ch, carrier, cur), (ch, "*", cur), ("*", carrier, cur)):
-            for i, v in enumerate((1, s["parcels"], units, s["cost_minor"])):
+            for i, v in enumerate(
+                (1, s["parcels"], units, s["cost_minor"], s["passed_over"] != [])
+            ):
                 sums[key][i] += v
             orders[key].add(s["order_id"])
     return {
         k: (n, parcels, len(orders[k]), units, cost, round(cost / len(orders[k]), 2),
-            round(cost / parcels, 2))
-        for k, (n, parcels, units, cost) in sums.items()
+            round(cost / parcels, 2), fallbacks)
+        for k, (n, parcels, units, cost, fallbacks) in sums.items()
     }  # fmt: skip
 
 
@@ -146,7 +151,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
     return {
         (r["channel"], r["carrier"], r["currency"]): (
             r["shipments"], r["parcels"], r["orders"], r["units"], r["cost"],
-            r["cost_per_order"], r["cost_per_parcel"],
+            r["cost_per_order"], r["cost_per_parcel"], r["fallbacks"],
         )
         for r in rows
     }  # fmt: skip
@@ -162,10 +167,10 @@ def test_shipments_replayed_land_once_and_the_shipping_cost_report_equals_the_re
     when the real sink stores them,
     then the shipping-cost report, run before any merge, gives per channel, carrier and
     currency the figures worked out from the records' last versions (e.g. shopify dhl EUR:
-    2 shipments, 3 parcels, 2 orders, 2390, 1195 per order; shopify * EUR: 3 shipments of
-    2 orders, 3280; * ups USD: 1500), --channel woo only woo's rows, --order shopify:2 its
-    two shipments at their last status, and after a merge ``shipments`` holds each
-    shipment once at its last version."""
+    2 shipments, 3 parcels, 2 orders, 2390, 1195 per order, 1 fallback; shopify * EUR: 3
+    shipments of 2 orders, 3280; * ups USD: 1500, no fallback), --channel woo only woo's
+    rows, --order shopify:2 its two shipments at their last status with the carrier passed
+    over, and after a merge ``shipments`` holds each shipment once at its last version."""
     settings, codec, group = env
     records = shipments()
     every = [r for versions in records.values() for r in versions]
@@ -191,22 +196,25 @@ def test_shipments_replayed_land_once_and_the_shipping_cost_report_equals_the_re
     want = expected(records)
     got = figures(report(settings))
     assert got == want
-    assert got[("shopify", "dhl", "EUR")] == (2, 3, 2, 5, 2390, 1195.0, 796.67)
-    assert got[("shopify", "*", "EUR")] == (3, 4, 2, 6, 3280, 1640.0, 820.0)
-    assert got[("*", "ups", "USD")] == (1, 1, 1, 1, 1500, 1500.0, 1500.0)
+    assert got[("shopify", "dhl", "EUR")] == (2, 3, 2, 5, 2390, 1195.0, 796.67, 1)
+    assert got[("shopify", "*", "EUR")] == (3, 4, 2, 6, 3280, 1640.0, 820.0, 1)
+    assert got[("*", "ups", "USD")] == (1, 1, 1, 1, 1500, 1500.0, 1500.0, 0)
     assert not any(k[0] == "shopify" and v[4] == 990 for k, v in got.items())
 
     woo = figures(report(settings, channel="woo"))
     assert woo == {k: v for k, v in want.items() if k[0] == "woo"} | {
-        ("*", "chronopost", "EUR"): (1, 1, 1, 1, 750, 750.0, 750.0),
-        ("*", "ups", "EUR"): (1, 3, 1, 6, 2400, 2400.0, 800.0),
+        ("*", "chronopost", "EUR"): (1, 1, 1, 1, 750, 750.0, 750.0, 0),
+        ("*", "ups", "EUR"): (1, 3, 1, 6, 2400, 2400.0, 800.0, 1),
     }
 
     one = report(settings, order="shopify:2")
-    picked = [(r["shipment_id"], r["carrier"], r["cost"], r["currency"], r["status"]) for r in one]
+    picked = [
+        (r["shipment_id"], r["carrier"], r["cost"], r["currency"], r["status"], r["passed_over"])
+        for r in one
+    ]
     assert picked == [
-        ("ship|w1|shopify:2", "chronopost", 890, "EUR", "shipped"),
-        ("ship|w2|shopify:2", "dhl", 1100, "EUR", "shipped"),
+        ("ship|w1|shopify:2", "chronopost", 890, "EUR", "shipped", ""),
+        ("ship|w2|shopify:2", "dhl", 1100, "EUR", "shipped", "chronopost"),
     ]
 
     client = connect(settings)

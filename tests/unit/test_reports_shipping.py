@@ -34,10 +34,10 @@ PERIOD = Period(0, 86_400_000)
 def test_channel_and_carrier_totals_count_an_order_once_and_follow_their_lines() -> None:
     """Given shop's order 1 shipped in two parcels by dhl and order 2 by dhl and ups, when
     the report is made, then shop's rows are dhl, ups, then shop * (2 orders, 3 shipments,
-    cost 3000, 1500 per order), and the carriers over all channels come last."""
+    cost 3000, 1500 per order, 1 fallback), and the carriers over all channels come last."""
     grouped = [
-        ("shop", "dhl", "EUR", 2, 3, 4, 2000),
-        ("shop", "ups", "EUR", 1, 1, 1, 1000),
+        ("shop", "dhl", "EUR", 2, 3, 4, 2000, 1),
+        ("shop", "ups", "EUR", 1, 1, 1, 1000, 0),
     ]
     orders = [
         ("shop", "dhl", "EUR", "shop:1"),
@@ -52,8 +52,9 @@ def test_channel_and_carrier_totals_count_an_order_once_and_follow_their_lines()
         ("*", "dhl", "EUR"),
         ("*", "ups", "EUR"),
     ]
-    assert report.rows[2][3:] == (3, 4, 2, 5, 3000, 1500.0, 750.0)
-    assert report.rows[0][3:] == (2, 3, 2, 4, 2000, 1000.0, 666.67)
+    assert report.rows[2][3:] == (3, 4, 2, 5, 3000, 1500.0, 750.0, 1)
+    assert report.rows[0][3:] == (2, 3, 2, 4, 2000, 1000.0, 666.67, 1)
+    assert report.rows[4][3:] == (1, 1, 1, 1, 1000, 1000.0, 1000.0, 0)
     table = render(report, "table")
     assert "cost_per_order" in table and "1500.00" in table
 
@@ -71,10 +72,11 @@ def test_the_channel_filter_and_period_reach_clickhouse_as_parameters() -> None:
 
 def test_one_order_lists_its_shipments_whatever_the_period() -> None:
     """Given --order shop:2, when the report is made, then one query asks for that order only
-    (no period) and each shipment is a row with its carrier, cost and time of purchase."""
+    (no period) and each shipment is a row with its carrier, cost, the carriers passed over and
+    the time of purchase."""
     one = [
         ("ship|w1|shop:2", "shop:2", "shop", "dhl", "N", "delivered", 1, 2, 900, 1000, "EUR",
-         86_400_000 * 40, 3),
+         ["chronopost", "ups"], 86_400_000 * 40, 3),
     ]  # fmt: skip
     answers = Answers([], [], one)
     report = shipping_cost_report(answers, "db", PERIOD, Filters(order="shop:2"))
@@ -83,6 +85,6 @@ def test_one_order_lists_its_shipments_whatever_the_period() -> None:
     assert params == {"order": "shop:2"}
     assert report.rows == [
         ("shop:2", "ship|w1|shop:2", "shop", "dhl", "N", "delivered", 1, 2, 900, 1000, "EUR",
-         datetime(1970, 2, 10, tzinfo=UTC), 3),
+         "chronopost ups", datetime(1970, 2, 10, tzinfo=UTC), 3),
     ]  # fmt: skip
     assert '"bought_at": "1970-02-10T00:00:00+00:00"' in render(report, "json")
