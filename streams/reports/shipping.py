@@ -23,7 +23,8 @@ from streams.reports.period import Period
 from streams.reports.queries import Filters, Query, Report
 
 # One row per shipment, its last version; filtered outside, on names no column has (18.16
-# would substitute a SELECT alias named like a column into WHERE).
+# would substitute a SELECT alias named like a column into WHERE). ``{where}`` narrows the
+# rows read first, on what every version of a shipment shares (order, time of purchase).
 _LAST = """
 SELECT shipment_id, argMax(order_id, version) AS s_order, argMax(channel, version) AS s_channel,
        argMax(carrier, version) AS s_carrier, argMax(service, version) AS s_service,
@@ -32,7 +33,7 @@ SELECT shipment_id, argMax(order_id, version) AS s_order, argMax(channel, versio
        argMax(cost_minor, version) AS s_cost, argMax(currency, version) AS s_currency,
        argMax(passed_over, version) AS s_passed,
        argMax(created_at_ms, version) AS s_created, max(version) AS s_version
-FROM {db}.shipments
+FROM (SELECT * FROM {db}.shipments WHERE {where})
 GROUP BY shipment_id
 """
 
@@ -81,7 +82,7 @@ def shipping_cost_report(client: Query, db: str, period: Period, filters: Filter
     if filters.order:
         return _order_report(client, db, filters.order)
     params = {"since": period.since_ms, "until": period.until_ms, "channel": filters.channel or ""}
-    last = _LAST.format(db=db)
+    last = _LAST.format(db=db, where="created_at_ms >= %(since)s AND created_at_ms < %(until)s")
     # (channel, carrier, currency) -> shipments, parcels, units, cost; orders as sets, so an
     # order shipped in two parcels by one carrier, or by two carriers, counts once per total.
     sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
@@ -132,7 +133,10 @@ def _order_report(client: Query, db: str, order_id: str) -> Report:
         passed,
         created,
         v,
-    ) in client.execute(_ONE_ORDER.format(last=_LAST.format(db=db)), {"order": order_id}):
+    ) in client.execute(
+        _ONE_ORDER.format(last=_LAST.format(db=db, where="order_id = %(order)s")),
+        {"order": order_id},
+    ):
         bought = datetime.fromtimestamp(int(created) / 1000, tz=UTC)
         rows.append(
             (order, sid, ch, carrier, service, status, int(parcels), int(units), int(weight),
