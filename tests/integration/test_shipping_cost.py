@@ -50,11 +50,12 @@ def shipment(
     currency: str,
     units: list[int],
     *,
-    versions: int = 2,
+    versions: int = 3,
     bought: int = P,
     passed_over: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """The shipment's records, version 1 (created), 2 (shipped), 3 (delivered)..."""
+    """The shipment's records, version 1 (created), 2 (shipped), 3 (delivered): the topic is
+    shared, so none is left open for a shipping service that catches it up later."""
     out = []
     for version in range(1, versions + 1):
         record = copy.deepcopy(SAMPLES["stockflow.v1.Shipment"])
@@ -79,18 +80,20 @@ def shipment(
     return out
 
 
-def shipments() -> dict[str, list[dict[str, Any]]]:
+def shipments(tag: str) -> dict[str, list[dict[str, Any]]]:
     """Six shipments of five orders in the period (shopify:2 in two waves, by two carriers,
     the second dhl's after chronopost gave nothing; woo:4 by ups after chronopost and dhl;
-    api:5 in USD), one bought two days before it."""
+    api:5 in USD), one bought two days before it; order ids ``<channel>:<tag>-<n>``."""
     every = [
-        shipment("w1", "shopify:1", "dhl", 2, 1290, "EUR", [2, 1], versions=3),
-        shipment("w1", "shopify:2", "chronopost", 1, 890, "EUR", [1]),
-        shipment("w2", "shopify:2", "dhl", 1, 1100, "EUR", [2], passed_over=("chronopost",)),
-        shipment("w1", "woo:3", "chronopost", 1, 750, "EUR", [1]),
-        shipment("w1", "woo:4", "ups", 3, 2400, "EUR", [5, 1], passed_over=("chronopost", "dhl")),
-        shipment("w1", "api:5", "ups", 1, 1500, "USD", [1], versions=1),
-        shipment("w0", "shopify:9", "dhl", 1, 990, "EUR", [1], bought=P - 2 * DAY),
+        shipment("w1", f"shopify:{tag}-1", "dhl", 2, 1290, "EUR", [2, 1]),
+        shipment("w1", f"shopify:{tag}-2", "chronopost", 1, 890, "EUR", [1], versions=2),
+        shipment("w2", f"shopify:{tag}-2", "dhl", 1, 1100, "EUR", [2], passed_over=("chronopost",)),
+        shipment("w1", f"woo:{tag}-3", "chronopost", 1, 750, "EUR", [1]),
+        shipment(
+            "w1", f"woo:{tag}-4", "ups", 3, 2400, "EUR", [5, 1], passed_over=("chronopost", "dhl")
+        ),
+        shipment("w1", f"api:{tag}-5", "ups", 1, 1500, "USD", [1]),
+        shipment("w0", f"shopify:{tag}-9", "dhl", 1, 990, "EUR", [1], bought=P - 2 * DAY),
     ]
     return {versions[0]["shipment_id"]: versions for versions in every}
 
@@ -158,9 +161,9 @@ def figures(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], Any]:
 
 
 def test_shipments_replayed_land_once_and_the_shipping_cost_report_equals_the_records(
-    env: tuple[Settings, Codec, str],
+    env: tuple[Settings, Codec, str], unique_name: str
 ) -> None:
-    """Given seven shipments (14 versions) on fulfilment.shipments.v1 - six of five orders
+    """Given seven shipments (20 versions) on fulfilment.shipments.v1 - six of five orders
     bought in the period (shopify:2 in two waves by chronopost and dhl, api:5 in USD), one
     two days earlier - produced, then the whole topic's records replayed in a second batch
     with an older version of shopify:1 after its newest,
@@ -169,10 +172,11 @@ def test_shipments_replayed_land_once_and_the_shipping_cost_report_equals_the_re
     currency the figures worked out from the records' last versions (e.g. shopify dhl EUR:
     2 shipments, 3 parcels, 2 orders, 2390, 1195 per order, 1 fallback; shopify * EUR: 3
     shipments of 2 orders, 3280; * ups USD: 1500, no fallback), --channel woo only woo's
-    rows, --order shopify:2 its two shipments at their last status with the carrier passed
-    over, and after a merge ``shipments`` holds each shipment once at its last version."""
+    rows, --order shopify:2 its two shipments at their last status (shipped, delivered) with
+    the carrier passed over, and after a merge ``shipments`` holds each shipment once at its
+    last version."""
     settings, codec, group = env
-    records = shipments()
+    records = shipments(unique_name)
     every = [r for versions in records.values() for r in versions]
     db = settings.clickhouse_database
     with running_sink(settings, codec, group):
@@ -183,7 +187,7 @@ def test_shipments_replayed_land_once_and_the_shipping_cost_report_equals_the_re
             what="the sink to commit the shipments",
         )
         # A replay in a later batch, so the copies sit in parts of their own.
-        produce_shipments(settings, codec, [*every, records["ship|w1|shopify:1"][0]])
+        produce_shipments(settings, codec, [*every, records[f"ship|w1|shopify:{unique_name}-1"][0]])
         wait_for(
             lambda: group_lag(settings, group, FULFILMENT_SHIPMENTS.name) == 0,
             timeout=60,
@@ -207,14 +211,14 @@ def test_shipments_replayed_land_once_and_the_shipping_cost_report_equals_the_re
         ("*", "ups", "EUR"): (1, 3, 1, 6, 2400, 2400.0, 800.0, 1),
     }
 
-    one = report(settings, order="shopify:2")
+    one = report(settings, order=f"shopify:{unique_name}-2")
     picked = [
         (r["shipment_id"], r["carrier"], r["cost"], r["currency"], r["status"], r["passed_over"])
         for r in one
     ]
     assert picked == [
-        ("ship|w1|shopify:2", "chronopost", 890, "EUR", "shipped", ""),
-        ("ship|w2|shopify:2", "dhl", 1100, "EUR", "shipped", "chronopost"),
+        (f"ship|w1|shopify:{unique_name}-2", "chronopost", 890, "EUR", "shipped", ""),
+        (f"ship|w2|shopify:{unique_name}-2", "dhl", 1100, "EUR", "delivered", "chronopost"),
     ]
 
     client = connect(settings)
