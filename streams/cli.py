@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         "name",
         help="turnover, days-of-cover, sales-trend, best-sellers, discrepancies, availability,"
         " audit, orders-fill, orders-split, orders-latency, orders-exceptions, orders-channels,"
-        " purchasing",
+        " purchasing, shipping-cost",
     )
     report.add_argument("--format", default="table", help="table (default), csv or json")
     report.add_argument("--since", help="start of the period (ISO date or time, UTC)")
@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--channel", help="only this channel")
     report.add_argument("--limit", type=int, help="at most this many rows")
     report.add_argument("--who", help="audit: only the writes of this principal")
+    report.add_argument("--order", help="shipping-cost: the shipments of this order (channel:id)")
     report.set_defaults(func=_report)
 
     dead = sub.add_parser("deadletters", help="list or replay dead letters")

@@ -1,5 +1,6 @@
 """Reports over the ClickHouse tables: turnover, days of cover, sales trend, best sellers,
-discrepancies, per-channel availability, and the access audit."""
+discrepancies, per-channel availability, the access audit, the order and purchasing
+figures, and the shipping cost."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def run_report(
     out: TextIO | None = None,
 ) -> int:
     """``stockflow report <name> --format table|csv|json [--since] [--until] [--sku]
-    [--channel] [--who] [--limit]``. ``args`` is a mapping or an argparse namespace with those
-    options (missing ones take their defaults). Returns 0, 2 for a bad request, 1 when
+    [--channel] [--who] [--limit] [--order]``. ``args`` is a mapping or an argparse namespace
+    with those options (missing ones take their defaults). Returns 0, 2 for a bad request, 1 when
     ClickHouse cannot answer."""
     from streams.orders.errors import OrderConfigError
     from streams.orders.setup import channel_fees
@@ -33,6 +34,7 @@ def run_report(
     from streams.reports.purchasing import purchasing_report
     from streams.reports.queries import REPORTS, Filters
     from streams.reports.render import FORMATS, render
+    from streams.reports.shipping import shipping_cost_report
     from streams.warehouse.clickhouse import connect, database_name, is_unavailable
     from streams.warehouse.migrations import migrate
     from streams.warehouse.order_figures import Fees
@@ -48,6 +50,7 @@ def run_report(
         return _fail(str(exc))
     reports = {**REPORTS, "audit": audit_report, **order_reports(fees)}
     reports["purchasing"] = purchasing_report
+    reports["shipping-cost"] = shipping_cost_report
     options = dict(args) if isinstance(args, Mapping) else dict(vars(args))
     if name not in reports:
         return _fail(f"unknown report {name!r}; choose one of {', '.join(reports)}")
@@ -66,6 +69,7 @@ def run_report(
         channel=options.get("channel"),
         limit=limit,
         who=options.get("who"),
+        order=options.get("order"),
     )
     client = connect(settings)
     try:

@@ -35,6 +35,7 @@ class Filters:
     channel: str | None = None
     limit: int = 10
     who: str | None = None  # the audit's principal
+    order: str | None = None  # shipping-cost: one order's shipments
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ and the shipments topic is compacted by shipment id.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.carriers.model import Label
@@ -47,8 +47,10 @@ def new_shipment(
     weight_g: int,
     label_url: str | None,
     now: int,
+    passed_over: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Version 1 (``created``) of the shipment of ``order`` picked in ``wave``."""
+    """Version 1 (``created``) of the shipment of ``order`` picked in ``wave``;
+    ``passed_over``: the carriers that gave no rate or no label before this one."""
     return {
         "shipment_id": shipment_id(wave.wave_id, order.order_id),
         "version": 1,
@@ -71,6 +73,7 @@ def new_shipment(
         "detail": None,
         "created_at": now,
         "updated_at": now,
+        "passed_over": sorted(set(passed_over)),
     }
 
 

@@ -258,6 +258,7 @@ class ShippingService:
                 weight_g=sum(p.weight_g for p in parcels),
                 label_url=url,
                 now=now,
+                passed_over=passed_over,
             )
             await self._send(
                 [

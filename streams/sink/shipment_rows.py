@@ -31,6 +31,7 @@ SHIPMENTS = Table(
         "parcels",
         "weight_g",
         "cost_minor",
+        "passed_over",
         "currency",
         "country",
         "created_at",
@@ -51,6 +52,9 @@ def shipment_rows(r: Mapping[str, Any], partition: int, offset: int) -> list[Row
     if not isinstance(lines, list):
         raise RowError("bad_field", "lines must be a list")
     units = sum(int(ln.get("qty") or 0) for ln in lines if isinstance(ln, Mapping))
+    passed_over = r.get("passed_over") or []
+    if not isinstance(passed_over, list) or not all(isinstance(c, str) for c in passed_over):
+        raise RowError("bad_field", "passed_over must be a list of carrier names")
     created, updated = _ms(r, "created_at"), _ms(r, "updated_at")
     return [
         (
@@ -68,6 +72,7 @@ def shipment_rows(r: Mapping[str, Any], partition: int, offset: int) -> list[Row
             int(r.get("parcels") or 1),
             int(r.get("weight_g") or 0),
             cost,
+            list(passed_over),
             _text(r, "currency"),
             _opt_text(r, "country"),
             created // 1000,

@@ -471,3 +471,10 @@ ORDER BY (channel, order_id, shipment_id)
 """
 
 MIGRATIONS += (Migration(8, "shipments", (_SHIPMENTS,)),)
+# The carriers passed over before the one that sold the label (a fallback when not empty);
+# older rows read it as empty.
+_SHIPMENT_PASSED_OVER = (
+    "ALTER TABLE {db}.shipments ADD COLUMN passed_over Array(String) AFTER cost_minor"
+)
+
+MIGRATIONS += (Migration(9, "shipment fallbacks", (_SHIPMENT_PASSED_OVER,)),)

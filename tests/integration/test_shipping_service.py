@@ -104,19 +104,19 @@ class _Kept:
 def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_delivery(
     local_stack: Settings, worker: WorkerProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Given N shopify orders of 1-2 units of a chair stocked at paris-wh and a lamp at
-    lyon-wh, allocated by the order book, planned into waves per location and every line
-    picked in full, and three carriers of which the cheapest sells no label (503),
-    when the shipping service runs, then every order gets exactly one shipment from the next
-    best carrier, the orders turn shipped, and on_hand drops by exactly the shipped units
-    with nothing left reserved; when the carriers report every parcel delivered but one,
+    """Given N shopify orders of 1-2 units of a chair stocked at paris-wh and a lamp at lyon-wh,
+    allocated by the order book, planned into waves per location and every line picked in full,
+    and three carriers of which the cheapest sells no label (503), when the shipping service
+    runs, then every order gets exactly one shipment from the next best carrier, naming the
+    cheapest as passed over, the orders turn shipped, and on_hand drops by exactly the shipped
+    units with nothing left reserved; when the carriers report every parcel delivered but one,
     which is an exception, then those orders turn delivered, the other's shipment is at
-    exception with one delivery_exception alert; an order picked at a store without a
-    ship-from address is dead-lettered (ship_failed, naming the store) and the others ship
-    all the same; each label goes to the full destination the shop's address book tells,
-    which is nowhere in the shipments nor the log; each label is served by URL to a token
-    with orders:read, and refused without one, and so is the parcel's delivery note, which
-    names the order, the carrier and the tracking number."""
+    exception with one delivery_exception alert; an order picked at a store without a ship-from
+    address is dead-lettered (ship_failed, naming the store) and the others ship all the same;
+    each label goes to the full destination the shop's address book tells, which is nowhere in
+    the shipments nor the log; each label is served by URL to a token with orders:read, and
+    refused without one, and so is the parcel's delivery note, which names the order, the
+    carrier and the tracking number."""
     settings = local_stack
     codec = single_object_codec()
     run = uuid.uuid4().hex[:6]
@@ -200,6 +200,7 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
             }
             assert len(shipments) == ORDERS
             assert {s["carrier"] for s in shipments.values()} == {"dhl"}
+            assert {tuple(s["passed_over"]) for s in shipments.values()} == {("ups",)}
             sent = [carriers["dhl"].destinations[s["shipment_id"]] for s in shipments.values()]
             assert {(a.name, a.lines) for a in sent} == {("Jeanne Martin", ("12 rue Oberkampf",))}
             assert "Oberkampf" not in repr(shipments) and "Jeanne" not in repr(shipments)

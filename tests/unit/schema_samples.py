@@ -313,5 +313,6 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "detail": None,
         "created_at": T,
         "updated_at": T + 60_000,
+        "passed_over": ["chronopost"],
     },
 }

@@ -123,12 +123,21 @@ def test_a_waves_record_reads_back_as_the_model() -> None:
 def test_a_shipment_becomes_one_row_of_shipments_with_its_cost_and_units() -> None:
     """Given a shipment version read at partition 1 offset 4, when the sink maps it, then it
     is one shipments row with the label's cost, the units shipped and the version; a negative
-    cost is refused for the dead-letter topic; migration 8 creates the table and the sink
-    reads the topic."""
+    cost is refused for the dead-letter topic; the carriers passed over are named, sorted;
+    migration 8 creates the table, 9 adds passed_over, and the sink reads the topic."""
     w = wave()
     label = Label("ups", "11", "1Z999", "PDF", b"%PDF", 1290, "EUR")
     shipment = records.moved(
-        records.new_shipment(w, w.orders[0], label, parcels=1, weight_g=900, label_url=None, now=T),
+        records.new_shipment(
+            w,
+            w.orders[0],
+            label,
+            parcels=1,
+            weight_g=900,
+            label_url=None,
+            now=T,
+            passed_over={"dhl": "503", "chronopost": "no rate"},
+        ),
         "shipped",
         T + 1000,
     )
@@ -138,7 +147,10 @@ def test_a_shipment_becomes_one_row_of_shipments_with_its_cost_and_units() -> No
     assert (values["cost_minor"], values["currency"], values["units"]) == (1290, "EUR", 3)
     assert (values["version"], values["status"], values["channel"]) == (2, "shipped", "shopify")
     assert values["updated_at_ms"] == T + 1000 and values["kafka_offset"] == 4
+    assert values["passed_over"] == ["chronopost", "dhl"]
     with pytest.raises(RowError, match="cost_minor"):
         table_rows(SHIPMENT, {**shipment, "cost_minor": -1}, 0, 0)
     [eight] = [m for m in MIGRATIONS if m.version == 8]
     assert "shipments" in eight.statements[0] and FULFILMENT_SHIPMENTS in SINK_TOPICS
+    [nine] = [m for m in MIGRATIONS if m.version == 9]
+    assert "ADD COLUMN passed_over Array(String)" in nine.statements[0]
