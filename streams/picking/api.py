@@ -32,8 +32,8 @@ from streams.kernel.access.guard import Limits, Rule, guard, need, principal_of
 from streams.kernel.access.store import TokenFollower, TokenStore
 from streams.kernel.access.tokens import ADMIN, FULFILMENT_WRITE, ORDERS_READ
 from streams.kernel.audit import audit_middleware, note
+from streams.kernel.kafka_io import PublishError
 from streams.kernel.topics import STOCKFLOW_AUDIT
-from streams.picking.kafka_io import PublishError
 from streams.picking.service import WaveService
 
 log = logging.getLogger("stockflow.waves")

@@ -1,8 +1,7 @@
-"""The wave service's Kafka clients: an acknowledged publisher and whole-topic readers.
+"""The wave service's whole-topic readers (its publisher is ``streams.kernel.kafka_io``'s:
+on PublishError nothing is assumed written, the API answers 503 and the same confirmation,
+sent again, gives the same ids).
 
-* :class:`Publisher`: an idempotent ``acks=all`` producer; :meth:`Publisher.send` returns
-  once every record is acknowledged, else raises :class:`PublishError` (nothing assumed
-  written: the caller answers 503 and the same confirmation, sent again, gives the same ids).
 * :class:`Reader`: ``assign()`` of every partition from its first offset (no group: the
   compacted topics are read whole at start), :meth:`Reader.read` returns what arrived since
   the last call up to the end offsets of the moment, as raw records (decoded by the caller,
@@ -15,56 +14,16 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from schemas.codec import Codec
-from streams.kernel.kafka_config import consumer_config, producer_config
-from streams.kernel.produce import produce
+from streams.kernel.kafka_config import consumer_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import TopicSpec
 
 GROUP_PREFIX = "stockflow-waves-reader-"  # assign() only, never joins
 BATCH = 1000
-
-
-class PublishError(RuntimeError):
-    """Kafka did not acknowledge every record of a batch; nothing may be assumed written."""
-
-
-class Publisher:
-    def __init__(self, settings: Settings, codec: Codec) -> None:
-        self.producer = Producer(producer_config(settings))
-        self.codec = codec
-        self.timeout_s = settings.produce_timeout_s
-
-    async def send(self, records: Sequence[tuple[TopicSpec, str, dict[str, Any]]]) -> None:
-        if records:
-            await asyncio.to_thread(self._send, records)
-
-    def _send(self, records: Sequence[tuple[TopicSpec, str, dict[str, Any]]]) -> None:
-        failures: list[str] = []
-
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for spec, key, record in records:
-            value = self.codec.encode(spec.value_schema, record)
-            produce(self.producer, spec.name, key.encode(), value, on_delivery=delivered)
-        left = self.producer.flush(self.timeout_s)
-        if left or failures:
-            raise PublishError(
-                f"{left} record(s) not acknowledged within {self.timeout_s:.0f} s"
-                + (f"; refused: {'; '.join(failures[:3])}" if failures else "")
-                + "; nothing was changed, send the confirmation again"
-            )
-
-    def close(self) -> None:
-        self.producer.flush(self.timeout_s)
 
 
 @dataclass(frozen=True, slots=True)

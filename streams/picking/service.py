@@ -39,6 +39,7 @@ from streams.fulfilment.planner import WAVEABLE, finished, plan_waves, waved_lin
 from streams.fulfilment.records import wave_from_record, wave_record
 from streams.kernel.deadletter import dead_letter
 from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.kafka_io import Publisher
 from streams.kernel.metrics import dead_letter_counter
 from streams.kernel.settings import Settings
 from streams.kernel.topics import (
@@ -51,7 +52,7 @@ from streams.kernel.topics import (
     STOCKFLOW_AUDIT,
     TopicSpec,
 )
-from streams.picking.kafka_io import Publisher, Raw, Reader
+from streams.picking.kafka_io import Raw, Reader
 
 log = logging.getLogger("stockflow.waves")
 
@@ -90,7 +91,9 @@ class WaveService:
         specs = (FULFILMENT_WAVES, ORDERS_STATE, ORDERS, STOCK_EVENTS, STOCK_ALERTS)
         more = (STOCK_DEADLETTER, STOCKFLOW_AUDIT)
         await asyncio.to_thread(ensure_topics, self.settings, (*specs, *more))
-        self._publisher = Publisher(self.settings, self.codec)
+        self._publisher = Publisher(
+            self.settings, self.codec, retry_hint="nothing was changed, send the confirmation again"
+        )
         self._readers = {s.name: Reader(self.settings, s) for s in (FULFILMENT_WAVES, ORDERS_STATE)}
         await self.refresh()
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from streams.kernel.access.guard import Limits, Rule, guard, need, principal_of
 from streams.kernel.access.store import TokenFollower, TokenStore
 from streams.kernel.access.tokens import ADMIN, REPLENISH
-from streams.purchasing.kafka_io import PublishError
+from streams.kernel.kafka_io import PublishError
 from streams.purchasing.service import PurchasingService
 
 log = logging.getLogger("stockflow.purchasing")

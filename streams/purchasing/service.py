@@ -41,6 +41,7 @@ from schemas.events import check as check_event
 from schemas.events import stock_event
 from schemas.times import now_ms
 from streams.kernel.kafka_admin import ensure_topics
+from streams.kernel.kafka_io import GroupReader, Publisher, TopicReader
 from streams.kernel.settings import Settings
 from streams.kernel.topics import (
     REPLENISHMENT_PROPOSALS,
@@ -50,7 +51,6 @@ from streams.kernel.topics import (
     TopicSpec,
 )
 from streams.purchasing import lifecycle
-from streams.purchasing.kafka_io import GroupReader, Publisher, TopicReader
 from streams.replenishment.model import ReplenishmentConfig, Supplier
 
 log = logging.getLogger("stockflow.purchasing")

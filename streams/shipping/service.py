@@ -55,6 +55,7 @@ from streams.fulfilment.documents import delivery_note_pdf
 from streams.fulfilment.model import Wave, WaveOrder
 from streams.fulfilment.records import wave_from_record
 from streams.kernel.deadletter import dead_letter
+from streams.kernel.kafka_io import Publisher, TopicReader
 from streams.kernel.metrics import dead_letter_counter
 from streams.kernel.settings import Settings
 from streams.kernel.topics import (
@@ -65,7 +66,6 @@ from streams.kernel.topics import (
     STOCK_DEADLETTER,
     TopicSpec,
 )
-from streams.purchasing.kafka_io import Publisher, TopicReader
 from streams.shipping import records
 from streams.shipping.config import ShippingConfig, ShippingConfigError
 

@@ -10,10 +10,10 @@ from typing import Any, cast
 import pytest
 
 from schemas.codec import single_object_codec
+from streams.kernel.kafka_io import Publisher, PublishError
 from streams.kernel.settings import Settings
 from streams.kernel.topics import REPLENISHMENT_PROPOSALS, STOCK_EVENTS, TopicSpec
 from streams.purchasing import lifecycle as lc
-from streams.purchasing.kafka_io import Publisher, PublishError
 from streams.purchasing.service import PurchasingService
 from streams.replenishment.model import ReplenishmentConfig
 from tests.unit.test_purchasing_lifecycle import T, line, planned, sent_po

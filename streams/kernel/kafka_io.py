@@ -1,5 +1,6 @@
-"""The purchasing service's Kafka clients: a publisher that waits for Kafka's
-acknowledgement, and topic readers driven from asyncio (each blocking call in a thread).
+"""Kafka clients of the asyncio services outside Faust (purchasing, waves, shipping): a
+publisher that waits for Kafka's acknowledgement, and topic readers driven from asyncio (each
+blocking call in a thread).
 
 * :class:`Publisher`: one idempotent, ``acks=all`` confluent-kafka producer
   (``streams.kernel.kafka_config``); :meth:`Publisher.send` returns once every record of the
@@ -43,10 +44,17 @@ class PublishError(RuntimeError):
 
 
 class Publisher:
-    def __init__(self, settings: Settings, codec: Codec, timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec,
+        timeout_s: float | None = None,
+        retry_hint: str = "the change was not made, try again",
+    ) -> None:
         self.producer = Producer(producer_config(settings))
         self.codec = codec
         self.timeout_s = settings.produce_timeout_s if timeout_s is None else timeout_s
+        self.retry_hint = retry_hint  # what the caller's client should do on PublishError
 
     async def send(self, records: Sequence[tuple[TopicSpec, str, dict[str, Any]]]) -> None:
         """Encode, produce and wait for the acknowledgement of every ``(topic, key, record)``
@@ -69,7 +77,7 @@ class Publisher:
             raise PublishError(
                 f"{left} record(s) not acknowledged within {self.timeout_s:.0f} s"
                 + (f"; refused: {'; '.join(failures[:3])}" if failures else "")
-                + "; the change was not made, try again"
+                + f"; {self.retry_hint}"
             )
 
     def close(self) -> None:
