@@ -20,8 +20,9 @@ Reservations: each line of a plan is an ``order_placed`` at the planned location
 (``ob|{order}|{attempt}|{line}``). The order waits until every line of the attempt has its
 Decision, then, by the channel's policy:
 
-- ``all_or_nothing`` (the default): one refused line releases the attempt's accepted lines
-  (``order_cancelled`` qty 0 per SKU, ``ob|{order}|{attempt}|{sku}|release``) and the next
+- ``all_or_nothing`` (the default): one refused line releases every SKU of the order
+  (``order_cancelled`` qty 0 per SKU, ``ob|{order}|{attempt}|{sku}|release``: what the
+  ledger holds, even a line a replayed state believes refused) and the next
   best plan is tried (plans tried are excluded), up to ``max_tries`` attempts; then the
   order is an ``exception`` with the refusals as reason. So, once every Decision is in, an
   order holds all its lines or none.
@@ -119,6 +120,7 @@ SHIPPABLE = frozenset(
     {"allocated", "partially_allocated", "backordered", "released", "partially_shipped"}
 ) | {"pending_approval", "ready_for_pickup"}
 CANCELLABLE = HOLDING | {"received", "exception"}
+GONE = frozenset({"shipped", "delivered", "returned", "cancelled"})  # lines that hold nothing
 REROUTABLE = frozenset(
     {"exception", "pending_approval", "partially_allocated", "backordered", "allocated"}
 )
@@ -516,9 +518,11 @@ class _Step:
             s.reason = self._refusals()
             self.go("backordered", s.reason)
             return
-        # all or nothing: release what the attempt holds, then the next plan
-        held = [ln.sku for ln in s.lines if ln.status in ("reserved", "backordered")]
-        self.release(held, "release")
+        # all or nothing: release what the order holds, then the next plan. Every SKU of
+        # the order, not only the lines this state saw accepted: after a crash and a replay
+        # onto another plan the ledger may hold a line this state has refused, and the next
+        # attempt must start from nothing held (a release of a SKU not held is skipped)
+        self.release([ln.sku for ln in s.lines], "release")
         for ln in s.lines:
             if ln.status in ("reserved", "backordered"):
                 ln.status = "released"
@@ -595,8 +599,8 @@ class _Step:
     def cancel(self, status: str, reason: str | None, by: str | None) -> None:
         s = self.s
         self.close_balance()
-        held = [ln.sku for ln in s.lines if ln.status in ("pending", "reserved", "backordered")]
-        self.release(held, "cancel")
+        # every SKU not wholly shipped, whatever this state believes held (as settle does)
+        self.release([ln.sku for ln in s.lines if ln.status not in GONE], "cancel")
         for ln in s.lines:
             if ln.status in ("pending", "reserved", "backordered"):
                 ln.status = "cancelled"
@@ -775,8 +779,7 @@ def _rerouted(step: _Step, event: Mapping[str, Any]) -> None:
     s = step.s
     _need(step, REROUTABLE, "reroute")
     step.close_balance()
-    held = [ln.sku for ln in s.lines if ln.status in ("reserved", "backordered")]
-    step.release(held, "release")
+    step.release([ln.sku for ln in s.lines], "release")  # every SKU, as settle does
     for ln in s.lines:
         ln.status = "released" if ln.status in ("reserved", "backordered") else ln.status
         ln.refusal = None
@@ -1002,8 +1005,7 @@ def on_timer(
         if state.resends >= MAX_RESENDS:
             # no Decision however often asked (the ledger refused the events as invalid, or
             # its decisions were lost): give up on the attempt, releasing whatever it holds
-            held = [ln.sku for ln in state.lines if ln.status in ("pending", "reserved")]
-            step.release(held, "release")
+            step.release([ln.sku for ln in state.lines], "release")  # every SKU, as settle
             for ln in state.lines:
                 if ln.status in ("pending", "reserved"):
                     ln.status = "released"

@@ -195,6 +195,51 @@ def test_a_refused_line_releases_the_other_and_ends_in_exception() -> None:
     assert {ln.status for ln in loser.lines} == {"released", "refused"}
 
 
+LOST = {  # a reservation of a plan lost to a crash: the stored state never saw it
+    "event_id": "ob|web:1|7|2", "type": "order_placed", "sku": "y", "qty": 1,
+    "location": "b", "order_id": "web:1", "channel": "web",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("y_at_b", [3, 1])
+def test_a_reservation_the_state_never_saw_is_released_before_the_next_plan(
+    y_at_b: int,
+) -> None:
+    """Given an order whose stored state was replayed after a crash onto another plan, so
+    the ledger holds a unit of y (a reservation of the lost plan) that the state does not
+    know of
+    When its line y is refused and the order is re-planned
+    Then the order is allocated and the ledger holds exactly its lines: the unit of the
+    lost plan was released with the rest (with one unit of y at b, that is what lets the
+    next plan have it)."""
+    ex = Exchange({"x": {"a": 5, "b": 5}, "y": {"a": 1, "b": y_at_b}}, OrderConfig())
+    ex.ledger(LOST)
+    ex.inflight.clear()  # its decision came back to a state that has since been replaced
+    ex.order(placed("web:2", [("1", "y", 1)]))  # takes y at a; the routing still sees it
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 1)]))
+    ex.settle()
+    s = ex.state("web:1")
+    want = {ln.sku: ln.qty for ln in s.lines if ln.status == "reserved"}
+    assert s.status == "allocated"
+    assert ex.reserved("web:1") == want
+
+
+def test_a_cancellation_releases_what_the_state_never_saw() -> None:
+    """Given an order in exception holding nothing as far as its state knows, while the
+    ledger holds a unit of y for it (a reservation of a plan lost to a crash)
+    When the channel cancels the order
+    Then the ledger holds nothing for it."""
+    ex = Exchange({"x": {"a": 5}, "y": {"a": 0, "b": 1}}, OrderConfig())
+    ex.order(placed("web:1", [("1", "x", 1), ("2", "y", 5)]))
+    ex.settle()
+    assert ex.state("web:1").status == "exception"
+    ex.ledger(LOST)
+    ex.inflight.clear()
+    ex.order(action("web:1", "cancelled"))
+    assert ex.state("web:1").status == "cancelled"
+    assert ex.reserved("web:1") == {}
+
+
 def test_ship_available_keeps_what_was_reserved() -> None:
     """Given the channel's policy ship_available
     When one line is refused
