@@ -41,6 +41,10 @@ Why the exchange settles (at least once, crash at any point):
    ``MAX_RESENDS`` resends without a Decision (the ledger dead-lettered them, or a group
    started at ``latest`` skipped the decisions) it releases every SKU of the attempt and
    is an ``exception``: it holds nothing, whatever the ledger had done.
+6. The timer and the outbox resend act only while the partitions they looked at are
+   owned: a revocation waits for the step under way and ends their round. A step after it
+   would write from a store that may be stale, and move that store's changelog offset past
+   records it never read (recovery would skip them when the partition comes back).
 So once every Decision is in, each order holds all its lines or none (all_or_nothing).
 """
 
@@ -186,6 +190,11 @@ class OrderBook:
         self.sender = BatchSender(lambda: app.producer)
         self.writer = AckedTableWriter(self.table, self.sender.send, writing_as)
         self.lock = asyncio.Lock()  # the agent and the timer never step one order at once
+        # +1 at every revocation, under the lock: a timer round or an outbox resend begun
+        # before it stops, so it never writes an order whose partition may have moved (its
+        # local store is then stale, and its write would also move the store's changelog
+        # offset past records it never read, losing them at the next assignment)
+        self.epoch = 0
         self.watched: dict[bytes, str] = {}  # orders the timer looks at: routed, pending
         self._recovering: asyncio.Future[None] | None = None
         self._register()
@@ -360,7 +369,7 @@ class OrderBook:
 
     async def tick(self) -> None:
         """Expired approvals and reservations without Decision, for the orders owned here."""
-        owned = self._owned()
+        epoch, owned = self.epoch, self._owned()
         self.inflight.lapse(now_ms())
         for key in list(self.watched):
             partition = self._partition_of(key)
@@ -368,6 +377,8 @@ class OrderBook:
                 continue
             handle = _Handle(partition)
             async with self.lock:
+                if self.epoch != epoch:
+                    return  # partitions were revoked meanwhile: the next round looks again
                 with self.writing_as(handle):
                     stored = self.table.get(key)
                 if stored is None:
@@ -387,7 +398,7 @@ class OrderBook:
 
     async def recover(self) -> None:
         """After an assignment: send again the recent outboxes, find the orders to watch."""
-        owned = self._owned()
+        epoch, owned = self.epoch, self._owned()
         began, sent = time.monotonic(), 0
         since = now_ms() - OUTBOX_RESEND_S * 1000
         for key, raw in list(self._items()):
@@ -396,6 +407,9 @@ class OrderBook:
             if self._partition_of(key) not in owned:
                 continue
             async with self.lock:  # the state as it is now: never an older outbox after
+                if self.epoch != epoch:
+                    log.info("order book: partitions moved, outboxes left to the next owner")
+                    return
                 with self.writing_as(_Handle(self._partition_of(key))):
                     raw = self.table.get(key)
                 if raw is None:
@@ -411,6 +425,13 @@ class OrderBook:
             len(self.watched),
             time.monotonic() - began,
         )
+
+    async def revoked(self) -> None:
+        """Partitions are being revoked: wait for the step under way, then end the timer
+        round and the outbox resend in progress (the agent's own batches are waited for by
+        Faust, which acknowledges them before it revokes)."""
+        async with self.lock:
+            self.epoch += 1
 
     def _items(self) -> Iterator[tuple[bytes, bytes | None]]:
         return iter(list(self.table.items()))
@@ -482,6 +503,11 @@ class OrderBook:
             self._recovering = asyncio.ensure_future(self.recover())
 
         app.on_rebalance_complete.connect(recovered)
+
+        async def revoking(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            await self.revoked()
+
+        app.on_partitions_revoked.connect(revoking)
 
 
 def _customer_key(state: OrderBookState | None, record: Mapping[str, Any] | None) -> bytes | None:
