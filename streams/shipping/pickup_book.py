@@ -22,14 +22,24 @@ from streams.shipping.pickups import PickupKey
 KEEP_DAYS = 14
 
 
+class PickupBookError(ValueError):
+    """The pickups file cannot be read; the message says what to do."""
+
+
 class PickupBook:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.entries: dict[str, dict[str, Any]] = {}
         if path.exists():
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                raw = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                raw = None
             if not isinstance(raw, dict):
-                raise ValueError(f"{path}: not a mapping of pickups; move it aside to start anew")
+                raise PickupBookError(
+                    f"{path}: not a mapping of pickups; check today's bookings with the "
+                    "carriers, then move the file aside to start anew"
+                )
             self.entries = {str(k): dict(v) for k, v in raw.items()}
 
     def __contains__(self, key_id: object) -> bool:

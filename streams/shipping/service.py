@@ -74,7 +74,7 @@ from streams.kernel.topics import (
 )
 from streams.shipping import pickups, records
 from streams.shipping.config import ShippingConfig, ShippingConfigError
-from streams.shipping.pickup_book import PickupBook
+from streams.shipping.pickup_book import PickupBook, PickupBookError
 
 log = logging.getLogger("stockflow.shipping")
 
@@ -138,11 +138,8 @@ class ShippingService:
         for shipment in list(self.shipments.values()):
             if shipment["status"] == "created":  # stopped between the two writes: finish
                 await self._finish(shipment, resend=True)
-        self.pickup_book = PickupBook(Path(self.settings.state_dir) / "shipping" / "pickups.json")
-        for key, parcels in self.pickup_book.unsure():  # stopped during the carrier's call
-            await self._pickup_alert(
-                key, parcels, "a stop came during the booking; the carrier may hold it"
-            )
+        if self.config.pickups.cutoffs:
+            await self._open_pickup_book()
         log.info(
             "shipping: started with %d shipment(s), %d wave(s), carriers %s",
             len(self.shipments),
@@ -350,14 +347,15 @@ class ShippingService:
     async def book_pickups(self) -> int:
         """Book the pickups due now (see :mod:`streams.shipping.pickups`); the count booked."""
         config = self.config.pickups
-        if not config.cutoffs:
+        if not config.cutoffs or self.pickup_book is None:  # none configured, or the file bad
             return 0
-        assert self.pickup_book is not None, "start() first"
         now = self.clock()
         labelled = (s for s in self.shipments.values() if s["carrier"] in self.carriers)
         booked = 0
         for item in pickups.due(labelled, now, config, self.pickup_book.ids()):
             key = item.key
+            if key.id in self.pickup_book:  # booked by a round that ran meanwhile
+                continue
             try:
                 origin = self.config.origin(key.location)
             except ShippingConfigError as exc:
@@ -382,6 +380,22 @@ class ShippingService:
                 number,
             )
         return booked
+
+    async def _open_pickup_book(self) -> None:
+        """The pickups booked so far; an unreadable file leaves pickups off (shipping goes on)
+        until a person checks the day's bookings with the carriers and moves it aside."""
+        try:
+            self.pickup_book = PickupBook(
+                Path(self.settings.state_dir) / "shipping" / "pickups.json"
+            )
+        except (PickupBookError, OSError) as exc:
+            self.last_error = f"pickups off: {exc}"[:500]
+            log.error("shipping: pickups off: %s", exc)
+            return
+        for key, parcels in self.pickup_book.unsure():  # stopped during the carrier's call
+            await self._pickup_alert(
+                key, parcels, "a stop came during the booking; the carrier may hold it"
+            )
 
     async def _pickup_failed(
         self, key: pickups.PickupKey, parcels: int, error: str, now: int

@@ -109,12 +109,12 @@ class _Service:
         self.service = ShippingService(
             Settings(state_dir=state), config, carriers, clock=lambda: now[0]
         )
-        self.service.pickup_book = PickupBook(state / "shipping" / "pickups.json")
 
         async def send(batch: list[tuple[TopicSpec, str, dict[str, Any]]]) -> None:
             self.sent.extend(batch)
 
         self.service._send = send  # type: ignore[method-assign]
+        asyncio.run(self.service._open_pickup_book())  # what start() does
         for n, bought in enumerate((at(9), at(11), at(15))):
             carrier = "ups" if n == 2 else "dhl"
             self.service.shipments[f"s{n}"] = {
@@ -179,8 +179,8 @@ def test_a_failed_booking_is_retried_and_alerted_once_past_the_alert_delay(
 
 def test_a_booking_a_stop_interrupted_is_not_made_again_but_reported(tmp_path: Path) -> None:
     """Given a pickup kept at `booking` (the service stopped during the carrier's call),
-    when the service runs again past the cut-off, then it is not booked again (the carrier
-    may hold it) and the book reports it for a person to check."""
+    when the service starts again past the cut-off, then it is not booked again (the carrier
+    may hold it) and one pickup_failed alert asks a person to check it."""
     dhl = MemoryCarrier("dhl", 700, 1)
     book = PickupBook(tmp_path / "shipping" / "pickups.json")
     key = PickupKey("dhl", "paris-wh", DAY)
@@ -189,3 +189,17 @@ def test_a_booking_a_stop_interrupted_is_not_made_again_but_reported(tmp_path: P
     assert run.service.pickup_book is not None
     assert run.service.pickup_book.unsure() == [(key, 4)]
     assert run.book() == 0 and dhl.pickups == []
+    [(topic, _, alert)] = run.sent
+    assert topic == STOCK_ALERTS and alert["alert_id"] == "pickup_failed|dhl|paris-wh|2026-11-30"
+    assert "may hold it" in alert["message"]
+
+
+def test_an_unreadable_pickups_file_leaves_pickups_off_and_shipping_on(tmp_path: Path) -> None:
+    """Given a pickups file that is not JSON, when the service starts past the cut-off, then
+    it books nothing (it cannot know what is booked), says why, and its rounds go on."""
+    dhl = MemoryCarrier("dhl", 700, 1)
+    (tmp_path / "shipping").mkdir()
+    (tmp_path / "shipping" / "pickups.json").write_text("{half", encoding="utf-8")
+    run = _Service(tmp_path, {"dhl": dhl}, [at(16, 5)])
+    assert run.book() == 0 and dhl.pickups == [] and run.sent == []
+    assert "move the file aside" in run.service.last_error
