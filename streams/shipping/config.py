@@ -12,6 +12,7 @@ shipping:
     timezone: Europe/Paris   # the locations' clock (IANA name; default UTC)
     cutoffs: {paris-wh: "16:00"}   # per location: booked then, later labels go next day
     alert_after_minutes: 30  # still not booked this long after the cut-off: an alert
+    days: [mon, tue, wed, thu, fri]   # collection days (the default)
 ```
 """
 
@@ -32,7 +33,8 @@ from connectors.carriers.model import Address
 from streams.shipping.pickups import PickupsConfig
 
 _KEYS = {"track_every_seconds", "poll_every_seconds", "pickups"}
-_PICKUP_KEYS = {"timezone", "cutoffs", "alert_after_minutes"}
+_PICKUP_KEYS = {"timezone", "cutoffs", "alert_after_minutes", "days"}
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
@@ -68,7 +70,7 @@ def _pickups(raw: Any) -> PickupsConfig:
         return PickupsConfig()
     if not isinstance(raw, Mapping):
         raise ShippingConfigError(
-            "shipping.pickups: a mapping of timezone, cutoffs, alert_after_minutes"
+            "shipping.pickups: a mapping of timezone, cutoffs, alert_after_minutes, days"
         )
     unknown = sorted(set(raw) - _PICKUP_KEYS)
     if unknown:
@@ -98,7 +100,22 @@ def _pickups(raw: Any) -> PickupsConfig:
         raise ShippingConfigError(
             f"shipping.pickups.alert_after_minutes: a number of minutes >= 0, got {after!r}"
         )
-    return PickupsConfig(timezone=str(zone), cutoffs=parsed, alert_after_minutes=float(after))
+    days = raw.get("days", list(_WEEKDAYS[:5]))
+    if (
+        not isinstance(days, list)
+        or not days
+        or not all(isinstance(d, str) and d.lower() in _WEEKDAYS for d in days)
+    ):
+        raise ShippingConfigError(
+            f"shipping.pickups.days: a list of {', '.join(_WEEKDAYS)} (the carriers' "
+            f"collection days), got {days!r}"
+        )
+    return PickupsConfig(
+        timezone=str(zone),
+        cutoffs=parsed,
+        alert_after_minutes=float(after),
+        days=frozenset(_WEEKDAYS.index(d.lower()) for d in days),
+    )
 
 
 def parse_shipping(shipping: Any, carriers: Any = None) -> ShippingConfig:

@@ -2,7 +2,8 @@
 
 When: at the location's **cut-off** (``shipping.pickups.cutoffs``, ``HH:MM`` on the
 locations' clock ``shipping.pickups.timezone``). A label bought before the cut-off leaves
-with that day's pickup; one bought at or after it waits for the next day's. The cut-off is
+with that day's pickup; one bought at or after it waits for the next day's; a day the carriers
+do not collect (``days``, Monday to Friday by default) passes to the next one. The cut-off is
 chosen over "after the location's last wave has shipped" because the last wave of a day is
 only known afterwards: the planner may write another one until the carriers' own cut-offs,
 and a wave picked short stays open; booking after each quiet spell would book at 10:00 with
@@ -37,6 +38,7 @@ class PickupsConfig:
     timezone: str = "UTC"
     cutoffs: Mapping[str, time] = field(default_factory=dict)
     alert_after_minutes: float = 30.0
+    days: frozenset[int] = frozenset(range(5))  # collection days (date.weekday(): 0 = Monday)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -72,12 +74,18 @@ def cutoff_ms(day: date, location: str, config: PickupsConfig) -> int:
 
 def pickup_day(bought_ms: int, location: str, config: PickupsConfig) -> date | None:
     """The day whose pickup takes a label bought at ``bought_ms`` at ``location``: that day
-    before the cut-off, the next one from it; ``None`` for a location without a cut-off."""
+    before the cut-off, the next one from it, then the first collection day from there;
+    ``None`` for a location without a cut-off."""
     cut = config.cutoffs.get(location)
     if cut is None:
         return None
     local = _local(bought_ms, config)
-    return local.date() + timedelta(days=1) if local.time() >= cut else local.date()
+    day = local.date() + timedelta(days=1) if local.time() >= cut else local.date()
+    for _ in range(7):
+        if day.weekday() in config.days:
+            break
+        day += timedelta(days=1)
+    return day
 
 
 def due(

@@ -23,7 +23,7 @@ from streams.shipping.service import ShippingService
 from tests.fakes.carriers import MemoryCarrier
 
 PARIS = PickupsConfig("Europe/Paris", {"paris-wh": time(16), "lyon-wh": time(15, 30)}, 30)
-DAY = date(2026, 11, 30)
+DAY = date(2026, 12, 1)  # a Tuesday
 ZONE = ZoneInfo("Europe/Paris")
 
 
@@ -43,7 +43,7 @@ def test_the_pickups_section_is_parsed_and_its_mistakes_named() -> None:
     config = parse_shipping(
         {"pickups": {"timezone": "Europe/Paris", "cutoffs": {"paris-wh": "16:00"}}}
     ).pickups
-    assert config == PickupsConfig("Europe/Paris", {"paris-wh": time(16)}, 30)
+    assert config == PickupsConfig("Europe/Paris", {"paris-wh": time(16)}, 30, frozenset(range(5)))
     assert parse_shipping(None).pickups.cutoffs == {}
     for raw, where in (
         ({"timezone": "Mars/Olympus"}, "shipping.pickups.timezone"),
@@ -51,6 +51,8 @@ def test_the_pickups_section_is_parsed_and_its_mistakes_named() -> None:
         ({"cutoffs": {"paris-wh": "24:00"}}, "shipping.pickups.cutoffs.paris-wh"),
         ({"cutoff": {}}, "unknown key"),
         ({"alert_after_minutes": -1}, "shipping.pickups.alert_after_minutes"),
+        ({"days": ["monday"]}, "shipping.pickups.days"),
+        ({"days": []}, "shipping.pickups.days"),
     ):
         with pytest.raises(ShippingConfigError, match=where):
             parse_shipping({"pickups": raw})
@@ -61,10 +63,26 @@ def test_a_label_bought_from_the_cutoff_on_waits_for_the_next_days_pickup() -> N
     and 23:30 (Paris; 22:30 UTC, the same UTC day), then the first leaves that day and the
     others the next day; a location without a cut-off has no pickup."""
     assert pickups.pickup_day(at(15, 59), "paris-wh", PARIS) == DAY
-    assert pickups.pickup_day(at(16), "paris-wh", PARIS) == date(2026, 12, 1)
-    assert pickups.pickup_day(at(23, 30), "paris-wh", PARIS) == date(2026, 12, 1)
+    assert pickups.pickup_day(at(16), "paris-wh", PARIS) == date(2026, 12, 2)
+    assert pickups.pickup_day(at(23, 30), "paris-wh", PARIS) == date(2026, 12, 2)
     assert pickups.pickup_day(at(10), "lille-store", PARIS) is None
     assert pickups.cutoff_ms(DAY, "lyon-wh", PARIS) == at(15, 30)
+
+
+def test_a_label_bought_for_a_day_without_collection_waits_for_the_next_collection_day() -> None:
+    """Given collections Monday to Friday (the default), when labels are bought on Friday
+    after the cut-off, on Saturday and on Sunday, then they leave with Monday's pickup; with
+    Saturday collections, Friday's late label and Saturday's leave on Saturday."""
+    friday, saturday, sunday, monday = (date(2026, 12, d) for d in (4, 5, 6, 7))
+    for bought in (at(17, day=friday), at(10, day=saturday), at(10, day=sunday)):
+        assert pickups.pickup_day(bought, "paris-wh", PARIS) == monday
+    six = parse_shipping(
+        {"pickups": {"cutoffs": {"paris-wh": "16:00"}, "timezone": "Europe/Paris",
+                     "days": ["mon", "tue", "wed", "thu", "fri", "sat"]}}
+    ).pickups  # fmt: skip
+    assert pickups.pickup_day(at(17, day=friday), "paris-wh", six) == saturday
+    assert pickups.pickup_day(at(10, day=saturday), "paris-wh", six) == saturday
+    assert pickups.pickup_day(at(10, day=sunday), "paris-wh", six) == monday
 
 
 def test_one_pickup_is_due_per_carrier_and_location_of_today_once_its_cutoff_passed() -> None:
@@ -78,7 +96,7 @@ def test_one_pickup_is_due_per_carrier_and_location_of_today_once_its_cutoff_pas
         shipment("ups", "paris-wh", at(11), 3),
         shipment("dhl", "lyon-wh", at(10), 1),
         shipment("dhl", "paris-wh", at(17), 5),  # after the cut-off: tomorrow
-        shipment("dhl", "paris-wh", at(10, day=date(2026, 11, 29)), 7),  # yesterday
+        shipment("dhl", "paris-wh", at(10, day=date(2026, 11, 30)), 7),  # yesterday
         shipment("dhl", "lille-store", at(10), 1),
     ]
     key = PickupKey
@@ -91,7 +109,7 @@ def test_one_pickup_is_due_per_carrier_and_location_of_today_once_its_cutoff_pas
     ]
     kept = {key("dhl", "paris-wh", DAY).id}
     assert [d.key.carrier for d in pickups.due(labels, at(16), PARIS, kept)] == ["dhl", "ups"]
-    assert pickups.due(labels, at(0, 30, date(2026, 12, 1)), PARIS) == []  # not booked late
+    assert pickups.due(labels, at(0, 30, date(2026, 12, 2)), PARIS) == []  # not booked late
     assert not pickups.overdue(key("dhl", "paris-wh", DAY), at(16, 29), PARIS)
     assert pickups.overdue(key("dhl", "paris-wh", DAY), at(16, 30), PARIS)
 
@@ -143,7 +161,7 @@ def test_the_service_books_each_pickup_once_even_after_a_restart(tmp_path: Path)
     assert again.book() == 0 and len(dhl.pickups) == 1 and len(ups.pickups) == 1
     kept = json.loads((tmp_path / "shipping" / "pickups.json").read_text())
     assert {e["status"] for e in kept.values()} == {"booked"}
-    assert kept["pickup|dhl|paris-wh|2026-11-30"]["confirmation"] == "dhl-pickup-2026-11-30-1"
+    assert kept["pickup|dhl|paris-wh|2026-12-01"]["confirmation"] == "dhl-pickup-2026-12-01-1"
     assert first.sent == [] and again.sent == []
 
 
@@ -167,7 +185,7 @@ def test_a_failed_booking_is_retried_and_alerted_once_past_the_alert_delay(
         run.book()
     alerts = [r for topic, _, r in run.sent if topic == STOCK_ALERTS]
     assert [(a["alert_id"], a["kind"], a["location"], a["value"]) for a in alerts] == [
-        ("pickup_failed|dhl|paris-wh|2026-11-30", "pickup_failed", "paris-wh", 4)
+        ("pickup_failed|dhl|paris-wh|2026-12-01", "pickup_failed", "paris-wh", 4)
     ]
     assert "503" in alerts[0]["message"]
     dhl.pickups_down = False
@@ -190,7 +208,7 @@ def test_a_booking_a_stop_interrupted_is_not_made_again_but_reported(tmp_path: P
     assert run.service.pickup_book.unsure() == [(key, 4)]
     assert run.book() == 0 and dhl.pickups == []
     [(topic, _, alert)] = run.sent
-    assert topic == STOCK_ALERTS and alert["alert_id"] == "pickup_failed|dhl|paris-wh|2026-11-30"
+    assert topic == STOCK_ALERTS and alert["alert_id"] == "pickup_failed|dhl|paris-wh|2026-12-01"
     assert "may hold it" in alert["message"]
 
 
