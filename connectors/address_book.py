@@ -1,8 +1,9 @@
 """The shipping service's address book built from the connectors' configuration.
 
 One address reader per channel instance whose kind can tell a shipping address (Shopify,
-WooCommerce), with the instance's base URL, credentials and limits, on the caller's HTTP
-session; other kinds have none (see :mod:`connectors.carriers.destinations`).
+WooCommerce, Mirakl operators, Fnac Darty), with the instance's base URL, credentials and
+limits, on the caller's HTTP session; other kinds have none (see
+:mod:`connectors.carriers.destinations`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ import aiohttp
 
 from connectors.carriers.destinations import AddressReader, ChannelAddresses
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.fnac.addresses import FnacAddresses
+from connectors.fnac.client import FnacClient
+from connectors.fnac.limits import FnacLimits
+from connectors.mirakl.addresses import MiraklAddresses
+from connectors.mirakl.client import MiraklClient
+from connectors.mirakl.limits import MiraklLimits
+from connectors.mirakl.mapping import MiraklMapping
 from connectors.shopify.addresses import ShopifyAddresses
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.limits import ShopifyLimits
@@ -38,6 +46,27 @@ def address_reader(session: aiohttp.ClientSession, inst: ChannelInstance) -> Add
                 inst.secret("consumer_key"),
                 inst.secret("consumer_secret"),
                 limits=WooLimits(inst.name, **dict(inst.limits)),
+            )
+        )
+    if inst.kind == "mirakl" and isinstance(inst.mapping, MiraklMapping):
+        return MiraklAddresses(
+            MiraklClient(
+                session,
+                inst.base_url,
+                inst.secret("api_key"),
+                shop_id=inst.mapping.shop_id,
+                limits=MiraklLimits(inst.name, **dict(inst.limits)),
+            )
+        )
+    if inst.kind == "fnac":
+        return FnacAddresses(
+            FnacClient(
+                session,
+                inst.base_url,
+                inst.secret("partner_id"),
+                inst.secret("shop_id"),
+                inst.secret("key"),
+                limits=FnacLimits(inst.name, **dict(inst.limits)),
             )
         )
     return None

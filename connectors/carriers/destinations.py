@@ -6,7 +6,8 @@ The address lives in memory for that call: it is never logged, never written to 
 ClickHouse, a dead letter or a file, and not cached.
 
 Each channel kind that can tell the address has an :class:`AddressReader` in its own folder
-(``connectors.shopify.addresses``, ``connectors.woocommerce.addresses``); the order's id on
+(``connectors.shopify.addresses``, ``connectors.woocommerce.addresses``,
+``connectors.mirakl.addresses``, ``connectors.fnac.addresses``); the order's id on
 the channel is the part after ``<channel>:`` of stockflow's order id. A channel without a
 reader gets ``None`` (the carrier sees country and postal code only), said once in the log.
 A channel that cannot answer (5xx, timeout, 429, a refused read) raises

@@ -192,6 +192,8 @@ class FakeFnac(FakeChannel):
             "lastname": "Durand",
             "company": "",
             "address1": "12 rue des Lilas",
+            "address2": "Bat C",
+            "address3": "",
             "zipcode": "75011",
             "city": "PARIS",
             "country": "FRA",

@@ -8,7 +8,9 @@ channel-contracts §5.4. Several operators are several instances (one host and p
 - OR11 ``GET /api/orders``: offset paging (``max`` ≤ 100, else 400; ``offset``), filters
   ``start_update_date``, ``end_update_date``, ``order_state_codes``, ``order_ids``;
   ``{orders, total_count}``. Orders carry the customer's name, addresses and phone (a real
-  payload does): the connector must drop them. **Call frequency**: a first page (offset 0)
+  payload does): the connector must drop them; with ``addresses_from_shipping`` (an
+  operator's setting) ``customer.shipping_address`` and ``billing_address`` are null until
+  the order is ``SHIPPING``. **Call frequency**: a first page (offset 0)
   of a listing asked less than ``or11_interval_s`` after the previous one is throttled
   (429); reading given orders (``order_ids``) is not a listing.
 - OR21 ``PUT /api/orders/{id}/accept`` ``{order_lines: [{id, accepted}]}``: every line of a
@@ -96,8 +98,11 @@ class FakeMirakl(FakeChannel):
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
+        addresses_from_shipping: bool = False,
     ) -> None:
         self.operator = operator
+        # the operator's setting: the customer's addresses null until the order is SHIPPING
+        self.addresses_from_shipping = addresses_from_shipping
         self.api_key = api_key
         self.shop_id = shop_id
         self.or11_interval_s = or11_interval_s
@@ -189,11 +194,15 @@ class FakeMirakl(FakeChannel):
         now = self._now()
         window = self.acceptance_window_s if acceptance_window_s is None else acceptance_window_s
         address = {
+            "civility": "Mme",
             "firstname": "Louise",
             "lastname": "Martin",
+            "company": None,
             "street_1": "12 rue des Lilas",
+            "street_2": None,
             "city": "Lyon",
             "zip_code": "69003",
+            "country": "France",
             "country_iso_code": "FRA",
             "phone": "+33612345678",
         }
@@ -371,8 +380,24 @@ class FakeMirakl(FakeChannel):
             found = [o for o in found if parse_time(o["last_updated_date"]) <= until]
         found.sort(key=lambda o: o["created_date"])
         return web.json_response(
-            {"orders": found[offset : offset + size], "total_count": len(found)}
+            {
+                "orders": [self._shown(o) for o in found[offset : offset + size]],
+                "total_count": len(found),
+            }
         )
+
+    def _shown(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The order as OR11 shows it: with ``addresses_from_shipping``, the customer's
+        addresses are null before ``SHIPPING`` (Mirakl: "null before shipping")."""
+        if not self.addresses_from_shipping or order["order_state"] not in (
+            "STAGING",
+            "WAITING_ACCEPTANCE",
+            "WAITING_DEBIT",
+            "WAITING_DEBIT_PAYMENT",
+        ):
+            return order
+        customer = {**order["customer"], "shipping_address": None, "billing_address": None}
+        return {**order, "customer": customer}
 
     async def _accept(self, request: web.Request) -> web.Response:
         if (refused := self._guard(request)) is not None:

@@ -80,7 +80,9 @@ STOCK_ALERTS = TopicSpec(
     " another quantity than the ledger's); po_late and preorder_at_risk (written by the"
     " purchasing service, about a purchase order past its day, and the pre-orders sold against"
     " a late or cancelled one); short_pick and delivery_exception (written by fulfilment, about"
-    " a pick that found fewer units and a parcel the carrier cannot deliver). Disjoint kinds:"
+    " a pick that found fewer units and a parcel the carrier cannot deliver); pickup_failed"
+    " (written by fulfilment's shipping service, a carrier pickup not booked by its deadline)."
+    " Disjoint kinds:"
     " no alert kind has two writers.",
 )
 STOCK_DEADLETTER = TopicSpec(

@@ -34,6 +34,7 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "short_pick": "warning",
     "delivery_exception": "warning",
     "preorder_at_risk": "warning",
+    "pickup_failed": "warning",
     "back_in_stock": "info",
     "other": "info",
 }

@@ -24,6 +24,7 @@ TITLES = {
     "short_pick": "Short pick",
     "delivery_exception": "Delivery exception",
     "preorder_at_risk": "Pre-orders at risk",
+    "pickup_failed": "Carrier pickup not booked",
 }
 
 

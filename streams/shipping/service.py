@@ -27,6 +27,12 @@ An order that cannot be shipped (no address for its location, its channel not te
 destination now, no carrier selling a label) is dead-lettered once per process (component
 ``shipping``, the original is the wave id and order id) and tried again at each tracking
 tick, when the carriers (or the channel) may be back.
+
+Pickups (with ``shipping.pickups``, rules in :mod:`streams.shipping.pickups`): after each
+round, at a location's cut-off, one pickup per carrier with labels for that day is booked
+(``Carrier.pickup``), kept in :class:`streams.shipping.pickup_book.PickupBook` so it is never
+booked twice, also across restarts; a failure is tried again at the next round and, still
+failing ``alert_after_minutes`` after the cut-off, raises one ``pickup_failed`` alert.
 """
 
 from __future__ import annotations
@@ -66,8 +72,9 @@ from streams.kernel.topics import (
     STOCK_DEADLETTER,
     TopicSpec,
 )
-from streams.shipping import records
+from streams.shipping import pickups, records
 from streams.shipping.config import ShippingConfig, ShippingConfigError
+from streams.shipping.pickup_book import PickupBook, PickupBookError
 
 log = logging.getLogger("stockflow.shipping")
 
@@ -89,6 +96,7 @@ class ShippingService:
         label_base_url: str | None = None,
         registry: CollectorRegistry | None = None,
         addresses: AddressBook | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self.config = config
@@ -102,6 +110,10 @@ class ShippingService:
         self.failed: set[str] = set()  # shipment ids dead-lettered (retried at tracking ticks)
         self.last_error = ""
         self.counts = {"shipped": 0, "fallbacks": 0, "failed": 0, "delivered": 0, "exceptions": 0}
+        self.counts |= {"pickups": 0, "pickup_failures": 0}
+        self.clock = clock  # epoch ms; the pickups' cut-offs are read against it
+        self.pickup_book: PickupBook | None = None
+        self._pickup_alerted: set[str] = set()  # pickup keys alerted by this process
         self._dead = dead_letter_counter(registry or CollectorRegistry())
         self._lock = asyncio.Lock()  # tracking updates, one at a time
         self._busy: set[str] = set()  # shipment ids under way
@@ -126,6 +138,8 @@ class ShippingService:
         for shipment in list(self.shipments.values()):
             if shipment["status"] == "created":  # stopped between the two writes: finish
                 await self._finish(shipment, resend=True)
+        if self.config.pickups.cutoffs:
+            await self._open_pickup_book()
         log.info(
             "shipping: started with %d shipment(s), %d wave(s), carriers %s",
             len(self.shipments),
@@ -146,6 +160,7 @@ class ShippingService:
         while not stop.is_set():
             try:
                 await self.follow()
+                await self.book_pickups()
                 if loop.time() >= next_track:
                     self.failed.clear()
                     await self.track()
@@ -326,6 +341,82 @@ class ShippingService:
             if found is not None:
                 return found
         return destination(order)
+
+    # -- pickups -----------------------------------------------------------------------------
+
+    async def book_pickups(self) -> int:
+        """Book the pickups due now (see :mod:`streams.shipping.pickups`); the count booked."""
+        config = self.config.pickups
+        if not config.cutoffs or self.pickup_book is None:  # none configured, or the file bad
+            return 0
+        now = self.clock()
+        labelled = (s for s in self.shipments.values() if s["carrier"] in self.carriers)
+        booked = 0
+        for item in pickups.due(labelled, now, config, self.pickup_book.ids()):
+            key = item.key
+            if key.id in self.pickup_book:  # booked by a round that ran meanwhile
+                continue
+            try:
+                origin = self.config.origin(key.location)
+            except ShippingConfigError as exc:
+                await self._pickup_failed(key, item.parcels, str(exc), now)
+                continue
+            self.pickup_book.begin(key, item.parcels, now)
+            try:
+                number = await self.carriers[key.carrier].pickup(origin, key.day, item.parcels)
+            except (CarrierError, TimeoutError) as exc:
+                self.pickup_book.failed(key)
+                await self._pickup_failed(key, item.parcels, f"{type(exc).__name__}: {exc}", now)
+                continue
+            self.pickup_book.booked(key, number, self.clock())
+            self.counts["pickups"] += 1
+            booked += 1
+            log.info(
+                "shipping: %s pickup booked at %s on %s for %d parcel(s): %s",
+                key.carrier,
+                key.location,
+                key.day.isoformat(),
+                item.parcels,
+                number,
+            )
+        return booked
+
+    async def _open_pickup_book(self) -> None:
+        """The pickups booked so far; an unreadable file leaves pickups off (shipping goes on)
+        until a person checks the day's bookings with the carriers and moves it aside."""
+        try:
+            self.pickup_book = PickupBook(
+                Path(self.settings.state_dir) / "shipping" / "pickups.json"
+            )
+        except (PickupBookError, OSError) as exc:
+            self.last_error = f"pickups off: {exc}"[:500]
+            log.error("shipping: pickups off: %s", exc)
+            return
+        for key, parcels in self.pickup_book.unsure():  # stopped during the carrier's call
+            await self._pickup_alert(
+                key, parcels, "a stop came during the booking; the carrier may hold it"
+            )
+
+    async def _pickup_failed(
+        self, key: pickups.PickupKey, parcels: int, error: str, now: int
+    ) -> None:
+        self.counts["pickup_failures"] += 1
+        log.warning(
+            "shipping: %s pickup at %s on %s not booked (%s); next round",
+            key.carrier,
+            key.location,
+            key.day.isoformat(),
+            error[:300],
+        )
+        if pickups.overdue(key, now, self.config.pickups):
+            await self._pickup_alert(key, parcels, error)
+
+    async def _pickup_alert(self, key: pickups.PickupKey, parcels: int, error: str) -> None:
+        if key.id in self._pickup_alerted:
+            return
+        alert = pickups.failed_alert(key, parcels, error, self.clock())
+        await self._send([(STOCK_ALERTS, alert["sku"], alert)])
+        self._pickup_alerted.add(key.id)
 
     # -- labels --------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """In-memory carriers speaking the carrier protocol (``connectors.carriers.base.Carrier``),
 for the shipping service's tests: a fixed price and promise per carrier, switches for an
-outage (labels or rates answer ``CarrierUnavailable``) and the tracking status of each parcel.
+outage (labels, rates or pickups answer ``CarrierUnavailable``), the pickups booked and the
+tracking status of each parcel.
 The carriers' own HTTP fakes live in ``connectors/testing/carriers``."""
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class MemoryCarrier:
         self.status: dict[str, str] = {}  # tracking number -> status
         self.refused: list[str] = []  # references of the labels refused while down
         self.destinations: dict[str, Address] = {}  # reference -> where the label sends it
+        self.pickups_down = False  # pickup() answers CarrierUnavailable (a 503)
+        self.pickups: list[tuple[Address, date, int]] = []  # bookings: from, day, parcels
         self._lock = threading.Lock()
 
     async def rates(
@@ -56,7 +59,11 @@ class MemoryCarrier:
         )
 
     async def pickup(self, ship_from: Address, day: date, parcels: int) -> str:
-        return f"{self.name}-pickup-{day.isoformat()}"
+        with self._lock:
+            if self.pickups_down:
+                raise CarrierUnavailable(f"{self.name}: 503 Service Unavailable")
+            self.pickups.append((ship_from, day, parcels))
+            return f"{self.name}-pickup-{day.isoformat()}-{len(self.pickups)}"
 
     async def track(self, tracking_numbers: Sequence[str]) -> list[TrackingStatus]:
         with self._lock:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -22,6 +22,8 @@ from streams.shipping.service import AddressBook, ShippingService
 from streams.shipping.web import add_routes
 from tests.support.ports import free_port
 
+T = TypeVar("T")
+
 
 class ShippingThread:
     def __init__(
@@ -30,13 +32,20 @@ class ShippingThread:
         config: ShippingConfig,
         carriers: Mapping[str, Carrier] | None = None,
         addresses: AddressBook | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
-        """``carriers`` None: built from ``config.carriers`` in the service's own loop."""
+        """``carriers`` None: built from ``config.carriers`` in the service's own loop;
+        ``clock``: the service's time for the pickups' cut-offs (epoch ms)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.config = config
         self.service = ShippingService(
-            settings, config, carriers or {}, label_base_url=self.base, addresses=addresses
+            settings,
+            config,
+            carriers or {},
+            label_base_url=self.base,
+            addresses=addresses,
+            **({"clock": clock} if clock is not None else {}),
         )
         self._build = carriers is None
         self.tokens = TokenStore()
@@ -93,6 +102,11 @@ class ShippingThread:
         finally:
             await self.service.stop()
             await runner.cleanup()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` in the service's loop (between its rounds) and return its result."""
+        assert self._loop is not None, "not started"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(60)
 
     def shipments(self) -> dict[str, dict[str, Any]]:
         return dict(self.service.shipments)

@@ -12,6 +12,9 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -34,7 +37,7 @@ from streams.kernel.topics import (
     STOCK_ALERTS,
     STOCK_DEADLETTER,
 )
-from streams.shipping import records
+from streams.shipping import pickups, records
 from streams.shipping.config import parse_shipping
 from tests.fakes.carriers import MemoryCarrier
 from tests.fakes.shipping import ShippingThread
@@ -62,6 +65,17 @@ CARRIERS = {
     },
     "service_levels": {"shopify": {"service_level": "standard", "max_days": 4}},
 }
+PICKUPS = {
+    "timezone": "UTC",
+    "cutoffs": {"paris-wh": "23:59", "lyon-wh": "23:59"},
+    "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],  # whatever day the test runs
+}
+
+
+def _past_cutoff() -> int:
+    """Today (UTC) at 23:59:30: past the test's pickup cut-offs (labels are bought earlier)."""
+    now = datetime.now(UTC)
+    return int(now.replace(hour=23, minute=59, second=30, microsecond=0).timestamp() * 1000)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +116,10 @@ class _Kept:
 
 
 def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_delivery(
-    local_stack: Settings, worker: WorkerProcess, caplog: pytest.LogCaptureFixture
+    local_stack: Settings,
+    worker: WorkerProcess,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     """Given N shopify orders of 1-2 units of a chair stocked at paris-wh and a lamp at lyon-wh,
     allocated by the order book, planned into waves per location and every line picked in full,
@@ -116,7 +133,10 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     each label goes to the full destination the shop's address book tells, which is nowhere in
     the shipments nor the log; each label is served by URL to a token with orders:read, and
     refused without one, and so is the parcel's delivery note, which names the order, the
-    carrier and the tracking number."""
+    carrier and the tracking number. With paris-wh's and lyon-wh's pickup cut-offs passed
+    (the service's clock at 23:59:30 UTC, cut-offs 23:59), dhl's pickup is booked once at
+    each location for today with at least this run's parcels, and not again at a further
+    round nor after a restart on the same state folder."""
     settings = local_stack
     codec = single_object_codec()
     run = uuid.uuid4().hex[:6]
@@ -191,8 +211,12 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
         assert producer.flush(30) == 0
         caplog.set_level(logging.INFO)
         book = ChannelAddresses({"shopify": _Kept()})
+        # the pickups kept apart from other runs' (the shipments topic is shared: its earlier
+        # shipments of today count in the parcels, not in what this run must book)
+        own = replace(settings, state_dir=tmp_path)
+        ship_config = parse_shipping({**SHIPPING, "pickups": PICKUPS}, CARRIERS)
         with ShippingThread(
-            settings, parse_shipping(SHIPPING, CARRIERS), carriers, addresses=book
+            own, ship_config, carriers, addresses=book, clock=_past_cutoff
         ) as shipping:
             follower.wait(ids, frozenset({"shipped"}), timeout=60, what="shipped")
             shipments = {
@@ -264,6 +288,22 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
             ).stdout.decode()
             assert lost in text and late["order_id"] in text and "dhl" in text
             assert _get(f"{shipping.base}/v1/labels/nope", shipping.token)[0] == 404
+            mine = {"75011": 0, "69007": 0}  # this run's parcels per ship-from postal code
+            for s in shipments.values():
+                mine["75011" if s["location"] == "paris-wh" else "69007"] += s["parcels"]
+            day = pickups.pickup_day(
+                next(iter(shipments.values()))["created_at"], "paris-wh", ship_config.pickups
+            )
+            wait_for(
+                lambda: len(carriers["dhl"].pickups) == 2, timeout=20, what="dhl's two pickups"
+            )
+            assert shipping.call(shipping.service.book_pickups()) == 0
+            got = {(a.postal_code, d): n for a, d, n in carriers["dhl"].pickups}
+            assert set(got) == {("75011", day), ("69007", day)}
+            assert all(got[(code, day)] >= mine[code] > 0 for code in mine), (got, mine)
+        with ShippingThread(own, ship_config, carriers, clock=_past_cutoff) as again:
+            assert again.call(again.service.book_pickups()) == 0
+        assert len(carriers["dhl"].pickups) == 2
     assert "Oberkampf" not in caplog.text and "Jeanne" not in caplog.text
     print(
         f"shipping: {ORDERS} orders shipped by dhl after ups refused {ORDERS} labels; units {units}"

@@ -1,6 +1,7 @@
-"""The shipping address is asked of the order's channel at label time (Shopify, WooCommerce
-fakes in-process): read whole, None for an unknown order or a channel without a reader, a
-channel failure holds the label, and no name or street ever reaches the log."""
+"""The shipping address is asked of the order's channel at label time (Shopify, WooCommerce,
+Mirakl and Fnac fakes in-process): read whole, None for an unknown order or a channel
+without a reader, a channel failure holds the label, and no name or street ever reaches the
+log."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from connectors.carriers.model import Address, Rate
 from connectors.config import parse_connectors_config
 from connectors.shopify.addresses import ShopifyAddresses
 from connectors.shopify.client import ShopifyClient
+from connectors.testing.fnac import FakeFnac
+from connectors.testing.mirakl import FakeMirakl
 from connectors.testing.shopify import FakeShopify
 from connectors.testing.woocommerce import FakeWooCommerce
 from connectors.woocommerce.addresses import WooAddresses
@@ -317,3 +320,76 @@ def test_a_channel_answering_too_late_raises_for_a_later_try() -> None:
                 await book(_order(f"shopify:{oid}"))
 
     asyncio.run(run())
+
+
+def test_marketplace_orders_shipping_addresses_are_read_from_mirakl_and_fnac(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given a Mirakl operator that shows addresses from SHIPPING on (OR11) and Fnac Darty
+    (orders_query), both in the connectors' configuration, when the address book is asked
+    for their orders, then a Mirakl order still awaiting acceptance raises for a later try
+    (never shipped without its address), and once SHIPPING its customer.shipping_address is
+    answered (alpha-3 FRA as FR); the Fnac order's shipping_address is answered with its
+    street lines; unknown orders are None, a Fnac outage (503) raises for a later try, and
+    nothing personal was logged."""
+    caplog.set_level(logging.DEBUG)
+
+    async def run() -> None:
+        async with (
+            FakeMirakl(or11_interval_s=0, addresses_from_shipping=True) as mirakl,
+            FakeFnac() as fnac,
+            aiohttp.ClientSession() as session,
+        ):
+            mirakl.add_offer("chair", 5)
+            config = parse_connectors_config(
+                {
+                    "channels": [
+                        {
+                            "name": "leroymerlin",
+                            "kind": "mirakl",
+                            "base_url": mirakl.url,
+                            "credentials": {"api_key": mirakl.api_key},
+                            "mapping": {
+                                "operator": "leroymerlin",
+                                "shop": "2001",
+                                "offers": [{"sku": "chair", "price": "49"}],
+                            },
+                            "limits": {"or11_interval_s": 0.001},
+                        },
+                        {
+                            "name": "fnac",
+                            "kind": "fnac",
+                            "base_url": fnac.url,
+                            "credentials": {
+                                "partner_id": fnac.partner_id,
+                                "shop_id": fnac.shop_id,
+                                "key": fnac.key,
+                            },
+                            "mapping": {"shop": "shop-1", "products": [{"sku": "chair"}]},
+                        },
+                    ]
+                }
+            )
+            book = build_address_book(session, config)
+            assert sorted(book.readers) == ["fnac", "leroymerlin"]
+            placed = mirakl.place_order([("chair", 1)])
+            oid = f"leroymerlin:{placed['order_id']}"
+            with pytest.raises(AddressUnavailableError, match="WAITING_ACCEPTANCE"):
+                await book(_order(oid))
+            mirakl.orders[placed["order_id"]]["order_state"] = "SHIPPING"
+            assert await book(_order(oid)) == Address(
+                "FR", "69003", "Lyon", ("12 rue des Lilas",), "Louise Martin"
+            )
+            assert await book(_order("leroymerlin:NOPE-1-A")) is None
+            fid = fnac.place_order([("chair", 1)], state="ToShip")
+            assert await book(_order(f"fnac:{fid}")) == Address(
+                "FR", "75011", "PARIS", ("12 rue des Lilas", "Bat C"), "Camille Durand"
+            )
+            assert await book(_order("fnac:NOPE")) is None
+            fnac.fail_next(1, status=503)
+            with pytest.raises(AddressUnavailableError, match=f"fnac:{fid}"):
+                await book(_order(f"fnac:{fid}"))
+
+    asyncio.run(run())
+    _clean(caplog)
+    assert "Louise" not in caplog.text and "Camille" not in caplog.text
