@@ -139,7 +139,7 @@ KINDS = (
     "emag",
     "mirakl",
 )
-BOOKLESS = ("cdiscount", "amazon")  # marketplaces whose orders stay per-line events
+BOOKLESS = ("cdiscount",)  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",

@@ -163,6 +163,26 @@ class AmazonClient:
                 return items
             params = {"NextToken": str(token)}
 
+    async def order(self, order_id: str) -> dict[str, Any] | None:
+        """``getOrder``: the order (None: Amazon does not know it)."""
+        try:
+            body = await self.call("getOrder", "GET", f"/orders/v0/orders/{order_id}")
+        except AmazonError as exc:
+            if exc.status in (400, 404) and exc.code in ("InvalidInput", "NotFound"):
+                return None
+            raise
+        payload = body.get("payload")
+        return dict(payload) if isinstance(payload, dict) else None
+
+    async def confirm_shipment(self, order_id: str, package: Mapping[str, Any]) -> None:
+        """``confirmShipment`` of one package (``packageDetail``) of an order: 204."""
+        await self.call(
+            "confirmShipment",
+            "POST",
+            f"/orders/v0/orders/{order_id}/shipmentConfirmation",
+            json={"packageDetail": dict(package), "marketplaceId": self.marketplace_id},
+        )
+
     async def fba_inventory(self) -> list[dict[str, Any]]:
         """``getInventorySummaries`` of the marketplace with details, every page."""
         base = {

@@ -25,6 +25,8 @@ RATES: dict[str, tuple[float, float]] = {  # operation: (rate per second, burst)
     "getListingsItem": (5.0, 10.0),
     "getOrders": (0.0167, 20.0),
     "getOrderItems": (0.5, 30.0),
+    "getOrder": (0.5, 30.0),
+    "confirmShipment": (2.0, 10.0),
     "createFeedDocument": (0.5, 15.0),
     "createFeed": (0.0083, 15.0),
     "getFeed": (2.0, 15.0),
