@@ -27,6 +27,8 @@ RATES: dict[str, tuple[float, float]] = {  # operation: (rate per second, burst)
     "getOrderItems": (0.5, 30.0),
     "getOrder": (0.5, 30.0),
     "confirmShipment": (2.0, 10.0),
+    "createRestrictedDataToken": (1.0, 10.0),
+    "getOrderAddress": (0.5, 30.0),
     "createFeedDocument": (0.5, 15.0),
     "createFeed": (0.0083, 15.0),
     "getFeed": (2.0, 15.0),

@@ -27,6 +27,14 @@ channel-contracts §4.
   ``packageReferenceId`` already confirmed on the order, or an order not ``Unshipped`` /
   ``PartiallyShipped`` (shipped, cancelled, pending payment); 404 for an unknown order.
   ``shipments`` keeps each order's confirmed packages.
+- Restricted data (Tokens API 2021-03-01): ``POST /tokens/2021-03-01/restrictedDataToken``
+  (``{restrictedResources: [{method, path}]}``, at most 50, each an order's
+  ``/orders/v0/orders/{id}/address`` for ``GET``; else 400 ``InvalidInput``) → ``{
+  restrictedDataToken, expiresIn}``, living ``token_ttl_s``. ``GET
+  /orders/v0/orders/{id}/address`` (``getOrderAddress``) with such a token for that path →
+  the whole ``ShippingAddress`` (name, street); with the plain access token → only the
+  address's ``City``, ``PostalCode``, ``CountryCode`` (as Amazon without an RDT); an RDT for
+  another resource, or expired → 403 ``Unauthorized``. ``rdts_issued`` counts them.
   A merchant-fulfilled order lowers the listing's quantity when placed (Amazon does) and a
   cancellation gives it back.
 - ``PATCH /listings/2021-08-01/items/{sellerId}/{sku}`` (``fulfillment_availability``,
@@ -71,6 +79,8 @@ RATES: dict[str, tuple[float, float]] = {
     "getOrderItems": (0.5, 30.0),
     "getOrder": (0.5, 30.0),
     "confirmShipment": (2.0, 10.0),
+    "createRestrictedDataToken": (1.0, 10.0),
+    "getOrderAddress": (0.5, 30.0),
     "createFeedDocument": (0.5, 15.0),
     "createFeed": (0.0083, 15.0),
     "getFeed": (2.0, 15.0),
@@ -138,6 +148,8 @@ class FakeAmazon(FakeChannel):
         self.quota_answers = 0
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.tokens_issued = 0
+        self.rdts: dict[str, tuple[float, frozenset[tuple[str, str]]]] = {}
+        self.rdts_issued = 0
         self.expired_refusals = 0
         self.listings: dict[str, int] = {}  # sku -> DEFAULT quantity
         self._submitted: dict[str, int] = {}  # sku -> last submission number
@@ -162,6 +174,8 @@ class FakeAmazon(FakeChannel):
             web.get("/orders/v0/orders/{oid}", self._get_order),
             web.get("/orders/v0/orders/{oid}/orderItems", self._get_order_items),
             web.post("/orders/v0/orders/{oid}/shipmentConfirmation", self._confirm_shipment),
+            web.get("/orders/v0/orders/{oid}/address", self._get_order_address),
+            web.post("/tokens/2021-03-01/restrictedDataToken", self._create_rdt),
             web.get(items, self._get_listing),
             web.patch(items, self._patch_listing),
             web.post("/feeds/2021-06-30/documents", self._create_document),
@@ -453,6 +467,66 @@ class FakeAmazon(FakeChannel):
                 "getOrder", sp_error(404, "InvalidInput", f"Invalid AmazonOrderId {oid}")
             )
         return self._json("getOrder", {"payload": self.orders[oid]})
+
+    async def _create_rdt(self, request: web.Request) -> web.Response:
+        op = "createRestrictedDataToken"
+        if (denied := self._guard(request, op)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        resources = body.get("restrictedResources") if isinstance(body, dict) else None
+        if not isinstance(resources, list) or not 0 < len(resources) <= 50:
+            return self._headers(
+                op, sp_error(400, "InvalidInput", "restrictedResources: 1 to 50 resources")
+            )
+        allowed = set()
+        for res in resources:
+            method, path = (res or {}).get("method"), str((res or {}).get("path") or "")
+            parts = path.split("/")
+            if method != "GET" or len(parts) != 6 or parts[:4] != ["", "orders", "v0", "orders"]:
+                return self._headers(
+                    op,
+                    sp_error(
+                        400,
+                        "InvalidInput",
+                        "Application does not have access to one or more requested resources",
+                        f"{method} {path}",
+                    ),
+                )
+            if parts[5] != "address":
+                return self._headers(op, sp_error(400, "InvalidInput", f"not restricted: {path}"))
+            allowed.add((str(method), path))
+        token = f"Atz.sprdt|{uuid.uuid4().hex}"
+        self.rdts[token] = (time.monotonic() + self.token_ttl_s, frozenset(allowed))
+        self.rdts_issued += 1
+        return self._json(op, {"restrictedDataToken": token, "expiresIn": int(self.token_ttl_s)})
+
+    async def _get_order_address(self, request: web.Request) -> web.Response:
+        op = "getOrderAddress"
+        token = request.headers.get("x-amz-access-token") or ""
+        restricted = self.rdts.get(token)
+        if restricted is None and (denied := self._auth(request)) is not None:
+            return denied
+        if restricted is not None:
+            expiry, allowed = restricted
+            if time.monotonic() >= expiry or ("GET", request.path) not in allowed:
+                return sp_error(
+                    403,
+                    "Unauthorized",
+                    DENIED,
+                    "The restricted data token does not grant access to this resource.",
+                )
+        if (throttled := self._quota(op)) is not None:
+            return throttled
+        oid = request.match_info["oid"]
+        if oid not in self.orders:
+            return self._headers(op, sp_error(404, "InvalidInput", f"Invalid AmazonOrderId {oid}"))
+        address = dict(self.orders[oid]["ShippingAddress"])
+        if restricted is None:  # no restricted data without a token that grants it
+            address = {k: address[k] for k in ("City", "PostalCode", "CountryCode")}
+        return self._json(op, {"payload": {"AmazonOrderId": oid, "ShippingAddress": address}})
 
     def _package_error(self, oid: str, body: Any) -> str:
         """Why a shipment confirmation cannot apply ('' when it can)."""

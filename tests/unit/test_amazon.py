@@ -5,15 +5,19 @@ configuration. Against the fake Amazon over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
+from connectors.address_book import address_reader
+from connectors.amazon.addresses import AmazonAddresses
 from connectors.amazon.auth import LwaTokens
 from connectors.amazon.client import AmazonClient
 from connectors.amazon.inbound import AmazonInbound, order_events
@@ -22,6 +26,8 @@ from connectors.amazon.mapping import AmazonMapping, Confirm, FeedOptions
 from connectors.amazon.outbound import AmazonPusher
 from connectors.amazon.shipping import AmazonShipper, package_reference
 from connectors.amazon.wiring import without_personal_data
+from connectors.carriers.destinations import AddressUnavailableError, ChannelAddresses
+from connectors.carriers.model import Address
 from connectors.config import ConnectorConfigError, parse_connectors_config
 from connectors.framework.shipments import ALREADY, SHIPPED, ShipLine, ShipNotice
 from connectors.framework.types import (
@@ -511,3 +517,46 @@ def test_a_throttled_confirmation_is_raised_for_a_retry_and_a_partial_parcel_shi
             assert len(fake.shipments[oid]) == 2
 
     run(scenario)
+
+
+def test_the_shipping_address_is_read_with_a_restricted_data_token_and_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given an Amazon order shipping to Lyon, when the shipping service's address book asks
+    for amazon:<id>, then the reader gets a Restricted Data Token for that order's address
+    and answers the buyer's name and street (the plain access token gets only city, postal
+    code and country); an unknown order is None; a token for another order's address is
+    refused (the label waits: AddressUnavailableError); the configured channel has this
+    reader; no name or street reaches the log."""
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            order = fake.place_order([("chair", 1)], status="Unshipped")
+            oid = order["AmazonOrderId"]
+            book = ChannelAddresses({"amazon": AmazonAddresses(client)})
+            found = await book(SimpleNamespace(order_id=f"amazon:{oid}"))
+            assert found == Address("FR", "69003", "Lyon", ("12 rue des Lilas",), "Jeanne Martin")
+            assert fake.rdts_issued == 1
+            plain = await client.call("getOrderAddress", "GET", f"/orders/v0/orders/{oid}/address")
+            assert plain["payload"]["ShippingAddress"] == {
+                "City": "Lyon",
+                "PostalCode": "69003",
+                "CountryCode": "FR",
+            }
+            assert await book(SimpleNamespace(order_id="amazon:402-0000000-0000000")) is None
+            other = fake.place_order([("table", 1)], status="Unshipped")["AmazonOrderId"]
+            rdt = await client.restricted_data_token("GET", f"/orders/v0/orders/{oid}/address")
+            with pytest.raises(RejectedError, match="Unauthorized"):
+                await client.call(
+                    "getOrderAddress", "GET", f"/orders/v0/orders/{other}/address", restricted=rdt
+                )
+            fake.fail_next(1, status=503)
+            with pytest.raises(AddressUnavailableError, match=oid):
+                await book(SimpleNamespace(order_id=f"amazon:{oid}"))
+            config = parse_connectors_config(_config(base_url=fake.url))
+            async with aiohttp.ClientSession() as session:
+                assert isinstance(address_reader(session, config.channels[0]), AmazonAddresses)
+
+    run(scenario)
+    assert "Jeanne" not in caplog.text and "Lilas" not in caplog.text
