@@ -554,7 +554,12 @@ def test_the_shipping_address_is_read_with_a_restricted_data_token_and_never_log
             fake.fail_next(1, status=503)
             with pytest.raises(AddressUnavailableError, match=oid):
                 await book(SimpleNamespace(order_id=f"amazon:{oid}"))
-            config = parse_connectors_config(_config(base_url=fake.url))
+            credentials = {  # registered as secrets when the reader is built: real-looking ones
+                "client_id": fake.client_id,
+                "client_secret": fake.client_secret,
+                "refresh_token": fake.refresh_token,
+            }
+            config = parse_connectors_config(_config(base_url=fake.url, credentials=credentials))
             async with aiohttp.ClientSession() as session:
                 assert isinstance(address_reader(session, config.channels[0]), AmazonAddresses)
 
