@@ -565,3 +565,28 @@ def test_the_shipping_address_is_read_with_a_restricted_data_token_and_never_log
 
     run(scenario)
     assert "Jeanne" not in caplog.text and "Lilas" not in caplog.text
+
+
+def test_in_book_mode_an_unreadable_order_is_a_dead_letter_and_the_poll_goes_on() -> None:
+    """Given ``orders: book`` and an order whose line price is not a number, when the orders
+    are polled, then that order is handed to the dead-letter sink naming the price, and the
+    next order is still placed in the book."""
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            inbound = AmazonInbound(mapping(fba_location=None), client, orders_mode="book")
+            letters: list[str] = []
+
+            async def sink(order: Any, error: str) -> None:
+                letters.append(error)
+
+            inbound.dead_letter = sink
+            odd = fake.place_order([("chair", 1)], status="Unshipped")
+            fake.order_items[odd["AmazonOrderId"]][0]["ItemPrice"]["Amount"] = "n/a"
+            fine = fake.place_order([("table", 1)], status="Unshipped")
+            deliveries, _ = await inbound.changed_since(0)
+            placed = [r["order_id"] for d in deliveries for r in d.orders]
+            assert placed == [f"amazon:{fine['AmazonOrderId']}"]
+            assert len(letters) == 1 and "n/a" in letters[0]
+
+    run(scenario)
