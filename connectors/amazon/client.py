@@ -190,7 +190,9 @@ class AmazonClient:
         )
 
     async def restricted_data_token(self, method: str, path: str) -> str:
-        """``createRestrictedDataToken`` for one restricted resource (never logged)."""
+        """``createRestrictedDataToken`` for one restricted resource. Not registered with
+        :mod:`~connectors.framework.redact` (one per label would grow its list without end):
+        it is used for one call and never printed (errors never show request headers)."""
         body = await self.call(
             "createRestrictedDataToken",
             "POST",
@@ -200,7 +202,6 @@ class AmazonClient:
         token = str(body.get("restrictedDataToken") or "")
         if not token:
             raise UnavailableError("Amazon answered createRestrictedDataToken without a token")
-        redact.register(token)
         return token
 
     async def order_address(self, order_id: str) -> dict[str, Any] | None:
