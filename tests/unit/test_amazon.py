@@ -527,7 +527,7 @@ def test_the_shipping_address_is_read_with_a_restricted_data_token_and_never_log
     and answers the buyer's name and street (the plain access token gets only city, postal
     code and country); an unknown order is None; a token for another order's address is
     refused (the label waits: AddressUnavailableError); the configured channel has this
-    reader; no name or street reaches the log."""
+    reader; no name, street or token reaches the log."""
     caplog.set_level(logging.DEBUG)
 
     async def scenario() -> None:
@@ -565,6 +565,7 @@ def test_the_shipping_address_is_read_with_a_restricted_data_token_and_never_log
 
     run(scenario)
     assert "Jeanne" not in caplog.text and "Lilas" not in caplog.text
+    assert "Atz.sprdt" not in caplog.text  # nor a restricted data token
 
 
 def test_in_book_mode_an_unreadable_order_is_a_dead_letter_and_the_poll_goes_on() -> None:
