@@ -1,8 +1,8 @@
 """The shipping service's address book built from the connectors' configuration.
 
 One address reader per channel instance whose kind can tell a shipping address (Shopify,
-WooCommerce, Mirakl operators, Fnac Darty), with the instance's base URL, credentials and
-limits, on the caller's HTTP session; other kinds have none (see
+WooCommerce, Mirakl operators, Fnac Darty, Amazon), with the instance's base URL,
+credentials and limits, on the caller's HTTP session; other kinds have none (see
 :mod:`connectors.carriers.destinations`).
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from connectors.amazon.addresses import build_amazon_addresses
+from connectors.amazon.mapping import AmazonMapping
 from connectors.carriers.destinations import AddressReader, ChannelAddresses
 from connectors.config import ChannelInstance, ConnectorsConfig
 from connectors.fnac.addresses import FnacAddresses
@@ -68,6 +70,16 @@ def address_reader(session: aiohttp.ClientSession, inst: ChannelInstance) -> Add
                 inst.secret("key"),
                 limits=FnacLimits(inst.name, **dict(inst.limits)),
             )
+        )
+    if isinstance(inst.mapping, AmazonMapping):
+        return build_amazon_addresses(
+            session,
+            inst.mapping,
+            base_url=inst.base_url,
+            client_id=inst.secret("client_id"),
+            client_secret=inst.secret("client_secret"),
+            refresh_token=inst.secret("refresh_token"),
+            limits=inst.limits,
         )
     return None
 

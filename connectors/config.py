@@ -60,7 +60,8 @@ mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpai
 states: {paid: [...], shipped: [...], cancelled: [...], refunded: [...]},
 products: [{sku, product_id, combination_id}]}`` (see ``connectors.prestashop.mapping``).
 Amazon's credentials are ``client_id``, ``client_secret`` and ``refresh_token`` (Login with
-Amazon; no webhooks: set ``poll_interval_s``; ``orders: lines`` only); ``base_url`` is the
+Amazon; no webhooks: set ``poll_interval_s``; ``orders: book`` sends its orders straight to
+the order book, no acceptance); ``base_url`` is the
 regional Selling Partner API host; limits override documented rates per operation
 (``{getOrders: 0.0167, patchListingsItem: 5, ...}``); its mapping is ``{seller_id: ...,
 marketplace_id: ..., skus: [...], fba_location: amazon-fba, token_url: ..., confirm:
@@ -139,7 +140,7 @@ KINDS = (
     "emag",
     "mirakl",
 )
-BOOKLESS = ("cdiscount", "amazon")  # marketplaces whose orders stay per-line events
+BOOKLESS = ("cdiscount",)  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",

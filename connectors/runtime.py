@@ -194,6 +194,7 @@ def build_channel(
             refresh_token=inst.secret("refresh_token"),
             limits=inst.limits,
             max_batch=inst.max_batch,
+            orders=inst.orders,
             publisher=publisher,
             codec=codec,
         )

@@ -8,7 +8,9 @@ in tests). Every request carries ``x-amz-access-token`` (Login with Amazon,
 
 - 429 ``QuotaExceeded`` → ``ThrottledError`` (the operation's bucket waits);
 - 403 ``Unauthorized`` (token expired or revoked) → a new token and the request once more;
-  still refused → ``RejectedError`` (the app's authorisation or role);
+  still refused → ``RejectedError`` (the app's authorisation or role); a request made with a
+  Restricted Data Token (``restricted``: restricted data, e.g. an order's address) is not
+  repeated;
 - 5xx, network → ``UnavailableError``; another 4xx → ``AmazonError`` with Amazon's code.
 
 Pre-signed document URLs (feeds) are read and written without the token, as Amazon asks.
@@ -31,6 +33,7 @@ from schemas.times import ms_to_iso
 
 LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
+TOKENS = "/tokens/2021-03-01/restrictedDataToken"
 FEED_CONTENT_TYPE = "application/json; charset=UTF-8"
 
 
@@ -82,14 +85,17 @@ class AmazonClient:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        restricted: str | None = None,
     ) -> Any:
-        """The decoded JSON answer of one operation (see the module docstring for errors)."""
+        """The decoded JSON answer of one operation (see the module docstring for errors);
+        ``restricted``: a Restricted Data Token sent instead of the access token."""
         for attempt in range(2):
-            token = await self.tokens.token()
+            token = restricted or await self.tokens.token()
             await self.limits.before(op)
             status, headers, body = await self._send(method, path, token, params, json)
             self.limits.after(op, status, headers)
-            if status == 403 and first_error(body)[0] == "Unauthorized" and attempt == 0:
+            unauthorized = status == 403 and first_error(body)[0] == "Unauthorized"
+            if unauthorized and attempt == 0 and restricted is None:
                 self.tokens.invalidate(token)  # expired or revoked: a new one, once
                 continue
             if status >= 500:
@@ -162,6 +168,56 @@ class AmazonClient:
             if not token:
                 return items
             params = {"NextToken": str(token)}
+
+    async def order(self, order_id: str) -> dict[str, Any] | None:
+        """``getOrder``: the order (None: Amazon does not know it)."""
+        try:
+            body = await self.call("getOrder", "GET", f"/orders/v0/orders/{order_id}")
+        except AmazonError as exc:
+            if exc.status in (400, 404) and exc.code in ("InvalidInput", "NotFound"):
+                return None
+            raise
+        payload = body.get("payload")
+        return dict(payload) if isinstance(payload, dict) else None
+
+    async def confirm_shipment(self, order_id: str, package: Mapping[str, Any]) -> None:
+        """``confirmShipment`` of one package (``packageDetail``) of an order: 204."""
+        await self.call(
+            "confirmShipment",
+            "POST",
+            f"/orders/v0/orders/{order_id}/shipmentConfirmation",
+            json={"packageDetail": dict(package), "marketplaceId": self.marketplace_id},
+        )
+
+    async def restricted_data_token(self, method: str, path: str) -> str:
+        """``createRestrictedDataToken`` for one restricted resource. Not registered with
+        :mod:`~connectors.framework.redact` (one per label would grow its list without end):
+        it is used for one call and never printed (errors never show request headers)."""
+        body = await self.call(
+            "createRestrictedDataToken",
+            "POST",
+            TOKENS,
+            json={"restrictedResources": [{"method": method, "path": path}]},
+        )
+        token = str(body.get("restrictedDataToken") or "")
+        if not token:
+            raise UnavailableError("Amazon answered createRestrictedDataToken without a token")
+        return token
+
+    async def order_address(self, order_id: str) -> dict[str, Any] | None:
+        """``getOrderAddress`` with a Restricted Data Token for this order's address: the
+        ``ShippingAddress`` with the buyer's name and street (None: no such order or no
+        address). Kept by the caller in memory only."""
+        path = f"/orders/v0/orders/{order_id}/address"
+        rdt = await self.restricted_data_token("GET", path)
+        try:
+            body = await self.call("getOrderAddress", "GET", path, restricted=rdt)
+        except AmazonError as exc:
+            if exc.status in (400, 404) and exc.code in ("InvalidInput", "NotFound"):
+                return None
+            raise
+        address = (body.get("payload") or {}).get("ShippingAddress")
+        return dict(address) if isinstance(address, dict) else None
 
     async def fba_inventory(self) -> list[dict[str, Any]]:
         """``getInventorySummaries`` of the marketplace with details, every page."""

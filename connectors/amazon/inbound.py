@@ -16,11 +16,23 @@ ids made of Amazon's ids:
   ``.../line/<id>/cancelled``;
 - ``Unfulfillable`` (multi-channel fulfilment by Amazon) → nothing.
 
+With ``orders: book`` the order is one Order record instead of per-line events (Amazon asks
+no acceptance: the order goes straight to the order book, and one the book cannot allocate
+stays an exception there for a person): ``placed`` (``.../order/<id>/placed``) in every
+state but ``Canceled``, with the mapped lines (``OrderItemId``, ``QuantityOrdered``, the unit
+price from ``ItemPrice``, which is the line's total) and the ship-to country and postal
+code; ``Canceled`` gives ``cancelled`` (``.../order/<id>/cancelled``). An order Amazon says
+shipped stays placed: the order book ships what the shipping service ships here, and
+:class:`~connectors.amazon.shipping.AmazonShipper` confirms it to Amazon.
+
 An order whose state or lines cannot be read is handed to ``dead_letter`` (its ids only) and
-skipped. The buyer's name, email and address (``BuyerInfo``, ``ShippingAddress``) are never
-read. With ``fba_location`` set, every poll also reads the FBA summaries and hands each
-mapped SKU's ``fulfillableQuantity`` to the ledger as a ``stock_count`` at that location, as
-of Amazon's ``lastUpdatedTime`` (read-only: that location is never pushed).
+skipped. The buyer's name, email and street (``BuyerInfo``, ``ShippingAddress``) are never
+read: only the ship-to country and postal code, in ``orders: book``.
+
+With ``fba_location`` set, every poll also reads the FBA summaries and hands each mapped
+SKU's ``fulfillableQuantity`` to the ledger as a ``stock_count`` at that location, as of
+Amazon's ``lastUpdatedTime`` (read-only: that location is never pushed). Amazon ships that
+stock itself: it is not the order book's to route merchant-fulfilled orders to.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ import orjson
 from connectors.amazon.client import AmazonClient, AmazonError
 from connectors.amazon.mapping import AmazonMapping
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import OrderDict, minor_units, order_line, order_record, ship_to
 from connectors.framework.types import (
     Delivery,
     InvalidPayloadError,
@@ -115,6 +128,55 @@ def order_events(
     return events
 
 
+def order_records(
+    m: AmazonMapping, order: Mapping[str, Any], items: list[dict[str, Any]]
+) -> list[OrderDict]:
+    """``orders: book``: the Order records of one MFN order (see the module docstring)."""
+    state = state_of(order)
+    mapped = [item for item in items if m.knows(item.get("SellerSKU"))]
+    if state == "ignored" or not mapped:
+        return []
+    oid = str(order["AmazonOrderId"])
+    common: dict[str, Any] = {
+        "order_id": f"{m.channel}:{oid}",
+        "channel": m.channel,
+        "placed_at": iso_to_ms(str(order["PurchaseDate"])),
+    }
+    if state == "cancelled":
+        return [
+            order_record(
+                event_id=event_id(m.channel, m.seller_id, "order", oid, "cancelled"),
+                type="cancelled",
+                occurred_at=iso_to_ms(str(order["LastUpdateDate"])),
+                note="canceled",
+                **common,
+            )
+        ]
+    lines = []
+    for item in mapped:
+        qty = int(item["QuantityOrdered"])
+        if qty <= 0:
+            continue
+        price = item.get("ItemPrice") or {}
+        currency = price.get("CurrencyCode")
+        total = minor_units(price.get("Amount"), currency)
+        unit = None if total is None else total // qty
+        lines.append(order_line(item["OrderItemId"], str(item["SellerSKU"]), qty, unit, currency))
+    if not lines:
+        return []
+    address = order.get("ShippingAddress") or {}
+    return [
+        order_record(
+            event_id=event_id(m.channel, m.seller_id, "order", oid, "placed"),
+            type="placed",
+            occurred_at=common["placed_at"],
+            lines=lines,
+            ship_to=ship_to(address.get("CountryCode"), address.get("PostalCode")),
+            **common,
+        )
+    ]
+
+
 def fba_counts(m: AmazonMapping, summaries: list[dict[str, Any]]) -> list[StockEventDict]:
     """``stock_count`` per mapped SKU at ``fba_location`` from the FBA summaries."""
     assert m.fba_location is not None
@@ -146,8 +208,15 @@ def fba_counts(m: AmazonMapping, summaries: list[dict[str, Any]]) -> list[StockE
 class AmazonInbound:
     """Polls the seller's orders (and FBA stock); Amazon sends nothing to our webhooks."""
 
-    def __init__(self, mapping: AmazonMapping, client: AmazonClient | None = None) -> None:
+    def __init__(
+        self,
+        mapping: AmazonMapping,
+        client: AmazonClient | None = None,
+        *,
+        orders_mode: str = "lines",
+    ) -> None:
         self.mapping = mapping
+        self.book = orders_mode == "book"  # Order records instead of per-line order events
         self.channel = mapping.channel
         self._client = client
         self._items: OrderedDict[str, tuple[str, list[dict[str, Any]]]] = OrderedDict()
@@ -176,7 +245,11 @@ class AmazonInbound:
 
     def normalise(self, order: Mapping[str, Any], items: list[dict[str, Any]]) -> Delivery:
         try:
-            events = order_events(self.mapping, order, items)
+            if self.book:
+                events: list[StockEventDict] = []
+                records = order_records(self.mapping, order, items)
+            else:
+                events, records = order_events(self.mapping, order, items), []
             updated = iso_to_ms(str(order["LastUpdateDate"]))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidPayloadError):
@@ -184,13 +257,18 @@ class AmazonInbound:
             raise InvalidPayloadError(f"Amazon order unreadable: {exc!r}") from exc
         oid = str(order["AmazonOrderId"])
         facts = orjson.dumps(
-            [order.get("OrderStatus"), [(e["event_id"], e["qty"]) for e in events]]
+            [
+                order.get("OrderStatus"),
+                [(e["event_id"], e["qty"]) for e in events],
+                [r["event_id"] for r in records],
+            ]
         )
         digest = hashlib.sha256(facts).hexdigest()[:16]
         return Delivery(
             self.channel,
             "order.polled",
             events=events,
+            orders=records,
             delivery_keys=(f"{self.channel}:order:{oid}:{order['LastUpdateDate']}:{digest}",),
             order_key=event_id(self.channel, self.mapping.seller_id, "order", oid),
             order_version=updated,

@@ -1,7 +1,7 @@
 """One configured Amazon channel, wired for ``connectors.runtime``: its Login with Amazon
 tokens, client, inbound (polled orders and FBA stock; an unreadable order is a dead letter),
-pusher, refusals and canceller. Amazon asks no acceptance of the seller: no acceptance
-actions."""
+pusher, refusals, canceller and shipper (``confirmShipment`` of the shipments made here, for
+``orders: book``). Amazon asks no acceptance of the seller: no acceptance actions."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from connectors.amazon.limits import AmazonLimits
 from connectors.amazon.mapping import AmazonMapping
 from connectors.amazon.outbound import AmazonPusher
 from connectors.amazon.refusals import AmazonRefusals
+from connectors.amazon.shipping import AmazonShipper
 from connectors.framework import metrics, redact
 from connectors.framework.kafka import KafkaPublisher
 from schemas.codec import Codec
@@ -72,9 +73,10 @@ def build_amazon(
     refresh_token: str,
     limits: Mapping[str, float],
     max_batch: int,
+    orders: str = "lines",
     publisher: KafkaPublisher | None = None,
     codec: Codec | None = None,
-) -> tuple[AmazonInbound, AmazonPusher, AmazonRefusals, AmazonRefusals]:
+) -> tuple[AmazonInbound, AmazonPusher, AmazonRefusals, AmazonRefusals, None, AmazonShipper]:
     """The parts of one channel (``connectors.config.ChannelInstance`` fields)."""
     tokens = LwaTokens(
         session,
@@ -91,8 +93,9 @@ def build_amazon(
         marketplace_id=mapping.marketplace_id,
         limits=AmazonLimits(mapping.channel, **dict(limits)),
     )
-    inbound = AmazonInbound(mapping, client)
+    inbound = AmazonInbound(mapping, client, orders_mode=orders)
     if publisher is not None and codec is not None:
         inbound.dead_letter = UnreadableOrders(publisher, codec, mapping.channel)
     refusals = AmazonRefusals(mapping)
-    return inbound, AmazonPusher(client, mapping, max_batch=max_batch), refusals, refusals
+    pusher = AmazonPusher(client, mapping, max_batch=max_batch)
+    return inbound, pusher, refusals, refusals, None, AmazonShipper(client, mapping)

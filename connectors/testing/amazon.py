@@ -16,6 +16,25 @@ channel-contracts §4.
   ``page_size`` orders a page, oldest update first) → ``{payload: {Orders, NextToken?}}``;
   ``GET /orders/v0/orders/{id}/orderItems`` → ``{payload: {AmazonOrderId, OrderItems}}``.
   Orders carry ``BuyerInfo`` and ``ShippingAddress`` (personal data a connector must drop).
+  ``GET /orders/v0/orders/{id}`` (``getOrder``) → ``{payload: order}`` (404 ``InvalidInput``
+  for an unknown id).
+- ``POST /orders/v0/orders/{id}/shipmentConfirmation`` (``confirmShipment``, 2/s burst 10):
+  ``{marketplaceId, packageDetail: {packageReferenceId (positive digits), carrierCode
+  (carrierName required when Other), trackingNumber, shipDate (ISO 8601), orderItems:
+  [{orderItemId, quantity}]}}`` → 204 with no body; the items' ``QuantityShipped`` grow and the
+  order moves to ``Shipped`` (``PartiallyShipped`` while units remain). 400 ``InvalidInput``
+  for a missing or malformed field, an unknown item, more units than remain unshipped, a
+  ``packageReferenceId`` already confirmed on the order, or an order not ``Unshipped`` /
+  ``PartiallyShipped`` (shipped, cancelled, pending payment); 404 for an unknown order.
+  ``shipments`` keeps each order's confirmed packages.
+- Restricted data (Tokens API 2021-03-01): ``POST /tokens/2021-03-01/restrictedDataToken``
+  (``{restrictedResources: [{method, path}]}``, at most 50, each an order's
+  ``/orders/v0/orders/{id}/address`` for ``GET``; else 400 ``InvalidInput``) → ``{
+  restrictedDataToken, expiresIn}``, living ``token_ttl_s``. ``GET
+  /orders/v0/orders/{id}/address`` (``getOrderAddress``) with such a token for that path →
+  the whole ``ShippingAddress`` (name, street); with the plain access token → only the
+  address's ``City``, ``PostalCode``, ``CountryCode`` (as Amazon without an RDT); an RDT for
+  another resource, or expired → 403 ``Unauthorized``. ``rdts_issued`` counts them.
   A merchant-fulfilled order lowers the listing's quantity when placed (Amazon does) and a
   cancellation gives it back.
 - ``PATCH /listings/2021-08-01/items/{sellerId}/{sku}`` (``fulfillment_availability``,
@@ -58,6 +77,10 @@ RATES: dict[str, tuple[float, float]] = {
     "getListingsItem": (5.0, 10.0),
     "getOrders": (0.0167, 20.0),
     "getOrderItems": (0.5, 30.0),
+    "getOrder": (0.5, 30.0),
+    "confirmShipment": (2.0, 10.0),
+    "createRestrictedDataToken": (1.0, 10.0),
+    "getOrderAddress": (0.5, 30.0),
     "createFeedDocument": (0.5, 15.0),
     "createFeed": (0.0083, 15.0),
     "getFeed": (2.0, 15.0),
@@ -125,6 +148,8 @@ class FakeAmazon(FakeChannel):
         self.quota_answers = 0
         self.tokens: dict[str, float] = {}  # access token -> expiry (monotonic)
         self.tokens_issued = 0
+        self.rdts: dict[str, tuple[float, frozenset[tuple[str, str]]]] = {}
+        self.rdts_issued = 0
         self.expired_refusals = 0
         self.listings: dict[str, int] = {}  # sku -> DEFAULT quantity
         self._submitted: dict[str, int] = {}  # sku -> last submission number
@@ -132,6 +157,7 @@ class FakeAmazon(FakeChannel):
         self.rejected: dict[str, str] = {}  # sku -> issue message (patches and feeds)
         self.orders: dict[str, dict[str, Any]] = {}
         self.order_items: dict[str, list[dict[str, Any]]] = {}
+        self.shipments: dict[str, list[dict[str, Any]]] = {}  # order id -> packageDetail
         self.fba: dict[str, tuple[int, str]] = {}  # sku -> (fulfillable, lastUpdatedTime)
         self.documents: dict[str, bytes | None] = {}
         self.feeds: dict[str, dict[str, Any]] = {}
@@ -145,7 +171,11 @@ class FakeAmazon(FakeChannel):
         return [
             web.post("/auth/o2/token", self._lwa),
             web.get("/orders/v0/orders", self._get_orders),
+            web.get("/orders/v0/orders/{oid}", self._get_order),
             web.get("/orders/v0/orders/{oid}/orderItems", self._get_order_items),
+            web.post("/orders/v0/orders/{oid}/shipmentConfirmation", self._confirm_shipment),
+            web.get("/orders/v0/orders/{oid}/address", self._get_order_address),
+            web.post("/tokens/2021-03-01/restrictedDataToken", self._create_rdt),
             web.get(items, self._get_listing),
             web.patch(items, self._patch_listing),
             web.post("/feeds/2021-06-30/documents", self._create_document),
@@ -427,6 +457,148 @@ class FakeAmazon(FakeChannel):
             "getOrderItems",
             {"payload": {"AmazonOrderId": oid, "OrderItems": self.order_items[oid]}},
         )
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request, "getOrder")) is not None:
+            return denied
+        oid = request.match_info["oid"]
+        if oid not in self.orders:
+            return self._headers(
+                "getOrder", sp_error(404, "InvalidInput", f"Invalid AmazonOrderId {oid}")
+            )
+        return self._json("getOrder", {"payload": self.orders[oid]})
+
+    async def _create_rdt(self, request: web.Request) -> web.Response:
+        op = "createRestrictedDataToken"
+        if (denied := self._guard(request, op)) is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        resources = body.get("restrictedResources") if isinstance(body, dict) else None
+        if not isinstance(resources, list) or not 0 < len(resources) <= 50:
+            return self._headers(
+                op, sp_error(400, "InvalidInput", "restrictedResources: 1 to 50 resources")
+            )
+        allowed = set()
+        for res in resources:
+            method, path = (res or {}).get("method"), str((res or {}).get("path") or "")
+            parts = path.split("/")
+            if method != "GET" or len(parts) != 6 or parts[:4] != ["", "orders", "v0", "orders"]:
+                return self._headers(
+                    op,
+                    sp_error(
+                        400,
+                        "InvalidInput",
+                        "Application does not have access to one or more requested resources",
+                        f"{method} {path}",
+                    ),
+                )
+            if parts[5] != "address":
+                return self._headers(op, sp_error(400, "InvalidInput", f"not restricted: {path}"))
+            allowed.add((str(method), path))
+        token = f"Atz.sprdt|{uuid.uuid4().hex}"
+        self.rdts[token] = (time.monotonic() + self.token_ttl_s, frozenset(allowed))
+        self.rdts_issued += 1
+        return self._json(op, {"restrictedDataToken": token, "expiresIn": int(self.token_ttl_s)})
+
+    async def _get_order_address(self, request: web.Request) -> web.Response:
+        op = "getOrderAddress"
+        token = request.headers.get("x-amz-access-token") or ""
+        restricted = self.rdts.get(token)
+        if restricted is None and (denied := self._auth(request)) is not None:
+            return denied
+        if restricted is not None:
+            expiry, allowed = restricted
+            if time.monotonic() >= expiry or ("GET", request.path) not in allowed:
+                return sp_error(
+                    403,
+                    "Unauthorized",
+                    DENIED,
+                    "The restricted data token does not grant access to this resource.",
+                )
+        if (throttled := self._quota(op)) is not None:
+            return throttled
+        oid = request.match_info["oid"]
+        if oid not in self.orders:
+            return self._headers(op, sp_error(404, "InvalidInput", f"Invalid AmazonOrderId {oid}"))
+        address = dict(self.orders[oid]["ShippingAddress"])
+        if restricted is None:  # no restricted data without a token that grants it
+            address = {k: address[k] for k in ("City", "PostalCode", "CountryCode")}
+        return self._json(op, {"payload": {"AmazonOrderId": oid, "ShippingAddress": address}})
+
+    def _package_error(self, oid: str, body: Any) -> str:
+        """Why a shipment confirmation cannot apply ('' when it can)."""
+        if not isinstance(body, dict) or body.get("marketplaceId") != self.marketplace_id:
+            return "marketplaceId: required, the order's marketplace"
+        package = body.get("packageDetail")
+        if not isinstance(package, dict):
+            return "packageDetail: required"
+        ref = package.get("packageReferenceId")
+        if not isinstance(ref, str) or not ref.isdigit() or int(ref) <= 0:
+            return "packageReferenceId: a positive numeric value"
+        if any(p["packageReferenceId"] == ref for p in self.shipments.get(oid, [])):
+            return f"packageReferenceId {ref} is already confirmed for this order"
+        if not package.get("carrierCode"):
+            return "carrierCode: required"
+        if package["carrierCode"] == "Other" and not package.get("carrierName"):
+            return "carrierName: required when carrierCode is Other"
+        if not package.get("trackingNumber"):
+            return "trackingNumber: required"
+        try:
+            iso_to_ms(str(package.get("shipDate") or ""))
+        except ValueError:
+            return "shipDate: ISO 8601 date-time required"
+        status = self.orders[oid]["OrderStatus"]
+        if status not in ("Unshipped", "PartiallyShipped"):
+            return f"The order is {status}: it cannot be confirmed shipped"
+        wanted = package.get("orderItems")
+        if not isinstance(wanted, list) or not wanted:
+            return "orderItems: required"
+        items = {item["OrderItemId"]: item for item in self.order_items[oid]}
+        for entry in wanted:
+            item = items.get(str((entry or {}).get("orderItemId")))
+            qty = (entry or {}).get("quantity")
+            if item is None:
+                return f"orderItemId {entry.get('orderItemId')!r} is not an item of the order"
+            if not isinstance(qty, int) or qty <= 0:
+                return "orderItems[].quantity: a positive integer"
+            if qty > item["QuantityOrdered"] - item["QuantityShipped"]:
+                return f"orderItemId {item['OrderItemId']}: more units than remain unshipped"
+        return ""
+
+    async def _confirm_shipment(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request, "confirmShipment")) is not None:
+            return denied
+        oid = request.match_info["oid"]
+        if oid not in self.orders:
+            return self._headers(
+                "confirmShipment", sp_error(404, "NotFound", f"Order {oid} not found")
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        error = self._package_error(oid, body)
+        if error:
+            return self._headers(
+                "confirmShipment", sp_error(400, "InvalidInput", "Invalid input", error)
+            )
+        package = body["packageDetail"]
+        items = {item["OrderItemId"]: item for item in self.order_items[oid]}
+        for entry in package["orderItems"]:
+            items[str(entry["orderItemId"])]["QuantityShipped"] += entry["quantity"]
+        self.shipments.setdefault(oid, []).append(dict(package))
+        done = all(i["QuantityShipped"] >= i["QuantityOrdered"] for i in items.values())
+        order = self.orders[oid]
+        order["OrderStatus"] = "Shipped" if done else "PartiallyShipped"
+        order["NumberOfItemsShipped"] = sum(i["QuantityShipped"] for i in items.values())
+        order["NumberOfItemsUnshipped"] = sum(
+            i["QuantityOrdered"] - i["QuantityShipped"] for i in items.values()
+        )
+        order["LastUpdateDate"] = self._now()
+        return self._headers("confirmShipment", web.Response(status=204))
 
     # ---- listings --------------------------------------------------------------------
     def _not_found(self, op: str, sku: str) -> web.Response:

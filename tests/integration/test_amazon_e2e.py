@@ -1,7 +1,9 @@
 """Amazon end to end: the fake Selling Partner API → polled MFN orders and FBA stock → Kafka
 → real ledger worker → levels → listings quantities written back (a JSON listings feed for
-a bulk batch, a patch confirmed by read-back for a single change). Real broker, real Faust
-worker, ``stockflow connectors serve`` as a subprocess; only the channel is a fake.
+a bulk batch, a patch confirmed by read-back for a single change). A second seller has
+``orders: book``: its orders go through the order book (in the worker) and its shipments are
+confirmed to Amazon (confirmShipment). Real broker, real Faust worker, ``stockflow
+connectors serve`` as a subprocess; only the channel is a fake.
 
 Sizes: ``STOCKFLOW_AMAZON_E2E_ORDERS`` orders placed during the 429 storm (default 3)."""
 
@@ -22,14 +24,16 @@ from streams.kernel import topics
 from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
-from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.kafka import produce_events, produce_raw, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
+from tests.unit.schema_samples import SAMPLES
 
 pytestmark = pytest.mark.integration
 
 LOCATION = "main"
 FBA = "amazon-fba"
+BOOK = "amazon-bk"  # the seller whose orders the order book holds (orders: book)
 STORM_ORDERS = int(os.environ.get("STOCKFLOW_AMAZON_E2E_ORDERS", "3"))
 # Amazon's documented rates, except polling, which a test cannot wait a minute for: the fake
 # announces its rates in x-amzn-RateLimit-Limit and the connector follows them.
@@ -41,7 +45,10 @@ class FakeThread(FakesOnLoop):
 
     def __init__(self) -> None:
         self.amazon = FakeAmazon(apply_delay_s=0.2, feed_delay_s=0.3, rates=FAKE_RATES, seed=5)
-        super().__init__(self.amazon)
+        self.book = FakeAmazon(
+            seller_id="A2BOOK", refresh_token="Atzr|fake-book", rates=FAKE_RATES, seed=6
+        )
+        super().__init__(self.amazon, self.book)
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Stack:
     fake: FakeThread
     skus: list[str]
     connectors_log: Path
+    book_sku: str
 
     def qty(self, sku: str) -> int | None:
         return self.fake.call(lambda: self.fake.amazon.quantity(sku))
@@ -85,7 +93,7 @@ class Stack:
         return self.channel_qty(sku) == want and self.qty(sku) == want
 
 
-def _config(fake: FakeAmazon, skus: list[str], group: str) -> str:
+def _config(fake: FakeAmazon, skus: list[str], group: str, book: FakeAmazon, sku: str) -> str:
     return f"""
 consumer_group: {group}
 reconcile_interval_s: 600
@@ -109,6 +117,25 @@ channels:
     poll_interval_s: 0.5
     poll_lookback_s: 60
     retry: {{max_attempts: 3, dirty_retry_s: 1}}
+  - name: {BOOK}
+    kind: amazon
+    orders: book
+    base_url: {book.url}
+    credentials:
+      client_id: {book.client_id}
+      client_secret: {book.client_secret}
+      refresh_token: "{book.refresh_token}"
+    mapping:
+      seller_id: {book.seller_id}
+      marketplace_id: {book.marketplace_id}
+      skus: [{sku}]
+      fba_location: {FBA}
+      token_url: {book.url}/auth/o2/token
+      confirm: {{poll_s: 0.1, wait_s: 10}}
+    sync: {{coalesce_ms: 0}}
+    poll_interval_s: 0.5
+    poll_lookback_s: 60
+    retry: {{max_attempts: 3, dirty_retry_s: 1}}
 """
 
 
@@ -117,10 +144,12 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     folder: Path = tmp_path_factory.mktemp("amazon-e2e")
     tag = uuid.uuid4().hex[:8]
     skus = [f"amz-{tag}-{n}" for n in range(1, 6)]
+    book_sku = f"amz-{tag}-bk"
     ledger = folder / "ledger.yaml"
-    ledger.write_text(
+    ledger.write_text(  # Amazon ships its FBA stock itself: no channel's order goes there
         f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n  - name: {FBA}\n"
         f"channels:\n  - name: amazon\n    locations: [{LOCATION}]\n"
+        f"  - name: {BOOK}\n    locations: [{LOCATION}]\n"
     )
     logs = local_stack.state_dir / "logs"
     worker = WorkerProcess(f"amz-{tag}", free_port(), logs, STOCKFLOW_CONFIG=str(ledger))
@@ -131,12 +160,13 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         for sku in skus:
             fake.call(lambda sku=sku: fake.amazon.add_listing(sku, 0))
         fake.call(lambda: fake.amazon.reject(skus[4], "The listing is suppressed (missing image)."))
+        fake.call(lambda: fake.book.add_listing(book_sku, 0))
         worker.start()
         config = folder / "connectors.yaml"
-        config.write_text(_config(fake.amazon, skus, f"amz-connectors-{tag}"))
+        config.write_text(_config(fake.amazon, skus, f"amz-connectors-{tag}", fake.book, book_sku))
         connectors = ConnectorsProcess(config, free_port(), logs)
         connectors.start()
-        s = Stack(local_stack, worker, fake, skus, connectors.log_path)
+        s = Stack(local_stack, worker, fake, skus, connectors.log_path, book_sku)
         s.count(dict.fromkeys(skus, 10))
         wait_for(
             lambda: all(s.qty(sku) == 10 for sku in skus[:4]),
@@ -289,3 +319,82 @@ def test_a_quota_storm_and_an_expired_token_are_survived_with_every_order_once(
     log = stack.connectors_log.read_text()
     assert "QuotaExceeded" in log  # the storm is in the log, the credentials are not
     assert m.client_secret not in log and m.refresh_token not in log and "Atza|" not in log
+
+
+def test_a_book_order_is_allocated_by_the_order_book_and_its_shipment_confirmed_to_amazon(
+    stack: Stack,
+) -> None:
+    """Given the ``orders: book`` seller, a SKU counted at 2 at the main location and 40 in
+    Amazon's warehouses (FBA), when a paid (Unshipped) order of 2 is polled, then it reaches
+    the order book, which allocates it at the main location (never FBA) and holds 2 there;
+    when Amazon still sells 1 more on a lagging listing, the book cannot allocate it and it
+    stays an exception (nothing written to Amazon for it); when the shipping service's
+    ``shipped`` version of the first order's shipment comes, Amazon gets one package with the
+    carrier and tracking number and the order is Shipped there; no Order record carries the
+    buyer's name or street."""
+    sku, bk = stack.book_sku, stack.fake.book
+    stack.fake.call(lambda: bk.set_fba(sku, 40))
+    stack.count({sku: 2})
+    wait_for(lambda: stack.location(sku, FBA).get("on_hand") == 40, timeout=30, what="FBA 40")
+    wait_for(lambda: stack.fake.call(lambda: bk.quantity(sku)) == 2, timeout=30, what="listing")
+    ok = stack.fake.call(lambda: bk.place_order([(sku, 2)], status="Unshipped"))["AmazonOrderId"]
+    codec = single_object_codec()
+    ids = {f"{BOOK}:{ok}"}
+
+    def states() -> list[dict[str, Any]]:
+        return read_topic(
+            stack.settings,
+            codec,
+            topics.ORDERS_STATE,
+            lambda r: r["order_id"] in ids,
+            until=lambda found: any(r["status"] in ("allocated", "exception") for r in found),
+            timeout=20,
+        )
+
+    allocated = [r for r in states() if r["status"] == "allocated"]
+    assert allocated and {ln["location"] for ln in allocated[-1]["lines"]} == {LOCATION}
+    wait_for(lambda: stack.location(sku).get("reserved") == 2, timeout=20, what="2 held")
+
+    def lagging() -> str:
+        bk.add_listing(sku, 1)  # Amazon has not applied the 0 yet and sells one more
+        return str(bk.place_order([(sku, 1)], status="Unshipped")["AmazonOrderId"])
+
+    ko = stack.fake.call(lagging)
+    ids = {f"{BOOK}:{ko}"}
+    assert [r["status"] for r in states()][-1] == "exception"
+
+    line = stack.fake.call(lambda: bk.order_items[ok][0]["OrderItemId"])
+    shipment = {
+        **SAMPLES["stockflow.v1.Shipment"],
+        "shipment_id": f"ship|e2e|{BOOK}:{ok}",
+        "order_id": f"{BOOK}:{ok}",
+        "channel": BOOK,
+        "location": LOCATION,
+        "lines": [{"line_id": line, "sku": sku, "qty": 2}],
+        "carrier": "ups",
+        "tracking_number": "1Z999AA10123456784",
+    }
+    value = codec.encode(topics.FULFILMENT_SHIPMENTS.value_schema, shipment)
+    produce_raw(
+        stack.settings, [(shipment["shipment_id"].encode(), value)], topics.FULFILMENT_SHIPMENTS
+    )
+    wait_for(
+        lambda: stack.fake.call(lambda: bk.orders[ok]["OrderStatus"]) == "Shipped",
+        timeout=20,
+        what="the order confirmed shipped on Amazon",
+    )
+    [package] = stack.fake.call(lambda: [dict(p) for p in bk.shipments[ok]])
+    assert (package["carrierCode"], package["trackingNumber"]) == ("UPS", "1Z999AA10123456784")
+    assert package["orderItems"] == [{"orderItemId": line, "quantity": 2}]
+    assert stack.fake.call(lambda: ko not in bk.shipments)
+    orders = read_topic(
+        stack.settings,
+        codec,
+        topics.ORDERS,
+        lambda r: r["order_id"] in (f"{BOOK}:{ok}", f"{BOOK}:{ko}"),
+        until=lambda found: len(found) >= 2,
+        timeout=20,
+    )
+    assert {r["type"] for r in orders} == {"placed"}
+    assert "Jeanne" not in repr(orders) and "Lilas" not in repr(orders)
+    print(f"[amazon-e2e] book: {ok} allocated at {LOCATION}, confirmed shipped; {ko} exception")

@@ -5,23 +5,31 @@ configuration. Against the fake Amazon over real HTTP."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
+from connectors.address_book import address_reader
+from connectors.amazon.addresses import AmazonAddresses
 from connectors.amazon.auth import LwaTokens
 from connectors.amazon.client import AmazonClient
 from connectors.amazon.inbound import AmazonInbound, order_events
 from connectors.amazon.limits import AmazonLimits
 from connectors.amazon.mapping import AmazonMapping, Confirm, FeedOptions
 from connectors.amazon.outbound import AmazonPusher
+from connectors.amazon.shipping import AmazonShipper, package_reference
 from connectors.amazon.wiring import without_personal_data
+from connectors.carriers.destinations import AddressUnavailableError, ChannelAddresses
+from connectors.carriers.model import Address
 from connectors.config import ConnectorConfigError, parse_connectors_config
+from connectors.framework.shipments import ALREADY, SHIPPED, ShipLine, ShipNotice
 from connectors.framework.types import (
     InvalidPayloadError,
     Outcome,
@@ -337,8 +345,8 @@ def _config(**channel: Any) -> dict[str, Any]:
 
 def test_an_amazon_channel_is_configured_and_its_mistakes_are_named() -> None:
     """Given an Amazon channel, when the configuration is parsed, then its mapping, limits
-    and credentials are read; orders: book, an unknown operation limit or a missing
-    credential are refused naming the key."""
+    and credentials are read; orders: book is taken (the order book holds its orders); an
+    unknown operation limit or a missing credential are refused naming the key."""
     config = parse_connectors_config(
         _config(
             limits={"getOrders": 0.5},
@@ -355,8 +363,7 @@ def test_an_amazon_channel_is_configured_and_its_mistakes_are_named() -> None:
     assert isinstance(inst.mapping, AmazonMapping)
     assert (inst.mapping.fba_location, inst.mapping.feed.above) == ("amazon-fba", 50)
     assert inst.skus == frozenset({"chair"}) and inst.limits == {"getOrders": 0.5}
-    with pytest.raises(ConnectorConfigError, match="orders"):
-        parse_connectors_config(_config(orders="book"))
+    assert parse_connectors_config(_config(orders="book")).channels[0].orders == "book"
     with pytest.raises(ConnectorConfigError, match=r"limits\.getOrderz"):
         parse_connectors_config(_config(limits={"getOrderz": 1}))
     with pytest.raises(ConnectorConfigError, match="refresh_token"):
@@ -380,5 +387,207 @@ def test_a_feed_still_running_is_waited_for_before_a_newer_write() -> None:
             assert [r.outcome for r in later] == [Outcome.OK]
             assert [f["processingStatus"] for f in fake.feeds.values()] == ["DONE"]
             assert fake.quantity("chair") == 31 and fake.quantity("table") == 30
+
+    run(scenario)
+
+
+def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> None:
+    """Given ``orders: book``, when an Unshipped order of two lines (one unmapped), a Pending
+    one and a cancelled one are polled, then each is one Order record and no per-line event:
+    placed with the mapped line (its OrderItemId, the unit price from the line's ItemPrice,
+    ship-to country and postal code only), placed for the Pending one, and cancelled for the
+    cancelled one; nothing carries the buyer's name, email or street."""
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            fake.add_listing("unmapped", 5)
+            inbound = AmazonInbound(mapping(fba_location=None), client, orders_mode="book")
+            paid = fake.place_order([("chair", 2), ("unmapped", 1)], status="Unshipped")
+            fake.place_order([("table", 1)])
+            gone = fake.place_order([("lamp", 1)], status="Unshipped")
+            fake.set_status(gone["AmazonOrderId"], "Canceled")
+            deliveries, _ = await inbound.changed_since(0)
+            assert [e for d in deliveries for e in d.events] == []
+            records = {r["order_id"]: r for d in deliveries for r in d.orders}
+            oid = paid["AmazonOrderId"]
+            placed = records[f"amazon:{oid}"]
+            assert placed["type"] == "placed"
+            assert placed["event_id"] == f"amazon/A1SELLER/order/{oid}/placed"
+            item = fake.order_items[oid][0]
+            assert [
+                (x["line_id"], x["sku"], x["qty"], x["unit_price"]) for x in placed["lines"]
+            ] == [(item["OrderItemId"], "chair", 2, 1050)]
+            assert (placed["ship_to"]["country"], placed["ship_to"]["postal_code"]) == (
+                "FR",
+                "69003",
+            )
+            kinds = sorted(r["type"] for r in records.values())
+            assert kinds == ["cancelled", "placed", "placed"]
+            assert records[f"amazon:{gone['AmazonOrderId']}"]["type"] == "cancelled"
+            text = orjson.dumps([d.orders for d in deliveries]).decode()
+            assert "Jeanne" not in text and "Lilas" not in text and "@" not in text
+
+    run(scenario)
+
+
+def _notice(oid: str, lines: list[tuple[str, str, int]], carrier: str = "ups") -> ShipNotice:
+    return ShipNotice(
+        shipment_id=f"ship|w1|amazon:{oid}",
+        order_id=f"amazon:{oid}",
+        channel="amazon",
+        channel_order_id=oid,
+        carrier=carrier,
+        service="standard",
+        tracking_number="1Z999AA10123456784",
+        location="main",
+        lines=tuple(ShipLine(lid, sku, qty) for lid, sku, qty in lines),
+    )
+
+
+def test_a_shipment_is_confirmed_once_with_its_package_and_a_refused_one_is_raised() -> None:
+    """Given an Unshipped order of 2 chairs and 1 table, when its shipment by UPS is
+    confirmed, then Amazon took one package (numeric reference made of the shipment id, UPS,
+    the tracking number, both items) and the order is Shipped; confirmed again it is
+    ``already`` with no second package; a carrier Amazon has no code for goes as Other with
+    its name; a cancelled order's shipment is refused naming its state."""
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            shipper = AmazonShipper(client, mapping())
+            order = fake.place_order([("chair", 2), ("table", 1)], status="Unshipped")
+            oid = order["AmazonOrderId"]
+            ids = [
+                (i["OrderItemId"], i["SellerSKU"], i["QuantityOrdered"])
+                for i in fake.order_items[oid]
+            ]
+            notice = _notice(oid, ids)
+            assert await shipper.confirm_shipment(notice) == SHIPPED
+            [package] = fake.shipments[oid]
+            assert package["packageReferenceId"] == package_reference(notice.shipment_id)
+            assert package["packageReferenceId"].isdigit()
+            assert (package["carrierCode"], package["trackingNumber"]) == (
+                "UPS",
+                "1Z999AA10123456784",
+            )
+            assert sorted(
+                (x["orderItemId"], x["quantity"]) for x in package["orderItems"]
+            ) == sorted((lid, qty) for lid, _, qty in ids)
+            assert fake.orders[oid]["OrderStatus"] == "Shipped"
+            assert await shipper.confirm_shipment(notice) == ALREADY
+            assert len(fake.shipments[oid]) == 1
+
+            other = fake.place_order([("lamp", 1)], status="Unshipped")
+            lid = fake.order_items[other["AmazonOrderId"]][0]["OrderItemId"]
+            notice = _notice(other["AmazonOrderId"], [(lid, "lamp", 1)], carrier="Relais Colis")
+            assert await shipper.confirm_shipment(notice) == SHIPPED
+            [package] = fake.shipments[other["AmazonOrderId"]]
+            assert (package["carrierCode"], package["carrierName"]) == ("Other", "Relais Colis")
+
+            gone = fake.place_order([("desk", 1)], status="Unshipped")
+            fake.set_status(gone["AmazonOrderId"], "Canceled")
+            lid = fake.order_items[gone["AmazonOrderId"]][0]["OrderItemId"]
+            with pytest.raises(RejectedError, match="Canceled"):
+                await shipper.confirm_shipment(_notice(gone["AmazonOrderId"], [(lid, "desk", 1)]))
+            assert gone["AmazonOrderId"] not in fake.shipments
+
+    run(scenario)
+
+
+def test_a_throttled_confirmation_is_raised_for_a_retry_and_a_partial_parcel_ships_part() -> None:
+    """Given confirmShipment at Amazon's limit, when a confirmation is throttled, then the
+    shipper raises ThrottledError (retried by the framework) and confirms nothing; when one of
+    two units ships, the order is PartiallyShipped, and the second parcel ships it."""
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            shipper = AmazonShipper(client, mapping())
+            order = fake.place_order([("chair", 2)], status="Unshipped")
+            oid = order["AmazonOrderId"]
+            lid = fake.order_items[oid][0]["OrderItemId"]
+            assert (await client.order(oid) or {}).get("OrderStatus") == "Unshipped"
+            fake.fail_next(1, status=429)
+            with pytest.raises(ThrottledError):
+                await shipper.confirm_shipment(_notice(oid, [(lid, "chair", 1)]))
+            assert oid not in fake.shipments
+            assert await shipper.confirm_shipment(_notice(oid, [(lid, "chair", 1)])) == SHIPPED
+            assert fake.orders[oid]["OrderStatus"] == "PartiallyShipped"
+            second = replace(_notice(oid, [(lid, "chair", 1)]), shipment_id="ship|w2|x")
+            assert await shipper.confirm_shipment(second) == SHIPPED
+            assert fake.orders[oid]["OrderStatus"] == "Shipped"
+            assert len(fake.shipments[oid]) == 2
+
+    run(scenario)
+
+
+def test_the_shipping_address_is_read_with_a_restricted_data_token_and_never_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given an Amazon order shipping to Lyon, when the shipping service's address book asks
+    for amazon:<id>, then the reader gets a Restricted Data Token for that order's address
+    and answers the buyer's name and street (the plain access token gets only city, postal
+    code and country); an unknown order is None; a token for another order's address is
+    refused (the label waits: AddressUnavailableError); the configured channel has this
+    reader; no name, street or token reaches the log."""
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            order = fake.place_order([("chair", 1)], status="Unshipped")
+            oid = order["AmazonOrderId"]
+            book = ChannelAddresses({"amazon": AmazonAddresses(client)})
+            found = await book(SimpleNamespace(order_id=f"amazon:{oid}"))
+            assert found == Address("FR", "69003", "Lyon", ("12 rue des Lilas",), "Jeanne Martin")
+            assert fake.rdts_issued == 1
+            plain = await client.call("getOrderAddress", "GET", f"/orders/v0/orders/{oid}/address")
+            assert plain["payload"]["ShippingAddress"] == {
+                "City": "Lyon",
+                "PostalCode": "69003",
+                "CountryCode": "FR",
+            }
+            assert await book(SimpleNamespace(order_id="amazon:402-0000000-0000000")) is None
+            other = fake.place_order([("table", 1)], status="Unshipped")["AmazonOrderId"]
+            rdt = await client.restricted_data_token("GET", f"/orders/v0/orders/{oid}/address")
+            with pytest.raises(RejectedError, match="Unauthorized"):
+                await client.call(
+                    "getOrderAddress", "GET", f"/orders/v0/orders/{other}/address", restricted=rdt
+                )
+            fake.fail_next(1, status=503)
+            with pytest.raises(AddressUnavailableError, match=oid):
+                await book(SimpleNamespace(order_id=f"amazon:{oid}"))
+            credentials = {  # registered as secrets when the reader is built: real-looking ones
+                "client_id": fake.client_id,
+                "client_secret": fake.client_secret,
+                "refresh_token": fake.refresh_token,
+            }
+            config = parse_connectors_config(_config(base_url=fake.url, credentials=credentials))
+            async with aiohttp.ClientSession() as session:
+                assert isinstance(address_reader(session, config.channels[0]), AmazonAddresses)
+
+    run(scenario)
+    assert "Jeanne" not in caplog.text and "Lilas" not in caplog.text
+    assert "Atz.sprdt" not in caplog.text  # nor a restricted data token
+
+
+def test_in_book_mode_an_unreadable_order_is_a_dead_letter_and_the_poll_goes_on() -> None:
+    """Given ``orders: book`` and an order whose line price is not a number, when the orders
+    are polled, then that order is handed to the dead-letter sink naming the price, and the
+    next order is still placed in the book."""
+
+    async def scenario() -> None:
+        async with amazon() as (fake, client):
+            inbound = AmazonInbound(mapping(fba_location=None), client, orders_mode="book")
+            letters: list[str] = []
+
+            async def sink(order: Any, error: str) -> None:
+                letters.append(error)
+
+            inbound.dead_letter = sink
+            odd = fake.place_order([("chair", 1)], status="Unshipped")
+            fake.order_items[odd["AmazonOrderId"]][0]["ItemPrice"]["Amount"] = "n/a"
+            fine = fake.place_order([("table", 1)], status="Unshipped")
+            deliveries, _ = await inbound.changed_since(0)
+            placed = [r["order_id"] for d in deliveries for r in d.orders]
+            assert placed == [f"amazon:{fine['AmazonOrderId']}"]
+            assert len(letters) == 1 and "n/a" in letters[0]
 
     run(scenario)
