@@ -139,7 +139,7 @@ KINDS = (
     "emag",
     "mirakl",
 )
-BOOKLESS = ("cdiscount", "amazon")  # marketplaces whose orders stay per-line events
+BOOKLESS = ("amazon",)  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -333,12 +333,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
 
 
 def _emag_rules(raw: Any, path: str) -> None:
-    """eMAG: per-line order events only (the acceptance gate works on them), ≤ 50 offers per
-    save (eMAG refuses more)."""
-    if raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
-        raise ConnectorConfigError(
-            f"{path}.orders", "eMAG orders go through the acceptance gate: use lines"
-        )
+    """eMAG: ≤ 50 offers per save (eMAG refuses more), at least 1 request a second."""
     if isinstance(raw.get("max_batch"), int) and raw["max_batch"] > 50:
         raise ConnectorConfigError(f"{path}.max_batch", "eMAG saves at most 50 offers at once")
     for key, value in (raw.get("limits") or {}).items():
