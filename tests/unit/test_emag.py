@@ -446,6 +446,7 @@ def test_a_shipment_saves_the_awb_then_finalizes_the_order_once() -> None:
         await client.save_awb(second["id"], awb_number="JD014600002", courier_name="DHL")
         assert await shipper.confirm_shipment(_notice(second["id"], "JD014600002")) == SHIPPED
         assert len(fake.awbs) == 2 and fake.orders[second["id"]]["status"] == 4
+        assert sum(1 for _, path in fake.requests if path.endswith("/awb/save")) == 2
         with pytest.raises(RejectedError, match="new"):
             await shipper.confirm_shipment(_notice(new["id"], "JD014600003"))
         fake.set_status(gone["id"], 0)
