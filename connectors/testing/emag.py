@@ -84,6 +84,7 @@ class FakeEmag(FakeChannel):
         timezone: str = "Europe/Bucharest",
         orders_per_s: int = 12,
         others_per_s: int = 3,
+        first_order_id: int = 400001,
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
@@ -111,6 +112,7 @@ class FakeEmag(FakeChannel):
         self.bare = 0  # answers left to send without the envelope (a proxy's 200)
         self._windows: dict[str, deque[float]] = {"orders": deque(), "others": deque()}
         self._ids = 0
+        self._first_order_id = first_order_id
         self._line_ids = 0
         self._last_modified = 0
         super().__init__(host=host, port=port, seed=seed)
@@ -153,7 +155,7 @@ class FakeEmag(FakeChannel):
     ) -> dict[str, Any]:
         """A new order of ``(offer id, quantity)`` lines; eMAG is told to call back."""
         self._ids += 1
-        oid = 400000 + self._ids
+        oid = self._first_order_id - 1 + self._ids
         products = []
         for offer_id, qty in lines:
             self._line_ids += 1
