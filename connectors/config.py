@@ -48,7 +48,7 @@ push_source: default, sources: {source_code: location}, skus: [...], refunds_res
 bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
 Cdiscount (Octopia Seller API v2, ``base_url: https://api.octopia-io.net/seller/v2``) has
 ``client_id`` and ``client_secret`` (OAuth2 client credentials); limits ``{per_s, burst}``;
-orders are polled (``orders: lines`` only); its mapping is ``{seller_id: ..., sales_channel:
+orders are polled (``orders: lines`` or ``book``); its mapping is ``{seller_id: ..., sales_channel:
 CDISFR, auth_url: ..., skus: [...], acceptance_window_s: 172800, refusal_reason: OutOfStock,
 packages: {poll_s: 5, wait_s: 600, max_offers: 1000}}`` (``connectors.cdiscount.mapping``).
 Fnac Darty's credentials are ``partner_id``, ``shop_id`` and ``key`` (``auth`` gives the token;
@@ -70,7 +70,7 @@ eMAG (one platform and seller account per channel: ``base_url`` is the platform'
 ``https://marketplace-api.emag.ro/api-3``): credentials ``username``, ``password`` (HTTP
 Basic) and ``callback_key`` (the secret in the order callback URL
 ``/callbacks/<name>/<callback_key>``); limits ``{orders_per_s: 12, others_per_s: 3}``;
-``orders: lines`` only; its mapping is ``{account: ..., timezone: Europe/Bucharest,
+``orders: lines`` or ``book``; its mapping is ``{account: ..., timezone: Europe/Bucharest,
 warehouse_id: 1, accept_within_s: 0, products: [{sku, offer_id}]}``
 (``connectors.emag.mapping``); ``max_batch`` at most 50.
 
