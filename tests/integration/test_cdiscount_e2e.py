@@ -308,10 +308,10 @@ def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipme
     """Given the ``orders: book`` seller account and a SKU counted at 2, when an order of 2
     and then an order of 1 wait for acceptance, then the order book allocates the first and
     the gate accepts it on Cdiscount (approval-status Accepted), cannot hold the second and
-    the gate refuses it (Refused) with the book holding nothing for it; no customer data is
-    in the Order records; when the shipping service's ``shipped`` version of the accepted
-    order's shipment comes, Octopia is sent one shipment with its carrier, tracking number
-    and line, and the order is Shipped."""
+    the gate refuses it (Refused) with the book holding nothing for it; no customer data
+    is in the Order records nor in the connectors' log; when the shipping service's
+    ``shipped`` version of the accepted order's shipment comes, Octopia is sent one shipment
+    with its carrier, tracking number and line, and the order is Shipped."""
     sku = stack.skus[6]
     book = stack.fake.book
     stack.count({sku: 2})
@@ -350,6 +350,7 @@ def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipme
     )
     text = orjson.dumps(records, default=str).decode()
     assert not any(p in text for p in PERSONAL) and "69003" in text
+    assert not any(p in stack.connectors.logged() for p in PERSONAL)
     shipment = {
         **SAMPLES["stockflow.v1.Shipment"],
         "shipment_id": f"ship|e2e|{ids[0]}",
