@@ -48,12 +48,12 @@ push_source: default, sources: {source_code: location}, skus: [...], refunds_res
 bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
 Cdiscount (Octopia Seller API v2, ``base_url: https://api.octopia-io.net/seller/v2``) has
 ``client_id`` and ``client_secret`` (OAuth2 client credentials); limits ``{per_s, burst}``;
-orders are polled (``orders: lines`` only); its mapping is ``{seller_id: ..., sales_channel:
+orders are polled (``orders: lines`` or ``book``); its mapping is ``{seller_id: ..., sales_channel:
 CDISFR, auth_url: ..., skus: [...], acceptance_window_s: 172800, refusal_reason: OutOfStock,
 packages: {poll_s: 5, wait_s: 600, max_offers: 1000}}`` (``connectors.cdiscount.mapping``).
 Fnac Darty's credentials are ``partner_id``, ``shop_id`` and ``key`` (``auth`` gives the token;
-no webhooks: set ``poll_interval_s``); limits ``{per_s, burst}`` (Fnac publishes none); only
-``orders: lines``; its mapping is ``{shop: ..., product_state: 11, acceptance_hours: 48,
+no webhooks: set ``poll_interval_s``); limits ``{per_s, burst}`` (Fnac publishes none);
+``orders: lines`` or ``book``; its mapping is ``{shop: ..., product_state: 11, acceptance_hours: 48,
 batch: {poll_s: 2, wait_s: 60}, products: [{sku, ean}]}`` (``connectors.fnac.mapping``).
 PrestaShop's credential is ``webservice_key`` (no webhooks: set ``poll_interval_s``); its
 mapping is ``{shop: ..., shop_id: 1, timezone: UTC, currency: EUR, reserve_unpaid: true,
@@ -71,7 +71,7 @@ eMAG (one platform and seller account per channel: ``base_url`` is the platform'
 ``https://marketplace-api.emag.ro/api-3``): credentials ``username``, ``password`` (HTTP
 Basic) and ``callback_key`` (the secret in the order callback URL
 ``/callbacks/<name>/<callback_key>``); limits ``{orders_per_s: 12, others_per_s: 3}``;
-``orders: lines`` only; its mapping is ``{account: ..., timezone: Europe/Bucharest,
+``orders: lines`` or ``book``; its mapping is ``{account: ..., timezone: Europe/Bucharest,
 warehouse_id: 1, accept_within_s: 0, products: [{sku, offer_id}]}``
 (``connectors.emag.mapping``); ``max_batch`` at most 50.
 
@@ -140,7 +140,6 @@ KINDS = (
     "emag",
     "mirakl",
 )
-BOOKLESS = ("cdiscount",)  # marketplaces whose orders stay per-line events
 _TOP_KEYS = {"consumer_group", "reconcile_interval_s", "drift_grace_s", "channels", "price_rates"}
 _CHANNEL_KEYS = {
     "name",
@@ -301,13 +300,6 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
     limits_raw = raw.get("limits") or {}
     _keys(limits_raw, f"{path}.limits", _LIMITS[kind])
     limits = {k: _number(v, f"{path}.limits.{k}", minimum=1e-9) for k, v in limits_raw.items()}
-    if kind in BOOKLESS and raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
-        raise ConnectorConfigError(
-            f"{path}.orders",
-            f"{kind} orders stay per-line events (answered through the acceptance gate from "
-            "the ledger's per-line decisions, or not cancellable by API): use lines (or "
-            "leave it out)",
-        )
     if kind == "emag":
         _emag_rules(raw, path)
     return ChannelInstance(
@@ -334,12 +326,7 @@ def _channel(raw: Any, path: str) -> ChannelInstance:
 
 
 def _emag_rules(raw: Any, path: str) -> None:
-    """eMAG: per-line order events only (the acceptance gate works on them), ≤ 50 offers per
-    save (eMAG refuses more)."""
-    if raw.get("orders", DEFAULT_ORDER_MODE) != "lines":
-        raise ConnectorConfigError(
-            f"{path}.orders", "eMAG orders go through the acceptance gate: use lines"
-        )
+    """eMAG: ≤ 50 offers per save (eMAG refuses more), at least 1 request a second."""
     if isinstance(raw.get("max_batch"), int) and raw["max_batch"] > 50:
         raise ConnectorConfigError(f"{path}.max_batch", "eMAG saves at most 50 offers at once")
     for key, value in (raw.get("limits") or {}).items():

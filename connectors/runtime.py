@@ -173,6 +173,7 @@ def build_channel(
             client_secret=inst.secret("client_secret"),
             limits=inst.limits,
             max_batch=inst.max_batch,
+            orders=inst.orders,
             publisher=publisher,
             codec=codec,
         )
@@ -183,6 +184,7 @@ def build_channel(
             cdiscount.refusals,
             cdiscount.canceller,
             acceptance=cdiscount.acceptance,
+            shipper=cdiscount.shipper,
         )
     if isinstance(mapping, AmazonMapping):
         amazon = build_amazon(
@@ -223,6 +225,7 @@ def build_channel(
             password=inst.secret("password"),
             limits=inst.limits,
             max_batch=inst.max_batch,
+            orders=inst.orders,
             publisher=publisher,
             codec=codec,
         )

@@ -231,6 +231,26 @@ class CdiscountClient:
             body["reason"] = reason
         await self.request("POST", f"/orders/{order_id}/approval-status", json=body)
 
+    async def ship(
+        self,
+        order_id: str,
+        *,
+        carrier: str,
+        tracking_number: str,
+        tracking_url: str | None,
+        lines: Sequence[tuple[str, int]],
+    ) -> None:
+        """``POST /orders/{id}/shipments``: the parcel's carrier, tracking number and URL and
+        the lines (``lineId``, ``quantity``) it holds."""
+        body: dict[str, Any] = {
+            "carrierName": carrier,
+            "trackingNumber": tracking_number,
+            "lines": [{"lineId": line_id, "quantity": qty} for line_id, qty in lines],
+        }
+        if tracking_url:
+            body["trackingUrl"] = tracking_url
+        await self.request("POST", f"/orders/{order_id}/shipments", json=body)
+
     # ---- offer packages ------------------------------------------------------------------
     async def create_package(self, name: str, sales_channel: str) -> str:
         body = await self.request(

@@ -15,10 +15,18 @@ the same fact yields the same id:
 - ``Cancelled``, ``Refused``: ``order_cancelled`` per line (``…/line/<line>/cancelled``, the
   id the gate uses when it releases a refused order, so the ledger counts it once).
 
+With ``orders: book`` the order is one Order record instead of per-line events: ``placed``
+(``…/order/<id>/placed``: its lines, unit price in minor units, ship-to country and postal
+code only) once it awaits acceptance or later, ``cancelled`` (``…/order/<id>/cancelled``, the
+gate's own id for a refusal) once ``Cancelled`` or ``Refused``; the acceptance gate learns the
+outcome from the order book's state, and shipments made here are confirmed on Octopia by
+:class:`~connectors.cdiscount.shipping.CdiscountShipper`.
+
 Only lines of mapped SKUs (``offer.sellerProductId``) count; an order without one is left
 alone (not sent to the gate). An order that cannot be read is handed to ``dead_letter``
 (its ids, status, times and lines only) and skipped. The customer block and the addresses
-are never read: no name, address, email or phone leaves the connector.
+are never read (but the shipping address's country and postal code in ``orders: book``): no
+name, street, email or phone leaves the connector.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from connectors.cdiscount.client import CdiscountClient
 from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.framework.acceptance import AwaitedLine, AwaitedOrder
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import OrderDict, minor_units, order_line, order_record, ship_to
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 from schemas.times import iso_to_ms
 
@@ -76,10 +85,65 @@ def order_lines(order: Mapping[str, Any], m: CdiscountMapping) -> list[tuple[str
     return lines
 
 
+def order_records(order: Mapping[str, Any], m: CdiscountMapping) -> list[OrderDict]:
+    """``orders: book``: the order as Order records (see the module docstring)."""
+    oid = str(order["orderId"])
+    state = state_of(order)
+    mapped = [
+        line
+        for line in order.get("lines") or []
+        if m.knows((line.get("offer") or {}).get("sellerProductId"))
+    ]
+    if state == "none" or not mapped:
+        return []
+    common: dict[str, Any] = {
+        "order_id": f"{m.channel}:{oid}",
+        "channel": m.channel,
+        "placed_at": iso_to_ms(str(order["createdAt"])),
+    }
+    if state == "cancelled":
+        return [
+            order_record(
+                event_id=event_id(m.channel, m.seller_id, "order", oid, "cancelled"),
+                type="cancelled",
+                occurred_at=iso_to_ms(str(order["updatedAt"])),
+                note=str(order["status"]).lower(),
+                **common,
+            )
+        ]
+    lines = []
+    for line in mapped:
+        qty = int(line["quantity"])
+        if qty <= 0:
+            raise InvalidPayloadError(f"line {line.get('lineId')}: quantity {qty} is not positive")
+        currency = line.get("currency")
+        lines.append(
+            order_line(
+                line["lineId"],
+                str(line["offer"]["sellerProductId"]),
+                qty,
+                minor_units(line.get("unitSalesPrice"), currency),
+                currency,
+            )
+        )
+    address = order.get("shippingAddress") or {}
+    return [
+        order_record(
+            event_id=event_id(m.channel, m.seller_id, "order", oid, "placed"),
+            type="placed",
+            occurred_at=common["placed_at"],
+            lines=lines,
+            ship_to=ship_to(address.get("countryCode"), address.get("zipCode")),
+            **common,
+        )
+    ]
+
+
 def normalise(
-    order: Mapping[str, Any], m: CdiscountMapping
+    order: Mapping[str, Any], m: CdiscountMapping, *, book: bool = False
 ) -> tuple[list[StockEventDict], AwaitedOrder | None]:
-    """The order's StockEvents, and the order to await when it waits for acceptance."""
+    """The order's StockEvents (none with ``book``: its Order records are
+    :func:`order_records`), and the order to await when it waits for acceptance."""
     oid = str(order["orderId"])
     state = state_of(order)
     created = iso_to_ms(str(order["createdAt"]))
@@ -118,8 +182,9 @@ def normalise(
             order_id=oid,
             lines=tuple(AwaitedLine(line_id, sku, qty) for line_id, sku, qty in lines),
             deadline_ms=created + int(m.acceptance_window_s * 1000),
+            book=book,
         )
-    return events, awaited
+    return ([] if book else events), awaited
 
 
 def without_personal_data(order: Mapping[str, Any]) -> bytes:
@@ -151,8 +216,15 @@ class CdiscountInbound:
     """Polls one seller's orders. ``acceptance_gate`` (set by the runtime) receives the
     orders waiting for acceptance before their lines reach the intake."""
 
-    def __init__(self, mapping: CdiscountMapping, client: CdiscountClient | None = None) -> None:
+    def __init__(
+        self,
+        mapping: CdiscountMapping,
+        client: CdiscountClient | None = None,
+        *,
+        orders_mode: str = "lines",
+    ) -> None:
         self.mapping = mapping
+        self.book = orders_mode == "book"
         self.channel = mapping.channel
         self._client = client
         self.acceptance_gate: Gate | None = None
@@ -167,7 +239,8 @@ class CdiscountInbound:
 
     def normalise(self, order: Mapping[str, Any]) -> Delivery:
         try:
-            events, awaited = normalise(order, self.mapping)
+            events, awaited = normalise(order, self.mapping, book=self.book)
+            records = order_records(order, self.mapping) if self.book else []
             oid = str(order["orderId"])
             updated = str(order["updatedAt"])
             version = iso_to_ms(updated)
@@ -185,6 +258,7 @@ class CdiscountInbound:
             self.channel,
             "order.polled",
             events=events,
+            orders=records,
             delivery_keys=(f"{self.channel}:order:{oid}:{updated}:{order.get('status')}",),
             order_key=event_id(self.channel, self.mapping.seller_id, "order", oid),
             order_version=version,

@@ -3,9 +3,10 @@
 A Cdiscount order line the ledger rejects never stands on the marketplace: the acceptance
 gate refuses the whole order before it is accepted. The refusal policies therefore have
 nothing to do on Cdiscount (``on_refusal`` is kept for the listing at
-``GET /v1/exceptions`` with ``flag``). Orders are not kept in the order book for this
-channel (``orders: lines``), so an order cancelled here has no Cdiscount side: Cdiscount
-orders are cancelled in the seller's back office.
+``GET /v1/exceptions`` with ``flag``). The Seller API offers the seller no cancellation:
+an order cancelled in the order book (``orders: book``) is refused here, which the
+framework turns into a dead letter and a drift alert, for a person to cancel it in the
+seller's back office.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One configured Cdiscount channel, wired for ``connectors.runtime``: its token source and
 client, inbound (polled orders; an unreadable order is a dead letter without personal data),
-pusher (offer packages), acceptance actions, refusals and canceller."""
+pusher (offer packages), acceptance actions, refusals, canceller and shipper."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from connectors.cdiscount.limits import CdiscountLimits
 from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.cdiscount.outbound import CdiscountPusher
 from connectors.cdiscount.refusals import CdiscountCanceller, CdiscountRefusals
+from connectors.cdiscount.shipping import CdiscountShipper
 from connectors.framework import metrics, redact
 from connectors.framework.kafka import KafkaPublisher
 from schemas.codec import Codec
@@ -54,6 +55,7 @@ class CdiscountParts:
     refusals: CdiscountRefusals
     canceller: CdiscountCanceller
     acceptance: CdiscountAcceptance
+    shipper: CdiscountShipper
 
 
 def build_cdiscount(
@@ -65,6 +67,7 @@ def build_cdiscount(
     client_secret: str,
     limits: Mapping[str, float],
     max_batch: int,
+    orders: str = "lines",
     publisher: KafkaPublisher | None = None,
     codec: Codec | None = None,
 ) -> CdiscountParts:
@@ -76,7 +79,7 @@ def build_cdiscount(
         mapping.seller_id,
         limits=CdiscountLimits(mapping.channel, **dict(limits)),
     )
-    inbound = CdiscountInbound(mapping, client)
+    inbound = CdiscountInbound(mapping, client, orders_mode=orders)
     if publisher is not None and codec is not None:
         inbound.dead_letter = UnreadableOrders(publisher, codec, mapping.channel)
     return CdiscountParts(
@@ -85,4 +88,5 @@ def build_cdiscount(
         refusals=CdiscountRefusals(mapping),
         canceller=CdiscountCanceller(mapping),
         acceptance=CdiscountAcceptance(client, mapping),
+        shipper=CdiscountShipper(client, mapping),
     )

@@ -179,6 +179,25 @@ class EmagClient:
         """``order/save`` of one order, sent with every field it was read with."""
         await self.call("order/save", [dict(order)])
 
+    async def save_awb(
+        self, order_id: int, *, awb_number: str, courier_name: str, parcels: int = 1
+    ) -> Any:
+        """``awb/save`` of an AWB the seller's own carrier issued: the order, its number and
+        the courier, the parcels (no envelope; ``cod`` 0: stockflow's labels collect no cash on
+        delivery). Sender and receiver are left out: eMAG has them from the seller account
+        and the order, and stockflow sends no address."""
+        return await self.call(
+            "awb/save",
+            {
+                "order_id": order_id,
+                "awb_number": awb_number,
+                "courier_name": courier_name,
+                "envelope_number": 0,
+                "parcel_number": max(1, parcels),
+                "cod": 0,
+            },
+        )
+
     # ---- offers -------------------------------------------------------------------
     async def save_stock(self, stock: Mapping[int, int], warehouse_id: int) -> None:
         """``offer/save`` (the light offer save) of ``{offer id: quantity}``, ≤ 50 offers."""

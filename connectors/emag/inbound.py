@@ -14,9 +14,18 @@ ids, so a callback and a poll of the same fact carry one id):
   refuses, so the ledger releases once). A line removed from a live order (line status 0)
   is cancelled the same way.
 
+With ``orders: book`` the order is one Order record instead of per-line events: ``placed``
+(``…/order/<id>/placed``: its lines still counted, unit price in minor units, ship-to country
+and postal code only) in statuses 1 to 5, ``cancelled`` (``…/order/<id>/cancelled``, the
+gate's own id for a refusal) once canceled or every line removed; the acceptance gate learns
+the outcome from the order book's state, and shipments made here are confirmed on eMAG by
+:class:`~connectors.emag.shipping.EmagShipper`. A returned order's ``return_received`` stays a
+StockEvent (a stock fact, not a reservation).
+
 Orders fulfilled by eMAG (``type`` 2, FBE) hold eMAG's stock, not ours: skipped. Only ids,
-statuses, times and lines are read; the ``customer`` block (names, phones, addresses) is
-never copied into an event or a dead letter.
+statuses, times and lines are read (and, for ``orders: book``, the shipping country and
+postal code); the ``customer`` block (names, phones, addresses) is never copied into an
+event, an Order or a dead letter.
 """
 
 from __future__ import annotations
@@ -32,6 +41,14 @@ from connectors.emag.client import EmagClient, emag_ms, emag_time
 from connectors.emag.mapping import EmagMapping
 from connectors.framework.acceptance import AcceptanceGate, AwaitedLine, AwaitedOrder
 from connectors.framework.events import event_id, stock_event
+from connectors.framework.orders import (
+    OrderDict,
+    minor_units,
+    order_line,
+    order_record,
+    ship_to,
+    stock_facts,
+)
 from connectors.framework.types import Delivery, InvalidPayloadError, StockEventDict
 
 log = logging.getLogger(__name__)
@@ -99,8 +116,10 @@ class EmagInbound:
         client: EmagClient | None = None,
         *,
         unreadable: Unreadable | None = None,
+        orders_mode: str = "lines",
     ) -> None:
         self.mapping = mapping
+        self.book = orders_mode == "book"
         self.channel = mapping.channel
         self._client = client
         self.unreadable = unreadable
@@ -122,6 +141,11 @@ class EmagInbound:
             lines = lines_of(order, m)
             fbe = str(order.get("type")) == str(FULFILLED_BY_EMAG)
             events = [] if fbe else self._events(oid, status, placed_at, modified, lines)
+            records: list[OrderDict] = []
+            if self.book:
+                events = stock_facts(events)
+                if not fbe:
+                    records = self._records(order, oid, status, placed_at, modified, lines)
             awaited = None
             if status == NEW and not fbe:
                 awaited = self._awaited(oid, placed_at, lines)
@@ -141,6 +165,7 @@ class EmagInbound:
             m.channel,
             "orders",
             events=events,
+            orders=records,
             delivery_keys=(f"{m.channel}:order:{oid}:{modified}:{digest}",),
             order_key=event_id(m.channel, m.account, "order", oid),
             order_version=modified,
@@ -161,7 +186,60 @@ class EmagInbound:
                 if _active(line)
             ),
             deadline_ms=placed_at + window if window > 0 else None,
+            book=self.book,
         )
+
+    def _records(
+        self,
+        order: Mapping[str, Any],
+        oid: int,
+        status: int,
+        placed_at: int,
+        modified: int,
+        lines: list[tuple[dict[str, Any], str]],
+    ) -> list[OrderDict]:
+        """``orders: book``: the order as Order records (see the module docstring)."""
+        m = self.mapping
+        if not lines:
+            return []
+        common: dict[str, Any] = {
+            "order_id": f"{m.channel}:{oid}",
+            "channel": m.channel,
+            "placed_at": placed_at,
+        }
+        live = [(line, sku) for line, sku in lines if _active(line)]
+        if status == CANCELED or not live:
+            return [
+                order_record(
+                    event_id=event_id(m.channel, m.account, "order", oid, "cancelled"),
+                    type="cancelled",
+                    occurred_at=modified,
+                    note="canceled",
+                    **common,
+                )
+            ]
+        rows = []
+        for line, sku in live:
+            qty = int(line["quantity"])
+            if qty <= 0:
+                raise InvalidPayloadError(f"eMAG order {oid} line {line.get('id')}: quantity {qty}")
+            currency = line.get("currency")
+            rows.append(
+                order_line(
+                    line["id"], sku, qty, minor_units(line.get("sale_price"), currency), currency
+                )
+            )
+        customer = order.get("customer") or {}
+        return [
+            order_record(
+                event_id=event_id(m.channel, m.account, "order", oid, "placed"),
+                type="placed",
+                occurred_at=placed_at,
+                lines=rows,
+                ship_to=_ship_to(customer),
+                **common,
+            )
+        ]
 
     def _events(
         self,
@@ -266,6 +344,14 @@ class EmagInbound:
                     await self.unreadable(personal_data_free(order), str(exc))
                 self._set_aside.add(seen)
             return None
+
+
+def _ship_to(customer: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Country (ISO alpha-2) and postal code of the shipping address: nothing else."""
+    country = str(customer.get("shipping_country") or "").upper()
+    if len(country) != 2:
+        return None
+    return ship_to(country, customer.get("shipping_postal_code"))
 
 
 def _active(line: Mapping[str, Any]) -> bool:

@@ -1,7 +1,7 @@
 """One configured eMAG channel, wired for ``connectors.runtime``: its client (one platform,
 one seller account), inbound (callbacks and polling; an unreadable order is a dead letter),
-pusher (campaign locks as drift alerts) and order actions (acceptance, refusals,
-cancellations)."""
+pusher (campaign locks as drift alerts), order actions (acceptance, refusals,
+cancellations) and shipper (AWB, then finalized)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from connectors.emag.inbound import EmagInbound
 from connectors.emag.limits import EmagLimits
 from connectors.emag.mapping import EmagMapping
 from connectors.emag.outbound import EmagPusher
+from connectors.emag.shipping import EmagShipper
 from connectors.framework import metrics, redact
 from connectors.framework.kafka import KafkaDriftAlerts, KafkaPublisher
 from schemas.codec import Codec
@@ -55,10 +56,11 @@ def build_emag(
     password: str,
     limits: Mapping[str, float],
     max_batch: int,
+    orders: str = "lines",
     publisher: KafkaPublisher | None = None,
     codec: Codec | None = None,
-) -> tuple[EmagInbound, EmagPusher, EmagOrders, EmagOrders, EmagOrders]:
-    """(inbound, pusher, refusals, canceller, acceptance) of one channel."""
+) -> tuple[EmagInbound, EmagPusher, EmagOrders, EmagOrders, EmagOrders, EmagShipper]:
+    """(inbound, pusher, refusals, canceller, acceptance, shipper) of one channel."""
     client = EmagClient(
         session,
         base_url,
@@ -67,10 +69,10 @@ def build_emag(
         channel=mapping.channel,
         limits=EmagLimits(mapping.channel, **dict(limits)),
     )
-    inbound = EmagInbound(mapping, client)
+    inbound = EmagInbound(mapping, client, orders_mode=orders)
     pusher = EmagPusher(client, mapping, max_batch=max_batch)
     if publisher is not None and codec is not None:
         inbound.unreadable = UnreadableOrders(publisher, codec, mapping.channel)
         pusher.alert = KafkaDriftAlerts(publisher, codec)
-    orders = EmagOrders(client, mapping)
-    return inbound, pusher, orders, orders, orders
+    actions = EmagOrders(client, mapping)
+    return inbound, pusher, actions, actions, actions, EmagShipper(client, mapping)

@@ -19,6 +19,12 @@
   left in ``WaitingAcceptance`` past ``acceptance_window_s`` goes ``Cancelled``. Orders carry
   a customer block and a shipping address (names, email, phone): personal data a connector
   must drop.
+- ``POST /orders/{id}/shipments`` ``{carrierName, trackingNumber, trackingUrl, lines:
+  [{lineId, quantity}]}`` → 201 ``{shipmentId}``, only from ``Accepted`` or
+  ``InPreparation`` (else 400 with the order's status); a missing carrier or tracking number,
+  a tracking URL that is not http(s), an unknown line or more units than the line has left
+  → 400. The shipment is listed on the order (``shipments``); the order is ``Shipped`` once
+  every unit of every line is, ``InPreparation`` while some are left.
 - Offer packages: ``POST /offer-packages`` ``{name, packageType, salesChannelId}`` → 201
   ``{packageId, packageState: "WaitingForCompletion"}``; ``POST
   /offer-packages/{id}/offer-requests`` ``{"offerRequests": [{sellerExternalReference,
@@ -108,6 +114,7 @@ class FakeCdiscount(FakeChannel):
         self.offers: dict[str, int] = {}
         self.orders: dict[str, dict[str, Any]] = {}
         self.approvals: list[tuple[str, str, str | None]] = []  # (order, status, reason)
+        self.shipments: list[dict[str, Any]] = []  # every shipment taken, with its order id
         self.packages: dict[str, dict[str, Any]] = {}
         self.rejections: dict[str, deque[str]] = {}
         self._seq = 0
@@ -119,6 +126,7 @@ class FakeCdiscount(FakeChannel):
             web.get(API + "/orders", self._list_orders),
             web.get(API + "/orders/{oid}", self._get_order),
             web.post(API + "/orders/{oid}/approval-status", self._approval),
+            web.post(API + "/orders/{oid}/shipments", self._ship),
             web.post(API + "/offer-packages", self._create_package),
             web.get(API + "/offer-packages/{pid}", self._get_package),
             web.patch(API + "/offer-packages/{pid}", self._patch_package),
@@ -189,6 +197,7 @@ class FakeCdiscount(FakeChannel):
                 }
                 for n, (sku, qty) in enumerate(lines, start=1)
             ],
+            "shipments": [],
         }
         self.orders[oid] = order
         return self._public(order)
@@ -355,6 +364,71 @@ class FakeCdiscount(FakeChannel):
         order["updatedAt"] = iso_now(self.clock_offset_s)
         self.approvals.append((order["orderId"], status, body.get("reason")))
         return web.Response(status=204)
+
+    async def _ship(self, request: web.Request) -> web.Response:
+        if (denied := self._guard(request)) is not None:
+            return denied
+        order = self.orders.get(request.match_info["oid"])
+        if order is None:
+            return api_error(404, "Order not found")
+        try:
+            body = await request.json()
+        except ValueError:
+            return api_error(400, "Body is not JSON")
+        if not isinstance(body, dict):
+            return api_error(400, "Body must be an object")
+        if order["status"] not in ("Accepted", "InPreparation"):
+            return api_error(
+                400, f"Order {order['orderId']} is in status {order['status']}: cannot be shipped"
+            )
+        carrier, number, url = (
+            body.get(k) for k in ("carrierName", "trackingNumber", "trackingUrl")
+        )
+        if not isinstance(carrier, str) or not carrier.strip():
+            return api_error(400, "carrierName is required")
+        if not isinstance(number, str) or not number.strip():
+            return api_error(400, "trackingNumber is required")
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            return api_error(400, "trackingUrl must be an http(s) URL")
+        rows = body.get("lines")
+        if not isinstance(rows, list) or not rows:
+            return api_error(400, "lines must be a non-empty list")
+        left = self._left(order)
+        taken: dict[str, int] = {}
+        for row in rows:
+            line_id = str(row.get("lineId")) if isinstance(row, dict) else ""
+            qty = row.get("quantity") if isinstance(row, dict) else None
+            if line_id not in left:
+                return api_error(400, f"Unknown lineId {line_id!r} for order {order['orderId']}")
+            if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
+                return api_error(400, f"quantity of line {line_id} must be a positive integer")
+            taken[line_id] = taken.get(line_id, 0) + qty
+            if taken[line_id] > left[line_id]:
+                return api_error(400, f"Line {line_id}: only {left[line_id]} unit(s) left to ship")
+        shipment = {
+            "shipmentId": uuid.uuid4().hex,
+            "carrierName": carrier,
+            "trackingNumber": number,
+            "trackingUrl": url,
+            "lines": [{"lineId": k, "quantity": v} for k, v in taken.items()],
+        }
+        order["shipments"].append(shipment)
+        self.shipments.append({**shipment, "orderId": order["orderId"]})
+        done = all(v == 0 for v in self._left(order).values())
+        order["status"] = "Shipped" if done else "InPreparation"
+        order["updatedAt"] = iso_now(self.clock_offset_s)
+        return web.json_response({"shipmentId": shipment["shipmentId"]}, status=201)
+
+    @staticmethod
+    def _left(order: dict[str, Any]) -> dict[str, int]:
+        """Units of each line not shipped yet."""
+        left = {str(line["lineId"]): int(line["quantity"]) for line in order["lines"]}
+        for shipment in order["shipments"]:
+            for row in shipment["lines"]:
+                left[row["lineId"]] -= int(row["quantity"])
+        return left
 
     # ---- offer packages ------------------------------------------------------------------
     async def _create_package(self, request: web.Request) -> web.Response:

@@ -16,7 +16,13 @@
   ``currentPage``, ``itemsPerPage`` ≤ 100), orders with the customer's name, phone and
   address as eMAG sends them; ``order/acknowledge/{id}`` (1 → 2); ``order/save`` (every
   field as read: an order without its ``products`` is refused; status 0 needs a
-  ``cancellation_reason``).
+  ``cancellation_reason``; status 4, finalized, only from 2 or 3 and once the order has an
+  AWB). ``awb/save`` of an AWB the seller's own carrier issued (``order_id``,
+  ``awb_number``, ``courier_name``, ``envelope_number`` + ``parcel_number`` at least 1) on an
+  order in progress or prepared → ``results`` ``[{"awb": [{"awb_number"}], "reservation_id"}]``
+  and the AWB listed on the order (``awbs``); the same number again is the same AWB; an AWB
+  without ``awb_number`` would be eMAG's own courier, which needs sender and receiver
+  (refused here).
 - ``place_order`` calls the callback URL (``callback_url``) with ``?order_id=``, as eMAG
   does; ``set_status`` moves an order (4 finalized, 5 returned, 0 canceled by the customer).
 - ``bare_next(n)``: 200 answers without the envelope; ``documentation_error``, ``campaign``.
@@ -78,6 +84,7 @@ class FakeEmag(FakeChannel):
         timezone: str = "Europe/Bucharest",
         orders_per_s: int = 12,
         others_per_s: int = 3,
+        first_order_id: int = 400001,
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int | None = None,
@@ -95,6 +102,8 @@ class FakeEmag(FakeChannel):
         self.callbacks: list[tuple[int, int]] = []  # (order id, HTTP status of our GET)
         self.acknowledged: list[int] = []
         self.cancelled: list[tuple[int, int]] = []  # (order id, cancellation_reason)
+        self.awbs: list[dict[str, Any]] = []  # every AWB saved, with its order id
+        self.finalized: list[int] = []
         self.saves: list[list[int]] = []  # the offer ids of every save request
         self.unauthorized = 0
         self.invalid_requests = 0
@@ -103,6 +112,7 @@ class FakeEmag(FakeChannel):
         self.bare = 0  # answers left to send without the envelope (a proxy's 200)
         self._windows: dict[str, deque[float]] = {"orders": deque(), "others": deque()}
         self._ids = 0
+        self._first_order_id = first_order_id
         self._line_ids = 0
         self._last_modified = 0
         super().__init__(host=host, port=port, seed=seed)
@@ -145,7 +155,7 @@ class FakeEmag(FakeChannel):
     ) -> dict[str, Any]:
         """A new order of ``(offer id, quantity)`` lines; eMAG is told to call back."""
         self._ids += 1
-        oid = 400000 + self._ids
+        oid = self._first_order_id - 1 + self._ids
         products = []
         for offer_id, qty in lines:
             self._line_ids += 1
@@ -170,6 +180,7 @@ class FakeEmag(FakeChannel):
             "date": now,
             "modified": now,
             "cancellation_reason": None,
+            "awbs": [],
             "customer": {
                 "id": 77000 + self._ids,
                 "name": "Ion Popescu",
@@ -266,6 +277,8 @@ class FakeEmag(FakeChannel):
             return self._acknowledge(path.rsplit("/", 1)[1])
         if path == "order/save":
             return self._save_orders(body)
+        if path == "awb/save":
+            return self._save_awb(body)
         return self._invalid(f"Resource {path} not found")
 
     def _save_offers(self, body: Any) -> web.Response:
@@ -370,10 +383,52 @@ class FakeEmag(FakeChannel):
                 self.cancelled.append((order["id"], int(reason)))
             elif status == 2 and order["status"] == 1:
                 return self._invalid(f"Order {order['id']}: use order/acknowledge")
+            elif status == 4 and order["status"] != 4:
+                if order["status"] not in (2, 3):
+                    return self._invalid(f"Order {order['id']}: cannot be finalized now")
+                if not order["awbs"]:
+                    return self._invalid(f"Order {order['id']}: an AWB is required to finalize")
+                order["status"] = 4
+                order["modified"] = self._now()
+                self.finalized.append(order["id"])
             elif status != order["status"]:
                 order["status"] = status
                 order["modified"] = self._now()
         return envelope(None)
+
+    def _save_awb(self, body: Any) -> web.Response:
+        if not isinstance(body, dict):
+            return self._invalid("An AWB object expected")
+        raw = str(body.get("order_id") or "")
+        order = self.orders.get(int(raw)) if raw.isdigit() else None
+        if order is None:
+            return self._invalid(f"Order {raw} not found")
+        if order["status"] not in (2, 3):
+            return self._invalid(f"Order {order['id']}: no AWB in status {order['status']}")
+        number = str(body.get("awb_number") or "").strip()
+        if not number:
+            return self._invalid("sender and receiver are required to issue an AWB")
+        if not str(body.get("courier_name") or "").strip():
+            return self._invalid("courier_name is required with an awb_number")
+        try:
+            parcels = int(body.get("parcel_number") or 0) + int(body.get("envelope_number") or 0)
+        except (TypeError, ValueError):
+            return self._invalid("parcel_number and envelope_number must be integers")
+        if parcels < 1:
+            return self._invalid("at least one parcel or envelope")
+        known = next((a for a in order["awbs"] if a["awb_number"] == number), None)
+        if known is None:
+            known = {
+                "reservation_id": 700000 + len(self.awbs) + 1,
+                "awb_number": number,
+                "courier_name": body["courier_name"],
+            }
+            order["awbs"].append(known)
+            order["modified"] = self._now()
+            self.awbs.append({**known, "order_id": order["id"]})
+        return envelope(
+            [{"awb": [{"awb_number": number}], "reservation_id": known["reservation_id"]}]
+        )
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 """Cdiscount end to end: the fake Octopia → polled orders → the acceptance gate and Kafka →
 real ledger worker → decisions and levels → orders accepted or refused on Cdiscount, offer
-quantities written through offer packages. Real broker, real Faust worker, ``stockflow
-connectors serve`` as a subprocess; only the marketplace is a fake.
+quantities written through offer packages. A second seller account has ``orders: book``:
+its orders go through the order book (in the worker), accepted or refused from the order's
+state, and its shipments confirmed with ``POST /orders/{id}/shipments``. Real broker, real
+Faust worker, ``stockflow connectors serve`` as a subprocess; only the marketplace is a
+fake.
 
 Sizes: ``STOCKFLOW_CDISCOUNT_E2E_ORDERS`` one-unit orders racing for
 ``STOCKFLOW_CDISCOUNT_E2E_STOCK`` units (defaults 6 and 4)."""
@@ -26,9 +29,10 @@ from streams.kernel import topics
 from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
-from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.kafka import produce_events, produce_raw, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
+from tests.unit.schema_samples import SAMPLES
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +41,8 @@ ORDERS = int(os.environ.get("STOCKFLOW_CDISCOUNT_E2E_ORDERS", "6"))
 STOCK = int(os.environ.get("STOCKFLOW_CDISCOUNT_E2E_STOCK", "4"))
 SECRET = "cdiscount-e2e-secret"
 PERSONAL = ("Camille", "Martin", "camille.martin@example.fr", "+33612345678", "rue des Lilas")
+BOOK = "cdiscount-bk"  # the seller account whose orders the order book holds
+BOOK_SELLER = "98980"
 
 
 class FakeThread(FakesOnLoop):
@@ -46,7 +52,14 @@ class FakeThread(FakesOnLoop):
         self.octopia = FakeCdiscount(
             client_secret=SECRET, integration_delay_s=0.2, acceptance_window_s=600, seed=5
         )
-        super().__init__(self.octopia)
+        self.book = FakeCdiscount(
+            client_secret=SECRET,
+            seller_id=BOOK_SELLER,
+            integration_delay_s=0.2,
+            acceptance_window_s=600,
+            seed=6,
+        )
+        super().__init__(self.octopia, self.book)
 
 
 @dataclass
@@ -98,7 +111,7 @@ class Stack:
         )
 
 
-def _config(fake_url: str, skus: list[str], group: str) -> str:
+def _config(fake_url: str, book_url: str, skus: list[str], group: str) -> str:
     return f"""
 consumer_group: {group}
 reconcile_interval_s: 600
@@ -117,6 +130,21 @@ channels:
     poll_interval_s: 0.5
     poll_lookback_s: 60
     retry: {{max_attempts: 3, dirty_retry_s: 1}}
+  - name: {BOOK}
+    kind: cdiscount
+    base_url: {book_url}/seller/v2
+    credentials: {{client_id: cdiscount-client, client_secret: {SECRET}}}
+    mapping:
+      seller_id: "{BOOK_SELLER}"
+      auth_url: {book_url}{TOKEN_PATH}
+      skus: [{", ".join(skus)}]
+      acceptance_window_s: 600
+      packages: {{poll_s: 0.1, wait_s: 30}}
+    sync: {{coalesce_ms: 0}}
+    poll_interval_s: 0.5
+    poll_lookback_s: 60
+    retry: {{max_attempts: 3, dirty_retry_s: 1}}
+    orders: book
 """
 
 
@@ -124,11 +152,11 @@ channels:
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("cdiscount-e2e")
     tag = uuid.uuid4().hex[:8]
-    skus = [f"cds-{tag}-{n}" for n in range(1, 7)]
+    skus = [f"cds-{tag}-{n}" for n in range(1, 8)]
     ledger = folder / "ledger.yaml"
     ledger.write_text(
         f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n"
-        "channels:\n  - name: cdiscount\n"
+        f"channels:\n  - name: cdiscount\n  - name: {BOOK}\n"
     )
     logs = local_stack.state_dir / "logs"
     worker = WorkerProcess(f"cds-{tag}", free_port(), logs, STOCKFLOW_CONFIG=str(ledger))
@@ -138,9 +166,10 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         fake.start()
         for sku in skus:
             fake.call(partial(fake.octopia.add_offer, sku, 0))
+            fake.call(partial(fake.book.add_offer, sku, 0))
         worker.start()
         config = folder / "connectors.yaml"
-        config.write_text(_config(fake.octopia.url, skus, f"cds-connectors-{tag}"))
+        config.write_text(_config(fake.octopia.url, fake.book.url, skus, f"cds-connectors-{tag}"))
         connectors = ConnectorsProcess(config, free_port(), logs)
         connectors.start()
         s = Stack(local_stack, worker, fake, connectors, skus)
@@ -271,3 +300,81 @@ def test_a_rejected_line_is_dead_lettered_and_a_transient_one_retried(stack: Sta
     attempts = 50 - len(stack.fake.call(lambda: list(o.rejections[failed])))
     print(f"[cdiscount-e2e] rejected line: {attempts} attempts, then dead-lettered")
     assert attempts == 1  # a permanent rejection is not retried in a loop
+
+
+def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipment_confirmed(
+    stack: Stack,
+) -> None:
+    """Given the ``orders: book`` seller account and a SKU counted at 2, when an order of 2
+    and then an order of 1 wait for acceptance, then the order book allocates the first and
+    the gate accepts it on Cdiscount (approval-status Accepted), cannot hold the second and
+    the gate refuses it (Refused) with the book holding nothing for it; no customer data
+    is in the Order records nor in the connectors' log; when the shipping service's
+    ``shipped`` version of the accepted order's shipment comes, Octopia is sent one shipment
+    with its carrier, tracking number and line, and the order is Shipped."""
+    sku = stack.skus[6]
+    book = stack.fake.book
+    stack.count({sku: 2})
+    wait_for(lambda: stack.location(sku).get("on_hand") == 2, timeout=30, what="the count")
+    ok = str(stack.fake.call(lambda: book.place_order([(sku, 2)]))["orderId"])
+    ko = str(stack.fake.call(lambda: book.place_order([(sku, 1)]))["orderId"])
+    wait_for(
+        lambda: (
+            stack.fake.call(lambda: (book.status(ok), book.status(ko))) == ("Accepted", "Refused")
+        ),
+        timeout=30,
+        what="the book order accepted and the next refused",
+    )
+    codec = single_object_codec()
+    ids = (f"{BOOK}:{ok}", f"{BOOK}:{ko}")
+    states = read_topic(
+        stack.settings,
+        codec,
+        topics.ORDERS_STATE,
+        lambda r: r["order_id"] in ids,
+        until=lambda found: any(
+            r["order_id"] == ids[1] and r["status"] == "cancelled" for r in found
+        ),
+        timeout=20,
+    )
+    last = {r["order_id"]: r["status"] for r in states}
+    assert last == {ids[0]: "allocated", ids[1]: "cancelled"}
+    assert stack.location(sku).get("reserved") == 2
+    records = read_topic(
+        stack.settings,
+        codec,
+        topics.ORDERS,
+        lambda r: r["order_id"] in ids,
+        until=lambda found: len(found) >= 2,
+        timeout=20,
+    )
+    text = orjson.dumps(records, default=str).decode()
+    assert not any(p in text for p in PERSONAL) and "69003" in text
+    assert not any(p in stack.connectors.logged() for p in PERSONAL)
+    shipment = {
+        **SAMPLES["stockflow.v1.Shipment"],
+        "shipment_id": f"ship|e2e|{ids[0]}",
+        "order_id": ids[0],
+        "channel": BOOK,
+        "location": LOCATION,
+        "lines": [{"line_id": "1", "sku": sku, "qty": 2}],
+        "carrier": "ups",
+        "tracking_number": "1Z999AA10123456784",
+    }
+    value = codec.encode(topics.FULFILMENT_SHIPMENTS.value_schema, shipment)
+    produce_raw(
+        stack.settings, [(shipment["shipment_id"].encode(), value)], topics.FULFILMENT_SHIPMENTS
+    )
+    wait_for(
+        lambda: stack.fake.call(lambda: book.status(ok)) == "Shipped",
+        timeout=20,
+        what="the order shipped on Octopia",
+    )
+    [sent] = stack.fake.call(lambda: list(book.shipments))
+    assert (sent["orderId"], sent["carrierName"], sent["trackingNumber"]) == (
+        ok,
+        "UPS",
+        "1Z999AA10123456784",
+    )
+    assert sent["lines"] == [{"lineId": "1", "quantity": 2}]
+    print(f"[cdiscount-e2e] book: {ok} allocated, accepted, shipped; {ko} refused, nothing held")

@@ -2,7 +2,9 @@
 worker → decisions → the acceptance gate acknowledges or cancels on eMAG; levels → offer
 stock saved back (≤ 50 per save, the envelope checked, read back after ``isError``). Real
 broker, real Faust worker, ``stockflow connectors serve`` as a subprocess; only eMAG is a
-fake, enforcing its 12/3 requests/s split.
+fake, enforcing its 12/3 requests/s split. A second seller account has ``orders: book``:
+its orders go through the order book (in the worker), acknowledged or canceled from the
+order's state, and its shipments confirmed with ``awb/save`` then ``order/save`` status 4.
 
 eMAG authenticates with HTTP Basic on every request: there is no token to expire (the
 other marketplaces' token-expiry case has no eMAG counterpart).
@@ -28,9 +30,10 @@ from streams.kernel import topics
 from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
-from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.kafka import produce_events, produce_raw, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
+from tests.unit.schema_samples import SAMPLES
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +42,9 @@ CHANNEL = "emag-ro"
 KEY = "cb-" + uuid.uuid4().hex
 ORDERS = int(os.environ.get("STOCKFLOW_EMAG_E2E_ORDERS", "4"))
 STORM_SKUS = int(os.environ.get("STOCKFLOW_EMAG_E2E_SKUS", "60"))
+BOOK = "emag-bk"  # the seller account whose orders the order book holds
+BOOK_OFFER = 5001
+PERSONAL = ("Ion Popescu", "ion.popescu@example.ro", "+40721000000", "Strada Lipscani")
 
 
 class FakeThread(FakesOnLoop):
@@ -46,7 +52,9 @@ class FakeThread(FakesOnLoop):
 
     def __init__(self) -> None:
         self.emag = FakeEmag(seed=5)
-        super().__init__(self.emag)
+        # order ids unique to the run: the order book keeps orders of earlier runs
+        self.book = FakeEmag(seed=6, first_order_id=int(uuid.uuid4().int % 10**8) + 10**8)
+        super().__init__(self.emag, self.book)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Stack:
     worker: WorkerProcess
     fake: FakeThread
     offers: dict[str, int]  # SKU → offer id
+    book_sku: str  # the one offer of the book-mode account (BOOK_OFFER)
 
     def stock(self, sku: str) -> int:
         return self.fake.call(lambda: self.fake.emag.stock(self.offers[sku]))
@@ -78,7 +87,7 @@ class Stack:
         )
 
 
-def _config(fake_url: str, offers: dict[str, int], group: str) -> str:
+def _config(fake_url: str, book_url: str, offers: dict[str, int], book_sku: str, group: str) -> str:
     products = ", ".join(f"{{sku: {s}, offer_id: {o}}}" for s, o in offers.items())
     return f"""
 consumer_group: {group}
@@ -96,6 +105,19 @@ channels:
     poll_interval_s: 1
     poll_lookback_s: 60
     retry: {{max_attempts: 3, dirty_retry_s: 1}}
+  - name: {BOOK}
+    kind: emag
+    base_url: {book_url}/api-3
+    credentials: {{username: seller@example.ro, password: emag-password-0123456789,
+                   callback_key: {KEY}}}
+    mapping:
+      account: bk
+      products: [{{sku: {book_sku}, offer_id: {BOOK_OFFER}}}]
+    sync: {{coalesce_ms: 0}}
+    poll_interval_s: 1
+    poll_lookback_s: 60
+    retry: {{max_attempts: 3, dirty_retry_s: 1}}
+    orders: book
 """
 
 
@@ -107,8 +129,9 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
     ledger = folder / "ledger.yaml"
     ledger.write_text(
         f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n"
-        f"channels:\n  - name: {CHANNEL}\n"
+        f"channels:\n  - name: {CHANNEL}\n  - name: {BOOK}\n"
     )
+    book_sku = f"emag-{tag}-book"
     logs = local_stack.state_dir / "logs"
     worker = WorkerProcess(f"emag-{tag}", free_port(), logs, STOCKFLOW_CONFIG=str(ledger))
     fake = FakeThread()
@@ -117,15 +140,20 @@ def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> It
         fake.start()
         for sku, offer in offers.items():
             fake.call(lambda sku=sku, offer=offer: fake.emag.add_offer(offer, sku, 0))
+        fake.call(lambda: fake.book.add_offer(BOOK_OFFER, book_sku, 0))
         worker.start()
         config = folder / "connectors.yaml"
-        config.write_text(_config(fake.emag.url, offers, f"emag-connectors-{tag}"))
+        config.write_text(
+            _config(fake.emag.url, fake.book.url, offers, book_sku, f"emag-connectors-{tag}")
+        )
         port = free_port()
         connectors = ConnectorsProcess(config, port, logs)
         connectors.start()
         url = f"http://127.0.0.1:{port}/callbacks/{CHANNEL}/{KEY}"
         fake.call(lambda: setattr(fake.emag, "callback_url", url))
-        yield Stack(local_stack, worker, fake, offers)
+        book_url = f"http://127.0.0.1:{port}/callbacks/{BOOK}/{KEY}"
+        fake.call(lambda: setattr(fake.book, "callback_url", book_url))
+        yield Stack(local_stack, worker, fake, offers, book_sku)
     finally:
         try:
             if connectors is not None:
@@ -232,4 +260,81 @@ def test_stock_survives_a_429_storm_and_a_campaign_lock_is_an_alert_not_a_retry_
         f"{len(good)} offers saved "
         f"in {len(saves)} saves (largest {max(len(s) for s in saves)}); campaign lock alerted, "
         f"locked offer sent {tries} time, unknown offer dead-lettered"
+    )
+
+
+def test_a_book_order_is_acknowledged_when_allocated_canceled_when_not_and_its_shipment_confirmed(
+    stack: Stack,
+) -> None:
+    """Given the ``orders: book`` seller account and a SKU counted at 2, when an order of 2
+    and then an order of 1 arrive (called back), then the order book allocates the first
+    and the gate acknowledges it on eMAG (status 2), cannot hold the second and the gate
+    cancels it with reason 33 (the book holding nothing for it); no customer data is in the
+    Order records; when the shipping service's ``shipped`` version of the accepted order's
+    shipment comes, eMAG is given the AWB (its tracking number and courier) and the order
+    is finalized (status 4)."""
+    sku, bk = stack.book_sku, stack.fake.book
+    stack.count({sku: 2})
+    wait_for(lambda: stack.location(sku).get("on_hand") == 2, timeout=30, what="the count")
+    ok = int(stack.fake.call(lambda: bk.place_order([(BOOK_OFFER, 2)]))["id"])
+    ko = int(stack.fake.call(lambda: bk.place_order([(BOOK_OFFER, 1)]))["id"])
+
+    def statuses() -> tuple[int, int]:
+        return stack.fake.call(lambda: (bk.orders[ok]["status"], bk.orders[ko]["status"]))
+
+    wait_for(
+        lambda: statuses() == (2, 0),
+        timeout=30,
+        what="the book order acknowledged, the next canceled",
+    )
+    assert stack.fake.call(lambda: bk.orders[ko]["cancellation_reason"]) == 33
+    codec = single_object_codec()
+    ids = (f"{BOOK}:{ok}", f"{BOOK}:{ko}")
+    states = read_topic(
+        stack.settings,
+        codec,
+        topics.ORDERS_STATE,
+        lambda r: r["order_id"] in ids,
+        until=lambda found: any(
+            r["order_id"] == ids[1] and r["status"] == "cancelled" for r in found
+        ),
+        timeout=20,
+    )
+    assert {r["order_id"]: r["status"] for r in states} == {
+        ids[0]: "allocated",
+        ids[1]: "cancelled",
+    }
+    assert stack.location(sku).get("reserved") == 2
+    records = read_topic(
+        stack.settings,
+        codec,
+        topics.ORDERS,
+        lambda r: r["order_id"] in ids,
+        until=lambda found: len(found) >= 2,
+        timeout=20,
+    )
+    text = str(records)
+    assert not any(p in text for p in PERSONAL) and "030031" in text
+    line = stack.fake.call(lambda: bk.orders[ok]["products"][0]["id"])
+    shipment = {
+        **SAMPLES["stockflow.v1.Shipment"],
+        "shipment_id": f"ship|e2e|{ids[0]}",
+        "order_id": ids[0],
+        "channel": BOOK,
+        "location": LOCATION,
+        "lines": [{"line_id": str(line), "sku": sku, "qty": 2}],
+        "carrier": "dhl",
+        "tracking_number": "JD0146000099",
+    }
+    value = codec.encode(topics.FULFILMENT_SHIPMENTS.value_schema, shipment)
+    produce_raw(
+        stack.settings, [(shipment["shipment_id"].encode(), value)], topics.FULFILMENT_SHIPMENTS
+    )
+    wait_for(lambda: statuses()[0] == 4, timeout=20, what="the order finalized on eMAG")
+    awbs = stack.fake.call(
+        lambda: [(a["order_id"], a["awb_number"], a["courier_name"]) for a in bk.awbs]
+    )
+    assert awbs == [(ok, "JD0146000099", "DHL")]
+    print(
+        f"[emag-e2e] book: {ok} allocated, acknowledged, AWB saved, finalized; {ko} canceled (33)"
     )

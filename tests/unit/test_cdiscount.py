@@ -20,8 +20,10 @@ from connectors.cdiscount.inbound import CdiscountInbound
 from connectors.cdiscount.limits import CdiscountLimits
 from connectors.cdiscount.mapping import CdiscountMapping, PackageOptions
 from connectors.cdiscount.outbound import CdiscountPusher
+from connectors.cdiscount.shipping import CdiscountShipper
 from connectors.config import ConnectorConfigError, parse_connectors_config
 from connectors.framework.acceptance import AwaitedOrder
+from connectors.framework.shipments import ALREADY, SHIPPED, ShipLine, ShipNotice
 from connectors.framework.types import Outcome, PushItem, RejectedError, ThrottledError
 from connectors.testing.cdiscount import TOKEN_PATH, FakeCdiscount
 
@@ -281,9 +283,10 @@ def test_accept_and_refuse_are_idempotent_and_an_expired_order_cannot_be_accepte
     run(scenario)
 
 
-def test_configuration_reads_a_cdiscount_channel_and_refuses_book_mode() -> None:
+def test_configuration_reads_a_cdiscount_channel_and_its_order_mode() -> None:
     """Given a cdiscount channel, when the configuration is read, then its mapping, OAuth
-    credentials and limits are kept; with orders: book it is refused naming the key."""
+    credentials and limits are kept, orders per line by default and ``orders: book`` when
+    set; an unknown order mode is refused naming the key."""
     channel = {
         "name": "cdiscount",
         "kind": "cdiscount",
@@ -297,8 +300,11 @@ def test_configuration_reads_a_cdiscount_channel_and_refuses_book_mode() -> None
     assert isinstance(inst.mapping, CdiscountMapping)
     assert inst.mapping.seller_id == "98979" and inst.mapping.packages.poll_s == 2
     assert inst.skus == frozenset({"chair"}) and inst.secret("client_secret") == "secret"
+    assert inst.orders == "lines"
+    [book] = parse_connectors_config({"channels": [{**channel, "orders": "book"}]}).channels
+    assert book.orders == "book"
     with pytest.raises(ConnectorConfigError, match=r"channels\[0\]\.orders"):
-        parse_connectors_config({"channels": [{**channel, "orders": "book"}]})
+        parse_connectors_config({"channels": [{**channel, "orders": "both"}]})
 
 
 def test_a_token_is_renewed_before_it_expires_without_a_refused_call() -> None:
@@ -329,5 +335,102 @@ def test_the_package_quota_is_a_throttle_with_octopia_s_delay() -> None:
             assert first.outcome is Outcome.OK
             assert second.outcome is Outcome.RETRY and (second.retry_after or 0) > 60
             assert fake.quota_refusals == 1
+
+    run(scenario)
+
+
+def test_book_mode_makes_each_order_one_order_record_and_awaits_the_book() -> None:
+    """Given ``orders: book``, when a WaitingAcceptance order, a Refused one and a
+    Processing one are polled, then no StockEvent is published; the waiting order is one
+    Order ``placed`` (its mapped lines with unit prices in cents, ship-to country and postal
+    code only) and the gate awaits it from the book (``book``); the refused one is an Order
+    ``cancelled`` with the id the gate's own release uses; Processing gives nothing; no
+    name, email, phone or street is in any record."""
+
+    async def scenario() -> None:
+        async with octopia() as (fake, client):
+            inbound = CdiscountInbound(mapping(), client, orders_mode="book")
+            gate = Gate()
+            inbound.acceptance_gate = gate
+            waiting = fake.place_order([("chair", 2), ("unknown-sku", 1)])
+            refused = fake.place_order([("table", 1)], status="Refused")
+            fake.place_order([("lamp", 1)], status="Processing")
+            deliveries, _ = await inbound.changed_since(0)
+            assert all(not d.events for d in deliveries)
+            records = {r["order_id"]: r for d in deliveries for r in d.orders}
+            placed = records[f"cdiscount:{waiting['orderId']}"]
+            assert placed["type"] == "placed"
+            assert placed["event_id"] == f"cdiscount/98979/order/{waiting['orderId']}/placed"
+            assert [
+                (ln["line_id"], ln["sku"], ln["qty"], ln["unit_price"]) for ln in placed["lines"]
+            ] == [("1", "chair", 2, 4900)]
+            assert (placed["ship_to"]["country"], placed["ship_to"]["postal_code"]) == (
+                "FR",
+                "69003",
+            )
+            [awaited] = gate.expected
+            assert awaited.book and awaited.order_id == waiting["orderId"]
+            cancelled = records[f"cdiscount:{refused['orderId']}"]
+            assert cancelled["type"] == "cancelled"
+            assert (
+                cancelled["event_id"]
+                == AwaitedOrder(
+                    "cdiscount", "98979", refused["orderId"], (), None, book=True
+                ).book_cancelled_id()
+            )
+            assert len(records) == 2
+            text = orjson.dumps([d.orders for d in deliveries]).decode()
+            assert not any(p in text for p in PERSONAL)
+
+    run(scenario)
+
+
+def _notice(order_id: str, tracking: str, lines: tuple[ShipLine, ...] = ()) -> ShipNotice:
+    return ShipNotice(
+        shipment_id=f"ship|w1|cdiscount:{order_id}",
+        order_id=f"cdiscount:{order_id}",
+        channel="cdiscount",
+        channel_order_id=order_id,
+        carrier="ups",
+        service="11",
+        tracking_number=tracking,
+        location="main",
+        lines=lines,
+    )
+
+
+def test_a_shipment_is_posted_once_with_carrier_tracking_and_lines() -> None:
+    """Given an accepted order of two lines, when the first line's shipment is confirmed,
+    then Octopia is sent UPS, the tracking number, UPS's tracking page for it and that line
+    (the order stays InPreparation), and sent again it is ``already`` (no second shipment);
+    when the rest ships the order is Shipped; a refused order cannot be shipped (raised for
+    the dead letter) and Octopia's 400 for an unknown line is the marketplace's refusal."""
+
+    async def scenario() -> None:
+        async with octopia() as (fake, client):
+            shipper = CdiscountShipper(client, mapping())
+            order = fake.place_order([("chair", 2), ("table", 1)], status="Accepted")
+            oid = order["orderId"]
+            first = _notice(oid, "1Z001", (ShipLine("1", "chair", 2),))
+            assert await shipper.confirm_shipment(first) == SHIPPED
+            assert fake.status(oid) == "InPreparation"
+            assert await shipper.confirm_shipment(first) == ALREADY
+            [sent] = fake.shipments
+            assert (sent["carrierName"], sent["trackingNumber"]) == ("UPS", "1Z001")
+            assert sent["trackingUrl"] == "https://www.ups.com/track?tracknum=1Z001"
+            assert sent["lines"] == [{"lineId": "1", "quantity": 2}]
+            rest = _notice(oid, "1Z002", (ShipLine("2", "table", 1),))
+            assert await shipper.confirm_shipment(rest) == SHIPPED
+            assert fake.status(oid) == "Shipped"
+            assert await shipper.confirm_shipment(_notice(oid, "1Z003")) == ALREADY
+            refused = fake.place_order([("lamp", 1)], status="Refused")
+            with pytest.raises(RejectedError, match="Refused"):
+                await shipper.confirm_shipment(_notice(refused["orderId"], "1Z004"))
+            other = fake.place_order([("lamp", 1)], status="Accepted")
+            with pytest.raises(RejectedError, match="Unknown lineId"):
+                await shipper.confirm_shipment(
+                    _notice(other["orderId"], "1Z005", (ShipLine("9", "lamp", 1),))
+                )
+            assert len(fake.shipments) == 2
 
     run(scenario)

@@ -15,14 +15,16 @@ from aiohttp import web
 from connectors.config import ConnectorConfigError, parse_connectors_config
 from connectors.emag.acceptance import OUT_OF_STOCK, EmagOrders
 from connectors.emag.callback import callback_routes
-from connectors.emag.client import EmagClient
+from connectors.emag.client import EmagClient, EmagError
 from connectors.emag.inbound import EmagInbound
 from connectors.emag.limits import EmagLimits
 from connectors.emag.mapping import EmagMapping, EmagProduct
 from connectors.emag.outbound import EmagPusher
+from connectors.emag.shipping import EmagShipper
 from connectors.framework.acceptance import AwaitedLine, AwaitedOrder
 from connectors.framework.intake import Intake
 from connectors.framework.polling import Poller
+from connectors.framework.shipments import ALREADY, SHIPPED, ShipNotice
 from connectors.framework.types import (
     Outcome,
     PushItem,
@@ -284,16 +286,16 @@ def _config(**channel: Any) -> dict[str, Any]:
     return {"channels": [entry]}
 
 
-def test_an_emag_channel_is_configured_with_its_limits_and_refuses_book_orders() -> None:
-    """Given an eMAG channel, then it parses with its limits and mapping; ``orders: book``
-    (which would bypass the acceptance gate), more than 50 offers per save and an offer id
-    outside eMAG's range are refused naming the key."""
+def test_an_emag_channel_is_configured_with_its_limits_and_its_order_mode() -> None:
+    """Given an eMAG channel, then it parses with its limits and mapping, and ``orders:
+    book`` is kept; more than 50 offers per save and an offer id outside eMAG's range are
+    refused naming the key."""
     config = parse_connectors_config(_config(limits={"orders_per_s": 6, "others_per_s": 2}))
     channel = config.channels[0]
     assert isinstance(channel.mapping, EmagMapping) and channel.skus == {"chair"}
     assert channel.limits == {"orders_per_s": 6, "others_per_s": 2}
-    with pytest.raises(ConnectorConfigError, match="orders"):
-        parse_connectors_config(_config(orders="book"))
+    assert channel.orders == "lines"
+    assert parse_connectors_config(_config(orders="book")).channels[0].orders == "book"
     with pytest.raises(ConnectorConfigError, match="max_batch"):
         parse_connectors_config(_config(max_batch=60))
     with pytest.raises(ConnectorConfigError, match="others_per_s"):
@@ -363,3 +365,96 @@ def test_each_platform_is_its_own_channel_with_its_own_host() -> None:
         "emag-ro": ("https://marketplace-api.emag.ro/api-3", "ro", "Europe/Bucharest"),
         "emag-bg": ("https://marketplace-api.emag.bg/api-3", "bg", "Europe/Sofia"),
     }
+
+
+def test_book_mode_makes_each_order_one_order_record_and_awaits_the_book() -> None:
+    """Given ``orders: book``, when a new order, a canceled one and a returned one are
+    polled, then the new order is one Order ``placed`` (its lines with unit prices in bani,
+    ship-to RO and postal code only) awaited by the gate from the book, with no
+    ``order_placed``; the canceled one is an Order ``cancelled`` with the gate's own id; the
+    returned one keeps its ``return_received`` StockEvent (a stock fact) beside its Order;
+    no name, phone or street is in any record."""
+
+    async def scenario(fake: FakeEmag, client: EmagClient) -> None:
+        published, booked = Published(), Published()
+        gate = Gate()
+        inbound = EmagInbound(MAPPING, client, orders_mode="book")
+        inbound.acceptance_gate = gate  # type: ignore[assignment]
+        intake = Intake(published, publish_orders=booked)  # type: ignore[arg-type]
+        poller = Poller(inbound, intake, checkpoint_ms=now_ms() - 60_000)
+        new = fake.place_order([(1001, 2)])
+        gone = fake.place_order([(1002, 1)])
+        fake.set_status(gone["id"], 0)
+        back = fake.place_order([(1003, 1)])
+        fake.set_status(back["id"], 5)
+        await poller.poll_once()
+        records = {r["order_id"]: r for r in booked.events}
+        placed = records[f"{CHANNEL}:{new['id']}"]
+        line = new["products"][0]["id"]
+        assert placed["type"] == "placed"
+        assert [
+            (ln["line_id"], ln["sku"], ln["qty"], ln["unit_price"]) for ln in placed["lines"]
+        ] == [(str(line), "sku-1", 2, 19999)]
+        assert (placed["ship_to"]["country"], placed["ship_to"]["postal_code"]) == ("RO", "030031")
+        [awaited] = gate.expected
+        assert awaited.book and awaited.order_id == str(new["id"])
+        cancelled = records[f"{CHANNEL}:{gone['id']}"]
+        assert (
+            cancelled["event_id"]
+            == AwaitedOrder(CHANNEL, "ro", str(gone["id"]), (), None, book=True).book_cancelled_id()
+        )
+        assert [e["type"] for e in published.events] == ["return_received"]
+        text = str(booked.events)
+        assert "Popescu" not in text and "+40721" not in text and "Lipscani" not in text
+
+    run(scenario)
+
+
+def _notice(order_id: int, tracking: str) -> ShipNotice:
+    return ShipNotice(
+        shipment_id=f"ship|w1|{CHANNEL}:{order_id}",
+        order_id=f"{CHANNEL}:{order_id}",
+        channel=CHANNEL,
+        channel_order_id=str(order_id),
+        carrier="dhl",
+        service="N",
+        tracking_number=tracking,
+        location="main",
+        lines=(),
+    )
+
+
+def test_a_shipment_saves_the_awb_then_finalizes_the_order_once() -> None:
+    """Given an acknowledged order, when its shipment is confirmed, then eMAG is given the
+    AWB (the tracking number, DHL) and the order is finalized (4); confirmed again it is
+    ``already`` with no second AWB; a redelivery after the AWB but before the finalization
+    saves no second AWB; a new (never acknowledged) order and a canceled one cannot be
+    finalized (raised); eMAG refuses to finalize an order without an AWB."""
+
+    async def scenario(fake: FakeEmag, client: EmagClient) -> None:
+        shipper = EmagShipper(client, MAPPING)
+        orders = EmagOrders(client, MAPPING)
+        first, second, new, gone = (fake.place_order([(1001, 1)]) for _ in range(4))
+        for order in (first, second):
+            await orders.accept(AwaitedOrder(CHANNEL, "ro", str(order["id"]), (), None))
+        assert await shipper.confirm_shipment(_notice(first["id"], "JD014600001")) == SHIPPED
+        assert await shipper.confirm_shipment(_notice(first["id"], "JD014600001")) == ALREADY
+        assert fake.orders[first["id"]]["status"] == 4 and fake.finalized == [first["id"]]
+        assert [(a["order_id"], a["awb_number"], a["courier_name"]) for a in fake.awbs] == [
+            (first["id"], "JD014600001", "DHL")
+        ]
+        await client.save_awb(second["id"], awb_number="JD014600002", courier_name="DHL")
+        assert await shipper.confirm_shipment(_notice(second["id"], "JD014600002")) == SHIPPED
+        assert len(fake.awbs) == 2 and fake.orders[second["id"]]["status"] == 4
+        assert sum(1 for _, path in fake.requests if path.endswith("/awb/save")) == 2
+        with pytest.raises(RejectedError, match="new"):
+            await shipper.confirm_shipment(_notice(new["id"], "JD014600003"))
+        fake.set_status(gone["id"], 0)
+        with pytest.raises(RejectedError, match="canceled"):
+            await shipper.confirm_shipment(_notice(gone["id"], "JD014600004"))
+        third = fake.place_order([(1001, 1)])
+        await orders.accept(AwaitedOrder(CHANNEL, "ro", str(third["id"]), (), None))
+        with pytest.raises(EmagError, match="AWB is required"):
+            await client.save_order({**fake.orders[third["id"]], "status": 4})
+
+    run(scenario)
