@@ -19,7 +19,11 @@ ids made of Amazon's ids:
 With ``orders: book`` the order is one Order record instead of per-line events (Amazon asks
 no acceptance: the order goes straight to the order book, and one the book cannot allocate
 stays an exception there for a person): ``placed`` (``.../order/<id>/placed``) in every
-state but ``Canceled``, with the mapped lines (``OrderItemId``, ``QuantityOrdered``, the unit
+state but ``Canceled``; while Amazon has not authorized the payment (``Pending``,
+``PendingAvailability``) with ``risk: payment_pending``, so the book holds its stock and
+keeps it ``pending_approval`` (never waved: Amazon says not to ship such an order), and in
+every paid state followed by an ``approved`` (``.../order/<id>/paid``) that releases it.
+With the mapped lines (``OrderItemId``, ``QuantityOrdered``, the unit
 price from ``ItemPrice``, which is the line's total) and the ship-to country and postal
 code; ``Canceled`` gives ``cancelled`` (``.../order/<id>/cancelled``). An order Amazon says
 shipped stays placed: the order book ships what the shipping service ships here, and
@@ -57,6 +61,7 @@ from connectors.framework.types import (
     UnavailableError,
 )
 from schemas.times import iso_to_ms, now_ms
+from streams.orders.approvals import PAYMENT_PENDING
 
 STATES = {
     "Pending": "placed",
@@ -68,6 +73,7 @@ STATES = {
     "Canceled": "cancelled",
     "Unfulfillable": "ignored",
 }
+UNPAID = frozenset({"Pending", "PendingAvailability"})  # payment not authorized yet
 ITEMS_CACHE = 5_000
 
 BadOrderSink = Callable[[Mapping[str, Any], str], Awaitable[None]]
@@ -165,16 +171,29 @@ def order_records(
     if not lines:
         return []
     address = order.get("ShippingAddress") or {}
-    return [
+    unpaid = order.get("OrderStatus") in UNPAID
+    records = [
         order_record(
             event_id=event_id(m.channel, m.seller_id, "order", oid, "placed"),
             type="placed",
             occurred_at=common["placed_at"],
             lines=lines,
             ship_to=ship_to(address.get("CountryCode"), address.get("PostalCode")),
+            risk=PAYMENT_PENDING if unpaid else None,
             **common,
         )
     ]
+    if not unpaid:  # paid: an order placed while Pending stops waiting for it
+        records.append(
+            order_record(
+                event_id=event_id(m.channel, m.seller_id, "order", oid, "paid"),
+                type="approved",
+                occurred_at=iso_to_ms(str(order["LastUpdateDate"])),
+                note="payment confirmed by Amazon",
+                **common,
+            )
+        )
+    return records
 
 
 def fba_counts(m: AmazonMapping, summaries: list[dict[str, Any]]) -> list[StockEventDict]:

@@ -16,7 +16,11 @@ orders:
     default_credit_limit: null     # limit of a B2B customer not listed (null: not checked)
 ```
 
-- A channel not named here has no approval rule: its orders never wait.
+- A channel not named here has no approval rule: its orders never wait, except an order its
+  channel has not been paid for yet (``risk: payment_pending``, :data:`PAYMENT_PENDING`, as
+  Amazon's ``Pending`` orders): it always waits, its stock held, until the channel
+  confirms the payment (an ``approved`` from its connector) or cancels it. No warehouse may
+  ship an order before it is paid.
 - Amounts are minor units of the order's currency (the rules do not convert currencies).
 - ``b2b_credit`` (default true) checks a ``b2b`` order whose customer has a limit (listed,
   else ``default_credit_limit``): its open balance (:class:`CustomerBook`) plus this order's
@@ -57,7 +61,8 @@ Expiry = Literal["release", "escalate"]
 EXPIRY: tuple[Expiry, ...] = ("release", "escalate")
 DEFAULT_EXPIRE_S = 86_400
 ESCALATED = "approval_escalated"  # reason prefix of an escalated pending order
-REASONS = ("risk", "credit_limit", "total_above", "new_customer_above")
+REASONS = ("risk", "credit_limit", "total_above", "new_customer_above", "payment_pending")
+PAYMENT_PENDING = "payment_pending"  # the risk a channel gives an order it has not been paid for
 
 _TOP_KEYS = {"channels", "credit_limits", "default_credit_limit"}
 _CHANNEL_KEYS = {
@@ -123,10 +128,12 @@ def approval_reason(
 ) -> str | None:
     """Why the order must wait for a person's approval (``code: detail``); None: it need not.
     ``total`` is the order's total (:func:`order_total`), ``book`` its customer's."""
+    risk = order.get("risk")
+    if isinstance(risk, str) and risk.lower() == PAYMENT_PENDING:
+        return f"{PAYMENT_PENDING}: the channel has not confirmed the payment"
     rule = rules.channel(str(order.get("channel")))
     if rule is None:
         return None
-    risk = order.get("risk")
     if isinstance(risk, str) and risk.lower() in rule.risk:
         return f"risk: the channel rates the order {risk.lower()}"
     if rule.b2b_credit and order.get("customer_type") == "b2b":

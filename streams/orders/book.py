@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from schemas.events import MAX_QTY, MAX_TEXT, stock_event
-from streams.orders.approvals import CustomerBook, approval_reason, expired
+from streams.orders.approvals import PAYMENT_PENDING, CustomerBook, approval_reason, expired
 from streams.orders.routing import Plan
 from streams.orders.routing import plan as route
 from streams.orders.setup import OrderConfig
@@ -767,9 +767,31 @@ def _rejected(step: _Step, event: Mapping[str, Any]) -> None:
 
 
 def _approved(step: _Step, event: Mapping[str, Any]) -> None:
+    if str(_by(event)).startswith("connector:"):
+        _paid(step, event)
+        return
     _need(step, {"pending_approval"}, "approve")
     step.s.reason = None
     step.go("released", event.get("note") or "approved", _by(event))
+
+
+def _paid(step: _Step, event: Mapping[str, Any]) -> None:
+    """The channel's ``approved``: it confirms the payment of an order it placed with
+    ``risk: payment_pending``. An order still being allocated will not wait for it; one
+    waiting for it is released, unless a rule of the merchant's makes it wait for a person;
+    any other order has nothing to do (a channel approves no more than payments)."""
+    s = step.s
+    if s.risk is None or s.risk.lower() != PAYMENT_PENDING:
+        return
+    s.risk = None
+    if s.status != "pending_approval" or not (s.reason or "").startswith(PAYMENT_PENDING):
+        return
+    book = step.customer or CustomerBook()
+    if s.customer_type == "b2b" and s.customer_ref:  # its own total is in the balance already
+        book = CustomerBook(book.orders_seen, max(0, book.open_balance - s.total()))
+    why = approval_reason(s.as_order(), s.total(), book, step.config.approvals)
+    s.reason = why
+    step.go("pending_approval" if why else "released", why or "payment confirmed", _by(event))
 
 
 def _rerouted(step: _Step, event: Mapping[str, Any]) -> None:

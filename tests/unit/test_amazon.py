@@ -393,25 +393,27 @@ def test_a_feed_still_running_is_waited_for_before_a_newer_write() -> None:
 
 def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> None:
     """Given ``orders: book``, when an Unshipped order of two lines (one unmapped), a Pending
-    one and a cancelled one are polled, then each is one Order record and no per-line event:
+    one and a cancelled one are polled, then no per-line event is sent: the Unshipped one is
     placed with the mapped line (its OrderItemId, the unit price from the line's ItemPrice,
-    ship-to country and postal code only), placed for the Pending one, and cancelled for the
-    cancelled one; nothing carries the buyer's name, email or street."""
+    ship-to country and postal code only) then approved as paid, the Pending one placed as
+    payment_pending (it waits in the book, never shipped unpaid), the cancelled one
+    cancelled; nothing carries the buyer's name, email or street."""
 
     async def scenario() -> None:
         async with amazon() as (fake, client):
             fake.add_listing("unmapped", 5)
             inbound = AmazonInbound(mapping(fba_location=None), client, orders_mode="book")
             paid = fake.place_order([("chair", 2), ("unmapped", 1)], status="Unshipped")
-            fake.place_order([("table", 1)])
+            unpaid = fake.place_order([("table", 1)])
             gone = fake.place_order([("lamp", 1)], status="Unshipped")
             fake.set_status(gone["AmazonOrderId"], "Canceled")
             deliveries, _ = await inbound.changed_since(0)
             assert [e for d in deliveries for e in d.events] == []
-            records = {r["order_id"]: r for d in deliveries for r in d.orders}
+            records = {(r["order_id"], r["type"]): r for d in deliveries for r in d.orders}
             oid = paid["AmazonOrderId"]
-            placed = records[f"amazon:{oid}"]
-            assert placed["type"] == "placed"
+            placed = records[(f"amazon:{oid}", "placed")]
+            assert placed["risk"] is None
+            assert records[(f"amazon:{oid}", "approved")]["event_id"].endswith(f"{oid}/paid")
             assert placed["event_id"] == f"amazon/A1SELLER/order/{oid}/placed"
             item = fake.order_items[oid][0]
             assert [
@@ -421,9 +423,12 @@ def test_in_book_mode_an_order_is_one_order_record_without_personal_data() -> No
                 "FR",
                 "69003",
             )
-            kinds = sorted(r["type"] for r in records.values())
-            assert kinds == ["cancelled", "placed", "placed"]
-            assert records[f"amazon:{gone['AmazonOrderId']}"]["type"] == "cancelled"
+            kinds = sorted(t for _, t in records)
+            assert kinds == ["approved", "cancelled", "placed", "placed"]
+            assert records[(f"amazon:{unpaid['AmazonOrderId']}", "placed")]["risk"] == (
+                "payment_pending"
+            )
+            assert (f"amazon:{gone['AmazonOrderId']}", "cancelled") in records
             text = orjson.dumps([d.orders for d in deliveries]).decode()
             assert "Jeanne" not in text and "Lilas" not in text and "@" not in text
 
@@ -586,8 +591,8 @@ def test_in_book_mode_an_unreadable_order_is_a_dead_letter_and_the_poll_goes_on(
             fake.order_items[odd["AmazonOrderId"]][0]["ItemPrice"]["Amount"] = "n/a"
             fine = fake.place_order([("table", 1)], status="Unshipped")
             deliveries, _ = await inbound.changed_since(0)
-            placed = [r["order_id"] for d in deliveries for r in d.orders]
-            assert placed == [f"amazon:{fine['AmazonOrderId']}"]
+            placed = {r["order_id"] for d in deliveries for r in d.orders}
+            assert placed == {f"amazon:{fine['AmazonOrderId']}"}
             assert len(letters) == 1 and "n/a" in letters[0]
 
     run(scenario)

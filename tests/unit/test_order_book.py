@@ -699,3 +699,54 @@ def test_an_order_for_a_sku_whose_levels_have_not_reached_the_book_lets_the_ledg
     assert state.status == "allocated"
     assert [(ln.location, ln.status) for ln in state.lines] == [("b", "reserved")]
     assert "no levels here yet for x" in (state.route_reason or "")
+
+
+def _paid(order_id: str) -> dict[str, Any]:
+    return action(order_id, "approved", by="connector:amazon", source="connector:amazon")
+
+
+def test_an_order_not_paid_yet_waits_with_its_stock_held_until_the_channel_is_paid() -> None:
+    """Given a channel without approval rules
+    When it places an order as payment_pending (Amazon's Pending), then confirms the payment
+    Then the order waits pending_approval with its stock held (never waved unpaid), and is
+    released once paid; an order placed paid never waits, and its channel's approval
+    changes nothing."""
+    ex = Exchange({"x": {"a": 5}}, OrderConfig())
+    ex.order(placed("amazon:1", [("1", "x", 2)], channel="amazon", risk="payment_pending"))
+    ex.order(placed("amazon:2", [("1", "x", 1)], channel="amazon"))
+    ex.settle()
+    unpaid = ex.state("amazon:1")
+    assert (unpaid.status, (unpaid.reason or "").split(":")[0]) == (
+        "pending_approval",
+        "payment_pending",
+    )
+    assert ex.reserved("amazon:1") == {"x": 2}
+    ex.order(_paid("amazon:1"))
+    ex.order(_paid("amazon:2"))
+    assert ex.state("amazon:1").status == "released"
+    assert ex.state("amazon:2").status == "allocated"
+    assert ex.reserved("amazon:1") == {"x": 2} and ex.reserved("amazon:2") == {"x": 1}
+
+
+def test_a_payment_confirmed_during_allocation_or_under_a_merchant_rule() -> None:
+    """Given an order placed as payment_pending whose payment is confirmed before its
+    allocation ended, and one that also meets a merchant's approval rule (total above)
+    When their allocations end and the second is paid
+    Then the first is allocated without waiting; the second waits for the payment, then
+    for a person (the channel approves payments only)."""
+    config = parse_order_config(
+        {"approvals": {"channels": [{"name": "amazon", "total_above": 250}]}}
+    )
+    ex = Exchange({"x": {"a": 5}}, config)
+    ex.order(placed("amazon:1", [("1", "x", 1)], channel="amazon", risk="payment_pending"))
+    ex.order(_paid("amazon:1"))  # its decision is still on the way
+    ex.order(placed("amazon:2", [("1", "x", 3)], channel="amazon", risk="payment_pending"))
+    ex.settle()
+    assert ex.state("amazon:1").status == "allocated"
+    assert (ex.state("amazon:2").reason or "").startswith("payment_pending")
+    ex.order(_paid("amazon:2"))
+    second = ex.state("amazon:2")
+    assert second.status == "pending_approval"
+    assert (second.reason or "").startswith("total_above")
+    ex.order(action("amazon:2", "approved", 2, by="ops"))
+    assert ex.state("amazon:2").status == "released"
