@@ -1,7 +1,7 @@
 """The shipping service's address book built from the connectors' configuration.
 
 One address reader per channel instance whose kind can tell a shipping address (Shopify,
-WooCommerce, Mirakl operators, Fnac Darty, Amazon), with the instance's base URL,
+WooCommerce, Mirakl operators, Fnac Darty, Amazon, Cdiscount, eMAG), with the instance's base URL,
 credentials and limits, on the caller's HTTP session; other kinds have none (see
 :mod:`connectors.carriers.destinations`).
 """
@@ -13,7 +13,15 @@ import aiohttp
 from connectors.amazon.addresses import build_amazon_addresses
 from connectors.amazon.mapping import AmazonMapping
 from connectors.carriers.destinations import AddressReader, ChannelAddresses
+from connectors.cdiscount.addresses import CdiscountAddresses
+from connectors.cdiscount.client import CdiscountClient, TokenSource
+from connectors.cdiscount.limits import CdiscountLimits
+from connectors.cdiscount.mapping import CdiscountMapping
 from connectors.config import ChannelInstance, ConnectorsConfig
+from connectors.emag.addresses import EmagAddresses
+from connectors.emag.client import EmagClient
+from connectors.emag.limits import EmagLimits
+from connectors.emag.mapping import EmagMapping
 from connectors.fnac.addresses import FnacAddresses
 from connectors.fnac.client import FnacClient
 from connectors.fnac.limits import FnacLimits
@@ -80,6 +88,30 @@ def address_reader(session: aiohttp.ClientSession, inst: ChannelInstance) -> Add
             client_secret=inst.secret("client_secret"),
             refresh_token=inst.secret("refresh_token"),
             limits=inst.limits,
+        )
+    if isinstance(inst.mapping, CdiscountMapping):
+        m = inst.mapping
+        return CdiscountAddresses(
+            CdiscountClient(
+                session,
+                inst.base_url,
+                TokenSource(
+                    session, m.auth_url, inst.secret("client_id"), inst.secret("client_secret")
+                ),
+                m.seller_id,
+                limits=CdiscountLimits(m.channel, **dict(inst.limits)),
+            )
+        )
+    if isinstance(inst.mapping, EmagMapping):
+        return EmagAddresses(
+            EmagClient(
+                session,
+                inst.base_url,
+                inst.secret("username"),
+                inst.secret("password"),
+                channel=inst.mapping.channel,
+                limits=EmagLimits(inst.mapping.channel, **dict(inst.limits)),
+            )
         )
     return None
 

@@ -7,7 +7,8 @@ ClickHouse, a dead letter or a file, and not cached.
 
 Each channel kind that can tell the address has an :class:`AddressReader` in its own folder
 (``connectors.shopify.addresses``, ``connectors.woocommerce.addresses``,
-``connectors.mirakl.addresses``, ``connectors.fnac.addresses``); the order's id on
+``connectors.mirakl.addresses``, ``connectors.fnac.addresses``, ``connectors.amazon.addresses``,
+``connectors.cdiscount.addresses``, ``connectors.emag.addresses``); the order's id on
 the channel is the part after ``<channel>:`` of stockflow's order id. A channel without a
 reader gets ``None`` (the carrier sees country and postal code only), said once in the log.
 A channel that cannot answer (5xx, timeout, 429, a refused read) raises

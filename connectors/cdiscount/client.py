@@ -62,6 +62,33 @@ def octopia_time(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+ADDRESS_LINES = ("companyName", "apartmentNumber", "building", "street", "placeName")
+"""The lines of a French address in their postal order (company, flat, building, street,
+place)."""
+
+
+def shipping_address_fields(order: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The order's ``shippingAddress`` as the keywords of an address (``name``, ``lines``,
+    ``postal_code``, ``city``, ``country`` as Octopia writes it); ``None`` without a street
+    nor a zip code.
+
+    The block's field names are this project's reading, Octopia's camelCase of the fields of
+    Cdiscount's earlier order API (not published for v2 in what we could read): ``firstName``,
+    ``lastName``, ``companyName``, ``apartmentNumber``, ``building``, ``street``,
+    ``placeName``, ``zipCode``, ``city``, ``countryCode``. They live here and in the fake
+    only."""
+    raw = order.get("shippingAddress")
+    if not isinstance(raw, Mapping) or not (raw.get("street") or raw.get("zipCode")):
+        return None
+    return {
+        "name": " ".join(str(raw.get(k) or "").strip() for k in ("firstName", "lastName")),
+        "lines": [raw.get(k) for k in ADDRESS_LINES],
+        "postal_code": raw.get("zipCode"),
+        "city": raw.get("city"),
+        "country": raw.get("countryCode"),
+    }
+
+
 class TokenSource:
     """Access tokens of one client id, reused until shortly before they expire."""
 
@@ -223,6 +250,15 @@ class CdiscountClient:
     async def order(self, order_id: str) -> dict[str, Any]:
         body = await self.request("GET", f"/orders/{order_id}")
         return body if isinstance(body, dict) else {}
+
+    async def order_or_none(self, order_id: str) -> dict[str, Any] | None:
+        """``GET /orders/{id}``; ``None`` when Octopia does not know the order (404)."""
+        try:
+            return await self.order(order_id)
+        except OctopiaError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     async def set_approval(self, order_id: str, status: str, reason: str | None = None) -> None:
         """``POST /orders/{id}/approval-status``: ``Accepted`` or ``Refused``."""

@@ -17,8 +17,10 @@
   ``POST /orders/{id}/approval-status`` ``{"approvalStatus": "Accepted" | "Refused",
   "reason"}`` only from ``WaitingAcceptance`` (else 400 with the order's status). An order
   left in ``WaitingAcceptance`` past ``acceptance_window_s`` goes ``Cancelled``. Orders carry
-  a customer block and a shipping address (names, email, phone): personal data a connector
-  must drop.
+  a customer block and a ``shippingAddress`` (``civility``, ``firstName``, ``lastName``,
+  ``companyName``, ``apartmentNumber``, ``building``, ``street``, ``placeName``, ``zipCode``,
+  ``city``, ``countryCode``, ``phone``): personal data a connector must drop, read only by
+  the shipping service's address book at label time. An unknown order is 404.
 - ``POST /orders/{id}/shipments`` ``{carrierName, trackingNumber, trackingUrl, lines:
   [{lineId, quantity}]}`` → 201 ``{shipmentId}``, only from ``Accepted`` or
   ``InPreparation`` (else 400 with the order's status); a missing carrier or tracking number,
@@ -39,9 +41,9 @@
   refuses package creations past it with 429 ``{"code": "QuotaExceeded"}`` and
   ``Retry-After``.
 
-Octopia's exact JSON names for the order filters, the approval body and the results route
-are not published in what we could read; the names above are this project's reading and
-are kept in one place (here and ``connectors.cdiscount.client``).
+Octopia's exact JSON names for the order filters, the approval body, the shipping address
+block and the results route are not published in what we could read; the names above are
+this project's reading and are kept in one place (here and ``connectors.cdiscount.client``).
 
 Run alone: ``python -m connectors.testing.cdiscount --port 8705``.
 """
@@ -179,9 +181,14 @@ class FakeCdiscount(FakeChannel):
                 "phone": "+33612345678",
             },
             "shippingAddress": {
+                "civility": "MME",
                 "firstName": "Camille",
                 "lastName": "Martin",
+                "companyName": None,
+                "apartmentNumber": "Appt 4",
+                "building": "Bat C",
                 "street": "12 rue des Lilas",
+                "placeName": None,
                 "city": "Lyon",
                 "zipCode": "69003",
                 "countryCode": "FR",

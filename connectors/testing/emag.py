@@ -13,12 +13,15 @@
   problems (``documentation_error(offer_id)``) is saved and still answered ``isError: true``;
   an unknown offer is an error. ``product_offer/read`` by ``id`` (one or a list).
 - ``order/read`` (filters ``id``, ``status``, ``modifiedAfter``, ``modifiedBefore``;
-  ``currentPage``, ``itemsPerPage`` ≤ 100), orders with the customer's name, phone and
-  address as eMAG sends them; ``order/acknowledge/{id}`` (1 → 2); ``order/save`` (every
-  field as read: an order without its ``products`` is refused; status 0 needs a
-  ``cancellation_reason``; status 4, finalized, only from 2 or 3 and once the order has an
-  AWB). ``awb/save`` of an AWB the seller's own carrier issued (``order_id``,
-  ``awb_number``, ``courier_name``, ``envelope_number`` + ``parcel_number`` at least 1) on an
+  ``currentPage``, ``itemsPerPage`` ≤ 100), orders with the ``customer`` block as eMAG
+  sends it (``name``, ``email``, ``company``, ``legal_entity``, phones, ``billing_*`` and
+  ``shipping_contact``, ``shipping_phone``, ``shipping_street``, ``shipping_suburb``,
+  ``shipping_city``, ``shipping_postal_code``, ``shipping_country``);
+  ``order/acknowledge/{id}`` (1 → 2); ``order/save`` (every field as read: an order without
+  its ``products`` is refused; status 0 needs a ``cancellation_reason``; status 4,
+  finalized, only from 2 or 3 and once the order has an AWB). ``awb/save`` of an AWB the
+  seller's own carrier issued (``order_id``, ``awb_number``, ``courier_name``,
+  ``envelope_number`` + ``parcel_number`` at least 1) on an
   order in progress or prepared → ``results`` ``[{"awb": [{"awb_number"}], "reservation_id"}]``
   and the AWB listed on the order (``awbs``); the same number again is the same AWB; an AWB
   without ``awb_number`` would be eMAG's own courier, which needs sender and receiver
@@ -185,8 +188,18 @@ class FakeEmag(FakeChannel):
                 "id": 77000 + self._ids,
                 "name": "Ion Popescu",
                 "email": "ion.popescu@example.ro",
+                "company": None,
+                "legal_entity": 0,
                 "phone_1": "+40721000000",
+                "billing_name": "Ion Popescu",
+                "billing_street": "Strada Lipscani 10",
+                "billing_city": "Bucuresti",
+                "billing_postal_code": "030031",
+                "billing_country": "RO",
+                "shipping_contact": "Maria Popescu",
+                "shipping_phone": "+40721000001",
                 "shipping_street": "Strada Lipscani 10",
+                "shipping_suburb": "Sector 3",
                 "shipping_city": "Bucuresti",
                 "shipping_postal_code": "030031",
                 "shipping_country": "RO",

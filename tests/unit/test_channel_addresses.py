@@ -1,7 +1,7 @@
 """The shipping address is asked of the order's channel at label time (Shopify, WooCommerce,
-Mirakl and Fnac fakes in-process): read whole, None for an unknown order or a channel
-without a reader, a channel failure holds the label, and no name or street ever reaches the
-log."""
+Mirakl, Fnac, Cdiscount and eMAG fakes in-process): read whole, None for an unknown order or
+a channel without a reader, a channel failure holds the label, and no name or street ever
+reaches the log."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from connectors.carriers.model import Address, Rate
 from connectors.config import parse_connectors_config
 from connectors.shopify.addresses import ShopifyAddresses
 from connectors.shopify.client import ShopifyClient
+from connectors.testing.cdiscount import FakeCdiscount
+from connectors.testing.emag import FakeEmag
 from connectors.testing.fnac import FakeFnac
 from connectors.testing.mirakl import FakeMirakl
 from connectors.testing.shopify import FakeShopify
@@ -393,3 +395,140 @@ def test_marketplace_orders_shipping_addresses_are_read_from_mirakl_and_fnac(
     asyncio.run(run())
     _clean(caplog)
     assert "Louise" not in caplog.text and "Camille" not in caplog.text
+
+
+MARKETPLACE_PERSONAL = ("Camille", "Martin", "Lilas", "Popescu", "Lipscani", "Sector 3")
+
+
+def _cdiscount_and_emag_config(cds: FakeCdiscount, emag: FakeEmag) -> Any:
+    return parse_connectors_config(
+        {
+            "channels": [
+                {
+                    "name": "cdiscount",
+                    "kind": "cdiscount",
+                    "base_url": cds.url + "/seller/v2",
+                    "credentials": {
+                        "client_id": cds.client_id,
+                        "client_secret": cds.client_secret,
+                    },
+                    "mapping": {
+                        "seller_id": cds.seller_id,
+                        "auth_url": cds.url + "/auth/realms/maas/protocol/openid-connect/token",
+                        "skus": ["chair"],
+                    },
+                },
+                {
+                    "name": "emag-ro",
+                    "kind": "emag",
+                    "base_url": emag.url + "/api-3",
+                    "credentials": {
+                        "username": emag.username,
+                        "password": emag.password,
+                        "callback_key": "k" * 24,
+                    },
+                    "mapping": {"account": "ro", "products": [{"sku": "chair", "offer_id": 1001}]},
+                },
+            ]
+        }
+    )
+
+
+def test_cdiscount_and_emag_orders_shipping_addresses_are_read_over_http(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Given a Cdiscount (Octopia) and an eMAG channel in the connectors' configuration, on
+    their fakes, when the address book is asked for their orders, then the Cdiscount order's
+    shippingAddress (name, apartment, building, street, zip code, city, country) and the eMAG
+    order's customer shipping fields (shipping_contact, street, suburb, city, postal code,
+    country) are answered, alpha-3 codes as alpha-2; unknown orders are None; a Cdiscount
+    order awaiting acceptance without its address raises for a later try, one shipped
+    without it is None; and nothing personal was logged."""
+    caplog.set_level(logging.DEBUG)
+
+    async def run() -> None:
+        async with (
+            FakeCdiscount() as cds,
+            FakeEmag() as emag,
+            aiohttp.ClientSession() as session,
+        ):
+            cds.add_offer("chair", 5)
+            emag.add_offer(1001, "chair", 5)
+            book = build_address_book(session, _cdiscount_and_emag_config(cds, emag))
+            assert sorted(book.readers) == ["cdiscount", "emag-ro"]
+
+            oid = cds.place_order([("chair", 1)])["orderId"]
+            assert await book(_order(f"cdiscount:{oid}")) == Address(
+                "FR", "69003", "Lyon", ("Appt 4", "Bat C", "12 rue des Lilas"), "Camille Martin"
+            )
+            cds.orders[oid]["shippingAddress"]["countryCode"] = "BEL"
+            found = await book(_order(f"cdiscount:{oid}"))
+            assert found is not None and found.country == "BE"
+            assert await book(_order("cdiscount:NOPE404")) is None
+            waiting = cds.place_order([("chair", 1)])["orderId"]
+            del cds.orders[waiting]["shippingAddress"]
+            with pytest.raises(AddressUnavailableError, match="WaitingAcceptance") as caught:
+                await book(_order(f"cdiscount:{waiting}"))
+            assert f"cdiscount:{waiting}" in str(caught.value)
+            cds.set_status(waiting, "Shipped")
+            assert await book(_order(f"cdiscount:{waiting}")) is None
+
+            eid = emag.place_order([(1001, 1)])["id"]
+            assert await book(_order(f"emag-ro:{eid}")) == Address(
+                "RO", "030031", "Bucuresti", ("Strada Lipscani 10", "Sector 3"), "Maria Popescu"
+            )
+            emag.orders[eid]["customer"].update(
+                shipping_country="ROU", shipping_contact="", legal_entity=1, company="Acme SRL"
+            )
+            assert await book(_order(f"emag-ro:{eid}")) == Address(
+                "RO",
+                "030031",
+                "Bucuresti",
+                ("Acme SRL", "Strada Lipscani 10", "Sector 3"),
+                "Ion Popescu",
+            )
+            assert await book(_order("emag-ro:999999")) is None
+            assert await book(_order("emag-ro:not-a-number")) is None
+
+    asyncio.run(run())
+    text = caplog.text
+    assert not [w for w in MARKETPLACE_PERSONAL if w in text], text
+
+
+@pytest.mark.parametrize("status", [503, 429, 401])
+def test_cdiscount_and_emag_that_cannot_answer_raise_for_a_later_try(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given Cdiscount and eMAG orders whose address was read once, when each channel answers
+    503, 429 or 401 (for Octopia a refused token twice) to the next read, then the book
+    raises AddressUnavailableError naming the order and nothing personal (never None: the
+    label waits); the read after that answers the address again; nothing personal was
+    logged."""
+    caplog.set_level(logging.DEBUG)
+
+    async def run() -> None:
+        async with (
+            FakeCdiscount() as cds,
+            FakeEmag() as emag,
+            aiohttp.ClientSession() as session,
+        ):
+            cds.add_offer("chair", 5)
+            emag.add_offer(1001, "chair", 5)
+            book = build_address_book(session, _cdiscount_and_emag_config(cds, emag))
+            orders = (
+                (cds, f"cdiscount:{cds.place_order([('chair', 1)])['orderId']}"),
+                (emag, f"emag-ro:{emag.place_order([(1001, 1)])['id']}"),
+            )
+            for fake, order_id in orders:
+                assert await book(_order(order_id)) is not None  # a token is held
+                twice = status == 401 and fake is cds  # Octopia retries once with a new token
+                fake.fail_next(2 if twice else 1, status=status, retry_after=0.1)
+                with pytest.raises(AddressUnavailableError, match=order_id) as caught:
+                    await book(_order(order_id))
+                assert not [w for w in MARKETPLACE_PERSONAL if w in str(caught.value)]
+                found = await book(_order(order_id))
+                assert found is not None and found.lines and found.name
+
+    asyncio.run(run())
+    text = caplog.text
+    assert not [w for w in MARKETPLACE_PERSONAL if w in text], text
