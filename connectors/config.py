@@ -44,8 +44,9 @@ WooCommerce credentials are ``consumer_key`` and ``consumer_secret``; its mappin
 
 Magento's credential is ``token`` (an integration access token used as a Bearer; no webhook
 secrets: its orders are polled); limits ``{per_s, burst}``; its mapping is ``{store: ...,
-push_source: default, sources: {source_code: location}, skus: [...], refunds_restock: false,
-bulk: {enabled: false, poll_s: 1, wait_s: 30}}`` (``connectors.magento.mapping``).
+push_source: default, write: single, sources: {source_code: location}, skus: [...],
+refunds_restock: false, bulk: {enabled: false, poll_s: 1, wait_s: 30}}``
+(``connectors.magento.mapping``; ``write: per_source`` splits the figure across ``sources``).
 Cdiscount (Octopia Seller API v2, ``base_url: https://api.octopia-io.net/seller/v2``) has
 ``client_id`` and ``client_secret`` (OAuth2 client credentials); limits ``{per_s, burst}``;
 orders are polled (``orders: lines`` or ``book``); its mapping is ``{seller_id: ..., sales_channel:

@@ -60,7 +60,7 @@ from connectors.framework.bundles import BundleExpander, KafkaBundleRefusals
 from connectors.framework.cancellations import CancelHandler, ChannelCanceller
 from connectors.framework.decisions import DecisionsSource
 from connectors.framework.drift import DriftDetector
-from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
+from connectors.framework.engine import LanePolicy, OutboundEngine
 from connectors.framework.intake import Intake
 from connectors.framework.kafka import (
     KafkaAudit,
@@ -300,7 +300,7 @@ def offer_level(
     """Queue ``level`` on the lanes of the channels that map its SKU. The levels topic holds
     every SKU of the ledger; a channel that does not list one is not asked to hold it."""
     queued = 0
-    for item in items_from_level(level, engine.lanes):
+    for item in engine.items(level):
         if item.sku in skus[item.channel]:
             queued += engine.lanes[item.channel].offer(item)
     return queued

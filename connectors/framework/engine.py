@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import random
 from collections import deque
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Protocol
@@ -268,20 +268,31 @@ class Lane:
             self.heal(transient_only=True)  # the channel answers again: push what it missed
 
 
-def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[PushItem]:
+def items_from_level(
+    level: Mapping[str, Any], channels: Iterable[str], *, by_location: Collection[str] = ()
+) -> list[PushItem]:
     """One push item per served channel named in the level's ``changed_channels`` (all served
     channels when the list is empty, from writers older than the per-location split; none
     when only that split changed); a channel missing from ``channels`` gets
-    ``default_quantity``."""
+    ``default_quantity``.
+
+    A channel in ``by_location`` (its pusher writes per location, see
+    :attr:`OutboundEngine.by_location`) gets the level's ``locations`` on its item, and an
+    item for every level that carries them: a new split (a transfer, a count elsewhere)
+    changes what it writes even when its figure stays."""
     changed = set(level.get("changed_channels") or ())
-    if not changed and level.get("locations"):
-        return []  # a transfer: every channel's quantity stays
+    units: Mapping[str, int] = level.get("locations") or {}
+    split = tuple(sorted((str(k), max(0, int(v))) for k, v in units.items())) or None
     quantities: Mapping[str, int] = level.get("channels") or {}
     preorders: Mapping[str, int] = level.get("preorders") or {}
     items = []
     for channel in channels:
-        if changed and channel not in changed:
-            continue
+        per_location = channel in by_location
+        if not (per_location and split):
+            if not changed and units:
+                continue  # a transfer: this channel's quantity stays
+            if changed and channel not in changed:
+                continue
         quantity = quantities.get(channel, level.get("default_quantity", 0))
         items.append(
             PushItem(
@@ -291,6 +302,7 @@ def items_from_level(level: Mapping[str, Any], channels: Iterable[str]) -> list[
                 version=int(level["version"]),
                 occurred_at=int(level["occurred_at"]),
                 preorder=int(preorders[channel]) if channel in preorders else None,
+                locations=split if per_location else None,
             )
         )
     return items
@@ -314,6 +326,12 @@ class OutboundEngine:
     ) -> None:
         rng = random.Random(seed)
         policies = policies or {}
+        pushers = list(pushers)
+        # channels whose pusher says ``by_location = True``: their items carry the level's
+        # available units per location (a pusher without the attribute gets none)
+        self.by_location = frozenset(
+            p.channel for p in pushers if getattr(p, "by_location", False) is True
+        )
         self.lanes: dict[str, Lane] = {
             p.channel: Lane(
                 p,
@@ -355,9 +373,11 @@ class OutboundEngine:
 
     def offer(self, level: Mapping[str, Any]) -> int:
         """Queue a level; returns how many channel pushes it queued (newer than known)."""
-        return sum(
-            self.lanes[item.channel].offer(item) for item in items_from_level(level, self.lanes)
-        )
+        return sum(self.lanes[item.channel].offer(item) for item in self.items(level))
+
+    def items(self, level: Mapping[str, Any]) -> list[PushItem]:
+        """The push items ``level`` asks of this engine's channels."""
+        return items_from_level(level, self.lanes, by_location=self.by_location)
 
     async def consume(self, levels: AsyncIterable[Mapping[str, Any]]) -> None:
         async for level in levels:

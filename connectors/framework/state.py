@@ -5,7 +5,8 @@
 - ``checkpoints.json``: per channel, the polling checkpoint (newest order version seen,
   epoch ms). Written after each poll whose deliveries all went through the intake.
 - ``dirty-<channel>.json``: the SKUs whose push failed for good, with the quantity and level
-  version that could not be pushed. Written on every change (rare: a channel outage).
+  version that could not be pushed (and, for a channel written per location, the units
+  per location). Written on every change (rare: a channel outage).
 - ``acked-<channel>.json``: the quantity the channel last acknowledged per SKU. Written
   when the levels offsets are committed, so that after a restart reconciliation still
   covers every SKU pushed before it (the committed levels are not read again).
@@ -58,15 +59,27 @@ def _items(channel: str, raw: Any) -> dict[str, PushItem]:
     items = {}
     for sku, fields in raw.items():
         try:
-            quantity, version, occurred_at = (int(f) for f in fields)
-        except (TypeError, ValueError):
+            quantity, version, occurred_at = (int(f) for f in fields[:3])
+            split = fields[3] if len(fields) > 3 else None
+            locations = (
+                tuple(sorted((str(k), int(v)) for k, v in split.items()))
+                if isinstance(split, dict)
+                else None
+            )
+        except (TypeError, ValueError, AttributeError):
             continue
-        items[sku] = PushItem(channel, sku, quantity, version, occurred_at)
+        items[sku] = PushItem(channel, sku, quantity, version, occurred_at, locations=locations)
     return items
 
 
-def _dump(items: Mapping[str, PushItem]) -> dict[str, list[int]]:
-    return {sku: [i.quantity, i.version, i.occurred_at] for sku, i in items.items()}
+def _dump(items: Mapping[str, PushItem]) -> dict[str, list[Any]]:
+    """``[quantity, version, occurred_at]``, and the units per location as a fourth element
+    for a channel written per location (a file without it is read as before)."""
+    return {
+        sku: [i.quantity, i.version, i.occurred_at]
+        + ([dict(i.locations)] if i.locations is not None else [])
+        for sku, i in items.items()
+    }
 
 
 class ConnectorState:

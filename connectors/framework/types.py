@@ -39,6 +39,9 @@ class PushItem:
     # units the channel may pre-sell against incoming stock (StockLevel.preorders); None:
     # the SKU has no pre-order allowance there, the channel's setting is left alone
     preorder: int | None = None
+    # available units per location (StockLevel.locations), sorted by location, for a pusher
+    # that writes per location (``by_location``); None for every other channel
+    locations: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,21 +156,26 @@ class MagentoClient:
     async def creditmemos(self, order_id: int) -> list[dict[str, Any]]:
         return await self.search("/V1/creditmemos", [("order_id", "eq", str(order_id))])
 
-    async def source_items(self, skus: Sequence[str], source_code: str) -> list[dict[str, Any]]:
+    async def source_items(
+        self, skus: Sequence[str], source_codes: Sequence[str]
+    ) -> list[dict[str, Any]]:
         return await self.search(
             "/V1/inventory/source-items",
-            [("sku", "in", ",".join(skus)), ("source_code", "eq", source_code)],
+            [("sku", "in", ",".join(skus)), ("source_code", "in", ",".join(source_codes))],
         )
 
     async def save_source_items(self, items: Sequence[Mapping[str, Any]]) -> None:
         await self.request("POST", "/V1/inventory/source-items", json={"sourceItems": list(items)})
 
-    async def bulk_save_source_items(self, items: Sequence[Mapping[str, Any]]) -> str:
-        """One asynchronous operation per source item; the bulk's uuid."""
+    async def bulk_save_source_items(
+        self, operations: Sequence[Sequence[Mapping[str, Any]]]
+    ) -> str:
+        """One asynchronous operation per group of source items (one SKU's sources, saved
+        together); the bulk's uuid."""
         body = await self.request(
             "POST",
             "/async/bulk/V1/inventory/source-items",
-            json=[{"sourceItems": [dict(item)]} for item in items],
+            json=[{"sourceItems": [dict(item) for item in group]} for group in operations],
         )
         if not isinstance(body, dict) or not body.get("bulk_uuid"):
             raise UnavailableError(f"Magento bulk answer without bulk_uuid: {render(body)}")

@@ -3,14 +3,22 @@
 Configuration shape::
 
     {"channel": "magento", "store": "shop.example", "push_source": "default",
-     "sources": {"default": "main", "north": "north"},
+     "write": "single", "sources": {"default": "main", "north": "north"},
      "skus": ["chair", "table"], "refunds_restock": false,
      "bulk": {"enabled": true, "poll_s": 1.0, "wait_s": 30.0}}
 
-Magento addresses products by SKU, so a stockflow SKU is the Magento SKU. ``push_source`` is
-the source whose source item receives the channel's figure (Magento subtracts its own
-reservations from it); ``sources`` maps each MSI ``source_code`` to a stockflow location
-(shipments deduct from a source: the ``order_shipped`` event names its location).
+Magento addresses products by SKU, so a stockflow SKU is the Magento SKU. ``sources`` maps
+each MSI ``source_code`` to a stockflow location (shipments deduct from a source: the
+``order_shipped`` event names its location). ``write`` says which source items get the
+channel's figure:
+
+- ``single`` (the default): the ``push_source``'s source item gets the whole figure.
+- ``per_source``: every source of ``sources`` gets its share of the figure, split by its
+  location's available units (``connectors.magento.sources``); ``push_source`` must be one
+  of them, and no two sources may share a location (their units would count twice).
+
+Magento subtracts its own reservations from the sources, so they are added to the
+``push_source``'s quantity in both modes (``connectors.magento.reservations``).
 
 ``refunds_restock: true`` counts every refunded unit of a shipped line as back in stock; by
 default only the order items a credit memo lists in ``return_to_stock_items`` come back.
@@ -32,6 +40,9 @@ class BulkOptions:
     wait_s: float = 30.0
 
 
+WRITES = ("single", "per_source")
+
+
 @dataclass(frozen=True)
 class MagentoMapping:
     store: str
@@ -41,6 +52,30 @@ class MagentoMapping:
     refunds_restock: bool = False
     bulk: BulkOptions = BulkOptions()
     channel: str = "magento"
+    write: str = "single"
+
+    def __post_init__(self) -> None:
+        if self.write not in WRITES:
+            raise ValueError(f"write must be one of {', '.join(WRITES)}, not {self.write!r}")
+        if self.write != "per_source":
+            return
+        if self.push_source not in self.sources:
+            raise ValueError(
+                f"write: per_source needs push_source {self.push_source!r} among sources "
+                "(it also carries Magento's reservations); add it to sources or change "
+                "push_source"
+            )
+        locations = list(self.sources.values())
+        shared = sorted({loc for loc in locations if locations.count(loc) > 1})
+        if shared:
+            raise ValueError(
+                f"write: per_source needs one source per location; {', '.join(shared)} "
+                "mapped from several sources would be written twice"
+            )
+
+    @property
+    def per_source(self) -> bool:
+        return self.write == "per_source"
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> MagentoMapping:
@@ -65,6 +100,7 @@ class MagentoMapping:
             refunds_restock=bool(data.get("refunds_restock", False)),
             bulk=options,
             channel=str(data.get("channel", "magento")),
+            write=str(data.get("write", "single")),
         )
 
     def knows(self, sku: object) -> bool:

@@ -13,8 +13,9 @@
 - ``POST /V1/inventory/source-items`` ``{"sourceItems": [...]}`` → ``[]``; Web API input
   limits (20 items) when ``input_limits`` is on; an unknown SKU or source fails the whole
   request with 400. ``GET /V1/inventory/source-items`` with ``searchCriteria``;
-  ``GET /V1/inventory/get-product-salable-quantity/{sku}/{stockId}`` = in-stock source
-  quantities less the reservations of open orders (one stock).
+  ``GET /V1/inventory/get-product-salable-quantity/{sku}/{stockId}`` = the sum of the
+  in-stock source items of the stock's sources less the reservations of open orders (one
+  stock, whose sources are ``stock_sources``, all sources unless told).
 - ``POST /async/bulk/V1/inventory/source-items`` (a list of request bodies, one operation
   each, at most 5,000) → 202 ``{bulk_uuid, request_items, errors}``; operations stay open (4)
   for ``bulk_delay_s`` then complete (1) or fail as ``bulk_fail`` said (2 retriably, 3 not);
@@ -82,6 +83,7 @@ class FakeMagento(FakeChannel):
         *,
         token: str = "magento-token",  # noqa: S107
         sources: tuple[str, ...] = ("default",),
+        stock_sources: tuple[str, ...] | None = None,
         input_limits: bool = True,
         bulk_delay_s: float = 0.3,
         host: str = "127.0.0.1",
@@ -90,6 +92,7 @@ class FakeMagento(FakeChannel):
     ) -> None:
         self.token = token
         self.sources = set(sources)
+        self.stock_sources = set(sources if stock_sources is None else stock_sources)
         self.input_limits = input_limits
         self.bulk_delay_s = bulk_delay_s
         self.products: dict[str, float] = {}  # sku -> base price
@@ -165,9 +168,12 @@ class FakeMagento(FakeChannel):
         return int(total)
 
     def salable(self, sku: str) -> int:
-        """``get-product-salable-quantity``: in-stock source quantities less reservations."""
+        """``get-product-salable-quantity``: the quantities of the SKU's in-stock source items
+        of every source in the stock, less the stock's reservations."""
         physical = sum(
-            i["quantity"] for (s, _), i in self.source_items.items() if s == sku and i["status"]
+            i["quantity"]
+            for (s, source), i in self.source_items.items()
+            if s == sku and i["status"] and source in self.stock_sources
         )
         return int(physical) - self.reserved(sku)
 
@@ -270,11 +276,20 @@ class FakeMagento(FakeChannel):
         return shipment
 
     def refund(
-        self, oid: int, lines: dict[str, int], *, return_to_stock: bool = True
+        self,
+        oid: int,
+        lines: dict[str, int],
+        *,
+        return_to_stock: bool = True,
+        source: str | None = None,
     ) -> dict[str, Any]:
         """A credit memo (``POST /V1/order/{id}/refund``); with ``return_to_stock`` its items
-        are listed in ``return_to_stock_items`` and go back to the shipment's source."""
+        are listed in ``return_to_stock_items`` and go back to ``source``, by default the
+        source of the order's last shipment (``default`` when none shipped)."""
         order = self.orders[oid]
+        if source is None:
+            shipped = [s for s in self.shipments.values() if s["order_id"] == oid]
+            source = shipped[-1]["extension_attributes"]["source_code"] if shipped else "default"
         mid = self._next_id()
         now = self._now()
         items, restock = [], []
@@ -284,8 +299,8 @@ class FakeMagento(FakeChannel):
             items.append({"order_item_id": line["item_id"], "sku": sku, "qty": float(qty)})
             if return_to_stock:
                 restock.append(line["item_id"])
-                if (sku, "default") in self.source_items:
-                    self.source_items[(sku, "default")]["quantity"] += qty
+                if (sku, source) in self.source_items:
+                    self.source_items[(sku, source)]["quantity"] += qty
         memo = {
             "entity_id": mid,
             "order_id": oid,

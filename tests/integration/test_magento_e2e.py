@@ -29,6 +29,7 @@ from tests.support.worker import WorkerProcess
 pytestmark = pytest.mark.integration
 
 LOCATION = "main"
+NORTH = "north"  # a second MSI source, written per source
 OUTAGE_ORDERS = int(os.environ.get("STOCKFLOW_MAGENTO_E2E_ORDERS", "3"))
 
 
@@ -36,7 +37,7 @@ class FakeThread(FakesOnLoop):
     """The fake Magento on its own event loop thread; state touched only from that loop."""
 
     def __init__(self) -> None:
-        self.magento = FakeMagento(bulk_delay_s=0.2, seed=3)
+        self.magento = FakeMagento(sources=("default", NORTH), bulk_delay_s=0.2, seed=3)
         super().__init__(self.magento)
 
 
@@ -55,9 +56,14 @@ class Stack:
         """What Magento sells: source quantity less its own reservations."""
         return self.fake.call(lambda: self.fake.magento.salable(sku))
 
+    def north(self, sku: str) -> int | None:
+        """The north source item's physical quantity on the fake."""
+        return self.fake.call(lambda: self.fake.magento.quantity(sku, NORTH))
+
     def writes(self, sku: str) -> list[int]:
+        """The quantities written to the default source item, in order."""
         return self.fake.call(
-            lambda: [w.quantity for w in self.fake.magento.writes if w.sku == sku]
+            lambda: [w.quantity for w in self.fake.magento.writes if w.item == f"{sku}@default"]
         )
 
     def ledger(self, sku: str) -> dict[str, Any]:
@@ -70,13 +76,13 @@ class Stack:
     def location(self, sku: str) -> dict[str, Any]:
         return dict((self.ledger(sku).get("locations") or {}).get(LOCATION) or {})
 
-    def count(self, quantities: dict[str, int]) -> None:
+    def count(self, quantities: dict[str, int], location: str = LOCATION) -> None:
         produce_events(
             self.settings,
             single_object_codec(),
             [
                 stock_event(
-                    f"{s}-count-{uuid.uuid4().hex[:6]}", "stock_count", s, q, location=LOCATION
+                    f"{s}-count-{uuid.uuid4().hex[:6]}", "stock_count", s, q, location=location
                 )
                 for s, q in quantities.items()
             ],
@@ -96,7 +102,8 @@ channels:
     mapping:
       store: shop.example
       push_source: default
-      sources: {{default: {LOCATION}}}
+      write: per_source
+      sources: {{default: {LOCATION}, {NORTH}: {NORTH}}}
       skus: [{listed}]
       bulk: {{enabled: true, poll_s: 0.1, wait_s: 15}}
     limits: {{per_s: 50, burst: 20}}
@@ -111,10 +118,10 @@ channels:
 def stack(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder: Path = tmp_path_factory.mktemp("magento-e2e")
     tag = uuid.uuid4().hex[:8]
-    skus = [f"mag-{tag}-{n}" for n in range(1, 5)]
+    skus = [f"mag-{tag}-{n}" for n in range(1, 6)]
     ledger = folder / "ledger.yaml"
     ledger.write_text(
-        f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n"
+        f"default_location: {LOCATION}\nlocations:\n  - name: {LOCATION}\n  - name: {NORTH}\n"
         "channels:\n  - name: magento\n"
     )
     logs = local_stack.state_dir / "logs"
@@ -245,3 +252,18 @@ def test_orders_placed_during_an_outage_and_throttling_arrive_once(stack: Stack)
         f"reserved {stack.location(sku)['reserved']}"
     )
     assert failed > 0
+
+
+def test_a_sku_held_at_two_locations_is_written_to_each_source(stack: Stack) -> None:
+    """Given sources default (main) and north written per source, when a SKU is counted 6
+    at main and 4 at north, then default's source item holds 6, north's 4, and Magento
+    sells the ledger's figure 10, their sum."""
+    sku = stack.skus[4]
+    stack.count({sku: 6})
+    stack.count({sku: 4}, location=NORTH)
+    wait_for(
+        lambda: (stack.qty(sku), stack.north(sku)) == (6, 4),
+        timeout=30,
+        what="the two locations' units written to their sources",
+    )
+    assert (stack.channel_qty(sku), stack.salable(sku)) == (10, 10)
