@@ -10,6 +10,7 @@ Sizes: ``STOCKFLOW_AMAZON_E2E_ORDERS`` orders placed during the 429 storm (defau
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +25,10 @@ from streams.kernel import topics
 from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
-from tests.support.kafka import produce_events, produce_raw, read_topic, stock_event, wait_for
+from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
 from tests.support.ports import free_port
+from tests.support.shipments import publish_shipment
 from tests.support.worker import WorkerProcess
-from tests.unit.schema_samples import SAMPLES
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,11 @@ class FakeThread(FakesOnLoop):
 
     def __init__(self) -> None:
         self.amazon = FakeAmazon(apply_delay_s=0.2, feed_delay_s=0.3, rates=FAKE_RATES, seed=5)
-        self.book = FakeAmazon(
-            seller_id="A2BOOK", refresh_token="Atzr|fake-book", rates=FAKE_RATES, seed=6
+        self.book = FakeAmazon(  # order ids of its own per run: the order book's topics stay
+            seller_id="A2BOOK",
+            refresh_token="Atzr|fake-book",
+            rates=FAKE_RATES,
+            seed=time.time_ns(),
         )
         super().__init__(self.amazon, self.book)
 
@@ -370,19 +374,15 @@ def test_a_book_order_is_allocated_by_the_order_book_and_its_shipment_confirmed_
     assert [r["status"] for r in states("allocated", "exception")][-1] == "exception"
 
     line = stack.fake.call(lambda: bk.order_items[ok][0]["OrderItemId"])
-    shipment = {
-        **SAMPLES["stockflow.v1.Shipment"],
-        "shipment_id": f"ship|e2e|{BOOK}:{ok}",
-        "order_id": f"{BOOK}:{ok}",
-        "channel": BOOK,
-        "location": LOCATION,
-        "lines": [{"line_id": line, "sku": sku, "qty": 2}],
-        "carrier": "ups",
-        "tracking_number": "1Z999AA10123456784",
-    }
-    value = codec.encode(topics.FULFILMENT_SHIPMENTS.value_schema, shipment)
-    produce_raw(
-        stack.settings, [(shipment["shipment_id"].encode(), value)], topics.FULFILMENT_SHIPMENTS
+    publish_shipment(
+        stack.settings,
+        codec,
+        order_id=f"{BOOK}:{ok}",
+        channel=BOOK,
+        location=LOCATION,
+        lines=[(line, sku, 2)],
+        carrier="ups",
+        tracking_number="1Z999AA10123456784",
     )
     wait_for(
         lambda: stack.fake.call(lambda: bk.orders[ok]["OrderStatus"]) == "Shipped",
