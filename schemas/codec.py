@@ -159,7 +159,7 @@ class Codec:
         if not isinstance(data, _BYTES):
             raise CodecError("invalid_record", f"expected bytes, got {type(data).__name__}")
         reading, offset = self._reading(data)
-        if reading.fast is not None:
+        if reading.fast is not None and data.__class__ is bytes:  # bytes fields as bytes
             try:
                 fast, end = reading.fast(data, offset)
                 if end == len(data):

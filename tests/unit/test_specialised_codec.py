@@ -162,3 +162,14 @@ def test_a_body_the_specialised_reader_does_not_take_is_read_by_fastavro() -> No
     sized = blocked[:cut] + b"\x01" + bytes([len(item) << 1]) + item + blocked[cut:]
     assert codec.decode(sized) == ("stockflow.v1.StockLevel", level)
     assert codec.decode(plain) == ("stockflow.v1.StockLevel", level)
+
+
+def test_a_bytearray_is_read_by_fastavro_so_bytes_fields_stay_bytes() -> None:
+    """Given a dead letter (its original record is a bytes field) encoded, as a bytearray
+    When the codec decodes it
+    Then the original comes back as bytes, as fastavro gives it."""
+    codec = single_object_codec()
+    record = SAMPLES["stockflow.v1.DeadLetter"]
+    _, back = codec.decode(bytearray(codec.encode("DeadLetter", record)))
+    assert back == record
+    assert all(type(v) is not bytearray for v in back.values())
