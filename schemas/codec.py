@@ -21,6 +21,7 @@ import json
 import struct
 import time
 from collections.abc import Iterable
+from functools import cache
 from typing import Any, Literal, NamedTuple
 
 import fastavro
@@ -34,6 +35,7 @@ from schemas.loader import (
     schema_from_json,
 )
 from schemas.registry import RegistryClient, RegistryError
+from schemas.specialised import Reader, Writer, specialise
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -65,6 +67,22 @@ class Reading(NamedTuple):
     name: str
     writer: Any  # fastavro-parsed writer schema
     reader: Any  # fastavro-parsed current schema, or None when the writer is the current one
+    # the writer's specialised reader (:mod:`schemas.specialised`) when it is the current one
+    fast: Reader | None = None
+
+
+@cache
+def _specialised(name: str, fingerprint: bytes) -> tuple[Writer, Reader] | None:
+    """The specialised writer and reader of the current schema ``name``, made once."""
+    schema = current_schemas()[name]
+    assert schema.fingerprint == fingerprint
+    return specialise(schema.parsed)
+
+
+def current_reading(schema: Schema) -> Reading:
+    """How to read a record written with the current ``schema`` (no resolution)."""
+    functions = _specialised(schema.name, schema.fingerprint)
+    return Reading(schema.name, schema.parsed, None, functions[1] if functions else None)
 
 
 class Codec:
@@ -73,6 +91,8 @@ class Codec:
     def __init__(self) -> None:
         self._current = current_schemas()
         self._headers: dict[str, bytes] = {}  # full name -> header, filled on first encode
+        # name as given to encode -> (specialised writer, header), or None: fastavro only
+        self._writers: dict[str, tuple[Writer, bytes] | None] = {}
 
     def schema(self, name: str) -> Schema:
         """The current schema of a full or short name; CodecError("unknown_schema") if none."""
@@ -104,9 +124,19 @@ class Codec:
         not know are left for :meth:`decode` to report, record by record."""
 
     def encode(self, schema_name: str, record: dict[str, Any]) -> bytes:
+        fast = self._writers.get(schema_name)
+        if fast is not None:
+            try:
+                return fast[0](record, fast[1])
+            except Exception:  # noqa: S110 (not the specialised path's: fastavro's, below)
+                pass
         schema = self.schema(schema_name)
+        header = self._headers.get(schema.name) or self._header_of(schema)
+        if schema_name not in self._writers:
+            functions = _specialised(schema.name, schema.fingerprint)
+            self._writers[schema_name] = (functions[0], header) if functions else None
         buf = io.BytesIO()
-        buf.write(self._headers.get(schema.name) or self._header_of(schema))
+        buf.write(header)
         try:
             # strict_allow_default: an unknown key (a typo) is an error, not silently dropped.
             fastavro.schemaless_writer(buf, schema.parsed, record, strict_allow_default=True)
@@ -129,6 +159,13 @@ class Codec:
         if not isinstance(data, _BYTES):
             raise CodecError("invalid_record", f"expected bytes, got {type(data).__name__}")
         reading, offset = self._reading(data)
+        if reading.fast is not None and data.__class__ is bytes:  # bytes fields as bytes
+            try:
+                fast, end = reading.fast(data, offset)
+                if end == len(data):
+                    return reading.name, fast
+            except Exception:  # noqa: S110 (not the specialised path's: fastavro's, below)
+                pass
         buf = io.BytesIO(data)
         buf.seek(offset)
         try:
@@ -196,7 +233,7 @@ class SingleObjectCodec(Codec):
             if new is not None:
                 self._by_fingerprint[old.fingerprint] = Reading(old.name, old.parsed, new.parsed)
         for schema in self._current.values():  # current wins on a tie
-            self._by_fingerprint[schema.fingerprint] = Reading(schema.name, schema.parsed, None)
+            self._by_fingerprint[schema.fingerprint] = current_reading(schema)
 
     def _header(self, schema: Schema) -> bytes:
         return SINGLE_OBJECT_MAGIC + schema.fingerprint
@@ -271,7 +308,7 @@ class RegistryCodec(Codec):
             schema_id = self.client.register(schema.name, schema.json)
         except RegistryError as exc:
             raise CodecError("registry_unavailable", str(exc)) from None
-        self._by_id[schema_id] = Reading(schema.name, schema.parsed, None)
+        self._by_id[schema_id] = current_reading(schema)
         return CONFLUENT_MAGIC + _ID.pack(schema_id)
 
     def _reading(self, data: bytes) -> tuple[Reading, int]:
@@ -314,7 +351,7 @@ class RegistryCodec(Codec):
                 "a record of another application, or a schema this version has dropped",
             )
         if writer.fingerprint == current.fingerprint:  # the common case: no resolution
-            reading = Reading(current.name, current.parsed, None)
+            reading = current_reading(current)
         else:
             reading = Reading(current.name, writer.parsed, current.parsed)
         self._by_id[schema_id] = reading
