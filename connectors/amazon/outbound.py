@@ -105,7 +105,9 @@ class AmazonPusher:
         errors = _errors(answer.get("issues"))
         if status != "ACCEPTED" or errors:
             why = "; ".join(errors) or f"status {status}"
-            return PushResult(item, Outcome.FAILED, f"Amazon refused the patch: {why}")
+            return PushResult(
+                item, Outcome.FAILED, f"Amazon refused the patch: {why}", permanent=True
+            )
         return await self._confirm(item, str(answer.get("submissionId") or ""))
 
     async def _confirm(self, item: PushItem, submission: str) -> PushResult:
@@ -190,7 +192,8 @@ def report_results(
         errors = by_message.get(n)
         if errors:
             why = "; ".join(errors)
-            results.append(PushResult(item, Outcome.FAILED, f"feed {feed_id} #{n}: {why}"))
+            failed = f"feed {feed_id} #{n}: {why}"
+            results.append(PushResult(item, Outcome.FAILED, failed, permanent=True))
         else:
             results.append(PushResult(item, Outcome.OK))
     return results

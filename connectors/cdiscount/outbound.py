@@ -116,7 +116,7 @@ class CdiscountPusher:
         if status == "Integrated":
             return PushResult(item, Outcome.OK)
         if status == "Rejected" and code not in TRANSIENT:
-            return PushResult(item, Outcome.FAILED, what)
+            return PushResult(item, Outcome.FAILED, what, permanent=True)
         return PushResult(item, Outcome.RETRY, what)
 
     async def _settled(self, package_id: str) -> dict[str, Any]:

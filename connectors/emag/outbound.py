@@ -125,7 +125,10 @@ class EmagPusher:
             else:
                 results.append(
                     PushResult(
-                        item, Outcome.FAILED, f"eMAG refused offer {offer}: " + "; ".join(mine)
+                        item,
+                        Outcome.FAILED,
+                        f"eMAG refused offer {offer}: " + "; ".join(mine),
+                        permanent=True,
                     )
                 )
         return results

@@ -99,7 +99,8 @@ class FnacPusher:
         why = "; ".join(str(e) for e in offer.errors) or offer.status
         if offer.status == "FATAL":
             return PushResult(item, Outcome.RETRY, f"batch {batch_id} {item.sku}: {why}")
-        return PushResult(item, Outcome.FAILED, f"Fnac refused offer {item.sku}: {why}")
+        why = f"Fnac refused offer {item.sku}: {why}"
+        return PushResult(item, Outcome.FAILED, why, permanent=True)
 
     async def _settled(self, batch_id: str) -> BatchReport | None:
         """The batch's report once processed, or the last one read at ``wait_s`` (None if

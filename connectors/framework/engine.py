@@ -10,7 +10,10 @@ Order of work for one channel (a *lane*):
    is already waiting, and pauses the lane for the channel's ``Retry-After`` or a jittered
    backoff; after ``max_attempts`` failures (throttles do not count) the item goes to the
    dead-letter sink and its SKU becomes *dirty*; ``refused`` is a drift alert (no retry
-   until the next change or reconciliation).
+   until the next change or reconciliation). A ``failed`` result marked ``permanent`` (the
+   channel refused the item's own data: an invalid offer) is dead-lettered once and not made
+   dirty: pushing the same version again cannot pass, so it waits, like a refusal, for the
+   SKU's next change or reconciliation.
 4. Dirty SKUs heal without anyone: as soon as the channel acknowledges any push, every SKU
    made dirty by a transient failure (5xx, network) is queued again; every
    ``dirty_retry_s`` an idle lane probes the channel by pushing all its dirty SKUs again
@@ -229,6 +232,10 @@ class Lane:
                 metrics.SYNC_LAG.labels(self.channel).observe(
                     max(0.0, (now_ms() - item.occurred_at) / 1000)
                 )
+            elif result.outcome is Outcome.FAILED and result.permanent:
+                metrics.PUSHES.labels(self.channel, "dead_lettered").inc()
+                self._mark_clean(item.sku)  # nothing to probe: this version cannot pass
+                await self._dead_letter(item, result.error)
             elif result.outcome is Outcome.REFUSED:
                 metrics.PUSHES.labels(self.channel, "refused").inc()
                 metrics.DRIFT.labels(self.channel, "refused").inc()

@@ -50,6 +50,10 @@ class PushResult:
     outcome: Outcome
     error: str = ""
     retry_after: float | None = None  # seconds the channel asked us to wait, when it said
+    # FAILED because the channel refused this item's own data (an invalid or unknown offer),
+    # not the request: the same version cannot pass, so it is dead-lettered and not probed
+    # again; the SKU's next change, or reconciliation's drift, pushes it again
+    permanent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

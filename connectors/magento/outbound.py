@@ -172,9 +172,8 @@ class MagentoPusher:
                 )
             else:
                 what = "rejected" if status == REJECTED else "failed"
-                results.append(
-                    PushResult(item, Outcome.FAILED, f"bulk {uuid} #{n} {what}: {message}")
-                )
+                failed = f"bulk {uuid} #{n} {what}: {message}"
+                results.append(PushResult(item, Outcome.FAILED, failed, permanent=True))
         return results
 
     async def _settled(self, uuid: str) -> dict[int, dict[str, Any]]:

@@ -182,7 +182,8 @@ class MiraklPusher:
             elif transient(message):
                 results.append(PushResult(item, Outcome.RETRY, f"import {import_id}: {message}"))
             else:
-                results.append(PushResult(item, Outcome.FAILED, f"import {import_id}: {message}"))
+                failed = f"import {import_id}: {message}"
+                results.append(PushResult(item, Outcome.FAILED, failed, permanent=True))
         return results
 
     async def _settled(self, import_id: int) -> dict[str, Any]:

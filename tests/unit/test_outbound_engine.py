@@ -15,7 +15,7 @@ import aiohttp
 from prometheus_client import REGISTRY
 
 from connectors.framework.engine import LanePolicy, OutboundEngine, items_from_level
-from connectors.framework.types import PushItem
+from connectors.framework.types import Outcome, PushItem, PushResult
 from connectors.shopify.outbound import ShopifyPusher
 from connectors.testing.base import Write
 from connectors.testing.shopify import FakeShopify
@@ -423,3 +423,59 @@ def test_a_level_where_only_the_split_between_locations_changed_pushes_nothing()
     assert [(i.channel, i.quantity) for i in changed] == [("shopify", 4)]
     assert moved == []
     assert [(i.channel, i.quantity) for i in old] == [("shopify", 4), ("woo", 6)]
+
+
+class _Refusing:
+    """A channel that refuses SKU ``bad``: for good (its data) or as a request."""
+
+    max_batch = 10
+
+    def __init__(self, channel: str, *, permanent: bool) -> None:
+        self.channel = channel
+        self.permanent = permanent
+        self.pushed: list[str] = []
+
+    def observed(self, sku: str, quantity: int) -> None:
+        return None
+
+    async def read(self, skus: Any) -> dict[str, int]:
+        return {}
+
+    async def push(self, items: Any) -> list[PushResult]:
+        self.pushed += [i.sku for i in items]
+        return [
+            PushResult(i, Outcome.FAILED, "invalid offer", permanent=self.permanent)
+            if i.sku == "bad"
+            else PushResult(i, Outcome.OK)
+            for i in items
+        ]
+
+
+def test_an_item_the_channel_refuses_for_good_is_dead_lettered_once_and_not_probed() -> None:
+    """Given two channels that refuse one SKU, one for good (the item's own data: an
+    invalid offer) and one as a failed request, and idle lanes probing dirty SKUs every 20 ms
+    When the SKU is pushed to both and the lanes stay idle a while
+    Then both dead-letter it once; the refusal for good is never pushed again (its next
+    change will be), the failed request is probed again and again."""
+
+    async def scenario() -> None:
+        policy = LanePolicy(coalesce_s=0.001, dirty_retry_s=0.02, max_attempts=1)
+        good, request = _Refusing("a", permanent=True), _Refusing("b", permanent=False)
+        sinks = Sinks()
+        async with OutboundEngine(
+            [good, request],
+            policies={"a": policy, "b": policy},
+            dead_letter=sinks.dead_letter,
+            refused=sinks.refuse,
+            seed=7,
+        ) as engine:
+            engine.offer(level("bad", 1, 3, "a", "b"))
+            await asyncio.sleep(0.4)
+            assert sorted(i.channel for i, _ in sinks.dead) == ["a", "b"]
+            assert good.pushed == ["bad"]
+            assert request.pushed.count("bad") > 3
+            engine.offer(level("bad", 2, 4, "a", "b"))
+            await asyncio.sleep(0.1)
+            assert good.pushed == ["bad", "bad"]
+
+    asyncio.run(scenario())
