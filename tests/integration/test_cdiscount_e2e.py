@@ -31,6 +31,7 @@ from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.orders import final_states
 from tests.support.ports import free_port
 from tests.support.shipments import publish_shipment
 from tests.support.worker import WorkerProcess
@@ -336,19 +337,8 @@ def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipme
     )
     codec = single_object_codec()
     ids = (f"{BOOK}:{ok}", f"{BOOK}:{ko}")
-    states = read_topic(
-        stack.settings,
-        codec,
-        topics.ORDERS_STATE,
-        lambda r: r["order_id"] in ids,
-        until=lambda found: (
-            {(r["order_id"], r["status"]) for r in found}
-            >= {(ids[0], "allocated"), (ids[1], "cancelled")}
-        ),  # partitions read in any order
-        timeout=20,
-    )
-    last = {r["order_id"]: r["status"] for r in states}
-    assert last == {ids[0]: "allocated", ids[1]: "cancelled"}
+    want = {ids[0]: "allocated", ids[1]: "cancelled"}
+    assert final_states(stack.settings, codec, want) == want
     assert stack.location(sku).get("reserved") == 2
     records = read_topic(
         stack.settings,

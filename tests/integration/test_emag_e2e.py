@@ -31,6 +31,7 @@ from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.orders import final_states
 from tests.support.ports import free_port
 from tests.support.shipments import publish_shipment
 from tests.support.worker import WorkerProcess
@@ -290,18 +291,7 @@ def test_a_book_order_is_acknowledged_when_allocated_canceled_when_not_and_its_s
     assert stack.fake.call(lambda: bk.orders[ko]["cancellation_reason"]) == 33
     codec = single_object_codec()
     ids = (f"{BOOK}:{ok}", f"{BOOK}:{ko}")
-    states = read_topic(
-        stack.settings,
-        codec,
-        topics.ORDERS_STATE,
-        lambda r: r["order_id"] in ids,
-        until=lambda found: (
-            {(r["order_id"], r["status"]) for r in found}
-            >= {(ids[0], "allocated"), (ids[1], "cancelled")}
-        ),  # partitions read in any order
-        timeout=20,
-    )
-    assert {r["order_id"]: r["status"] for r in states} == {
+    assert final_states(stack.settings, codec, {ids[0]: "allocated", ids[1]: "cancelled"}) == {
         ids[0]: "allocated",
         ids[1]: "cancelled",
     }

@@ -53,9 +53,8 @@ from tests.fakes.shipping import ShippingThread
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
 from tests.support.orders import (
     StateFollower,
-    group_to_end,
-    input_specs,
-    ledger_yaml,
+    book_worker,
+    location_levels,
     order_record,
     send_orders,
 )
@@ -232,20 +231,8 @@ def _orders(out: Outside) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def worker(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    app_id = f"e2e-{RUN}"
-    group_to_end(local_stack, app_id, input_specs())
-    config = ledger_yaml(tmp_path_factory.mktemp("e2e") / "ledger.yaml")
-    proc = WorkerProcess(
-        app_id, free_port(), local_stack.state_dir / "logs", STOCKFLOW_CONFIG=str(config)
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-def _levels(worker: WorkerProcess, sku: str) -> dict[str, tuple[int, int]]:
-    got = (worker.stock(sku) or {}).get("locations", {})
-    return {loc: (v["on_hand"], v["reserved"]) for loc, v in got.items()}
+    with book_worker(local_stack, f"e2e-{RUN}", tmp_path_factory.mktemp("e2e")) as proc:
+        yield proc
 
 
 def _post(url: str, body: Any, token: str) -> tuple[int, Any]:
@@ -282,7 +269,9 @@ def test_allocated_orders_are_waved_picked_shipped_confirmed_and_delivered(
     ]
     produce_events(settings, CODEC, counts)
     wait_for(
-        lambda: all(_levels(worker, s).get(loc) == (STOCK, 0) for loc in SKUS for s in SKUS[loc]),
+        lambda: all(
+            location_levels(worker, s).get(loc) == (STOCK, 0) for loc in SKUS for s in SKUS[loc]
+        ),
         timeout=60,
         what="stock counted",
     )
@@ -396,7 +385,7 @@ def test_allocated_orders_are_waved_picked_shipped_confirmed_and_delivered(
         }
 
         def levels() -> dict[str, tuple[int, int]]:
-            return {s: _levels(worker, s)[loc] for loc in SKUS for s in SKUS[loc]}
+            return {s: location_levels(worker, s)[loc] for loc in SKUS for s in SKUS[loc]}
 
         try:
             wait_for(lambda: levels() == expected, timeout=60, what="the ledger's figures")

@@ -26,6 +26,7 @@ from streams.kernel.settings import Settings
 from tests.fakes.e2e import ConnectorsProcess
 from tests.support.fake_loop import FakesOnLoop
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
+from tests.support.orders import final_states
 from tests.support.ports import free_port
 from tests.support.shipments import publish_shipment
 from tests.support.worker import WorkerProcess
@@ -306,19 +307,8 @@ def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipme
         what="the book order accepted and the next refused",
     )
     codec = single_object_codec()
-    states = read_topic(
-        stack.settings,
-        codec,
-        topics.ORDERS_STATE,
-        lambda r: r["order_id"] in (f"mirakl-bk:{ok}", f"mirakl-bk:{ko}"),
-        until=lambda found: (
-            {(r["order_id"], r["status"]) for r in found}
-            >= {(f"mirakl-bk:{ok}", "allocated"), (f"mirakl-bk:{ko}", "cancelled")}
-        ),  # partitions are read in any order
-        timeout=20,
-    )
-    last = {r["order_id"]: r["status"] for r in states}
-    assert last == {f"mirakl-bk:{ok}": "allocated", f"mirakl-bk:{ko}": "cancelled"}
+    want = {f"mirakl-bk:{ok}": "allocated", f"mirakl-bk:{ko}": "cancelled"}
+    assert final_states(stack.settings, codec, want) == want
     wait_for(
         lambda: stack.location(sku).get("reserved") == 2, timeout=20, what="2 held for the first"
     )

@@ -44,13 +44,11 @@ from tests.fakes.shipping import ShippingThread
 from tests.support.kafka import produce_events, read_topic, stock_event, wait_for
 from tests.support.orders import (
     StateFollower,
-    group_to_end,
-    input_specs,
-    ledger_yaml,
+    book_worker,
+    location_levels,
     order_record,
     send_orders,
 )
-from tests.support.ports import free_port
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration]
@@ -80,20 +78,10 @@ def _past_cutoff() -> int:
 
 @pytest.fixture(scope="module")
 def worker(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    app_id = f"ship-{uuid.uuid4().hex[:8]}"
-    group_to_end(local_stack, app_id, input_specs())
-    config = ledger_yaml(tmp_path_factory.mktemp("ship") / "ledger.yaml")
-    proc = WorkerProcess(
-        app_id, free_port(), local_stack.state_dir / "logs", STOCKFLOW_CONFIG=str(config)
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-def _levels(worker: WorkerProcess, sku: str) -> dict[str, tuple[int, int]]:
-    got = (worker.stock(sku) or {}).get("locations", {})
-    return {loc: (v["on_hand"], v["reserved"]) for loc, v in got.items()}
+    with book_worker(
+        local_stack, f"ship-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("ship")
+    ) as proc:
+        yield proc
 
 
 def _get(url: str, token: str | None) -> tuple[int, bytes]:
@@ -152,8 +140,8 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
     )
     wait_for(
         lambda: (
-            _levels(worker, chair).get("paris-wh") == (100, 0)
-            and _levels(worker, lamp).get("lyon-wh") == (100, 0)
+            location_levels(worker, chair).get("paris-wh") == (100, 0)
+            and location_levels(worker, lamp).get("lyon-wh") == (100, 0)
         ),
         timeout=60,
         what="stock counted",
@@ -246,8 +234,8 @@ def test_picked_orders_ship_with_fallback_leave_the_stock_and_are_tracked_to_del
             assert all(s["status"] in ("shipped", "in_transit") for s in shipments.values())
             wait_for(
                 lambda: (
-                    _levels(worker, chair)["paris-wh"] == (100 - units[chair], 0)
-                    and _levels(worker, lamp)["lyon-wh"] == (100 - units[lamp], 0)
+                    location_levels(worker, chair)["paris-wh"] == (100 - units[chair], 0)
+                    and location_levels(worker, lamp)["lyon-wh"] == (100 - units[lamp], 0)
                 ),
                 timeout=30,
                 what=f"on_hand down by {units}, nothing reserved",
@@ -324,7 +312,9 @@ def test_a_shipment_left_at_created_by_a_stop_is_finished_at_start_without_a_sec
     produce_events(
         settings, codec, [stock_event(f"{run}-s", "stock_count", sku, 10, location="paris-wh")]
     )
-    wait_for(lambda: _levels(worker, sku).get("paris-wh") == (10, 0), timeout=60, what="counted")
+    wait_for(
+        lambda: location_levels(worker, sku).get("paris-wh") == (10, 0), timeout=60, what="counted"
+    )
     time.sleep(1.5)  # the order agent's view of the levels follows the ledger's
     order_id = f"shopify:restart-{run}"
     ship_to = {"country": "FR", "postal_code": "33000", "lat": None, "lon": None}
@@ -369,5 +359,7 @@ def test_a_shipment_left_at_created_by_a_stop_is_finished_at_start_without_a_sec
             )
             assert carriers["dhl"].labels == {}
             wait_for(
-                lambda: _levels(worker, sku)["paris-wh"] == (8, 0), timeout=30, what="2 units left"
+                lambda: location_levels(worker, sku)["paris-wh"] == (8, 0),
+                timeout=30,
+                what="2 units left",
             )

@@ -15,7 +15,8 @@ import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from streams.kernel.produce import produce
 from streams.kernel.settings import Settings
 from streams.kernel.topics import ORDERS, ORDERS_STATE, STOCK_EVENTS
 from tests.support.kafka import end_offsets, produce_events, stock_event
+from tests.support.ports import free_port
+from tests.support.worker import WorkerProcess
 
 ORDER_SCHEMA = ORDERS.value_schema
 STATE_SCHEMA = ORDERS_STATE.value_schema
@@ -576,3 +579,44 @@ def settled_check(
     holdings = ledger_holdings(m for _, m in movements)
     views = {sku: stock(sku) for sku in sc.skus}
     return check_book(sc, follower.snapshot(), holdings, views)
+
+
+def final_states(
+    settings: Settings, codec: Codec, expected: Mapping[str, str], *, timeout: float = 20
+) -> dict[str, str]:
+    """Each order's last status on ``orders.state.v1``, read from the start until every
+    order of ``expected`` has reached its expected status (partitions come in any order)."""
+    from tests.support.kafka import read_topic
+
+    wanted = set(expected.items())
+    states = read_topic(
+        settings,
+        codec,
+        ORDERS_STATE,
+        lambda r: r["order_id"] in expected,
+        until=lambda found: {(r["order_id"], r["status"]) for r in found} >= wanted,
+        timeout=timeout,
+    )
+    return {r["order_id"]: r["status"] for r in states}
+
+
+@contextmanager
+def book_worker(settings: Settings, app_id: str, folder: Path) -> Iterator[WorkerProcess]:
+    """One worker (ledger and order book) of a new group ``app_id`` with the three locations,
+    committed at the end of every topic it reads; stopped on exit."""
+    group_to_end(settings, app_id, input_specs())
+    config = ledger_yaml(folder / "ledger.yaml")
+    proc = WorkerProcess(
+        app_id, free_port(), settings.state_dir / "logs", STOCKFLOW_CONFIG=str(config)
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def location_levels(worker: WorkerProcess, sku: str) -> dict[str, tuple[int, int]]:
+    """(on hand, reserved) per location of ``sku``, as the worker's stock route answers."""
+    got = (worker.stock(sku) or {}).get("locations", {})
+    return {loc: (v["on_hand"], v["reserved"]) for loc, v in got.items()}
