@@ -278,6 +278,13 @@ def test_a_book_order_is_acknowledged_when_allocated_canceled_when_not_and_its_s
     stack.count({sku: 2})
     wait_for(lambda: stack.location(sku).get("on_hand") == 2, timeout=30, what="the count")
     ok = int(stack.fake.call(lambda: bk.place_order([(BOOK_OFFER, 2)]))["id"])
+    # the second order only once the first is acknowledged: callbacks are read concurrently
+    # (a throttled order/read can let the later order reach the book first)
+    wait_for(
+        lambda: stack.fake.call(lambda: bk.orders[ok]["status"]) == 2,
+        timeout=30,
+        what="the book order acknowledged",
+    )
     ko = int(stack.fake.call(lambda: bk.place_order([(BOOK_OFFER, 1)]))["id"])
 
     def statuses() -> tuple[int, int]:
