@@ -327,6 +327,13 @@ def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipme
     stack.count({sku: 2})
     wait_for(lambda: stack.location(sku).get("on_hand") == 2, timeout=30, what="the count")
     ok = str(stack.fake.call(lambda: book.place_order([(sku, 2)]))["orderId"])
+    # the second order only once the first is accepted: orders are keyed by their id, so two
+    # orders read in one listing reach the book on different partitions, in either order
+    wait_for(
+        lambda: stack.fake.call(lambda: book.status(ok)) == "Accepted",
+        timeout=60,
+        what="the book order accepted",
+    )
     ko = str(stack.fake.call(lambda: book.place_order([(sku, 1)]))["orderId"])
     wait_for(
         lambda: (

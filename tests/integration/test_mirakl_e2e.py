@@ -300,6 +300,11 @@ def test_a_book_order_is_accepted_when_allocated_refused_when_not_and_its_shipme
     stack.count({sku: 2})
     wait_for(lambda: stack.qty(sku, BOOK) == 2, timeout=30, what="the count on the operator")
     ok = stack.fake.call(lambda: bk.place_order([(sku, 2)]))["order_id"]
+    # the second order only once the first is accepted: orders are keyed by their id, so two
+    # orders read in one listing reach the book on different partitions, in either order
+    wait_for(
+        lambda: stack.state(BOOK, ok) == "SHIPPING", timeout=60, what="the book order accepted"
+    )
     ko = stack.fake.call(lambda: bk.place_order([(sku, 1)]))["order_id"]
     wait_for(
         lambda: stack.state(BOOK, ok) == "SHIPPING" and stack.state(BOOK, ko) == "REFUSED",
