@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -234,7 +235,7 @@ def test_raced_orders_across_moving_owners_accept_exactly_the_stock(
     accepted = sum(d["qty"] for d in first.values() if d["outcome"] == "accepted")
     refused = sum(1 for d in first.values() if d["outcome"] != "accepted")
     state = _default(workers[0].stock(sku) or workers[1].stock(sku))
-    changes = sum(1 for a, b in zip(successors, successors[1:]) if a != b)
+    changes = sum(1 for a, b in pairwise(successors) if a != b)
     print(
         f"\n[race] {ORDERS:,} orders from {PRODUCERS} producers at {RATE}/s, stock {STOCK:,} "
         f"({counted:,} counted + {receipts} receipts of {RECEIPT}); moves: {', '.join(moves)}; "
