@@ -32,7 +32,7 @@ from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
 from streams.worker.order_table import TableOrderBook
-from streams.worker.orders import OrderBook
+from streams.worker.orders import OrderBook, replies_topic
 from streams.worker.pending import PendingHolds
 from streams.worker.producer import LedgerApp
 from streams.worker.web import register_views
@@ -137,6 +137,7 @@ class Ledger:
             on_decision=self.pending.decided,
             write=self.writer.write,
             send_all=self.sender.send,
+            replies=replies_topic(settings).name,
         )
         self._register()
         # the order book: its own agents and table in the same app (keys: order ids)

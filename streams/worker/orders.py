@@ -4,12 +4,12 @@ Topics (every one with the installation's partition count, keyed with murmur2, s
 assignor gives one worker the same partition of each: they are co-partitioned):
 
 - ``orders.v1`` (key: order id): the orders' events;
-- ``stock.decisions.v1`` (key: SKU): a forwarding agent sends the Decisions on the order
-  book's reservations (event ids ``ob|...``) to ``{app id}-order-decisions``, keyed by
-  order id, so each comes back to its order's partition. (Faust's ``group_by`` does the
-  same through a topic it names itself; an explicit topic keeps the name and the
-  partition count under our control, and the forwarding is a plain at-least-once copy.)
-- one agent reads both ``orders.v1`` and the forwarded decisions: one stream, so one
+- ``{app id}-order-decisions`` (key: order id): the ledger sends each Decision on the order
+  book's reservations (event ids ``ob|...``) there as well as to ``stock.decisions.v1``,
+  in the same batch of outputs (:class:`streams.worker.agent.LedgerStep`), so each comes
+  back to its order's partition. (A forwarding agent reading every Decision of
+  ``stock.decisions.v1`` did the same at the cost of Faust's per-message path for each.)
+- one agent reads both ``orders.v1`` and the ledger's replies: one stream, so one
   order's inputs are applied one at a time, in the order they arrive;
 - the ``orders`` table (key: order id; also ``customer|{ref}``: the customer's book,
   owned per order partition - a customer whose orders fall on two partitions has two
@@ -131,7 +131,7 @@ class _Handle:
 
 
 class OrderBook:
-    """The order agent, its table, the decisions' forwarding and the timer, in ``app``."""
+    """The order agent, its table and the timer, in ``app``."""
 
     def __init__(
         self,
@@ -159,7 +159,6 @@ class OrderBook:
             "value_serializer": "raw",
         }
         self.replies_name = replies_topic(settings).name
-        self.decisions = app.topic(STOCK_DECISIONS.name, **raw)
         self.replies = app.topic(
             self.replies_name,
             partitions=settings.partitions,
@@ -202,7 +201,7 @@ class OrderBook:
     # -- a batch of inputs --------------------------------------------------------------
 
     async def process(self, events: Sequence[Any]) -> None:
-        """Apply a batch of inputs of ``orders.v1`` and of the forwarded decisions, in
+        """Apply a batch of inputs of ``orders.v1`` and of the ledger's replies, in
         arrival order; then every touched state, with its outbox (all its outputs of the
         batch), is acknowledged by Kafka; then the outputs are sent and acknowledged."""
         async with self.lock:
@@ -441,23 +440,6 @@ class OrderBook:
     def _register(self) -> None:
         app = self.app
 
-        @app.agent(self.decisions, name="order-decisions")
-        async def forward(stream: faust.StreamT[Any]) -> None:
-            """Decisions on the order book's reservations, to their order's partition."""
-            async for event in stream.events():
-                value = event.message.value
-                if not value or b"ob|" not in value:  # cheap filter before decoding
-                    continue
-                try:
-                    decision = self.codec.decode_as(DECISION_SCHEMA, value)
-                except CodecError as exc:
-                    if exc.reason == "registry_unavailable":
-                        raise
-                    continue  # the ledger's own output: the sink dead-letters what is bad
-                order_id = order_id_of_decision(decision)
-                if order_id is not None:
-                    await self.sender.send([(self.replies_name, None, order_id.encode(), value)])
-
         @app.agent(self.inputs, name="orders")
         async def orders(stream: faust.StreamT[Any]) -> None:
             ready = await asyncio.get_running_loop().run_in_executor(
@@ -516,13 +498,13 @@ def _customer_key(state: OrderBookState | None, record: Mapping[str, Any] | None
 
 
 def replies_topic(settings: Settings) -> TopicSpec:
-    """The forwarded decisions' topic of this app (created before the worker joins its
-    group: Faust's assignor ignores a topic missing at the rebalance)."""
+    """The ledger's replies to the order book, written by the ledger step (created before
+    the worker joins its group: Faust's assignor ignores a topic missing at the rebalance)."""
     return TopicSpec(
         name=f"{settings.app_id}-order-decisions",
         key="order id",
         value_schema=STOCK_DECISIONS.value_schema,
         cleanup_policy="delete",
-        writer=Writer.ORDER_BOOK,
+        writer=Writer.LEDGER,
         doc="The ledger's Decisions on the order book's reservations, keyed by order id.",
     )

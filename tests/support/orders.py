@@ -538,11 +538,10 @@ def fmt_breaches(check: BookCheck) -> str:
 
 
 # the topics an order-book worker's group reads: committed at their end before a new group
-# starts (the levels view reads stock.levels.v1 whole, outside the group)
+# starts (the levels view reads stock.levels.v1 whole, outside the group; the ledger's
+# replies topic is the app's own, new with the group)
 def input_specs() -> tuple[Any, ...]:
-    from streams.kernel.topics import STOCK_DECISIONS
-
-    return (STOCK_EVENTS, ORDERS, STOCK_DECISIONS)
+    return (STOCK_EVENTS, ORDERS)
 
 
 def wait_counted(stock: Any, sc: Scenario, *, timeout: float = 120) -> None:

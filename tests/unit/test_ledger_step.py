@@ -12,7 +12,7 @@ import pytest
 
 from schemas.codec import Codec, CodecError, single_object_codec
 from schemas.events import stock_event
-from streams.kernel.topics import STOCK_DEADLETTER, STOCK_EVENTS, STOCK_MOVEMENTS
+from streams.kernel.topics import STOCK_DEADLETTER, STOCK_DECISIONS, STOCK_EVENTS, STOCK_MOVEMENTS
 from streams.ledger import DEFAULT_CONFIG, SkuState, apply, parse_config
 from streams.worker import agent
 from streams.worker.agent import LedgerStep
@@ -286,3 +286,27 @@ def test_a_kafka_redelivery_is_recognised_by_its_position_when_its_id_is_forgott
     assert _on_hand(table, "a") == 3
     assert asyncio.run(step.run(items[1:])).applied == 1
     assert _on_hand(table, "a") == 4
+
+
+def test_a_decision_on_an_order_book_reservation_is_also_sent_to_the_book_keyed_by_order() -> None:
+    """Given a SKU counted at 5 and a step told the order book's replies topic, when the
+    book's reservation (an ``ob|`` event of order o-1) and a shop's order (order s-1) are
+    decided, then both Decisions go to ``stock.decisions.v1`` keyed by SKU, and only the
+    book's goes to the replies topic too, keyed by its order id, with the same bytes."""
+    out = Outputs(CODEC)
+    step = LedgerStep(CODEC, DEFAULT_CONFIG, {}, out.send, replies="app-order-decisions")  # type: ignore[arg-type]
+    events = [
+        _event("c1", "stock_count", "a", 5),
+        _event("ob|o-1|1|l1", "order_placed", "a", 2, channel="web", order_id="o-1"),
+        _event("shop-1", "order_placed", "a", 1, channel="web", order_id="s-1"),
+    ]
+    items = [
+        (Msg(STOCK_EVENTS.name, 0, i, b"a", CODEC.encode(STOCK_EVENTS.value_schema, e)), e)
+        for i, e in enumerate(events)
+    ]
+    asyncio.run(step.run(items))
+    decided = [(k, v) for t, k, v in out.sent if t == STOCK_DECISIONS.name]
+    replies = [(k, v) for t, k, v in out.sent if t == "app-order-decisions"]
+    assert [k for k, _ in decided] == [b"a", b"a"]
+    assert replies == [(b"o-1", decided[0][1])]
+    assert CODEC.decode(replies[0][1])[1]["outcome"] == "accepted"
