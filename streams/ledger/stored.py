@@ -182,7 +182,11 @@ def _open_orders(state: Paged) -> list[Any]:
     """The orders part of the main record: [orders in no page, {order of a page: its lines
     now} for those changed since sealed, [[page number, bit i set when the page's i-th
     order is closed], ...], next page number]."""
-    orders, changed, live = state.orders, {}, []
+    orders = state.orders
+    if not state.order_pages:  # no page: every order is in the main record
+        return [orders, {}, [], state.order_pages_next]
+    changed: dict[str, dict[str, int]] = {}
+    live: list[list[int]] = []
     paged: set[str] = set()
     for number, content in state.order_pages.items():
         paged.update(content)
@@ -206,6 +210,8 @@ def _seal_orders(state: Paged, size: int) -> list[int]:
     if not 0 < size <= MAX_ORDERS_PAGE:
         raise ValueError(f"orders per page: 1 to {MAX_ORDERS_PAGE} (a closed-order bit mask)")
     pages, orders = state.order_pages, state.orders
+    if not pages and len(orders) < size:  # nothing to drop, too few orders to seal
+        return []
     for number, content in list(pages.items()):
         if 2 * sum(order_id in orders for order_id in content) < len(content):
             del pages[number]
@@ -270,15 +276,20 @@ def records(
             gone = range(stored[1] // stored[0], stored[2] // stored[0])
         else:
             done_lo, done_hi = stored[1] // size, stored[2] // size
+            if done_lo == lo and done_hi == hi:  # the usual write: no page sealed or dropped
+                continue
             fresh, gone = range(max(lo, done_hi), hi), range(done_lo, min(done_hi, lo))
         new.extend((page_key(key, kind, n), _page(state, kind, n, size)) for n in fresh)
         dead.extend((page_key(key, kind, n), None) for n in gone if n not in fresh)
     _seal_orders(state, orders_page)
-    written = set(_stored_order_pages(before))
+    # the pages ``before`` names; none when no page was ever sealed (``state`` is ``before``
+    # and what was applied since: its page numbering only grows)
+    written = set(_stored_order_pages(before)) if state.order_pages_next else set()
     for number, content in state.order_pages.items():
         if number not in written:
             new.append((page_key(key, ORDERS, number), _orders_page(content)))
-    dead.extend((page_key(key, ORDERS, n), None) for n in written if n not in state.order_pages)
+    if written:
+        dead.extend((page_key(key, ORDERS, n), None) for n in written if n not in state.order_pages)
     return [*new, (key, encode_main(state, ids_page, journal_page)), *dead]
 
 

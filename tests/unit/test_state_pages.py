@@ -214,6 +214,33 @@ def test_many_orders_placed_in_one_batch_are_sealed_in_pages_of_their_size() -> 
     assert back == state and len(back.orders) == 90 and "o10" not in back.orders
 
 
+def test_a_write_repeats_no_sealed_order_page_and_deletes_a_dropped_one() -> None:
+    """Given a SKU whose four orders are sealed in two pages of two, stored,
+    When it is written again unchanged, then after both orders of the first page are
+    cancelled,
+    Then the first write is its main record alone, the second its main record and the
+    first page's tombstone, and the state read back equals the state kept in memory."""
+    store: Store = {}
+    state, _ = apply(None, stock_event("receipt", SKU, "r", T0, qty=50, location="a"), CONFIG, T0)
+    for i in range(4):
+        ev = stock_event("order_placed", SKU, f"p{i}", T0, qty=1, order_id=f"o{i}")
+        state, _ = apply(state, ev, CONFIG, T0)
+    _write(store, state, **SMALL)
+    assert sorted(state.order_pages) == [0, 1]
+    again = records(state, store[KEY], **SMALL)
+    assert [key for key, _ in again] == [KEY]
+    for i in range(2):
+        ev = stock_event("order_cancelled", SKU, f"c{i}", T0, qty=0, order_id=f"o{i}")
+        state, _ = apply(state, ev, CONFIG, T0)
+    written = records(state, store[KEY], **SMALL)
+    assert [(key, value is None) for key, value in written] == [
+        (KEY, False),
+        (page_key(KEY, ord("o"), 0), True),
+    ]
+    _write(store, state, **SMALL)
+    assert SkuState.from_bytes(store[KEY], store.get) == state
+
+
 def test_a_state_whose_page_is_missing_does_not_load() -> None:
     """Given a stored state with sealed pages, When one page is missing, Then reading it
     raises StateFormatError naming the page (its SKU's events are dead-lettered, never
