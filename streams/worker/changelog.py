@@ -10,7 +10,8 @@ state never reached the changelog, and a restart would lose them.
 Here, for one batch: every changelog record is produced with the key and value Faust would
 send (raw bytes, to the partition of the event that changed the key), in one record batch
 per partition (:mod:`streams.worker.fastpath`); all acknowledgements are awaited, and only
-then are the values put in the store (without Faust sending them again) and the persisted
+then are the values put in the store (without Faust sending them again; with the RocksDB
+store as one write batch per partition, as Faust's recovery writes them) and the persisted
 changelog offsets recorded, as ``_on_changelog_sent`` does. Recovery reads these records
 like Faust's own: same topic, key, value and partition. A value of None is a tombstone (a
 state page that left its SKU's window, :mod:`streams.ledger.stored`): it is produced as a
@@ -29,6 +30,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
+
+from faust.stores.rocksdb import Store as RocksStore
+from rocksdict import WriteBatch
 
 from streams.worker.fastpath import Acked, Record
 
@@ -64,14 +68,20 @@ class AckedTableWriter:
         topic = self.table.changelog_topic.get_topic_name()
         acks = await self._send_all(topic, items)
         store = self.table.data
+        if isinstance(store, RocksStore) and store.use_rocksdict:
+            _write_batches(store, items)
+        else:
+            self._put_each(store, items)
+        for tp, offset in acks:
+            store.set_persisted_offset(tp, offset)
+
+    def _put_each(self, store: Any, items: Sequence[tuple[bytes, bytes | None, Any]]) -> None:
         for key, value, event in items:
             with self.as_current(event):  # a partitioned store writes to the event's partition
                 if value is not None:
                     store[key] = value  # the store itself: Table.on_key_set is not called
                 elif key in store:
                     del store[key]
-        for tp, offset in acks:
-            store.set_persisted_offset(tp, offset)
 
     async def _send_all(
         self, topic: str, items: Sequence[tuple[bytes, bytes | None, Any]]
@@ -102,3 +112,26 @@ class AckedTableWriter:
                 await asyncio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _write_batches(store: RocksStore, items: Sequence[tuple[bytes, bytes | None, Any]]) -> None:
+    """The values in ``store`` as one RocksDB write batch per partition, as Faust's recovery
+    writes changelog records (``Store.apply_changelog_batch``), instead of one put per
+    record under its event: the same keys and values in the same partition's database as
+    ``store[key] = value`` (``Store._set``, key index included) and a tombstone's delete;
+    within a partition in the order given."""
+    batches: dict[int, WriteBatch] = {}
+    index = store._key_index
+    for key, value, event in items:
+        partition = event.message.partition
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = WriteBatch(raw_mode=True)
+        name = store._encode_key(key)
+        if value is not None:
+            batch.put(name, store._encode_value(value))
+            index[name] = partition
+        else:
+            batch.delete(name)
+    for partition, batch in batches.items():
+        store._db_for_partition(partition).write(batch)
