@@ -61,17 +61,22 @@ class LevelLatencies:
     def take(
         self, since_ms: int, quiet: float = 1.5, limit: float = 60
     ) -> tuple[list[float], list[float]]:
-        """Latencies of the levels of events sent since ``since_ms``, once none has come for
-        ``quiet`` seconds (at most ``limit``): a worker that lags shows its lag here, and its
-        late levels never count in the next load."""
+        """Latencies of the levels of events sent since ``since_ms``, once some have come and
+        none for ``quiet`` seconds (at most ``limit``): a worker that lags shows its lag here
+        (one that paused longer than ``quiet`` before its first level of the load too), and
+        its late levels never count in the next load."""
         began = time.monotonic()
         count, changed = -1, time.monotonic()
-        while time.monotonic() - changed < quiet and time.monotonic() - began < limit:
-            if len(self.samples) != count:
-                count, changed = len(self.samples), time.monotonic()
+        while time.monotonic() - began < limit:
+            now = time.monotonic()
+            found = sum(1 for s in self.samples if s[0] >= since_ms)
+            if found != count:
+                count, changed = found, now
+            elif found and now - changed >= quiet:
+                break
             time.sleep(0.1)
-        mine = [s for s in self.samples if s[0] >= since_ms]
-        self.samples = []
+        taken, self.samples = self.samples, []
+        mine = [s for s in taken if s[0] >= since_ms]
         return [s[1] for s in mine], [s[2] for s in mine]
 
     def close(self) -> None:
