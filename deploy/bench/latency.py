@@ -67,9 +67,12 @@ class LevelLatencies:
         its late levels never count in the next load."""
         began = time.monotonic()
         count, changed = -1, time.monotonic()
+        found, scanned = 0, 0  # samples of this load among the first ``scanned``
         while time.monotonic() - began < limit:
             now = time.monotonic()
-            found = sum(1 for s in self.samples if s[0] >= since_ms)
+            arrived = len(self.samples)  # appended by the consumer's thread: scan only the new
+            found += sum(1 for s in self.samples[scanned:arrived] if s[0] >= since_ms)
+            scanned = arrived
             if found != count:
                 count, changed = found, now
             elif found and now - changed >= quiet:

@@ -288,8 +288,7 @@ def records(
     for number, content in state.order_pages.items():
         if number not in written:
             new.append((page_key(key, ORDERS, number), _orders_page(content)))
-    if written:
-        dead.extend((page_key(key, ORDERS, n), None) for n in written if n not in state.order_pages)
+    dead.extend((page_key(key, ORDERS, n), None) for n in written if n not in state.order_pages)
     return [*new, (key, encode_main(state, ids_page, journal_page)), *dead]
 
 
