@@ -176,7 +176,7 @@ class OrderBook:
             extra_topic_configs=dict(topic_config),
             options=dict(store_options or {}),
         )
-        self.view = LevelsView(settings, codec)
+        self.view = LevelsView(settings, codec, settings.worker_datadir / "levels-view")
         self.capacity = CapacityView(settings, codec)
         self.inflight = InFlight()
         self.levels = Network(
