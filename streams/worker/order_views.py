@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from schemas.codec import Codec, CodecError
 from schemas.times import now_ms
@@ -156,6 +156,9 @@ class LevelsView(WholeTopicView):
         self._db: Rdict | None = None
         self._batch: WriteBatch | None = None  # written by the thread after each read
         self._opening = threading.Lock()
+        self._unlogged = WriteOptions()
+        # rebuilt from the topic at every start anyway (a property; the stub says method)
+        self._unlogged.disable_wal = True  # type: ignore[method-assign,assignment]
 
     def start(self) -> None:
         self._open()
@@ -183,7 +186,7 @@ class LevelsView(WholeTopicView):
     def taken(self) -> None:
         batch, self._batch = self._batch, None
         if batch is not None:
-            self._open().write(batch)
+            self._open().write(batch, self._unlogged)
 
     def __call__(self, sku: str) -> Mapping[str, int]:
         db = self._db
