@@ -78,6 +78,7 @@ Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 # every (topic, partition or None, key, value) sent, returning once Kafka acknowledged all
 SendAll = Callable[[Sequence[tuple[str, int | None, bytes | None, bytes | None]]], Awaitable[Any]]
 Write = Callable[[Sequence[tuple[bytes, bytes | None, Any]]], Awaitable[None]]
+Read = Callable[[bytes, Any], bytes | None]  # (key, event handle) -> stored bytes or None
 
 
 class Message(Protocol):
@@ -166,8 +167,11 @@ class LedgerStep:
         write: Write | None = None,
         send_all: SendAll | None = None,
         replies: str | None = None,
+        read: Read | None = None,
     ) -> None:
-        """``write``: stores a batch's (key, bytes or None to delete, event handle) and
+        """``read``: a key's stored bytes in the partition of an event handle; without it,
+        ``table.get`` under the handle's context.
+        ``write``: stores a batch's (key, bytes or None to delete, event handle) and
         returns once they are durable; without it, ``table[key] = value`` (``del`` for None)
         under each event's context. A SKU's records are its main record and its state pages
         (:meth:`SkuState.records`), all under the event that touched it last.
@@ -186,6 +190,7 @@ class LedgerStep:
         self.write = write
         self.send_all = send_all
         self.replies = replies
+        self.read = read
         self._context: Callable[[Any], AbstractContextManager[Any]] | None = None
 
     async def run(
@@ -320,6 +325,13 @@ class LedgerStep:
         touched = result.touched.get(key)
         if touched is not None:
             return touched[0]
+        read = self.read
+        if read is not None:
+            stored = read(key, handle)
+            if key not in result.base:
+                result.base[key] = (stored, [])
+            pages = lambda name: read(name, handle)  # noqa: E731
+            return SkuState.from_bytes(stored, pages) if stored is not None else None
         with self._context(handle) if self._context else nullcontext():
             stored = self.table.get(key)
             if key not in result.base:

@@ -27,7 +27,7 @@ from streams.worker.access import protect
 from streams.worker.agent import LedgerStep
 from streams.worker.batching import EventBatcher
 from streams.worker.bundle_levels import BundleLevels
-from streams.worker.changelog import AckedTableWriter, ChangelogWriteError
+from streams.worker.changelog import AckedTableWriter, ChangelogWriteError, stored_reader
 from streams.worker.credentials import faust_broker_auth
 from streams.worker.fastpath import BatchSender
 from streams.worker.holds import HoldIndex
@@ -138,6 +138,7 @@ class Ledger:
             write=self.writer.write,
             send_all=self.sender.send,
             replies=replies_topic(settings).name,
+            read=stored_reader(self.table),
         )
         self._register()
         # the order book: its own agents and table in the same app (keys: order ids)

@@ -19,6 +19,12 @@ record without a value, as ``del table[key]`` would, and the key is then deleted
 store; Faust's recovery deletes the key on reading it, both stores alike. A partition's
 records keep their order (pages, then the main record, then tombstones).
 
+The ledger also reads its states back through here (:func:`stored_reader`): straight from
+the RocksDB database of the event's partition, as Faust's ``Store._get`` does under the
+current event, instead of through ``table.get``, whose layers (``Mapping.get``,
+``ManagedUserDict.__getitem__`` and its sensor call, ``SerializedStore.__contains__`` then
+``__getitem__``: two reads of the database) cost more than the read itself.
+
 ``tests/unit/test_changelog_writes.py`` pins the Faust version and the source of the methods
 replaced: a Faust upgrade must re-read them before it passes.
 """
@@ -29,7 +35,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, cast
 
 from faust.stores.rocksdb import Store as RocksStore
 from rocksdict import WriteBatch
@@ -135,3 +141,30 @@ def _write_batches(store: RocksStore, items: Sequence[tuple[bytes, bytes | None,
             batch.delete(name)
     for partition, batch in batches.items():
         store._db_for_partition(partition).write(batch)
+
+
+def stored_reader(table: Any) -> Callable[[bytes, Any], bytes | None] | None:
+    """``read(key, event)``: the value of ``key`` stored in the partition of ``event``, as
+    ``table.get(key)`` under that event returns it (key index included); None when the
+    table's store is not Faust's RocksDB store on rocksdict (then read through the table)."""
+    store = table.data
+    if not (isinstance(store, RocksStore) and store.use_rocksdict):
+        return None
+    return _reader(store)
+
+
+def _reader(store: RocksStore) -> Callable[[bytes, Any], bytes | None]:
+    index = store._key_index
+    encode_key, decode_value = store._encode_key, store._decode_value
+    db_for = store._db_for_partition
+
+    def read(key: bytes, event: Any) -> bytes | None:
+        name = encode_key(key)
+        partition = event.message.partition
+        value = db_for(partition).get(name)
+        if value is None:
+            return None
+        index[name] = partition
+        return cast(bytes, decode_value(value))
+
+    return read

@@ -30,6 +30,9 @@ REPLACED = {
     # what the RocksDB write batches do instead of a put per record, as recovery does
     RocksStore._set: "4227e561e288d941",
     RocksStore.apply_changelog_batch: "ea3344d369fc4ab5",
+    # what the ledger's direct state reads do instead of table.get under the event
+    RocksStore._get: "7ae8dfd6d7754a59",
+    ManagedUserDict.__getitem__: "9fb8a44e8d5e9994",
 }
 
 
@@ -180,6 +183,9 @@ class Partitions:
     def _encode_value(self, value: bytes) -> bytes:
         return value
 
+    def _decode_value(self, value: bytes) -> bytes:
+        return value
+
     def contents(self) -> dict[int, dict[bytes, bytes]]:
         return {n: dict(db.items()) for n, db in sorted(self.dbs.items())}
 
@@ -220,4 +226,29 @@ def test_write_batches_leave_each_partition_as_one_put_or_delete_per_record_does
     )
     assert batched._key_index == {b"a\xffi0": 0, b"b\xffi0": 1, b"a\xffi1": 0, b"a": 0, b"b": 1}
     for db in (*batched.dbs.values(), *each.dbs.values()):
+        db.close()
+
+
+def test_a_state_is_read_back_from_the_partition_of_its_event(tmp_path: Any) -> None:
+    """Given states written as write batches over two partitions, when the ledger's reader
+    reads each key under an event of its partition, then it gets the stored bytes and the
+    key index names that partition; under an event of the other partition, or for a key
+    never written or deleted, it gets None, as Faust's Store._get does."""
+    store = Partitions(tmp_path / "store")
+    changelog._write_batches(  # type: ignore[arg-type]
+        store,
+        [
+            (b"a", b"main-a", Event(Msg(0))),
+            (b"b", b"main-b", Event(Msg(1))),
+            (b"b\xffi0", b"page", Event(Msg(1))),
+            (b"b\xffi0", None, Event(Msg(1))),
+        ],
+    )
+    store._key_index.clear()
+    read = changelog._reader(store)  # type: ignore[arg-type]
+    assert read(b"a", Event(Msg(0))) == b"main-a" and read(b"b", Event(Msg(1))) == b"main-b"
+    assert store._key_index == {b"a": 0, b"b": 1}
+    assert read(b"a", Event(Msg(1))) is None and read(b"c", Event(Msg(0))) is None
+    assert read(b"b\xffi0", Event(Msg(1))) is None
+    for db in store.dbs.values():
         db.close()
