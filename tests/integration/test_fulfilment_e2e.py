@@ -67,7 +67,9 @@ T = TypeVar("T")
 N = int(os.environ.get("STOCKFLOW_FULFIL_ORDERS", "200"))
 RUN = uuid.uuid4().hex[:8]
 CODEC = single_object_codec()
-PARIS, LYON = "paris-wh", "lyon-wh"
+# locations of this run's own: orders other tests left allocated at a shared location would
+# share its waves, and a wave is picked whole
+PARIS, LYON = f"paris-{RUN}", f"lyon-{RUN}"
 SKUS = {PARIS: [f"fp{k}-{RUN}" for k in range(3)], LYON: [f"fl{k}-{RUN}" for k in range(3)]}
 STOCK = 10 * N  # units of each SKU at its location
 CHANNELS = ("shopify", "woocommerce", "api")
@@ -231,7 +233,8 @@ def _orders(out: Outside) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def worker(local_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with book_worker(local_stack, f"e2e-{RUN}", tmp_path_factory.mktemp("e2e")) as proc:
+    folder = tmp_path_factory.mktemp("e2e")
+    with book_worker(local_stack, f"e2e-{RUN}", folder, locations=(PARIS, LYON)) as proc:
         yield proc
 
 
@@ -248,8 +251,8 @@ def _post(url: str, body: Any, token: str) -> tuple[int, Any]:
 def test_allocated_orders_are_waved_picked_shipped_confirmed_and_delivered(
     local_stack: Settings, worker: WorkerProcess
 ) -> None:
-    """Given N orders (shopify, woocommerce, api) allocated by the order book at paris-wh and
-    lyon-wh, and Chronopost down (every call 500) until a few parcels passed it over
+    """Given N orders (shopify, woocommerce, api) allocated by the order book at a Paris and
+    a Lyon warehouse, and Chronopost down (every call 500) until a few parcels passed it over
     When the wave service plans waves and a picker confirms every line through the pick API,
     two lines short by one unit, the missing units being routed again, waved and picked,
     and the shipping service labels and ships what is picked (Chronopost back once Paris's

@@ -163,11 +163,12 @@ def scenario(
     return Scenario(run, names, stock, records)
 
 
-def ledger_yaml(path: Path, extra: str = "") -> Path:
-    """A ledger configuration with the three locations (``extra``: more YAML, such as an
-    ``orders:`` section), written to ``path``."""
-    lines = ["default_location: paris-wh", "locations:"]
-    lines += [f"  - name: {name}" for name in LOCATIONS]
+def ledger_yaml(path: Path, extra: str = "", locations: Iterable[str] = LOCATIONS) -> Path:
+    """A ledger configuration with ``locations`` (the first one the default; ``extra``: more
+    YAML, such as an ``orders:`` section), written to ``path``."""
+    names = list(locations)
+    lines = [f"default_location: {names[0]}", "locations:"]
+    lines += [f"  - name: {name}" for name in names]
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
 
@@ -600,11 +601,13 @@ def final_states(
 
 
 @contextmanager
-def book_worker(settings: Settings, app_id: str, folder: Path) -> Iterator[WorkerProcess]:
-    """One worker (ledger and order book) of a new group ``app_id`` with the three locations,
-    committed at the end of every topic it reads; stopped on exit."""
+def book_worker(
+    settings: Settings, app_id: str, folder: Path, locations: Iterable[str] = LOCATIONS
+) -> Iterator[WorkerProcess]:
+    """One worker (ledger and order book) of a new group ``app_id`` with ``locations`` (the
+    three by default), committed at the end of every topic it reads; stopped on exit."""
     group_to_end(settings, app_id, input_specs())
-    config = ledger_yaml(folder / "ledger.yaml")
+    config = ledger_yaml(folder / "ledger.yaml", locations=locations)
     proc = WorkerProcess(
         app_id, free_port(), settings.state_dir / "logs", STOCKFLOW_CONFIG=str(config)
     )
