@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -143,12 +144,34 @@ class ChildProcess:
         return self.proc.returncode
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 10_000  # the lowest port handed out below the ephemeral range
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on now (other stacks and benches share the host)."""
-    with socket.socket() as probe:
+    """A loopback TCP port nobody uses now (other stacks and benches share the host), below
+    the kernel's ephemeral range: a port from that range, left free while its process
+    restarts, can meanwhile become the local end of any outgoing connection, and the
+    restarted process then cannot listen on it."""
+    below = range(LISTEN_PORTS_FROM, max(_ephemeral_low(), LISTEN_PORTS_FROM + 1))
+    for port in random.sample(below, min(200, len(below))):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # that range is taken: any port the kernel gives
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        found: int = probe.getsockname()[1]
+        return found
 
 
 def http_json(
