@@ -417,6 +417,7 @@ class BookCheck:
     multi_location: int = 0  # allocated orders shipped from more than one location
     retried: int = 0  # orders that needed more than one plan (a line refused: compensation)
     servable: int = 0  # exceptions whose every line the stock left at the end could serve
+    trails: list[str] = field(default_factory=list)  # what a breached order went through
 
     def breaches(self) -> dict[str, list[str]]:
         names = (
@@ -535,7 +536,32 @@ def check_book(
 
 
 def fmt_breaches(check: BookCheck) -> str:
-    return "; ".join(f"{k}: {v}" for k, v in check.breaches().items())
+    return "; ".join(f"{k}: {v}" for k, v in check.breaches().items()) + "".join(
+        f"\n  {t}" for t in check.trails
+    )
+
+
+TRAILS = 3  # breached orders whose movements and transitions a failure prints
+
+
+def _trails(
+    check: BookCheck,
+    movements: list[tuple[int, dict[str, Any]]],
+    history: Mapping[str, list[tuple[str | None, str]]],
+) -> list[str]:
+    """For the first breached orders: each movement the ledger made for the order (event id,
+    SKU at location, reserved delta, partition) and the order's transitions as followed."""
+    breached = [f.split(": ", 1)[0] for f in (*check.doubled, *check.half, *check.leaked)]
+    out = []
+    for oid in list(dict.fromkeys(breached))[:TRAILS]:
+        moves = [
+            f"{m['event_id']} {m['sku']}@{m['location']} {m['delta_reserved']:+d} (p{p})"
+            for p, m in movements
+            if order_of(m["event_id"]) == oid
+        ]
+        steps = " > ".join(to for _, to in history.get(oid, []))
+        out.append(f"{oid}: movements [{'; '.join(moves)}]; transitions {steps}")
+    return out
 
 
 # the topics an order-book worker's group reads: committed at their end before a new group
@@ -578,7 +604,9 @@ def settled_check(
     )
     holdings = ledger_holdings(m for _, m in movements)
     views = {sku: stock(sku) for sku in sc.skus}
-    return check_book(sc, follower.snapshot(), holdings, views)
+    check = check_book(sc, follower.snapshot(), holdings, views)
+    check.trails = _trails(check, movements, follower.history)
+    return check
 
 
 def final_states(
