@@ -52,6 +52,15 @@ above (the seek race a per-batch drain once stalled on: the rest of a batch fetc
 a restarted worker's seek moved the read offsets past the rewound records, which were then
 dropped and never acknowledged).
 
+**A held commit reads again.** Once in a while, after partitions moved between workers,
+one offset at the committed position is never acknowledged while the events after it are
+processed and acknowledged (seen on a worker given back, after a rebalance of three seconds,
+the partition it had just held, with a batch cut at the seek): the commit then holds there
+for good, whatever the agent does. A commit held ``HELD_REREAD_S`` seconds so is logged and
+the partition read again from the committed offset, its acknowledgements forgotten (the
+ledger skips what it applied by each SKU's input position; the order book drops events it
+has seen), so the missing offset is delivered again and the commit moves on.
+
 ``tests/unit/test_ledger_consumer.py`` pins the Faust version and the source of the methods
 this relies on or replaces: a Faust upgrade must re-read them before it passes.
 """
@@ -60,6 +69,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -70,6 +80,7 @@ from faust.types import TP, Message
 log = logging.getLogger("stockflow.ledger")
 
 FAUST_VERSION = "0.15.3"
+HELD_REREAD_S = 30.0  # a commit held this long by one unacknowledged offset: read again
 
 
 class SeekSafeConsumer(Consumer):
@@ -80,6 +91,9 @@ class SeekSafeConsumer(Consumer):
         super().__init__(*args, **kwargs)
         self._seeks = 0  # +1 when a seek starts, +1 when it ends
         self._first_fetched: dict[TP, int] = {}  # per partition, the lowest offset fetched
+        self._held_since: dict[TP, float] = {}  # commits held by an unacknowledged offset
+        self._rereads: set[asyncio.Task[None]] = set()
+        self.clock = time.monotonic
 
     async def _wait_next_records(
         self,
@@ -156,10 +170,45 @@ class SeekSafeConsumer(Consumer):
             gap = self._gap[tp]
             if gap:
                 lowest = min(lowest, gap.begin())
-            if lowest > committed:
-                return None  # the offset at the committed position is not acknowledged
+            if lowest > committed:  # the offset at the committed position is not acknowledged
+                self._held(tp, committed)
+                return None
+        self._held_since.pop(tp, None)
         result: int | None = super()._new_offset(tp)
         return result
+
+    def _held(self, tp: TP, committed: int) -> None:
+        now = self.clock()
+        since = self._held_since.setdefault(tp, now)
+        if now - since < HELD_REREAD_S or not self.flow_active or self._seeks % 2:
+            return
+        del self._held_since[tp]
+        log.warning(
+            "the commit of %s held %.0f s at offset %d, never acknowledged while later ones "
+            "were: reading again from it",
+            tp,
+            now - since,
+            committed,
+        )
+        task = asyncio.ensure_future(self._reread(tp, committed))
+        self._rereads.add(task)
+        task.add_done_callback(self._rereads.discard)
+
+    async def _reread(self, tp: TP, committed: int) -> None:
+        """Forget ``tp``'s acknowledgements and read it again from ``committed``; counted
+        as a seek, so a batch in delivery is cut (and read again from the committed
+        offsets)."""
+        self._seeks += 1
+        try:
+            self._acked.pop(tp, None)
+            self._acked_index.pop(tp, None)
+            self._gap.pop(tp, None)
+            if tp in self.assignment():
+                await self.seek(tp, committed)
+        except Exception as exc:  # the next held commit tries again
+            log.warning("reading %s again failed (%r)", tp, exc)
+        finally:
+            self._seeks += 1
 
     async def _drain_messages(self, fetcher: Any) -> None:
         # Faust's loop (faust/transport/consumer.py, Consumer._drain_messages) with the

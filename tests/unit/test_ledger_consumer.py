@@ -15,7 +15,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
-from streams.worker.consumer import FAUST_VERSION, SeekSafeConsumer
+from streams.worker.consumer import FAUST_VERSION, HELD_REREAD_S, SeekSafeConsumer
 from streams.worker.producer import LedgerApp
 
 TOPIC = "stock.events.v1"
@@ -287,3 +287,49 @@ def test_the_worker_s_consumer_drains_per_fetched_batch() -> None:
     """Given the ledger's app, when its consumer class is looked at, then its drain loop is
     the batch-wise one, not Faust's per-message loop."""
     assert SeekSafeConsumer._drain_messages is not Consumer._drain_messages
+
+
+def test_a_commit_held_by_an_offset_never_acknowledged_reads_the_partition_again() -> None:
+    """Given a consumer whose partition is committed at offset 100, with 101 and 102
+    acknowledged and 100 never,
+    when the commit has been held HELD_REREAD_S seconds,
+    then the partition is sought back to 100 with its acknowledgements forgotten, and once
+    100, 101 and 102 are processed again the commit moves to 103."""
+
+    async def main() -> tuple[list[int], int | None, int | None]:
+        app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
+        app.topic(TOPIC, key_type=bytes, value_type=bytes)
+        app.topics._acking_topics.add(TOPIC)
+        consumer = app.consumer
+        consumer._thread.thread_loop.close()
+        tp = TP(TOPIC, 0)
+        consumer._committed_offset[tp] = COMMITTED
+        consumer.flow_active = True
+        consumer.assignment = lambda: {tp}
+        now = [1000.0]
+        consumer.clock = lambda: now[0]
+        sought: list[int] = []
+
+        async def seek(tp_: TP, offset: int) -> None:
+            sought.append(offset)
+
+        consumer._seek = seek
+
+        def message(offset: int) -> faust.types.Message:
+            return faust.types.Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
+
+        for offset in (101, 102):
+            consumer.ack(message(offset))
+        assert consumer._new_offset(tp) is None
+        now[0] += HELD_REREAD_S - 1
+        assert consumer._new_offset(tp) is None
+        await asyncio.sleep(0)
+        held = list(sought)
+        now[0] += 2
+        late = consumer._new_offset(tp)
+        await asyncio.sleep(0.01)
+        for offset in (COMMITTED, 101, 102):
+            consumer.ack(message(offset))
+        return held + sought, late, consumer._new_offset(tp)
+
+    assert asyncio.run(main()) == ([COMMITTED], None, 103)
