@@ -4,6 +4,7 @@ lands while a fetched batch is being delivered (streams/worker/consumer.py)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 from types import SimpleNamespace
@@ -191,6 +192,23 @@ def test_a_seek_during_the_delivery_of_a_batch_loses_nothing_where_nothing_was_c
     assert commits and commits[-1] == 120
 
 
+def _committed_at(offset: int) -> tuple[Any, TP]:
+    """A ledger app's consumer (in the running loop, its thread never started) whose input
+    partition is committed at ``offset``."""
+    app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
+    app.topic(TOPIC, key_type=bytes, value_type=bytes)
+    app.topics._acking_topics.add(TOPIC)
+    consumer = app.consumer
+    consumer._thread.thread_loop.close()
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = offset
+    return consumer, tp
+
+
+def _message(tp: TP, offset: int) -> faust.types.Message:
+    return faust.types.Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
+
+
 def test_an_unacknowledged_event_at_the_committed_offset_holds_the_commit() -> None:
     """Given a consumer whose partition is committed at offset 100,
     when events 101 and 102 are acknowledged but 100 is not,
@@ -198,16 +216,8 @@ def test_an_unacknowledged_event_at_the_committed_offset_holds_the_commit() -> N
     through), and once 100 is acknowledged the commit moves to 103."""
 
     async def main() -> tuple[int | None, int | None]:
-        app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
-        app.topic(TOPIC, key_type=bytes, value_type=bytes)
-        app.topics._acking_topics.add(TOPIC)
-        consumer = app.consumer
-        consumer._thread.thread_loop.close()
-        tp = TP(TOPIC, 0)
-        consumer._committed_offset[tp] = COMMITTED
-
-        def message(offset: int) -> faust.types.Message:
-            return faust.types.Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
+        consumer, tp = _committed_at(COMMITTED)
+        message = functools.partial(_message, tp)
 
         for offset in (101, 102):
             consumer.ack(message(offset))
@@ -297,13 +307,8 @@ def test_a_commit_held_by_an_offset_never_acknowledged_reads_the_partition_again
     100, 101 and 102 are processed again the commit moves to 103."""
 
     async def main() -> tuple[list[int], int | None, int | None]:
-        app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
-        app.topic(TOPIC, key_type=bytes, value_type=bytes)
-        app.topics._acking_topics.add(TOPIC)
-        consumer = app.consumer
-        consumer._thread.thread_loop.close()
-        tp = TP(TOPIC, 0)
-        consumer._committed_offset[tp] = COMMITTED
+        consumer, tp = _committed_at(COMMITTED)
+        message = functools.partial(_message, tp)
         consumer.flow_active = True
         consumer.assignment = lambda: {tp}
         now = [1000.0]
@@ -314,9 +319,6 @@ def test_a_commit_held_by_an_offset_never_acknowledged_reads_the_partition_again
             sought.append(offset)
 
         consumer._seek = seek
-
-        def message(offset: int) -> faust.types.Message:
-            return faust.types.Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
 
         for offset in (101, 102):
             consumer.ack(message(offset))
