@@ -113,6 +113,7 @@ class SeekSafeConsumer(Consumer):
             # events already handed to the streams are dropped from their channels when the
             # flow resumes after this seek, whether their batch was cut or not
             await self._seek_uncommitted()
+            self._held_since.clear()  # read again from the committed offsets: a new start
         finally:
             self._seeks += 1
 
