@@ -160,11 +160,10 @@ class LevelsView(WholeTopicView):
         # rebuilt from the topic at every start anyway (a property; the stub says method)
         self._unlogged.disable_wal = True  # type: ignore[method-assign,assignment]
 
-    def start(self) -> None:
-        self._open()
-        super().start()
-
     def _open(self) -> Rdict:
+        """Empties the folder and opens the database, at the first batch read: in the view's
+        thread, never on the caller of ``start`` (the worker's event loop), which a big
+        folder left by the last run would hold for as long."""
         with self._opening:
             if self._db is None:
                 shutil.rmtree(self.directory, ignore_errors=True)

@@ -67,3 +67,16 @@ def test_past_its_limit_the_view_forgets_what_it_decoded_not_what_it_stored(
     assert view("A") == {"p": 0} and view("B") == {"p": 1}
     assert view("C") == {"p": 2} and set(view.levels) == {"C"}
     assert view("A") == {"p": 0}
+
+
+def test_starting_the_view_leaves_the_last_run_s_folder_to_the_view_s_thread(
+    tmp_path: Path,
+) -> None:
+    """Given a folder left by the last run, when the view is started (its thread doing
+    nothing here), then the caller returns without having emptied it."""
+    (tmp_path / "view").mkdir()
+    (tmp_path / "view" / "left-over").write_text("a previous run's")
+    view = LevelsView(Settings(), single_object_codec(), tmp_path / "view")
+    view._run = lambda: None  # type: ignore[method-assign]
+    view.start()
+    assert (tmp_path / "view" / "left-over").exists()
