@@ -26,6 +26,7 @@ from streams.kernel.topics import STOCK_EVENTS, STOCK_LEVELS
 
 SUSTAINED_P99_MS = 1_000  # above it (or offered < 95 % of the rate) a load is "not sustained"
 TARGET_P99_MS = 25  # at 2,000 events/s offered
+LEVELS_VIEW_READY = "levels view ready"  # logged once the worker read stock.levels.v1 whole
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -113,6 +114,10 @@ def run_latency(
     )
     worker.start()
     worker.wait_ready(120)
+    # the steady state: a worker's order book first reads the whole levels topic (millions
+    # of records after the million-SKU part), and that start-up competes with the ledger
+    caught_up = worker.wait_until(lambda: LEVELS_VIEW_READY in worker.logged(), 600)
+    progress(f"latency: the worker's levels view read the topic in {caught_up:.0f} s")
     levels = LevelLatencies(settings, codec, workload.prefix)
     p = Producer(producer_config(settings, **{"linger.ms": 1}))
     rows = []

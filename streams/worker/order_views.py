@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -69,10 +70,17 @@ class WholeTopicView:
     def taken(self) -> None:
         """Called after each batch of records read (in the view's thread)."""
 
-    def _set_ready(self) -> None:
+    def _set_ready(self, records: int, began: float) -> None:
         if not self.ready.is_set():
             self.ready.set()
             self.on_ready()
+            log.info(
+                "%s view ready: %s read to its end (%d records in %.1f s); following it",
+                self.name,
+                self.spec.name,
+                records,
+                time.monotonic() - began,
+            )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -110,10 +118,13 @@ class WholeTopicView:
                 tp.offset, ends[tp.partition] = int(low), int(high)
             consumer.assign(parts)
             position = {tp.partition: tp.offset for tp in parts}
+            began, records = time.monotonic(), 0
             if all(position[p] >= ends[p] for p in ends):
-                self._set_ready()
+                self._set_ready(records, began)
             while not self._stop.is_set():
-                for msg in consumer.consume(500, self.wait_s):
+                batch = consumer.consume(500, self.wait_s)
+                records += len(batch)
+                for msg in batch:
                     if msg.error():
                         raise KafkaException(msg.error())
                     position[msg.partition() or 0] = (msg.offset() or 0) + 1
@@ -123,7 +134,7 @@ class WholeTopicView:
                     self.take(msg.key(), value)
                 self.taken()
                 if not self.ready.is_set() and all(position[p] >= ends[p] for p in ends):
-                    self._set_ready()
+                    self._set_ready(records, began)
         finally:
             consumer.close()
 
