@@ -61,6 +61,15 @@ the partition read again from the committed offset, its acknowledgements forgott
 ledger skips what it applied by each SKU's input position; the order book drops events it
 has seen), so the missing offset is delivered again and the commit moves on.
 
+**Fetches gather records.** Faust leaves aiokafka's ``fetch_min_bytes`` at 1: under a
+light load each fetch answers with a record or two, and each request and answer is encoded
+and decoded in Python for every partition the worker holds, in the consumer's thread, which
+takes the interpreter from the ledger. A fetch here waits for 32 KiB or 5 ms, whichever
+comes first: at 500 events/s the worker's CPU went from 86 % to 66 % of a core, and at
+2,000 events/s the p99 from produce to level from 226-266 ms to 136-155 ms; a heavy load
+fills 32 KiB at once. aiokafka reads both values from the consumer when it starts
+(``AIOKafkaConsumer.start``), after Faust built it.
+
 ``tests/unit/test_ledger_consumer.py`` pins the Faust version and the source of the methods
 this relies on or replaces: a Faust upgrade must re-read them before it passes.
 """
@@ -74,13 +83,30 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
-from faust.transport.drivers.aiokafka import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, Message
 
 log = logging.getLogger("stockflow.ledger")
 
 FAUST_VERSION = "0.15.3"
 HELD_REREAD_S = 30.0  # a commit held this long by one unacknowledged offset: read again
+
+
+# A fetch answers once this much is there or after this long (aiokafka's defaults, which
+# Faust keeps: 1 byte, so a fetch per few records under a light load)
+FETCH_MIN_BYTES = 32 * 1024
+FETCH_MAX_WAIT_MS = 5
+
+
+class _GatheringFetchThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread, whose aiokafka consumer fetches at least ``FETCH_MIN_BYTES``
+    or waits ``FETCH_MAX_WAIT_MS``: see the module's docstring."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
 
 
 class SeekSafeConsumer(Consumer):
@@ -94,6 +120,9 @@ class SeekSafeConsumer(Consumer):
         self._held_since: dict[TP, float] = {}  # commits held by an unacknowledged offset
         self._rereads: set[asyncio.Task[None]] = set()
         self.clock = time.monotonic
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _GatheringFetchThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(
         self,

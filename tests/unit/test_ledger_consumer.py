@@ -12,11 +12,20 @@ from typing import Any
 
 import faust
 import pytest
+from aiokafka import AIOKafkaConsumer
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaThreadedConsumer
 from faust.types import TP
 
-from streams.worker.consumer import FAUST_VERSION, HELD_REREAD_S, SeekSafeConsumer
+from streams.worker.consumer import (
+    FAUST_VERSION,
+    FETCH_MAX_WAIT_MS,
+    FETCH_MIN_BYTES,
+    HELD_REREAD_S,
+    SeekSafeConsumer,
+)
 from streams.worker.producer import LedgerApp
 
 TOPIC = "stock.events.v1"
@@ -30,6 +39,9 @@ READ = {
     Consumer._add_gap: "4df2573ded7c1c2c",
     Consumer._drain_messages: "44a2500309e83c63",
     Recovery._resume_streams: "d986a6710c1aca98",
+    AIOKafkaConsumerThread._create_worker_consumer: "c2701bfc3e6f6cad",
+    AIOKafkaThreadedConsumer._new_consumer_thread: "0870ec53dea75083",
+    AIOKafkaConsumer.start: "2f1ba70443327538",  # reads _fetch_min_bytes, _fetch_max_wait_ms
 }
 
 
@@ -335,3 +347,21 @@ def test_a_commit_held_by_an_offset_never_acknowledged_reads_the_partition_again
         return held + sought, late, consumer._new_offset(tp)
 
     assert asyncio.run(main()) == ([COMMITTED], None, 103)
+
+
+def test_the_worker_s_fetches_gather_records_instead_of_answering_per_record() -> None:
+    """Given the ledger's app, when its consumer builds its aiokafka consumer, then fetches
+    wait for 32 KiB or 5 ms (aiokafka's default answers as soon as one byte is there)."""
+
+    async def main() -> Any:
+        app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
+        thread = app.consumer._new_consumer_thread()
+        built = thread._create_worker_consumer(app.transport)
+        fetch = (built._fetch_min_bytes, built._fetch_max_wait_ms)
+        await built.stop()
+        thread.thread_loop.close()
+        app.consumer._thread.thread_loop.close()
+        return fetch
+
+    assert (FETCH_MIN_BYTES, FETCH_MAX_WAIT_MS) == (32 * 1024, 5)
+    assert asyncio.run(main()) == (FETCH_MIN_BYTES, FETCH_MAX_WAIT_MS)
