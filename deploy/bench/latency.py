@@ -23,10 +23,11 @@ from schemas.codec import Codec
 from streams.kernel.kafka_config import producer_config
 from streams.kernel.settings import Settings
 from streams.kernel.topics import STOCK_EVENTS, STOCK_LEVELS
+from streams.worker.order_views import VIEW_READY
 
 SUSTAINED_P99_MS = 1_000  # above it (or offered < 95 % of the rate) a load is "not sustained"
 TARGET_P99_MS = 25  # at 2,000 events/s offered
-LEVELS_VIEW_READY = "levels view ready"  # logged once the worker read stock.levels.v1 whole
+LEVELS_VIEW_READY = f"levels {VIEW_READY}"  # logged once the worker read stock.levels.v1 whole
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -65,10 +65,10 @@ has seen), so the missing offset is delivered again and the commit moves on.
 light load each fetch answers with a record or two, and each request and answer is encoded
 and decoded in Python for every partition the worker holds, in the consumer's thread, which
 takes the interpreter from the ledger. A fetch here waits for 32 KiB or 5 ms, whichever
-comes first: at 500 events/s the worker's CPU went from 86 % to 66 % of a core, and at
-2,000 events/s the p99 from produce to level from 226-266 ms to 136-155 ms; a heavy load
-fills 32 KiB at once. aiokafka reads both values from the consumer when it starts
-(``AIOKafkaConsumer.start``), after Faust built it.
+comes first: at 500 events/s the worker's CPU went from 86 % to 66 % of a core (hand
+runs; the README gives the latency figures); a heavy load fills 32 KiB at once. aiokafka
+reads both values from the consumer when it starts (``AIOKafkaConsumer.start``), after
+Faust built it.
 
 ``tests/unit/test_ledger_consumer.py`` pins the Faust version and the source of the methods
 this relies on or replaces: a Faust upgrade must re-read them before it passes.
@@ -92,8 +92,8 @@ FAUST_VERSION = "0.15.3"
 HELD_REREAD_S = 30.0  # a commit held this long by one unacknowledged offset: read again
 
 
-# A fetch answers once this much is there or after this long (aiokafka's defaults, which
-# Faust keeps: 1 byte, so a fetch per few records under a light load)
+# A fetch answers once this much is there or after this long (Faust leaves the first at
+# aiokafka's 1 byte, so a fetch per few records under a light load, and sets 1.5 s)
 FETCH_MIN_BYTES = 32 * 1024
 FETCH_MAX_WAIT_MS = 5
 

@@ -34,6 +34,8 @@ log = logging.getLogger("stockflow.orders")
 
 DAY_MS = 86_400_000
 VIEW_WRITE_BUFFER = 8 * 1024 * 1024  # the levels view's RocksDB memtable
+VIEW_READY = "view ready"  # logged, after the view's name, once it read its topic to its end
+
 # an order counts against a location's daily capacity from its first allocation on
 ALLOCATED = frozenset({"allocated", "partially_allocated", "pending_approval", "released"})
 
@@ -75,8 +77,9 @@ class WholeTopicView:
             self.ready.set()
             self.on_ready()
             log.info(
-                "%s view ready: %s read to its end (%d records in %.1f s); following it",
+                "%s %s: %s read to its end (%d records in %.1f s); following it",
                 self.name,
+                VIEW_READY,
                 self.spec.name,
                 records,
                 time.monotonic() - began,
@@ -144,11 +147,12 @@ class LevelsView(WholeTopicView):
 
     Every worker follows every level the cluster writes (one per event applied), and routing
     reads few of them. The latest record of each SKU is kept as bytes, by its key (the SKU),
-    in a RocksDB database of the worker's own (``directory``, emptied at start: the view is
-    read whole again each time), and decoded when its SKU is read. Kept in the process, the
-    records took about 240 MB a million SKUs in every worker; decoded in the thread, they
-    took the worker's interpreter from the ledger for as long (a tenth of its time per
-    event). The thread writes each batch it reads as one RocksDB write batch.
+    in a RocksDB database of the worker's own (``directory``, emptied at each start by the
+    view's thread: the view is read whole again each time), and decoded when its SKU is
+    read. Kept in the process, the records took about 240 MB a million SKUs in every
+    worker; decoded in the thread, they took the worker's interpreter from the ledger for as
+    long (a tenth of its time per event). The thread writes each batch it reads as one
+    RocksDB write batch.
 
     A SKU's levels are written to one partition in the order of their versions (a replay
     writes the same versions again, in order); the version check still refuses one older

@@ -355,12 +355,11 @@ def test_the_worker_s_fetches_gather_records_instead_of_answering_per_record() -
 
     async def main() -> Any:
         app = LedgerApp("consumer-test", broker="kafka://127.0.0.1:9", autodiscover=False)
-        thread = app.consumer._new_consumer_thread()
+        thread = app.consumer._thread  # the thread the consumer made (never started)
         built = thread._create_worker_consumer(app.transport)
         fetch = (built._fetch_min_bytes, built._fetch_max_wait_ms)
         await built.stop()
         thread.thread_loop.close()
-        app.consumer._thread.thread_loop.close()
         return fetch
 
     assert (FETCH_MIN_BYTES, FETCH_MAX_WAIT_MS) == (32 * 1024, 5)
