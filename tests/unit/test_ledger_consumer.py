@@ -305,6 +305,60 @@ def test_a_batch_in_delivery_is_given_up_unread_when_the_flow_is_suspended() -> 
     assert waits == 1
 
 
+def test_records_fetched_while_a_seek_to_the_committed_offsets_runs_are_not_delivered() -> None:
+    """Given a ledger worker given back its input partition, committed at offset 100, whose
+    fetcher stands at offset 110 (an offset reset to the end of the log),
+    when records are fetched there while the streams' seek to the committed offsets waits
+    for the coordinator,
+    then none of them is delivered: once the seek ran, offsets 100..119 reach the agent in
+    order, and the ledger, which skips an event at or below the last one it applied,
+    applies every one of them."""
+
+    async def main() -> list[int]:
+        consumer, tp = _committed_at(COMMITTED)
+        consumer._set_active_tps({tp})
+        consumer.assignment = lambda: {tp}
+        position = [110]
+        answer = asyncio.Event()  # the coordinator's answer to the seek
+
+        async def fetched(active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109
+            await asyncio.sleep(0.001)
+            start = position[0]
+            position[0] = min(start + 5, 120)
+            return {tp: [SimpleNamespace(offset=o) for o in range(start, position[0])]}
+
+        async def seek_to_committed() -> dict[TP, int | None]:
+            await answer.wait()
+            position[0] = COMMITTED
+            return {tp: COMMITTED}
+
+        consumer._getmany = fetched
+        consumer._to_message = lambda tp_, record: _message(tp_, record.offset)
+        consumer.highwater = lambda tp_: 120
+        consumer.seek_to_committed = seek_to_committed
+        applied: list[int] = []
+
+        async def deliver(message: Any) -> None:
+            if not applied or message.offset > applied[-1]:  # the ledger's input position
+                applied.append(message.offset)
+            consumer.ack(message)
+
+        consumer.callback = deliver
+        seek = asyncio.create_task(consumer.perform_seek())  # Recovery._resume_streams
+        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        drain = asyncio.create_task(consumer._drain_messages(fetcher))
+        await asyncio.sleep(0.02)
+        answer.set()
+        await seek
+        for _ in range(50):
+            await asyncio.sleep(0.002)
+        fetcher._stopped.set()
+        drain.cancel()
+        return applied
+
+    assert asyncio.run(main()) == list(range(COMMITTED, 120))
+
+
 def test_the_worker_s_consumer_drains_per_fetched_batch() -> None:
     """Given the ledger's app, when its consumer class is looked at, then its drain loop is
     the batch-wise one, not Faust's per-message loop."""
