@@ -70,6 +70,17 @@ the partition read again from the committed offset, its acknowledgements forgott
 ledger skips what it applied by each SKU's input position; the order book drops events it
 has seen), so the missing offset is delivered again and the commit moves on.
 
+**A starved partition is fetched again.** Rarely, after partitions moved, one partition
+of a worker gets a record a second or none while thousands wait, the worker otherwise
+idle (both threads in ``select``), for a minute or more; the cause is not found. Every
+5 s the consumer looks, while it waits on fetches (not on a full stream) and no seek or
+recovery runs, for a partition whose last fetch showed records waiting past its read
+offset (or that was never fetched since it was assigned) and that got fewer than
+``CRAWL_EVENTS`` in ``STARVED_S`` seconds. It logs what held the partition (in Faust's
+fetch set or not, left out by a full stream buffer or not, records aiokafka holds for it),
+puts it back in the fetch set, and reads it again from the committed offset, as for a
+held commit.
+
 **Fetches gather records.** Faust leaves aiokafka's ``fetch_min_bytes`` at 1: under a
 light load each fetch answers with a record or two, and each request and answer is encoded
 and decoded in Python for every partition the worker holds, in the consumer's thread, which
@@ -94,11 +105,14 @@ from typing import Any
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP, Message
+from mode import Service
 
 log = logging.getLogger("stockflow.ledger")
 
 FAUST_VERSION = "0.15.3"
 HELD_REREAD_S = 30.0  # a commit held this long by one unacknowledged offset: read again
+STARVED_S = 20.0  # records waiting and fewer than CRAWL_EVENTS delivered in this long...
+CRAWL_EVENTS = 100  # ...while the consumer idled: the partition is starved
 
 
 # A fetch answers once this much is there or after this long (Faust leaves the first at
@@ -129,6 +143,8 @@ class SeekSafeConsumer(Consumer):
         self._first_fetched: dict[TP, int] = {}  # per partition, the lowest offset fetched
         self._held_since: dict[TP, float] = {}  # commits held by an unacknowledged offset
         self._rereads: set[asyncio.Task[None]] = set()
+        self._delivering = False  # a fetched batch is being handed to the streams
+        self._progress: dict[TP, tuple[int | None, float]] = {}  # read offset, since when
         self.clock = time.monotonic
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
@@ -256,6 +272,83 @@ class SeekSafeConsumer(Consumer):
         finally:
             self._seeks_ended += 1
 
+    @Service.timer(5.0)
+    async def _watch_starved(self) -> None:
+        self.find_starved()
+
+    def find_starved(self) -> list[TP]:
+        """Partitions with records waiting that got fewer than ``CRAWL_EVENTS`` delivered in
+        ``STARVED_S`` seconds while the consumer waited on fetches (not on a full stream):
+        each is logged with what holds it, put back among the partitions fetched, and read
+        again from its committed offset. Returns them."""
+        now = self.clock()
+        if not self.flow_active or self._seeking() or self._delivering or self.app.in_recovery:
+            self._progress.clear()  # busy, or a rebalance: every partition starts over
+            return []
+        starved = []
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        for tp in self.assignment():
+            if tp in self._paused_partitions or not acks_enabled_for(tp.topic):
+                continue
+            read = self._read_offset.get(tp)
+            waiting = self._waiting(tp, read)
+            start, since = self._progress.get(tp, (read, now))
+            if waiting is None or now - since < STARVED_S:
+                self._progress[tp] = (read, now) if waiting is None else (start, since)
+                continue
+            self._progress[tp] = (read, now)
+            if (read or 0) - (start or 0) < CRAWL_EVENTS:
+                self._feed(tp, read, waiting, now - since)
+                starved.append(tp)
+        return starved
+
+    def _waiting(self, tp: TP, read: int | None) -> int | None:
+        """Records known to wait in ``tp`` past the read offset, per the last fetch's high
+        watermark; -1 when ``tp`` was never fetched since it was assigned; None when none,
+        or when nothing was read or committed there (the position is the offset reset's)."""
+        committed = self._committed_offset.get(tp)
+        if read is None and committed is None:
+            return None
+        try:
+            highwater = self.highwater(tp)
+        except Exception:  # not (or no longer) assigned in the fetcher
+            return None
+        if highwater is None or highwater < 0:
+            return -1
+        position = read + 1 if read is not None else (committed or 0)
+        return highwater - position if highwater > position else None
+
+    def _feed(self, tp: TP, read: int | None, waiting: int, idle_s: float) -> None:
+        committed = self._committed_offset.get(tp)
+        log.warning(
+            "%s starved: %s records waiting, fewer than %d delivered in %.0f s while the "
+            "consumer idled (read offset %s, committed %s, in the fetch set %s, held back "
+            "by a full stream %s, fetched records held for it %s); fetching it again from "
+            "the committed offset",
+            tp,
+            waiting if waiting >= 0 else "unknown (never fetched since assigned)",
+            CRAWL_EVENTS,
+            idle_s,
+            read,
+            committed,
+            tp in self._get_active_partitions(),
+            tp in self._buffered_partitions,
+            self._fetcher_holds(tp),
+        )
+        self._buffered_partitions.discard(tp)
+        self._get_active_partitions().add(tp)
+        if committed:
+            task = asyncio.ensure_future(self._reread(tp, committed))
+            self._rereads.add(task)
+            task.add_done_callback(self._rereads.discard)
+
+    def _fetcher_holds(self, tp: TP) -> bool | None:
+        """Whether aiokafka's fetcher holds fetched records for ``tp`` (None when unknown)."""
+        try:
+            return tp in self._thread._ensure_consumer()._fetcher._records
+        except Exception:
+            return None
+
     async def _drain_messages(self, fetcher: Any) -> None:
         # Faust's loop (faust/transport/consumer.py, Consumer._drain_messages) with the
         # per-message wait_first moved around the batch: see the module's docstring.
@@ -278,7 +371,13 @@ class SeekSafeConsumer(Consumer):
                 # it waits for the flow to resume (Consumer._wait_next_records)
                 first = await anext(messages, None)
                 if first is not None:
-                    await self.wait_first(self._deliver(first, messages), self.suspend_flow.wait())
+                    self._delivering = True
+                    try:
+                        await self.wait_first(
+                            self._deliver(first, messages), self.suspend_flow.wait()
+                        )
+                    finally:
+                        self._delivering = False
                 unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -24,6 +24,7 @@ from streams.worker.consumer import (
     FETCH_MAX_WAIT_MS,
     FETCH_MIN_BYTES,
     HELD_REREAD_S,
+    STARVED_S,
     SeekSafeConsumer,
 )
 from streams.worker.producer import LedgerApp
@@ -401,6 +402,46 @@ def test_a_commit_held_by_an_offset_never_acknowledged_reads_the_partition_again
         return held + sought, late, consumer._new_offset(tp)
 
     assert asyncio.run(main()) == ([COMMITTED], None, 103)
+
+
+def test_a_partition_starved_while_the_consumer_idles_is_fetched_again() -> None:
+    """Given a consumer whose partition, committed at offset 100, has records up to 499
+    and is left out of the partitions fetched (its stream's buffer once full, the call
+    that puts it back lost),
+    when it delivered hundreds of records in one STARVED_S window and none in the next,
+    with the consumer idle, then only the second window finds it starved: it is fetched
+    again and read again from offset 100."""
+
+    async def main() -> tuple[list[Any], list[Any], bool, list[int]]:
+        consumer, tp = _committed_at(COMMITTED)
+        consumer.flow_active = True
+        consumer.assignment = lambda: {tp}
+        consumer.highwater = lambda tp_: 500
+        consumer._set_active_tps(set())
+        consumer._buffered_partitions.add(tp)
+        now = [1000.0]
+        consumer.clock = lambda: now[0]
+        sought: list[int] = []
+
+        async def seek(tp_: TP, offset: int) -> None:
+            sought.append(offset)
+
+        consumer._seek = seek
+        consumer._read_offset[tp] = 120
+        consumer.find_starved()
+        now[0] += STARVED_S
+        consumer._read_offset[tp] = 420  # delivering: not starved
+        moving = consumer.find_starved()
+        now[0] += STARVED_S
+        starved = consumer.find_starved()
+        await asyncio.sleep(0.01)
+        return moving, starved, tp in consumer._get_active_partitions(), sought
+
+    moving, starved, fetched, sought = asyncio.run(main())
+    assert moving == []
+    assert starved == [TP(TOPIC, 0)]
+    assert fetched
+    assert sought == [COMMITTED]
 
 
 def test_the_worker_s_fetches_gather_records_instead_of_answering_per_record() -> None:
