@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import tarfile
 import urllib.request
+from pathlib import Path
 
 from deploy.local.process import (
     ManagedProcess,
@@ -66,7 +67,7 @@ class Registry:
         partial = self.home / "unpack.partial"
         shutil.rmtree(partial, ignore_errors=True)
         with tarfile.open(archives[0]) as tar:
-            tar.extractall(partial, filter="data")
+            extract_safely(tar, partial)
         partial.rename(self.dist)
         for archive in archives:
             archive.unlink()
@@ -111,3 +112,33 @@ class Registry:
 
     def stop(self) -> bool:
         return self.process.stop(timeout=30)
+
+
+def extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
+    """Unpack ``tar`` into ``dest``, refusing members that would land outside it. Python
+    3.11.4 and later do that with the ``data`` filter; 3.11.0-3.11.3 (Debian's python3.11)
+    have no filters, so the members are checked here first."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    outside = member_outside(tar, dest)
+    if outside is not None:
+        raise StackError(f"the archive's member {outside!r} would land outside {dest}")
+    tar.extractall(dest)  # noqa: S202 (every member checked above)
+
+
+def member_outside(tar: tarfile.TarFile, dest: Path) -> str | None:
+    """The first member of ``tar`` that would be written, or link, outside ``dest``, or is a
+    device; None when there is none."""
+    root = dest.resolve()
+    for member in tar.getmembers():
+        target = (dest / member.name).resolve()
+        if member.issym():
+            linked = (target.parent / member.linkname).resolve()
+        elif member.islnk():
+            linked = (dest / member.linkname).resolve()
+        else:
+            linked = target
+        if member.isdev() or not (target.is_relative_to(root) and linked.is_relative_to(root)):
+            return member.name
+    return None
