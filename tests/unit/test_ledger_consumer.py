@@ -218,6 +218,20 @@ def _committed_at(offset: int) -> tuple[Any, TP]:
     return consumer, tp
 
 
+def _clocked(consumer: Any) -> tuple[list[float], list[int]]:
+    """Gives ``consumer`` a clock the test moves (``now[0]``) and records the offsets it
+    seeks to instead of seeking."""
+    now = [1000.0]
+    consumer.clock = lambda: now[0]
+    sought: list[int] = []
+
+    async def seek(tp_: TP, offset: int) -> None:
+        sought.append(offset)
+
+    consumer._seek = seek
+    return now, sought
+
+
 def _message(tp: TP, offset: int) -> faust.types.Message:
     return faust.types.Message(TOPIC, 0, offset, 0.0, 0, None, b"k", b"v", None, tp=tp)
 
@@ -378,14 +392,7 @@ def test_a_commit_held_by_an_offset_never_acknowledged_reads_the_partition_again
         message = functools.partial(_message, tp)
         consumer.flow_active = True
         consumer.assignment = lambda: {tp}
-        now = [1000.0]
-        consumer.clock = lambda: now[0]
-        sought: list[int] = []
-
-        async def seek(tp_: TP, offset: int) -> None:
-            sought.append(offset)
-
-        consumer._seek = seek
+        now, sought = _clocked(consumer)
 
         for offset in (101, 102):
             consumer.ack(message(offset))
@@ -419,14 +426,7 @@ def test_a_partition_starved_while_the_consumer_idles_is_fetched_again() -> None
         consumer.highwater = lambda tp_: 500
         consumer._set_active_tps(set())
         consumer._buffered_partitions.add(tp)
-        now = [1000.0]
-        consumer.clock = lambda: now[0]
-        sought: list[int] = []
-
-        async def seek(tp_: TP, offset: int) -> None:
-            sought.append(offset)
-
-        consumer._seek = seek
+        now, sought = _clocked(consumer)
         consumer._read_offset[tp] = 120
         consumer.find_starved()
         now[0] += STARVED_S
