@@ -274,7 +274,10 @@ class SeekSafeConsumer(Consumer):
 
     @Service.timer(5.0)
     async def _watch_starved(self) -> None:
-        self.find_starved()
+        try:
+            self.find_starved()
+        except Exception as exc:  # a look that failed must never stop the worker
+            log.warning("looking for starved partitions failed (%r)", exc)
 
     def find_starved(self) -> list[TP]:
         """Partitions with records waiting that got fewer than ``CRAWL_EVENTS`` delivered in
