@@ -181,7 +181,7 @@ class SeekSafeConsumer(Consumer):
         batch = super().getmany(timeout)
         try:
             async for tp, message in batch:
-                if self._seeks_begun != seeks or self._seeking():
+                if self._seeks_begun != seeks or self._seeks_ended != seeks:
                     # fetched before or while a seek moved the fetcher: from a position the
                     # seek replaces (an offset reset, say), not delivered
                     cut = True
@@ -252,6 +252,10 @@ class SeekSafeConsumer(Consumer):
             now - since,
             committed,
         )
+        self._read_again(tp, committed)
+
+    def _read_again(self, tp: TP, committed: int) -> None:
+        """Starts :meth:`_reread` in the background, keeping the task until it is done."""
         task = asyncio.ensure_future(self._reread(tp, committed))
         self._rereads.add(task)
         task.add_done_callback(self._rereads.discard)
@@ -295,14 +299,14 @@ class SeekSafeConsumer(Consumer):
                 continue
             read = self._read_offset.get(tp)
             waiting = self._waiting(tp, read)
-            start, since = self._progress.get(tp, (read, now))
-            if waiting is None or now - since < STARVED_S:
-                self._progress[tp] = (read, now) if waiting is None else (start, since)
-                continue
-            self._progress[tp] = (read, now)
-            if (read or 0) - (start or 0) < CRAWL_EVENTS:
-                self._feed(tp, read, waiting, now - since)
-                starved.append(tp)
+            start, since = self._progress.setdefault(tp, (read, now))
+            if waiting is None:
+                self._progress[tp] = (read, now)  # nothing waits: the window starts over
+            elif now - since >= STARVED_S:
+                self._progress[tp] = (read, now)
+                if (read or 0) - (start or 0) < CRAWL_EVENTS:
+                    self._feed(tp, read, waiting, now - since)
+                    starved.append(tp)
         return starved
 
     def _waiting(self, tp: TP, read: int | None) -> int | None:
@@ -341,9 +345,7 @@ class SeekSafeConsumer(Consumer):
         self._buffered_partitions.discard(tp)
         self._get_active_partitions().add(tp)
         if committed:
-            task = asyncio.ensure_future(self._reread(tp, committed))
-            self._rereads.add(task)
-            task.add_done_callback(self._rereads.discard)
+            self._read_again(tp, committed)
 
     def _fetcher_holds(self, tp: TP) -> bool | None:
         """Whether aiokafka's fetcher holds fetched records for ``tp`` (None when unknown)."""
