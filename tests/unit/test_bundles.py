@@ -198,12 +198,13 @@ def test_a_bundle_stock_event_becomes_its_components_events_with_stable_ids() ->
     When expanded
     Then each becomes one event per component, units times the composition, ids derived
     from the original (a redelivery expands to the same ids), the bundle as source_ref."""
-    out = expand_event(event("order_placed", "SET", 2, "e1"), CATALOGUE)
+    placed = event("order_placed", "SET", 2, "e1")  # stamped once: a redelivery is the same record
+    out = expand_event(placed, CATALOGUE)
     assert [(e["event_id"], e["sku"], e["qty"], e["source_ref"]) for e in out] == [
         ("e1|A", "A", 2, "bundle:SET"),
         ("e1|B", "B", 4, "bundle:SET"),
     ]
-    assert out == expand_event(event("order_placed", "SET", 2, "e1"), CATALOGUE)
+    assert out == expand_event(placed, CATALOGUE)
     cancelled = expand_event(event("order_cancelled", "SET", 0, "e2"), CATALOGUE)
     assert [(e["sku"], e["qty"]) for e in cancelled] == [("A", 0), ("B", 0)]
     assert expand_event(event("sale", "A", 1, "e3"), CATALOGUE)[0]["event_id"] == "e3"
